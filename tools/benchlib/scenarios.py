@@ -1,0 +1,50 @@
+"""The benchmark's scenarios: what each one sends, over what, and how it is bounded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the report."""
+
+    name: str
+    description: str
+    queries: str  # "hit" (100 names looped), "unique" (never seen), "fill" (exactly fill_names)
+    tcp: bool = False
+    rate: int | None = None  # fixed qps (dnsperf -Q), None = as fast as possible
+    latency: bool = False  # collect per-query latencies (dnsperf -v)
+    fresh_per_rep: bool = False  # restart both servers for every repetition (empty cache)
+    fill_names: int = 0
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("udp-hit", "cache hits over UDP", "hit"),
+        Scenario("udp-miss", "cache misses over UDP (unique names)", "unique"),
+        Scenario("tcp-hit", "cache hits over TCP", "hit", tcp=True),
+        Scenario("latency", "cache hits over UDP at a fixed 10,000 qps", "hit",
+                 rate=10_000, latency=True),
+        Scenario("cache-fill", "fill a 100,000-entry cache with 100,000 unique names, RSS after",
+                 "fill", fresh_per_rep=True, fill_names=100_000),
+    )
+}
+
+DEFAULT_ORDER = tuple(SCENARIOS)
+
+
+def parse_list(text: str) -> list[Scenario]:
+    """Scenarios from a comma-separated list ("all" for every one).
+
+    :raises ValueError: naming an unknown scenario.
+    """
+    if text.strip() == "all":
+        return [SCENARIOS[n] for n in DEFAULT_ORDER]
+    out = []
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        if name not in SCENARIOS:
+            raise ValueError(f"unknown scenario {name!r}; known: {', '.join(DEFAULT_ORDER)}")
+        out.append(SCENARIOS[name])
+    return out
