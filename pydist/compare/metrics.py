@@ -1,0 +1,54 @@
+"""Scraping /metrics from both sides and comparing what the replayed traffic should move identically."""
+from __future__ import annotations
+
+import re
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pydist.compare.diff import Difference
+
+# counters that identical traffic must move identically (timing-free ones only)
+COMPARED = re.compile(
+    r"^dnsdist_(queries|responses|rdqueries|empty_queries|acl_drops|rule_(drop|nxdomain|refused|servfail|truncated)"
+    r"|self_answered|no_policy|noncompliant_(queries|responses)|cache_(hits|misses)|frontend_(noerror|nxdomain|servfail)"
+    r"|dyn_blocked|trunc_failures|rule_hits|pool_cache_(hits|misses|entries)|server_(queries|responses|drops)"
+    r"|frontend_(queries|responses))$")
+
+
+def scrape(port: int, api_key: str, timeout: float = 5.0) -> dict[str, float]:
+    """`name{labels}` -> value of one side's /metrics."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"X-API-Key": api_key})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        text = resp.read().decode("utf-8", "replace")
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def _rule_hits(samples: dict[str, float]) -> list[float]:
+    return sorted(v for k, v in samples.items() if k.startswith("dnsdist_rule_hits{"))
+
+
+def compare_metrics(a: dict[str, float], b: dict[str, float], normalize_a, normalize_b) -> list[Difference]:
+    """Metric names present on one side only, and compared counters that differ."""
+    na = {normalize_a(k): v for k, v in a.items()}
+    nb = {normalize_b(k): v for k, v in b.items()}
+    names_a = {k.split("{", 1)[0] for k in na}
+    names_b = {k.split("{", 1)[0] for k in nb}
+    diffs: list[Difference] = []
+    if names_a != names_b:
+        diffs.append(Difference("metric-names", f"only on side A: {sorted(names_a - names_b)[:8]}; "
+                                                f"only on side B: {sorted(names_b - names_a)[:8]}"))
+    for key in sorted(set(na) & set(nb)):
+        name = key.split("{", 1)[0]
+        if name == "dnsdist_rule_hits" or not COMPARED.match(name):
+            continue
+        if na[key] != nb[key]:
+            diffs.append(Difference("metric-value", f"{key}: {na[key]:g} vs {nb[key]:g}"))
+    if _rule_hits(a) != _rule_hits(b):
+        diffs.append(Difference("metric-value", f"dnsdist_rule_hits: {_rule_hits(a)} vs {_rule_hits(b)}"))
+    return diffs

@@ -1,0 +1,40 @@
+"""Free loopback ports, and a side-effect-free test of whether someone has bound one."""
+from __future__ import annotations
+
+import errno
+import socket
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port currently free for both TCP and UDP on host."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise OSError("no free loopback port")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Distinct free ports."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def is_bound(port: int, kind: int, host: str = "127.0.0.1") -> bool:
+    """True when another socket holds (host, port); probing by bind sends no packet."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
