@@ -52,6 +52,21 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def rss_growth_notes(results: dict[str, dict[str, SideResult]]) -> list[str]:
+    """For scenarios that restart servers (cache-fill): RSS before the run, after, and growth."""
+    notes = []
+    for name, sides in results.items():
+        parts = []
+        for label, side in sides.items():
+            m = side.medians()
+            if m["rss_idle_kib"] is not None and m["rss_kib"] is not None:
+                parts.append(f"{label} {_mib(m['rss_idle_kib'])} -> {_mib(m['rss_kib'])} "
+                             f"(+{_mib(m['rss_kib'] - m['rss_idle_kib'])})")
+        if parts:
+            notes.append(f"# {name} RSS before -> after: " + ", ".join(parts))
+    return notes
+
+
 def to_json(header: dict[str, object], scenarios: Sequence[Scenario],
             results: dict[str, dict[str, SideResult]]) -> str:
     """The whole benchmark as JSON: header, then per scenario both sides' runs and medians."""
