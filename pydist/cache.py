@@ -1,0 +1,588 @@
+"""dnsdist's packet cache: same key, matching rules, TTL handling and stats, in front of which
+sits an exact-bytes index of ready-to-send answers (ARCHITECTURE rule 3).
+
+Internally an entry is keyed on the bytes that feed dnsdist's 32-bit burtle hash (header bytes
+2..11, lowercased qname, what follows the qname with skipped EDNS option contents removed), in
+one dict per transport. That makes a lookup one C-speed dict probe and collisions impossible; the
+burtle key itself is computed only by ``dump()``, where users see it.
+
+Known differences from dnsdist 1.7.3 (all invisible on the wire):
+* shard assignment uses Python's ``hash(key)`` instead of ``burtle % shards`` (same capacity rule,
+  maxEntries // shards per shard, but which entry lands in which shard differs);
+* true 32-bit hash collisions cannot happen, so ``lookup_collisions``/``insert_collisions`` only
+  count the cases where the key matches but the identity does not (flags sent to the backend
+  differ from the query's flags, or the ECS subnet differs when parseECS is on);
+* the shard locks do not exist (one thread), so ``deferred_inserts``/``deferred_lookups`` stay 0.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Union
+
+from pydist.dns.burtle import burtle, burtle_ci
+from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
+
+CacheKey = Union[bytes, tuple]
+"""bytes, or a 1-tuple of bytes when skipped EDNS option contents were cut out of the key
+(a different type, so it can never equal a plain key with the same bytes)."""
+
+MAX_ENTRY_SIZE = 4096
+_RCODE_SERVFAIL = 2
+_RCODE_NXDOMAIN = 3
+_RCODE_REFUSED = 5
+_OPT_COOKIE = 10
+_OPT_ECS = 8
+_QTYPE_ANY = 255
+_ONE_QUESTION_ONE_ADDITIONAL = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_RD_CD_MASK_HI = 0x01  # RD is the low bit of header byte 2
+_RD_CD_MASK_LO = 0x10  # CD is bit 4 of header byte 3
+_U32 = struct.Struct("!I")
+
+
+class _Entry:
+    """One cached answer: the backend's bytes, when it was added, when it expires."""
+
+    __slots__ = ("response", "added", "validity", "offsets", "ident")
+
+    def __init__(self, response: bytes, added: int, validity: int,
+                 offsets: tuple[int, ...], ident: object) -> None:
+        self.response = response
+        self.added = added
+        self.validity = validity  # set to 0 when removed, so exact-level records see it die
+        self.offsets = offsets
+        self.ident = ident  # None, or (flags sent to backend, ECS subnet) when not implied by key
+
+
+class _Exact:
+    """A ready-to-send answer for one exact query (bytes after the ID), re-aged once a second."""
+
+    __slots__ = ("buf", "entry", "validity", "second")
+
+    def __init__(self, buf: bytearray, entry: _Entry, second: int) -> None:
+        self.buf = buf
+        self.entry = entry
+        self.validity = entry.validity
+        self.second = second
+
+
+def _rd_cd_restored(buf: bytearray, query: bytes, orig_flags: int | None) -> None:
+    """Put the query's original RD and CD bits into the answer's flags (dnsdist restoreFlags)."""
+    if orig_flags is None:
+        hi, lo = query[2], query[3]
+    else:
+        hi, lo = orig_flags >> 8, orig_flags & 0xFF
+    buf[2] = (buf[2] & ~_RD_CD_MASK_HI & 0xFF) | (hi & _RD_CD_MASK_HI)
+    buf[3] = (buf[3] & ~_RD_CD_MASK_LO & 0xFF) | (lo & _RD_CD_MASK_LO)
+
+
+def _quirky_rdlen(hi: int, lo: int) -> int:
+    """The OPT rdlen as dnsdist's hashAfterQname reads it: through a signed char (lo >= 128
+    loses 256), which sends such packets down the 'hash everything raw' branch."""
+    return (hi * 256 + lo - (256 if lo >= 128 else 0)) & 0xFFFF
+
+
+def _client_subnet(query: bytes, qname_end: int) -> tuple | None:
+    """The ECS source (family, prefix, masked address) of a one-question EDNS query, or None."""
+    if len(query) < qname_end + 15 or query[4:12] != _ONE_QUESTION_ONE_ADDITIONAL:
+        return None
+    pos = qname_end + 4
+    if query[pos] != 0 or query[pos + 1:pos + 3] != b"\x00\x29":
+        return None
+    rdlen = int.from_bytes(query[pos + 9:pos + 11], "big")
+    pos += 11
+    end = min(len(query), pos + rdlen)
+    while pos + 4 <= end:
+        code = int.from_bytes(query[pos:pos + 2], "big")
+        olen = int.from_bytes(query[pos + 2:pos + 4], "big")
+        data = query[pos + 4:pos + 4 + olen]
+        if code == _OPT_ECS and len(data) >= 4:
+            family, prefix = int.from_bytes(data[0:2], "big"), data[2]
+            addr = bytearray(data[4:])
+            full, rest = divmod(prefix, 8)
+            del addr[full + (1 if rest else 0):]
+            if rest and addr:
+                addr[-1] &= (0xFF << (8 - rest)) & 0xFF
+            return (family, prefix, bytes(addr))
+        pos += 4 + olen
+    return None
+
+
+def _name_to_text(wire: bytes) -> str:
+    """Presentation form of an uncompressed wire name, escaped like pdns DNSName::toString."""
+    labels = []
+    pos = 0
+    while pos < len(wire) and wire[pos] != 0:
+        length = wire[pos]
+        label = wire[pos + 1:pos + 1 + length]
+        pos += 1 + length
+        out = []
+        for c in label:
+            if c in (0x2E, 0x5C):
+                out.append("\\" + chr(c))
+            elif c <= 0x20 or c >= 0x7F:
+                out.append("\\%03d" % c)
+            else:
+                out.append(chr(c))
+        labels.append("".join(out))
+    return ".".join(labels) + "." if labels else "."
+
+
+def _text_to_wire(name: str) -> bytes:
+    """Lowercased wire form of a presentation name (\\DDD and \\X escapes understood)."""
+    name = name.strip()
+    if name in ("", "."):
+        return b"\x00"
+    labels: list[bytes] = []
+    cur = bytearray()
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == "\\" and i + 1 < len(name):
+            if name[i + 1:i + 4].isdigit() and len(name[i + 1:i + 4]) == 3:
+                cur.append(int(name[i + 1:i + 4]))
+                i += 4
+                continue
+            cur += name[i + 1].encode("latin-1")
+            i += 2
+            continue
+        if c == ".":
+            labels.append(bytes(cur))
+            cur = bytearray()
+        else:
+            cur += c.encode("latin-1")
+        i += 1
+    if cur:
+        labels.append(bytes(cur))
+    return (b"".join(bytes([len(x)]) + x for x in labels) + b"\x00").lower()
+
+
+def _qname_len(wire: bytes, start: int) -> int:
+    """Length of the uncompressed name at ``start`` (labels plus the root byte)."""
+    pos = start
+    while pos < len(wire) and wire[pos] != 0:
+        if wire[pos] >= 0xC0:
+            return pos + 2 - start
+        pos += 1 + wire[pos]
+    return pos + 1 - start
+
+
+class PacketCache:
+    """A dnsdist packet cache (newPacketCache) with an exact-bytes fast level for hits."""
+
+    def __init__(self, max_entries: int, *, max_ttl: int = 86400, min_ttl: int = 0,
+                 temporary_failure_ttl: int = 60, max_negative_ttl: int = 3600,
+                 stale_ttl: int = 60, dont_age: bool = False, number_of_shards: int = 20,
+                 deferrable_insert_lock: bool = True, parse_ecs: bool = False,
+                 keep_stale_data: bool = False, cookie_hashing: bool = False,
+                 skip_options: tuple[int, ...] | list[int] = ()) -> None:
+        self.warnings: list[str] = []
+        if max_entries == 0:
+            self.warnings.append("The number of entries in the packet cache is set to 0, raising to 1")
+            max_entries = 1
+        if max_entries < number_of_shards:
+            self.warnings.append(
+                f"The number of entries ({max_entries}) in the packet cache is smaller than the "
+                f"number of shards ({number_of_shards}), decreasing the number of shards to {max_entries}")
+            number_of_shards = max_entries
+        self.max_entries = max_entries
+        self.max_ttl = max_ttl
+        self.min_ttl = min_ttl
+        self.temporary_failure_ttl = temporary_failure_ttl
+        self.max_negative_ttl = max_negative_ttl
+        self.stale_ttl = stale_ttl
+        self.dont_age = dont_age
+        self.number_of_shards = number_of_shards
+        self.deferrable_insert_lock = deferrable_insert_lock
+        self.parse_ecs = parse_ecs
+        self.keep_stale_data = keep_stale_data
+        self.cookie_hashing = cookie_hashing
+        skipped = set(skip_options)
+        if cookie_hashing:
+            skipped.discard(_OPT_COOKIE)  # verified against 1.7.3, even when in skipOptions
+        else:
+            skipped.add(_OPT_COOKIE)
+        self.skip_options = frozenset(skipped)
+        self._shard_capacity = max_entries // number_of_shards
+        self._shard_counts = [0] * number_of_shards
+        # [tcp, udp]: one dict per transport, so the UDP/TCP byte of dnsdist's key is implied.
+        self._maps: tuple[dict[CacheKey, _Entry], dict[CacheKey, _Entry]] = ({}, {})
+        self._exact: tuple[dict[bytes, _Exact], dict[bytes, _Exact]] = ({}, {})
+        self._exact_limit = max(max_entries, 1)
+        self.hits = 0
+        self.misses = 0
+        self.deferred_inserts = 0
+        self.deferred_lookups = 0
+        self.lookup_collisions = 0
+        self.insert_collisions = 0
+        self.ttl_too_shorts = 0
+
+    # ------------------------------------------------------------------ key
+
+    def make_key(self, query: bytes, qname_end: int) -> CacheKey | None:
+        """The normalised bytes that feed dnsdist's hash, minus the transport byte."""
+        size = len(query)
+        if size < 12 or qname_end < 13 or qname_end > size:
+            return None
+        if (self.skip_options and size > qname_end + 15
+                and query[4:12] == _ONE_QUESTION_ONE_ADDITIONAL
+                and (query[qname_end + 13] or query[qname_end + 14])):
+            cut = self._cut_skipped_options(query, qname_end)
+            if cut is not None:
+                return (query[2:12] + query[12:qname_end].lower() + cut,)
+        return query[2:12] + query[12:qname_end].lower() + query[qname_end:]
+
+    def _cut_skipped_options(self, query: bytes, pos: int) -> bytes | None:
+        """What follows the qname with skipped options' contents removed (hashAfterQname's
+        walk); None when nothing was removed."""
+        size = len(query)
+        out = [query[pos:pos + 15]]
+        rdlen = _quirky_rdlen(query[pos + 13], query[pos + 14])
+        pos += 15
+        if rdlen > size - pos:
+            return None
+        removed = False
+        read = 0
+        skip = self.skip_options
+        while pos < size and read < rdlen and rdlen - read >= 4:
+            code = (query[pos] << 8) | query[pos + 1]
+            olen = (query[pos + 2] << 8) | query[pos + 3]
+            if olen > rdlen - read - 4:
+                break
+            if code in skip:
+                out.append(query[pos:pos + 4])
+                removed = removed or olen > 0
+            else:
+                out.append(query[pos:pos + 4 + olen])
+            pos += 4 + olen
+            read += 4 + olen
+        if not removed:
+            return None
+        out.append(query[pos:])
+        return b"".join(out)
+
+    def _pieces(self, key: CacheKey, udp: bool) -> int:
+        """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
+        raw = key[0] if isinstance(key, tuple) else key
+        qlen = _qname_len(raw, 10)
+        header, qname, rest = raw[:10], raw[10:10 + qlen], raw[10 + qlen:]
+        h = burtle(header, 0)
+        h = burtle_ci(qname, h)
+        if rest:
+            h = self._hash_after_qname(b"\x00\x00" + header + qname + rest,
+                                       12 + qlen, h, isinstance(key, tuple))
+        return burtle(b"\x01" if udp else b"\x00", h)
+
+    def _hash_after_qname(self, packet: bytes, pos: int, h: int, cut: bool) -> int:
+        """PacketCache::hashAfterQname over ``packet`` (skipped contents absent when ``cut``)."""
+        size = len(packet)
+        if not self.skip_options:
+            return burtle(packet[pos:], h)
+        if packet[4:12] != _ONE_QUESTION_ONE_ADDITIONAL or pos + 15 >= size:
+            return burtle(packet[pos:], h) if size > pos else h
+        h = burtle(packet[pos:pos + 15], h)
+        rdlen = _quirky_rdlen(packet[pos + 13], packet[pos + 14])
+        pos += 15
+        if rdlen > size - pos and not cut:
+            return burtle(packet[pos:], h) if pos < size else h
+        read = 0
+        while pos < size and read < rdlen and rdlen - read >= 4:
+            code = (packet[pos] << 8) | packet[pos + 1]
+            olen = (packet[pos + 2] << 8) | packet[pos + 3]
+            if olen > rdlen - read - 4:
+                return burtle(packet[pos:], h) if size > pos else h
+            if code in self.skip_options:
+                h = burtle(packet[pos:pos + 4], h)
+                pos += 4 if cut else 4 + olen
+            else:
+                h = burtle(packet[pos:pos + 4 + olen], h)
+                pos += 4 + olen
+            read += 4 + olen
+        if pos < size:
+            h = burtle(packet[pos:], h)
+        return h
+
+    # ------------------------------------------------------------------ hot path
+
+    def lookup(self, query: bytes, qname_end: int, udp: bool, now: float,
+               stale_ok_for: int = 0, orig_flags: int | None = None,
+               exact: bool = True) -> tuple[bytearray | None, CacheKey | None]:
+        """dnsdist's cache get: (answer ready to send or None, key to pass to insert).
+
+        ``orig_flags`` are the query's flags as the client sent them, when rules changed them
+        (RD and CD come back from them). ``exact=False`` keeps this hit out of the exact level
+        (for packet paths whose rules may rewrite the query).
+        """
+        key = self.make_key(query, qname_end)
+        if key is None:
+            return None, None
+        entry = self._maps[udp].get(key)
+        if entry is None:
+            self.misses += 1
+            return None, key
+        now_s = int(now)
+        stale = False
+        if entry.validity <= now_s:
+            if now_s - entry.validity >= stale_ok_for:
+                self.misses += 1
+                return None, key
+            stale = True
+        if (entry.ident is not None or self.parse_ecs) and not self._ident_matches(
+                entry, query, qname_end):
+            self.lookup_collisions += 1
+            return None, key
+        response = entry.response
+        buf = bytearray(response)
+        buf[0:2] = query[0:2]
+        if len(response) > 12:
+            if len(response) < qname_end:
+                return None, key
+            buf[12:qname_end] = query[12:qname_end]
+        _rd_cd_restored(buf, query, orig_flags)
+        if not self.dont_age:
+            if stale:
+                set_ttls_at(buf, entry.offsets, self.stale_ttl)
+            else:
+                age_ttls_at(buf, entry.offsets, now_s - entry.added)
+        self.hits += 1
+        if exact and not stale and (orig_flags is None or orig_flags == (query[2] << 8 | query[3])):
+            ex = self._exact[udp]
+            if len(ex) >= self._exact_limit:
+                ex.clear()
+            ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
+        return buf, key
+
+    def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
+        """The exact-bytes level: a shared ready-to-send buffer (query ID already in it), or None.
+
+        The buffer is reused by the next call for the same query: send it before calling again.
+        """
+        rec = self._exact[udp].get(query[2:])
+        if rec is None:
+            return None
+        entry = rec.entry
+        if entry.validity != rec.validity or now_s >= rec.validity:
+            return None
+        buf = rec.buf
+        if rec.second != now_s:
+            rec.second = now_s
+            if not self.dont_age:
+                delta = now_s - entry.added
+                src = entry.response
+                unpack, pack = _U32.unpack_from, _U32.pack_into
+                for off in entry.offsets:
+                    ttl = unpack(src, off)[0]
+                    pack(buf, off, ttl - delta if ttl > delta else 0)
+        buf[0:2] = query[0:2]
+        self.hits += 1
+        return buf
+
+    def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
+               response: bytes, now: float, temp_failure_ttl: int | None = None,
+               orig_flags: int | None = None) -> None:
+        """Store a backend answer under the key its query was looked up with (facts §4.2)."""
+        size = len(response)
+        if size < 12 or size > MAX_ENTRY_SIZE:
+            return
+        rcode = response[3] & 0x0F
+        if rcode == _RCODE_SERVFAIL or rcode == _RCODE_REFUSED:
+            lifetime = self.temporary_failure_ttl if temp_failure_ttl is None else temp_failure_ttl
+            if lifetime == 0:
+                return
+            offsets = ttl_offsets(response)
+        else:
+            lifetime, soa, offsets = min_ttl_and_soa(response)
+            if lifetime is None:
+                return
+            if rcode == _RCODE_NXDOMAIN or (rcode == 0 and soa):
+                lifetime = min(lifetime, self.max_negative_ttl)
+            elif lifetime > self.max_ttl:
+                lifetime = self.max_ttl
+            if lifetime < self.min_ttl:
+                self.ttl_too_shorts += 1
+                return
+        key = lookup_key if lookup_key is not None else self.make_key(query, qname_end)
+        if key is None:
+            return
+        shard = hash(key) % self.number_of_shards
+        if self._shard_counts[shard] >= self._shard_capacity:
+            return
+        now_s = int(now)
+        ident = self._ident_of(query, qname_end, orig_flags)
+        new = _Entry(bytes(response), now_s, now_s + lifetime, offsets, ident)
+        cache = self._maps[udp]
+        old = cache.get(key)
+        if old is None:
+            cache[key] = new
+            self._shard_counts[shard] += 1
+            return
+        if old.validity > now_s and old.ident != ident:
+            self.insert_collisions += 1
+            return
+        if new.validity <= old.validity:
+            return
+        old.validity = 0
+        cache[key] = new
+
+    def _ident_of(self, query: bytes, qname_end: int, orig_flags: int | None) -> object:
+        """What dnsdist compares beyond the key: None when the key already implies it."""
+        subnet = _client_subnet(query, qname_end) if self.parse_ecs else None
+        flags = query[2] << 8 | query[3]
+        if subnet is None and (orig_flags is None or orig_flags == flags):
+            return None
+        return (flags if orig_flags is None else orig_flags, subnet)
+
+    def _ident_matches(self, entry: _Entry, query: bytes, qname_end: int) -> bool:
+        """cachedValueMatches for the parts not in the key: query flags and ECS subnet."""
+        subnet = _client_subnet(query, qname_end) if self.parse_ecs else None
+        flags = query[2] << 8 | query[3]
+        if entry.ident is None:
+            return subnet is None
+        return entry.ident == (flags, subnet)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def _entries_by_shard(self):
+        """Every (transport, key, entry, shard) in a stable order."""
+        n = self.number_of_shards
+        for udp in (0, 1):
+            for key, entry in list(self._maps[udp].items()):
+                yield udp, key, entry, hash(key) % n
+
+    def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
+        entry = self._maps[udp].pop(key)
+        entry.validity = 0
+        self._shard_counts[shard] -= 1
+
+    def purge_expired(self, upto: int, now: float) -> int:
+        """Remove expired entries until each shard holds at most upto // shards; count them."""
+        now_s = int(now)
+        per_shard = upto // self.number_of_shards
+        counts = self._shard_counts
+        removed = 0
+        for udp, key, entry, shard in self._entries_by_shard():
+            if counts[shard] > per_shard and entry.validity <= now_s:
+                self._remove(udp, key, shard)
+                removed += 1
+        return removed
+
+    def expunge(self, upto: int = 0) -> int:
+        """Remove entries, expired or not, until each shard holds at most upto // shards."""
+        per_shard = upto // self.number_of_shards
+        counts = self._shard_counts
+        removed = 0
+        for udp, key, _entry, shard in self._entries_by_shard():
+            if counts[shard] > per_shard:
+                self._remove(udp, key, shard)
+                removed += 1
+        if upto == 0:
+            self._exact[0].clear()
+            self._exact[1].clear()
+        return removed
+
+    def expunge_by_name(self, name: str, qtype: int = _QTYPE_ANY,
+                        suffix_match: bool = False) -> int:
+        """Remove the entries for ``name`` (or names under it) and ``qtype`` (255 = any)."""
+        wire = _text_to_wire(name)
+        removed = 0
+        for udp, key, _entry, shard in self._entries_by_shard():
+            raw = key[0] if isinstance(key, tuple) else key
+            qlen = _qname_len(raw, 10)
+            qname = raw[10:10 + qlen]
+            if qname != wire and not (suffix_match and self._is_part_of(qname, wire)):
+                continue
+            if qtype != _QTYPE_ANY and int.from_bytes(raw[10 + qlen:12 + qlen], "big") != qtype:
+                continue
+            self._remove(udp, key, shard)
+            removed += 1
+        return removed
+
+    @staticmethod
+    def _is_part_of(qname: bytes, zone: bytes) -> bool:
+        """DNSName::isPartOf on lowercased wire names: ``qname`` equals or is under ``zone``."""
+        pos = 0
+        while pos < len(qname):
+            if qname[pos:] == zone:
+                return True
+            if qname[pos] == 0:
+                return False
+            pos += 1 + qname[pos]
+        return False
+
+    def maintenance(self, now: float, cleaning_percentage: int = 100,
+                    any_server_up: bool = True) -> int:
+        """The periodic cleaning (setCacheCleaningDelay/Percentage); keepStaleData holds it
+        while no server of a pool using this cache is up."""
+        if self.keep_stale_data and not any_server_up:
+            return 0
+        upto = self.max_entries * (100 - cleaning_percentage) // 100
+        return self.purge_expired(upto, now)
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def entries(self) -> int:
+        """Number of stored entries (both transports)."""
+        return len(self._maps[0]) + len(self._maps[1])
+
+    def is_full(self) -> bool:
+        """dnsdist isFull(): entries >= maxEntries."""
+        return self.entries >= self.max_entries
+
+    def to_string(self) -> str:
+        """``pc:toString()``: ``entries/maxEntries``."""
+        return f"{self.entries}/{self.max_entries}"
+
+    def get_stats(self) -> dict[str, int]:
+        """``pc:getStats()`` map."""
+        return {
+            "entries": self.entries,
+            "maxEntries": self.max_entries,
+            "hits": self.hits,
+            "misses": self.misses,
+            "deferredInserts": self.deferred_inserts,
+            "deferredLookups": self.deferred_lookups,
+            "lookupCollisions": self.lookup_collisions,
+            "insertCollisions": self.insert_collisions,
+            "ttlTooShorts": self.ttl_too_shorts,
+        }
+
+    def print_stats(self) -> str:
+        """``pc:printStats()`` text, one line each, as dnsdist prints it."""
+        return (f"Entries: {self.entries}/{self.max_entries}\n"
+                f"Hits: {self.hits}\n"
+                f"Misses: {self.misses}\n"
+                f"Deferred inserts: {self.deferred_inserts}\n"
+                f"Deferred lookups: {self.deferred_lookups}\n"
+                f"Lookup Collisions: {self.lookup_collisions}\n"
+                f"Insert Collisions: {self.insert_collisions}\n"
+                f"TTL Too Shorts: {self.ttl_too_shorts}\n")
+
+    def dump_lines(self, now: float) -> list[str]:
+        """The lines ``pc:dump(file)`` writes, with dnsdist's burtle key, shard by shard."""
+        import dns.rdatatype  # slow path only
+
+        now_s = int(now)
+        rows = []
+        for udp in (0, 1):
+            for key, entry in self._maps[udp].items():
+                k = self._pieces(key, bool(udp))
+                rows.append((k % self.number_of_shards, k, udp, entry))
+        rows.sort(key=lambda r: r[0])
+        lines = ["; dnsdist's packet cache dump follows\n", ";\n"]
+        for _shard, k, udp, entry in rows:
+            resp = entry.response
+            qlen = _qname_len(resp, 12) if len(resp) > 12 else 0
+            qname = _name_to_text(resp[12:12 + qlen]) if qlen else "."
+            qtype = int.from_bytes(resp[12 + qlen:14 + qlen], "big") if qlen else 0
+            lines.append(f"{qname} {entry.validity - now_s} {dns.rdatatype.to_text(qtype)} ; "
+                         f"rcode {resp[3] & 0x0F}, key {k}, length {len(resp)}, "
+                         f"received over UDP {udp}, added {entry.added}\n")
+        return lines
+
+    def dump(self, path: str, now: float) -> int:
+        """``pc:dump(file)``: write every entry to ``path``; returns the entry count."""
+        lines = self.dump_lines(now)
+        with open(path, "w", encoding="utf-8") as fp:
+            fp.writelines(lines)
+        return len(lines) - 2

@@ -1,0 +1,131 @@
+"""TTL walks over wire-format DNS answers, as dnsdist's ageDNSPacket/getDNSPacketMinTTL do.
+
+Pure functions on bytes that never raise: a truncated or garbled packet is walked as far as it
+goes (like pdns's DNSPacketMangler, which stops at the first out-of-range read). The walk skips
+every question, then visits each RR of answer, authority and additional, stopping at the first
+OPT RR. Compression pointers are skipped, never followed.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_TYPE_OPT = 41
+_TYPE_SOA = 6
+_CLASS_IN = 1
+NO_TTL = 0xFFFFFFFF
+"""What dnsdist's getDNSPacketMinTTL returns when it saw no RR (UINT32_MAX)."""
+
+
+def skip_name(buf: bytes, pos: int) -> int:
+    """Offset just past the wire name at ``pos`` (a pointer ends it), or -1 if it runs off."""
+    end = len(buf)
+    while True:
+        if pos >= end:
+            return -1
+        length = buf[pos]
+        pos += 1
+        if length == 0:
+            return pos
+        if length >= 0xC0:
+            pos += 1
+            return pos if pos <= end else -1
+        pos += length
+
+
+def _walk(resp: bytes) -> tuple[list[int], int, bool]:
+    """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority'."""
+    offsets: list[int] = []
+    min_ttl = NO_TTL
+    soa = False
+    end = len(resp)
+    if end < 12:
+        return offsets, min_ttl, soa
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!4H", resp, 4)
+    pos = 12
+    for _ in range(qdcount):
+        pos = skip_name(resp, pos)
+        if pos < 0 or pos + 4 > end:
+            return offsets, min_ttl, soa
+        pos += 4
+    auth_end = ancount + nscount
+    for n in range(ancount + nscount + arcount):
+        pos = skip_name(resp, pos)
+        if pos < 0 or pos + 4 > end:
+            break
+        rtype, rclass = struct.unpack_from("!HH", resp, pos)
+        pos += 4
+        if rtype == _TYPE_OPT:
+            break
+        if rtype == _TYPE_SOA and rclass == _CLASS_IN and ancount <= n < auth_end:
+            soa = True
+        if pos + 4 > end:
+            break
+        ttl = _U32.unpack_from(resp, pos)[0]
+        offsets.append(pos)
+        if ttl < min_ttl:
+            min_ttl = ttl
+        pos += 4
+        if pos + 2 > end:
+            break
+        pos += 2 + _U16.unpack_from(resp, pos)[0]
+        if pos > end:
+            break
+    return offsets, min_ttl, soa
+
+
+def ttl_offsets(resp: bytes) -> tuple[int, ...]:
+    """Offsets of every RR TTL that dnsdist would age, so a stored answer is walked only once."""
+    return tuple(_walk(resp)[0])
+
+
+def min_ttl(resp: bytes) -> int | None:
+    """Smallest RR TTL (answer+authority+additional, up to OPT); None if no RR was found.
+
+    Like dnsdist, a TTL of exactly 0xFFFFFFFF is indistinguishable from 'no RR'.
+    """
+    value = _walk(resp)[1]
+    return None if value == NO_TTL else value
+
+
+def has_soa_in_authority(resp: bytes) -> bool:
+    """True if an IN SOA sits in the authority section (a NODATA answer's negative TTL)."""
+    return _walk(resp)[2]
+
+
+def min_ttl_and_soa(resp: bytes) -> tuple[int | None, bool, tuple[int, ...]]:
+    """All three results of one walk: what the cache needs at insert time."""
+    offsets, value, soa = _walk(resp)
+    return (None if value == NO_TTL else value), soa, tuple(offsets)
+
+
+def age_ttls_at(buf: bytearray, offsets: tuple[int, ...], delta: int) -> None:
+    """Decrement the TTLs at ``offsets`` by ``delta`` seconds, floor 0, in place."""
+    if delta <= 0:
+        return
+    unpack = _U32.unpack_from
+    pack = _U32.pack_into
+    for off in offsets:
+        ttl = unpack(buf, off)[0]
+        pack(buf, off, ttl - delta if ttl > delta else 0)
+
+
+def set_ttls_at(buf: bytearray, offsets: tuple[int, ...], ttl: int) -> None:
+    """Write ``ttl`` at every offset (stale answers); 0 writes nothing, as dnsdist's visitor."""
+    if ttl == 0:
+        return
+    pack = _U32.pack_into
+    for off in offsets:
+        pack(buf, off, ttl)
+
+
+def age_ttls(resp: bytearray, delta: int) -> None:
+    """Decrement every RR TTL (all sections, stop at OPT) by ``delta``, floor 0, in place."""
+    age_ttls_at(resp, ttl_offsets(resp), delta)
+
+
+def set_ttls(resp: bytearray, ttl: int) -> None:
+    """Set every RR TTL (all sections, stop at OPT) to ``ttl``, in place."""
+    set_ttls_at(resp, ttl_offsets(resp), ttl)
