@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", metavar="FILE", help="write the JSON report here")
     parser.add_argument("--rate", type=float, default=200.0, help="queries per second (default 200)")
     parser.add_argument("--timeout", type=float, default=1.5, help="seconds before a query counts as dropped")
+    parser.add_argument("--start-timeout", type=float, default=20.0,
+                        help="seconds a side may take to start listening (default 20)")
     parser.add_argument("--ttl-tolerance", type=int, default=1, help="TTL slack in seconds (default 1)")
     parser.add_argument("--extra-lua-a", default="", help=argparse.SUPPRESS)
     parser.add_argument("--extra-lua-b", default="", help=argparse.SUPPRESS)
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                    pydist=split_command(args.pydist, default_pydist_command()), queries=queries,
                    bad_input=bad, upstreams=upstreams, consoles=args.console, metrics=args.metrics,
                    map_loopback=args.all_upstreams_to_responder, rate=args.rate, timeout=args.timeout,
+                   start_timeout=args.start_timeout,
                    ttl_tolerance=args.ttl_tolerance, extra_lua_a=args.extra_lua_a, extra_lua_b=args.extra_lua_b)
     outcome = run(opts)
     print(summary(outcome, args.config))

@@ -35,6 +35,7 @@ class Options:
     map_loopback: bool = False
     rate: float = 200.0
     timeout: float = 1.5
+    start_timeout: float = 20.0
     ttl_tolerance: int = 1
     extra_lua_a: str = ""
     extra_lua_b: str = ""
@@ -126,7 +127,7 @@ def _run_sides(opts: Options, sides: list[Side], outcome: Outcome) -> None:
         return
     for side in sides:
         try:
-            side.start()
+            side.start(opts.start_timeout)
         except SideFailed as exc:
             outcome.failures.append({"side": exc.side, "stage": "start", "reason": exc.reason, "log": exc.log})
     if outcome.failures:
@@ -168,7 +169,7 @@ def _replay(opts: Options, sides: list[Side], outcome: Outcome) -> None:
             fb = pool.submit(send, query, ports[1], opts.timeout)
             ea, eb = fa.result(), fb.result()
             outcome.queries_sent += 1
-            tolerance = opts.ttl_tolerance + int(abs(ea.sent_at - eb.sent_at) + 0.999)
+            tolerance = opts.ttl_tolerance + int(abs(ea.sent_at - eb.sent_at))
             outcome.add(compare_answers(query.wire, ea.answer, eb.answer, tolerance), query.describe())
             if not all(side.alive() for side in sides):
                 return

@@ -117,7 +117,12 @@ def read_query_file(path: str, rng: random.Random | None = None) -> tuple[list[Q
 
 
 def _is_query(payload: bytes) -> bool:
-    return len(payload) >= 12 and not payload[2] & 0x80
+    """A parsable DNS message without the QR bit (what a client sends)."""
+    try:
+        msg = dns.message.from_wire(payload, ignore_trailing=True)
+    except Exception:
+        return False
+    return not msg.flags & dns.flags.QR
 
 
 def read_pcap(path: str) -> tuple[list[Query], list[BadInput]]:

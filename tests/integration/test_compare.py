@@ -1,0 +1,210 @@
+"""pydist-compare end to end: equivalent configs, planted differences, bad input, cleanup.
+
+Side B is the command in $PYDIST_CMD (default: real dnsdist, until pydist serves traffic).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import struct
+from pathlib import Path
+
+import dns.message
+import dpkt
+import pytest
+
+from pydist.compare.cli import main
+
+PYDIST_CMD = os.environ.get("PYDIST_CMD", "dnsdist")
+
+pytestmark = pytest.mark.skipif(shutil.which("dnsdist") is None, reason="real dnsdist 1.7.3 is not installed")
+
+CONFIG = """
+-- a config whose upstreams are all public: the comparer must move them to its responder
+newServer({address="9.9.9.9", name="quad9"})
+newServer({address="192.0.2.200:5353", pool="special"})
+setLocal("0.0.0.0:53")
+controlSocket("0.0.0.0:5199")
+webserver("0.0.0.0:8083")
+setWebserverConfig({password="secret"})
+getPool(""):setCache(newPacketCache(1000, {maxTTL=86400}))
+addAction("blocked.example.", RCodeAction(DNSRCode.REFUSED))
+addAction("spoofed.example.", SpoofAction("192.0.2.99"))
+addAction("special.example.", PoolAction("special"))
+addAction(AndRule({QTypeRule("TXT"), MaxQPSIPRule(1000)}), NoneAction())
+"""
+
+QUERIES = """\
+# comment lines and blank lines are ignored
+
+example.com A
+example.com A
+example.com A +tcp
+example.net AAAA +do
+example.org TXT -rd +cd
+blocked.example A
+spoofed.example A src=127.0.0.7
+special.example A
+nxdomain.invalid A
+"""
+
+
+def _children() -> list[int]:
+    """Processes whose parent is this test process (the comparer runs in-process)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    conf = tmp_path / "dnsdist.conf"
+    conf.write_text(CONFIG)
+    queries = tmp_path / "queries.txt"
+    queries.write_text(QUERIES)
+    yield tmp_path, conf, queries
+    assert _children() == [], "the comparer left processes running"
+
+
+def _run(tmp_path: Path, conf: Path, *extra: str) -> tuple[int, dict]:
+    report = tmp_path / "report.json"
+    code = main(["-C", str(conf), "--pydist", PYDIST_CMD, "--report", str(report), "--timeout", "1", *extra])
+    return code, json.loads(report.read_text())
+
+
+def test_equivalent_with_console_and_metrics(setup, capsys):
+    tmp_path, conf, queries = setup
+    before = conf.read_text()
+    code, report = _run(tmp_path, conf, "--queries", str(queries), "--console", "showServers()",
+                        "--console", "showRules()", "--metrics")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert report["verdict"] == "equivalent" and report["differences"] == []
+    assert report["queries_sent"] == 9
+    assert "EQUIVALENT" in out
+    assert conf.read_text() == before, "the user's file must never be modified"
+
+
+def test_planted_rule_is_reported_with_the_query(setup, capsys):
+    tmp_path, conf, queries = setup
+    code, report = _run(tmp_path, conf, "--queries", str(queries),
+                        "--extra-lua-b", "addAction(AllRule(), RCodeAction(5))\nmvRule(4, 0)")
+    out = capsys.readouterr().out
+    assert code == 1
+    assert report["verdict"] == "different"
+    assert report["counts"].get("rcode", 0) >= 5
+    rcode = [d for d in report["differences"] if d["kind"] == "rcode"]
+    assert "REFUSED" in rcode[0]["detail"] and "example.com. A (udp)" in rcode[0]["where"]
+    assert "rcode:" in out and "shown by: example.com. A" in out
+
+
+def test_cache_ttl_changed_on_one_side(setup):
+    tmp_path, conf, _ = setup
+    queries = tmp_path / "cache.txt"
+    queries.write_text("cached.example A\ncached.example A\ncached.example A\n")
+    code, report = _run(tmp_path, conf, "--queries", str(queries), "--rate", "0.8", "--metrics",
+                        "--extra-lua-b", 'getPool(""):setCache(newPacketCache(1000, {minTTL=600}))')
+    assert code == 1
+    assert "ttl" in report["counts"], report["counts"]
+    hits = [d for d in report["differences"] if d["kind"] == "metric-value" and "cache_hits" in d["detail"]]
+    assert hits, report["differences"]
+
+
+def test_console_output_difference(setup):
+    tmp_path, conf, queries = setup
+    code, report = _run(tmp_path, conf, "--console", "showServers()", "--console", "showRules()",
+                        "--extra-lua-b", 'newServer({address="198.51.100.9", name="extra"})')
+    assert code == 1
+    consoles = [d for d in report["differences"] if d["kind"] == "console"]
+    assert [d["where"] for d in consoles] == ["showServers()"]
+    assert "extra" in consoles[0]["detail"]
+
+
+def test_config_rejected_by_one_side(setup):
+    tmp_path, conf, _ = setup
+    code, report = _run(tmp_path, conf, "--extra-lua-b", 'error("planted failure")')
+    assert code == 1
+    assert report["counts"]["check-config-verdict"] == 1
+    messages = [d["detail"] for d in report["differences"] if d["kind"] == "check-config-message"]
+    assert any("planted failure" in m for m in messages)
+    assert report["queries_sent"] == 0
+
+
+def test_config_rejected_by_both_sides_is_equivalent(tmp_path):
+    conf = tmp_path / "broken.conf"
+    conf.write_text('newServer({address="127.0.0.1:5300"})\nthisFunctionDoesNotExist()\n')
+    code, report = _run(tmp_path, conf)
+    assert code == 0
+    assert report["note"] == "both sides reject the configuration"
+    assert _children() == []
+
+
+def _fake(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "fake-side"
+    script.write_text("#!/bin/sh\ncase \"$*\" in *--check-config*) echo ok; exit 0;; esac\n" + body)
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_side_that_fails_to_start_exits_2_with_its_log(setup, capsys):
+    tmp_path, conf, _ = setup
+    fake = _fake(tmp_path, 'echo "Fatal error: binding socket to 127.0.0.1:53: planted"\nexit 1\n')
+    code = main(["-C", str(conf), "--pydist", fake, "--report", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "FAILED: pydist at start" in out and "planted" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["failures"][0]["stage"] == "start"
+
+
+def test_side_that_hangs_is_stopped(setup, capsys):
+    tmp_path, conf, _ = setup
+    fake = _fake(tmp_path, "exec sleep 300\n")
+    code = main(["-C", str(conf), "--pydist", fake, "--start-timeout", "2"])
+    assert code == 2
+    assert "hung" in capsys.readouterr().out
+
+
+def _pcap(path: Path, names: list[tuple[str, str, bool]]) -> None:
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle)
+        for i, (name, qtype, tcp) in enumerate(names):
+            wire = dns.message.make_query(name, qtype).to_wire()
+            if tcp:
+                seg = dpkt.tcp.TCP(sport=40000 + i, dport=53, flags=dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+                                   data=struct.pack("!H", len(wire)) + wire)
+                proto = dpkt.ip.IP_PROTO_TCP
+            else:
+                seg = dpkt.udp.UDP(sport=40000 + i, dport=53, data=wire)
+                seg.ulen = len(seg)
+                proto = dpkt.ip.IP_PROTO_UDP
+            ip = dpkt.ip.IP(src=bytes([192, 0, 2, 1]), dst=bytes([192, 0, 2, 53]), p=proto, data=seg)
+            ip.len = len(ip)
+            writer.writepkt(dpkt.ethernet.Ethernet(src=b"\x00" * 6, dst=b"\x01" * 6,
+                                                   type=dpkt.ethernet.ETH_TYPE_IP, data=ip), ts=float(i))
+
+
+def test_pcap_replay_and_bad_input(setup, capsys):
+    tmp_path, conf, queries = setup
+    pcap = tmp_path / "clients.pcap"
+    _pcap(pcap, [("example.com", "A", False), ("blocked.example", "A", True), ("example.net", "AAAA", False)])
+    bad_queries = tmp_path / "bad.txt"
+    bad_queries.write_text("example.com A\nthis is bad\n")
+    code, report = _run(tmp_path, conf, "--pcap", str(pcap), "--queries", str(bad_queries))
+    assert code == 0
+    assert report["queries_sent"] == 4
+    assert report["bad_input"] == [{"origin": f"{bad_queries}:2",
+                                    "reason": "unknown query type 'is': 'this is bad'"}]
+    unreadable = tmp_path / "junk.pcap"
+    unreadable.write_bytes(b"junk")
+    assert main(["-C", str(conf), "--pydist", PYDIST_CMD, "--pcap", str(unreadable)]) == 2
+    assert "not a pcap" in capsys.readouterr().err
