@@ -10,8 +10,7 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 * shard assignment uses Python's ``hash(key)`` instead of ``burtle % shards`` (same capacity rule,
   maxEntries // shards per shard, but which entry lands in which shard differs);
 * true 32-bit hash collisions cannot happen, so ``lookup_collisions``/``insert_collisions`` only
-  count the cases where the key matches but the identity does not (flags sent to the backend
-  differ from the query's flags, or the ECS subnet differs when parseECS is on);
+  count an ECS subnet mismatch under an equal key (parseECS with the ECS option skipped);
 * the shard locks do not exist (one thread), so ``deferred_inserts``/``deferred_lookups`` stay 0.
 """
 
@@ -51,7 +50,7 @@ class _Entry:
         self.added = added
         self.validity = validity  # set to 0 when removed, so exact-level records see it die
         self.offsets = offsets
-        self.ident = ident  # None, or (flags sent to backend, ECS subnet) when not implied by key
+        self.ident = ident  # the query's ECS subnet when parseECS is on, else None
 
 
 class _Exact:
@@ -327,8 +326,7 @@ class PacketCache:
                 self.misses += 1
                 return None, key
             stale = True
-        if (entry.ident is not None or self.parse_ecs) and not self._ident_matches(
-                entry, query, qname_end):
+        if self.parse_ecs and not self._ident_matches(entry, query, qname_end):
             self.lookup_collisions += 1
             return None, key
         response = entry.response
@@ -378,8 +376,7 @@ class PacketCache:
         return buf
 
     def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
-               response: bytes, now: float, temp_failure_ttl: int | None = None,
-               orig_flags: int | None = None) -> None:
+               response: bytes, now: float, temp_failure_ttl: int | None = None) -> None:
         """Store a backend answer under the key its query was looked up with (facts §4.2)."""
         size = len(response)
         if size < 12 or size > MAX_ENTRY_SIZE:
@@ -408,7 +405,7 @@ class PacketCache:
         if self._shard_counts[shard] >= self._shard_capacity:
             return
         now_s = int(now)
-        ident = self._ident_of(query, qname_end, orig_flags)
+        ident = self._ident_of(query, qname_end)
         new = _Entry(bytes(response), now_s, now_s + lifetime, offsets, ident)
         cache = self._maps[udp]
         old = cache.get(key)
@@ -424,21 +421,17 @@ class PacketCache:
         old.validity = 0
         cache[key] = new
 
-    def _ident_of(self, query: bytes, qname_end: int, orig_flags: int | None) -> object:
-        """What dnsdist compares beyond the key: None when the key already implies it."""
-        subnet = _client_subnet(query, qname_end) if self.parse_ecs else None
-        flags = query[2] << 8 | query[3]
-        if subnet is None and (orig_flags is None or orig_flags == flags):
-            return None
-        return (flags if orig_flags is None else orig_flags, subnet)
+    def _ident_of(self, query: bytes, qname_end: int) -> object:
+        """What dnsdist compares beyond the key: only the ECS subnet (parseECS), else None.
+
+        The query flags are in the key: dnsdist stores the flags as they were after the rules
+        (verified: NoRecurseAction/DisableValidationAction queries still hit, no collisions).
+        """
+        return _client_subnet(query, qname_end) if self.parse_ecs else None
 
     def _ident_matches(self, entry: _Entry, query: bytes, qname_end: int) -> bool:
-        """cachedValueMatches for the parts not in the key: query flags and ECS subnet."""
-        subnet = _client_subnet(query, qname_end) if self.parse_ecs else None
-        flags = query[2] << 8 | query[3]
-        if entry.ident is None:
-            return subnet is None
-        return entry.ident == (flags, subnet)
+        """cachedValueMatches for the part not in the key: the ECS subnet."""
+        return entry.ident == self._ident_of(query, qname_end)
 
     # ------------------------------------------------------------------ maintenance
 
@@ -567,17 +560,18 @@ class PacketCache:
         for udp in (0, 1):
             for key, entry in self._maps[udp].items():
                 k = self._pieces(key, bool(udp))
-                rows.append((k % self.number_of_shards, k, udp, entry))
+                rows.append((k % self.number_of_shards, k, udp, key, entry))
         rows.sort(key=lambda r: r[0])
         lines = ["; dnsdist's packet cache dump follows\n", ";\n"]
-        for _shard, k, udp, entry in rows:
+        for _shard, k, udp, key, entry in rows:
+            raw = key[0] if isinstance(key, tuple) else key
+            qlen = _qname_len(raw, 10)
             resp = entry.response
-            qlen = _qname_len(resp, 12) if len(resp) > 12 else 0
-            qname = _name_to_text(resp[12:12 + qlen]) if qlen else "."
-            qtype = int.from_bytes(resp[12 + qlen:14 + qlen], "big") if qlen else 0
-            lines.append(f"{qname} {entry.validity - now_s} {dns.rdatatype.to_text(qtype)} ; "
-                         f"rcode {resp[3] & 0x0F}, key {k}, length {len(resp)}, "
-                         f"received over UDP {udp}, added {entry.added}\n")
+            wire = resp[12:12 + qlen] if len(resp) >= 12 + qlen else raw[10:10 + qlen]
+            qtype = int.from_bytes(raw[10 + qlen:12 + qlen], "big")
+            lines.append(f"{_name_to_text(wire)} {entry.validity - now_s} "
+                         f"{dns.rdatatype.to_text(qtype)} ; rcode {resp[3] & 0x0F}, key {k}, "
+                         f"length {len(resp)}, received over UDP {udp}, added {entry.added}\n")
         return lines
 
     def dump(self, path: str, now: float) -> int:
