@@ -1,0 +1,109 @@
+"""Listeners (setLocal, addLocal) and the query ACL."""
+from __future__ import annotations
+
+from typing import Any
+
+from luaapi.bindings.misc import runtime_refused
+from luaapi.convert import as_str, is_table, str_or_list, table_to_dict, table_to_list
+from luaapi.errors import PdnsError
+from pydist.dns.netmask import AddressError, parse_address, parse_netmask
+from pydist.registry import FrontendDecl
+
+LISTENER_OPTIONS = ("reusePort", "tcpFastOpenQueueSize", "interface", "cpus",
+                    "tcpListenQueueSize", "maxInFlight", "maxConcurrentTCPConnections")
+
+
+def _decl(addr: Any, opts: Any, port: int = 53) -> FrontendDecl:
+    try:
+        host, p = parse_address(as_str(addr), port)
+    except AddressError as e:
+        raise PdnsError(str(e)) from None
+    options = {k: v for k, v in table_to_dict(opts).items() if isinstance(k, str)}
+    return FrontendDecl(host=host, port=p, options=options)
+
+
+def _mask(m: Any) -> str:
+    text = as_str(m, "Netmask")
+    try:
+        parse_netmask(text)
+    except AddressError as e:
+        raise PdnsError(str(e)) from None
+    return text
+
+
+def register(rt: Any) -> None:
+    reg = rt.registry
+
+    def set_local(addr: Any = None, opts: Any = None, *rest: Any) -> None:
+        if runtime_refused(rt, "setLocal"):
+            return
+        decl = _decl(addr, opts)
+        reg.frontends = [f for f in reg.frontends if f.kind != "plain"]
+        reg.frontends.append(decl)
+    rt.fn("setLocal", set_local)
+
+    def add_local(addr: Any = None, opts: Any = None, *rest: Any) -> None:
+        if runtime_refused(rt, "addLocal"):
+            return
+        reg.frontends.append(_decl(addr, opts if is_table(opts) else None))
+    rt.fn("addLocal", add_local)
+
+    def set_acl(masks: Any) -> None:
+        items = [_mask(m) for m in (table_to_list(masks) if is_table(masks) else [masks])]
+        reg.acl.clear()
+        for m in items:
+            reg.acl.add(m)
+    rt.fn("setACL", set_acl)
+    rt.fn("addACL", lambda m, *r: reg.acl.add(_mask(m)))
+    rt.fn("rmACL", lambda m, *r: reg.acl.remove(_mask(m)))
+
+    def set_acl_from_file(path: Any) -> None:
+        name = as_str(path)
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            raise PdnsError(f"Could not open '{name}': No such file or directory") from None
+        masks = []
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                masks.append(_mask(line))
+        reg.acl.clear()
+        for m in masks:
+            reg.acl.add(m)
+    rt.fn("setACLFromFile", set_acl_from_file)
+
+    def show_acl(*a: Any) -> None:
+        for m in reg.acl.to_strings():
+            rt.show(m + "\n")
+    rt.fn("showACL", show_acl, no_side_effect=True)
+
+    def show_binds(*a: Any) -> None:
+        rt.show("#   Address                        Protocol              Queries\n")
+        for i, (f, proto) in enumerate(_binds(reg)):
+            line = f"{i:<3d} {f.address()[:20]:<20}"
+            line = line.ljust(35) + f"{proto[:20]:<20}"
+            line = line.ljust(57) + str(f.queries)
+            rt.show(line + "\n")
+    rt.fn("showBinds", show_binds, no_side_effect=True)
+    rt.fn("getBindCount", lambda *a: len(_binds(reg)), no_side_effect=True)
+
+    def get_bind(n: Any) -> Any:
+        binds = _binds(reg)
+        i = int(n)
+        return binds[i][0] if 0 <= i < len(binds) else None
+    rt.fn("getBind", get_bind, no_side_effect=True)
+
+
+def _binds(reg: Any) -> list[tuple[FrontendDecl, str]]:
+    """One entry per socket, UDP then TCP, as dnsdist's g_frontends lists them."""
+    suffix = {"plain": "", "tls": " (DNS over TLS)", "doh": " (DNS over HTTPS)",
+              "dnscrypt": " (DNSCrypt)"}
+    out = []
+    for f in reg.frontends:
+        if f.udp and f.kind in ("plain", "dnscrypt"):
+            out.append((f, "UDP" + suffix[f.kind]))
+        if f.tcp:
+            out.append((f, "TCP" + suffix[f.kind]))
+    return out

@@ -1,0 +1,75 @@
+"""Inspection commands whose output users read: showServers, dumpStats, showPools..."""
+from __future__ import annotations
+
+from typing import Any
+
+from luaapi.convert import as_bool, is_table, table_to_dict
+from pydist.stats import format_dump_stats
+
+
+def format_servers(servers: list, show_uuids: bool = False) -> str:
+    """showServers() exactly as dnsdist 1.7.3 lays it out (facts §6.1)."""
+    def row(idx: str, uuid: str, name: str, addr: str, state: str, qps: str, qlim: str, order: str,
+            weight: str, queries: str, drops: str, drate: str, lat: str, outstanding: str,
+            pools: str) -> str:
+        line = f"{idx:<3} "
+        if show_uuids:
+            line += f"{uuid:<36} "
+        line += f"{name[:20]:<20} {addr} "
+        line = line.ljust(55 + (37 if show_uuids else 0))
+        line += f"{state:>5} {qps:>7} {qlim:>7} {order:>3} {weight:>2} {queries:>10} {drops:>7} {drate:>5} "
+        line = line.ljust(109 + (37 if show_uuids else 0))
+        line += f"{lat:>5} {outstanding:>11} {pools}"
+        return line + "\n"
+
+    out = row("#", "UUID", "Name", "Address", "State", "Qps", "Qlim", "Ord", "Wt", "Queries",
+              "Drops", "Drate", "Lat", "Outstanding", "Pools")
+    total_qps = 0.0
+    total_q = total_d = 0
+    for i, s in enumerate(servers):
+        pools = " ".join(p for p in s.pools if p)
+        out += row(str(i), s.uuid, s.name, s.address_str, s.status_text(),
+                   f"{s.query_load:.1f}", str(s.qps.get_rate()), str(s.order), str(s.weight),
+                   str(s.queries), str(s.reuseds), f"{s.drop_rate:.1f}",
+                   f"{s.latency_usec / 1000.0:.1f}", str(s.outstanding), pools)
+        total_qps += s.query_load
+        total_q += s.queries
+        total_d += s.reuseds
+    out += row("All", "", "", "", "", f"{float(int(total_qps)):.1f}", "", "", "", str(total_q),
+               str(total_d), "", "", "", "")
+    return out
+
+
+def register(rt: Any) -> None:
+    reg = rt.registry
+
+    def show_servers(opts: Any = None, *a: Any) -> None:
+        uuids = False
+        if is_table(opts):
+            uuids = as_bool(table_to_dict(opts).get("showUUIDs", False))
+        rt.show(format_servers(reg.servers, uuids))
+    rt.fn("showServers", show_servers, no_side_effect=True)
+
+    def dump_stats(*a: Any) -> None:
+        rt.show(format_dump_stats(reg.stats.snapshot()))
+    rt.fn("dumpStats", dump_stats, no_side_effect=True)
+
+    def get_counters(*a: Any) -> Any:
+        from pydist.stats import DOUBLES, GAUGES
+        return rt.lua.table_from({k: v for k, v in reg.stats.snapshot()
+                                  if k not in GAUGES and k not in DOUBLES})
+    rt.fn("getStatisticsCounters", get_counters, no_side_effect=True)
+
+    def show_pools(*a: Any) -> None:
+        def line(name: str, cache: str, policy: str, servers: str) -> str:
+            # boost::format "%1$-20.20s %|25t|%2$20s %|25t|%3$20s %|50t|%4%"
+            return f"{name[:20]:<20} ".ljust(25) + f"{cache:>20} {policy:>20} {servers}\n"
+        out = line("Name", "Cache", "ServerPolicy", "Servers")
+        for name in sorted(reg.pools):
+            pool = reg.pools[name]
+            cache = pool.cache.to_string() if pool.cache is not None else ""
+            policy = pool.policy.name if pool.policy is not None else ""
+            servers = ", ".join(f"{s.name} {s.address_str}" for s in pool.servers)
+            out += line(name, cache, policy, servers)
+        rt.show(out)
+    rt.fn("showPools", show_pools, no_side_effect=True)

@@ -1,0 +1,135 @@
+"""The embedded Lua (LuaJIT through lupa) that evaluates dnsdist.conf against the Registry."""
+from __future__ import annotations
+
+import importlib.resources
+import re
+import sys
+from typing import Any, Callable
+
+import lupa.luajit21 as lupa
+
+from luaapi import errors
+from pydist.registry import Registry
+
+# One ordered list of binding modules, as dnsdist's setupLua() calls its setup functions.
+BINDING_MODULES = (
+    "luaapi.bindings.misc",
+    "luaapi.bindings.frontends",
+    "luaapi.bindings.servers",
+    "luaapi.bindings.pools",
+    "luaapi.bindings.caches",
+    "luaapi.bindings.consolecfg",
+    "luaapi.bindings.inspection",
+)
+
+
+def _attribute_filter(obj: Any, name: str, is_setting: bool) -> str:
+    """No door from Lua into Python internals: private names are refused."""
+    if name.startswith("_"):
+        raise AttributeError(f"access to '{name}' is not allowed")
+    return name
+
+
+class ConfigError(Exception):
+    """The config failed: lines to print (stdout) and the exit status dnsdist uses (1)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class LuaConfig:
+    """One Lua state: bindings registered, config run, console lines executed later in it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.output: list[str] = []
+        self.executor: Any = None     # the console executor, once serving
+        self.lua = lupa.LuaRuntime(register_eval=False, register_builtins=False,
+                                   unpack_returned_tuples=True, encoding="latin-1",
+                                   attribute_filter=_attribute_filter)
+        g = self.lua.globals()
+        g.python = None
+        g["__pydist_classify"] = errors.classify
+        prelude = importlib.resources.files("luaapi").joinpath("prelude.lua").read_text()
+        self.lua.execute(prelude)
+        self._wrap = g["__pydist_wrap"]
+        self._run = g["__pydist_run"]
+        self.globals = g
+        for modname in BINDING_MODULES:
+            importlib.import_module(modname).register(self)
+
+    # --- registering
+    def fn(self, name: str, func: Callable, no_side_effect: bool = False) -> None:
+        """Install a Python function as the Lua global `name`."""
+        if no_side_effect:
+            inner = func
+
+            def func(*args: Any, _inner: Callable = inner) -> Any:
+                if self.executor is not None:
+                    self.executor.mark_no_side_effect()
+                return _inner(*args)
+        self.globals[name] = self._wrap(func)
+
+    def wrap(self, func: Callable) -> Any:
+        """A Lua function calling func, with dnsdist-style errors (for object methods)."""
+        return self._wrap(func)
+
+    def table(self, **items: Any) -> Any:
+        return self.lua.table_from(items)
+
+    def show(self, text: str) -> None:
+        """Append to the console output buffer (what showX() prints)."""
+        self.output.append(text)
+
+    def log(self, line: str) -> None:
+        self.registry.log(line)
+
+    # --- running
+    def run_file(self, path: str) -> None:
+        """Run the config file; raise ConfigError with dnsdist's messages on failure."""
+        try:
+            with open(path, "rb") as f:
+                code = f.read().decode("latin-1")
+        except OSError:
+            self.log(f"Unable to read configuration from '{path}'")
+            return
+        self.run_code(code, "chunk")
+
+    def run_code(self, code: str, name: str) -> None:
+        res = self._run(code, name)
+        status = res[0] if isinstance(res, tuple) else res
+        if status == "ok":
+            return
+        if status == "syntax":
+            raise ConfigError([f"Fatal error: {res[1]}"])
+        if status == "pdns":
+            raise ConfigError([f"Fatal Lua error: {clean_traceback(res[2])}",
+                               f"Fatal pdns error: {res[1]}"])
+        raise ConfigError([f"Fatal Lua error: {clean_traceback(res[1])}"])
+
+
+_PY_FRAME = re.compile(r'^\t\[string "<python>"\]:\d+: in function (\'[^\']+\')$')
+_HIDDEN = ("\t[C]: in function 'xpcall'", "\t[C]: in function 'error'",
+           "\t[C]: in function 'pcall'")
+
+
+def clean_traceback(text: str) -> str:
+    """Our wrappers are C functions in dnsdist: show them as [C] frames, hide the plumbing."""
+    lines = []
+    for line in str(text).split("\n"):
+        m = _PY_FRAME.match(line)
+        if m:
+            lines.append(f"\t[C]: in function {m.group(1)}")
+        elif '[string "<python>"]' in line or line in _HIDDEN:
+            continue
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def print_lines(lines: list[str]) -> None:
+    out = sys.stdout.buffer
+    for line in lines:
+        out.write(line.encode("latin-1", "replace") + b"\n")
+    out.flush()

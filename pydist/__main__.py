@@ -1,0 +1,5 @@
+import sys
+
+from pydist.cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""Downstream servers: what the config declared about a backend, its state and its counters."""
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+from pydist.dns.netmask import format_address
+from pydist.qps import QPSLimiter
+
+UP, DOWN, AUTO = "Up", "Down", "Auto"
+
+# newServer{} options and dnsdist 1.7 defaults (facts §2); unknown keys are ignored as in 1.7.
+SERVER_DEFAULTS: dict[str, Any] = {
+    "name": None, "id": None, "pool": None, "order": 1, "weight": 1, "qps": 0, "retries": 5,
+    "tcpConnectTimeout": 5, "tcpSendTimeout": 30, "tcpRecvTimeout": 30, "tcpFastOpen": False,
+    "ipBindAddrNoPort": True, "source": "", "sockets": 1, "checkName": "a.root-servers.net.",
+    "checkType": "A", "checkClass": 1, "checkFunction": None, "checkTimeout": 1000,
+    "checkInterval": 1, "checkTCP": False, "mustResolve": False, "maxCheckFailures": 1,
+    "rise": 1, "setCD": False, "useClientSubnet": False, "disableZeroScope": False,
+    "useProxyProtocol": False, "reconnectOnUp": False, "addXPF": 0, "maxInFlight": 1,
+    "cpus": None, "tcpOnly": False, "tls": "", "subjectName": "", "subjectAddr": "",
+    "validateCertificates": True, "caStore": "", "ciphers": "", "ciphers13": "",
+    "ciphersTLS13": "", "releaseBuffers": True, "enableRenegotiation": False, "dohPath": "",
+    "addXForwardedHeaders": False, "sni": "",
+}
+
+
+class DownstreamState:
+    """One backend. Counters are plain ints bumped by the packet path and the UDP responder."""
+
+    def __init__(self, host: str, port: int, options: dict[str, Any] | None = None) -> None:
+        opts = dict(SERVER_DEFAULTS)
+        opts.update(options or {})
+        self.options = opts
+        self.host, self.port = host, port
+        self.addr = (host, port)
+        self.address_str = format_address(host, port)
+        self.explicit_name = opts["name"] is not None
+        self.name: str = str(opts["name"]) if self.explicit_name else self.address_str
+        self.uuid: str = str(opts["id"]) if opts["id"] else str(uuidlib.uuid4())
+        self.order = int(opts["order"])
+        self.weight = int(opts["weight"])
+        self.qps = QPSLimiter(float(opts["qps"] or 0))
+        self.pools: list[str] = []
+        self.availability = AUTO
+        self.up_status = False
+        self.tcp_only = bool(opts["tcpOnly"] or opts["tls"] or opts["dohPath"])
+        # counters (facts §2.3)
+        self.queries = self.responses = self.send_errors = self.reuseds = 0
+        self.outstanding = 0
+        self.latency_usec = 0.0
+        self.latency_usec_tcp = 0.0
+        self.query_load = 0.0
+        self.drop_rate = 0.0
+        self._prev_queries = self._prev_reuseds = 0
+        self.tcp = {k: 0 for k in TCP_COUNTERS}
+        self.tls_resumptions = 0
+        # health-check state machine
+        self.check_failures = 0
+        self.check_successes = 0
+        self.check_counter = 0
+        # transport, filled by the engine when serving
+        self.udp = None
+        self.tcp_pool = None
+
+    def is_up(self) -> bool:
+        if self.availability == DOWN:
+            return False
+        if self.availability == UP:
+            return True
+        return self.up_status
+
+    def status_text(self) -> str:
+        if self.availability == UP:
+            return "UP"
+        if self.availability == DOWN:
+            return "DOWN"
+        return "up" if self.up_status else "down"
+
+    def name_with_addr(self) -> str:
+        if self.explicit_name and self.name:
+            return f"{self.name} ({self.address_str})"
+        return self.address_str
+
+    def set_up(self) -> None:
+        self.availability = UP
+
+    def set_down(self) -> None:
+        self.availability = DOWN
+        self.latency_usec = 0.0
+
+    def set_auto(self, status: bool | None = None) -> None:
+        if status is not None:
+            self.up_status = bool(status)
+        self.availability = AUTO
+
+    def update_rates(self, elapsed: float) -> None:
+        """Qps and Drate recomputed every second, as dnsdist's health thread does."""
+        if elapsed <= 0:
+            return
+        self.query_load = (self.queries - self._prev_queries) / elapsed
+        self.drop_rate = (self.reuseds - self._prev_reuseds) / elapsed
+        self._prev_queries, self._prev_reuseds = self.queries, self.reuseds
+
+    def console_str(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"DownstreamState({self.name_with_addr()})"
+
+
+TCP_COUNTERS = (
+    "tcpDiedSendingQuery", "tcpDiedReadingResponse", "tcpGaveUp", "tcpReadTimeouts",
+    "tcpWriteTimeouts", "tcpConnectTimeouts", "tcpCurrentConnections",
+    "tcpMaxConcurrentConnections", "tcpNewConnections", "tcpReusedConnections",
+)

@@ -1,0 +1,271 @@
+"""The composition root: dnsdist's command line, the three modes, exit codes."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import getopt
+import os
+import sys
+import threading
+from typing import Any, Callable
+
+from pydist.registry import CHECK, CLIENT, SERVE, FrontendDecl, Registry
+
+VERSION_LINE = "dnsdist 1.7.3 (Lua 5.1.4 [LuaJIT 2.1.0-beta3])"
+FEATURES = "Enabled features: dns-over-tls(openssl) libsodium"
+DEFAULT_CONFIG = "/etc/dnsdist/dnsdist.conf"
+USAGE = """
+Syntax: dnsdist [-C,--config file] [-c,--client [IP[:PORT]]]
+[-e,--execute cmd] [-h,--help] [-l,--local addr]
+[-v,--verbose] [--check-config] [--version]
+
+-a,--acl netmask      Add this netmask to the ACL
+-C,--config file      Load configuration from 'file'
+-c,--client           Operate as a client, connect to dnsdist. This reads
+                      controlSocket from your configuration file, but also
+                      accepts an IP:PORT argument
+-k,--setkey KEY       Use KEY for encrypted communication to dnsdist. This
+                      is similar to setting setKey in the configuration file.
+                      NOTE: this will leak this key in your shell's history
+                      and in the systems running process list.
+--check-config        Validate the configuration file and exit. The exit-code
+                      reflects the validation, 0 is OK, 1 means an error.
+                      Any errors are printed as well.
+-e,--execute cmd      Connect to dnsdist and execute 'cmd'
+-g,--gid gid          Change the process group ID after binding sockets
+-h,--help             Display this helpful message
+-l,--local address    Listen on this local address
+--supervised          Don't open a console, I'm supervised
+                        (use with e.g. systemd and daemontools)
+--disable-syslog      Don't log to syslog, only to stdout
+                        (use with e.g. systemd)
+-u,--uid uid          Change the process user ID after binding sockets
+-v,--verbose          Enable verbose mode
+-V,--version          Show dnsdist version information and exit
+"""
+LONG_OPTS = ["acl=", "check-config", "client", "config=", "disable-syslog", "execute=", "gid=",
+             "help", "local=", "setkey=", "supervised", "uid=", "verbose", "version"]
+
+
+class Options:
+    def __init__(self) -> None:
+        self.config = DEFAULT_CONFIG
+        self.client = False
+        self.command: str | None = None
+        self.check = False
+        self.supervised = False
+        self.acls: list[str] = []
+        self.locals: list[str] = []
+        self.key: str | None = None
+        self.uid: str | None = None
+        self.gid: str | None = None
+        self.verbose = False
+        self.positional: list[str] = []
+
+
+def out(line: str) -> None:
+    sys.stdout.buffer.write(line.encode("latin-1", "replace") + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def parse_args(argv: list[str]) -> Options | int:
+    o = Options()
+    try:
+        opts, rest = getopt.gnu_getopt(argv, "a:cC:e:g:hk:l:u:vV", LONG_OPTS)
+    except getopt.GetoptError as e:
+        opt = e.opt if e.opt else ""
+        dash = "--" if len(opt) > 1 else "-"
+        if "requires argument" in e.msg:
+            print(f"dnsdist: option requires an argument -- '{opt}'" if dash == "-" else
+                  f"dnsdist: option '{dash}{opt}' requires an argument", file=sys.stderr)
+        else:
+            print(f"dnsdist: unrecognized option '{dash}{opt}'" if dash == "--" else
+                  f"dnsdist: invalid option -- '{opt}'", file=sys.stderr)
+        sys.stdout.write(USAGE)
+        return 1
+    for k, v in opts:
+        if k in ("-a", "--acl"):
+            o.acls.append(v)
+        elif k in ("-c", "--client"):
+            o.client = True
+        elif k in ("-C", "--config"):
+            o.config = v
+        elif k in ("-e", "--execute"):
+            o.client, o.command = True, v
+        elif k in ("-g", "--gid"):
+            o.gid = v
+        elif k in ("-h", "--help"):
+            sys.stdout.write("dnsdist 1.7.3\n" + USAGE + "\n")
+            return 0
+        elif k in ("-k", "--setkey"):
+            o.key = v
+        elif k in ("-l", "--local"):
+            o.locals.append(v)
+        elif k in ("-u", "--uid"):
+            o.uid = v
+        elif k in ("-v", "--verbose"):
+            o.verbose = True
+        elif k in ("-V", "--version"):
+            out(VERSION_LINE)
+            out(FEATURES)
+            return 0
+        elif k == "--check-config":
+            o.check = True
+        elif k == "--supervised":
+            o.supervised = True
+    o.positional = rest
+    return o
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    o = parse_args(args)
+    if isinstance(o, int):
+        return o
+    mode = CLIENT if o.client else CHECK if o.check else SERVE
+    reg = Registry(mode, log=out)
+    reg.settings.verbose = o.verbose
+    if o.key is not None:
+        try:
+            reg.console_key = base64.b64decode(o.key + "=" * (-len(o.key) % 4))
+        except (binascii.Error, ValueError):
+            print(f"Unable to decode key '{o.key}'.", file=sys.stderr)
+            return 1
+    if o.acls:
+        reg.acl.clear()
+        for a in o.acls:
+            reg.acl.add(a)
+    from luaapi.runtime import ConfigError, LuaConfig
+    lua = LuaConfig(reg)
+    try:
+        lua.run_file(o.config)
+    except ConfigError as e:
+        for line in e.lines:
+            out(line)
+        return 1
+    if mode == CLIENT:
+        return run_client_mode(reg, o)
+    if mode == CHECK:
+        out(f"Configuration '{o.config}' OK!")
+        return 0
+    return serve(reg, lua, o)
+
+
+def run_client_mode(reg: Registry, o: Options) -> int:
+    from pydist.console.client import run_client
+    from pydist.dns.netmask import parse_address
+    host, port = reg.console_address or ("127.0.0.1", 5199)
+    if o.positional:
+        host, port = parse_address(o.positional[0], 5199)
+    return run_client(host, port, reg.console_key, o.command)
+
+
+def apply_cli_listeners(reg: Registry, o: Options) -> None:
+    """-l replaces the plain listeners; positional arguments become backends."""
+    from pydist.dns.netmask import parse_address
+    if o.locals:
+        reg.frontends = [f for f in reg.frontends if f.kind != "plain"]
+        for addr in o.locals:
+            host, port = parse_address(addr, 53)
+            reg.frontends.append(FrontendDecl(host, port))
+    if not reg.frontends:
+        reg.frontends.append(FrontendDecl("127.0.0.1", 53))
+
+
+def add_positional_backends(reg: Registry, lua: Any, o: Options) -> None:
+    for addr in o.positional:
+        lua.globals.newServer(addr)
+
+
+def drop_privileges(o: Options) -> None:
+    import grp
+    import pwd
+    if o.gid:
+        gid = int(o.gid) if o.gid.isdigit() else grp.getgrnam(o.gid).gr_gid
+        os.setgid(gid)
+    if o.uid:
+        uid = int(o.uid) if o.uid.isdigit() else pwd.getpwnam(o.uid).pw_uid
+        os.setuid(uid)
+
+
+def serve(reg: Registry, lua: Any, o: Options) -> int:
+    import uvloop
+    from pydist.engine import BindError, Engine, bind_frontend, startup_banner
+    add_positional_backends(reg, lua, o)
+    apply_cli_listeners(reg, o)
+    try:
+        for fe in reg.frontends:
+            bind_frontend(fe)
+            if fe.tcp:
+                out(f"Listening on {fe.address()}")
+    except BindError as e:
+        out(str(e))
+        return 1
+    if o.uid or o.gid:
+        try:
+            drop_privileges(o)
+        except (KeyError, OSError) as e:
+            out(f"Fatal error: unable to change user or group: {e}")
+            return 1
+    reg.config_done = True
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    engine = Engine(reg, loop)
+    executor = make_console_executor(lua)
+    engine.console_execute = executor
+    startup_banner(reg)
+    loop.run_until_complete(engine.start())
+    if reg.console_address is not None:
+        bind_console(reg)
+        engine.start_console()
+    if not o.supervised:
+        start_stdin_console(loop, engine, executor)
+    loop.run_until_complete(engine.stopped.wait())
+    return engine.exit_code or 0
+
+
+def bind_console(reg: Registry) -> None:
+    from pydist.console.server import bind_console_socket
+    host, port = reg.console_address
+    try:
+        reg.console_sock = bind_console_socket(host, port)
+    except OSError as e:
+        out(f"Unable to bind to control socket on {host}:{port}: {e.strerror}")
+        return
+    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    out(f"Accepting control connections on {addr}")
+
+
+def make_console_executor(lua: Any) -> Callable[[str], str]:
+    from luaapi.console import make_executor
+    executor = make_executor(lua.lua, lua.output)
+    lua.executor = executor
+    return executor
+
+
+def start_stdin_console(loop: Any, engine: Any, executor: Callable[[str], str]) -> None:
+    """dnsdist's local console: lines from stdin run in the Lua state; EOF ends the process."""
+    def reader() -> None:
+        for line in sys.stdin:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fut = asyncio.run_coroutine_threadsafe(_run(executor, line), loop)
+            try:
+                text = fut.result()
+            except Exception as e:
+                text = f"Error: {e}"
+            stream = sys.stderr if text.startswith("Error: ") else sys.stdout
+            stream.write(text)
+            stream.flush()
+        loop.call_soon_threadsafe(engine.shutdown, 0)
+    threading.Thread(target=reader, daemon=True, name="stdin-console").start()
+
+
+async def _run(executor: Callable[[str], str], line: str) -> str:
+    return executor(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

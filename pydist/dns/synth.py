@@ -1,0 +1,37 @@
+"""Answers pydist makes itself (no-server SERVFAIL, NOTIMP, truncation), built from the query bytes."""
+from __future__ import annotations
+
+from pydist.dns.wire import QR, TC, edns_info
+
+
+def opt_rr(payload: int, do: bool, ext_rcode: int = 0) -> bytes:
+    """A fresh OPT RR as dnsdist adds to self-generated answers."""
+    return (b"\x00\x00\x29" + payload.to_bytes(2, "big") + bytes([ext_rcode, 0])
+            + (b"\x80\x00" if do else b"\x00\x00") + b"\x00\x00")
+
+
+def self_answer(query: bytes, qname_end: int, rcode: int, add_edns: bool, payload: int,
+                extra_flags: int = 0) -> bytes:
+    """Header + question with QR and rcode set, the query's other flags kept, EDNS re-added."""
+    flags = (((query[2] << 8) | query[3]) | QR | extra_flags) & ~0x000F | (rcode & 0xF)
+    edns = edns_info(query, qname_end)
+    arcount = 1 if (edns is not None and add_edns) else 0
+    out = (query[:2] + flags.to_bytes(2, "big") + b"\x00\x01\x00\x00\x00\x00"
+           + arcount.to_bytes(2, "big") + query[12:qname_end + 4])
+    if arcount:
+        out += opt_rr(payload, edns[1])
+    return out
+
+
+def notimp_for_empty(query: bytes) -> bytes:
+    """A header-only NOTIMP answer to a query with QDCOUNT=0."""
+    flags = (((query[2] << 8) | query[3]) | QR) & ~0x000F | 4
+    return query[:2] + flags.to_bytes(2, "big") + b"\x00" * 8
+
+
+def truncate_for_udp(response: bytes, qname_end: int) -> bytes:
+    """Header + question with TC=1, for an answer too large for the client's UDP size."""
+    flags = ((response[2] << 8) | response[3]) | TC
+    qd = response[4:6]
+    return (response[:2] + flags.to_bytes(2, "big") + qd + b"\x00" * 6
+            + response[12:qname_end + 4])

@@ -1,0 +1,186 @@
+"""The serving engine: binds what the Registry declared and runs it all on one uvloop loop."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from typing import Any, Callable
+
+from pydist.backend.healthcheck import HealthChecker
+from pydist.backend.server import DownstreamState
+from pydist.backend.tcp import BackendTCPPool
+from pydist.backend.udp import BackendUDP
+from pydist.dns.netmask import family_of
+from pydist.frontend.tcp import TCPClientConnection
+from pydist.packet_path import PacketPath
+from pydist.registry import FrontendDecl, Registry
+from pydist.rings import Rings
+
+
+class BindError(Exception):
+    """A listener could not be bound: dnsdist exits 1 with 'Fatal error: binding socket ...'."""
+
+
+def bind_frontend(fe: FrontendDecl) -> None:
+    """Bind the UDP and TCP sockets of one listener now (before privileges are dropped)."""
+    fam = family_of(fe.host)
+    opts = fe.options
+    addr = fe.address()
+    try:
+        if fe.udp:
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if opts.get("reusePort"):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind((fe.host, fe.port))
+            s.setblocking(False)
+            fe.sock_udp = s
+        if fe.tcp:
+            t = socket.socket(fam, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if opts.get("reusePort"):
+                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            t.bind((fe.host, fe.port))
+            t.listen(int(opts.get("tcpListenQueueSize") or socket.SOMAXCONN))
+            t.setblocking(False)
+            fe.sock_tcp = t
+    except OSError as e:
+        raise BindError(f"Fatal error: binding socket to {addr}: {e.strerror}") from None
+
+
+class Engine:
+    """Owns the loop. Frontends, backends, health checks and the maintenance tick live here."""
+
+    def __init__(self, registry: Registry, loop: asyncio.AbstractEventLoop) -> None:
+        self.reg = registry
+        self.loop = loop
+        registry.rings = Rings(registry.settings.ring_buffer_size)
+        self.path = PacketPath(registry, loop)
+        self.health = HealthChecker(loop, registry)
+        self.per_client_tcp: dict[str, int] = {}
+        self.exit_code: int | None = None
+        self.stopped = asyncio.Event()
+        self.last_rates = time.monotonic()
+        self.maintenance_hooks: list[Callable[[], None]] = []
+        self.console_server = None
+        registry.engine = self
+
+    # --- backends
+    def server_added(self, server: DownstreamState) -> None:
+        """Open the transport of a server, at startup or when newServer() runs at runtime."""
+        if getattr(server, "unusable", None):
+            return
+        if not server.tcp_only:
+            server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,
+                                    self.path.udp_backend_response, self.reg.stats,
+                                    self.reg.settings)
+        server.tcp_pool = BackendTCPPool(self.loop, server)
+        self.path.refresh()
+
+    def server_removed(self, server: DownstreamState) -> None:
+        if server.udp is not None:
+            server.udp.close()
+            server.udp = None
+        if server.tcp_pool is not None:
+            server.tcp_pool.close()
+        self.path.refresh()
+
+    # --- start
+    async def start(self) -> None:
+        for fe in self.reg.frontends:
+            if fe.sock_udp is not None:
+                self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp, fe)
+            if fe.sock_tcp is not None:
+                await self.loop.create_server(
+                    lambda fe=fe: TCPClientConnection(self.path, fe, self.per_client_tcp),
+                    sock=fe.sock_tcp)
+        for s in self.reg.servers:
+            self.server_added(s)
+        await self.health.initial()
+        self.path.refresh()
+        self.loop.call_later(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Once a second: health checks, UDP timeouts, rates, cache cleaning, Lua maintenance()."""
+        if self.exit_code is not None:
+            return
+        self.loop.call_later(1.0, self._tick)
+        path = self.path
+        path.tick += 1
+        try:
+            self.health.tick()
+            now_m = time.monotonic()
+            elapsed = now_m - self.last_rates
+            self.last_rates = now_m
+            timeout = self.reg.settings.udp_timeout
+            for s in self.reg.servers:
+                if s.udp is not None:
+                    s.udp.sweep(path.tick, timeout, path.udp_timeout)
+                s.update_rates(elapsed)
+            self._clean_caches()
+            for hook in self.maintenance_hooks:
+                hook()
+        except Exception as e:  # the tick must never die
+            self.reg.log(f"Error in maintenance: {e}")
+
+    def _clean_caches(self) -> None:
+        delay = max(1, self.reg.settings.cache_cleaning_delay)
+        if self.path.tick % delay:
+            return
+        now = time.time()
+        seen = set()
+        for pool in self.reg.pools.values():
+            c = pool.cache
+            if c is not None and id(c) not in seen:
+                seen.add(id(c))
+                c.maintenance(now)
+
+    # --- console
+    def start_console(self) -> None:
+        """Serve the console socket (bound while the config ran) on this loop."""
+        sock = self.reg.console_sock
+        if sock is None or self.console_server is not None:
+            return
+        try:
+            from pydist.console.server import serve_console
+        except ImportError:
+            return
+        reg = self.reg
+        self.console_server = self.loop.create_task(serve_console(
+            self.loop, sock, execute=self.console_execute, get_key=lambda: reg.console_key,
+            acl_allows=reg.console_acl.match,
+            max_connections=lambda: reg.console_settings["max_connections"],
+            log_connections=lambda: reg.console_settings["log_connections"],
+            max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log))
+
+    console_execute: Callable[[str], str] = staticmethod(lambda line: "")
+
+    def shutdown(self, code: int = 0) -> None:
+        self.exit_code = code
+        self.stopped.set()
+
+
+def startup_banner(reg: Registry) -> None:
+    """The lines dnsdist prints between binding and serving, in its order."""
+    reg.log("dnsdist 1.7.3 comes with ABSOLUTELY NO WARRANTY. This is free software, and you "
+            "are welcome to redistribute it according to the terms of the GPL version 2")
+    reg.log("ACL allowing queries from: " + ", ".join(reg.acl.to_strings()))
+    reg.log("Console ACL allowing connections from: " + ", ".join(reg.console_acl.to_strings()))
+    if reg.console_address is not None and (reg.console_key is None or len(reg.console_key) != 32):
+        reg.log("Warning, the console has been enabled via 'controlSocket()' but no key has been "
+                "set with 'setKey()' so all connections will fail until a key has been set")
+    if not reg.servers:
+        reg.log("No downstream servers defined: all packets will get dropped")
+
+
+def write_stdout(line: str) -> None:
+    sys.stdout.buffer.write(line.encode("latin-1", "replace") + b"\n")
+    sys.stdout.buffer.flush()
+
+
+_ = os

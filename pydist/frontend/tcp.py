@@ -1,0 +1,132 @@
+"""TCP frontend: 2-byte length framing, one query at a time per connection, dnsdist's limits."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
+                         "tcpClientTimeouts", "tcpDownstreamTimeouts", "tcpCurrentConnections",
+                         "tcpMaxConcurrentConnections")
+
+
+class TCPClientConnection(asyncio.Protocol):
+    """One client connection; queries are answered in order, as dnsdist does without maxInFlight."""
+
+    def __init__(self, path: Any, fe: Any, per_client: dict[str, int]) -> None:
+        self.path = path
+        self.fe = fe
+        self.per_client = per_client
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.pending: deque[bytes] = deque()
+        self.busy = False
+        self.answered = 0
+        self.closed = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.peer: Any = None
+        self.started = time.monotonic()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        reg = self.path.reg
+        host = self.peer[0] if self.peer else ""
+        if not reg.acl.match(host):
+            reg.stats.acl_drops += 1
+            self.closed = True
+            transport.close()
+            return
+        limit = reg.settings.max_tcp_connections_per_client
+        count = self.per_client.get(host, 0)
+        if limit and count >= limit:
+            self.closed = True
+            transport.close()
+            return
+        self.per_client[host] = count + 1
+        self.counted_host = host
+        c = self.fe.tcp_counters
+        c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 0) + 1
+        c["tcpMaxConcurrentConnections"] = max(c.get("tcpMaxConcurrentConnections", 0),
+                                               c["tcpCurrentConnections"])
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.timer:
+            self.timer.cancel()
+        self.timer = self.path.loop.call_later(self.path.settings.tcp_recv_timeout or 2,
+                                               self._idle_timeout)
+
+    def _idle_timeout(self) -> None:
+        if not self.busy and not self.closed:
+            self.fe.tcp_counters["tcpClientTimeouts"] = self.fe.tcp_counters.get("tcpClientTimeouts", 0) + 1
+            self._close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.buf += data
+        while len(self.buf) >= 2:
+            n = (self.buf[0] << 8) | self.buf[1]
+            if len(self.buf) < 2 + n:
+                break
+            q = bytes(self.buf[2:2 + n])
+            del self.buf[:2 + n]
+            if n < 12:
+                self._close()
+                return
+            self.pending.append(q)
+        self._arm()
+        self._next()
+
+    def _next(self) -> None:
+        if self.busy or not self.pending or self.closed:
+            return
+        limit = self.path.settings.max_tcp_queries_per_connection
+        if limit and self.answered > limit:
+            self._close()
+            return
+        q = self.pending.popleft()
+        self.busy = True
+        stats = self.path.stats
+        stats.queries += 1
+        self.fe.queries += 1
+        if q[2] & 0x80:
+            stats.noncompliant_queries += 1
+            self._close()
+            return
+        now = time.time()
+        self.path.rings.queries.append((now, self.peer, q, 1))
+        self.path.process(q, self.peer, self.fe, None, False, now, self._reply)
+
+    def _reply(self, resp: bytes | None) -> None:
+        self.busy = False
+        if self.closed:
+            return
+        if resp is None:
+            self._close()
+            return
+        self.answered += 1
+        self.transport.write(len(resp).to_bytes(2, "big") + resp)
+        self._arm()
+        self._next()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer:
+            self.timer.cancel()
+        host = getattr(self, "counted_host", None)
+        if host is not None:
+            self.per_client[host] -= 1
+            if self.per_client[host] <= 0:
+                del self.per_client[host]
+            c = self.fe.tcp_counters
+            c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 1) - 1
+            self.counted_host = None
+        self.closed = True

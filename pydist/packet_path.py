@@ -1,0 +1,243 @@
+"""One query's journey, written down once: ACL -> checks -> rings -> pool -> cache -> policy ->
+backend, and the response's: cache insert -> client. Frontends only do the I/O around it."""
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable
+
+from pydist.backend.udp import InFlight
+from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
+from pydist.dns.wire import WireError, edns_info, parse_question
+
+UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
+MAX_UDP_QUERY = 1500      # dnsdist drops larger datagrams as non-compliant
+
+
+class PacketPath:
+    """Holds the hot-path references so the drain loop reads locals, not registry lookups."""
+
+    def __init__(self, registry: Any, loop: Any) -> None:
+        self.reg = registry
+        self.loop = loop
+        self.stats = registry.stats
+        self.settings = registry.settings
+        self.rings = registry.rings
+        self.tick = 0
+        self.default_pool = registry.get_pool("")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute what the fast path may skip; called when the config changes at runtime."""
+        pool = self.default_pool
+        policy = self.reg.policy_for(pool)
+        self.fast_cache = pool.cache if (
+            pool.cache is not None and policy.side_effect_free
+            and not any(s.tcp_only for s in pool.servers)
+            and self.settings.stale_cache_entries_ttl == 0) else None
+
+    # ---- UDP frontend: drained, not called back per datagram
+    def udp_readable(self, sock: socket.socket, fe: Any) -> None:
+        recvfrom = sock.recvfrom
+        sendto = sock.sendto
+        stats = self.stats
+        acl = self.reg.acl
+        acl_memo = acl.memo
+        qring = self.rings.queries.append
+        rring = self.rings.responses.append
+        cache = self.fast_cache
+        now = time.time()
+        now_s = int(now)
+        hits = 0
+        queries = 0
+        for _ in range(UDP_BUDGET):
+            try:
+                data, addr = recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue
+            n = len(data)
+            if n < 12 or n > MAX_UDP_QUERY:
+                stats.noncompliant_queries += 1
+                continue
+            ok = acl_memo.get(addr[0])
+            if ok is None:
+                ok = acl.match(addr[0])
+            if not ok:
+                stats.acl_drops += 1
+                continue
+            queries += 1
+            if data[2] & 0x80:
+                stats.noncompliant_queries += 1
+                continue
+            qring((now, addr, data, 0))
+            if cache is not None:
+                resp = cache.lookup_exact(data, True, now_s)
+                if resp is not None:
+                    if data[2] & 0x01:
+                        stats.rdqueries += 1
+                    try:
+                        sendto(resp, addr)
+                    except OSError:
+                        pass
+                    hits += 1
+                    rcode = resp[3] & 0x0F
+                    if rcode == 0:
+                        stats.frontend_noerror += 1
+                    else:
+                        stats.count_rcode(rcode)
+                    rring((now, addr, data, 0, None))
+                    continue
+            self.process(data, addr, fe, sock, True, now, None)
+        if queries:
+            stats.queries += queries
+            fe.queries += queries
+            if hits:
+                stats.cache_hits += hits
+                fe.responses += hits
+                stats.zero_latency_samples(hits)
+
+    # ---- the full path, shared by UDP and TCP
+    def process(self, data: bytes, addr: Any, fe: Any, fe_sock: Any, udp: bool, now: float,
+                reply: Callable[[bytes | None], None] | None) -> None:
+        """One query after the ACL and the QR check; answers through fe_sock (UDP) or reply."""
+        stats = self.stats
+        if data[2] & 0x01:
+            stats.rdqueries += 1
+        if data[4] == 0 and data[5] == 0:
+            stats.empty_queries += 1
+            if self.settings.drop_empty_queries:
+                return self._drop(reply)
+            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply, True)
+        try:
+            qname_end, qtype, qclass = parse_question(data)
+        except WireError:
+            return self._drop(reply)
+        pool = self.default_pool
+        server = self.reg.policy_for(pool)(pool.servers, None)
+        cache = pool.cache
+        cache_key = None
+        if cache is not None:
+            key_udp = udp and not (server is not None and server.tcp_only)
+            stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
+            resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale)
+            if resp is not None:
+                stats.cache_hits += 1
+                return self._answer(resp, addr, fe, fe_sock, reply, True)
+            stats.cache_misses += 1
+        if server is None:
+            stats.no_policy += 1
+            if self.settings.servfail_when_no_server:
+                stats.frontend_servfail += 1
+                ans = self_answer(data, qname_end, 2, self.settings.add_edns_to_self_generated,
+                                  self.settings.payload_size_self_generated)
+                return self._answer(ans, addr, fe, fe_sock, reply, False, count=False)
+            return self._drop(reply)
+        flags = (data[2] << 8) | data[3]
+        state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
+                         cache, cache_key, data, qname_end, flags, reply)
+        if udp and not server.tcp_only:
+            if server.udp is None or not server.udp.send(data, state):
+                return self._drop(reply)
+            return
+        if server.tcp_pool is None:
+            return self._drop(reply)
+        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+
+    def _drop(self, reply: Callable | None) -> None:
+        if reply is not None:
+            reply(None)
+
+    def _answer(self, resp: bytes, addr: Any, fe: Any, fe_sock: Any, reply: Callable | None,
+                zero_latency: bool, count: bool = True) -> None:
+        """Send an answer that did not come from a backend (cache hit or self-generated)."""
+        if count:
+            self.stats.count_rcode(resp[3] & 0x0F)
+        self.stats.zero_latency_samples(1)
+        fe.responses += 1
+        self.rings.responses.append((time.time(), addr, resp, 0, None))
+        if reply is not None:
+            reply(resp)
+        else:
+            try:
+                fe_sock.sendto(resp, addr)
+            except OSError:
+                pass
+
+    # ---- responses
+    def udp_backend_response(self, server: Any, data: bytes, st: InFlight) -> None:
+        """A UDP backend answer matched its slot: restore ID and flags, cache, relay."""
+        now = time.time()
+        resp = self._restore(data, st)
+        usec = (now - st.sent) * 1e6
+        server.responses += 1
+        server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
+        stats = self.stats
+        stats.responses += 1
+        rcode = resp[3] & 0x0F
+        if rcode == 2:
+            stats.servfail_responses += 1
+        if st.cache is not None:
+            st.cache.insert(st.cache_key, st.query, st.qname_end, True, resp, now)
+        stats.count_rcode(rcode)
+        stats.latency_sample(usec)
+        st.frontend.responses += 1
+        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
+        if st.tcp_reply is not None:
+            st.tcp_reply(resp)
+            return
+        try:
+            st.fe_sock.sendto(resp, st.client)
+        except OSError:
+            pass
+
+    def tcp_backend_response(self, server: Any, data: bytes | None, st: InFlight) -> None:
+        """A TCP backend answer (or None when the backend gave up)."""
+        if data is None or len(data) < 12:
+            if data is not None:
+                self.stats.noncompliant_responses += 1
+            if st.tcp_reply is not None:
+                st.tcp_reply(None)
+            return
+        now = time.time()
+        resp = self._restore(data, st)
+        server.responses += 1
+        usec = (now - st.sent) * 1e6
+        server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
+        stats = self.stats
+        stats.responses += 1
+        rcode = resp[3] & 0x0F
+        if rcode == 2:
+            stats.servfail_responses += 1
+        udp_client = st.tcp_reply is None
+        if st.cache is not None:
+            st.cache.insert(st.cache_key, st.query, st.qname_end, False, resp, now)
+        stats.count_rcode(rcode)
+        st.frontend.responses += 1
+        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
+        if udp_client:
+            edns = edns_info(st.query, st.qname_end)
+            limit = max(512, edns[0]) if edns else 512
+            if len(resp) > limit:
+                resp = truncate_for_udp(resp, st.qname_end)
+            try:
+                st.fe_sock.sendto(resp, st.client)
+            except OSError:
+                pass
+        else:
+            st.tcp_reply(resp)
+
+    @staticmethod
+    def _restore(data: bytes, st: InFlight) -> bytes:
+        """Client's ID, and the client's RD and CD bits, put back as dnsdist does."""
+        f = st.flags
+        b2 = (data[2] & 0xFE) | ((f >> 8) & 0x01)
+        b3 = (data[3] & 0xEF) | (f & 0x10)
+        return st.orig_id + bytes((b2, b3)) + data[4:]
+
+    def udp_timeout(self, st: InFlight) -> None:
+        """A UDP query that never got its answer: into the ring as dnsdist's "T.O"."""
+        self.rings.responses.append((time.time(), st.client, st.query, -1, None))
+        if st.tcp_reply is not None:
+            st.tcp_reply(None)

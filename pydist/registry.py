@@ -1,0 +1,168 @@
+"""What the configuration declared. Lua bindings write it; the engine reads it."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydist.backend.server import DownstreamState
+from pydist.dns.netmask import NetmaskGroup
+from pydist.policies import BUILTIN, ServerPolicy
+from pydist.stats import Stats
+
+SERVE, CHECK, CLIENT = "serve", "check-config", "client"
+
+DEFAULT_ACL = ("127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+               "192.168.0.0/16", "172.16.0.0/12", "::1/128", "fc00::/7", "fe80::/10")
+DEFAULT_CONSOLE_ACL = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass
+class FrontendDecl:
+    """One listener as declared (addLocal/setLocal/addTLSLocal...): the engine binds it later."""
+    host: str
+    port: int
+    udp: bool = True
+    tcp: bool = True
+    tls: Any = None
+    kind: str = "plain"           # plain | tls | doh | dnscrypt
+    options: dict = field(default_factory=dict)
+    queries: int = 0
+    responses: int = 0
+    tcp_counters: dict = field(default_factory=dict)
+    sock_udp: Any = None
+    sock_tcp: Any = None
+
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def console_str(self) -> str:
+        return self.address()
+
+
+class ServerPool:
+    """A named pool: an order-sorted tuple of servers, an optional policy and packet cache."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.servers: tuple[DownstreamState, ...] = ()
+        self.policy: ServerPolicy | None = None
+        self.cache = None
+        self.ecs = False
+
+    def add(self, server: DownstreamState) -> None:
+        if server not in self.servers:
+            self.servers = tuple(sorted(self.servers + (server,), key=lambda s: s.order))
+
+    def remove(self, server: DownstreamState) -> None:
+        self.servers = tuple(s for s in self.servers if s is not server)
+
+    def console_str(self) -> str:
+        return self.name
+
+
+@dataclass
+class Settings:
+    """Global knobs (facts §12) with dnsdist 1.7 defaults."""
+    udp_timeout: int = 2
+    servfail_when_no_server: bool = False
+    max_udp_outstanding: int = 65535
+    tcp_recv_timeout: int = 2
+    tcp_send_timeout: int = 2
+    max_tcp_queries_per_connection: int = 0
+    max_tcp_connection_duration: int = 0
+    max_tcp_connections_per_client: int = 0
+    max_tcp_client_threads: int = 10
+    max_tcp_queued_connections: int = 10000
+    security_poll_suffix: str = "secpoll.powerdns.com."
+    security_poll_interval: int = 3600
+    verbose_health_checks: bool = False
+    payload_size_self_generated: int = 1232
+    add_edns_to_self_generated: bool = True
+    stale_cache_entries_ttl: int = 0
+    cache_cleaning_delay: int = 60
+    cache_cleaning_percentage: int = 100
+    drop_empty_queries: bool = False
+    allow_empty_response: bool = False
+    truncate_tc: bool = False
+    fixup_case: bool = False
+    ring_buffer_size: int = 10000
+    ring_buffer_shards: int = 10
+    ecs_source_prefix_v4: int = 24
+    ecs_source_prefix_v6: int = 56
+    ecs_override: bool = False
+    verbose: bool = False
+
+
+class Registry:
+    """The one object holding the declared configuration, plus the live counters."""
+
+    def __init__(self, mode: str = SERVE, log: Callable[[str], None] | None = None) -> None:
+        self.mode = mode
+        self.log = log or (lambda line: print(line, flush=True))
+        self.frontends: list[FrontendDecl] = []
+        self.cli_locals: list[str] = []
+        self.acl = NetmaskGroup(DEFAULT_ACL)
+        self.console_acl = NetmaskGroup(DEFAULT_CONSOLE_ACL)
+        self.servers: list[DownstreamState] = []
+        self.pools: dict[str, ServerPool] = {"": ServerPool("")}
+        self.policy: ServerPolicy = BUILTIN["leastOutstanding"]
+        self.settings = Settings()
+        self.stats = Stats()
+        self.console_address: tuple[str, int] | None = None
+        self.console_key: bytes | None = None
+        self.console_settings = {"log_connections": True, "max_connections": 100,
+                                 "max_msg_size": 10000000}
+        self.console_sock = None
+        self.config_done = False
+        self.engine = None        # set when serving: lets runtime changes reach live sockets
+        self.unsupported: list[str] = []
+        self.rings = None
+
+    # --- modes
+    @property
+    def serving(self) -> bool:
+        return self.mode == SERVE
+
+    # --- servers and pools
+    def get_pool(self, name: str) -> ServerPool:
+        pool = self.pools.get(name)
+        if pool is None:
+            pool = self.pools[name] = ServerPool(name)
+        return pool
+
+    def add_server(self, server: DownstreamState, pools: list[str]) -> None:
+        self.servers.append(server)
+        self.servers.sort(key=lambda s: s.order)
+        for p in pools or [""]:
+            self.add_server_to_pool(server, p)
+        if self.engine is not None:
+            self.engine.server_added(server)
+
+    def add_server_to_pool(self, server: DownstreamState, pool: str) -> None:
+        if pool not in server.pools:
+            server.pools.append(pool)
+        self.get_pool(pool).add(server)
+
+    def remove_server_from_pool(self, server: DownstreamState, pool: str) -> None:
+        if pool in server.pools:
+            server.pools.remove(pool)
+        if pool in self.pools:
+            self.pools[pool].remove(server)
+
+    def remove_server(self, server: DownstreamState) -> None:
+        for p in list(server.pools):
+            self.remove_server_from_pool(server, p)
+        self.servers = [s for s in self.servers if s is not server]
+        if self.engine is not None:
+            self.engine.server_removed(server)
+
+    def policy_for(self, pool: ServerPool) -> ServerPolicy:
+        return pool.policy or self.policy
+
+    def warn(self, line: str) -> None:
+        self.log(line)
+
+
+def stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

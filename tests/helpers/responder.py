@@ -1,0 +1,122 @@
+"""A loopback DNS backend the tests control: answers, stays silent, SERVFAILs, counts queries."""
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Callable
+
+import dnslib
+
+Handler = Callable[[dnslib.DNSRecord, str], dnslib.DNSRecord | None]
+
+
+def default_handler(ttl: int = 300, address: str = "192.0.2.1") -> Handler:
+    """A for everything, NXDOMAIN with SOA below nx.test., NODATA for other types."""
+    def handle(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord | None:
+        r = q.reply()
+        qn = str(q.q.qname)
+        if qn.lower().endswith("nx.test."):
+            r.header.rcode = 3
+            r.add_auth(dnslib.RR("test.", dnslib.QTYPE.SOA, ttl=ttl,
+                                 rdata=dnslib.SOA("ns.test.", "host.test.", (1, 2, 3, 4, 60))))
+        elif q.q.qtype == dnslib.QTYPE.A:
+            r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, ttl=ttl, rdata=dnslib.A(address)))
+        elif q.q.qtype == dnslib.QTYPE.TXT:
+            r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.TXT, ttl=ttl,
+                                   rdata=dnslib.TXT(transport)))
+        return r
+    return handle
+
+
+class Responder:
+    """UDP and TCP on one loopback port, in a thread; `queries` lists what it received."""
+
+    def __init__(self, handler: Handler | None = None, host: str = "127.0.0.1") -> None:
+        self.handler = handler or default_handler()
+        self.queries: list[tuple[str, str, int]] = []
+        self.silent = False
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.udp = socket.socket(fam, socket.SOCK_DGRAM)
+        self.udp.bind((host, 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket(fam, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind((host, self.port))
+        self.tcp.listen(64)
+        self.host = host
+        self._stop = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._udp_loop, daemon=True).start()
+        threading.Thread(target=self._tcp_loop, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def _answer(self, data: bytes, transport: str) -> bytes | None:
+        try:
+            q = dnslib.DNSRecord.parse(data)
+        except Exception:
+            return None
+        with self.lock:
+            self.queries.append((str(q.q.qname), transport, q.header.id))
+        if self.silent:
+            return None
+        r = self.handler(q, transport)
+        return r.pack() if r is not None else None
+
+    def _udp_loop(self) -> None:
+        while not self._stop:
+            try:
+                data, addr = self.udp.recvfrom(65535)
+            except OSError:
+                return
+            resp = self._answer(data, "udp")
+            if resp is not None:
+                try:
+                    self.udp.sendto(resp, addr)
+                except OSError:
+                    pass
+
+    def _tcp_loop(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tcp_conn, args=(conn,), daemon=True).start()
+
+    def _tcp_conn(self, conn: socket.socket) -> None:
+        with conn:
+            while True:
+                head = _recv_exact(conn, 2)
+                if head is None:
+                    return
+                data = _recv_exact(conn, int.from_bytes(head, "big"))
+                if data is None:
+                    return
+                resp = self._answer(data, "tcp")
+                if resp is not None:
+                    conn.sendall(len(resp).to_bytes(2, "big") + resp)
+
+    def count(self, name_suffix: str = "") -> int:
+        with self.lock:
+            return sum(1 for n, _, _ in self.queries if n.lower().endswith(name_suffix.lower()))
+
+    def close(self) -> None:
+        self._stop = True
+        self.udp.close()
+        self.tcp.close()
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        try:
+            chunk = conn.recv(n - len(buf))
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
