@@ -103,3 +103,15 @@ def test_side_medians() -> None:
     m = side.medians()
     assert (m["qps"], m["us_per_query"], m["rss_kib"]) == (200.0, 2.0, 2000)
     assert m["p50_us"] is None
+
+
+def test_noise_notes_flag_busy_server_core() -> None:
+    from tools.benchlib import report
+
+    def side(load: float) -> SideResult:
+        return SideResult(runs=[RunResult(qps=1.0, completed=1, lost=0, run_time=1.0, cpu_s=0.0,
+                                          us_per_query=1.0, rss_kib=1, other_load=load)])
+
+    assert report.noise_notes({"udp-hit": {"pydist": side(0.01), "dnsdist": side(0.0)}}) == []
+    notes = report.noise_notes({"udp-hit": {"pydist": side(0.26), "dnsdist": side(0.03)}})
+    assert len(notes) == 1 and "pydist up to 26%" in notes[0]

@@ -106,6 +106,16 @@ def cpu_seconds(pid: int) -> float:
     return total / CLK_TCK
 
 
+def core_busy_seconds(core: int) -> float:
+    """Busy time of one core (all but idle and iowait), from /proc/stat: shows other load."""
+    with open("/proc/stat", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                v = [int(x) for x in line.split()[1:]]
+                return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # user..steal minus idle, iowait
+    return 0.0
+
+
 def rss_kib(pid: int) -> int:
     """VmRSS of pid and its descendants, in KiB (from /proc/PID/status)."""
     total = 0

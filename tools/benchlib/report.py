@@ -67,6 +67,19 @@ def rss_growth_notes(results: dict[str, dict[str, SideResult]]) -> list[str]:
     return notes
 
 
+def noise_notes(results: dict[str, dict[str, SideResult]], threshold: float = 0.05) -> list[str]:
+    """Warn where something else used the server core during a run: its QPS is then suspect."""
+    notes = []
+    for name, sides in results.items():
+        worst = {label: max((r.other_load or 0.0) for r in side.runs)
+                 for label, side in sides.items() if side.runs}
+        if any(v > threshold for v in worst.values()):
+            parts = ", ".join(f"{label} up to {v:.0%}" for label, v in worst.items())
+            notes.append(f"# {name}: other processes used the server core ({parts}); "
+                         "QPS is suspect there, µs/q less so")
+    return notes
+
+
 def to_json(header: dict[str, object], scenarios: Sequence[Scenario],
             results: dict[str, dict[str, SideResult]]) -> str:
     """The whole benchmark as JSON: header, then per scenario both sides' runs and medians."""

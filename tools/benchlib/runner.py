@@ -55,6 +55,7 @@ class RunResult:
     rss_idle_kib: int | None = None
     p50_us: float | None = None
     p99_us: float | None = None
+    other_load: float | None = None  # share of the server core busy with anything else
 
 
 @dataclass
@@ -66,7 +67,8 @@ class SideResult:
 
     def medians(self) -> dict[str, float | None]:
         """Median of every numeric figure over the repetitions."""
-        keys = ("qps", "us_per_query", "rss_kib", "rss_idle_kib", "p50_us", "p99_us", "lost")
+        keys = ("qps", "us_per_query", "rss_kib", "rss_idle_kib", "p50_us", "p99_us", "lost",
+                "other_load")
         return {k: median([getattr(r, k) for r in self.runs if getattr(r, k) is not None])
                 for k in keys}
 
@@ -146,9 +148,12 @@ class Runner:
                     running[side.label] = self._start_server(side, sc.name)
                 except ServerFailed as e:
                     results[side.label].error = str(e)
-            for label, (proc, port) in running.items():
+            for label, (_, port) in running.items():
                 self.log(f"  warm-up {label}")
-                self._dnsperf(sc, port, self.s.warmup, f"warm-{label}")
+                try:
+                    self._dnsperf(sc, port, self.s.warmup, f"warm-{label}")
+                except ServerFailed as e:
+                    results[label].error = f"warm-up failed: {e}"
             for rep in range(self.s.repeat):
                 for side in self._order(rep):
                     if side.label not in running or results[side.label].error:
@@ -194,9 +199,10 @@ class Runner:
 
     def _measure(self, sc: Scenario, proc: subprocess.Popen[bytes], port: int, tag: str) -> RunResult:
         """One dnsperf run with the server's CPU time and RSS read around it."""
-        cpu0 = procs.cpu_seconds(proc.pid)
+        cpu0, busy0, t0 = procs.cpu_seconds(proc.pid), procs.core_busy_seconds(self.s.server_core), time.monotonic()
         res = self._dnsperf(sc, port, self.s.duration, tag)
         cpu = procs.cpu_seconds(proc.pid) - cpu0
+        busy, wall = procs.core_busy_seconds(self.s.server_core) - busy0, time.monotonic() - t0
         if proc.poll() is not None:
             raise ServerFailed(f"server exited during the run (exit {proc.returncode})")
         rss = procs.rss_kib(proc.pid)
@@ -206,7 +212,8 @@ class Runner:
             qps=res.qps, completed=res.completed, lost=res.lost, run_time=res.run_time,
             cpu_s=cpu, us_per_query=cpu * 1e6 / res.completed if res.completed else None,
             rss_kib=rss, p50_us=None if p50 is None else p50 * 1e6,
-            p99_us=None if p99 is None else p99 * 1e6)
+            p99_us=None if p99 is None else p99 * 1e6,
+            other_load=max(0.0, busy - cpu) / wall if wall > 0 else None)
 
     def _dnsperf(self, sc: Scenario, port: int, seconds: float, tag: str) -> dnsperf.DnsperfResult:
         """Run dnsperf pinned to the load core, bounded by time and query count."""
@@ -258,4 +265,5 @@ class Runner:
 def _brief(r: RunResult) -> str:
     us = "-" if r.us_per_query is None else f"{r.us_per_query:.2f}"
     lat = "" if r.p50_us is None else f", p50 {r.p50_us:.0f}us p99 {r.p99_us:.0f}us"
-    return f"{r.qps:,.0f} qps, {us} us/q, RSS {r.rss_kib / 1024:.1f} MiB, lost {r.lost}{lat}"
+    other = "" if r.other_load is None else f", other load on server core {r.other_load:.0%}"
+    return f"{r.qps:,.0f} qps, {us} us/q, RSS {r.rss_kib / 1024:.1f} MiB, lost {r.lost}{lat}{other}"
