@@ -12,7 +12,7 @@ from pydist.compare.diff import Difference
 COMPARED = re.compile(
     r"^dnsdist_(queries|responses|rdqueries|empty_queries|acl_drops|rule_(drop|nxdomain|refused|servfail|truncated)"
     r"|self_answered|no_policy|noncompliant_(queries|responses)|cache_(hits|misses)|frontend_(noerror|nxdomain|servfail)"
-    r"|dyn_blocked|trunc_failures|rule_hits|pool_cache_(hits|misses|entries)|server_(queries|responses|drops)"
+    r"|dyn_blocked|trunc_failures|rule_hits|pool_cache_(hits|misses|entries)"
     r"|frontend_(queries|responses))$")
 
 
@@ -25,12 +25,18 @@ def scrape(port: int, api_key: str, timeout: float = 5.0) -> dict[str, float]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}"] = sample.value
+            key = f"{sample.name}{{{labels}}}"
+            # servers mapped to the same stand-in share their labels: add them up
+            samples[key] = samples.get(key, 0.0) + sample.value
     return samples
 
 
 def _rule_hits(samples: dict[str, float]) -> list[float]:
     return sorted(v for k, v in samples.items() if k.startswith("dnsdist_rule_hits{"))
+
+
+def _total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k.startswith(name + "{"))
 
 
 def compare_metrics(a: dict[str, float], b: dict[str, float], normalize_a, normalize_b) -> list[Difference]:
@@ -49,6 +55,11 @@ def compare_metrics(a: dict[str, float], b: dict[str, float], normalize_a, norma
             continue
         if na[key] != nb[key]:
             diffs.append(Difference("metric-value", f"{key}: {na[key]:g} vs {nb[key]:g}"))
+    for name in ("dnsdist_server_queries", "dnsdist_server_responses", "dnsdist_server_drops"):
+        # which server of a pool got a query is the policy's choice: compare the totals
+        total_a, total_b = _total(a, name), _total(b, name)
+        if total_a != total_b:
+            diffs.append(Difference("metric-value", f"{name} (all servers): {total_a:g} vs {total_b:g}"))
     if _rule_hits(a) != _rule_hits(b):
         diffs.append(Difference("metric-value", f"dnsdist_rule_hits: {_rule_hits(a)} vs {_rule_hits(b)}"))
     return diffs

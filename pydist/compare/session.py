@@ -17,7 +17,9 @@ from pydist.compare.traffic import BadInput, Query
 
 _TRACEBACK_LINE = re.compile(r"^\s+|^stack traceback:")
 _NOISY_LOG = re.compile(r"control connection from|^Marking downstream")
-_FLOAT = re.compile(r"\b\d+\.\d+\b")
+_FLOAT = re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])")
+# a showServers() row: the Queries and Drops of servers sharing a pool depend on the policy's luck
+_SERVER_ROW = re.compile(r"^(\d+\s+\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+\d+\s+\d+\s+)\d+(\s+)\d+")
 
 
 @dataclass
@@ -78,7 +80,8 @@ def _log_lines(side: Side) -> list[str]:
 
 def _console_text(side: Side, result: RunResult) -> list[str]:
     text = _FLOAT.sub("<n.n>", side.normalize(result.output))
-    return [line.rstrip() for line in text.splitlines() if not _NOISY_LOG.search(line)]
+    lines = [_SERVER_ROW.sub(r"\1<n>\2<n>", line.rstrip()) for line in text.splitlines()]
+    return [line for line in lines if not _NOISY_LOG.search(line)]
 
 
 def run(opts: Options) -> Outcome:

@@ -181,7 +181,12 @@ PC.haswebserver = false
 webserver = function(a, ...)
   PC.haswebserver = true
   PC.note("webserver", tostring(a))
-  return orig_webserver("127.0.0.1:" .. PC_WEB, ...)
+  local args = {...}
+  local n = select("#", ...)
+  -- positional credentials are applied when the web server launches, after the config:
+  -- the API key the comparer scrapes with has to go in there too
+  if PC_METRICS and n >= 2 and args[2] ~= nil then args[2] = PC_APIKEY end
+  return orig_webserver("127.0.0.1:" .. PC_WEB, unpack(args, 1, n))
 end
 if carbonServer ~= nil then
   local orig_carbonServer = carbonServer
