@@ -215,26 +215,15 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     executor = make_console_executor(lua)
     engine.console_execute = executor
     startup_banner(reg)
+    for item in dict.fromkeys(reg.unsupported):
+        out(f"Warning: {item} is accepted but not carried out by pydist yet")
     loop.run_until_complete(engine.start())
     if reg.console_address is not None:
-        bind_console(reg)
-        engine.start_console()
+        engine.open_console()
     if not o.supervised:
         start_stdin_console(loop, engine, executor)
     loop.run_until_complete(engine.stopped.wait())
     return engine.exit_code or 0
-
-
-def bind_console(reg: Registry) -> None:
-    from pydist.console.server import bind_console_socket
-    host, port = reg.console_address
-    try:
-        reg.console_sock = bind_console_socket(host, port)
-    except OSError as e:
-        out(f"Unable to bind to control socket on {host}:{port}: {e.strerror}")
-        return
-    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    out(f"Accepting control connections on {addr}")
 
 
 def make_console_executor(lua: Any) -> Callable[[str], str]:

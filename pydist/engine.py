@@ -73,7 +73,13 @@ class Engine:
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
-        if getattr(server, "unusable", None):
+        if server.options.get("tls") or server.options.get("dohPath"):
+            what = "DNS over HTTPS" if server.options.get("dohPath") else "DNS over TLS"
+            self.reg.log(f"Warning: outgoing {what} (tls=\"{server.options.get('tls')}\") to "
+                         f"{server.name_with_addr()} is not supported by pydist yet: this server "
+                         "will stay down and receive no query")
+            server.unusable = True
+            server.up_status = False
             return
         if not server.tcp_only:
             server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,
@@ -138,7 +144,8 @@ class Engine:
             c = pool.cache
             if c is not None and id(c) not in seen:
                 seen.add(id(c))
-                c.maintenance(now)
+                up = any(s.is_up() for s in pool.servers)
+                c.maintenance(now, self.reg.settings.cache_cleaning_percentage, up)
 
     # --- console
     def start_console(self) -> None:
@@ -157,6 +164,19 @@ class Engine:
             max_connections=lambda: reg.console_settings["max_connections"],
             log_connections=lambda: reg.console_settings["log_connections"],
             max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log))
+
+    def open_console(self) -> None:
+        """controlSocket() at runtime: bind now, serve at once."""
+        from pydist.console.server import bind_console_socket
+        if self.console_server is not None:
+            return
+        host, port = self.reg.console_address
+        try:
+            self.reg.console_sock = bind_console_socket(host, port)
+        except OSError as e:
+            self.reg.log(f"Unable to bind to control socket on {host}:{port}: {e.strerror}")
+            return
+        self.start_console()
 
     console_execute: Callable[[str], str] = staticmethod(lambda line: "")
 

@@ -65,7 +65,14 @@ class CacheHandle:
         return _rt.lua.table_from(self.cache.get_stats())
 
     def dump(self, path: Any, *a: Any) -> None:
-        self.cache.dump(as_str(path))
+        import os
+        import time
+        name = as_str(path)
+        if os.path.exists(name):
+            _show(f"Error opening dump file for writing: File exists\n")
+            return
+        n = self.cache.dump(name, time.time())
+        _show(f"Dumped {n} records\n")
 
 
 _rt: Any = None
@@ -96,8 +103,9 @@ def register(rt: Any) -> None:
             raise LuaArgError("Unable to convert parameter from number to boost::optional<std::unordered_map<std::string, boost::variant<bool, unsigned long, std::vector<std::pair<int, unsigned short> > > > >")
         n = as_int(max_entries, "unsigned long")
         cache = PacketCache(n if rt.registry.mode != "client" else 1, **kwargs)
-        for w in getattr(cache, "warnings", ()):
-            rt.log(w)
+        if rt.registry.mode != "client":
+            for w in getattr(cache, "warnings", ()):
+                rt.log(w)
         return CacheHandle.wrap(cache)
     rt.fn("newPacketCache", new_packet_cache)
     _ = as_str

@@ -27,12 +27,8 @@ def register(rt: Any) -> None:
             reg.console_address = parse_address(as_str(addr), 5199)
         except AddressError as e:
             raise PdnsError(str(e)) from None
-        if reg.serving:
-            rt.log(f"Accepting control connections on {as_str(addr) if ':' in as_str(addr) else as_str(addr) + ':5199'}")
-            if reg.engine is not None:
-                reg.engine.start_console()
-            else:
-                reg.console_bind_requested = True
+        if reg.serving and reg.engine is not None:
+            reg.engine.open_console()
     rt.fn("controlSocket", control_socket)
 
     def set_key(key: Any, *a: Any) -> None:

@@ -85,8 +85,7 @@ class ConsoleServer(asyncio.Protocol):
     # -- asyncio callbacks ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  (uvloop transports are not asyncio.Transport subclasses)
         peer = transport.get_extra_info("peername")
         self._client = format_peer(peer)
         if not protocol.is_valid_key(self._get_key()):
