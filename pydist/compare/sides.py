@@ -99,9 +99,9 @@ class Side:
         text = text.replace(str(self.wrapper), "<config>").replace(str(self.config), "<config>")
         text = text.replace(str(self.workdir), "<workdir>")
         for i, port in enumerate(self.listen_ports):
-            text = re.sub(rf"\b{port}\b", f"<listen{i}>", text)
-        text = re.sub(rf"\b{self.console_port}\b", "<console>", text)
-        text = re.sub(rf"\b{self.web_port}\b", "<web>", text)
+            text = re.sub(rf"(?<!\d){port}(?!\d)", f"<listen{i}>", text)
+        text = re.sub(rf"(?<!\d){self.console_port}(?!\d)", "<console>", text)
+        text = re.sub(rf"(?<!\d){self.web_port}(?!\d)", "<web>", text)
         return text
 
     def run(self, args: list[str], timeout: float) -> RunResult:

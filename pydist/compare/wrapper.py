@@ -186,6 +186,7 @@ webserver = function(a, ...)
   -- positional credentials are applied when the web server launches, after the config:
   -- the API key the comparer scrapes with has to go in there too
   if PC_METRICS and n >= 2 and args[2] ~= nil then args[2] = PC_APIKEY end
+  if PC_METRICS and n >= 4 and args[4] ~= nil then args[4] = "127.0.0.1/32" end
   return orig_webserver("127.0.0.1:" .. PC_WEB, unpack(args, 1, n))
 end
 if carbonServer ~= nil then
@@ -227,7 +228,7 @@ orig_controlSocket("127.0.0.1:" .. PC_CONSOLE)
 addConsoleACL("127.0.0.1/32")
 if PC_METRICS then
   if not PC.haswebserver then orig_webserver("127.0.0.1:" .. PC_WEB) end
-  setWebserverConfig({apiKey = PC_APIKEY})
+  setWebserverConfig({apiKey = PC_APIKEY, acl = "127.0.0.1/32"})
 end
 orig_setSecurityPollSuffix("")
 """
