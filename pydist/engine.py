@@ -100,10 +100,11 @@ class Engine:
     async def start(self) -> None:
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
-                self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp, fe)
+                self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
+                                     fe.udp_state)
             if fe.sock_tcp is not None:
                 await self.loop.create_server(
-                    lambda fe=fe: TCPClientConnection(self.path, fe, self.per_client_tcp),
+                    lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
                     sock=fe.sock_tcp)
         for s in self.reg.servers:
             self.server_added(s)

@@ -17,6 +17,23 @@ DEFAULT_ACL = ("127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
 DEFAULT_CONSOLE_ACL = ("127.0.0.0/8", "::1/128")
 
 
+class ClientState:
+    """One listening socket's counters (dnsdist keeps them per socket: UDP and TCP apart)."""
+
+    def __init__(self, decl: "FrontendDecl", proto: str) -> None:
+        self.decl = decl
+        self.proto = proto
+        self.queries = 0
+        self.responses = 0
+        self.tcp_counters: dict[str, int] = {}
+
+    def address(self) -> str:
+        return self.decl.address()
+
+    def console_str(self) -> str:
+        return self.decl.address()
+
+
 @dataclass
 class FrontendDecl:
     """One listener as declared (addLocal/setLocal/addTLSLocal...): the engine binds it later."""
@@ -27,11 +44,14 @@ class FrontendDecl:
     tls: Any = None
     kind: str = "plain"           # plain | tls | doh | dnscrypt
     options: dict = field(default_factory=dict)
-    queries: int = 0
-    responses: int = 0
-    tcp_counters: dict = field(default_factory=dict)
     sock_udp: Any = None
     sock_tcp: Any = None
+    udp_state: Any = None
+    tcp_state: Any = None
+
+    def __post_init__(self) -> None:
+        self.udp_state = ClientState(self, "UDP")
+        self.tcp_state = ClientState(self, "TCP")
 
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"

@@ -81,10 +81,10 @@ def register(rt: Any) -> None:
 
     def show_binds(*a: Any) -> None:
         rt.show("#   Address                        Protocol              Queries\n")
-        for i, (f, proto) in enumerate(_binds(reg)):
-            line = f"{i:<3d} {f.address()[:20]:<20}"
+        for i, (cs, proto) in enumerate(_binds(reg)):
+            line = f"{i:<3d} {cs.address()[:20]:<20}"
             line = line.ljust(35) + f"{proto[:20]:<20}"
-            line = line.ljust(57) + str(f.queries)
+            line = line.ljust(57) + str(cs.queries)
             rt.show(line + "\n")
     rt.fn("showBinds", show_binds, no_side_effect=True)
     rt.fn("getBindCount", lambda *a: len(_binds(reg)), no_side_effect=True)
@@ -96,14 +96,14 @@ def register(rt: Any) -> None:
     rt.fn("getBind", get_bind, no_side_effect=True)
 
 
-def _binds(reg: Any) -> list[tuple[FrontendDecl, str]]:
+def _binds(reg: Any) -> list[tuple[Any, str]]:
     """One entry per socket, UDP then TCP, as dnsdist's g_frontends lists them."""
     suffix = {"plain": "", "tls": " (DNS over TLS)", "doh": " (DNS over HTTPS)",
               "dnscrypt": " (DNSCrypt)"}
     out = []
     for f in reg.frontends:
         if f.udp and f.kind in ("plain", "dnscrypt"):
-            out.append((f, "UDP" + suffix[f.kind]))
+            out.append((f.udp_state, "UDP" + suffix[f.kind]))
         if f.tcp:
-            out.append((f, "TCP" + suffix[f.kind]))
+            out.append((f.tcp_state, "TCP" + suffix[f.kind]))
     return out
