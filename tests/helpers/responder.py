@@ -35,14 +35,9 @@ class Responder:
         self.handler = handler or default_handler()
         self.queries: list[tuple[str, str, int]] = []
         self.silent = False
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.udp = socket.socket(fam, socket.SOCK_DGRAM)
-        self.udp.bind((host, 0))
+        self.last_udp_peer: tuple | None = None  # where the last UDP query came from
+        self.udp, self.tcp = _bind_pair(host)
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(fam, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, self.port))
-        self.tcp.listen(64)
         self.host = host
         self._stop = False
         self.lock = threading.Lock()
@@ -71,6 +66,7 @@ class Responder:
                 data, addr = self.udp.recvfrom(65535)
             except OSError:
                 return
+            self.last_udp_peer = addr
             resp = self._answer(data, "udp")
             if resp is not None:
                 try:
@@ -107,6 +103,25 @@ class Responder:
         self._stop = True
         self.udp.close()
         self.tcp.close()
+
+
+def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a listening TCP socket on the same free port (retried: the TCP port may be taken)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        udp = socket.socket(fam, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        tcp = socket.socket(fam, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind((host, udp.getsockname()[1]))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen(64)
+        return udp, tcp
+    raise OSError("no free UDP+TCP port pair")
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
