@@ -24,6 +24,11 @@ def impl_param(impl: str) -> object:
 BOTH = [impl_param(i) for i in IMPLS]
 
 
+def available_impls() -> tuple[str, ...]:
+    """pydist, and real dnsdist when it is installed (for tests that run both side by side)."""
+    return IMPLS if shutil.which("dnsdist") else ("pydist",)
+
+
 @pytest.fixture
 def port() -> int:
     """A free loopback port (UDP and TCP, IPv4 and IPv6)."""

@@ -1,7 +1,6 @@
 """Same config, same queries, pydist and real dnsdist: UDP timeouts and no-server answers."""
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 
@@ -10,8 +9,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.conftest import BOTH, Starter
-from tests.helpers.pydist_proc import IMPLS, DnsdistProcess, query, send_message
+from tests.conftest import BOTH, Starter, available_impls
+from tests.helpers.pydist_proc import DnsdistProcess, query, send_message
 from tests.helpers.responder import Responder, default_handler
 
 CONF = """
@@ -35,7 +34,7 @@ _ANSWER = default_handler()
 def test_udp_timeout_gets_no_answer(start_proc: Starter, responder_factory: object) -> None:
     """A query the backend never answers gets nothing, even after dnsdist's ~4 s timeout sweep;
     then the process still answers. Both implementations run side by side (one wait)."""
-    impls = IMPLS if shutil.which("dnsdist") else ("pydist",)
+    impls = available_impls()
     backend: Responder = responder_factory(handler=_silent_for_some)  # type: ignore[operator]
     procs = [start_proc(i, CONF, {"backend": backend.address}) for i in impls]
     socks = []
@@ -85,7 +84,7 @@ def test_no_server_servfail_same_bytes(start_proc: Starter, responder: Responder
     """With setServFailWhenNoServer(true): SERVFAIL, QR set, RA unset, query flags kept, EDNS
     re-added when the query had it; byte-identical to real dnsdist over UDP and TCP."""
     conf = NO_SERVER + "setServFailWhenNoServer(true)\n"
-    impls = IMPLS if shutil.which("dnsdist") else ("pydist",)
+    impls = available_impls()
     answers = {i: _no_server_answers(start_proc(i, conf, {"backend": responder.address},
                                                 ready="Console ACL")) for i in impls}
     py = answers["pydist"]
