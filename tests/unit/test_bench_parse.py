@@ -115,3 +115,14 @@ def test_noise_notes_flag_busy_server_core() -> None:
     assert report.noise_notes({"udp-hit": {"pydist": side(0.01), "dnsdist": side(0.0)}}) == []
     notes = report.noise_notes({"udp-hit": {"pydist": side(0.26), "dnsdist": side(0.03)}})
     assert len(notes) == 1 and "pydist up to 26%" in notes[0]
+
+
+def test_rcode_notes_report_non_noerror() -> None:
+    from tools.benchlib import report
+
+    ok = RunResult(qps=1.0, completed=1, lost=0, run_time=1.0, cpu_s=0.0, us_per_query=1.0,
+                   rss_kib=1, rcodes={"NOERROR": 5})
+    bad = RunResult(qps=1.0, completed=1, lost=0, run_time=1.0, cpu_s=0.0, us_per_query=1.0,
+                    rss_kib=1, rcodes={"NOERROR": 5, "SERVFAIL": 2})
+    results = {"udp-hit": {"pydist": SideResult(runs=[bad, bad]), "dnsdist": SideResult(runs=[ok])}}
+    assert report.rcode_notes(results) == ["# udp-hit pydist: non-NOERROR answers: SERVFAIL 4"]

@@ -80,6 +80,22 @@ def noise_notes(results: dict[str, dict[str, SideResult]], threshold: float = 0.
     return notes
 
 
+def rcode_notes(results: dict[str, dict[str, SideResult]]) -> list[str]:
+    """Every answer should be NOERROR; say so where one was not (a wrong answer is fast too)."""
+    notes = []
+    for name, sides in results.items():
+        for label, side in sides.items():
+            bad: dict[str, int] = {}
+            for r in side.runs:
+                for code, n in r.rcodes.items():
+                    if code != "NOERROR":
+                        bad[code] = bad.get(code, 0) + n
+            if bad:
+                notes.append(f"# {name} {label}: non-NOERROR answers: "
+                             + ", ".join(f"{c} {n}" for c, n in sorted(bad.items())))
+    return notes
+
+
 def to_json(header: dict[str, object], scenarios: Sequence[Scenario],
             results: dict[str, dict[str, SideResult]]) -> str:
     """The whole benchmark as JSON: header, then per scenario both sides' runs and medians."""

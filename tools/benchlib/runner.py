@@ -56,6 +56,7 @@ class RunResult:
     p50_us: float | None = None
     p99_us: float | None = None
     other_load: float | None = None  # share of the server core busy with anything else
+    rcodes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -213,7 +214,7 @@ class Runner:
             cpu_s=cpu, us_per_query=cpu * 1e6 / res.completed if res.completed else None,
             rss_kib=rss, p50_us=None if p50 is None else p50 * 1e6,
             p99_us=None if p99 is None else p99 * 1e6,
-            other_load=max(0.0, busy - cpu) / wall if wall > 0 else None)
+            other_load=max(0.0, busy - cpu) / wall if wall > 0 else None, rcodes=res.rcodes)
 
     def _dnsperf(self, sc: Scenario, port: int, seconds: float, tag: str) -> dnsperf.DnsperfResult:
         """Run dnsperf pinned to the load core, bounded by time and query count."""
