@@ -68,7 +68,7 @@ def register(rt: Any) -> None:
         for name in sorted(reg.pools):
             pool = reg.pools[name]
             cache = pool.cache.to_string() if pool.cache is not None else ""
-            policy = pool.policy.name if pool.policy is not None else ""
+            policy = reg.policy_for(pool).name
             servers = ", ".join(f"{s.name} {s.address_str}" for s in pool.servers)
             out += line(name, cache, policy, servers)
         rt.show(out)

