@@ -26,7 +26,10 @@ def build_answer(wire: bytes, index: int) -> bytes | None:
     try:
         query = dns.message.from_wire(wire)
     except Exception:
-        return None
+        try:  # odd additional records (XPF sent as type 1, ...): answer from the question alone
+            query = dns.message.from_wire(wire, question_only=True)
+        except Exception:
+            return None
     if query.flags & dns.flags.QR or len(query.question) != 1:
         return None
     response = dns.message.make_response(query)
