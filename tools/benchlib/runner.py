@@ -125,7 +125,7 @@ class Runner:
         ready = procs.wait_answering(proc, port)
         if not ready.ok:
             self.group.stop(proc)
-            raise ServerFailed(f"{side.label} did not answer within {ready.seconds:.0f}s "
+            raise ServerFailed(f"{side.label} did not answer within {ready.seconds:.1f}s "
                                f"(exit {proc.returncode}):\n" + self._tail(log_name))
         return proc, port
 
