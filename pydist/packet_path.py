@@ -44,7 +44,6 @@ class PacketPath:
         acl = self.reg.acl
         acl_memo = acl.memo
         qring = self.rings.queries.append
-        rring = self.rings.responses.append
         cache = self.fast_cache
         now = time.time()
         now_s = int(now)
@@ -87,7 +86,6 @@ class PacketPath:
                         stats.frontend_noerror += 1
                     else:
                         stats.count_rcode(rcode)
-                    rring((now, addr, data, 0, None))
                     continue
             self.process(data, addr, fe, sock, True, now, None)
         if queries:
@@ -109,7 +107,7 @@ class PacketPath:
             stats.empty_queries += 1
             if self.settings.drop_empty_queries:
                 return self._drop(reply)
-            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply, True)
+            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply)
         try:
             qname_end, qtype, qclass = parse_question(data)
         except WireError:
@@ -124,7 +122,7 @@ class PacketPath:
             resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale)
             if resp is not None:
                 stats.cache_hits += 1
-                return self._answer(resp, addr, fe, fe_sock, reply, True)
+                return self._answer(resp, addr, fe, fe_sock, reply, ring=False)
             stats.cache_misses += 1
         if server is None:
             stats.no_policy += 1
@@ -132,7 +130,7 @@ class PacketPath:
                 stats.frontend_servfail += 1
                 ans = self_answer(data, qname_end, 2, self.settings.add_edns_to_self_generated,
                                   self.settings.payload_size_self_generated)
-                return self._answer(ans, addr, fe, fe_sock, reply, False, count=False)
+                return self._answer(ans, addr, fe, fe_sock, reply, count=False)
             return self._drop(reply)
         flags = (data[2] << 8) | data[3]
         state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
@@ -150,13 +148,14 @@ class PacketPath:
             reply(None)
 
     def _answer(self, resp: bytes, addr: Any, fe: Any, fe_sock: Any, reply: Callable | None,
-                zero_latency: bool, count: bool = True) -> None:
-        """Send an answer that did not come from a backend (cache hit or self-generated)."""
+                count: bool = True, ring: bool = True) -> None:
+        """Send an answer that did not come from a backend; cache hits stay out of the ring."""
         if count:
             self.stats.count_rcode(resp[3] & 0x0F)
         self.stats.zero_latency_samples(1)
         fe.responses += 1
-        self.rings.responses.append((time.time(), addr, resp, 0, None))
+        if ring:
+            self.rings.responses.append((time.time(), addr, resp, 0, None))
         if reply is not None:
             reply(resp)
         else:

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from luaapi.convert import as_bool, is_table, table_to_dict
+from collections import Counter
+
+from luaapi.convert import as_bool, as_int, is_table, table_to_dict
+from pydist.dns.wire import name_to_text
+from pydist.rings import Rings
 from pydist.stats import format_dump_stats
 
 
@@ -40,8 +44,72 @@ def format_servers(servers: list, show_uuids: bool = False) -> str:
     return out
 
 
+def _qname(pkt: bytes, labels: int | None) -> str | None:
+    """Lowercased qname of a ring entry, cut to its last `labels` labels when asked."""
+    try:
+        name = name_to_text(pkt).lower()
+    except IndexError:
+        return None
+    if labels:
+        parts = name.rstrip(".").split(".")
+        name = ".".join(parts[-labels:]) + "." if name != "." else name
+    return name
+
+
+def format_top(counts: Counter, top: int) -> str:
+    """top*() tables: rank, key, count, percentage, then the Rest line (dnsdist's format)."""
+    total = sum(counts.values())
+    out = []
+    rank = 1
+    rest = 0
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if rank > top:
+            rest += n
+            continue
+        out.append("%4d  %-40s %4d %4.1f%%\n" % (rank, key, n, 100.0 * n / total))
+        rank += 1
+    out.append("%4d  %-40s %4d %4.1f%%\n" % (rank, "Rest", rest,
+                                              100.0 * rest / total if total else 100.0))
+    return "".join(out)
+
+
 def register(rt: Any) -> None:
     reg = rt.registry
+
+    def rings() -> Any:
+        return reg.rings if reg.rings is not None else Rings(1)
+
+    def top_queries(top: Any = 10, labels: Any = None, *a: Any) -> None:
+        counts: Counter = Counter()
+        for entry in list(rings().queries):
+            name = _qname(entry[2], as_int(labels) if labels is not None else None)
+            if name is not None:
+                counts[name] += 1
+        rt.show(format_top(counts, as_int(top)))
+    rt.fn("topQueries", top_queries, no_side_effect=True)
+
+    def top_responses(top: Any = 10, rcode: Any = 0, labels: Any = None, *a: Any) -> None:
+        counts: Counter = Counter()
+        want = as_int(rcode)
+        for entry in list(rings().responses):
+            pkt = entry[2]
+            if entry[3] < 0 or len(pkt) < 12 or pkt[3] & 0x0F != want:
+                continue
+            name = _qname(pkt, as_int(labels) if labels is not None else None)
+            if name is not None:
+                counts[name] += 1
+        rt.show(format_top(counts, as_int(top)))
+    rt.fn("topResponses", top_responses, no_side_effect=True)
+
+    def top_clients(top: Any = 10, *a: Any) -> None:
+        counts: Counter = Counter(entry[1][0] for entry in list(rings().queries) if entry[1])
+        rt.show(format_top(counts, as_int(top)))
+    rt.fn("topClients", top_clients, no_side_effect=True)
+
+    def delta(*a: Any) -> None:
+        if rt.executor is not None:
+            rt.show(rt.executor.render_delta())
+    rt.fn("delta", delta, no_side_effect=True)
 
     def show_servers(opts: Any = None, *a: Any) -> None:
         uuids = False

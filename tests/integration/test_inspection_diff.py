@@ -116,3 +116,11 @@ def test_make_key_shape(start_proc: Starter, responder: object) -> None:
     out = _run_both(start_proc, responder, ["makeKey()"], queries=0)
     for impl in ("dnsdist", "pydist"):
         assert re.fullmatch(r'setKey\("[A-Za-z0-9+/]{43}="\)\n', out[impl]["makeKey()"])
+
+
+def test_top_tables_identical(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["topQueries()", "topClients()", "topResponses()",
+                                            "topQueries(1)"], queries=2)
+    for cmd in ("topQueries()", "topClients()", "topResponses()", "topQueries(1)"):
+        assert out["pydist"][cmd] == out["dnsdist"][cmd], cmd
+    assert "q0.example." in out["pydist"]["topQueries()"]
