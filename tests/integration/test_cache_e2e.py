@@ -1,7 +1,6 @@
 """Packet cache seen from a client: hits, TTL ageing, ID/case restore, negative TTL cap, keys."""
 from __future__ import annotations
 
-import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype

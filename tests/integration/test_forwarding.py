@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
 from tests.helpers.pydist_proc import query
+from tests.helpers.responder import Responder
 
 CONF = """
 setSecurityPollSuffix("")
@@ -38,9 +39,9 @@ def test_forward_udp_tcp_v4_v6(impl: str, backend_host: str, start_proc: Starter
 
 
 @pytest.mark.parametrize("impl", BOTH)
-def test_forward_restores_id_and_rd(impl: str, start_proc: Starter, responder: object) -> None:
+def test_forward_restores_id_and_rd(impl: str, start_proc: Starter, responder: Responder) -> None:
     """The backend sees dnsdist's own ID; the client gets its ID and its RD bit back."""
-    proc = start_proc(impl, CONF, {"backend": responder.address})  # type: ignore[attr-defined]
+    proc = start_proc(impl, CONF, {"backend": responder.address})
     resp = query(proc.addr(), "nord.example.", "A", qid=777, flags=0)
     assert resp is not None and resp.id == 777
     assert not resp.flags & dns.flags.RD
