@@ -20,6 +20,10 @@ BINDING_MODULES = (
     "luaapi.bindings.caches",
     "luaapi.bindings.consolecfg",
     "luaapi.bindings.inspection",
+    "luaapi.bindings.objects",
+    "luaapi.bindings.rules",
+    "luaapi.bindings.compat",
+    "luaapi.bindings.dynblocks",
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import NetmaskGroup
 from pydist.policies import BUILTIN, ServerPolicy
+from pydist.rules.chain import RuleChain
 from pydist.stats import Stats
 
 SERVE, CHECK, CLIENT = "serve", "check-config", "client"
@@ -138,6 +139,17 @@ class Registry:
         self.engine = None        # set when serving: lets runtime changes reach live sockets
         self.unsupported: list[str] = []
         self.rings = None
+        # rule chains (query, response, cachehit, selfanswered); a change refreshes the fast path
+        self.rules: dict[str, RuleChain] = {k: RuleChain(k) for k in
+                                            ("query", "response", "cachehit", "selfanswered")}
+        for chain in self.rules.values():
+            chain.on_change = self._rules_changed
+        self.dynblock_groups: list[Any] = []
+        self.dynblocks_action: int = 0      # DNSAction.Drop
+
+    def _rules_changed(self) -> None:
+        if self.engine is not None:
+            self.engine.path.refresh()
 
     # --- modes
     @property

@@ -50,8 +50,12 @@ def family_of(host: str) -> int:
 
 def parse_netmask(text: str) -> IPNetwork:
     """A netmask or bare address (/32, /128); raises with dnsdist's message."""
+    s = text.strip()
+    if s.startswith("[") and "]" in s:     # "[::1]/128": ComboAddress takes brackets
+        host, rest = s[1:].split("]", 1)
+        s = host + rest
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        return ipaddress.ip_network(s, strict=False)
     except ValueError:
         raise AddressError(f"Unable to convert '{text}' to a netmask") from None
 

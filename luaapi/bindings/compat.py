@@ -1,0 +1,319 @@
+"""Everything else the corpus calls: listeners, web server, loggers, eBPF, KV stores, SNMP,
+carbon and tuning knobs that pydist accepts with dnsdist 1.7.3's signatures. Directives it does
+not carry out yet record themselves in registry.unsupported ("webserver() at line N") so the
+engine can warn once per directive when serving."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from typing import Any, Callable
+
+from luaapi.bindings.misc import runtime_refused
+from luaapi.bindings.objects import NMGHandle, _mask_text
+from luaapi.bindings.rules import ActionHandle, RuleHandle
+from luaapi.convert import as_bool, as_int, as_str, fail, is_table, table_to_dict, table_to_list
+from luaapi.errors import LuaArgError
+from pydist.dns.netmask import AddressError, parse_address
+from pydist.registry import FrontendDecl
+from pydist.rules import actions as A
+from pydist.rules import selectors as S
+
+_MARK_LUA = """
+local record, getinfo = __pydist_record_unsupported, debug.getinfo
+function __pydist_mark(name, f)
+  return function(...)
+    local info = getinfo(2, "l")
+    record(name, info and info.currentline or 0)
+    return f(...)
+  end
+end
+"""
+
+
+def nargs(a: tuple, least: int) -> None:
+    if len(a) < least:
+        raise LuaArgError(f"This function requires at least {least} parameter(s)")
+
+
+def install_marker(rt: Any) -> None:
+    """The Lua-side wrapper that learns the config line of an unsupported directive."""
+    if rt.globals["__pydist_mark"] is not None:
+        return
+
+    def record(name: str, line: Any) -> None:
+        rt.registry.unsupported.append(f"{name}() at line {int(line or 0)}")
+    rt.globals["__pydist_record_unsupported"] = record
+    rt.lua.execute(_MARK_LUA)
+
+
+def unsupported(rt: Any, name: str, func: Callable) -> None:
+    """Install func as Lua global name, recording each call as accepted-but-not-carried-out."""
+    install_marker(rt)
+    rt.globals[name] = rt.globals["__pydist_mark"](name, rt.wrap(func))
+
+
+class ObjectHandle:
+    """A dnsdist object pydist only keeps (loggers, BPF filters, KV stores, DoH frontends...)."""
+
+    def __init__(self, kind: str, text: str = "") -> None:
+        self.kind, self.text = kind, text
+
+    def toString(self, *a: Any) -> str:
+        return self.text
+
+    tostring = toString
+
+    # methods the corpus calls on such objects: accepted, nothing done
+    def setResponsesMap(self, *a: Any) -> None: pass
+    def reloadCertificates(self, *a: Any) -> None: pass
+    def loadNewCertificatesAndKeys(self, *a: Any) -> None: pass
+    def rotateTicketsKey(self, *a: Any) -> None: pass
+    def loadTicketsKeys(self, *a: Any) -> None: pass
+    def getStats(self, *a: Any) -> str: return ""
+    def attachToAllBinds(self, *a: Any) -> None: pass
+    def block(self, *a: Any) -> None: pass
+    def blockQName(self, *a: Any) -> None: pass
+    def unblock(self, *a: Any) -> None: pass
+    def unblockQName(self, *a: Any) -> None: pass
+    def reload(self, *a: Any) -> bool: return True
+    def lookup(self, *a: Any) -> str: return ""
+    def lookupSuffix(self, *a: Any) -> str: return ""
+
+
+def _listener(rt: Any, kind: str, addr: Any, opts: Any, default_port: int = 0) -> None:
+    try:
+        host, port = parse_address(as_str(addr), default_port or (853 if kind == "tls" else 443))
+    except AddressError as e:
+        from luaapi.errors import PdnsError
+        raise PdnsError(str(e)) from None
+    options = {k: v for k, v in table_to_dict(opts).items() if isinstance(k, str)}
+    decl = FrontendDecl(host=host, port=port, udp=False, tcp=True, kind=kind, options=options)
+    decl.unsupported = True          # the engine does not bind these yet
+    rt.registry.declared_only = getattr(rt.registry, "declared_only", [])
+    rt.registry.declared_only.append(decl)
+
+
+def register(rt: Any) -> None:
+    reg = rt.registry
+    install_marker(rt)
+
+    # --- listeners pydist does not serve yet (DoT, DoH, DNSCrypt)
+    def add_tls_local(*a: Any) -> None:
+        if runtime_refused(rt, "addTLSLocal"):
+            return
+        nargs(a, 3)
+        _listener(rt, "tls", a[0], a[3] if len(a) > 3 else None)
+    unsupported(rt, "addTLSLocal", add_tls_local)
+
+    def add_doh_local(addr: Any = None, certs: Any = None, keys: Any = None, urls: Any = None,
+                      opts: Any = None, *a: Any) -> None:
+        if runtime_refused(rt, "addDOHLocal"):
+            return
+        nargs((addr,) if addr is not None else (), 1)
+        plain = certs is None or (isinstance(certs, str) and not certs)
+        _listener(rt, "doh", addr, opts, 80 if plain else 443)
+        if plain:
+            host, port = parse_address(as_str(addr), 80)
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            rt.log(f"No certificate provided for DoH endpoint {shown}, running in DNS over HTTP "
+                   "mode instead of DNS over HTTPS")
+    unsupported(rt, "addDOHLocal", add_doh_local)
+
+    def add_dnscrypt_bind(*a: Any) -> None:
+        if runtime_refused(rt, "addDNSCryptBind"):
+            return
+        nargs(a, 4)
+        _listener(rt, "dnscrypt", a[0], a[4] if len(a) > 4 else None)
+    unsupported(rt, "addDNSCryptBind", add_dnscrypt_bind)
+    doh_frontend = ObjectHandle("DOHFrontend")
+    rt.fn("getDOHFrontend", lambda n, *a: doh_frontend)
+    rt.fn("getDOHFrontendCount", lambda *a: len([d for d in getattr(reg, "declared_only", [])
+                                                  if d.kind == "doh"]))
+    rt.fn("getTLSContext", lambda n, *a: ObjectHandle("TLSContext"))
+    rt.fn("getTLSFrontend", lambda n, *a: ObjectHandle("TLSFrontend"))
+    rt.fn("getTLSFrontendCount", lambda *a: len([d for d in getattr(reg, "declared_only", [])
+                                                  if d.kind == "tls"]))
+
+    def doh_map_entry(*a: Any) -> ObjectHandle:
+        nargs(a, 3)
+        return ObjectHandle("DOHResponseMapEntry")
+    rt.fn("newDOHResponseMapEntry", doh_map_entry)
+
+    # --- web server (until the web issue)
+    def webserver(addr: Any = None, password: Any = None, api_key: Any = None,
+                  headers: Any = None, acl: Any = None, *a: Any) -> None:
+        if len(a) > 0:
+            raise LuaArgError("This function requires at most 5 parameter(s)")
+        as_str(addr)
+        reg.web = getattr(reg, "web", {})
+        reg.web["address"] = as_str(addr)
+    unsupported(rt, "webserver", webserver)
+
+    def set_webserver_config(t: Any = None, *a: Any) -> None:
+        d = table_to_dict(t)
+        pw = d.get("password")
+        if isinstance(pw, str) and not pw.startswith("$scrypt$"):
+            rt.log("Passing a plain-text password via the 'password' parameter to "
+                   "'setWebserverConfig()' is not advised, please consider generating a hashed "
+                   "one using 'hashPassword()' instead.")
+        key = d.get("apiKey")
+        if isinstance(key, str) and key and not key.startswith("$scrypt$"):
+            rt.log("Passing a plain-text API key via the 'apiKey' parameter to "
+                   "'setWebserverConfig()' is not advised, please consider generating a hashed "
+                   "one using 'hashPassword()' instead.")
+        reg.web = getattr(reg, "web", {})
+        reg.web.update({k: v for k, v in d.items() if isinstance(k, str) and not is_table(v)})
+    rt.fn("setWebserverConfig", set_webserver_config)
+
+    def hash_password(pw: Any, work: Any = None, *a: Any) -> str:
+        salt = os.urandom(16)
+        n = 1024 if work is None else as_int(work)
+        dk = hashlib.scrypt(as_str(pw).encode(), salt=salt, n=n, r=8, p=1, dklen=32)
+        return (f"$scrypt$ln={n.bit_length() - 1},p=1,r=8$"
+                f"{base64.b64encode(salt).decode()}${base64.b64encode(dk).decode()}")
+    rt.fn("hashPassword", hash_password)
+    rt.fn("setAPIWritable", lambda b, d=None, *a: setattr(reg, "api_writable", as_bool(b)))
+    rt.fn("registerWebHandler", lambda *a: None)
+    rt.fn("showWebserverConfig", lambda *a: None, no_side_effect=True)
+
+    # --- carbon, SNMP
+    def carbon(addr: Any, *a: Any) -> None:
+        as_str(addr)
+    unsupported(rt, "carbonServer", carbon)
+    unsupported(rt, "snmpAgent", lambda *a: None)
+    rt.fn("sendCustomTrap", lambda *a: None)
+
+    # --- eBPF
+    unsupported(rt, "newBPFFilter", lambda *a: (nargs(a, 3), ObjectHandle("BPFFilter"))[1])
+    unsupported(rt, "newDynBPFFilter", lambda *a: ObjectHandle("DynBPFFilter"))
+    unsupported(rt, "setDefaultBPFFilter", lambda *a: None)
+    rt.fn("registerDynBPFFilter", lambda *a: None)
+    rt.fn("unregisterDynBPFFilter", lambda *a: None)
+    rt.fn("addBPFFilterDynBlocks", lambda *a: None)
+
+    # --- protobuf / dnstap loggers and their actions
+    def remote_logger(addr: Any, *a: Any) -> ObjectHandle:
+        text = as_str(addr)
+        return ObjectHandle("RemoteLogger", f"{text}")
+    unsupported(rt, "newRemoteLogger", remote_logger)
+    unsupported(rt, "newFrameStreamTcpLogger",
+                lambda addr, *a: ObjectHandle("FrameStreamLogger", f"FrameStreamLogger to {as_str(addr)}"))
+    unsupported(rt, "newFrameStreamUnixLogger",
+                lambda path, *a: ObjectHandle("FrameStreamLogger", f"FrameStreamLogger to {as_str(path)}"))
+
+    def logger_action(fmt: Callable[[ObjectHandle], str], response: bool, pos: int) -> Callable:
+        def make(*a: Any) -> ActionHandle:
+            nargs(a, pos + 1)
+            lg = a[pos]
+            if not isinstance(lg, ObjectHandle):
+                raise fail(lg, "std::shared_ptr<RemoteLoggerInterface>")
+            return ActionHandle(A.ObjectAction(fmt(lg), response))
+        return make
+    rt.fn("RemoteLogAction", logger_action(
+        lambda l: f"remote log to {l.text} (0 processed, 0 dropped)", False, 0))
+    rt.fn("RemoteLogResponseAction", logger_action(
+        lambda l: f"remote log response to {l.text} (0 processed, 0 dropped)", True, 0))
+    rt.fn("DnstapLogAction", logger_action(
+        lambda l: f"remote log as dnstap to {l.text} (0 frames sent, 0 dropped, 0 permanent failures)",
+        False, 1))
+    rt.fn("DnstapLogResponseAction", logger_action(
+        lambda l: f"log response as dnstap to {l.text} (0 frames sent, 0 dropped, 0 permanent failures)",
+        True, 1))
+
+    # --- KV stores
+    def cdb(path: Any, refresh: Any = None, *a: Any) -> ObjectHandle:
+        p = as_str(path)
+        if not os.path.exists(p):
+            rt.log(f"Error while retrieving the last modification time of CDB database '{p}': "
+                   "No such file or directory")
+        return ObjectHandle("CDBKVStore")
+    unsupported(rt, "newCDBKVStore", cdb)
+    unsupported(rt, "newLMDBKVStore", lambda *a: (nargs(a, 2), ObjectHandle("LMDBKVStore"))[1])
+    keys = {"KeyValueLookupKeyQName": "qname in wire format",
+            "KeyValueLookupKeySourceIP": "source IP",
+            "KeyValueLookupKeySuffix": "suffix", "KeyValueLookupKeyTag": "tag"}
+    for fname, text in keys.items():
+        rt.fn(fname, lambda *a, _t=text: ObjectHandle("KeyValueLookupKey", _t))
+
+    def kv_rule(store: Any, key: Any, *a: Any) -> RuleHandle:
+        return RuleHandle(S.NeverRule(f"lookup key-value store based on '{key.text}'"))
+    rt.fn("KeyValueStoreLookupRule", kv_rule)
+    rt.fn("KeyValueStoreRangeLookupRule", kv_rule)
+
+    def kv_action(store: Any, key: Any, tag: Any, *a: Any) -> ActionHandle:
+        return ActionHandle(A.ObjectAction(
+            f"lookup key-value store based on '{key.text}' and set the result in tag '{as_str(tag)}'"))
+    rt.fn("KeyValueStoreLookupAction", kv_action)
+    rt.fn("KeyValueStoreRangeLookupAction", kv_action)
+
+    # --- other actions kept as objects
+    simple = {
+        "SNMPTrapAction": "send SNMP trap", "SNMPTrapResponseAction": "send SNMP trap",
+        "SetProxyProtocolValuesAction": "set Proxy-Protocol values",
+        "SpoofSVCAction": "spoof SVC record ",
+    }
+    for fname, text in simple.items():
+        rt.fn(fname, lambda *a, _t=text, _r=fname.endswith("ResponseAction"):
+              ActionHandle(A.ObjectAction(_t, _r)))
+    rt.fn("SetAdditionalProxyProtocolValueAction", lambda t, v, *a: ActionHandle(
+        A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
+    rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
+        A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
+    rt.fn("TeeAction", lambda addr, *a: ActionHandle(
+        A.ObjectAction(f"tee to {_with_port(as_str(addr))}")))
+    rt.fn("SetECSAction", lambda v4, v6=None, *a: ActionHandle(
+        A.ObjectAction(f"set ECS to {as_str(v4)}" + (f" / {as_str(v6)}" if v6 else ""))))
+    for fname in ("MacAddrAction", "SetMacAddrAction"):
+        rt.fn(fname, lambda c, *a: ActionHandle(A.ObjectAction(f"add EDNS MAC (code={as_int(c)})")))
+    rt.fn("SetEDNSOptionAction", lambda c, d, *a: ActionHandle(
+        A.ObjectAction(f"add EDNS Option (code={as_int(c)})")))
+
+    def neg_soa(*a: Any) -> ActionHandle:
+        nargs(a, 10)
+        return ActionHandle(A.ObjectAction(("NXD " if as_bool(a[0]) else "NODATA") + " with SOA"))
+    rt.fn("NegativeAndSOAAction", neg_soa)
+    rt.fn("SetNegativeAndSOAAction", neg_soa)
+    rt.fn("newSVCRecordParameters", lambda *a: ObjectHandle("SVCRecordParameters"))
+
+    class TimedIPSet:
+        def add(self, *a: Any) -> None: pass
+        def clear(self, *a: Any) -> None: pass
+        def cleanup(self, *a: Any) -> None: pass
+        def slice(self, *a: Any) -> RuleHandle:
+            return RuleHandle(S.NeverRule("Src: limited by time"))
+    rt.fn("TimedIPSetRule", lambda *a: TimedIPSet())
+
+    # --- policies dnsdist has that pydist's policies module does not (yet)
+    from luaapi.bindings.pools import PolicyHandle
+    from pydist import policies as P
+    for pname in ("whashed", "chashed"):
+        if rt.globals[pname] is None:
+            pol = P.BUILTIN.get(pname) or P.ServerPolicy(pname, P.wrandom)
+            rt.globals[pname] = PolicyHandle(pol)
+
+    # --- tuning knobs accepted as no-ops (pydist has no such thread/pipe/socket option)
+    config_only = ("setMaxCachedTCPConnectionsPerDownstream", "setOutgoingDoHWorkerThreads",
+                   "setTCPInternalPipeBufferSize", "setUDPMultipleMessagesVectorSize",
+                   "setUDPSocketBufferSizes", "setSyslogFacility", "setProxyProtocolACL",
+                   "setProxyProtocolApplyACLToProxiedClients",
+                   "setProxyProtocolMaximumPayloadSize", "addCapabilitiesToRetain")
+    for fname in config_only:
+        rt.fn(fname, lambda *a, _n=fname: runtime_refused(rt, _n) and None)
+    runtime_ok = ("setWHashedPertubation", "setRingBuffersLockRetries",
+                  "setDoHDownstreamCleanupInterval", "setDoHDownstreamMaxIdleTime",
+                  "setMaxIdleDoHConnectionsPerDownstream", "setTCPDownstreamCleanupInterval",
+                  "setTCPDownstreamMaxIdleTime", "setOutgoingTLSSessionsCacheCleanupDelay",
+                  "setOutgoingTLSSessionsCacheMaxTicketValidity",
+                  "setOutgoingTLSSessionsCacheMaxTicketsPerBackend", "setQueryCount",
+                  "setQueryCountFilter", "clearQueryCounters", "reloadAllCertificates",
+                  "setPoolServerPolicyLuaFFIPerThread", "setServerPolicyLuaFFIPerThread",
+                  "clearConsoleHistory")
+    for fname in runtime_ok:
+        rt.fn(fname, lambda *a: None)
+    _ = (NMGHandle, _mask_text, table_to_list, is_table)
+
+
+def _with_port(addr: str) -> str:
+    host, port = parse_address(addr, 53)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,615 @@
+"""Rules from Lua (dnsdist-lua-rules.cc, dnsdist-lua-actions.cc): selector and action
+constructors, the add/show/rm/mv functions of the four chains, and the dq that Lua sees."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from luaapi.bindings.objects import (ComboAddressHandle, DNSNameHandle, DNSNameSetHandle,
+                                     NMGHandle, SMNHandle, _mask_text, to_dnsname)
+from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function, is_table,
+                            table_to_dict, table_to_list)
+from luaapi.errors import DnsdistError, LuaArgError
+from pydist.dns.netmask import AddressError, NetmaskGroup, parse_netmask
+from pydist.dns.wire import WireError, qtype_from_text
+from pydist.rules import actions as A
+from pydist.rules import selectors as S
+from pydist.rules.chain import ChainError, Rule
+from pydist.rules.names import SuffixMatchNode
+
+LUADNSRULE = ("boost::variant<std::string, std::vector<std::pair<int, std::string> >, "
+              "std::shared_ptr<DNSRule>, DNSName, std::vector<std::pair<int, DNSName> > >")
+
+
+class RuleHandle:
+    """A selector as Lua holds it (shared_ptr<DNSRule>)."""
+
+    def __init__(self, sel: S.Selector) -> None:
+        self.sel = sel
+
+    def toString(self, *a: Any) -> str:
+        return str(self.sel)
+
+    tostring = toString
+
+    def getMatches(self, *a: Any) -> int:
+        return 0
+
+    def __str__(self) -> str:
+        return str(self.sel)
+
+
+class ActionHandle:
+    """An action as Lua holds it (shared_ptr<DNSAction> / shared_ptr<DNSResponseAction>)."""
+
+    def __init__(self, act: A.Action) -> None:
+        self.act = act
+
+    def printStats(self, *a: Any) -> None:
+        pass
+
+    def getStats(self, *a: Any) -> Any:
+        return None
+
+    def reload(self, *a: Any) -> None:
+        pass
+
+
+class RuleActionHandle:
+    """newRuleAction(): a rule not yet in a chain, for setRules()."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def getSelector(self, *a: Any) -> RuleHandle:
+        return RuleHandle(self.rule.selector)
+
+    def getAction(self, *a: Any) -> ActionHandle:
+        return ActionHandle(self.rule.action)
+
+
+def qtype_arg(v: Any) -> int:
+    if isinstance(v, str):
+        try:
+            return qtype_from_text(v)
+        except WireError:
+            raise DnsdistError(f"Unable to convert '{v}' to a DNS type") from None
+    return as_int(v, "boost::variant<int, std::string>")
+
+
+def selector_arg(v: Any) -> S.Selector:
+    """makeRule(): a rule, a string or list of netmasks or suffixes, or DNSName(s)."""
+    if isinstance(v, RuleHandle):
+        return v.sel
+    if isinstance(v, DNSNameHandle):
+        smn = SuffixMatchNode()
+        smn.add(v.name)
+        return S.SuffixMatchNodeRule(smn)
+    if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+        items = [v]
+    elif is_table(v):
+        items = table_to_list(v)
+    else:
+        raise fail(v, LUADNSRULE)
+    nmg = NetmaskGroup()
+    smn = SuffixMatchNode()
+    for item in items:
+        if isinstance(item, DNSNameHandle):
+            smn.add(item.name)
+            continue
+        text = as_str(item)
+        try:
+            parse_netmask(text)
+            nmg.add(text)
+        except AddressError:
+            smn.add(to_dnsname(text))
+    if nmg.size():
+        return S.NetmaskGroupRule(nmg)   # dnsdist's quirk: names in a mixed list are dropped
+    return S.SuffixMatchNodeRule(smn)
+
+
+def action_arg(v: Any, fname: str, response: bool) -> A.Action:
+    if not isinstance(v, ActionHandle):
+        raise fail(v, "boost::variant<std::shared_ptr<DNSAction>, std::shared_ptr<DNSResponseAction> >")
+    if v.act.response != response:
+        if response:
+            raise DnsdistError(f"{fname}() can only be called with response-related actions, "
+                               "not query-related ones. Are you looking for addAction()?")
+        raise DnsdistError(f"{fname}() can only be called with query-related actions, "
+                           "not response-related ones. Are you looking for addResponseAction()?")
+    return v.act
+
+
+def rule_params(p: Any) -> tuple[str, str | None]:
+    d = table_to_dict(p)
+    name = d.get("name")
+    uuid = d.get("uuid")
+    return (as_str(name) if name is not None else ""), (as_str(uuid) if uuid is not None else None)
+
+
+def response_config(t: Any) -> A.ResponseConfig:
+    d = table_to_dict(t)
+    cfg = A.ResponseConfig()
+    for k in ("aa", "ad", "ra"):
+        if k in d:
+            setattr(cfg, k, as_bool(d[k]))
+    if "ttl" in d:
+        cfg.ttl = as_int(d["ttl"])
+    return cfg
+
+
+def nargs(a: tuple, least: int) -> None:
+    if len(a) < least:
+        raise LuaArgError(f"This function requires at least {least} parameter(s)")
+
+
+# ---- the dq Lua sees ------------------------------------------------------------------------
+class HeaderHandle:
+    """dq.dh: getRD/setRD ... (no getTC/getQR in 1.7)."""
+
+    def __init__(self, dq: Any) -> None:
+        self._dq = dq
+
+    def _get(self, byte: int, mask: int) -> bool:
+        return self._dq.get_flag(byte, mask)
+
+    def _set(self, byte: int, mask: int, v: Any) -> None:
+        self._dq.set_flag(byte, mask, as_bool(v))
+
+    def getRD(self, *a: Any) -> bool: return self._get(2, 0x01)
+    def setRD(self, v: Any, *a: Any) -> None: self._set(2, 0x01, v)
+    def getRA(self, *a: Any) -> bool: return self._get(3, 0x80)
+    def setRA(self, v: Any, *a: Any) -> None: self._set(3, 0x80, v)
+    def getAD(self, *a: Any) -> bool: return self._get(3, 0x20)
+    def setAD(self, v: Any, *a: Any) -> None: self._set(3, 0x20, v)
+    def getAA(self, *a: Any) -> bool: return self._get(2, 0x04)
+    def setAA(self, v: Any, *a: Any) -> None: self._set(2, 0x04, v)
+    def getCD(self, *a: Any) -> bool: return self._get(3, 0x10)
+    def setCD(self, v: Any, *a: Any) -> None: self._set(3, 0x10, v)
+    def setQR(self, v: Any, *a: Any) -> None: self._set(2, 0x80, v)
+
+    def setTC(self, v: Any, *a: Any) -> None:
+        self._set(2, 0x02, v)
+        self._dq.set_flag(3, 0x80, self._dq.rd)
+
+
+class DQHandle:
+    """dnsdist's DNSQuestion as Lua sees it, over a pydist DNSQuestion."""
+
+    def __init__(self, dq: Any, rt: Any) -> None:
+        self._dq = dq
+        self._rt = rt
+
+    @property
+    def qname(self) -> DNSNameHandle: return DNSNameHandle(self._dq.qname)
+    @property
+    def qtype(self) -> int: return self._dq.qtype
+    @property
+    def qclass(self) -> int: return self._dq.qclass
+    @property
+    def opcode(self) -> int: return self._dq.opcode
+    @property
+    def tcp(self) -> bool: return self._dq.tcp
+    @property
+    def len(self) -> int: return len(self._dq.data)
+    @property
+    def size(self) -> int: return 4096 if not self._dq.tcp else 65535
+    @property
+    def dh(self) -> HeaderHandle: return HeaderHandle(self._dq)
+
+    @property
+    def remoteaddr(self) -> ComboAddressHandle:
+        r = self._dq.remote
+        return ComboAddressHandle(r[0], r[1])
+
+    @property
+    def localaddr(self) -> ComboAddressHandle:
+        return ComboAddressHandle(*self._dq.local)
+
+    @property
+    def rcode(self) -> int: return self._dq.rcode
+    @rcode.setter
+    def rcode(self, v: Any) -> None: self._dq.rcode = as_int(v)
+    @property
+    def skipCache(self) -> bool: return self._dq.skip_cache
+    @skipCache.setter
+    def skipCache(self, v: Any) -> None: self._dq.skip_cache = as_bool(v)
+    @property
+    def useECS(self) -> bool: return self._dq.use_ecs
+    @useECS.setter
+    def useECS(self, v: Any) -> None: self._dq.use_ecs = as_bool(v)
+    @property
+    def ecsOverride(self) -> bool: return self._dq.ecs_override
+    @ecsOverride.setter
+    def ecsOverride(self, v: Any) -> None: self._dq.ecs_override = as_bool(v)
+    @property
+    def ecsPrefixLength(self) -> int: return self._dq.ecs_prefix_length
+    @ecsPrefixLength.setter
+    def ecsPrefixLength(self, v: Any) -> None: self._dq.ecs_prefix_length = as_int(v)
+    @property
+    def tempFailureTTL(self) -> Any: return self._dq.temp_failure_ttl
+    @tempFailureTTL.setter
+    def tempFailureTTL(self, v: Any) -> None:
+        self._dq.temp_failure_ttl = None if v is None else as_int(v)
+
+    def getDO(self, *a: Any) -> bool: return self._dq.edns_do()
+    def getContent(self, *a: Any) -> str: return bytes(self._dq.data).decode("latin-1")
+    def getTrailingData(self, *a: Any) -> str: return ""
+    def setTrailingData(self, *a: Any) -> bool: return False
+    def getServerNameIndication(self, *a: Any) -> str: return ""
+    def getProtocol(self, *a: Any) -> str: return self._dq.protocol
+    def getHTTPPath(self, *a: Any) -> str: return ""
+    def getHTTPQueryString(self, *a: Any) -> str: return ""
+    def getHTTPHost(self, *a: Any) -> str: return ""
+    def getHTTPScheme(self, *a: Any) -> str: return ""
+    def getHTTPHeaders(self, *a: Any) -> Any: return self._rt.lua.table()
+    def setHTTPResponse(self, *a: Any) -> None: pass
+    def sendTrap(self, *a: Any) -> None: pass
+    def getTag(self, k: Any, *a: Any) -> str: return self._dq.get_tag(as_str(k))
+    def setTag(self, k: Any, v: Any, *a: Any) -> None: self._dq.set_tag(as_str(k), as_str(v))
+
+    def setTagArray(self, t: Any, *a: Any) -> None:
+        for k, v in table_to_dict(t).items():
+            self._dq.set_tag(as_str(k), as_str(v))
+
+    def getTagArray(self, *a: Any) -> Any:
+        return self._rt.lua.table_from(dict(self._dq.tags or {}))
+
+    def getEDNSOptions(self, *a: Any) -> Any:
+        out: dict[int, Any] = {}
+        for code, data in self._dq.edns_options():
+            out.setdefault(code, []).append(data.decode("latin-1"))
+        return self._rt.lua.table_from({k: self._rt.lua.table_from(v) for k, v in out.items()})
+
+    def spoof(self, what: Any, *a: Any) -> None:
+        items = [as_str(x) for x in table_to_list(what)] if is_table(what) else [as_str(what)]
+        try:
+            A.SpoofAction(items)(self._dq)
+        except ValueError:
+            A.SpoofRawAction([x.encode("latin-1") for x in items])(self._dq)
+
+    def addProxyProtocolValue(self, *a: Any) -> None: pass
+    def setProxyProtocolValues(self, *a: Any) -> None: pass
+    def getProxyProtocolValues(self, *a: Any) -> Any: return self._rt.lua.table()
+    def setNegativeAndAdditionalSOA(self, *a: Any) -> bool: return True
+
+
+def dq_for_lua(rt: Any, dq: Any) -> DQHandle:
+    h = dq.lua_handle
+    if h is None:
+        h = dq.lua_handle = DQHandle(dq, rt)
+    return h
+
+
+# ---- registration ---------------------------------------------------------------------------
+CHAINS = (  # (chain key, Lua infix, add function, response actions?)
+    ("query", "", "addAction", False),
+    ("response", "Response", "addResponseAction", True),
+    ("cachehit", "CacheHitResponse", "addCacheHitResponseAction", True),
+    ("selfanswered", "SelfAnsweredResponse", "addSelfAnsweredResponseAction", True),
+)
+
+
+def register(rt: Any) -> None:
+    reg = rt.registry
+    sel = lambda s: RuleHandle(s)  # noqa: E731
+    act = lambda a: ActionHandle(a)  # noqa: E731
+
+    # --- selectors
+    rt.fn("AllRule", lambda *a: sel(S.AllRule()))
+    rt.fn("QNameRule", lambda n, *a: sel(S.QNameRule(to_dnsname(n, "std::string"))))
+
+    def qname_set_rule(s: Any, *a: Any) -> RuleHandle:
+        if not isinstance(s, DNSNameSetHandle):
+            raise fail(s, "DNSNameSet")
+        return sel(S.QNameSetRule(s.set))
+    rt.fn("QNameSetRule", qname_set_rule)
+
+    def smn_rule(smn: Any, quiet: Any = None, *a: Any) -> RuleHandle:
+        if not isinstance(smn, SMNHandle):
+            raise fail(smn, "SuffixMatchNode")
+        return sel(S.SuffixMatchNodeRule(smn.smn, bool(quiet) if quiet is not None else False))
+    rt.fn("SuffixMatchNodeRule", smn_rule)
+
+    def regex_rule(cls: type) -> Callable:
+        def make(pattern: Any, *a: Any) -> RuleHandle:
+            p = as_str(pattern)
+            try:
+                return sel(cls(p))
+            except Exception as e:
+                raise DnsdistError(f"Error compiling expression '{p}': {e}") from None
+        return make
+    rt.fn("RegexRule", regex_rule(S.RegexRule))
+    rt.fn("RE2Rule", regex_rule(S.RE2Rule))
+    rt.fn("QTypeRule", lambda t, *a: sel(S.QTypeRule(qtype_arg(t))))
+    rt.fn("QClassRule", lambda c, *a: sel(S.QClassRule(as_int(c, "unsigned short"))))
+    rt.fn("OpcodeRule", lambda o, *a: sel(S.OpcodeRule(as_int(o, "unsigned char"))))
+    rt.fn("RDRule", lambda *a: sel(S.RDRule()))
+    rt.fn("DNSSECRule", lambda *a: sel(S.DNSSECRule()))
+    rt.fn("TCPRule", lambda b, *a: sel(S.TCPRule(as_bool(b))))
+    rt.fn("TrailingDataRule", lambda *a: sel(S.TrailingDataRule()))
+
+    def nmg_rule(nmg: Any = None, src: Any = None, quiet: Any = None, *a: Any) -> RuleHandle:
+        if not isinstance(nmg, NMGHandle):
+            raise fail(nmg, "12NetmaskGroup")
+        return sel(S.NetmaskGroupRule(nmg.nmg, True if src is None else as_bool(src),
+                                      False if quiet is None else as_bool(quiet)))
+    rt.fn("NetmaskGroupRule", nmg_rule)
+    rt.fn("DSTPortRule", lambda p, *a: sel(S.DSTPortRule(as_int(p, "unsigned short"))))
+
+    def rules_list(t: Any) -> list[S.Selector]:
+        if not is_table(t):
+            raise fail(t, "std::vector<std::pair<int, std::shared_ptr<DNSRule> > >")
+        out = []
+        for r in table_to_list(t):
+            if not isinstance(r, RuleHandle):
+                raise fail(r, "std::shared_ptr<DNSRule>")
+            out.append(r.sel)
+        return out
+    rt.fn("AndRule", lambda t, *a: sel(S.AndRule(rules_list(t))))
+    rt.fn("OrRule", lambda t, *a: sel(S.OrRule(rules_list(t))))
+
+    def not_rule(r: Any, *a: Any) -> RuleHandle:
+        if not isinstance(r, RuleHandle):
+            raise fail(r, "std::shared_ptr<DNSRule>")
+        return sel(S.NotRule(r.sel))
+    rt.fn("NotRule", not_rule)
+
+    def opt_int(v: Any, default: int) -> int:
+        return default if v is None else as_int(v)
+
+    def max_qps_ip(qps: Any, v4: Any = None, v6: Any = None, burst: Any = None,
+                   exp: Any = None, cleanup: Any = None, scan: Any = None, *a: Any) -> RuleHandle:
+        return sel(S.MaxQPSIPRule(as_int(qps), opt_int(v4, 32), opt_int(v6, 64),
+                                  opt_int(burst, 0) or None, opt_int(exp, 300)))
+    rt.fn("MaxQPSIPRule", max_qps_ip)
+    rt.fn("MaxQPSRule", lambda q, b=None, *a: sel(S.MaxQPSRule(as_int(q), opt_int(b, 0) or None)))
+
+    def two_ints(cls: type) -> Callable:
+        def make(*a: Any) -> RuleHandle:
+            nargs(a, 2)
+            return sel(cls(as_int(a[0]), as_int(a[1])))
+        return make
+    rt.fn("QNameLabelsCountRule", two_ints(S.QNameLabelsCountRule))
+    rt.fn("QNameWireLengthRule", two_ints(S.QNameWireLengthRule))
+
+    def records_count(*a: Any) -> RuleHandle:
+        nargs(a, 3)
+        return sel(S.RecordsCountRule(as_int(a[0]), as_int(a[1]), as_int(a[2])))
+    rt.fn("RecordsCountRule", records_count)
+
+    def records_type_count(*a: Any) -> RuleHandle:
+        nargs(a, 4)
+        return sel(S.RecordsTypeCountRule(as_int(a[0]), qtype_arg(a[1]), as_int(a[2]),
+                                          as_int(a[3])))
+    rt.fn("RecordsTypeCountRule", records_type_count)
+    rt.fn("ProbaRule", lambda p, *a: sel(S.ProbaRule(as_float(p))))
+
+    def lua_rule(cls: type, label: str) -> Callable:
+        def make(f: Any, *a: Any) -> RuleHandle:
+            if not is_function(f):
+                raise fail(f, "std::function<bool (DNSQuestion const*)>")
+
+            def call(dq: Any, _f: Any = f) -> bool:
+                try:
+                    return bool(_f(dq_for_lua(rt, dq)))
+                except Exception as e:
+                    rt.log(f"{label} failed inside Lua: {e}")
+                    return False
+            return sel(cls(call))
+        return make
+    rt.fn("LuaRule", lua_rule(S.LuaRule, "LuaRule"))
+    rt.fn("LuaFFIRule", lua_rule(S.LuaFFIRule, "LuaFFIRule"))
+    rt.fn("LuaFFIPerThreadRule", lambda *a: sel(S.NeverRule("Lua FFI per-thread script")))
+    rt.fn("PoolAvailableRule", lambda p, *a: sel(S.PoolAvailableRule(reg, as_str(p))))
+    rt.fn("PoolOutstandingRule",
+          lambda p, n, *a: sel(S.PoolOutstandingRule(reg, as_str(p), as_int(n))))
+
+    def tag_rule(tag: Any, value: Any = None, *a: Any) -> RuleHandle:
+        return sel(S.TagRule(as_str(tag), None if value is None else as_str(value)))
+    rt.fn("TagRule", tag_rule)
+    rt.fn("RCodeRule", lambda r, *a: sel(S.RCodeRule(as_int(r))))
+    rt.fn("ERCodeRule", lambda r, *a: sel(S.ERCodeRule(as_int(r))))
+    rt.fn("EDNSVersionRule", lambda v, *a: sel(S.EDNSVersionRule(as_int(v))))
+    rt.fn("EDNSOptionRule", lambda c, *a: sel(S.EDNSOptionRule(as_int(c))))
+    # transports pydist does not have yet (DoT SNI, DoH, proxy protocol): never match
+    rt.fn("SNIRule", lambda n, *a: sel(S.NeverRule(f"SNI == {as_str(n)}")))
+    rt.fn("HTTPPathRule", lambda p, *a: sel(S.NeverRule(f"url path == {as_str(p)}")))
+    rt.fn("HTTPPathRegexRule", lambda p, *a: sel(S.NeverRule(f"http path ~ {as_str(p)}")))
+    rt.fn("HTTPHeaderRule",
+          lambda h, v, *a: sel(S.NeverRule(f"http[{as_str(h)}] ~ {as_str(v)}")))
+
+    def ppv_rule(t: Any, v: Any = None, *a: Any) -> RuleHandle:
+        n = as_int(t)
+        if v is None:
+            return sel(S.NeverRule(f"proxy protocol value of type {n} is present"))
+        return sel(S.NeverRule(f"proxy protocol value of type {n} matches"))
+    rt.fn("ProxyProtocolValueRule", ppv_rule)
+
+    # --- actions
+    rt.fn("DropAction", lambda *a: act(A.DropAction()))
+    rt.fn("AllowAction", lambda *a: act(A.AllowAction()))
+    rt.fn("NoneAction", lambda *a: act(A.NoneAction()))
+    rt.fn("PoolAction", lambda p, *a: act(A.PoolAction(as_str(p))))
+    rt.fn("QPSPoolAction", lambda q, p, *a: act(A.QPSPoolAction(as_int(q), as_str(p))))
+    rt.fn("QPSAction", lambda q, *a: act(A.QPSAction(as_int(q))))
+    rt.fn("RCodeAction", lambda r, o=None, *a: act(A.RCodeAction(as_int(r), response_config(o))))
+    rt.fn("ERCodeAction", lambda r, o=None, *a: act(A.ERCodeAction(as_int(r), response_config(o))))
+    rt.fn("TCAction", lambda *a: act(A.TCAction()))
+    for name in ("NoRecurseAction", "SetNoRecurseAction"):
+        rt.fn(name, lambda *a: act(A.SetNoRecurseAction()))
+    for name in ("DisableValidationAction", "SetDisableValidationAction"):
+        rt.fn(name, lambda *a: act(A.SetDisableValidationAction()))
+    for name in ("SkipCacheAction", "SetSkipCacheAction"):
+        rt.fn(name, lambda *a: act(A.SetSkipCacheAction()))
+    for name in ("TagAction", "SetTagAction"):
+        rt.fn(name, lambda k, v, *a: act(A.SetTagAction(as_str(k), as_str(v))))
+    for name in ("TempFailureCacheTTLAction", "SetTempFailureCacheTTLAction"):
+        rt.fn(name, lambda t, *a: act(A.SetTempFailureCacheTTLAction(as_int(t))))
+    for name in ("ECSOverrideAction", "SetECSOverrideAction"):
+        rt.fn(name, lambda b, *a: act(A.SetECSOverrideAction(as_bool(b))))
+    for name in ("ECSPrefixLengthAction", "SetECSPrefixLengthAction"):
+        rt.fn(name, lambda v4, v6, *a: act(A.SetECSPrefixLengthAction(as_int(v4), as_int(v6))))
+    for name in ("DisableECSAction", "SetDisableECSAction"):
+        rt.fn(name, lambda *a: act(A.SetDisableECSAction()))
+    rt.fn("DelayAction", lambda ms, *a: act(A.DelayAction(as_int(ms))))
+
+    def continue_action(x: Any, *a: Any) -> ActionHandle:
+        return act(A.ContinueAction(action_arg(x, "ContinueAction", False)))
+    rt.fn("ContinueAction", continue_action)
+
+    def spoof_action(ips: Any, opts: Any = None, *a: Any) -> ActionHandle:
+        items = [as_str(x) for x in table_to_list(ips)] if is_table(ips) else [as_str(ips)]
+        try:
+            return act(A.SpoofAction(items, config=response_config(opts)))
+        except ValueError:
+            if len(items) == 1:   # a name: SpoofAction("name") is a CNAME spoof
+                return act(A.SpoofAction(cname=to_dnsname(items[0]), config=response_config(opts)))
+            raise DnsdistError(f"Unable to convert presentation address '{items[0]}'") from None
+    rt.fn("SpoofAction", spoof_action)
+    rt.fn("SpoofCNAMEAction", lambda n, o=None, *a: act(
+        A.SpoofAction(cname=to_dnsname(n, "std::string"), config=response_config(o))))
+
+    def spoof_raw(raw: Any, opts: Any = None, *a: Any) -> ActionHandle:
+        items = table_to_list(raw) if is_table(raw) else [raw]
+        return act(A.SpoofRawAction([as_str(x).encode("latin-1") for x in items],
+                                    response_config(opts)))
+    rt.fn("SpoofRawAction", spoof_raw)
+
+    def log_action(path: Any = None, binary: Any = None, append: Any = None, buffered: Any = None,
+                   verbose_only: Any = None, timestamps: Any = None, *a: Any) -> ActionHandle:
+        p = "" if path is None else as_str(path)
+        try:
+            return act(A.LogAction(p, True if binary is None else as_bool(binary),
+                                   bool(append), bool(buffered),
+                                   True if verbose_only is None else as_bool(verbose_only),
+                                   bool(timestamps), log=rt.log,
+                                   verbose=lambda: reg.settings.verbose))
+        except OSError as e:
+            raise DnsdistError(f"Unable to open file '{p}' for logging: {e.strerror}") from None
+    rt.fn("LogAction", log_action)
+
+    def lua_action(cls: type, label: str) -> Callable:
+        def make(f: Any, *a: Any) -> ActionHandle:
+            if not is_function(f):
+                raise fail(f, "std::function<std::tuple<int, boost::optional<std::string> > (DNSQuestion*)>")
+
+            def call(dq: Any, _f: Any = f) -> tuple[int, str | None]:
+                try:
+                    res = _f(dq_for_lua(rt, dq))
+                except Exception as e:
+                    rt.log(f"{label} failed inside Lua, returning ServFail: {e}")
+                    return A.SERVFAIL, None
+                if isinstance(res, tuple):
+                    verdict = res[0]
+                    extra = res[1] if len(res) > 1 else None
+                else:
+                    verdict, extra = res, None
+                try:
+                    v = int(verdict)
+                except (TypeError, ValueError):
+                    return A.NONE, None
+                return v, (None if extra is None else str(extra))
+            return act(cls(call))
+        return make
+    rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
+    rt.fn("LuaFFIAction", lua_action(A.LuaFFIAction, "LuaFFIAction"))
+    rt.fn("LuaFFIPerThreadAction", lambda *a: act(A.ObjectAction("Lua FFI per-thread script")))
+
+    # response actions: kept and shown; response chains do not run yet
+    R = A.ResponseAction
+    rt.fn("AllowResponseAction", lambda *a: act(R("allow", A.R_ALLOW)))
+    rt.fn("DropResponseAction", lambda *a: act(R("drop", A.R_DROP)))
+    rt.fn("DelayResponseAction", lambda ms, *a: act(R(f"delay by {as_int(ms)} msec", A.R_DELAY)))
+    rt.fn("LogResponseAction", lambda p=None, *a: act(R("log" + (f" to {as_str(p)}" if p else ""))))
+    rt.fn("LuaResponseAction", lambda f, *a: act(R("Lua response script")))
+    rt.fn("LuaFFIResponseAction", lambda f, *a: act(R("Lua FFI response script")))
+    rt.fn("LuaFFIPerThreadResponseAction", lambda *a: act(R("Lua FFI per-thread response script")))
+    for name in ("TagResponseAction", "SetTagResponseAction"):
+        rt.fn(name, lambda k, v, *a: act(R(f"set tag '{as_str(k)}' to value '{as_str(v)}'")))
+    rt.fn("SetSkipCacheResponseAction", lambda *a: act(R("skip cache")))
+
+    # --- the chains
+    for key, infix, add_name, response in CHAINS:
+        _register_chain(rt, key, infix, add_name, response)
+
+    def make_rule(v: Any = None, *a: Any) -> RuleHandle:
+        return sel(selector_arg(v))
+    rt.fn("makeRule", make_rule)
+
+    def new_rule_action(s: Any, x: Any, params: Any = None, *a: Any) -> RuleActionHandle:
+        if not isinstance(x, ActionHandle):
+            raise fail(x, "std::shared_ptr<DNSAction>")
+        name, uuid = rule_params(params)
+        return RuleActionHandle(Rule(selector_arg(s), x.act, name, uuid))
+    rt.fn("newRuleAction", new_rule_action)
+
+    def set_rules(t: Any, *a: Any) -> None:
+        rules = []
+        for r in table_to_list(t):
+            if not isinstance(r, RuleActionHandle):
+                raise fail(r, "std::shared_ptr<std::pair<DNSRule, DNSAction>>")
+            if r.rule.action.response:
+                raise DnsdistError("setRules() can only be called with query-related actions")
+            rules.append(r.rule)
+        reg.rules["query"].set(rules)
+    rt.fn("setRules", set_rules)
+
+    def get_action(n: Any, *a: Any) -> Any:
+        rules = reg.rules["query"].rules
+        i = as_int(n)
+        return ActionHandle(rules[i].action) if 0 <= i < len(rules) else None
+    rt.fn("getAction", get_action, no_side_effect=True)
+
+
+def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool) -> None:
+    reg = rt.registry
+    chain = reg.rules[key]
+
+    def add(s: Any = None, x: Any = None, params: Any = None, *a: Any) -> None:
+        selector = selector_arg(s)
+        action = action_arg(x, add_name, response)
+        name, uuid = rule_params(params)
+        chain.add(Rule(selector, action, name, uuid))
+    rt.fn(add_name, add)
+
+    def show(opts: Any = None, *a: Any) -> None:
+        d = table_to_dict(opts)
+        lines = chain.show(bool(d.get("showUUIDs")), as_int(d["truncateRuleWidth"])
+                           if d.get("truncateRuleWidth") is not None else -1)
+        for line in lines:
+            rt.show(line + "\n")
+    rt.fn(f"show{infix}Rules", show, no_side_effect=True)
+
+    def rm(which: Any, *a: Any) -> None:
+        w = which if isinstance(which, str) and not which.isdigit() else as_int(which)
+        try:
+            chain.remove(w)
+        except ChainError as e:
+            rt.show(f"{e}\n")
+    rt.fn(f"rm{infix}Rule", rm)
+
+    def mv(src: Any, dst: Any, *a: Any) -> None:
+        try:
+            chain.move(as_int(src), as_int(dst))
+        except ChainError as e:
+            rt.show(f"{e}\n")
+    rt.fn(f"mv{infix}Rule", mv)
+    rt.fn(f"mv{infix}RuleToTop", lambda *a: chain.to_top())
+    if key in ("query",):
+        rt.fn("clearRules", lambda *a: chain.clear())
+
+    def top(n: Any = None, *a: Any) -> None:
+        count = 10 if n is None else as_int(n)
+        rules = sorted(chain.rules, key=lambda r: -r.matches)[:count]
+        for line in _show_subset(rules):
+            rt.show(line + "\n")
+    top_name = {"query": "topRules", "response": "topResponseRules",
+                "cachehit": "topCacheHitRules", "selfanswered": "topSelfAnsweredResponseRules"}[key]
+    rt.fn(top_name, top, no_side_effect=True)
+
+
+def _show_subset(rules: list[Rule]) -> list[str]:
+    from pydist.rules.chain import RuleChain
+    c = RuleChain("view")
+    c.rules = tuple(rules)
+    return c.show()

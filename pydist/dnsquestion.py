@@ -1,0 +1,129 @@
+"""The query as rules see it (dnsdist's DNSQuestion): built only when a rule chain exists."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydist.rules.names import DNSName, labels_from_wire
+
+
+class DNSQuestion:
+    """One query on its way through the rules. `data` is mutable: actions edit the header."""
+
+    __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
+                 "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
+                 "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
+                 "lua_handle", "protocol", "settings_add_edns", "payload_size")
+
+    def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
+                 frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
+        self.data = bytearray(data)
+        self.qname_end = qname_end
+        self.qtype = qtype
+        self.qclass = qclass
+        self.remote = remote              # (host, port[, ...]) as the socket gave it
+        self.frontend = frontend
+        self.local = (frontend.host, frontend.port) if frontend is not None else ("0.0.0.0", 0)
+        self.tcp = tcp
+        self.now = now
+        self.tags: dict[str, str] | None = None
+        self.skip_cache = False
+        self.pool: str | None = None
+        self._qname: DNSName | None = None
+        self.spoof: Any = None            # what a Spoof verdict answers with
+        self.ercode = 0
+        self.temp_failure_ttl: int | None = None
+        self.use_ecs = True
+        self.ecs_override = False
+        self.ecs_prefix_length = 0
+        self.delay_ms = 0
+        self.lua_handle: Any = None
+        self.protocol = "Do53 TCP" if tcp else "Do53 UDP"
+        self.settings_add_edns = True
+        self.payload_size = 1232
+
+    # --- question
+    @property
+    def qname(self) -> DNSName:
+        q = self._qname
+        if q is None:
+            q = self._qname = DNSName(labels_from_wire(self.data, 12))
+        return q
+
+    @property
+    def opcode(self) -> int:
+        return (self.data[2] >> 3) & 0x0F
+
+    @property
+    def rcode(self) -> int:
+        return self.data[3] & 0x0F
+
+    @rcode.setter
+    def rcode(self, value: int) -> None:
+        self.data[3] = (self.data[3] & 0xF0) | (int(value) & 0x0F)
+
+    def count(self, section: int) -> int:
+        off = 4 + 2 * section
+        return (self.data[off] << 8) | self.data[off + 1]
+
+    # --- header flags (byte 2: QR opcode AA TC RD; byte 3: RA Z AD CD rcode)
+    def get_flag(self, byte: int, mask: int) -> bool:
+        return bool(self.data[byte] & mask)
+
+    def set_flag(self, byte: int, mask: int, on: bool) -> None:
+        if on:
+            self.data[byte] |= mask
+        else:
+            self.data[byte] &= ~mask & 0xFF
+
+    @property
+    def rd(self) -> bool:
+        return bool(self.data[2] & 0x01)
+
+    @property
+    def cd(self) -> bool:
+        return bool(self.data[3] & 0x10)
+
+    @property
+    def qr(self) -> bool:
+        return bool(self.data[2] & 0x80)
+
+    # --- EDNS
+    def opt_offset(self) -> int:
+        """Offset of an OPT RR right after the question (plain queries), or -1."""
+        d = self.data
+        off = self.qname_end + 4
+        if (len(d) >= off + 11 and d[6:10] == b"\x00\x00\x00\x00" and d[10:12] != b"\x00\x00"
+                and d[off] == 0 and d[off + 1] == 0 and d[off + 2] == 41):
+            return off
+        return -1
+
+    def edns_do(self) -> bool:
+        off = self.opt_offset()
+        return off >= 0 and bool(self.data[off + 7] & 0x80)
+
+    def edns_options(self) -> list[tuple[int, bytes]]:
+        off = self.opt_offset()
+        if off < 0:
+            return []
+        d = self.data
+        rdlen = (d[off + 9] << 8) | d[off + 10]
+        pos, end, out = off + 11, min(len(d), off + 11 + rdlen), []
+        while pos + 4 <= end:
+            code = (d[pos] << 8) | d[pos + 1]
+            ln = (d[pos + 2] << 8) | d[pos + 3]
+            out.append((code, bytes(d[pos + 4:pos + 4 + ln])))
+            pos += 4 + ln
+        return out
+
+    # --- tags
+    def set_tag(self, key: str, value: str) -> None:
+        if self.tags is None:
+            self.tags = {}
+        self.tags[key] = value
+
+    def get_tag(self, key: str) -> str:
+        return (self.tags or {}).get(key, "")
+
+    @property
+    def remote_host(self) -> str:
+        return self.remote[0]

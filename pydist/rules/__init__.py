@@ -1,0 +1,1 @@
+"""Rules: selectors, actions and the chains that hold them (dnsdist-rules.hh, -lua-actions.cc)."""

@@ -1,0 +1,189 @@
+"""Rule chains (query, response, cache-hit, self-answered): one RuleChain serves them all, and
+the query chain's verdicts are turned into drops, answers or a pool here."""
+from __future__ import annotations
+
+import uuid as uuidlib
+from itertools import count
+from typing import Any
+
+from pydist.dns.synth import opt_rr, self_answer
+from pydist.rules import actions as A
+
+_creation = count()
+
+
+class Rule:
+    """One (selector, action) pair with its name, UUID, creation order and match counter."""
+
+    __slots__ = ("selector", "action", "name", "uuid", "order", "matches")
+
+    def __init__(self, selector: Any, action: Any, name: str = "", uuid: str | None = None) -> None:
+        self.selector, self.action, self.name = selector, action, name
+        self.uuid = uuid or str(uuidlib.uuid4())
+        self.order = next(_creation)
+        self.matches = 0
+
+
+class ChainError(Exception):
+    """rmRule/mvRule on a rule that does not exist (dnsdist prints the text and goes on)."""
+
+
+class RuleChain:
+    """The rules of one chain as a tuple, replaced whole on every change."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.rules: tuple[Rule, ...] = ()
+        self.on_change = None
+
+    def _set(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        if self.on_change is not None:
+            self.on_change()
+
+    def add(self, rule: Rule) -> None:
+        self._set(self.rules + (rule,))
+
+    def set(self, rules: list[Rule]) -> None:
+        self._set(tuple(rules))
+
+    def clear(self) -> None:
+        self._set(())
+
+    def find(self, which: Any) -> int:
+        """Index of a rule by position (int), UUID or name (str)."""
+        if isinstance(which, int):
+            if not 0 <= which < len(self.rules):
+                raise ChainError("Error: attempt to delete non-existing rule")
+            return which
+        for i, r in enumerate(self.rules):
+            if r.uuid == which or r.name == which:
+                return i
+        raise ChainError("Error: no rule matched")
+
+    def remove(self, which: Any) -> None:
+        i = self.find(which)
+        self._set(self.rules[:i] + self.rules[i + 1:])
+
+    def move(self, src: int, dst: int) -> None:
+        rules = list(self.rules)
+        if not 0 <= src < len(rules) or not 0 <= dst < len(rules):
+            raise ChainError("Error: attempt to move rules from/to invalid index")
+        r = rules.pop(src)
+        rules.insert(dst, r)
+        self._set(tuple(rules))
+
+    def to_top(self) -> None:
+        if self.rules:
+            self._set(self.rules[-1:] + self.rules[:-1])
+
+    def show(self, show_uuids: bool = False, truncate: int = -1) -> list[str]:
+        """showRules() lines (§6.2)."""
+        if show_uuids:
+            out = [f"{'#':<3} {'Name':<30} {'UUID':<38} {'Cr. Order':>9} {'Matches':>9} "
+                   f"{'Rule':<56} Action"]
+        else:
+            out = [f"{'#':<3} {'Name':<30} {'Matches':>9} {'Rule':<56} Action"]
+        for i, r in enumerate(self.rules):
+            text = str(r.selector)
+            if truncate >= 0:
+                text = text[:truncate]
+            if show_uuids:
+                out.append(f"{i:<3d} {r.name:<30} {r.uuid:<38} {r.order:>9d} {r.matches:>9d} "
+                           f"{text:<56} {r.action}")
+            else:
+                out.append(f"{i:<3d} {r.name:<30} {r.matches:>9d} {text:<56} {r.action}")
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
+    """Run the query rules in order; the verdict that stopped them, or (None action, None)."""
+    for r in rules:
+        if r.selector.matches(dq):
+            r.matches += 1
+            verdict, extra = r.action(dq)
+            if verdict == A.NONE or verdict == A.NOOP:
+                continue
+            if verdict == A.DELAY:
+                dq.delay_ms = int(extra or 0)
+                continue
+            if verdict == A.TRUNCATE and dq.tcp:
+                continue
+            if verdict == A.POOL:
+                dq.pool = extra
+            return verdict, extra
+    return A.NONE, None
+
+
+def apply_query_rules(path: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,
+                      reply: Any) -> bool:
+    """Run the chain and act on its verdict; False when the query was dropped or answered."""
+    settings = path.settings
+    stats = path.stats
+    dq.settings_add_edns = settings.add_edns_to_self_generated
+    dq.payload_size = settings.payload_size_self_generated
+    orig_flags = (dq.data[2], dq.data[3])
+    verdict, extra = run_query_chain(dq_rules(path), dq)
+    if verdict == A.DROP:
+        stats.rule_drop += 1
+        path._drop(reply)
+        return False
+    if verdict in (A.NXDOMAIN, A.REFUSED, A.SERVFAIL):
+        rcode = {A.NXDOMAIN: 3, A.REFUSED: 5, A.SERVFAIL: 2}[verdict]
+        if verdict == A.NXDOMAIN:
+            stats.rule_nxdomain += 1
+        elif verdict == A.REFUSED:
+            stats.rule_refused += 1
+        else:
+            stats.rule_servfail += 1
+        dq.rcode = rcode
+        dq.set_flag(2, 0x80, True)
+    elif verdict == A.TRUNCATE:
+        stats.rule_truncated += 1
+        dq.set_flag(2, 0x80, True)
+        dq.set_flag(2, 0x02, True)
+        dq.set_flag(3, 0x80, dq.rd)
+        dq.set_flag(2, 0x04, False)
+        dq.set_flag(3, 0x20, False)
+    elif verdict == A.NORECURSE:
+        dq.set_flag(2, 0x01, False)
+    elif verdict in (A.SPOOF, A.SPOOF_RAW) and extra is not None:
+        spoof_from_string(dq, extra, verdict == A.SPOOF_RAW)
+    if not dq.qr:
+        return True
+    # self-answered: the client's RD and CD bits are put back
+    if dq.spoof:
+        resp = bytearray(dq.data)
+    else:
+        resp = bytearray(self_answer(bytes(dq.data), dq.qname_end, dq.rcode,
+                                     dq.settings_add_edns, dq.payload_size))
+        if dq.ercode and resp[11] == 1 and len(resp) >= dq.qname_end + 4 + 11:
+            off = dq.qname_end + 4
+            resp[off:off + 11] = opt_rr(dq.payload_size, dq.edns_do(), dq.ercode)
+    resp[2] = (resp[2] & 0xFE) | (orig_flags[0] & 0x01)
+    resp[3] = (resp[3] & 0xEF) | (orig_flags[1] & 0x10)
+    stats.self_answered += 1
+    path._answer(bytes(resp), addr, fe, fe_sock, reply, True)
+    return False
+
+
+def dq_rules(path: Any) -> tuple[Rule, ...]:
+    return path.reg.rules["query"].rules
+
+
+def spoof_from_string(dq: Any, text: str, raw: bool) -> None:
+    """A Lua action's Spoof verdict: addresses, or one CNAME target."""
+    import ipaddress
+    from pydist.rules.names import DNSName
+    if raw:
+        act: Any = A.SpoofRawAction([text.encode("latin-1")])
+    else:
+        try:
+            ipaddress.ip_address(text)
+            act = A.SpoofAction([text])
+        except ValueError:
+            act = A.SpoofAction(cname=DNSName.from_text(text))
+    act(dq)

@@ -1,0 +1,480 @@
+"""dnsdist's selectors (dnsdist-rules.hh): one class each, matches(dq) and dnsdist's toString."""
+from __future__ import annotations
+
+import ipaddress
+import random
+import re
+from typing import Any, Callable
+
+from pydist.dns.wire import qtype_to_text
+from pydist.qps import QPSLimiter
+from pydist.rules.names import DNSName, DNSNameSet, SuffixMatchNode
+
+RCODE_TEXT = {
+    0: "No Error", 1: "Form Error", 2: "Server Failure", 3: "Non-Existent domain",
+    4: "Not Implemented", 5: "Query Refused", 6: "Name Exists when it should not",
+    7: "RR Set Exists when it should not", 8: "RR Set that should exist does not",
+    9: "Server Not Authoritative for zone / Not Authorized", 10: "Name not contained in zone",
+    16: "Bad OPT Version / TSIG Signature Failure", 17: "Key not recognized",
+    18: "Signature out of time window", 19: "Bad TKEY Mode", 20: "Duplicate key name",
+    21: "Algorithm not supported", 22: "Bad Truncation", 23: "Bad/missing Server Cookie",
+}
+SECTIONS = ("QD", "AN", "NS", "AR")
+
+
+def rcode_text(rc: int) -> str:
+    return RCODE_TEXT.get(rc, f"Err#{rc}")
+
+
+class Selector:
+    """Base: `pure` is True when the verdict depends on the query bytes only (fast-path safe)."""
+    pure = False
+
+    def matches(self, dq: Any) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return type(self).__name__
+
+
+class AllRule(Selector):
+    pure = True
+
+    def matches(self, dq: Any) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return "All"
+
+
+class QNameRule(Selector):
+    pure = True
+
+    def __init__(self, name: DNSName) -> None:
+        self.name = name
+
+    def matches(self, dq: Any) -> bool:
+        return dq.qname.key == self.name.key
+
+    def __str__(self) -> str:
+        return f"qname=={self.name}"
+
+
+class QNameSetRule(Selector):
+    pure = True
+
+    def __init__(self, names: DNSNameSet) -> None:
+        self.names = names
+
+    def matches(self, dq: Any) -> bool:
+        return dq.qname.key in self.names
+
+    def __str__(self) -> str:
+        return f"qname in DNSNameSet({len(self.names)} FQDNs)"
+
+
+class SuffixMatchNodeRule(Selector):
+    pure = True
+
+    def __init__(self, smn: SuffixMatchNode, quiet: bool = False) -> None:
+        self.smn, self.quiet = smn, quiet
+
+    def matches(self, dq: Any) -> bool:
+        return self.smn.check_key(dq.qname.key)
+
+    def __str__(self) -> str:
+        return "qname matches in-group" if self.quiet else f"qname in {self.smn}"
+
+
+class RegexRule(Selector):
+    pure = True
+    label = "Regex: "
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.regex = re.compile(pattern, re.IGNORECASE)
+
+    def matches(self, dq: Any) -> bool:
+        text = str(dq.qname)
+        return self.regex.search(text[:-1] if text != "." else text) is not None
+
+    def __str__(self) -> str:
+        return self.label + self.pattern
+
+
+class RE2Rule(RegexRule):
+    label = "RE2 match: "
+
+    def matches(self, dq: Any) -> bool:
+        text = str(dq.qname)
+        return self.regex.fullmatch(text[:-1] if text != "." else text) is not None
+
+
+class QTypeRule(Selector):
+    pure = True
+
+    def __init__(self, qtype: int) -> None:
+        self.qtype = qtype
+
+    def matches(self, dq: Any) -> bool:
+        return dq.qtype == self.qtype
+
+    def __str__(self) -> str:
+        return f"qtype=={qtype_to_text(self.qtype)}"
+
+
+class QClassRule(Selector):
+    pure = True
+
+    def __init__(self, qclass: int) -> None:
+        self.qclass = qclass
+
+    def matches(self, dq: Any) -> bool:
+        return dq.qclass == self.qclass
+
+    def __str__(self) -> str:
+        return f"qclass=={self.qclass}"
+
+
+class OpcodeRule(Selector):
+    pure = True
+
+    def __init__(self, opcode: int) -> None:
+        self.opcode = opcode
+
+    def matches(self, dq: Any) -> bool:
+        return dq.opcode == self.opcode
+
+    def __str__(self) -> str:
+        return f"opcode=={self.opcode}"
+
+
+class RDRule(Selector):
+    pure = True
+
+    def matches(self, dq: Any) -> bool:
+        return dq.rd
+
+    def __str__(self) -> str:
+        return "rd==1"
+
+
+class DNSSECRule(Selector):
+    pure = True
+
+    def matches(self, dq: Any) -> bool:
+        return dq.cd or dq.edns_do()
+
+    def __str__(self) -> str:
+        return "DNSSEC"
+
+
+class TCPRule(Selector):
+    def __init__(self, tcp: bool) -> None:
+        self.tcp = tcp
+
+    def matches(self, dq: Any) -> bool:
+        return dq.tcp == self.tcp
+
+    def __str__(self) -> str:
+        return "TCP" if self.tcp else "UDP"
+
+
+class NetmaskGroupRule(Selector):
+    def __init__(self, nmg: Any, src: bool = True, quiet: bool = False) -> None:
+        self.nmg, self.src, self.quiet = nmg, src, quiet
+
+    def matches(self, dq: Any) -> bool:
+        return self.nmg.match((dq.remote if self.src else dq.local)[0])
+
+    def __str__(self) -> str:
+        head = "Src: " if self.src else "Dst: "
+        return head + ("in-group" if self.quiet else ", ".join(self.nmg.to_strings()))
+
+
+class DSTPortRule(Selector):
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def matches(self, dq: Any) -> bool:
+        return dq.local[1] == self.port
+
+    def __str__(self) -> str:
+        return f"dst port=={self.port}"
+
+
+class AndRule(Selector):
+    def __init__(self, rules: list[Selector]) -> None:
+        self.rules = tuple(rules)
+        self.pure = all(r.pure for r in self.rules)
+
+    def matches(self, dq: Any) -> bool:
+        return all(r.matches(dq) for r in self.rules)
+
+    def __str__(self) -> str:
+        return " && ".join(f"({r})" for r in self.rules)
+
+
+class OrRule(AndRule):
+    def matches(self, dq: Any) -> bool:
+        return any(r.matches(dq) for r in self.rules)
+
+    def __str__(self) -> str:
+        return " || ".join(f"({r})" for r in self.rules)
+
+
+class NotRule(Selector):
+    def __init__(self, rule: Selector) -> None:
+        self.rule = rule
+        self.pure = rule.pure
+
+    def matches(self, dq: Any) -> bool:
+        return not self.rule.matches(dq)
+
+    def __str__(self) -> str:
+        return f"!({self.rule})"
+
+
+def _truncate(host: str, v4: int, v6: int) -> str:
+    ip = ipaddress.ip_address(host.split("%", 1)[0])
+    bits = v4 if ip.version == 4 else v6
+    if bits >= ip.max_prefixlen:
+        return str(ip)
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False).network_address)
+
+
+class MaxQPSIPRule(Selector):
+    """Matches when the client's (truncated) address exceeds qps."""
+
+    def __init__(self, qps: int, v4: int = 32, v6: int = 64, burst: int | None = None,
+                 expiration: int = 300, cleanup_delay: int = 60, scan_fraction: int = 10) -> None:
+        self.qps, self.v4, self.v6 = qps, v4, v6
+        self.burst = burst if burst else qps
+        self.limiters: dict[str, QPSLimiter] = {}
+
+    def matches(self, dq: Any) -> bool:
+        key = _truncate(dq.remote[0], self.v4, self.v6)
+        lim = self.limiters.get(key)
+        if lim is None:
+            if len(self.limiters) > 100000:
+                self.limiters.clear()
+            lim = self.limiters[key] = QPSLimiter(self.qps, self.burst)
+        return not lim.check()
+
+    def __str__(self) -> str:
+        return f"IP (/{self.v4}, /{self.v6}) match for QPS over {self.qps} burst {self.burst}"
+
+
+class MaxQPSRule(Selector):
+    """Matches while under the rate (a token is taken)."""
+
+    def __init__(self, qps: int, burst: int | None = None) -> None:
+        self.qps = qps
+        self.limiter = QPSLimiter(qps, burst or qps)
+
+    def matches(self, dq: Any) -> bool:
+        return self.limiter.check()
+
+    def __str__(self) -> str:
+        return f"Max {self.qps} qps"
+
+
+class QNameLabelsCountRule(Selector):
+    pure = True
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def matches(self, dq: Any) -> bool:
+        n = dq.qname.count_labels()
+        return n < self.lo or n > self.hi
+
+    def __str__(self) -> str:
+        return f"labels count < {self.lo} || labels count > {self.hi}"
+
+
+class QNameWireLengthRule(QNameLabelsCountRule):
+    def matches(self, dq: Any) -> bool:
+        n = dq.qname.wire_length()
+        return n < self.lo or n > self.hi
+
+    def __str__(self) -> str:
+        return f"wire length < {self.lo} || wire length > {self.hi}"
+
+
+class RecordsCountRule(Selector):
+    pure = True
+
+    def __init__(self, section: int, lo: int, hi: int) -> None:
+        self.section, self.lo, self.hi = section, lo, hi
+
+    def matches(self, dq: Any) -> bool:
+        return self.lo <= dq.count(self.section) <= self.hi
+
+    def __str__(self) -> str:
+        return f"{self.lo} <= records in {SECTIONS[self.section & 3]} <= {self.hi}"
+
+
+class RecordsTypeCountRule(Selector):
+    pure = True
+
+    def __init__(self, section: int, qtype: int, lo: int, hi: int) -> None:
+        self.section, self.qtype, self.lo, self.hi = section, qtype, lo, hi
+
+    def matches(self, dq: Any) -> bool:
+        if self.section == 0:
+            n = 1 if dq.qtype == self.qtype and dq.count(0) else 0
+        else:
+            try:
+                import dnslib
+                rec = dnslib.DNSRecord.parse(bytes(dq.data))
+            except Exception:
+                return False
+            rrs = (rec.rr, rec.auth, rec.ar)[self.section - 1]
+            n = sum(1 for r in rrs if r.rtype == self.qtype)
+        return self.lo <= n <= self.hi
+
+    def __str__(self) -> str:
+        return (f"{self.lo} <= {qtype_to_text(self.qtype)} records in "
+                f"{SECTIONS[self.section & 3]} <= {self.hi}")
+
+
+class ProbaRule(Selector):
+    def __init__(self, proba: float) -> None:
+        self.proba = proba
+
+    def matches(self, dq: Any) -> bool:
+        return random.random() < self.proba
+
+    def __str__(self) -> str:
+        return f"match with prob. {self.proba:.2f}"
+
+
+class LuaRule(Selector):
+    """f(dq) -> bool, given as a Python callable by the Lua bindings (errors: no match)."""
+    text = "Lua script"
+
+    def __init__(self, func: Callable[[Any], bool]) -> None:
+        self.func = func
+
+    def matches(self, dq: Any) -> bool:
+        return bool(self.func(dq))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class LuaFFIRule(LuaRule):
+    text = "Lua FFI script"
+
+
+class PoolAvailableRule(Selector):
+    def __init__(self, registry: Any, pool: str) -> None:
+        self.reg, self.pool = registry, pool
+
+    def matches(self, dq: Any) -> bool:
+        p = self.reg.pools.get(self.pool)
+        return p is not None and any(s.is_up() for s in p.servers)
+
+    def __str__(self) -> str:
+        return f"pool '{self.pool}' is available"
+
+
+class PoolOutstandingRule(Selector):
+    def __init__(self, registry: Any, pool: str, limit: int) -> None:
+        self.reg, self.pool, self.limit = registry, pool, limit
+
+    def matches(self, dq: Any) -> bool:
+        p = self.reg.pools.get(self.pool)
+        return p is not None and sum(s.outstanding for s in p.servers) > self.limit
+
+    def __str__(self) -> str:
+        return f"pool '{self.pool}' outstanding > {self.limit}"
+
+
+class TagRule(Selector):
+    def __init__(self, tag: str, value: str | None = None) -> None:
+        self.tag, self.value = tag, value
+
+    def matches(self, dq: Any) -> bool:
+        tags = dq.tags
+        if not tags or self.tag not in tags:
+            return False
+        return self.value is None or tags[self.tag] == self.value
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"tag '{self.tag}' is set"
+        return f"tag '{self.tag}' is set to '{self.value}'"
+
+
+class RCodeRule(Selector):
+    pure = True
+
+    def __init__(self, rcode: int) -> None:
+        self.rcode = rcode
+
+    def matches(self, dq: Any) -> bool:
+        return dq.rcode == self.rcode
+
+    def __str__(self) -> str:
+        return f"rcode=={rcode_text(self.rcode)}"
+
+
+class ERCodeRule(RCodeRule):
+    def matches(self, dq: Any) -> bool:
+        ext = 0
+        off = dq.opt_offset()
+        if off >= 0:
+            ext = dq.data[off + 5]
+        return ((ext << 4) | dq.rcode) == self.rcode
+
+    def __str__(self) -> str:
+        return f"ercode=={rcode_text(self.rcode)}"
+
+
+class EDNSVersionRule(Selector):
+    pure = True
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def matches(self, dq: Any) -> bool:
+        off = dq.opt_offset()
+        return off >= 0 and dq.data[off + 6] > self.version
+
+    def __str__(self) -> str:
+        return f"ednsversion>{self.version}"
+
+
+class EDNSOptionRule(Selector):
+    pure = True
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def matches(self, dq: Any) -> bool:
+        return any(c == self.code for c, _ in dq.edns_options())
+
+    def __str__(self) -> str:
+        return f"ednsoptcode=={self.code}"
+
+
+class TrailingDataRule(Selector):
+    pure = True
+
+    def matches(self, dq: Any) -> bool:
+        return False     # the packet path takes queries without records after the question
+
+    def __str__(self) -> str:
+        return "trailing data"
+
+
+class NeverRule(Selector):
+    """Selectors on transports or stores pydist does not have yet: they never match."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
