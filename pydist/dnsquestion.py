@@ -22,7 +22,8 @@ class DNSQuestion:
         self.qclass = qclass
         self.remote = remote              # (host, port[, ...]) as the socket gave it
         self.frontend = frontend
-        self.local = (frontend.host, frontend.port) if frontend is not None else ("0.0.0.0", 0)
+        decl = getattr(frontend, "decl", frontend)      # a ClientState or a FrontendDecl
+        self.local = (decl.host, decl.port) if decl is not None else ("0.0.0.0", 0)
         self.tcp = tcp
         self.now = now
         self.tags: dict[str, str] | None = None

@@ -9,6 +9,8 @@ from typing import Any, Callable
 from pydist.backend.udp import InFlight
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
+from pydist.dnsquestion import DNSQuestion
+from pydist.rules.chain import apply_query_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
@@ -31,8 +33,9 @@ class PacketPath:
         """Recompute what the fast path may skip; called when the config changes at runtime."""
         pool = self.default_pool
         policy = self.reg.policy_for(pool)
+        self.query_rules = self.reg.rules["query"].rules
         self.fast_cache = pool.cache if (
-            pool.cache is not None and policy.side_effect_free
+            pool.cache is not None and policy.side_effect_free and not self.query_rules
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
@@ -113,8 +116,18 @@ class PacketPath:
         except WireError:
             return self._drop(reply)
         pool = self.default_pool
+        flags = (data[2] << 8) | data[3]
+        skip_cache = False
+        if self.query_rules:
+            dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+            if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
+                return
+            data = bytes(dq.data)
+            skip_cache = dq.skip_cache
+            if dq.pool is not None:
+                pool = self.reg.get_pool(dq.pool)
         server = self.reg.policy_for(pool)(pool.servers, None)
-        cache = pool.cache
+        cache = None if skip_cache else pool.cache
         cache_key = None
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
@@ -132,7 +145,6 @@ class PacketPath:
                                   self.settings.payload_size_self_generated)
                 return self._answer(ans, addr, fe, fe_sock, reply, count=False)
             return self._drop(reply)
-        flags = (data[2] << 8) | data[3]
         state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
                          cache, cache_key, data, qname_end, flags, reply)
         if udp and not server.tcp_only:

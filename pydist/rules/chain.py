@@ -118,15 +118,15 @@ def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
     return A.NONE, None
 
 
-def apply_query_rules(path: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,
-                      reply: Any) -> bool:
+def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe: Any,
+                      fe_sock: Any, reply: Any) -> bool:
     """Run the chain and act on its verdict; False when the query was dropped or answered."""
     settings = path.settings
     stats = path.stats
     dq.settings_add_edns = settings.add_edns_to_self_generated
     dq.payload_size = settings.payload_size_self_generated
     orig_flags = (dq.data[2], dq.data[3])
-    verdict, extra = run_query_chain(dq_rules(path), dq)
+    verdict, extra = run_query_chain(rules, dq)
     if verdict == A.DROP:
         stats.rule_drop += 1
         path._drop(reply)
@@ -166,12 +166,8 @@ def apply_query_rules(path: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,
     resp[2] = (resp[2] & 0xFE) | (orig_flags[0] & 0x01)
     resp[3] = (resp[3] & 0xEF) | (orig_flags[1] & 0x10)
     stats.self_answered += 1
-    path._answer(bytes(resp), addr, fe, fe_sock, reply, True)
+    path._answer(bytes(resp), addr, fe, fe_sock, reply)
     return False
-
-
-def dq_rules(path: Any) -> tuple[Rule, ...]:
-    return path.reg.rules["query"].rules
 
 
 def spoof_from_string(dq: Any, text: str, raw: bool) -> None:
