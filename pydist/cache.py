@@ -21,6 +21,7 @@ from typing import Union
 
 from pydist.dns.burtle import burtle, burtle_ci
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
+from pydist.dns.wire import WireError, text_to_wire
 
 CacheKey = Union[bytes, tuple]
 """bytes, or a 1-tuple of bytes when skipped EDNS option contents were cut out of the key
@@ -125,35 +126,6 @@ def _name_to_text(wire: bytes) -> str:
                 out.append(chr(c))
         labels.append("".join(out))
     return ".".join(labels) + "." if labels else "."
-
-
-def _text_to_wire(name: str) -> bytes:
-    """Lowercased wire form of a presentation name (\\DDD and \\X escapes understood)."""
-    name = name.strip()
-    if name in ("", "."):
-        return b"\x00"
-    labels: list[bytes] = []
-    cur = bytearray()
-    i = 0
-    while i < len(name):
-        c = name[i]
-        if c == "\\" and i + 1 < len(name):
-            if name[i + 1:i + 4].isdigit() and len(name[i + 1:i + 4]) == 3:
-                cur.append(int(name[i + 1:i + 4]))
-                i += 4
-                continue
-            cur += name[i + 1].encode("latin-1")
-            i += 2
-            continue
-        if c == ".":
-            labels.append(bytes(cur))
-            cur = bytearray()
-        else:
-            cur += c.encode("latin-1")
-        i += 1
-    if cur:
-        labels.append(bytes(cur))
-    return (b"".join(bytes([len(x)]) + x for x in labels) + b"\x00").lower()
 
 
 def _qname_len(wire: bytes, start: int) -> int:
@@ -489,7 +461,10 @@ class PacketCache:
     def expunge_by_name(self, name: str, qtype: int = _QTYPE_ANY,
                         suffix_match: bool = False) -> int:
         """Remove the entries for ``name`` (or names under it) and ``qtype`` (255 = any)."""
-        wire = _text_to_wire(name)
+        try:
+            wire = text_to_wire(name.strip()).lower()
+        except WireError:
+            return 0
         removed = 0
         for udp, key, _entry, shard in self._entries_by_shard():
             raw = key[0] if isinstance(key, tuple) else key

@@ -92,7 +92,7 @@ def text_to_wire(name: str) -> bytes:
                 cur.append(int(name[i + 1: i + 4]))
                 i += 4
                 continue
-            cur.append(ord(name[i + 1]))
+            cur.extend(name[i + 1].encode("latin-1", "replace"))
             i += 2
             continue
         if c == ".":
@@ -101,7 +101,7 @@ def text_to_wire(name: str) -> bytes:
             labels.append(bytes(cur))
             cur = bytearray()
         else:
-            cur.extend(c.encode("utf-8"))
+            cur.extend(c.encode("latin-1", "replace"))  # Lua strings reach us as latin-1
         i += 1
     if cur:
         labels.append(bytes(cur))
