@@ -42,7 +42,10 @@ def install_marker(rt: Any) -> None:
         return
 
     def record(name: str, line: Any) -> None:
-        rt.registry.unsupported.append(f"{name}() at line {int(line or 0)}")
+        """One entry per directive (its first line), so serving warns once for each."""
+        head = f"{name}() "
+        if not any(u.startswith(head) for u in rt.registry.unsupported):
+            rt.registry.unsupported.append(f"{name}() at line {int(line or 0)}")
     rt.globals["__pydist_record_unsupported"] = record
     rt.lua.execute(_MARK_LUA)
 
@@ -97,6 +100,12 @@ def _listener(rt: Any, kind: str, addr: Any, opts: Any, default_port: int = 0) -
 def register(rt: Any) -> None:
     reg = rt.registry
     install_marker(rt)
+
+    # --- response chains are kept and shown, but do not run yet
+    for name in ("addResponseAction", "addCacheHitResponseAction",
+                 "addSelfAnsweredResponseAction"):
+        if rt.globals[name] is not None:
+            rt.globals[name] = rt.globals["__pydist_mark"](name, rt.globals[name])
 
     # --- listeners pydist does not serve yet (DoT, DoH, DNSCrypt)
     def add_tls_local(*a: Any) -> None:
