@@ -182,19 +182,9 @@ class PacketPath:
         now = time.time()
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
-        server.responses += 1
         server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
-        stats = self.stats
-        stats.responses += 1
-        rcode = resp[3] & 0x0F
-        if rcode == 2:
-            stats.servfail_responses += 1
-        if st.cache is not None:
-            st.cache.insert(st.cache_key, st.query, st.qname_end, True, resp, now)
-        stats.count_rcode(rcode)
-        stats.latency_sample(usec)
-        st.frontend.responses += 1
-        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
+        self.stats.latency_sample(usec)
+        self._account(server, resp, st, now, usec, True)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)
             return
@@ -213,21 +203,10 @@ class PacketPath:
             return
         now = time.time()
         resp = self._restore(data, st)
-        server.responses += 1
         usec = (now - st.sent) * 1e6
         server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
-        stats = self.stats
-        stats.responses += 1
-        rcode = resp[3] & 0x0F
-        if rcode == 2:
-            stats.servfail_responses += 1
-        udp_client = st.tcp_reply is None
-        if st.cache is not None:
-            st.cache.insert(st.cache_key, st.query, st.qname_end, False, resp, now)
-        stats.count_rcode(rcode)
-        st.frontend.responses += 1
-        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
-        if udp_client:
+        self._account(server, resp, st, now, usec, False)
+        if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)
             limit = max(512, edns[0]) if edns else 512
             if len(resp) > limit:
@@ -238,6 +217,21 @@ class PacketPath:
                 pass
         else:
             st.tcp_reply(resp)
+
+    def _account(self, server: Any, resp: bytes, st: InFlight, now: float, usec: float,
+                 udp_key: bool) -> None:
+        """What every relayed backend answer counts and feeds, whatever its transport."""
+        server.responses += 1
+        stats = self.stats
+        stats.responses += 1
+        rcode = resp[3] & 0x0F
+        if rcode == 2:
+            stats.servfail_responses += 1
+        if st.cache is not None:
+            st.cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now)
+        stats.count_rcode(rcode)
+        st.frontend.responses += 1
+        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
 
     @staticmethod
     def _restore(data: bytes, st: InFlight) -> bytes:
