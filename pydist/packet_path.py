@@ -167,7 +167,7 @@ class PacketPath:
         self.stats.zero_latency_samples(1)
         fe.responses += 1
         if ring:
-            self.rings.responses.append((time.time(), addr, resp, 0, None))
+            self.rings.responses.append((time.time(), addr, resp, 0, None, fe.proto))
         if reply is not None:
             reply(resp)
         else:
@@ -231,7 +231,8 @@ class PacketPath:
             st.cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now)
         stats.count_rcode(rcode)
         st.frontend.responses += 1
-        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
+        self.rings.responses.append((now, st.client, resp, usec, server.address_str,
+                                    st.frontend.proto))
 
     @staticmethod
     def _restore(data: bytes, st: InFlight) -> bytes:
@@ -241,8 +242,10 @@ class PacketPath:
         b3 = (data[3] & 0xEF) | (f & 0x10)
         return st.orig_id + bytes((b2, b3)) + data[4:]
 
-    def udp_timeout(self, st: InFlight) -> None:
+    def udp_timeout(self, st: InFlight, server: Any = None) -> None:
         """A UDP query that never got its answer: into the ring as dnsdist's "T.O"."""
-        self.rings.responses.append((time.time(), st.client, st.query, -1, None))
+        self.rings.responses.append((time.time(), st.client, st.query, -1,
+                                     server.address_str if server is not None else None,
+                                     st.frontend.proto))
         if st.tcp_reply is not None:
             st.tcp_reply(None)

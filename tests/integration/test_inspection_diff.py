@@ -124,3 +124,47 @@ def test_top_tables_identical(start_proc: Starter, responder: object) -> None:
     for cmd in ("topQueries()", "topClients()", "topResponses()", "topQueries(1)"):
         assert out["pydist"][cmd] == out["dnsdist"][cmd], cmd
     assert "q0.example." in out["pydist"]["topQueries()"]
+
+
+def _mask_grepq(text: str) -> list[str]:
+    """Time, client port, ID and latency move with the run; columns and the rest must match."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("Time"):
+            rows.append(line)
+            continue
+        m = re.match(r"^(-?\d+\.\d) +(\S+):\d+ +(\S+) +(\S*) +\d+ +(\S+) +(\S+) +([\d.]+|T\.O)? +"
+                     r"(.*)$", line)
+        assert m, line
+        rows.append("|".join((m.group(2), m.group(3), m.group(4), m.group(5), m.group(6),
+                              "LAT" if m.group(7) else "", m.group(8).strip())))
+        assert line[56:61] in ("DoUDP", "DoTCP"), line  # fixed-width columns as dnsdist's
+    return rows
+
+
+GREPQ_CMDS = ['grepq("127.0.0.1")', 'grepq("q1.example")', 'grepq({"q0.example.", "127.0.0.0/8"}, 1)',
+              'grepq("bad..name")', 'grepq("1000ms")', 'grepq("192.0.2.0/24")']
+
+
+def test_grepq_identical(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, GREPQ_CMDS, queries=3)
+    d, p = out["dnsdist"], out["pydist"]
+    assert p['grepq("bad..name")'] == d['grepq("bad..name")']
+    assert p['grepq("bad..name")'].startswith("Could not parse 'bad..name'")
+    for cmd in GREPQ_CMDS:
+        if cmd != 'grepq("bad..name")':
+            assert _mask_grepq(p[cmd]) == _mask_grepq(d[cmd]), cmd
+    rows = _mask_grepq(p['grepq("127.0.0.1")'])
+    assert sum("Question" in r for r in rows) == 4 and sum("No Error. 1 answers" in r for r in rows) == 3
+    assert len(_mask_grepq(p['grepq({"q0.example.", "127.0.0.0/8"}, 1)'])) == 3
+
+
+def test_show_response_latency_shape(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["showResponseLatency()"], queries=3)
+
+    def shape(text: str) -> list[str]:
+        return [re.sub(r"[*:.]+$", "", re.sub(r"\d+\.\d\d msec", "N msec", ln))
+                for ln in text.splitlines()]
+    d, p = out["dnsdist"]["showResponseLatency()"], out["pydist"]["showResponseLatency()"]
+    assert shape(p) == shape(d)
+    assert p.startswith("Average response latency: ") and p.count("*") >= 70
