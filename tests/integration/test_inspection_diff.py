@@ -168,3 +168,20 @@ def test_show_response_latency_shape(start_proc: Starter, responder: object) -> 
     d, p = out["dnsdist"]["showResponseLatency()"], out["pydist"]["showResponseLatency()"]
     assert shape(p) == shape(d)
     assert p.startswith("Average response latency: ") and p.count("*") >= 70
+
+
+def test_show_servers_with_uuids(start_proc: Starter, responder: object) -> None:
+    cmd = "showServers({showUUIDs=true})"
+    out = _run_both(start_proc, responder, [cmd])
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+    def mask(text: str) -> str:
+        assert len(uuid.findall(text)) == 2  # one per server, in the second column
+        lines = []
+        for line in uuid.sub("U" * 36, text).splitlines():
+            if re.match(r"^\d+\s", line):
+                line = line[:98] + "QPS    " + line[105:140] + "DRATE LAT  " + line[151:]
+            lines.append(line)
+        return "\n".join(lines)
+    assert mask(out["pydist"][cmd]) == mask(out["dnsdist"][cmd])
+    assert out["pydist"][cmd].startswith("#   UUID ")
