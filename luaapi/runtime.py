@@ -20,6 +20,7 @@ BINDING_MODULES = (
     "luaapi.bindings.caches",
     "luaapi.bindings.consolecfg",
     "luaapi.bindings.inspection",
+    "luaapi.bindings.tcpstats",
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",
     "luaapi.bindings.compat",

@@ -185,3 +185,20 @@ def test_show_servers_with_uuids(start_proc: Starter, responder: object) -> None
         return "\n".join(lines)
     assert mask(out["pydist"][cmd]) == mask(out["dnsdist"][cmd])
     assert out["pydist"][cmd].startswith("#   UUID ")
+
+
+def _column_starts(line: str) -> list[int]:
+    return [m.start() for m in re.finditer(r"(?:(?<=\s\s)|^)\S", line)]
+
+
+def test_show_tcp_stats_layout_and_security_status(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["showTCPStats()", "showSecurityStatus()"], queries=1)
+    d, p = out["dnsdist"]["showTCPStats()"], out["pydist"]["showTCPStats()"]
+    dl, pl = d.splitlines(), p.splitlines()
+    assert len(pl) == len(dl) == 12  # workers, 2 frontends, 2 backends, titles and blanks
+    for a, b in zip(pl, dl):
+        if b.startswith(("#", "Workers", "Frontends", "Backends")) or not b:
+            assert a == b  # headers byte-identical
+        else:
+            assert _column_starts(a) == _column_starts(b) and len(a) == len(b), (a, b)
+    assert out["pydist"]["showSecurityStatus()"] == out["dnsdist"]["showSecurityStatus()"] == "0\n"
