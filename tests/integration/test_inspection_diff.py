@@ -202,3 +202,26 @@ def test_show_tcp_stats_layout_and_security_status(start_proc: Starter, responde
         else:
             assert _column_starts(a) == _column_starts(b) and len(a) == len(b), (a, b)
     assert out["pydist"]["showSecurityStatus()"] == out["dnsdist"]["showSecurityStatus()"] == "0\n"
+
+
+def test_server_methods_cache_stats_and_shutdown(start_proc: Starter, responder: object) -> None:
+    cmds = ['getPool(""):getCache():printStats()', "getServer(0):getOutstanding()",
+            "getServer(0):getNameWithAddr()", "getServer(0):getName()", 'getServer(0):addPool("x")',
+            "showPools()", 'getServer(0):rmPool("x")', "getServer(0):setDown()", "showServers()",
+            "getServer(0):setAuto()", 'show("hi")', "getServer(0).order", "getBindCount()",
+            "shutdown()"]
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, CONF, {"backend": responder.address},
+                          ready=r"Accepting control connections")
+        assert query(proc.addr(), "q0.example.") is not None
+        assert query(proc.addr(), "q0.example.") is not None
+        out[impl] = {c: console(proc, str(proc.conf), c) for c in cmds}
+        assert proc.wait_exit(10) == 0  # shutdown() ends the process with 0
+    for c in cmds:
+        if c == "showServers()":
+            assert _mask_rates(out["pydist"][c]) == _mask_rates(out["dnsdist"][c])
+        else:
+            assert out["pydist"][c] == out["dnsdist"][c], c
+    assert out["pydist"]["shutdown()"] == "Connection closed by the server.\n"
+    assert "Hits: 1" in out["pydist"]['getPool(""):getCache():printStats()']
