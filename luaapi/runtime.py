@@ -23,6 +23,7 @@ BINDING_MODULES = (
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",
     "luaapi.bindings.compat",
+    "luaapi.bindings.tls",
     "luaapi.bindings.dynblocks",
 )
 
