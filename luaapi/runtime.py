@@ -24,6 +24,7 @@ BINDING_MODULES = (
     "luaapi.bindings.rules",
     "luaapi.bindings.compat",
     "luaapi.bindings.tls",
+    "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
 )
 
