@@ -1,6 +1,6 @@
 """showTCPStats(): TCP and DoT figures per frontend socket and per backend, dnsdist 1.7.3's table
 (the TLS session and version columns are where DoT listeners and backends show their counters).
-Average queries per connection and durations are not tracked yet: shown as 0, like an idle dnsdist."""
+Backends' average queries per connection and durations are not tracked yet: shown as 0."""
 from __future__ import annotations
 
 from typing import Any
@@ -41,7 +41,9 @@ def tcp_stats(reg: Any) -> str:
     for i, (cs, _proto) in enumerate(_binds(reg)):
         tcp = cs.tcp_counters
         tls = cs.decl.tls.counters if cs.decl.tls is not None and cs.proto == "TCP" else {}
-        values: list[Any] = [tcp.get(k, 0) for k in _FE_TCP] + ["0.000000", "0.000000"]
+        values: list[Any] = [tcp.get(k, 0) for k in _FE_TCP]
+        values += [f"{tcp.get(k, 0):f}" for k in ("tcpAvgQueriesPerConnection",
+                                                   "tcpAvgConnectionDuration")]
         values += [tls.get(k, 0) for k in FRONTEND_TLS_COUNTERS]
         lines.append(_row([(i, 3), (cs.address()[:20], 20)]
                           + [(v, w) for v, (_, w) in zip(values, _FE_HEAD)]))

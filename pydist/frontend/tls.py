@@ -32,7 +32,11 @@ def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: Front
     inner = TLSClientConnection(path, fe, per_client, tls)
 
     def failed(layer: TLSLayer, why: str) -> None:
+        """As dnsdist 1.7.3: a connection that never completed its handshake 'died reading
+        the query', plus one of the handshake-failure causes when OpenSSL gave one."""
         tls.handshake_failed(layer, why)
+        counters = fe.tcp_counters
+        counters["tcpDiedReadingQuery"] = counters.get("tcpDiedReadingQuery", 0) + 1
         if log_errors:
             peer = layer.get_extra_info("peername")
             path.reg.log(f"Error while processing TLS connection from {peer}: {why}")

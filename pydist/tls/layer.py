@@ -43,6 +43,7 @@ class TLSLayer(asyncio.Protocol):
         self.raw: asyncio.Transport | None = None
         self.done = False
         self.closed = False
+        self.failed = False
         self.early: list[bytes] = []
         self.handshake: asyncio.Future[bool | str] | None = None
 
@@ -70,8 +71,13 @@ class TLSLayer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.handshake is not None and not self.handshake.done():
-            self.handshake.set_result("connection closed during the TLS handshake")
+        if not self.done and not self.failed:
+            self.failed = True
+            why = "connection closed during the TLS handshake"
+            if self.on_error is not None:
+                self.on_error(self, why)
+            if self.handshake is not None and not self.handshake.done():
+                self.handshake.set_result(why)
         self.inner.connection_lost(exc)
 
     def _advance(self) -> None:
@@ -96,6 +102,7 @@ class TLSLayer(asyncio.Protocol):
             self.write(data)
 
     def _failed(self, why: str) -> None:
+        self.failed = True
         if self.on_error is not None:
             self.on_error(self, why)
         if self.handshake is not None and not self.handshake.done():
@@ -153,6 +160,7 @@ class TLSLayer(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self.failed = self.failed or not self.done   # closed by us (ACL, timeout): no error
         if self.done:
             try:
                 self.conn.shutdown()
