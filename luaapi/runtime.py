@@ -20,10 +20,11 @@ BINDING_MODULES = (
     "luaapi.bindings.caches",
     "luaapi.bindings.consolecfg",
     "luaapi.bindings.inspection",
-    "luaapi.bindings.tcpstats",
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",
     "luaapi.bindings.compat",
+    "luaapi.bindings.tls",
+    "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
 )
 
