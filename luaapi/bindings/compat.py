@@ -101,12 +101,6 @@ def register(rt: Any) -> None:
     reg = rt.registry
     install_marker(rt)
 
-    # --- response chains are kept and shown, but do not run yet
-    for name in ("addResponseAction", "addCacheHitResponseAction",
-                 "addSelfAnsweredResponseAction"):
-        if rt.globals[name] is not None:
-            rt.globals[name] = rt.globals["__pydist_mark"](name, rt.globals[name])
-
     # --- listeners pydist does not serve yet (DoT, DoH, DNSCrypt)
     def add_tls_local(*a: Any) -> None:
         if runtime_refused(rt, "addTLSLocal"):
