@@ -14,7 +14,7 @@ from pydist.dns.netmask import AddressError, NetmaskGroup, parse_netmask
 from pydist.dns.wire import WireError, qtype_from_text
 from pydist.rules import actions as A
 from pydist.rules import selectors as S
-from pydist.rules.chain import ChainError, Rule
+from pydist.rules.chain import ChainError, Rule, unsupported_parts
 from pydist.rules.names import SuffixMatchNode
 
 LUADNSRULE = ("boost::variant<std::string, std::vector<std::pair<int, std::string> >, "
@@ -523,6 +523,8 @@ def register(rt: Any) -> None:
             if r.rule.action.response:
                 raise DnsdistError("setRules() can only be called with query-related actions")
             rules.append(r.rule)
+        for rule in rules:
+            note_unsupported(rt, "setRules", rule)
         reg.rules["query"].set(rules)
     rt.fn("setRules", set_rules)
 
@@ -533,6 +535,20 @@ def register(rt: Any) -> None:
     rt.fn("getAction", get_action, no_side_effect=True)
 
 
+def note_unsupported(rt: Any, fname: str, rule: Rule) -> None:
+    """Parts of a rule pydist cannot carry out: warned once at startup (registry.unsupported),
+    or at once when the rule is added from the console."""
+    reg = rt.registry
+    for part in unsupported_parts(rule):
+        item = f"{part} in {fname}()"
+        if reg.config_done:
+            line = f"Warning: {item} is accepted but not carried out by pydist yet"
+            rt.log(line)
+            rt.show(line + "\n")
+        elif item not in reg.unsupported:
+            reg.unsupported.append(item)
+
+
 def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool) -> None:
     reg = rt.registry
     chain = reg.rules[key]
@@ -541,7 +557,9 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
         selector = selector_arg(s)
         action = action_arg(x, add_name, response)
         name, uuid = rule_params(params)
-        chain.add(Rule(selector, action, name, uuid))
+        rule = Rule(selector, action, name, uuid)
+        note_unsupported(rt, add_name, rule)
+        chain.add(rule)
     rt.fn(add_name, add)
 
     def show(opts: Any = None, *a: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydist.dns.synth import opt_rr, self_answer
 from pydist.rules import actions as A
+from pydist.rules import selectors as S
 from pydist.rules.responses import apply_response_rules
 
 _creation = count()
@@ -23,6 +24,25 @@ class Rule:
         self.uuid = uuid or str(uuidlib.uuid4())
         self.order = next(_creation)
         self.matches = 0
+
+
+def unsupported_parts(rule: Rule) -> list[str]:
+    """What in a rule pydist cannot carry out yet: selectors that never match (SNI, DoH, KV,
+    proxy protocol...) and actions it only keeps; the engine says so rather than ignore them."""
+    out: list[str] = []
+
+    def walk(sel: Any) -> None:
+        if isinstance(sel, S.NeverRule):
+            out.append(f"selector '{sel}' (it never matches in pydist)")
+        for child in getattr(sel, "rules", ()) or ((sel.rule,) if hasattr(sel, "rule") else ()):
+            walk(child)
+    walk(rule.selector)
+    act = rule.action
+    while isinstance(act, A.ContinueAction):
+        act = act.action
+    if isinstance(act, A.ObjectAction):
+        out.append(f"action '{act}'")
+    return out
 
 
 class ChainError(Exception):
