@@ -215,6 +215,8 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     engine = Engine(reg, loop)
     executor = make_console_executor(lua)
     engine.console_execute = executor
+    from luaapi.bindings.dynblocks import make_maintenance
+    engine.maintenance_hooks.append(make_maintenance(lua))
     startup_banner(reg)
     for item in dict.fromkeys(reg.unsupported):
         out(f"Warning: {item} is accepted but not carried out by pydist yet")

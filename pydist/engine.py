@@ -73,7 +73,7 @@ class Engine:
         self.exit_code: int | None = None
         self.stopped = asyncio.Event()
         self.last_rates = time.monotonic()
-        self.maintenance_hooks: list[Callable[[], None]] = []
+        self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
         self.console_server = None
         registry.engine = self
 

@@ -101,12 +101,6 @@ def register(rt: Any) -> None:
     reg = rt.registry
     install_marker(rt)
 
-    # --- response chains are kept and shown, but do not run yet
-    for name in ("addResponseAction", "addCacheHitResponseAction",
-                 "addSelfAnsweredResponseAction"):
-        if rt.globals[name] is not None:
-            rt.globals[name] = rt.globals["__pydist_mark"](name, rt.globals[name])
-
     # --- listeners pydist does not serve yet (DoH, DNSCrypt); DoT is in bindings/tls.py
 
     def add_doh_local(addr: Any = None, certs: Any = None, keys: Any = None, urls: Any = None,

@@ -107,7 +107,6 @@ def register(rt: Any) -> None:
         def logger(msg: Any = "", *rest: Any) -> None:
             rt.log(as_str(msg))
         rt.fn(name, logger)
-    rt.fn("vinfolog", lambda msg="", *r: rt.log(as_str(msg)) if st.verbose else None)
 
     def show(msg: Any = "", *rest: Any) -> None:
         rt.show(as_str(msg) + "\n")
@@ -116,8 +115,6 @@ def register(rt: Any) -> None:
     rt.fn("showVersion", lambda *a: rt.show(f"dnsdist {VERSION}\n"), no_side_effect=True)
     rt.fn("inConfigCheck", lambda *a: reg.mode == CHECK, no_side_effect=True)
     rt.fn("inClientStartup", lambda *a: reg.mode == CLIENT, no_side_effect=True)
-    rt.fn("setVerbose", lambda b, *a: setattr(st, "verbose", as_bool(b)))
-    rt.fn("getVerbose", lambda *a: st.verbose, no_side_effect=True)
 
     def include_list(path: Any = None, *rest: Any) -> Any:
         """The *.conf files includeDirectory() runs, in lexical order (Lua runs them)."""
