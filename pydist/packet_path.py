@@ -36,6 +36,7 @@ class PacketPath:
         self.query_rules = self.reg.rules["query"].rules
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and not self.query_rules
+            and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
@@ -118,6 +119,7 @@ class PacketPath:
         pool = self.default_pool
         flags = (data[2] << 8) | data[3]
         skip_cache = False
+        dq = None
         if self.query_rules:
             dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
             if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
@@ -126,7 +128,10 @@ class PacketPath:
             skip_cache = dq.skip_cache
             if dq.pool is not None:
                 pool = self.reg.get_pool(dq.pool)
-        server = self.reg.policy_for(pool)(pool.servers, None)
+        policy = self.reg.policy_for(pool)
+        if dq is None and policy.needs_dq:       # hashed and Lua policies read the query
+            dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        server = policy(pool.servers, dq)
         cache = None if skip_cache else pool.cache
         cache_key = None
         if cache is not None:
