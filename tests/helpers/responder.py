@@ -100,9 +100,15 @@ class Responder:
             return sum(1 for n, _, _ in self.queries if n.lower().endswith(name_suffix.lower()))
 
     def close(self) -> None:
+        """Stop and free the port now (shutdown wakes the blocked threads, so the port is
+        released and the kernel answers ICMP port unreachable, as for a killed backend)."""
         self._stop = True
-        self.udp.close()
-        self.tcp.close()
+        for s in (self.udp, self.tcp):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
 
 
 def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
