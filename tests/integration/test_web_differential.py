@@ -90,6 +90,12 @@ def test_metrics_and_json_match_dnsdist(start_proc: Starter, responder_factory: 
     total = {impl: sum(v for k, v in bare(m).items() if k.startswith("dnsdist_server_queries"))
              for impl, m in metrics.items()}
     assert total["pydist"] == total["dnsdist"] == 2
+    for name in ("dnsdist_frontend_queries", "dnsdist_frontend_responses"):
+        for proto in ("UDP", "TCP"):
+            per = {impl: sum(v for k, v in bare(m).items()
+                             if k.startswith(name + "{") and f"proto={proto}" in k)
+                   for impl, m in metrics.items()}
+            assert per["pydist"] == per["dnsdist"], (name, proto, per)
     for path in JSON_PATHS:
         shapes_j = {impl: key_shape(get_json(web_port(p), path, KEY)) for impl, p in procs.items()}
         assert shapes_j["pydist"] == shapes_j["dnsdist"], path
