@@ -48,8 +48,9 @@ function drawGraph() {
   ctx.strokeStyle = "#36c";
   ctx.lineWidth = 2;
   ctx.beginPath();
+  const step = (canvas.width - 10) / 119;
   history.forEach((v, i) => {
-    const x = (i / 119) * (canvas.width - 10) + 5;
+    const x = canvas.width - 5 - (history.length - 1 - i) * step;  // newest on the right
     const y = canvas.height - 5 - (v / top) * (canvas.height - 20);
     if (i === 0) { ctx.moveTo(x, y); } else { ctx.lineTo(x, y); }
   });
