@@ -91,20 +91,34 @@ class Credential:
     def empty(self) -> bool:
         return not self.text
 
-    def verify(self, supplied: str) -> bool:
+    def is_slow(self, supplied: str) -> bool:
+        """True when verify() would run scrypt (a hashed credential not recently matched)."""
+        return self.hashed is not None and self._tag(supplied) not in self._ok
+
+    @staticmethod
+    def _tag(supplied: str) -> bytes:
+        return hashlib.sha256(supplied.encode("latin-1", "replace")).digest()
+
+    def compute(self, supplied: str) -> bool:
+        """The comparison itself, touching no shared state: safe in a worker thread."""
         given = supplied.encode("latin-1", "replace")
         if self.hashed is None:
             return hmac.compare_digest(given, self.text.encode("latin-1", "replace"))
-        tag = hashlib.sha256(given).digest()
-        if tag in self._ok:
-            return True
         n, r, p, salt, digest = self.hashed
         try:
-            ok = hmac.compare_digest(_scrypt(given, salt, n, r, p, len(digest)), digest)
+            return hmac.compare_digest(_scrypt(given, salt, n, r, p, len(digest)), digest)
         except (ValueError, MemoryError):
             return False
-        if ok:
-            self._ok[tag] = None
+
+    def remember(self, supplied: str, ok: bool) -> bool:
+        """Keep a success of a hashed credential (a few entries); returns ok."""
+        if ok and self.hashed is not None:
+            self._ok[self._tag(supplied)] = None
             if len(self._ok) > self._CACHE_SIZE:
                 self._ok.popitem(last=False)
         return ok
+
+    def verify(self, supplied: str) -> bool:
+        if self.hashed is not None and self._tag(supplied) in self._ok:
+            return True
+        return self.remember(supplied, self.compute(supplied))

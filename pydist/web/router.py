@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydist.dns.netmask import AddressError, parse_netmask
 from pydist.web import api, assets, prometheus
+from pydist.web.credentials import Credential
 from pydist.web.settings import WebSettings
 
 LOCALHOST = "/api/v1/servers/localhost"
@@ -42,6 +43,8 @@ class Request:
     body: bytes = b""
     peer: str = ""
     version: str = "1.1"
+    # (id(credential), supplied) -> result, computed off the loop for hashed credentials
+    verdicts: dict[tuple[int, str], bool] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -74,25 +77,52 @@ class Router:
         self.log = log or (lambda line: None)
 
     # --- authentication
-    def _api_key_ok(self, req: Request) -> bool:
-        key = self.settings.api_key
-        supplied = req.headers.get("x-api-key")
-        return key is not None and not key.empty and supplied is not None and key.verify(supplied)
-
-    def _basic_ok(self, req: Request) -> bool:
-        header = req.headers.get("authorization", "")
-        scheme, _, encoded = header.partition(" ")
+    @staticmethod
+    def _basic_password(req: Request) -> str | None:
+        """The password of a well-formed `Basic` header: user:password, both non-empty."""
+        scheme, _, encoded = req.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "basic":
-            return False
+            return None
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("latin-1")
         except (binascii.Error, ValueError):
-            return False
+            return None
         parts = decoded.split(":")
         if len(parts) != 2 or not parts[0] or not parts[1]:
+            return None
+        return parts[1]
+
+    def slow_checks(self, req: Request) -> list[tuple[Credential, str]]:
+        """Hashed-credential checks this request needs (scrypt): the server runs them in a
+        worker thread first, so a stream of wrong passwords never stalls the DNS loop."""
+        out = []
+        key, supplied = self.settings.api_key, req.headers.get("x-api-key")
+        if key is not None and supplied is not None and key.is_slow(supplied):
+            out.append((key, supplied))
+        pw, given = self.settings.password, self._basic_password(req)
+        if pw is not None and given is not None and pw.is_slow(given):
+            out.append((pw, given))
+        return out
+
+    @staticmethod
+    def _check(cred: Credential, supplied: str, req: Request) -> bool:
+        known = req.verdicts.get((id(cred), supplied))
+        if known is not None:
+            return cred.remember(supplied, known)
+        return cred.verify(supplied)
+
+    def _api_key_ok(self, req: Request) -> bool:
+        key = self.settings.api_key
+        supplied = req.headers.get("x-api-key")
+        return (key is not None and not key.empty and supplied is not None
+                and self._check(key, supplied, req))
+
+    def _basic_ok(self, req: Request) -> bool:
+        given = self._basic_password(req)
+        if given is None:
             return False
         pw = self.settings.password
-        return pw is None or pw.empty or pw.verify(parts[1])
+        return pw is None or pw.empty or self._check(pw, given, req)
 
     def authorized(self, req: Request) -> bool:
         path = req.path

@@ -252,3 +252,15 @@ def test_show_webserver_config() -> None:
         " - X-Foo: bar\nStatistics require authentication: no\nPassword: unset\n"
         "API key: set\nAPI writable: yes\nAPI configuration directory: /var/lib/x\n"
         "Maximum concurrent connections: 10\n")
+
+
+def test_hashed_checks_are_handed_out_and_their_verdicts_used() -> None:
+    r, _, cfg = make(f'setWebserverConfig({{password="{hash_password("pw1")}", apiKey="plain"}})')
+    req = Request("GET", "/", {"authorization": basic("u", "pw1"), "x-api-key": "plain"})
+    checks = r.slow_checks(req)
+    assert [(c is cfg.registry.web.password, s) for c, s in checks] == [(True, "pw1")]
+    req.verdicts = {(id(c), s): False for c, s in checks}   # the worker said no
+    assert r.handle(req).status == 401
+    req.verdicts = {(id(c), s): c.compute(s) for c, s in checks}
+    assert r.handle(req).status == 200
+    assert r.slow_checks(req) == [], "a success is remembered: no more scrypt for it"
