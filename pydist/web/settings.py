@@ -31,7 +31,7 @@ class WebSettings:
     sock: Any = None
 
     def show(self) -> str:
-        """showWebserverConfig() text, line for line as dnsdist 1.7.3 prints it."""
+        """showWebserverConfig() text, line for line as dnsdist 1.7.3 prints it (blank line last)."""
         if self.custom_headers:
             headers = "\n" + "".join(f" - {k}: {v}\n" for k, v in
                                      sorted(self.custom_headers.items()))
@@ -45,4 +45,4 @@ class WebSettings:
                 f"API key: {'set' if self.api_key and not self.api_key.empty else 'unset'}\n"
                 f"API writable: {'yes' if self.api_writable else 'no'}\n"
                 f"API configuration directory: {self.api_config_dir}\n"
-                f"Maximum concurrent connections: {self.max_connections}\n")
+                f"Maximum concurrent connections: {self.max_connections}\n\n")

@@ -10,7 +10,7 @@ import pytest
 
 from pydist.web.credentials import hash_password
 from tests.conftest import Starter, available_impls
-from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query
+from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query, run_cli
 from tests.helpers.responder import Responder
 from tests.helpers.web import basic, get_json, key_shape, metric_samples, metric_shapes, request
 
@@ -176,3 +176,23 @@ def test_startup_lines_without_password(start_proc: Starter) -> None:
         status, _, _ = request(web_port(p), "/", basic("any", "thing"))
         assert status == 200, impl
         assert request(web_port(p), "/")[0] == 401, impl
+
+
+def test_deprecated_webserver_arguments_and_show_config(start_proc: Starter, port: int) -> None:
+    key = "+Diu6v4CxCFAASeDmQqX7m7jdohLH2TderAlLQ6A+ik="
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'controlSocket("127.0.0.1:{portconsole}")\nsetKey("' + key + '")\n'
+            'webserver("127.0.0.1:{portweb}", "pw", "apikey", {["X-Foo"]="bar"}, "127.0.0.1")\n'
+            'setAPIWritable(false, "/nonexistent")\n')
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf)
+        p.wait_for("^Webserver launched on ")
+        lines = [ln.replace(str(web_port(p)), "<web>") for ln in p.output.splitlines()
+                 if "ebserver" in ln or "plain-text" in ln]
+        status, headers, _ = request(web_port(p), "/metrics", {"X-API-Key": "apikey"})
+        res = run_cli(impl, ["-C", str(p.conf), "-e", "showWebserverConfig()"])
+        seen[impl] = (lines, status, headers.get("x-foo"), res.stdout)
+    for i in range(4):
+        assert seen["pydist"][i] == seen["dnsdist"][i], i
+    assert "Custom headers: \n - X-Foo: bar\n" in seen["pydist"][3]

@@ -251,7 +251,7 @@ def test_show_webserver_config() -> None:
         "Current web server configuration:\nACL: 127.0.0.1/32, ::1/128\nCustom headers: \n"
         " - X-Foo: bar\nStatistics require authentication: no\nPassword: unset\n"
         "API key: set\nAPI writable: yes\nAPI configuration directory: /var/lib/x\n"
-        "Maximum concurrent connections: 10\n")
+        "Maximum concurrent connections: 10\n\n")
 
 
 def test_hashed_checks_are_handed_out_and_their_verdicts_used() -> None:
