@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def cpp_number(value: float) -> str:
+    if type(value) is int:  # the common case first: /metrics prints thousands of these
+        return str(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
