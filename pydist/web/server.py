@@ -60,6 +60,7 @@ class WebConnection(asyncio.Protocol):
         # per-request state
         self.request: h11.Request | None = None
         self.body = bytearray()
+        self.head = bytearray()   # raw bytes until the request line and headers are parsed
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -81,14 +82,29 @@ class WebConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.done:
             return
+        if self.request is None:
+            self.head += data
         try:
             self.h11.receive_data(data)
             self._events()
         except h11.RemoteProtocolError as e:
+            if self.request is None and "Host" in str(e) and self._retry_with_host():
+                return
             self._send(Response(e.error_status_hint or 400))
         except Exception as e:  # a bug must not take the loop down: answer 500, log once
             self.server.log(f"Error while handling an HTTP request from {self.peer}: {e!r}")
             self._send(Response(500))
+
+    def _retry_with_host(self) -> bool:
+        """dnsdist answers HTTP/1.1 requests without Host (scripts send them): so do we."""
+        line_end = self.head.find(b"\r\n")
+        if line_end < 0 or b"\nhost:" in self.head.lower():
+            return False
+        head = bytes(self.head[:line_end + 2]) + b"Host: localhost\r\n" + bytes(self.head[line_end + 2:])
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.head = bytearray()
+        self.data_received(head)
+        return True
 
     def _events(self) -> None:
         while not self.done:
@@ -97,6 +113,7 @@ class WebConnection(asyncio.Protocol):
                 return
             if isinstance(event, h11.Request):
                 self.request = event
+                self.head = bytearray()
             elif isinstance(event, h11.Data):
                 self.body += event.data
                 if len(self.body) > MAX_BODY:
