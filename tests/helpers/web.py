@@ -57,7 +57,7 @@ def key_shape(value: Any) -> Any:
     return None
 
 
-def get_json(port: int, path: str, headers: dict[str, str]) -> Any:
-    status, _, body = request(port, path, headers)
+def get_json(port: int, path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Any:
+    status, _, body = request(port, path, headers, host=host)
     assert status == 200, (path, status, body[:200])
     return json.loads(body)

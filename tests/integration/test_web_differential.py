@@ -196,3 +196,34 @@ def test_deprecated_webserver_arguments_and_show_config(start_proc: Starter, por
     for i in range(4):
         assert seen["pydist"][i] == seen["dnsdist"][i], i
     assert "Custom headers: \n - X-Foo: bar\n" in seen["pydist"][3]
+
+
+def test_down_servers_and_ipv6_listener(start_proc: Starter, responder_factory: Any,
+                                        port: int) -> None:
+    r1 = responder_factory()
+    silent = responder_factory()
+    silent.silent = True
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'newServer({address="{backend}", name="up.one"})\n'
+            'newServer({address="{backend}", name="forced.down"}):setDown()\n'
+            'newServer({address="{silent}", name="auto.down", checkTimeout=200})\n'
+            'webserver("[::1]:{portweb}")\nsetWebserverConfig({apiKey="key1", acl="::1"})\n')
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf, {"backend": r1.address, "silent": silent.address})
+        def settled() -> Any:
+            d = get_json(web_port(p), "/api/v1/servers/localhost", KEY, host="::1")
+            return d if d["servers"][0]["state"] == "up" else None
+        info = poll_until(settled, timeout=5.0)
+        text = request(web_port(p), "/metrics", KEY, host="::1")[2].decode()
+        lat = sorted(ln.split("{")[1].split(",")[0] for ln in text.splitlines()
+                     if ln.startswith("dnsdist_server_latency{"))
+        status = {k.split(",")[1]: v for k, v in metric_samples(text).items()
+                  if k.startswith("dnsdist_server_status")}
+        seen[impl] = ([(s["name"], s["state"], s["latency"] is None) for s in info["servers"]],
+                      lat, sorted(status.values()), metric_shapes(text))
+    assert seen["pydist"][:3] == seen["dnsdist"][:3]
+    assert seen["pydist"][0] == [("up.one", "up", False), ("forced.down", "DOWN", True),
+                                 ("auto.down", "down", False)]
+    assert seen["pydist"][1] == ['server="up_one"']
+    assert seen["pydist"][3] == seen["dnsdist"][3]
