@@ -264,3 +264,16 @@ def test_hashed_checks_are_handed_out_and_their_verdicts_used() -> None:
     req.verdicts = {(id(c), s): c.compute(s) for c, s in checks}
     assert r.handle(req).status == 200
     assert r.slow_checks(req) == [], "a success is remembered: no more scrypt for it"
+
+
+@pytest.mark.parametrize("path,headers,logged", [
+    ("/metrics", {}, True), ("/metrics", WRONG, False), ("/metrics", {"x_api_key": "no"}, False),
+    ("/api/v1/servers/localhost/config", RIGHT, True), ("/", KEY, True),
+    ("/", dict(WRONG, **KEY), False), ("/metrics", {"authorization": basic("u", "")}, True),
+    ("/metrics", {"authorization": "Bearer x"}, True), ("/nothing", {}, False),
+])
+def test_authentication_failures_logged_as_dnsdist(path: str, headers: dict, logged: bool) -> None:
+    r, logs, _ = make()
+    before = len(logs)
+    assert get(r, path, **headers).status == 401
+    assert (len(logs) > before) == logged
