@@ -60,6 +60,7 @@ class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    bare: bool = False    # a registerWebHandler() answer: 1.7.3 adds none of its own headers
 
 
 def header_case(name: str) -> str:
@@ -156,7 +157,8 @@ class Router:
             resp = self._route(req)
             if resp.status == 200:
                 self._cors(req, resp, preflight=False)
-        resp.headers = self._final_headers(resp.headers)
+        if not resp.bare:
+            resp.headers = self._final_headers(resp.headers)
         return resp
 
     def _cors(self, req: Request, resp: Response, preflight: bool) -> None:
@@ -264,4 +266,4 @@ class Router:
             self.log(f"Error while processing HTTP request for {req.path}: {e}")
             return Response(500)
         hdrs = [(str(k), str(v)) for k, v in (headers or {}).items()]
-        return Response(int(status), hdrs, str(body or "").encode("latin-1", "replace"))
+        return Response(int(status), hdrs, str(body or "").encode("latin-1", "replace"), bare=True)

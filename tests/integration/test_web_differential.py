@@ -227,3 +227,24 @@ def test_down_servers_and_ipv6_listener(start_proc: Starter, responder_factory: 
                                  ("auto.down", "down", False)]
     assert seen["pydist"][1] == ['server="up_one"']
     assert seen["pydist"][3] == seen["dnsdist"][3]
+
+
+def test_register_web_handler_on_both(start_proc: Starter) -> None:
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({password="pw", apiKey="k"})\n'
+            'registerWebHandler("/custom", function(req, resp)\n'
+            '  resp.status = 202\n'
+            '  resp.headers = {["X-Got"] = req.method .. " " .. (req.getvars["a"] or "-") ..'
+            ' " v" .. tostring(req.version)}\n'
+            '  resp.body = "hello " .. req.path .. " " .. tostring(req.headers["x-thing"])\n'
+            'end)\n')
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf)
+        rows = []
+        for headers in ({}, {"X-API-Key": "k"}, basic("a", "pw")):
+            status, hdrs, body = request(web_port(p), "/custom?a=1", dict(headers, **{"X-Thing": "t"}))
+            rows.append((status, {k: v for k, v in hdrs.items() if k not in IGNORED_HEADERS}, body))
+        seen[impl] = rows
+    assert seen["pydist"] == seen["dnsdist"]
+    assert seen["pydist"][2] == (202, {"x-got": "GET 1 v11"}, b"hello /custom t")
