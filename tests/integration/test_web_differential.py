@@ -248,3 +248,23 @@ def test_register_web_handler_on_both(start_proc: Starter) -> None:
         seen[impl] = rows
     assert seen["pydist"] == seen["dnsdist"]
     assert seen["pydist"][2] == (202, {"x-got": "GET 1 v11"}, b"hello /custom t")
+
+
+def test_allow_from_put_on_both(start_proc: Starter, tmp_path: Any) -> None:
+    seen = {}
+    for impl in available_impls():
+        apidir = tmp_path / f"api-{impl}"
+        apidir.mkdir()
+        conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+                'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="k"})\n'
+                f'setAPIWritable(true, "{apidir}")\n')
+        p = start_proc(impl, conf)
+        path = "/api/v1/servers/localhost/config/allow-from"
+        rows = [request(web_port(p), path, {"X-API-Key": "k"}, "PUT", body)[::2]
+                for body in (b'{"value": ["192.0.2.0/24", "127.0.0.1"]}', b'{"value": ["bad"]}',
+                             b"nonjson")]
+        p.wait_for("^Updating the ACL via the API to 127.0.0.1/32, 192.0.2.0/24$")
+        answered = query(p.addr(), "a.example") is not None
+        seen[impl] = (rows, (apidir / "acl.conf").read_text(), answered)
+    assert seen["pydist"] == seen["dnsdist"]
+    assert seen["pydist"][0][1][0] == 400
