@@ -164,6 +164,8 @@ class WebConnection(asyncio.Protocol):
                 if resp.body:
                     data += self.h11.send(h11.Data(data=resp.body))
                 data += self.h11.send(h11.EndOfMessage())
+                if self.request.http_version == b"1.0":  # h11 always says 1.1; dnsdist echoes
+                    data = b"HTTP/1.0" + data[8:]
                 self.transport.write(data)
         except h11.LocalProtocolError:
             self.transport.write(_raw_response(resp))

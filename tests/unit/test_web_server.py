@@ -96,3 +96,11 @@ def test_acl_and_concurrency_on_accept(server: WebServer) -> None:
     c1.connection_lost(None)
     _, t4 = connect(server, "::ffff:127.0.0.1")
     assert not t4.aborted and server.active == 2
+
+
+def test_http10_is_answered_in_http10_until_close(server: WebServer) -> None:
+    conn, t = connect(server)
+    conn.data_received(b"GET /jsonstat?command=nope HTTP/1.0\r\nX-API-Key: k\r\n\r\n")
+    head = t.out.split(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.0 404 Not Found\r\n") and t.closed
+    assert b"transfer-encoding" not in head.lower()
