@@ -63,7 +63,9 @@ def scrape_when_settled(p: DnsdistProcess) -> dict[str, float]:
     def settled() -> dict[str, float] | None:
         _, _, body = request(web_port(p), "/metrics", KEY)
         m = metric_samples(body.decode())
-        return m if m.get("dnsdist_queries{}") == 5 else None
+        tcp_closed = any(k.startswith("dnsdist_frontend_tcpavgqueriesperconnection{") and v > 0
+                         for k, v in m.items())
+        return m if m.get("dnsdist_queries{}") == 5 and tcp_closed else None
     return poll_until(settled, timeout=5.0)  # type: ignore[return-value]
 
 
@@ -90,7 +92,8 @@ def test_metrics_and_json_match_dnsdist(start_proc: Starter, responder_factory: 
     total = {impl: sum(v for k, v in bare(m).items() if k.startswith("dnsdist_server_queries"))
              for impl, m in metrics.items()}
     assert total["pydist"] == total["dnsdist"] == 2
-    for name in ("dnsdist_frontend_queries", "dnsdist_frontend_responses"):
+    for name in ("dnsdist_frontend_queries", "dnsdist_frontend_responses",
+                 "dnsdist_frontend_tcpavgqueriesperconnection"):
         for proto in ("UDP", "TCP"):
             per = {impl: sum(v for k, v in bare(m).items()
                              if k.startswith(name + "{") and f"proto={proto}" in k)
