@@ -3,10 +3,10 @@ showWebserverConfig, setAPIWritable, registerWebHandler. Bindings only fill regi
 (pydist.web.WebSettings); the engine serves it."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table,
-                            table_to_dict)
+from luaapi.convert import as_bool, as_int, as_str, fail, is_function, is_table, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address
 from pydist.web import Credential, WorkFactorError, bind_web_socket, hash_password

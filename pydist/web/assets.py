@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib.resources
-from functools import lru_cache
+from functools import cache
 
 _FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -12,7 +12,7 @@ _FILES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> bytes:
     return importlib.resources.files("pydist.web").joinpath("dashboard", name).read_bytes()
 

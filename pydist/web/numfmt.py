@@ -14,7 +14,7 @@ def cpp_number(value: float) -> str:
         return "nan"
     if value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
-    return "%g" % value
+    return f"{value:g}"
 
 
 def json_number(value: float) -> float | int:

@@ -84,7 +84,7 @@ def _frontends(out: list[str], reg: Any) -> None:
         out.append(f"dnsdist_frontend_responses{label} {cs.responses}")
         if cs.proto == "TCP":
             c = cs.tcp_counters
-            for suffix, key in zip(H.FRONTEND_TCP_SAMPLES, views.FRONTEND_TCP_KEYS):
+            for suffix, key in zip(H.FRONTEND_TCP_SAMPLES, views.FRONTEND_TCP_KEYS, strict=True):
                 out.append(f"dnsdist_frontend_{suffix}{label} {cpp_number(c.get(key, 0))}")
     for suffix, kind, help_text in H.DOH_FRONTEND_METRICS:
         _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
@@ -100,7 +100,7 @@ def _pools(out: list[str], reg: Any) -> None:
                    f"{sum(1 for s in pool.servers if s.is_up())}")
         if pool.cache is not None:
             stats = views.pool_stats(pool)
-            for (suffix, _, _), (key, _) in zip(H.POOL_METRICS[2:], views.CACHE_KEYS):
+            for (suffix, _, _), (key, _) in zip(H.POOL_METRICS[2:], views.CACHE_KEYS, strict=True):
                 out.append(f"dnsdist_pool_{suffix}{label} {stats[key]}")
 
 

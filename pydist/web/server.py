@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import h11
 
@@ -47,7 +48,7 @@ def bind_web_socket(host: str, port: int) -> socket.socket:
 class WebConnection(asyncio.Protocol):
     """One client: read one request (bounded), answer it, close."""
 
-    def __init__(self, server: "WebServer") -> None:
+    def __init__(self, server: WebServer) -> None:
         # global state
         self.server = server
         # per-connection state
@@ -100,7 +101,8 @@ class WebConnection(asyncio.Protocol):
         line_end = self.head.find(b"\r\n")
         if line_end < 0 or b"\nhost:" in self.head.lower():
             return False
-        head = bytes(self.head[:line_end + 2]) + b"Host: localhost\r\n" + bytes(self.head[line_end + 2:])
+        cut = line_end + 2
+        head = bytes(self.head[:cut]) + b"Host: localhost\r\n" + bytes(self.head[cut:])
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self.head = bytearray()
         self.data_received(head)
@@ -139,7 +141,7 @@ class WebConnection(asyncio.Protocol):
         fut = self.server.loop.run_in_executor(None, _compute, checks)
         fut.add_done_callback(lambda f: self._answer_checked(req, f))
 
-    def _answer_checked(self, req: Request, fut: "asyncio.Future[dict]") -> None:
+    def _answer_checked(self, req: Request, fut: asyncio.Future[dict]) -> None:
         if self.done or fut.cancelled():
             return
         try:

@@ -1,8 +1,9 @@
 """What webserver()/setWebserverConfig()/setAPIWritable()/registerWebHandler() declared."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydist.dns.netmask import NetmaskGroup
 from pydist.web.credentials import Credential
@@ -31,7 +32,7 @@ class WebSettings:
     sock: Any = None
 
     def show(self) -> str:
-        """showWebserverConfig() text, line for line as dnsdist 1.7.3 prints it (blank line last)."""
+        """showWebserverConfig() text, line for line as dnsdist 1.7.3 prints it (blank last)."""
         if self.custom_headers:
             headers = "\n" + "".join(f" - {k}: {v}\n" for k, v in
                                      sorted(self.custom_headers.items()))

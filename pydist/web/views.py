@@ -2,7 +2,8 @@
 pools and rules with dnsdist's key names (facts §7), computed when someone asks."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pydist.backend.server import DOWN, TCP_COUNTERS
 from pydist.web.numfmt import json_number

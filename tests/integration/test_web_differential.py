@@ -11,7 +11,6 @@ import pytest
 from pydist.web.credentials import hash_password
 from tests.conftest import Starter, available_impls
 from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query, run_cli
-from tests.helpers.responder import Responder
 from tests.helpers.web import basic, get_json, key_shape, metric_samples, metric_shapes, request
 
 pytestmark = pytest.mark.skipif(len(available_impls()) < 2, reason="real dnsdist not installed")
@@ -116,7 +115,8 @@ def test_metrics_and_json_match_dnsdist(start_proc: Starter, responder_factory: 
 AUTH_CASES = [
     ("/metrics", {}, "GET"), ("/metrics", basic("u", "wrong"), "GET"),
     ("/metrics", basic("u", "secret"), "GET"), ("/metrics", KEY, "GET"),
-    ("/metrics", {"X-API-Key": "nope"}, "GET"), ("/jsonstat?command=stats", basic("u", "secret"), "GET"),
+    ("/metrics", {"X-API-Key": "nope"}, "GET"),
+    ("/jsonstat?command=stats", basic("u", "secret"), "GET"),
     ("/api/v1/servers/localhost", basic("u", "secret"), "GET"),
     ("/api/v1/servers/localhost/statistics", basic("u", "secret"), "GET"),
     ("/api/v1/servers/localhost/statistics", dict(KEY, Origin="http://o.example"), "GET"),
@@ -124,7 +124,8 @@ AUTH_CASES = [
     ("/api/v1/servers/localhost", dict(KEY, Origin="http://o.example"), "GET"),
     ("/", KEY, "GET"), ("/api/v1/nothing", KEY, "GET"), ("/nothing", {}, "GET"),
     ("/jsonstat", KEY, "GET"), ("/jsonstat?command=nope", KEY, "GET"),
-    ("/api/v1/servers/localhost/pool", KEY, "GET"), ("/api/v1/servers/localhost/pool?name=x", KEY, "GET"),
+    ("/api/v1/servers/localhost/pool", KEY, "GET"),
+    ("/api/v1/servers/localhost/pool?name=x", KEY, "GET"),
     ("/metrics", KEY, "POST"), ("/metrics", KEY, "DELETE"),
     ("/api/v1/servers/localhost/config/allow-from", KEY, "PUT"),
     ("/api/v1/servers/localhost/config/allow-from", {"Origin": "http://o.example"}, "OPTIONS"),
@@ -149,7 +150,7 @@ def answers(procs: dict[str, DnsdistProcess], cases: list) -> dict[str, list]:
 def test_status_and_headers_for_each_auth_case(start_proc: Starter, responder_factory: Any) -> None:
     procs = start_both(start_proc, responder_factory)
     got = answers(procs, AUTH_CASES)
-    for mine, theirs in zip(got["pydist"], got["dnsdist"]):
+    for mine, theirs in zip(got["pydist"], got["dnsdist"], strict=True):
         assert mine[:5] == theirs[:5]
         if mine[2] == 200:
             assert mine[5] == theirs[5], mine[:2]
@@ -157,20 +158,24 @@ def test_status_and_headers_for_each_auth_case(start_proc: Starter, responder_fa
 
 def test_hashed_credentials_on_both(start_proc: Starter, responder_factory: Any) -> None:
     # hashes made by pydist must verify in dnsdist, and dnsdist's (for "x") in pydist
-    dnsdist_hash_of_x = "$scrypt$ln=10,p=1,r=8$eGueCZf0CyOmM9uwvRLfxA==$XvD/n5BBjDTHBOhzibVZtnu8jTRVGZ0VpwmXVdoa8M8="
+    dnsdist_hash_of_x = ("$scrypt$ln=10,p=1,r=8$eGueCZf0CyOmM9uwvRLfxA==$"
+                         "XvD/n5BBjDTHBOhzibVZtnu8jTRVGZ0VpwmXVdoa8M8=")
     procs = start_both(start_proc, responder_factory, pw=json.dumps(hash_password("secret")),
                        key=json.dumps(dnsdist_hash_of_x))
-    cases = [("/", basic("u", "secret"), "GET"), ("/api/v1/servers/localhost", basic("u", "bad"), "GET"),
+    cases = [("/", basic("u", "secret"), "GET"),
+             ("/api/v1/servers/localhost", basic("u", "bad"), "GET"),
              ("/metrics", {"X-API-Key": "x"}, "GET"), ("/metrics", {"X-API-Key": "key1"}, "GET"),
              ("/api/v1/servers/localhost", basic("u", "secret"), "GET")]
     got = answers(procs, cases)
-    assert [r[2] for r in got["pydist"]] == [r[2] for r in got["dnsdist"]] == [200, 401, 200, 401, 200]
+    statuses = {impl: [r[2] for r in rows] for impl, rows in got.items()}
+    assert statuses["pydist"] == statuses["dnsdist"] == [200, 401, 200, 401, 200]
     for impl, p in procs.items():
         assert "plain-text" not in p.output, impl
 
 
 def test_startup_lines_without_password(start_proc: Starter) -> None:
-    conf = 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\nwebserver("127.0.0.1:{portweb}")\n'
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'webserver("127.0.0.1:{portweb}")\n')
     for impl in available_impls():
         p = start_proc(impl, conf)
         where = f"127.0.0.1:{web_port(p)}"
@@ -214,7 +219,7 @@ def test_down_servers_and_ipv6_listener(start_proc: Starter, responder_factory: 
     seen = {}
     for impl in available_impls():
         p = start_proc(impl, conf, {"backend": r1.address, "silent": silent.address})
-        def settled() -> Any:
+        def settled(p: DnsdistProcess = p) -> Any:
             d = get_json(web_port(p), "/api/v1/servers/localhost", KEY, host="::1")
             return d if d["servers"][0]["state"] == "up" else None
         info = poll_until(settled, timeout=5.0)
@@ -246,7 +251,8 @@ def test_register_web_handler_on_both(start_proc: Starter) -> None:
         p = start_proc(impl, conf)
         rows = []
         for headers in ({}, {"X-API-Key": "k"}, basic("a", "pw")):
-            status, hdrs, body = request(web_port(p), "/custom?a=1", dict(headers, **{"X-Thing": "t"}))
+            status, hdrs, body = request(web_port(p), "/custom?a=1",
+                                         dict(headers, **{"X-Thing": "t"}))
             rows.append((status, {k: v for k, v in hdrs.items() if k not in IGNORED_HEADERS}, body))
         seen[impl] = rows
     assert seen["pydist"] == seen["dnsdist"]

@@ -44,7 +44,7 @@ def closed_by_peer(s: socket.socket, timeout: float) -> bytes | None:
             if not chunk:
                 return data
             data += chunk
-    except socket.timeout:
+    except TimeoutError:
         return None
     except ConnectionResetError:
         return data
@@ -54,7 +54,8 @@ def dns_answers(p: DnsdistProcess, n: int) -> int:
     return sum(query(p.addr(), f"q{i}.example", timeout=1.5) is not None for i in range(n))
 
 
-def test_slowloris_huge_headers_and_garbage_are_cut_off(start_proc: Starter, responder: Any) -> None:
+def test_slowloris_huge_headers_and_garbage_are_cut_off(start_proc: Starter,
+                                                         responder: Any) -> None:
     p = start(start_proc, responder)
     slow = socket.create_connection(web(p))
     slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
@@ -121,7 +122,8 @@ def test_bind_failure_is_logged_and_serving_goes_on(start_proc: Starter, respond
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)
     taken = holder.getsockname()[1]
-    conf = CONFIG.replace("{portweb}", str(taken)).replace("MAXCONN", "10").replace("ACL", '"127.0.0.1"')
+    conf = (CONFIG.replace("{portweb}", str(taken)).replace("MAXCONN", "10")
+            .replace("ACL", '"127.0.0.1"'))
     p = start_proc("pydist", conf, {"backend": responder.address})
     assert (f"Unable to bind to webserver socket on 127.0.0.1:{taken}: binding socket to "
             f"127.0.0.1:{taken}: Address already in use") in p.output

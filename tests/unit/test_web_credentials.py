@@ -12,7 +12,8 @@ from pydist.web.credentials import Credential, WorkFactorError, hash_password, p
 SHAPE = re.compile(r"^\$scrypt\$ln=(\d+),p=1,r=8\$([A-Za-z0-9+/=]{24})\$([A-Za-z0-9+/=]{44})$")
 
 # produced by real dnsdist 1.7.3: hashPassword("x")
-DNSDIST_HASH_OF_X = "$scrypt$ln=10,p=1,r=8$eGueCZf0CyOmM9uwvRLfxA==$XvD/n5BBjDTHBOhzibVZtnu8jTRVGZ0VpwmXVdoa8M8="
+DNSDIST_HASH_OF_X = ("$scrypt$ln=10,p=1,r=8$eGueCZf0CyOmM9uwvRLfxA==$"
+                     "XvD/n5BBjDTHBOhzibVZtnu8jTRVGZ0VpwmXVdoa8M8=")
 
 
 def test_hash_password_has_dnsdists_shape() -> None:
@@ -47,8 +48,9 @@ def test_plaintext_and_hash_plaintext() -> None:
     assert Credential("").empty
 
 
-@pytest.mark.parametrize("text", ["$scrypt$", "$scrypt$ln=10,p=1$a$b", "$scrypt$ln=x,p=1,r=8$AA==$AA==",
-                                  "$scrypt$ln=10,p=1,r=8$!!$AA==", "$scrypt$ln=99,p=1,r=8$AA==$AA=="])
+@pytest.mark.parametrize("text", ["$scrypt$", "$scrypt$ln=10,p=1$a$b",
+                                  "$scrypt$ln=x,p=1,r=8$AA==$AA==", "$scrypt$ln=10,p=1,r=8$!!$AA==",
+                                  "$scrypt$ln=99,p=1,r=8$AA==$AA=="])
 def test_malformed_hashes_are_plaintext(text: str) -> None:
     assert parse_hashed(text) is None
     assert Credential(text).verify(text)

@@ -3,7 +3,7 @@ connection, chunked answers, requests without Host, limits, ACL and concurrency 
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
