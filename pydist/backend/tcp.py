@@ -85,7 +85,6 @@ class BackendTCPPool:
         self.connect_timeout = float(opts.get("tcpConnectTimeout") or 5)
         self.recv_timeout = float(opts.get("tcpRecvTimeout") or 30)
         self.retries = int(opts.get("retries") if opts.get("retries") is not None else 5)
-        self.ssl = None
 
     def query(self, query: bytes, reply: Reply) -> None:
         """Send one query; reply(response) or reply(None) once retries are exhausted."""
@@ -103,10 +102,7 @@ class BackendTCPPool:
 
     async def _connect_and_send(self, query: bytes, reply: Reply, attempt: int) -> None:
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: BackendConnection(self), self.server.host,
-                                            self.server.port, ssl=self.ssl),
-                self.connect_timeout)
+            conn = await asyncio.wait_for(self._open(), self.connect_timeout)
         except asyncio.TimeoutError:
             self.server.tcp["tcpConnectTimeouts"] += 1
             self.retry(query, reply, attempt)
@@ -121,6 +117,12 @@ class BackendTCPPool:
         tcp["tcpCurrentConnections"] = len(self.live)
         tcp["tcpMaxConcurrentConnections"] = max(tcp["tcpMaxConcurrentConnections"], len(self.live))
         conn.send(query, reply, attempt)
+
+    async def _open(self) -> BackendConnection:
+        """A new connected BackendConnection (the TLS pool adds its handshake here)."""
+        _, conn = await self.loop.create_connection(lambda: BackendConnection(self),
+                                                    self.server.host, self.server.port)
+        return conn
 
     def retry(self, query: bytes, reply: Reply, attempt: int) -> None:
         if attempt + 1 < max(1, self.retries):
