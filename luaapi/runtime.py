@@ -19,6 +19,7 @@ BINDING_MODULES = (
     "luaapi.bindings.pools",
     "luaapi.bindings.caches",
     "luaapi.bindings.consolecfg",
+    "luaapi.bindings.web",
     "luaapi.bindings.inspection",
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",
