@@ -74,7 +74,7 @@ class Engine:
         self.stopped = asyncio.Event()
         self.last_rates = time.monotonic()
         self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
-        self.console_server = None
+        self.console_servers: list = []
         self.web_server: Any = None
         registry.engine = self
 
@@ -179,35 +179,26 @@ class Engine:
         self.web_server = start_web_server(self.loop, self.reg, self.web_server)
 
     # --- console
-    def start_console(self) -> None:
-        """Serve the console socket (bound while the config ran) on this loop."""
-        sock = self.reg.console_sock
-        if sock is None or self.console_server is not None:
-            return
+    def open_console(self, address: tuple[str, int] | None = None) -> None:
+        """One console listener per controlSocket() call, as dnsdist starts one thread each;
+        a second bind of the same address fails with dnsdist's log line."""
+        from pydist.console.server import bind_console_socket, serve_console
+        from pydist.dns.netmask import format_address
+        host, port = address or self.reg.console_address
         try:
-            from pydist.console.server import serve_console
-        except ImportError:
+            sock = bind_console_socket(host, port)
+        except OSError as e:
+            where = format_address(host, port)
+            self.reg.log(f"Unable to bind to control socket on {where}: binding socket to "
+                         f"{where}: {e.strerror}")
             return
         reg = self.reg
-        self.console_server = self.loop.create_task(serve_console(
+        self.console_servers.append(self.loop.create_task(serve_console(
             self.loop, sock, execute=self.console_execute, get_key=lambda: reg.console_key,
             acl_allows=reg.console_acl.match,
             max_connections=lambda: reg.console_settings["max_connections"],
             log_connections=lambda: reg.console_settings["log_connections"],
-            max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log))
-
-    def open_console(self) -> None:
-        """controlSocket() at runtime: bind now, serve at once."""
-        from pydist.console.server import bind_console_socket
-        if self.console_server is not None:
-            return
-        host, port = self.reg.console_address
-        try:
-            self.reg.console_sock = bind_console_socket(host, port)
-        except OSError as e:
-            self.reg.log(f"Unable to bind to control socket on {host}:{port}: {e.strerror}")
-            return
-        self.start_console()
+            max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log)))
 
     console_execute: Callable[[str], str] = staticmethod(lambda line: "")
 

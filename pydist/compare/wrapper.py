@@ -172,7 +172,9 @@ if addDNSCryptBind ~= nil then
   end
 end
 local orig_controlSocket = controlSocket
+PC.hasconsole = false
 controlSocket = function(a, ...)
+  PC.hasconsole = true
   PC.note("console", tostring(a))
   return orig_controlSocket("127.0.0.1:" .. PC_CONSOLE, ...)
 end
@@ -224,7 +226,7 @@ if not PC.haslistener then
   PC.note("default-listener", "yes")
   orig_setLocal(PC.listenaddr("(default)", "setLocal"))
 end
-orig_controlSocket("127.0.0.1:" .. PC_CONSOLE)
+if not PC.hasconsole then orig_controlSocket("127.0.0.1:" .. PC_CONSOLE) end
 addConsoleACL("127.0.0.1/32")
 if PC_METRICS then
   if not PC.haswebserver then orig_webserver("127.0.0.1:" .. PC_WEB) end

@@ -61,7 +61,10 @@ def parse_netmask(text: str) -> IPNetwork:
 
 
 def _sort_key(net: IPNetwork) -> tuple:
-    return (net.version, net.network_address.packed, net.prefixlen)
+    """dnsdist lists a NetmaskGroup in its trie's post-order: by address bits, a netmask after
+    the narrower ones it contains (10.1.0.0/16 before 10.0.0.0/8), IPv4 first."""
+    bits = format(int(net.network_address), f"0{net.max_prefixlen}b")[:net.prefixlen]
+    return (net.version, bits + "2")
 
 
 class NetmaskGroup:

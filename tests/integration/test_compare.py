@@ -1,6 +1,7 @@
 """pydist-compare end to end: equivalent configs, planted differences, bad input, cleanup.
 
-Side B is the command in $PYDIST_CMD (default: real dnsdist, until pydist serves traffic).
+Side B is the command in $PYDIST_CMD (default: this checkout's pydist; set it to `dnsdist` to
+check the comparer itself with real dnsdist on both sides).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import shutil
 import stat
 import struct
+import sys
 from pathlib import Path
 
 import dns.message
@@ -17,7 +19,7 @@ import pytest
 
 from pydist.compare.cli import main
 
-PYDIST_CMD = os.environ.get("PYDIST_CMD", "dnsdist")
+PYDIST_CMD = os.environ.get("PYDIST_CMD", f"{sys.executable} -m pydist")
 
 pytestmark = pytest.mark.skipif(shutil.which("dnsdist") is None, reason="real dnsdist 1.7.3 is not installed")
 
