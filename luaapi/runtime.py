@@ -1,7 +1,9 @@
 """The embedded Lua (LuaJIT through lupa) that evaluates dnsdist.conf against the Registry."""
 from __future__ import annotations
 
+import importlib
 import importlib.resources
+import inspect
 import re
 import sys
 from typing import Any, Callable
@@ -28,7 +30,18 @@ BINDING_MODULES = (
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
+    "luaapi.bindings.deprecated",
 )
+
+
+def _required_args(func: Callable) -> int:
+    """How many leading parameters a binding cannot do without (0 when unknown)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    return sum(1 for p in params if p.default is p.empty
+               and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _attribute_filter(obj: Any, name: str, is_setting: bool) -> str:
@@ -70,6 +83,14 @@ class LuaConfig:
     # --- registering
     def fn(self, name: str, func: Callable, no_side_effect: bool = False) -> None:
         """Install a Python function as the Lua global `name`."""
+        required = _required_args(func)
+        if required:
+            checked = func
+
+            def func(*args: Any, _inner: Callable = checked, _n: int = required) -> Any:
+                if len(args) < _n:   # LuaWrapper's check, before the function runs
+                    raise errors.LuaArgError(f"This function requires at least {_n} parameter(s)")
+                return _inner(*args)
         if no_side_effect:
             inner = func
 
