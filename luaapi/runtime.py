@@ -44,11 +44,18 @@ def _required_args(func: Callable) -> int:
                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
-def _attribute_filter(obj: Any, name: str, is_setting: bool) -> str:
-    """No door from Lua into Python internals: private names are refused."""
-    if name.startswith("_"):
+def _get_attribute(obj: Any, name: Any) -> Any:
+    """No door from Lua into Python internals (private names refused); a member the object
+    lacks is nil, as LuaWrapper's userdata give, so `dq:nosuch()` fails as in dnsdist."""
+    if not isinstance(name, str) or name.startswith("_"):
         raise AttributeError(f"access to '{name}' is not allowed")
-    return name
+    return getattr(obj, name, None)
+
+
+def _set_attribute(obj: Any, name: Any, value: Any) -> None:
+    if not isinstance(name, str) or name.startswith("_"):
+        raise AttributeError(f"access to '{name}' is not allowed")
+    setattr(obj, name, value)
 
 
 class ConfigError(Exception):
@@ -68,7 +75,7 @@ class LuaConfig:
         self.executor: Any = None     # the console executor, once serving
         self.lua = lupa.LuaRuntime(register_eval=False, register_builtins=False,
                                    unpack_returned_tuples=True, encoding="latin-1",
-                                   attribute_filter=_attribute_filter)
+                                   attribute_handlers=(_get_attribute, _set_attribute))
         g = self.lua.globals()
         g.python = None
         g["__pydist_classify"] = errors.classify
