@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cryptography import x509
+from cryptography.x509 import ocsp
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -89,6 +90,19 @@ def make_server(ca: Issued | None, names: Sequence[str] = ("dot.test",),
                            critical=False)
             .sign(ca.key if ca else key, hashes.SHA256()))
     return Issued(cert, key)
+
+
+def make_ocsp_response(ca: Issued, server: Issued, hours: int = 24) -> bytes:
+    """A DER 'good' OCSP response for server signed by ca, for ocspResponses={...} tests
+    (OpenSSL only staples what parses as an OCSP response)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (ocsp.OCSPResponseBuilder()
+               .add_response(cert=server.cert, issuer=ca.cert, algorithm=hashes.SHA1(),
+                             cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
+                             next_update=now + dt.timedelta(hours=hours), revocation_time=None,
+                             revocation_reason=None)
+               .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert))
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
 def write_set(out: Path, names: Sequence[str] = ("dot.test",),

@@ -41,3 +41,18 @@ def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: Front
             peer = layer.get_extra_info("peername")
             path.reg.log(f"Error while processing TLS connection from {peer}: {why}")
     return TLSLayer(tls.new_connection(), inner, tls.handshake_done, failed)
+
+
+def schedule_ticket_rotation(loop: Any, tls: FrontendTLS) -> None:
+    """Rotate the tickets key every ticketsKeysRotationDelay seconds, as dnsdist does."""
+    delay = tls.rotation_delay()
+    if delay <= 0:
+        return
+
+    def rotate() -> None:
+        try:
+            tls.rotate_ticket_key()
+        except Exception as e:  # files gone since startup: keep the current context
+            tls.log(f"Error rotating the TLS tickets key: {e}")
+        loop.call_later(delay, rotate)
+    loop.call_later(delay, rotate)

@@ -79,7 +79,14 @@ class FrontendTLS:
     # --- building
     def load(self) -> None:
         """Read the files and build the context now. :raises TLSConfigError: dnsdist's text."""
+        if self.options.get("ticketKeyFile"):
+            self._check_ticket_file(str(self.options["ticketKeyFile"]))
         self.ctx = self._build(self.certs, self.keys)
+
+    def rotation_delay(self) -> float:
+        """ticketsKeysRotationDelay (dnsdist's default 12 h; 0 turns automatic rotation off)."""
+        value = self.options.get("ticketsKeysRotationDelay")
+        return 43200.0 if value is None else float(value)
 
     def _build(self, certs: Sequence[str], keys: Sequence[str]) -> SSL.Context:
         opts = self.options
@@ -169,13 +176,17 @@ class FrontendTLS:
         pyOpenSSL cannot install given ticket keys (no SSL_CTX_set_tlsext_ticket_keys), so the
         new active key is a fresh random one: resumption works, shared keys across hosts do not.
         """
+        self._check_ticket_file(path)
+        self.rotate_ticket_key()
+
+    @staticmethod
+    def _check_ticket_file(path: str) -> None:
         try:
             size = os.path.getsize(path)
         except OSError:
             size = 0
         if size < TICKET_KEY_SIZE:
             raise TLSConfigError("Unable to load a ticket key from the OpenSSL tickets key file")
-        self.rotate_ticket_key()
 
     # --- connections
     def new_connection(self) -> SSL.Connection:

@@ -3,7 +3,6 @@ versions, an idle connection. Each is refused and counted as dnsdist 1.7.3 count
 showTCPStats/showTLSErrorCounters figures on both), and a good client is served meanwhile."""
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import struct
@@ -11,8 +10,8 @@ import warnings
 from pathlib import Path
 
 from tests.conftest import Starter, available_impls
-from tests.helpers.dot import CertSet, client_context, dot_query, make_cert_set
-from tests.helpers.pydist_proc import DnsdistProcess, poll_until, run_cli
+from tests.helpers.dot import CertSet, client_context, dot_query, frontend_counters, make_cert_set
+from tests.helpers.pydist_proc import DnsdistProcess, poll_until
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
 CONF = f"""setSecurityPollSuffix("")
@@ -57,20 +56,6 @@ def old_versions_client() -> ssl.SSLContext:
     return ctx
 
 
-def counters(proc: DnsdistProcess) -> dict[str, str]:
-    """The DoT frontend's row of showTCPStats and of showTLSErrorCounters, by column title."""
-    out = {}
-    for cmd in ("showTCPStats()", "showTLSErrorCounters()"):
-        text = run_cli(proc.impl, ["-C", str(proc.conf), "-e", cmd]).stdout
-        lines = text.splitlines()
-        head = next(ln for ln in lines if ln.startswith("#   Address"))
-        titles = [t for t in re.split(r"\s{2,}", head.strip())][1:]
-        row = next(ln for ln in lines if f":{proc.values['portdot']}" in ln)
-        cells = re.split(r"\s+", row.strip())[2:]
-        out.update(zip(titles[1:], cells))
-    return out
-
-
 def run_bad_clients(proc: DnsdistProcess, certs: CertSet) -> None:
     dot = proc.addr("portdot")
     # plaintext DNS on the TLS port: no answer, the connection is closed
@@ -104,8 +89,8 @@ def test_bad_clients_refused_and_counted_as_dnsdist(start_proc: Starter, tmp_pat
     for impl in available_impls():
         proc = start_proc(impl, _conf(certs, responder.address))
         run_bad_clients(proc, certs)
-        poll_until(lambda: counters(proc)["Connections"] == "0", timeout=5)
-        seen[impl] = counters(proc)
+        poll_until(lambda: frontend_counters(proc)["Connections"] == "0", timeout=5)
+        seen[impl] = frontend_counters(proc)
         assert seen[impl]["TLS 1.3"] == "1", seen[impl]      # the good client's query
         assert proc.alive()
     assert 0.009 < float(seen["pydist"]["Avg queries/conn"]) < 0.011   # 0, 0, 1, 0, 0

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.dot import CertSet, client_context, dot_query, make_cert_set, peer_certificate
+from tests.helpers.dot import CertSet, client_context, dot_query, frontend_counters, make_cert_set, \
+    peer_certificate
 from tests.helpers.pydist_proc import poll_until, query, run_cli
+from tools.tls_certs import make_ocsp_response
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
 CONF = """setSecurityPollSuffix("")
@@ -134,8 +136,47 @@ def test_session_resumption_and_ticket_rotation(impl: str, start_proc: Starter, 
     with socket.create_connection(dot, timeout=3) as raw:
         with ctx.wrap_socket(raw, server_hostname="dot.test", session=session) as s:
             assert s.session_reused
+    row = frontend_counters(proc)
+    assert (row["TLS new sessions"], row["TLS Resumptions"]) == ("1", "1"), row
     assert console(proc, "getTLSFrontend(0):rotateTicketsKey()").strip() == ""
     assert dot_query(dot, "rotated.example.", certs.ca_path) is not None
+    assert frontend_counters(proc)["TLS 1.3"] == "1"
+
+
+def test_key_log_file_and_ocsp_stapling(start_proc: Starter, responder, certs: CertSet,
+                                        tmp_path: Path) -> None:
+    """keyLogFile gets NSS key log lines; ocspResponses are stapled for clients that ask."""
+    keylog, ocsp = tmp_path / "keys.log", tmp_path / "ocsp.der"
+    response = make_ocsp_response(certs.ca, certs.server)
+    ocsp.write_bytes(response)
+    proc = _start(start_proc, "pydist", certs, responder.address,
+                  f', {{keyLogFile="{keylog}", ocspResponses={{"{ocsp}"}}}}')
+    from OpenSSL import SSL
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    stapled = []
+    ctx.set_ocsp_client_callback(lambda conn, data, _: stapled.append(data) or True)
+    import socket
+    with socket.create_connection(proc.addr("portdot"), timeout=3) as raw:
+        conn = SSL.Connection(ctx, raw)
+        conn.request_ocsp()
+        conn.set_connect_state()
+        conn.do_handshake()
+        conn.shutdown()
+    assert stapled == [response]
+    poll_until(lambda: keylog.exists() and b"CLIENT_TRAFFIC_SECRET_0" in keylog.read_bytes())
+
+
+def test_ticket_key_file_checked_when_serving(tmp_path: Path, certs: CertSet) -> None:
+    """As dnsdist 1.7.3: an unreadable ticketKeyFile is fatal at startup, not in check mode."""
+    conf = tmp_path / "tk.conf"
+    conf.write_text(f'setSecurityPollSuffix("")\naddTLSLocal("127.0.0.1:1", "{certs.cert}", '
+                    f'"{certs.key}", {{ticketKeyFile="/nonexistent/tickets.key"}})\n')
+    for impl in ("pydist",) + (("dnsdist",) if shutil.which("dnsdist") else ()):
+        assert run_cli(impl, ["--check-config", "-C", str(conf)]).returncode == 0
+        res = run_cli(impl, ["--supervised", "--disable-syslog", "-C", str(conf)])
+        assert res.returncode == 1, impl
+        assert ("Fatal error: Unable to load a ticket key from the OpenSSL tickets key file"
+                in res.stdout), (impl, res.stdout)
 
 
 def test_missing_certificate_is_fatal_when_serving_only(tmp_path: Path) -> None:
