@@ -11,8 +11,9 @@ import ipaddress
 import os
 from typing import Any, Callable, Sequence
 
-from cryptography.hazmat.primitives import hashes
-from OpenSSL import SSL, crypto
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 
 from pydist.tls.layer import TLSLayer
@@ -112,8 +113,8 @@ class FrontendTLS:
         for cert_path, key_path in zip(certs, keys):
             chain = _pem_certs(_read(cert_path, "certificate"), cert_path)
             try:
-                key = crypto.load_privatekey(crypto.FILETYPE_PEM, _read(key_path, "key"))
-            except crypto.Error:
+                key = serialization.load_pem_private_key(_read(key_path, "key"), None)
+            except (ValueError, TypeError):
                 raise TLSConfigError("An error occurred while trying to load the TLS server key "
                                      f"file: {key_path}") from None
             try:
@@ -125,7 +126,7 @@ class FrontendTLS:
             except SSL.Error:
                 raise TLSConfigError("The key from '" + key_path + "' does not match the "
                                      "certificate from '" + cert_path + "'") from None
-            fingerprints.append(chain[0].to_cryptography().fingerprint(hashes.SHA256()))
+            fingerprints.append(chain[0].fingerprint(hashes.SHA256()))
         self._set_ocsp(ctx, fingerprints)
         if opts.get("keyLogFile"):
             self._set_keylog(ctx, str(opts["keyLogFile"]))
@@ -216,12 +217,10 @@ def opts_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _pem_certs(data: bytes, path: str) -> list[crypto.X509]:
-    marker = b"-----BEGIN CERTIFICATE-----"
-    blocks = [marker + part for part in data.split(marker)[1:]]
+def _pem_certs(data: bytes, path: str) -> list[x509.Certificate]:
     try:
-        certs = [crypto.load_certificate(crypto.FILETYPE_PEM, b) for b in blocks]
-    except crypto.Error:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
         certs = []
     if not certs:
         raise TLSConfigError("An error occurred while trying to load the TLS server certificate "

@@ -156,7 +156,10 @@ def test_key_log_file_and_ocsp_stapling(start_proc: Starter, responder, certs: C
     stapled = []
     ctx.set_ocsp_client_callback(lambda conn, data, _: stapled.append(data) or True)
     import socket
+    import struct
     with socket.create_connection(proc.addr("portdot"), timeout=3) as raw:
+        raw.settimeout(None)            # pyOpenSSL on a socket wants it blocking, and
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 3, 0))  # bounded
         conn = SSL.Connection(ctx, raw)
         conn.request_ocsp()
         conn.set_connect_state()
