@@ -205,8 +205,11 @@ class FrontendTLS:
                 self.errors[name] += 1
                 return
 
-    def count_query(self, version: str) -> None:
-        self.counters[_VERSION_COUNTER.get(version, "tlsUnknownqueries")] += 1
+
+
+def version_counter(version: str) -> str:
+    """The per-frontend counter a query over this negotiated version goes to."""
+    return _VERSION_COUNTER.get(version, "tlsUnknownqueries")
 
 
 def opts_list(value: Any) -> list[str]:
