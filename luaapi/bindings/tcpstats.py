@@ -1,6 +1,5 @@
 """showTCPStats(): TCP and DoT figures per frontend socket and per backend, dnsdist 1.7.3's table
-(the TLS session and version columns are where DoT listeners and backends show their counters).
-Backends' average queries per connection and durations are not tracked yet: shown as 0."""
+(the TLS session and version columns are where DoT listeners and backends show their counters)."""
 from __future__ import annotations
 
 from typing import Any
@@ -49,7 +48,9 @@ def tcp_stats(reg: Any) -> str:
                           + [(v, w) for v, (_, w) in zip(values, _FE_HEAD)]))
     lines += ["", "Backends:", _row([("#", 3), ("Name", 20), ("Address", 20)] + list(_BE_HEAD))]
     for i, s in enumerate(reg.servers):
-        values = [s.tcp.get(k, 0) for k in _BE_TCP] + [s.tls_resumptions, "0.000000", "0.000000"]
+        values = [s.tcp.get(k, 0) for k in _BE_TCP] + [s.tls_resumptions]
+        values += [f"{s.tcp.get(k, 0):f}" for k in ("tcpAvgQueriesPerConnection",
+                                                     "tcpAvgConnectionDuration")]
         lines.append(_row([(i, 3), (s.name[:20], 20), (s.address_str[:20], 20)]
                           + [(v, w) for v, (_, w) in zip(values, _BE_HEAD)]))
     return "\n".join(lines) + "\n"
