@@ -1,5 +1,5 @@
 """Bad DoT clients: plaintext on the TLS port, a handshake that stops halfway, only old protocol
-versions, an idle connection. Each is refused and counted as dnsdist 1.7.3 counts it (the same
+versions, no shared cipher, an idle connection. Each is refused and counted as dnsdist 1.7.3 counts it (the same
 showTCPStats/showTLSErrorCounters figures on both), and a good client is served meanwhile."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ setLocal("127.0.0.1:{{port}}")
 controlSocket("127.0.0.1:{{portctl}}")
 setKey("{KEY}")
 setTCPRecvTimeout(1)
-addTLSLocal("127.0.0.1:{{portdot}}", "{{cert}}", "{{key}}", {{{{minTLSVersion="tls1.2"}}}})
+addTLSLocal("127.0.0.1:{{portdot}}", "{{cert}}", "{{key}}", {{{{minTLSVersion="tls1.2", ciphers="ECDHE-RSA-AES256-GCM-SHA384"}}}})
 newServer{{{{address="{{backend}}"}}}}
 """
 QUERY = bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d0000010001")
@@ -69,6 +69,16 @@ def run_bad_clients(proc: DnsdistProcess, certs: CertSet) -> None:
             raise AssertionError("an old-versions client completed a handshake")
         except (ssl.SSLError, ConnectionError):
             pass
+    # TLS 1.2 with none of the listener's ciphers
+    ctx = client_context(certs.ca_path)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+    with socket.create_connection(dot) as raw:
+        try:
+            ctx.wrap_socket(raw, server_hostname="dot.test").close()
+            raise AssertionError("a client without a shared cipher completed a handshake")
+        except (ssl.SSLError, ConnectionError):
+            pass
     # a handshake that stops halfway and a connection that stays idle after its handshake,
     # both held while a good client is served
     stalled = socket.create_connection(dot)
@@ -93,7 +103,8 @@ def test_bad_clients_refused_and_counted_as_dnsdist(start_proc: Starter, tmp_pat
         seen[impl] = frontend_counters(proc)
         assert seen[impl]["TLS 1.3"] == "1", seen[impl]      # the good client's query
         assert proc.alive()
-    assert 0.009 < float(seen["pydist"]["Avg queries/conn"]) < 0.011   # 0, 0, 1, 0, 0
+    assert 0.009 < float(seen["pydist"]["Avg queries/conn"]) < 0.011   # 0, 0, 0, 1, 0, 0
+    assert seen["pydist"]["No shared cipher"] == "1"
     assert float(seen["pydist"]["Avg duration"]) > 15                   # two held >= 1 s
     if len(seen) == 2:
         for impl in seen:            # the moving averages depend on timing: checked above
