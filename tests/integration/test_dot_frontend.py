@@ -141,7 +141,7 @@ def test_session_resumption_and_ticket_rotation(impl: str, start_proc: Starter, 
                         frontend_counters(proc)["TLS Resumptions"]) == ("1", "1"))
     assert console(proc, "getTLSFrontend(0):rotateTicketsKey()").strip() == ""
     assert dot_query(dot, "rotated.example.", certs.ca_path) is not None
-    assert frontend_counters(proc)["TLS 1.3"] == "1"
+    poll_until(lambda: frontend_counters(proc)["TLS 1.3"] == "1")
 
 
 def test_key_log_file_and_ocsp_stapling(start_proc: Starter, responder, certs: CertSet,
