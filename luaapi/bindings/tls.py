@@ -1,8 +1,9 @@
 """DNS over TLS from Lua: addTLSLocal, getTLSContext/getTLSFrontend and their reload and ticket
-methods, reloadAllCertificates, showTLSErrorCounters. Certificates are read when the listener
+methods, reloadAllCertificates, showTLSContexts, showTLSErrorCounters. Certificates are read when the listener
 is bound (not in --check-config, as dnsdist 1.7.3: a missing file is fatal only when serving)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from luaapi.bindings.frontends import LISTENER_OPTIONS
@@ -136,9 +137,25 @@ def register(rt: Any) -> None:
                 reg.log(f"Error reloading certificates for frontend {decl.address()}: {e}")
     rt.fn("reloadAllCertificates", reload_all)
 
+    rt.fn("showTLSContexts", lambda *a: rt.show(contexts_table(_tls_decls(reg))),
+          no_side_effect=True)
+
     def show_error_counters(*a: Any) -> None:
         rt.show(error_counters_table(_tls_decls(reg)))
     rt.fn("showTLSErrorCounters", show_error_counters, no_side_effect=True)
+
+
+def contexts_table(decls: list[FrontendDecl]) -> str:
+    """showTLSContexts(). pydist holds one active tickets key per context (see loadTicketsKeys)."""
+    lines = [f"{'#':<3} {'Address':<20.20} {'# ticket keys':<14} {'Rotation delay':<14} "
+             f"{'Next rotation':<20} "]
+    for i, d in enumerate(decls):
+        tls = d.tls
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tls.next_rotation)) \
+            if tls.ctx is not None else ""
+        lines.append(f"{i:<3} {d.address():<20.20} {1:<14} {int(tls.rotation_delay()):<14} "
+                     f"{when:<20} ")
+    return "\n".join(lines) + "\n"
 
 
 def error_counters_table(decls: list[FrontendDecl]) -> str:

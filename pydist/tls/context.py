@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
 from typing import Any, Callable, Sequence
 
 from cryptography import x509
@@ -74,6 +75,7 @@ class FrontendTLS:
         self.counters = dict.fromkeys(FRONTEND_TLS_COUNTERS, 0)
         self.errors = {name: 0 for name, _, _ in HANDSHAKE_ERRORS}
         self.ticket_generation = 0
+        self.next_rotation = 0.0
         self.min_version = min_version(str(options.get("minTLSVersion") or "tls1.0"))
         self._keylog = None
 
@@ -83,6 +85,7 @@ class FrontendTLS:
         if self.options.get("ticketKeyFile"):
             self._check_ticket_file(str(self.options["ticketKeyFile"]))
         self.ctx = self._build(self.certs, self.keys)
+        self.next_rotation = time.time() + self.rotation_delay()
 
     def rotation_delay(self) -> float:
         """ticketsKeysRotationDelay (dnsdist's default 12 h; 0 turns automatic rotation off)."""
@@ -170,6 +173,7 @@ class FrontendTLS:
         """A fresh ticket key: a new context (OpenSSL draws one per context) for new sessions."""
         self.ctx = self._build(self.certs, self.keys)
         self.ticket_generation += 1
+        self.next_rotation = time.time() + self.rotation_delay()
 
     def load_tickets_keys(self, path: str) -> None:
         """Check a dnsdist ticket key file (80-byte keys); then rotate, as a new key is active.

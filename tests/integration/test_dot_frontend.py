@@ -2,6 +2,7 @@
 RSA and ECDSA certificates, certificates reloaded at runtime, session resumption."""
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
@@ -60,6 +61,10 @@ def test_dnspython_and_kdig_get_answers(impl: str, start_proc: Starter, responde
                          capture_output=True, text=True, timeout=10)
     assert out.stdout.strip() == "192.0.2.1", out.stdout + out.stderr
     assert "TCP (DNS over TLS)" in console(proc, "showBinds()")
+    contexts = console(proc, "showTLSContexts()").splitlines()
+    assert contexts[0] == "#   Address              # ticket keys  Rotation delay Next rotation        "
+    assert re.fullmatch(rf"0   127\.0\.0\.1:{dot[1]}\s+1\s+43200\s+\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d  ",
+                        contexts[1]), contexts
 
 
 def test_dot_shares_the_tcp_cache_key(start_proc: Starter, responder, certs) -> None:
