@@ -27,7 +27,7 @@ _BE_TCP = ("tcpCurrentConnections", "tcpMaxConcurrentConnections", "tcpDiedSendi
 
 def _row(cells: list[tuple[Any, int]]) -> str:
     """Each cell left-justified to its width and followed by a space, but the last."""
-    return " ".join(f"{str(v):<{w}}" for v, w in cells)
+    return " ".join(f"{v!s:<{w}}" for v, w in cells)
 
 
 def tcp_stats(reg: Any) -> str:

@@ -12,7 +12,12 @@ from luaapi.convert import as_str, is_table, str_or_list, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
-from pydist.tls.context import HANDSHAKE_ERRORS, FrontendTLS, TLSConfigError, min_version
+from pydist.tls.context import (
+    HANDSHAKE_ERRORS,
+    FrontendTLS,
+    TLSConfigError,
+    min_version,
+)
 
 TLS_OPTIONS = LISTENER_OPTIONS + (
     "provider", "ciphers", "ciphersTLS13", "minTLSVersion", "numberOfTicketsKeys",

@@ -18,7 +18,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi

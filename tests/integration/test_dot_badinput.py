@@ -10,7 +10,13 @@ import warnings
 from pathlib import Path
 
 from tests.conftest import Starter, available_impls
-from tests.helpers.dot import CertSet, client_context, dot_query, frontend_counters, make_cert_set
+from tests.helpers.dot import (
+    CertSet,
+    client_context,
+    dot_query,
+    frontend_counters,
+    make_cert_set,
+)
 from tests.helpers.pydist_proc import DnsdistProcess, poll_until
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
@@ -39,7 +45,7 @@ def closed_by_server(sock: socket.socket, timeout: float = 4.0) -> bool:
             pass
     except (ConnectionResetError, BrokenPipeError):
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
     return True
 

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.dot import CertSet, client_context, dot_query, frontend_counters, make_cert_set, \
-    peer_certificate
+from tests.conftest import BOTH, Starter
+from tests.helpers.dot import (
+    CertSet,
+    client_context,
+    dot_query,
+    frontend_counters,
+    make_cert_set,
+    peer_certificate,
+)
 from tests.helpers.pydist_proc import poll_until, query, run_cli
 from tools.tls_certs import make_ocsp_response
 
@@ -91,7 +97,8 @@ def test_rsa_and_ecdsa_pairs(start_proc: Starter, responder, certs: CertSet) -> 
         ctx.set_ciphers(f"ECDHE-{alg}-AES128-GCM-SHA256")
         seen[alg] = peer_certificate(proc.addr("portdot"), ctx)
     from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
+    from cryptography.hazmat.primitives.asymmetric import rsa
     assert isinstance(x509.load_der_x509_certificate(seen["ECDSA"]).public_key(),
                       ec_keys.EllipticCurvePublicKey)
     assert isinstance(x509.load_der_x509_certificate(seen["RSA"]).public_key(), rsa.RSAPublicKey)
