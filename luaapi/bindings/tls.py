@@ -170,4 +170,4 @@ def error_counters_table(decls: list[FrontendDecl]) -> str:
     for i, d in enumerate(decls):
         lines.append(f"{i:<3} {d.address():<20.20} " + " ".join(
             f"{d.tls.errors[name]:<23}" for name, _, _ in HANDSHAKE_ERRORS))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"          # dnsdist 1.7.3 ends it with an empty line

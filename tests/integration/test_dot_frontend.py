@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH, Starter
+from tests.conftest import BOTH, Starter, available_impls
 from tests.helpers.dot import (
     CertSet,
     client_context,
@@ -223,3 +223,20 @@ def test_mismatched_lists_and_bad_version(tmp_path: Path, certs: CertSet) -> Non
     assert res.returncode == 1
     assert "Caught exception: Unknown TLS version 'tls9" in res.stdout
     _ = poll_until
+
+
+def test_console_tables_match_dnsdist(start_proc: Starter, responder, certs: CertSet) -> None:
+    """showTLSErrorCounters, showTCPStats and showBinds: dnsdist 1.7.3's text, byte for byte
+    (ports normalised; showTLSContexts' next rotation time aside)."""
+    outputs = {}
+    for impl in available_impls():
+        proc = _start(start_proc, impl, certs, responder.address)
+        text = "".join(console(proc, c) for c in ("showTLSErrorCounters()", "showTCPStats()",
+                                                  "showBinds()", "showTLSContexts()"))
+        for name in ("port", "portdot", "portctl"):
+            text = text.replace(str(proc.values[name]), name.upper())
+        text = text.replace(responder.address, "BACKEND")
+        outputs[impl] = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TIME", text)
+        assert "TLS Resumptions" in outputs[impl] and "No shared cipher" in outputs[impl]
+    if len(outputs) == 2:
+        assert outputs["pydist"] == outputs["dnsdist"]
