@@ -82,7 +82,8 @@ class Engine:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
         if server.options.get("tls") and not server.options.get("dohPath"):
             try:
-                server.tls = BackendTLS(server.options)
+                if server.tls is None:        # newServer() built it, or runtime add
+                    server.tls = BackendTLS(server.options)
             except Exception as e:  # unreadable caStore, bad cipher list: this server only
                 self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
                 server.unusable = True

@@ -253,19 +253,32 @@ class BackendTLS:
         self.ctx = self._build()
 
     def _build(self) -> SSL.Context:
+        """:raises TLSConfigError: with dnsdist's text, as newServer() raises it (even in
+        --check-config): an unknown cipher list, an unreadable caStore."""
         o = self.options
         ctx = SSL.Context(SSL.TLS_METHOD)
         ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
         if o.get("ciphers"):
-            ctx.set_cipher_list(str(o["ciphers"]).encode())
+            try:
+                ctx.set_cipher_list(str(o["ciphers"]).encode())
+            except SSL.Error:
+                raise TLSConfigError(f"Error setting the cipher list to '{o['ciphers']}' for "
+                                     "the TLS context") from None
         c13 = o.get("ciphers13") or o.get("ciphersTLS13")
         if c13:
-            ctx.set_tls13_ciphersuites(str(c13).encode())
+            try:
+                ctx.set_tls13_ciphersuites(str(c13).encode())
+            except SSL.Error:
+                pass        # dnsdist 1.7.3 accepts any TLS 1.3 suites string here
         if self.validate:
             ctx.set_verify(SSL.VERIFY_PEER)
             if o.get("caStore"):
-                ctx.load_verify_locations(str(o["caStore"]))
+                try:
+                    ctx.load_verify_locations(str(o["caStore"]))
+                except SSL.Error:
+                    raise TLSConfigError("Error adding the trusted CAs file "
+                                         f"{o['caStore']}") from None
             else:
                 ctx.set_default_verify_paths()
         else:

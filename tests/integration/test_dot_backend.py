@@ -145,3 +145,23 @@ def test_real_dnsdist_uses_pydist_as_dot_backend(start_proc: Starter, responder,
         ans = query(proc.addr(), f"via-pydist{int(tcp)}.example.", tcp=tcp)
         assert ans is not None and ans.answer[0][0].address == "192.0.2.1"
     assert responder.count("via-pydist0.example.") == 1
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_bad_tls_options_are_config_errors(impl: str, tmp_path: Path) -> None:
+    """As dnsdist 1.7.3, newServer builds the TLS context at once: an unknown cipher list or an
+    unreadable caStore is a fatal Lua error even in --check-config; odd TLS 1.3 suites are not."""
+    conf = tmp_path / "bad.conf"
+    cases = {'ciphers="NOTACIPHER"': "Caught exception: Error setting the cipher list to "
+                                     "'NOTACIPHER' for the TLS context",
+             'caStore="/nonexistent/ca.pem"': "Caught exception: Error adding the trusted CAs "
+                                              "file /nonexistent/ca.pem",
+             'ciphersTLS13="NOTACIPHER"': None}
+    for option, error in cases.items():
+        conf.write_text('setSecurityPollSuffix("")\n'
+                        f'newServer{{address="127.0.0.1:1", tls="openssl", {option}}}\n')
+        res = run_cli(impl, ["--check-config", "-C", str(conf)])
+        if error is None:
+            assert res.returncode == 0 and "OK!" in res.stdout, (option, res.stdout)
+        else:
+            assert res.returncode == 1 and error in res.stdout, (option, res.stdout)
