@@ -73,8 +73,9 @@ class Engine:
         self.exit_code: int | None = None
         self.stopped = asyncio.Event()
         self.last_rates = time.monotonic()
-        self.maintenance_hooks: list[Callable[[], None]] = []
+        self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
         self.console_server = None
+        self.web_server: Any = None
         registry.engine = self
 
     # --- backends
@@ -116,6 +117,7 @@ class Engine:
 
     # --- start
     async def start(self) -> None:
+        self.start_web()
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
                 self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
@@ -171,6 +173,12 @@ class Engine:
                 seen.add(id(c))
                 up = any(s.is_up() for s in pool.servers)
                 c.maintenance(now, self.reg.settings.cache_cleaning_percentage, up)
+
+    # --- web server
+    def start_web(self) -> None:
+        """Serve the socket webserver() bound (at startup, or at once when called at runtime)."""
+        from pydist.web.server import start_web_server
+        self.web_server = start_web_server(self.loop, self.reg, self.web_server)
 
     # --- console
     def start_console(self) -> None:

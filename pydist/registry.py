@@ -7,9 +7,11 @@ from typing import Any, Callable
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import NetmaskGroup
+from pydist.dynblocks import DynBlocks
 from pydist.policies import BUILTIN, ServerPolicy
 from pydist.rules.chain import RuleChain
 from pydist.stats import Stats
+from pydist.web.settings import WebSettings
 
 SERVE, CHECK, CLIENT = "serve", "check-config", "client"
 
@@ -138,6 +140,7 @@ class Registry:
         self.config_done = False
         self.engine = None        # set when serving: lets runtime changes reach live sockets
         self.unsupported: list[str] = []
+        self.web = WebSettings()          # webserver()/setWebserverConfig() (facts §7)
         self.rings = None
         # rule chains (query, response, cachehit, selfanswered); a change refreshes the fast path
         self.rules: dict[str, RuleChain] = {k: RuleChain(k) for k in
@@ -145,7 +148,8 @@ class Registry:
         for chain in self.rules.values():
             chain.on_change = self._rules_changed
         self.dynblock_groups: list[Any] = []
-        self.dynblocks_action: int = 0      # DNSAction.Drop
+        self.dynblocks = DynBlocks(self.stats, lambda line: self.log(line))
+        self.dynblocks.on_change = self._rules_changed
 
     def _rules_changed(self) -> None:
         if self.engine is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from luaapi.bindings.healthchecks import check_function
 from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table, lua_type,
                             str_or_list, table_to_dict)
 from luaapi.errors import DnsdistError, LuaArgError
@@ -56,7 +57,9 @@ class ServerHandle:
 
     def setQPS(self, n: Any, *a: Any) -> None:
         from pydist.qps import QPSLimiter
-        self.server.qps = QPSLimiter(as_int(n))
+        self.server.qps = QPSLimiter(as_int(n))      # 0: unlimited again, as dnsdist's setQPS
+        if self.rt.registry.engine is not None:     # the cache fast path depends on qps limits
+            self.rt.registry.engine.path.refresh()
 
     def addPool(self, pool: Any, *a: Any) -> None:
         self.rt.registry.add_server_to_pool(self.server, as_str(pool))
@@ -114,8 +117,8 @@ def _options(t: Any) -> dict[str, Any]:
             opts[k] = as_int(v)
         elif k == "pool":
             opts[k] = str_or_list(v, "std::string")
-        elif k in ("checkFunction",):
-            opts[k] = v if is_function(v) else None
+        elif k == "checkFunction":
+            opts[k] = check_function(v) if is_function(v) else None
         elif k == "cpus":
             opts[k] = v
         elif isinstance(v, bool):
@@ -151,7 +154,7 @@ def register(rt: Any) -> None:
         if host in ("0.0.0.0", "::"):
             rt.log(f"Error creating new server: {address} is not a valid address for a downstream server")
             return None
-        pools = opts.pop("pool", None) or [""]
+        pools = opts.get("pool") or [""]   # options keep "pool": the web API lists it as given
         server = DownstreamState(host, port, opts)
         handle = handle_for(rt, server)
         if server.weight < 1:

@@ -58,3 +58,8 @@ def tcp_stats(reg: Any) -> str:
 
 def register(rt: Any) -> None:
     rt.fn("showTCPStats", lambda *a: rt.show(tcp_stats(rt.registry)), no_side_effect=True)
+
+    def show_security_status(*a: Any) -> None:
+        snap = dict(rt.registry.stats.snapshot())
+        rt.show("%d\n" % int(snap.get("security-status", 0)))
+    rt.fn("showSecurityStatus", show_security_status, no_side_effect=True)
