@@ -113,8 +113,10 @@ def register(rt: Any) -> None:
             tls = FrontendTLS(certs_l, keys_l, options, reg.log)
         except TLSConfigError as e:
             raise DnsdistError(str(e)) from None
-        reg.frontends.append(FrontendDecl(host=host, port=port, udp=False, tcp=True, tls=tls,
-                                          kind="tls", options=options))
+        decl = FrontendDecl(host=host, port=port, udp=False, tcp=True, tls=tls, kind="tls",
+                            options=options)
+        tls.share_counters(decl.tcp_state.tcp_counters)
+        reg.frontends.append(decl)
     rt.fn("addTLSLocal", add_tls_local)
 
     def getter(what: str, plural: str) -> Any:
@@ -165,9 +167,9 @@ def contexts_table(decls: list[FrontendDecl]) -> str:
 
 def error_counters_table(decls: list[FrontendDecl]) -> str:
     """showTLSErrorCounters(): one column per handshake-failure cause, as dnsdist 1.7.3."""
-    head = f"{'#':<3} {'Address':<20.20} " + " ".join(f"{t:<23.23}" for _, t, _ in HANDSHAKE_ERRORS)
+    head = f"{'#':<3} {'Address':<20.20} " + " ".join(f"{e[1]:<23.23}" for e in HANDSHAKE_ERRORS)
     lines = [head]
     for i, d in enumerate(decls):
         lines.append(f"{i:<3} {d.address():<20.20} " + " ".join(
-            f"{d.tls.errors[name]:<23}" for name, _, _ in HANDSHAKE_ERRORS))
+            f"{d.tls.errors[e[0]]:<23}" for e in HANDSHAKE_ERRORS))
     return "\n".join(lines) + "\n\n"          # dnsdist 1.7.3 ends it with an empty line

@@ -24,22 +24,27 @@ VERSIONS = {"tls1.0": SSL.TLS1_VERSION, "tls1.1": SSL.TLS1_1_VERSION,
             "tls1.2": SSL.TLS1_2_VERSION, "tls1.3": SSL.TLS1_3_VERSION}
 # dnsdist 1.7 counts handshake failures under these causes (showTLSErrorCounters' columns),
 # matched here on OpenSSL's reason text.
+# (Prometheus label, showTLSErrorCounters column, OpenSSL reason text, API JSON key suffix)
 HANDSHAKE_ERRORS = (
-    ("dhKeyTooSmall", "DH key too small", "dh key too small"),
-    ("inappropriateFallBack", "Inappropriate fallback", "inappropriate fallback"),
-    ("noSharedCipher", "No shared cipher", "no shared cipher"),
-    ("unknownCipherType", "Unknown cipher type", "unknown cipher type"),
-    ("unknownKeyExchangeType", "Unknown exchange type", "unknown key exchange type"),
-    ("unknownProtocol", "Unknown protocol", "unknown protocol"),
-    ("unsupportedEC", "Unsupported EC", "unsupported elliptic curve"),
-    ("unsupportedProtocol", "Unsupported protocol", "unsupported protocol"),
+    ("dhKeyTooSmall", "DH key too small", "dh key too small", "DHKeyTooSmall"),
+    ("inappropriateFallBack", "Inappropriate fallback", "inappropriate fallback",
+     "InappropriateFallBack"),
+    ("noSharedCipher", "No shared cipher", "no shared cipher", "NoSharedCipher"),
+    ("unknownCipherType", "Unknown cipher type", "unknown cipher type", "UnknownCipher"),
+    ("unknownKeyExchangeType", "Unknown exchange type", "unknown key exchange type",
+     "UnknownKeyExchangeType"),
+    ("unknownProtocol", "Unknown protocol", "unknown protocol", "UnknownProtocol"),
+    ("unsupportedEC", "Unsupported EC", "unsupported elliptic curve", "UnsupportedEC"),
+    ("unsupportedProtocol", "Unsupported protocol", "unsupported protocol",
+     "UnsupportedProtocol"),
 )
-# per-frontend TLS counters, in showTCPStats' column order
+# per-frontend TLS counters (the API's names), in showTCPStats' column order; they live in
+# the listener's tcp_counters so the web API and showTCPStats read one dict
 FRONTEND_TLS_COUNTERS = ("tlsNewSessions", "tlsResumptions", "tlsUnknownTicketKey",
-                         "tlsInactiveTicketKey", "tls10queries", "tls11queries", "tls12queries",
-                         "tls13queries", "tlsUnknownqueries")
-_VERSION_COUNTER = {"TLSv1": "tls10queries", "TLSv1.1": "tls11queries",
-                    "TLSv1.2": "tls12queries", "TLSv1.3": "tls13queries"}
+                         "tlsInactiveTicketKey", "tls10Queries", "tls11Queries", "tls12Queries",
+                         "tls13Queries", "tlsUnknownQueries")
+_VERSION_COUNTER = {"TLSv1": "tls10Queries", "TLSv1.1": "tls11Queries",
+                    "TLSv1.2": "tls12Queries", "TLSv1.3": "tls13Queries"}
 TICKET_KEY_SIZE = 80        # dnsdist's ticket key file: name 16 + cipher 32 + HMAC 32 bytes
 
 
@@ -74,7 +79,7 @@ class FrontendTLS:
         self.log = log
         self.ctx: SSL.Context | None = None
         self.counters = dict.fromkeys(FRONTEND_TLS_COUNTERS, 0)
-        self.errors = {name: 0 for name, _, _ in HANDSHAKE_ERRORS}
+        self.errors = {e[0]: 0 for e in HANDSHAKE_ERRORS}
         self.ticket_generation = 0
         self.next_rotation = 0.0
         self.min_version = min_version(str(options.get("minTLSVersion") or "tls1.0"))
@@ -205,16 +210,22 @@ class FrontendTLS:
 
     def handshake_failed(self, layer: TLSLayer, why: str) -> None:
         text = why.lower()
-        for name, _, reason in HANDSHAKE_ERRORS:
+        for name, _, reason, _ in HANDSHAKE_ERRORS:
             if reason in text:
                 self.errors[name] += 1
                 return
+
+    def share_counters(self, counters: dict[str, Any]) -> None:
+        """Keep the TLS counters in the listener's own counter dict (see FRONTEND_TLS_COUNTERS)."""
+        for key in FRONTEND_TLS_COUNTERS:
+            counters.setdefault(key, 0)
+        self.counters = counters
 
 
 
 def version_counter(version: str) -> str:
     """The per-frontend counter a query over this negotiated version goes to."""
-    return _VERSION_COUNTER.get(version, "tlsUnknownqueries")
+    return _VERSION_COUNTER.get(version, "tlsUnknownQueries")
 
 
 def opts_list(value: Any) -> list[str]:
