@@ -240,3 +240,24 @@ def test_console_tables_match_dnsdist(start_proc: Starter, responder, certs: Cer
         assert "TLS Resumptions" in outputs[impl] and "No shared cipher" in outputs[impl]
     if len(outputs) == 2:
         assert outputs["pydist"] == outputs["dnsdist"]
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_rules_see_dot_queries_as_tcp_and_dot(impl: str, start_proc: Starter, responder,
+                                              certs: CertSet) -> None:
+    """Query rules run for DoT (the shared packet path): TCPRule matches it, and a Lua rule
+    reads dq:getProtocol() == "DNS over TLS" (facts §10.2, §10.4)."""
+    rules = ('addAction(AndRule({TCPRule(true), QNameRule("tcprule.example.")}), '
+             'RCodeAction(DNSRCode.REFUSED))\n'
+             'function isDoT(dq) if dq:getProtocol() == "DNS over TLS" then '
+             'return DNSAction.Nxdomain, "" end return DNSAction.None, "" end\n'
+             'addAction("proto.example.", LuaAction(isDoT))\n')
+    proc = start_proc(impl, _conf(f'"{certs.cert}"', f'"{certs.key}"') + rules,
+                      {"backend": responder.address})
+    dot = proc.addr("portdot")
+    refused = dot_query(dot, "tcprule.example.", certs.ca_path)
+    assert refused is not None and refused.rcode() == 5
+    nx = dot_query(dot, "proto.example.", certs.ca_path)
+    assert nx is not None and nx.rcode() == 3
+    plain = query(proc.addr(), "proto.example.", tcp=True)
+    assert plain is not None and plain.rcode() == 0
