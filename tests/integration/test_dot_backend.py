@@ -84,20 +84,26 @@ def test_udp_and_tcp_clients_served_over_dot(impl: str, start_proc: Starter, res
 @pytest.mark.parametrize("impl", BOTH)
 def test_certificate_validation_failures(impl: str, start_proc: Starter, responder,
                                          certs: CertSet) -> None:
-    """Unknown CA, wrong name, expired: down (pydist logs why); the good server keeps serving."""
+    """Unknown CA, self-signed, wrong name, expired: down (pydist logs why); the good server
+    keeps serving."""
     good = start_upstream(start_proc, certs, responder.address)
     old = certs.issue("expired", expired=True)
     expired = start_upstream(start_proc, certs, responder.address, str(old.cert_path),
                              str(old.key_path))
+    own = certs.issue("selfsigned", self_signed=True)
+    selfsigned = start_upstream(start_proc, certs, responder.address, str(own.cert_path),
+                                str(own.key_path))
     g = f"127.0.0.1:{good.values['portdot']}"
     e = f"127.0.0.1:{expired.values['portdot']}"
+    ss = f"127.0.0.1:{selfsigned.values['portdot']}"
     conf = HEAD + (f'newServer{{address="{g}", tls="openssl", name="unknownca"}}\n'
+                   + dot_server(ss, certs, "selfsigned")
                    + dot_server(g, certs, "wrongname").replace("dot.test", "wrong.test")
                    + dot_server(e, certs, "expired")
                    + dot_server(e, certs, "novalidation", ", validateCertificates=false")
                    + dot_server(g, certs, "good"))
     proc = start_proc(impl, conf, ready=None)
-    for name in ("unknownca", "wrongname", "expired"):
+    for name in ("unknownca", "selfsigned", "wrongname", "expired"):
         proc.wait_for(rf"Marking downstream {name} \(.*\) as 'down'")
     for name in ("novalidation", "good"):
         proc.wait_for(rf"Marking downstream {name} \(.*\) as 'up'")
@@ -106,6 +112,7 @@ def test_certificate_validation_failures(impl: str, start_proc: Starter, respond
                       r"failed: unable to get local issuer certificate")
         proc.wait_for(r"backend wrongname .* failed: .*hostname mismatch")
         proc.wait_for(r"backend expired .* failed: .*certificate has expired")
+        proc.wait_for(r"backend selfsigned .* failed: certificate verify failed: self[- ]signed")
     for i in range(3):
         assert query(proc.addr(), f"still{i}.example.", tcp=bool(i % 2)) is not None
     assert proc.alive()
