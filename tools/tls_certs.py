@@ -106,7 +106,8 @@ def make_ocsp_response(ca: Issued, server: Issued, hours: int = 24) -> bytes:
 
 
 def write_set(out: Path, names: Sequence[str] = ("dot.test",),
-              ips: Sequence[str] = ("127.0.0.1", "::1"), kind: str = "rsa") -> tuple[Issued, Issued]:
+              ips: Sequence[str] = ("127.0.0.1", "::1"),
+              kind: str = "rsa") -> tuple[Issued, Issued]:
     """ca.pem/ca.key and server.pem/server.key in out; returns (ca, server)."""
     out.mkdir(parents=True, exist_ok=True)
     ca = make_ca().write(out / "ca.pem", out / "ca.key")

@@ -45,14 +45,14 @@ def tcp_stats(reg: Any) -> str:
                                                    "tcpAvgConnectionDuration")]
         values += [tls.get(k, 0) for k in FRONTEND_TLS_COUNTERS]
         lines.append(_row([(i, 3), (cs.address()[:20], 20)]
-                          + [(v, w) for v, (_, w) in zip(values, _FE_HEAD)]))
+                          + [(v, w) for v, (_, w) in zip(values, _FE_HEAD, strict=True)]))
     lines += ["", "Backends:", _row([("#", 3), ("Name", 20), ("Address", 20)] + list(_BE_HEAD))]
     for i, s in enumerate(reg.servers):
         values = [s.tcp.get(k, 0) for k in _BE_TCP] + [s.tls_resumptions]
         values += [f"{s.tcp.get(k, 0):f}" for k in ("tcpAvgQueriesPerConnection",
                                                      "tcpAvgConnectionDuration")]
         lines.append(_row([(i, 3), (s.name[:20], 20), (s.address_str[:20], 20)]
-                          + [(v, w) for v, (_, w) in zip(values, _BE_HEAD)]))
+                          + [(v, w) for v, (_, w) in zip(values, _BE_HEAD, strict=True)]))
     return "\n".join(lines) + "\n"
 
 
@@ -61,5 +61,5 @@ def register(rt: Any) -> None:
 
     def show_security_status(*a: Any) -> None:
         snap = dict(rt.registry.stats.snapshot())
-        rt.show("%d\n" % int(snap.get("security-status", 0)))
+        rt.show(f"{int(snap.get('security-status', 0))}\n")
     rt.fn("showSecurityStatus", show_security_status, no_side_effect=True)

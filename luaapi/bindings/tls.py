@@ -1,6 +1,7 @@
 """DNS over TLS from Lua: addTLSLocal, getTLSContext/getTLSFrontend and their reload and ticket
-methods, reloadAllCertificates, showTLSContexts, showTLSErrorCounters. Certificates are read when the listener
-is bound (not in --check-config, as dnsdist 1.7.3: a missing file is fatal only when serving)."""
+methods, reloadAllCertificates, showTLSContexts, showTLSErrorCounters. Certificates are read
+when the listener is bound (not in --check-config, as dnsdist 1.7.3: a missing file is fatal only
+when serving)."""
 from __future__ import annotations
 
 import time
@@ -75,8 +76,13 @@ def lua_object(rt: Any, handle: TLSFrontendHandle) -> Any:
     'Caught exception: ...' as dnsdist's do (plain Python methods would bypass it)."""
     t = rt.lua.table()
     for name in METHODS:
-        t[name] = rt.wrap(lambda _self, *a, _m=getattr(handle, name): _m(*a))
+        t[name] = rt.wrap(_method(getattr(handle, name)))
     return t
+
+
+def _method(bound: Any) -> Any:
+    """A Lua method (called as obj:m(...), so its first argument is the table itself)."""
+    return lambda _self, *a: bound(*a)
 
 
 def _files(v: Any) -> list[str]:

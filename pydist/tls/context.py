@@ -119,7 +119,7 @@ class FrontendTLS:
         except SSL.Error as e:
             raise TLSConfigError(f"Error setting up TLS cipher preferences: {e}") from None
         fingerprints = []
-        for cert_path, key_path in zip(certs, keys):
+        for cert_path, key_path in zip(certs, keys, strict=True):
             chain = _pem_certs(_read(cert_path, "certificate"), cert_path)
             try:
                 key = serialization.load_pem_private_key(_read(key_path, "key"), None)
@@ -145,7 +145,8 @@ class FrontendTLS:
         files = opts_list(self.options.get("ocspResponses"))
         if not files:
             return
-        responses = {fp: _read(path, "OCSP response") for fp, path in zip(fingerprints, files)}
+        pairs = zip(fingerprints, files, strict=False)
+        responses = {fp: _read(path, "OCSP response") for fp, path in pairs}
 
         def staple(conn: SSL.Connection, _: Any) -> bytes:
             cert = conn.get_certificate()

@@ -97,5 +97,5 @@ def frontend_counters(proc: DnsdistProcess) -> dict[str, str]:
         titles = [t for t in re.split(r"\s{2,}", head.strip())][1:]
         row = next(ln for ln in lines if f":{proc.values['portdot']}" in ln)
         cells = re.split(r"\s+", row.strip())[2:]
-        out.update(zip(titles[1:], cells))
+        out.update(zip(titles[1:], cells, strict=True))
     return out

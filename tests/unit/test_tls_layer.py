@@ -113,7 +113,8 @@ def test_wrong_name_fails_with_the_reason(certs: CertSet) -> None:
     asyncio.run(run())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chunks=st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=4))
 def test_garbage_from_a_client_is_one_failure(certs: CertSet, chunks: list[bytes]) -> None:
     front = FrontendTLS([certs.cert], [certs.key], {})
