@@ -51,6 +51,7 @@ class TLSLayer(asyncio.Protocol):
         self.done = False
         self.closed = False
         self.failed = False
+        self.holding = False
         self.early: list[bytes] = []
         self.handshake: asyncio.Future[bool | str] | None = None
 
@@ -121,20 +122,24 @@ class TLSLayer(asyncio.Protocol):
         pyOpenSSL connection's SSL and BIOs, so "no more data" is a return code, not an
         exception (pyOpenSSL's recv/bio_read raise WantReadError: ~3 µs each, twice a query)."""
         ssl = self.conn._ssl
-        while not self.closed:
-            n = _SSL_read(ssl, _BUF, READ_CHUNK)
-            if n <= 0:
-                err = _SSL_get_error(ssl, n)
-                if err == _WANT_READ:
-                    break
-                _lib.ERR_clear_error()
-                if err == _ZERO_RETURN:
-                    self.close()
-                else:
-                    self.abort()
-                return
-            self.inner.data_received(_ffi.buffer(_BUF, n)[:])
-        self._flush()       # TLS 1.3 tickets, key updates, alerts
+        self.holding = True     # answers written meanwhile leave in one send, after the loop
+        try:
+            while not self.closed:
+                n = _SSL_read(ssl, _BUF, READ_CHUNK)
+                if n <= 0:
+                    err = _SSL_get_error(ssl, n)
+                    if err == _WANT_READ:
+                        break
+                    _lib.ERR_clear_error()
+                    if err == _ZERO_RETURN:
+                        self.close()
+                    else:
+                        self.abort()
+                    return
+                self.inner.data_received(_ffi.buffer(_BUF, n)[:])
+        finally:
+            self.holding = False
+        self._flush()       # answers, TLS 1.3 tickets, key updates, alerts
 
     def _flush(self) -> None:
         raw = self.raw
@@ -145,6 +150,8 @@ class TLSLayer(asyncio.Protocol):
                 return
             if raw is not None and not raw.is_closing():
                 raw.write(_ffi.buffer(_BUF, n)[:])
+            if n < READ_CHUNK:
+                return          # the BIO is drained: spare the call that would say so
 
     # --- above: the transport the DNS protocol writes to
     def write(self, data: bytes) -> None:
@@ -162,7 +169,8 @@ class TLSLayer(asyncio.Protocol):
                 self.abort()
                 return
             data = data[n:]
-        self._flush()
+        if not self.holding:
+            self._flush()
 
     def close(self) -> None:
         if self.closed:
