@@ -262,3 +262,13 @@ def test_rules_see_dot_queries_as_tcp_and_dot(impl: str, start_proc: Starter, re
     assert nx is not None and nx.rcode() == 3
     plain = query(proc.addr(), "proto.example.", tcp=True)
     assert plain is not None and plain.rcode() == 0
+
+
+def test_ipv6_listener(start_proc: Starter, responder, certs: CertSet) -> None:
+    conf = _conf(f'"{certs.cert}"', f'"{certs.key}"') + \
+        f'addTLSLocal("[::1]:{{portdot6}}", "{certs.cert}", "{certs.key}")\n'
+    proc = start_proc("pydist", conf, {"backend": responder.address})
+    proc.wait_for(r"Listening on \[::1\]:\d+ for TLS")
+    ans = dot_query(("::1", int(proc.values["portdot6"])), "v6.example.", certs.ca_path)
+    assert ans is not None and ans.answer[0][0].address == "192.0.2.1"
+    assert console(proc, "getTLSFrontendCount()").strip() == "2"
