@@ -15,7 +15,7 @@ from pydist.backend.tls import TLSBackendPool
 from pydist.backend.udp import BackendUDP
 from pydist.dns.netmask import family_of
 from pydist.frontend.tcp import TCPClientConnection
-from pydist.frontend.tls import make_tls_protocol
+from pydist.frontend.tls import make_tls_protocol, schedule_ticket_rotation
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
@@ -83,7 +83,8 @@ class Engine:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
         if server.options.get("tls") and not server.options.get("dohPath"):
             try:
-                server.tls = BackendTLS(server.options)
+                if server.tls is None:        # newServer() built it, or runtime add
+                    server.tls = BackendTLS(server.options)
             except Exception as e:  # unreadable caStore, bad cipher list: this server only
                 self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
                 server.unusable = True
@@ -126,6 +127,7 @@ class Engine:
                     lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
                                                     fe.tls, self.reg.settings.verbose),
                     sock=fe.sock_tcp)
+                schedule_ticket_rotation(self.loop, fe.tls)
             elif fe.sock_tcp is not None:
                 await self.loop.create_server(
                     lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
