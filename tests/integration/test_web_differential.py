@@ -278,3 +278,20 @@ def test_allow_from_put_on_both(start_proc: Starter, tmp_path: Any) -> None:
         seen[impl] = (rows, (apidir / "acl.conf").read_text(), answered)
     assert seen["pydist"] == seen["dnsdist"]
     assert seen["pydist"][0][1][0] == 400
+
+
+def test_dynblocklist_on_both(start_proc: Starter) -> None:
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="key1"})\n'
+            'addDynBlocks({[newCA("192.0.2.1")]=3}, "rate too high", 60)\n'
+            'addDynBlockSMT({"bad.example."}, "smt reason", 30, DNSAction.Refused)\n')
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf)
+        seen[impl] = get_json(web_port(p), "/jsonstat?command=dynblocklist", KEY)
+    assert key_shape(seen["pydist"]) == key_shape(seen["dnsdist"])
+    assert set(seen["pydist"]) == {"192.0.2.1/32", "bad.example."}
+    for what, entry in seen["pydist"].items():
+        theirs = seen["dnsdist"][what]
+        assert abs(entry.pop("seconds") - theirs.pop("seconds")) <= 2, what
+        assert entry == theirs, what
