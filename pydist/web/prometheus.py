@@ -79,15 +79,32 @@ def _frontends(out: list[str], reg: Any) -> None:
     for suffix, kind, help_text in H.FRONTEND_METRICS:
         _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
     for cs in views.client_states(reg):
-        label = f'{{frontend="{cs.address()}",proto="{cs.proto}",thread="0"}}'
+        inner = f'frontend="{cs.address()}",proto="{views.proto_label(cs)}",thread="0"'
+        label = "{" + inner + "}"
         out.append(f"dnsdist_frontend_queries{label} {cs.queries}")
         out.append(f"dnsdist_frontend_responses{label} {cs.responses}")
         if cs.proto == "TCP":
             c = cs.tcp_counters
             for suffix, key in zip(H.FRONTEND_TCP_SAMPLES, views.FRONTEND_TCP_KEYS, strict=True):
                 out.append(f"dnsdist_frontend_{suffix}{label} {cpp_number(c.get(key, 0))}")
+        tls = views.frontend_tls(cs)
+        if tls is not None:
+            _tls_frontend(out, inner, tls)
     for suffix, kind, help_text in H.DOH_FRONTEND_METRICS:
         _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
+
+
+def _tls_frontend(out: list[str], inner: str, tls: Any) -> None:
+    """A DoT listener's session, per-version and handshake-failure counters, as 1.7.3."""
+    counters = getattr(tls, "counters", {})
+    errors = getattr(tls, "errors", {})
+    for key, suffix in views.TLS_SESSIONS:
+        out.append(f"dnsdist_frontend_{suffix}{{{inner}}} {counters.get(key, 0)}")
+    for _, label, src in views.TLS_QUERIES:
+        out.append(f'dnsdist_frontend_tlsqueries{{{inner},tls="{label}"}} {counters.get(src, 0)}')
+    for _, name in views.TLS_ERRORS:
+        out.append(f'dnsdist_frontend_tlshandshakefailures{{{inner},error="{name}"}} '
+                   f"{errors.get(name, 0)}")
 
 
 def _pools(out: list[str], reg: Any) -> None:

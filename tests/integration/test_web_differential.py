@@ -4,6 +4,7 @@ every JSON endpoint; status codes and headers for each authentication case."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -295,3 +296,37 @@ def test_dynblocklist_on_both(start_proc: Starter) -> None:
         theirs = seen["dnsdist"][what]
         assert abs(entry.pop("seconds") - theirs.pop("seconds")) <= 2, what
         assert entry == theirs, what
+
+
+def test_dot_frontend_metrics_on_both(start_proc: Starter, responder_factory: Any,
+                                      tmp_path: Any) -> None:
+    from tests.helpers.dot import dot_query, make_cert_set
+    certs = make_cert_set(tmp_path / "certs")
+    backend = responder_factory()
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", "{certs.key}")\n'
+            'newServer({address="{backend}"})\n'
+            'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="key1"})\n')
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf, {"backend": backend.address})
+        assert dot_query(p.addr("portdot"), "dot.example.", certs.ca_path) is not None
+
+        def settled(p: DnsdistProcess = p) -> Any:
+            m = bare(metric_samples(request(web_port(p), "/metrics", KEY)[2].decode()))
+            got = {k.split("tls=")[1].rstrip("}"): v for k, v in m.items()
+                   if k.startswith("dnsdist_frontend_tlsqueries{")}
+            return (m, got) if sum(got.values()) == 1 else None
+        m, per_version = poll_until(settled, timeout=5.0)  # type: ignore[misc]
+        text = request(web_port(p), "/metrics", KEY)[2].decode()
+        info = get_json(web_port(p), "/api/v1/servers/localhost", KEY)
+        dot = [f for f in info["frontends"] if f["type"] == "TCP (DNS over TLS)"]
+        seen[impl] = (metric_shapes(text), per_version, key_shape(dot), dot[0]["tls13Queries"],
+                      sorted(k for k in m if "DNS over TLS" in k and "tcp" not in k))
+    assert seen["pydist"][0] == seen["dnsdist"][0]
+    assert seen["pydist"][1] == seen["dnsdist"][1]
+    assert seen["pydist"][2] == seen["dnsdist"][2]
+    assert seen["pydist"][3] == seen["dnsdist"][3] == 1
+    norm = {impl: [re.sub(r"frontend=[^,}]*", "frontend=X", k) for k in s[4]]
+            for impl, s in seen.items()}
+    assert norm["pydist"] == norm["dnsdist"]
