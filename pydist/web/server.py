@@ -148,7 +148,11 @@ class WebConnection(asyncio.Protocol):
             req.verdicts = fut.result()
         except Exception:  # never expected; the router then checks on the loop itself
             req.verdicts = {}
-        self._send(self.server.router.handle(req))
+        try:
+            self._send(self.server.router.handle(req))
+        except Exception as e:  # as in data_received: a bug answers 500, the loop goes on
+            self.server.log(f"Error while handling an HTTP request from {self.peer}: {e!r}")
+            self._send(Response(500))
 
     def _send(self, resp: Response) -> None:
         """Write the response (chunked for HTTP/1.1 clients, as dnsdist) and close."""

@@ -153,3 +153,21 @@ def test_bind_failure_is_logged_and_serving_goes_on(start_proc: Starter, respond
             f"127.0.0.1:{taken}: Address already in use") in p.output
     assert query(p.addr(), "a.example") is not None
     holder.close()
+
+
+def test_wrong_hashed_passwords_are_refused_while_dns_answers(start_proc: Starter,
+                                                               responder: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pydist.web.credentials import hash_password
+    from tests.helpers.web import basic
+    conf = (CONFIG.replace("MAXCONN", "100").replace("ACL", '"127.0.0.1"')
+            + f'setWebserverConfig({{password="{hash_password("right")}"}})\n')
+    p = start_proc("pydist", conf, {"backend": responder.address})
+    with ThreadPoolExecutor(8) as pool:
+        statuses = pool.map(lambda i: request(web(p)[1], "/", basic("u", f"wrong{i}"))[0],
+                            range(40))
+        answered = dns_answers(p, 20)
+        assert set(statuses) == {401}
+    assert answered == 20
+    assert request(web(p)[1], "/", basic("u", "right"))[0] == 200
