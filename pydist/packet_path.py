@@ -43,6 +43,7 @@ class PacketPath:
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and not self.query_rules
             and not self.cachehit_rules and self.dynblocks is None
+            and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
@@ -134,7 +135,10 @@ class PacketPath:
             skip_cache = dq.skip_cache
             if dq.pool is not None:
                 pool = self.reg.get_pool(dq.pool)
-        server = self.reg.policy_for(pool)(pool.servers, None)
+        policy = self.reg.policy_for(pool)
+        if dq is None and policy.needs_dq:       # hashed and Lua policies read the query
+            dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        server = policy(pool.servers, dq)
         cache = None if skip_cache else pool.cache
         cache_key = None
         if cache is not None:

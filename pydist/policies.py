@@ -1,10 +1,17 @@
-"""Load-balancing policies: each picks one server of a pool's ordered list, or None."""
+"""Load-balancing policies: each picks one server of a pool's ordered list, or None.
+
+As dnsdist 1.7.3 (facts §3): the list is the pool's, sorted by order; weighted policies
+(wrandom, whashed) and chashed may cap each server's share (bounded load) with a balancing
+factor; whashed and chashed hash the query name with lookup2 seeded by the perturbation.
+"""
 from __future__ import annotations
 
+import bisect
 import random
 from typing import Any, Callable, Sequence
 
 from pydist.backend.server import DownstreamState
+from pydist.dns.burtle import burtle_ci
 
 Servers = Sequence[DownstreamState]
 
@@ -13,11 +20,13 @@ class ServerPolicy:
     """A named policy; `side_effect_free` lets the cache fast path skip calling it."""
 
     def __init__(self, name: str, fn: Callable[[Servers, Any], DownstreamState | None],
-                 is_lua: bool = False, side_effect_free: bool = False) -> None:
+                 is_lua: bool = False, side_effect_free: bool = False,
+                 needs_dq: bool = False) -> None:
         self.name = name
         self.fn = fn
         self.is_lua = is_lua
         self.side_effect_free = side_effect_free
+        self.needs_dq = needs_dq or is_lua   # the packet path builds a DNSQuestion for it
 
     def __call__(self, servers: Servers, dq: Any) -> DownstreamState | None:
         return self.fn(servers, dq)
@@ -35,9 +44,12 @@ class PolicySettings:
     weighted_balancing_factor = 0.0
     consistent_hashing_balancing_factor = 0.0
     rr_counter = 0
+    # dnsdist draws it once at startup; setWHashedPertubation(n) fixes it
+    hash_perturbation = random.getrandbits(32)
 
 
 settings = PolicySettings()
+INT_MAX = 2147483647
 
 
 def least_outstanding(servers: Servers, dq: Any = None) -> DownstreamState | None:
@@ -57,9 +69,10 @@ def least_outstanding(servers: Servers, dq: Any = None) -> DownstreamState | Non
 
 
 def first_available(servers: Servers, dq: Any = None) -> DownstreamState | None:
-    """First up server with a QPS token left; else leastOutstanding over the pool."""
+    """First up server that gets a QPS token (taken, as dnsdist's qps.check()); else
+    leastOutstanding over the pool."""
     for s in servers:
-        if s.is_up() and s.qps.check_only():
+        if s.is_up() and s.qps.check():
             return s
     return least_outstanding(servers, dq)
 
@@ -77,20 +90,29 @@ def round_robin(servers: Servers, dq: Any = None) -> DownstreamState | None:
     return s
 
 
-def _weighted(servers: Servers, r: int, factor: float) -> DownstreamState | None:
-    cands = [s for s in servers if s.is_up()]
-    if factor > 0 and cands:
-        total_out = sum(s.outstanding for s in cands)
-        total_w = sum(s.weight for s in cands)
-        target = (1 + total_out) / total_w * factor
-        cands = [s for s in cands if s.outstanding <= target * s.weight]
-    total = sum(s.weight for s in cands)
+def _target_load(servers: Servers, factor: float) -> float:
+    """Bounded load: (1 + outstanding of up servers) / their total weight x factor."""
+    load, weight = 1, 0
+    for s in servers:
+        if s.is_up():
+            load += s.outstanding
+            weight += s.weight
+    return load / weight * factor if weight else float("inf")
+
+
+def _weighted(servers: Servers, val: int, factor: float) -> DownstreamState | None:
+    """dnsdist's valrandom: cumulative weights of eligible up servers; first sum > val % total."""
+    target = _target_load(servers, factor) if factor > 0 else 0.0
+    cands: list[tuple[int, DownstreamState]] = []
+    total = 0
+    for s in servers:
+        if s.is_up() and (factor <= 0 or s.outstanding <= target * s.weight):
+            total = INT_MAX if s.weight > INT_MAX - total else total + s.weight
+            cands.append((total, s))
     if not total:
         return None
-    r %= total
-    acc = 0
-    for s in cands:
-        acc += s.weight
+    r = val % total
+    for acc, s in cands:
         if acc > r:
             return s
     return None
@@ -100,9 +122,59 @@ def wrandom(servers: Servers, dq: Any = None) -> DownstreamState | None:
     return _weighted(servers, random.getrandbits(31), settings.weighted_balancing_factor)
 
 
+def qname_hash(dq: Any) -> int:
+    """DNSName::hash(perturbation): lookup2 over the lowercased wire qname."""
+    return burtle_ci(bytes(dq.data[12:dq.qname_end]), settings.hash_perturbation)
+
+
+def whashed(servers: Servers, dq: Any) -> DownstreamState | None:
+    """wrandom with the qname hash as the draw: one name always goes to the same server."""
+    return _weighted(servers, qname_hash(dq), settings.weighted_balancing_factor)
+
+
+def hash_points(server: DownstreamState) -> list[int]:
+    """The server's `weight` points on the ring: lookup2 of "<uuid>-<k>", k = weight..1, sorted.
+
+    Cached per (uuid, weight, perturbation), as dnsdist computes them once."""
+    key = (server.uuid, server.weight, settings.hash_perturbation)
+    cached = server.hash_points
+    if cached is None or cached[0] != key:
+        seed = settings.hash_perturbation
+        pts = sorted(burtle_ci(f"{server.uuid}-{k}".encode(), seed)
+                     for k in range(server.weight, 0, -1))
+        cached = server.hash_points = (key, pts)
+    return cached[1]
+
+
+def chashed_from_hash(servers: Servers, h: int) -> DownstreamState | None:
+    """The eligible server owning the smallest point >= h; else the one owning the smallest."""
+    factor = settings.consistent_hashing_balancing_factor
+    target = _target_load(servers, factor) if factor > 0 else 0.0
+    sel = first = None
+    sel_pt = first_pt = 1 << 32
+    for s in servers:
+        if not s.is_up() or (factor > 0 and s.outstanding > target * s.weight):
+            continue
+        pts = hash_points(s)
+        if not pts:
+            continue
+        if pts[0] < first_pt:
+            first, first_pt = s, pts[0]
+        i = bisect.bisect_left(pts, h)
+        if i < len(pts) and pts[i] < sel_pt:
+            sel, sel_pt = s, pts[i]
+    return sel if sel is not None else first
+
+
+def chashed(servers: Servers, dq: Any) -> DownstreamState | None:
+    return chashed_from_hash(servers, qname_hash(dq))
+
+
 BUILTIN = {
     "leastOutstanding": ServerPolicy("leastOutstanding", least_outstanding, side_effect_free=True),
     "firstAvailable": ServerPolicy("firstAvailable", first_available, side_effect_free=True),
     "roundrobin": ServerPolicy("roundrobin", round_robin),
     "wrandom": ServerPolicy("wrandom", wrandom, side_effect_free=True),
+    "whashed": ServerPolicy("whashed", whashed, side_effect_free=True, needs_dq=True),
+    "chashed": ServerPolicy("chashed", chashed, side_effect_free=True, needs_dq=True),
 }

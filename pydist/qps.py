@@ -7,12 +7,13 @@ import time
 class QPSLimiter:
     __slots__ = ("rate", "burst", "tokens", "last", "passthrough")
 
-    def __init__(self, rate: float = 0, burst: float = 0) -> None:
+    def __init__(self, rate: float = 0, burst: float = 0, passthrough: bool | None = None) -> None:
         self.rate = float(rate)
         self.burst = float(burst or rate)
         self.tokens = self.burst
         self.last = time.monotonic()
-        self.passthrough = rate <= 0
+        # newServer{qps=0} builds a real limiter of rate 0: it never has a token (dnsdist 1.7.3)
+        self.passthrough = rate <= 0 if passthrough is None else passthrough
 
     def _refill(self) -> None:
         now = time.monotonic()

@@ -238,14 +238,6 @@ def register(rt: Any) -> None:
             return RuleHandle(S.NeverRule("Src: limited by time"))
     rt.fn("TimedIPSetRule", lambda *a: TimedIPSet())
 
-    # --- policies dnsdist has that pydist's policies module does not (yet)
-    from luaapi.bindings.pools import PolicyHandle
-    from pydist import policies as P
-    for pname in ("whashed", "chashed"):
-        if rt.globals[pname] is None:
-            pol = P.BUILTIN.get(pname) or P.ServerPolicy(pname, P.wrandom)
-            rt.globals[pname] = PolicyHandle(pol)
-
     # --- tuning knobs accepted as no-ops (pydist has no such thread/pipe/socket option)
     config_only = ("setMaxCachedTCPConnectionsPerDownstream", "setOutgoingDoHWorkerThreads",
                    "setTCPInternalPipeBufferSize", "setUDPMultipleMessagesVectorSize",
@@ -254,7 +246,7 @@ def register(rt: Any) -> None:
                    "setProxyProtocolMaximumPayloadSize", "addCapabilitiesToRetain")
     for fname in config_only:
         rt.fn(fname, lambda *a, _n=fname: runtime_refused(rt, _n) and None)
-    runtime_ok = ("setWHashedPertubation", "setRingBuffersLockRetries",
+    runtime_ok = ("setRingBuffersLockRetries",
                   "setDoHDownstreamCleanupInterval", "setDoHDownstreamMaxIdleTime",
                   "setMaxIdleDoHConnectionsPerDownstream", "setTCPDownstreamCleanupInterval",
                   "setTCPDownstreamMaxIdleTime", "setOutgoingTLSSessionsCacheCleanupDelay",

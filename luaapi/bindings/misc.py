@@ -91,7 +91,7 @@ def register(rt: Any) -> None:
     def set_factor(attr: str, lua_name: str) -> Any:
         def setter(f: Any) -> None:
             v = as_float(f)
-            if v < 1.0 and v != 0:
+            if v < 1.0:   # as dnsdist 1.7.3: 0 is refused too (it is only the default)
                 msg = f"Invalid value passed to {lua_name}()!"
                 rt.log(msg)
                 rt.show(msg + "\n")

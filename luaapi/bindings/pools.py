@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from luaapi.bindings.servers import ServerHandle, handle_for
-from luaapi.convert import as_bool, as_str, fail, is_function
-from luaapi.errors import DnsdistError
+from luaapi.convert import as_bool, as_int, as_str, fail, is_function
+from luaapi.errors import DnsdistError, LuaArgError
+from pydist import policies
 from pydist.policies import BUILTIN, ServerPolicy
 from pydist.registry import ServerPool
 
@@ -62,12 +63,15 @@ class PolicyHandle:
 
 def lua_policy(rt: Any, name: str, func: Any) -> ServerPolicy:
     """A policy whose choice is made by a Lua function(servers, dq) -> server."""
+    from luaapi.bindings.rules import dq_for_lua
+
     def choose(servers: Any, dq: Any) -> Any:
         table = rt.lua.table_from([handle_for(rt, s) for s in servers])
         try:
-            res = func(table, dq)
-        except Exception as e:  # a broken Lua policy drops the query, it never kills us
-            rt.log(f"Error in Lua policy '{name}': {e}")
+            res = func(table, None if dq is None else dq_for_lua(rt, dq))
+        except Exception as e:  # as dnsdist: the query is dropped, logged only when verbose
+            if rt.registry.settings.verbose:
+                rt.log(f"Error in Lua policy '{name}': {e}")
             return None
         return res.server if isinstance(res, ServerHandle) else None
     return ServerPolicy(name, choose, is_lua=True)
@@ -115,6 +119,16 @@ def register(rt: Any) -> None:
         reg.get_pool(as_str(pool)).policy = new_server_policy(name, f).policy
     rt.fn("setPoolServerPolicyLua", set_pool_lua_policy)
     rt.fn("setPoolServerPolicyLuaFFI", set_pool_lua_policy)
+
+    def set_perturbation(n: Any = None, *a: Any) -> None:
+        if n is None:
+            raise LuaArgError("This function requires at least 1 parameter(s)")
+        v = as_int(n, "m") % (1 << 64)
+        if v > 0xFFFFFFFF:
+            raise DnsdistError(f"The value ({v}) passed to setWHashedPertubation is too large, "
+                               "the maximum is 4294967295")
+        policies.settings.hash_perturbation = v
+    rt.fn("setWHashedPertubation", set_perturbation)
 
     rt.fn("showServerPolicy", lambda *a: rt.show(reg.policy.name + "\n"), no_side_effect=True)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from luaapi.bindings.healthchecks import check_function
 from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table, lua_type,
                             str_or_list, table_to_dict)
 from luaapi.errors import DnsdistError, LuaArgError
@@ -55,7 +56,9 @@ class ServerHandle:
 
     def setQPS(self, n: Any, *a: Any) -> None:
         from pydist.qps import QPSLimiter
-        self.server.qps = QPSLimiter(as_int(n))
+        self.server.qps = QPSLimiter(as_int(n))      # 0: unlimited again, as dnsdist's setQPS
+        if self.rt.registry.engine is not None:     # the cache fast path depends on qps limits
+            self.rt.registry.engine.path.refresh()
 
     def addPool(self, pool: Any, *a: Any) -> None:
         self.rt.registry.add_server_to_pool(self.server, as_str(pool))
@@ -113,8 +116,8 @@ def _options(t: Any) -> dict[str, Any]:
             opts[k] = as_int(v)
         elif k == "pool":
             opts[k] = str_or_list(v, "std::string")
-        elif k in ("checkFunction",):
-            opts[k] = v if is_function(v) else None
+        elif k == "checkFunction":
+            opts[k] = check_function(v) if is_function(v) else None
         elif k == "cpus":
             opts[k] = v
         elif isinstance(v, bool):

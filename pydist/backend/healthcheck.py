@@ -1,4 +1,14 @@
-"""Health checks: the I/O reports a boolean; one pure function applies rise/maxCheckFailures."""
+"""Health checks: the I/O reports outcomes; one pure function applies rise/maxCheckFailures.
+
+Rules (dnsdist 1.7.3, facts §2.2, checked against the real binary):
+1. Every Auto server is checked once before serving; that result is applied directly.
+2. Then once a second each Auto server's counter grows; at `checkInterval` it is checked.
+   A check still running is not started again, and no check waits for another one.
+3. An outcome is a boolean. A UDP check that gets an ICMP error yields three failed outcomes,
+   as dnsdist 1.7.3 runs its failure callback three times then (so the initial check logs
+   "Marking downstream ... as 'down'" three times, and maxCheckFailures=3 falls in one check).
+4. With setVerboseHealthChecks(true) each failure logs dnsdist's reason line before its outcome.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +19,10 @@ from typing import Any, Callable
 from pydist.backend.server import AUTO, DownstreamState
 from pydist.backend.tls import tls_exchange
 from pydist.dns.netmask import family_of
-from pydist.dns.wire import WireError, qtype_from_text, text_to_wire
+from pydist.dns.wire import WireError, name_to_text, qtype_from_text, qtype_to_text, text_to_wire
+
+Outcome = tuple[bool, str]          # (success, verbose reason when it failed)
+CheckFunction = Callable[[bytes, int, int, bytearray], tuple[bytes, int, int]]
 
 
 def update_health(server: DownstreamState, ok: bool, initial: bool,
@@ -40,8 +53,21 @@ def update_health(server: DownstreamState, ok: bool, initial: bool,
             server.latency_usec = 0.0
 
 
-def build_check_query(server: DownstreamState) -> tuple[bytes, bytes]:
-    """(query, expected question bytes lowercased): RD=1 (+CD), no EDNS, random ID."""
+class CheckQuery:
+    """One health query and what its answer must echo (name, type, class)."""
+
+    __slots__ = ("packet", "qname", "qtype", "qclass")
+
+    def __init__(self, packet: bytes, qname: bytes, qtype: int, qclass: int) -> None:
+        self.packet, self.qname, self.qtype, self.qclass = packet, qname, qtype, qclass
+
+    @property
+    def qid(self) -> int:
+        return (self.packet[0] << 8) | self.packet[1]
+
+
+def build_check_query(server: DownstreamState) -> CheckQuery:
+    """RD=1 (+CD), QDCOUNT=1, no EDNS, random ID; checkFunction may change all but the ID."""
     opts = server.options
     try:
         qname = text_to_wire(str(opts.get("checkName") or "a.root-servers.net."))
@@ -52,56 +78,86 @@ def build_check_query(server: DownstreamState) -> tuple[bytes, bytes]:
     except WireError:
         qtype = 1
     qclass = int(opts.get("checkClass") or 1)
-    flags = 0x0100 | (0x0010 if opts.get("setCD") else 0)
-    qid = random.getrandbits(16)
-    question = qname + qtype.to_bytes(2, "big") + qclass.to_bytes(2, "big")
-    return qid.to_bytes(2, "big") + flags.to_bytes(2, "big") + b"\x00\x01" + b"\x00" * 6 + question, question.lower()
+    header = bytearray(random.getrandbits(16).to_bytes(2, "big")
+                       + bytes((0x01, 0x10 if opts.get("setCD") else 0x00))
+                       + b"\x00\x01" + b"\x00" * 6)
+    func: CheckFunction | None = opts.get("checkFunction")
+    if callable(func):
+        qname, qtype, qclass = func(qname, qtype, qclass, header)
+    packet = bytes(header) + qname + (qtype & 0xFFFF).to_bytes(2, "big") \
+        + (qclass & 0xFFFF).to_bytes(2, "big")
+    return CheckQuery(packet, qname, qtype & 0xFFFF, qclass & 0xFFFF)
 
 
-def check_response(server: DownstreamState, query: bytes, question: bytes, resp: bytes) -> tuple[bool, str]:
-    """facts §2.2: same ID, QR, not SERVFAIL, mustResolve, same question."""
+def check_response(server: DownstreamState, q: CheckQuery, resp: bytes) -> Outcome:
+    """facts §2.2: size, same ID, QR, not SERVFAIL, mustResolve, same question."""
+    nwa = server.name_with_addr()
     if len(resp) < 12:
-        return False, "response too short"
-    if resp[:2] != query[:2]:
-        return False, "invalid ID"
+        return False, (f"Invalid health check response of size {len(resp)} from backend {nwa}, "
+                       "expecting at least 12")
+    if resp[:2] != q.packet[:2]:
+        # dnsdist 1.7.3 prints the expected ID twice
+        return False, f"Invalid health check response id {q.qid} from backend {nwa}, expecting {q.qid}"
     if not resp[2] & 0x80:
-        return False, "not a response"
+        return False, f"Invalid health check response from backend {nwa}, expecting QR to be set"
     rcode = resp[3] & 0x0F
     if rcode == 2:
-        return False, "SERVFAIL"
+        return False, f"Backend {nwa} responded to health check with ServFail"
     if server.options.get("mustResolve") and rcode in (3, 5):
-        return False, f"rcode {rcode}"
-    if resp[12:12 + len(question)].lower() != question:
-        return False, "question mismatch"
+        what = "NXDomain" if rcode == 3 else "Refused"
+        return False, f"Backend {nwa} responded to health check with {what} while mustResolve is set"
+    n = len(q.qname)
+    got = resp[12:12 + n + 4]
+    if got[:n].lower() != q.qname.lower() or got[n:] != q.packet[-4:]:
+        return False, _mismatch(nwa, q, resp)
     return True, ""
 
 
-async def check_once(loop: Any, server: DownstreamState, verbose: bool,
-                     log: Callable[[str], None]) -> bool:
-    """Send one health query over UDP or TCP and judge the answer."""
-    query, question = build_check_query(server)
+def _mismatch(nwa: str, q: CheckQuery, resp: bytes) -> str:
+    try:
+        name = name_to_text(resp, 12)
+        end = 12 + len(text_to_wire(name))
+        rtype = (resp[end] << 8) | resp[end + 1]
+        rclass = (resp[end + 2] << 8) | resp[end + 3]
+    except (IndexError, WireError):
+        name, rtype, rclass = ".", 0, 0
+    return (f"Backend {nwa} responded to health check with an invalid qname ({name} vs "
+            f"{name_to_text(q.qname, 0)}), qtype ({qtype_to_text(rtype)} vs "
+            f"{qtype_to_text(q.qtype)}) or qclass ({rclass} vs {q.qclass})")
+
+
+async def check_once(loop: Any, server: DownstreamState,
+                     log: Callable[[str], None] = print) -> list[Outcome]:
+    """Send one health query over UDP or TCP and judge the answer: one or more outcomes."""
+    nwa = server.name_with_addr()
+    try:
+        q = build_check_query(server)
+    except Exception as e:  # a broken checkFunction fails the check, as dnsdist's catch does
+        return [(False, f"Error checking the health of backend {nwa}: {e}")]
     timeout = float(server.options.get("checkTimeout") or 1000) / 1000.0
     use_tcp = bool(server.options.get("checkTCP")) or server.tcp_only
     try:
         if use_tcp:
-            resp = await asyncio.wait_for(_tcp_exchange(server, query, log), timeout)
+            resp = await asyncio.wait_for(_tcp_exchange(server, q.packet, log), timeout)
         else:
-            resp = await asyncio.wait_for(_udp_exchange(loop, server, query), timeout)
+            resp = await asyncio.wait_for(_udp_exchange(loop, server, q.packet), timeout)
     except asyncio.TimeoutError:
-        if verbose:
-            log(f"Timeout while checking the health of backend {server.name_with_addr()}")
-        return False
+        return [(False, f"Timeout while waiting for the health check response from backend {nwa}")]
     except (OSError, asyncio.IncompleteReadError) as e:
-        if verbose:
-            log(f"Error while checking the health of backend {server.name_with_addr()}: {e}")
-        return False
-    ok, why = check_response(server, query, question, resp)
-    if not ok and verbose:
-        log(f"Invalid health check response from backend {server.name_with_addr()}: {why}")
-    return ok
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if use_tcp:
+            return [(False, f"Error checking the health of backend {nwa}: {reason}")]
+        addr = server.address_str
+        return [(False, f"Error receiving health check response from {addr}: {reason}"),
+                (False, f"Invalid health check response received from 0.0.0.0:0, expecting one "
+                        f"from {addr}"),
+                (False, f"Invalid health check response id {q.qid} from backend {nwa}, "
+                        f"expecting {q.qid}")]
+    return [check_response(server, q, resp)]
 
 
 async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> bytes:
+    """A fresh connected socket per check; the first datagram back is judged."""
     sock = socket.socket(family_of(server.host), socket.SOCK_DGRAM)
     sock.setblocking(False)
     try:
@@ -110,10 +166,7 @@ async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> byt
             sock.bind((src, 0))
         sock.connect(server.addr)
         await loop.sock_sendall(sock, query)
-        while True:
-            data = await loop.sock_recv(sock, 512)
-            if data[:2] == query[:2]:
-                return data
+        return await loop.sock_recv(sock, 512)
     finally:
         sock.close()
 
@@ -137,12 +190,13 @@ class HealthChecker:
     def __init__(self, loop: Any, registry: Any) -> None:
         self.loop = loop
         self.registry = registry
+        self.running: set[DownstreamState] = set()
 
     async def initial(self) -> None:
         servers = [s for s in self.registry.servers if s.availability == AUTO]
         results = await asyncio.gather(*(self._check(s) for s in servers))
-        for s, ok in zip(servers, results):
-            update_health(s, ok, True, self.registry.log)
+        for s, outcomes in zip(servers, results):
+            self._apply(s, outcomes, True)
 
     def tick(self) -> None:
         for s in list(self.registry.servers):
@@ -151,15 +205,26 @@ class HealthChecker:
             s.check_counter += 1
             if s.check_counter >= int(s.options.get("checkInterval") or 1):
                 s.check_counter = 0
-                self.loop.create_task(self._run(s))
+                if s not in self.running:
+                    self.running.add(s)
+                    self.loop.create_task(self._run(s))
 
-    async def _check(self, s: DownstreamState) -> bool:
+    async def _check(self, s: DownstreamState) -> list[Outcome]:
         if getattr(s, "unusable", None):
-            return False
-        return await check_once(self.loop, s, self.registry.settings.verbose_health_checks,
-                                self.registry.log)
+            return [(False, "")]
+        return await check_once(self.loop, s, self.registry.log)
+
+    def _apply(self, s: DownstreamState, outcomes: list[Outcome], initial: bool) -> None:
+        verbose = self.registry.settings.verbose_health_checks
+        for ok, why in outcomes:
+            if not ok and verbose and why:
+                self.registry.log(why)
+            update_health(s, ok, initial, self.registry.log)
 
     async def _run(self, s: DownstreamState) -> None:
-        ok = await self._check(s)
-        if s.availability == AUTO:
-            update_health(s, ok, False, self.registry.log)
+        try:
+            outcomes = await self._check(s)
+            if s.availability == AUTO:
+                self._apply(s, outcomes, False)
+        finally:
+            self.running.discard(s)

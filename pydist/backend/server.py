@@ -11,7 +11,7 @@ UP, DOWN, AUTO = "Up", "Down", "Auto"
 
 # newServer{} options and dnsdist 1.7 defaults (facts §2); unknown keys are ignored as in 1.7.
 SERVER_DEFAULTS: dict[str, Any] = {
-    "name": None, "id": None, "pool": None, "order": 1, "weight": 1, "qps": 0, "retries": 5,
+    "name": None, "id": None, "pool": None, "order": 1, "weight": 1, "qps": None, "retries": 5,
     "tcpConnectTimeout": 5, "tcpSendTimeout": 30, "tcpRecvTimeout": 30, "tcpFastOpen": False,
     "ipBindAddrNoPort": True, "source": "", "sockets": 1, "checkName": "a.root-servers.net.",
     "checkType": "A", "checkClass": 1, "checkFunction": None, "checkTimeout": 1000,
@@ -37,10 +37,12 @@ class DownstreamState:
         self.address_str = format_address(host, port)
         self.explicit_name = opts["name"] is not None
         self.name: str = str(opts["name"]) if self.explicit_name else self.address_str
-        self.uuid: str = str(opts["id"]) if opts["id"] else str(uuidlib.uuid4())
+        self.uuid: str = canonical_uuid(opts["id"]) if opts["id"] else str(uuidlib.uuid4())
         self.order = int(opts["order"])
         self.weight = int(opts["weight"])
-        self.qps = QPSLimiter(float(opts["qps"] or 0))
+        qps = opts["qps"]
+        # an explicit qps=0 is a limiter that never passes (firstAvailable skips the server)
+        self.qps = QPSLimiter(0, 0, passthrough=False) if qps == 0 else QPSLimiter(float(qps or 0))
         self.pools: list[str] = []
         self.availability = AUTO
         self.up_status = False
@@ -59,6 +61,7 @@ class DownstreamState:
         self.check_failures = 0
         self.check_successes = 0
         self.check_counter = 0
+        self.hash_points: Any = None      # chashed's ring points, computed on first use
         # transport, filled by the engine when serving
         self.udp = None
         self.tcp_pool = None
@@ -108,6 +111,14 @@ class DownstreamState:
 
     def __repr__(self) -> str:
         return f"DownstreamState({self.name_with_addr()})"
+
+
+def canonical_uuid(text: Any) -> str:
+    """The id as dnsdist prints it (boost's lowercase form); chashed hashes this text."""
+    try:
+        return str(uuidlib.UUID(str(text)))
+    except ValueError:
+        return str(text)
 
 
 TCP_COUNTERS = (

@@ -36,6 +36,7 @@ class Responder:
         self.queries: list[tuple[str, str, int]] = []
         self.silent = False
         self.last_udp_peer: tuple | None = None  # where the last UDP query came from
+        self.tcp_connections = 0                 # TCP connections accepted (reuse tests)
         self.udp, self.tcp = _bind_pair(host)
         self.port = self.udp.getsockname()[1]
         self.host = host
@@ -80,6 +81,7 @@ class Responder:
                 conn, _ = self.tcp.accept()
             except OSError:
                 return
+            self.tcp_connections += 1
             threading.Thread(target=self._tcp_conn, args=(conn,), daemon=True).start()
 
     def _tcp_conn(self, conn: socket.socket) -> None:
@@ -100,9 +102,15 @@ class Responder:
             return sum(1 for n, _, _ in self.queries if n.lower().endswith(name_suffix.lower()))
 
     def close(self) -> None:
+        """Stop and free the port now (shutdown wakes the blocked threads, so the port is
+        released and the kernel answers ICMP port unreachable, as for a killed backend)."""
         self._stop = True
-        self.udp.close()
-        self.tcp.close()
+        for s in (self.udp, self.tcp):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
 
 
 def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:

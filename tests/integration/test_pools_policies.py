@@ -1,0 +1,80 @@
+"""Pools and Lua policies end to end, on pydist and real dnsdist 1.7.3 (facts §2.5, §3)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.helpers.pydist_proc import query
+
+LUA_POLICY = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{b0}", name="first"})
+newServer({address="{b1}", name="second"})
+-- the dq is usable: name, type, header
+setServerPolicyLua("bysuffix", function(servers, dq)
+  if dq.qname:isPartOf(newDNSName("two.test.")) or dq.qtype == DNSQType.TXT then
+    return servers[2]
+  end
+  if dq.qname:isPartOf(newDNSName("none.test.")) then return nil end
+  return servers[1]
+end)
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_lua_policy_reads_the_dq(impl: str, start_proc: Starter,
+                                 responder_factory: ResponderFactory) -> None:
+    b0, b1 = responder_factory(), responder_factory()
+    proc = start_proc(impl, LUA_POLICY, {"b0": b0.address, "b1": b1.address})
+    proc.wait_for(r"Marking downstream .* as 'up'", count=2)
+    assert query(proc.addr(), "x.one.test.") is not None
+    assert query(proc.addr(), "x.two.test.") is not None
+    assert query(proc.addr(), "y.one.test.", "TXT") is not None
+    assert query(proc.addr(), "x.none.test.", timeout=0.5) is None     # nil: no server, drop
+    assert (b0.count(".one.test."), b1.count(".one.test."), b1.count("x.two.test.")) == (1, 1, 1)
+    assert b0.count("none.test.") + b1.count("none.test.") == 0
+
+
+POOLS = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setServFailWhenNoServer({servfail})
+newServer({address="{b0}", name="a", pool={"", "both"}})
+s = newServer({address="{b1}", name="b", pool="both"})
+s:addPool("extra")
+s:rmPool("both")
+getPool("empty")
+addAction("empty.test.", PoolAction("empty"))
+addAction("extra.test.", PoolAction("extra"))
+addAction("both.test.", PoolAction("both"))
+addAction("rr.test.", PoolAction("rr"))
+newServer({address="{b0}", name="rr-a", pool="rr"})
+newServer({address="{b1}", name="rr-b", pool="rr"})
+setPoolServerPolicy(roundrobin, "rr")
+setPoolServerPolicyLua("lastone", function(servers, dq) return servers[#servers] end, "both")
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("servfail", [False, True])
+def test_pools_membership_policies_and_empty_pool(impl: str, servfail: bool,
+                                                  start_proc: Starter,
+                                                  responder_factory: ResponderFactory) -> None:
+    b0, b1 = responder_factory(), responder_factory()
+    conf = POOLS.replace("{servfail}", str(servfail).lower())
+    proc = start_proc(impl, conf, {"b0": b0.address, "b1": b1.address})
+    proc.wait_for(r"Marking downstream .* as 'up'", count=4)
+    for i in range(4):
+        assert query(proc.addr(), f"q{i}.rr.test.") is not None
+    assert (b0.count(".rr.test."), b1.count(".rr.test.")) == (2, 2)     # per-pool roundrobin
+    assert query(proc.addr(), "q.extra.test.") is not None                # addPool
+    assert b1.count("q.extra.test.") == 1
+    assert query(proc.addr(), "q.both.test.") is not None                 # rmPool left only "a"
+    assert b0.count("q.both.test.") == 1
+    resp = query(proc.addr(), "q.empty.test.", timeout=0.5)               # pool without server
+    if servfail:
+        assert resp is not None and resp.rcode() == 2
+    else:
+        assert resp is None
+    assert b0.count("empty.test.") + b1.count("empty.test.") == 0
