@@ -138,6 +138,13 @@ class BackendTCPPool:
             conn.transport.close()
 
     def forget(self, conn: BackendConnection) -> None:
+        if conn in self.live:   # as 1.7.3: moving averages over closed connections (web API)
+            tcp = self.server.tcp
+            ms = 1000.0 * (time.monotonic() - conn.started)
+            tcp["tcpAvgQueriesPerConnection"] = (99 * tcp.get("tcpAvgQueriesPerConnection", 0)
+                                                 + conn.queries) / 100
+            tcp["tcpAvgConnectionDuration"] = (99 * tcp.get("tcpAvgConnectionDuration", 0)
+                                               + ms) / 100
         self.live.discard(conn)
         self.server.tcp["tcpCurrentConnections"] = len(self.live)
         if conn in self.idle:

@@ -4,6 +4,7 @@ pydist's own: dnsdist 1.7.3 has none but maxConcurrentConnections)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import selectors
 import socket
@@ -13,7 +14,8 @@ from typing import Any
 
 from pydist.web.server import REQUEST_TIMEOUT
 from tests.conftest import Starter
-from tests.helpers.pydist_proc import DnsdistProcess, query, run_cli
+from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query, run_cli
+from tests.helpers.responder import Responder, _recv_exact
 from tests.helpers.web import request
 
 CONFIG = """
@@ -171,3 +173,31 @@ def test_wrong_hashed_passwords_are_refused_while_dns_answers(start_proc: Starte
         assert set(statuses) == {401}
     assert answered == 20
     assert request(web(p)[1], "/", basic("u", "right"))[0] == 200
+
+
+class OneQueryPerTCPConnection(Responder):
+    """A backend that answers one TCP query per connection, then closes it."""
+
+    def _tcp_conn(self, conn: socket.socket) -> None:
+        with conn:
+            head = _recv_exact(conn, 2)
+            data = _recv_exact(conn, int.from_bytes(head, "big")) if head else None
+            resp = self._answer(data, "tcp") if data else None
+            if resp is not None:
+                conn.sendall(len(resp).to_bytes(2, "big") + resp)
+
+
+def test_backend_tcp_averages_move_when_a_connection_closes(start_proc: Starter) -> None:
+    backend = OneQueryPerTCPConnection()
+    try:
+        p = start(start_proc, backend)
+        assert query(p.addr(), "tcp.example", tcp=True) is not None
+
+        def averages() -> Any:
+            _, _, body = request(web(p)[1], "/api/v1/servers/localhost", KEY)
+            s = json.loads(body)["servers"][0]
+            return s if s["tcpAvgQueriesPerConnection"] > 0 else None
+        s: Any = poll_until(averages, timeout=5.0)
+        assert s["tcpAvgQueriesPerConnection"] == 0.01 and s["tcpAvgConnectionDuration"] > 0
+    finally:
+        backend.close()
