@@ -22,6 +22,7 @@ import h11
 
 from pydist.dns.netmask import family_of, format_address
 from pydist.web.router import Request, Response, Router
+from pydist.web.topoffenders import TopOffenders
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
@@ -217,6 +218,8 @@ class WebServer:
         self.settings = settings
         self.log = log
         self.router = Router(reg, settings, log)
+        self.top = TopOffenders(getattr(reg, "dynblocks", None))
+        self.router.top = self.top
         self.active = 0
         self.refused = 0
         self.timeouts = 0
@@ -241,6 +244,11 @@ def start_web_server(loop: asyncio.AbstractEventLoop, reg: Any,
         previous.close()
     server = WebServer(loop, reg, web, reg.log)
     loop.create_task(server.start(sock))
+    hooks = getattr(reg.engine, "maintenance_hooks", None)
+    if hooks is not None:        # the engine's one-second tick ranks the dyn-block offenders
+        if previous is not None and previous.top.tick in hooks:
+            hooks.remove(previous.top.tick)
+        hooks.append(server.top.tick)
     host, port = sock.getsockname()[:2]
     where = format_address(*web.address) if web.address else format_address(host, port)
     reg.log(f"Webserver launched on {where}")
