@@ -14,6 +14,7 @@ Limits (why: a web client must never stall DNS or exhaust memory):
 from __future__ import annotations
 
 import asyncio
+import http
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -27,9 +28,7 @@ from pydist.web.topoffenders import TopOffenders
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
 REQUEST_TIMEOUT = 5.0
-_REASONS = {200: b"OK", 400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found",
-            405: b"Method Not Allowed", 413: b"Payload Too Large",
-            431: b"Request Header Fields Too Large", 500: b"Internal Server Error"}
+_REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}   # "202 Accepted", as dnsdist
 
 
 def bind_web_socket(host: str, port: int) -> socket.socket:
