@@ -163,7 +163,8 @@ class PacketPath:
                 stats.frontend_servfail += 1
                 ans = self_answer(data, qname_end, 2, self.settings.add_edns_to_self_generated,
                                   self.settings.payload_size_self_generated)
-                return self._answer(ans, addr, fe, fe_sock, reply, count=False)
+                # as 1.7.3: this SERVFAIL is not counted in the frontend's responses
+                return self._answer(ans, addr, fe, fe_sock, reply, count=False, fe_count=False)
             return self._drop(reply)
         if dq is None and not self.response_rules:
             state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,

@@ -330,3 +330,19 @@ def test_dot_frontend_metrics_on_both(start_proc: Starter, responder_factory: An
     norm = {impl: [re.sub(r"frontend=[^,}]*", "frontend=X", k) for k in s[4]]
             for impl, s in seen.items()}
     assert norm["pydist"] == norm["dnsdist"]
+
+
+def test_servfail_when_no_server_counts_as_dnsdist(start_proc: Starter) -> None:
+    """Corpus 52: servers only in another pool, setServFailWhenNoServer(true)."""
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'setServFailWhenNoServer(true)\nwebserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="key1"})\n')
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf)
+        assert query(p.addr(), "a.example") is not None
+        assert query(p.addr(), "b.example", tcp=True) is not None
+        stats = get_json(web_port(p), "/jsonstat?command=stats", KEY)
+        info = get_json(web_port(p), "/api/v1/servers/localhost", KEY)
+        seen[impl] = ([(f["type"], f["queries"], f["responses"]) for f in info["frontends"]],
+                      stats["frontend-servfail"], stats["no-policy"], stats["queries"])
+    assert seen["pydist"] == seen["dnsdist"]
