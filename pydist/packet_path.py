@@ -117,7 +117,9 @@ class PacketPath:
             stats.empty_queries += 1
             if self.settings.drop_empty_queries:
                 return self._drop(reply)
-            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply)
+            # as 1.7.3: this NOTIMP is neither a frontend response nor a latency sample
+            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply, fe_count=False,
+                                sample=False)
         try:
             qname_end, qtype, qclass = parse_question(data)
         except WireError:
@@ -204,11 +206,12 @@ class PacketPath:
 
     def _answer(self, resp: bytes, addr: Any, fe: Any, fe_sock: Any, reply: Callable | None,
                 count: bool = True, ring: bool = True, delay_ms: int = 0,
-                fe_count: bool = True) -> None:
+                fe_count: bool = True, sample: bool = True) -> None:
         """Send an answer that did not come from a backend; cache hits stay out of the ring."""
         if count:
             self.stats.count_rcode(resp[3] & 0x0F)
-        self.stats.zero_latency_samples(1)
+        if sample:
+            self.stats.zero_latency_samples(1)
         if fe_count:
             fe.responses += 1
         if ring:

@@ -344,5 +344,44 @@ def test_servfail_when_no_server_counts_as_dnsdist(start_proc: Starter) -> None:
         stats = get_json(web_port(p), "/jsonstat?command=stats", KEY)
         info = get_json(web_port(p), "/api/v1/servers/localhost", KEY)
         seen[impl] = ([(f["type"], f["queries"], f["responses"]) for f in info["frontends"]],
-                      stats["frontend-servfail"], stats["no-policy"], stats["queries"])
+                      stats["frontend-servfail"], stats["no-policy"], stats["queries"],
+                      stats["latency-count"], stats["latency0-1"])
     assert seen["pydist"] == seen["dnsdist"]
+
+
+def test_frontend_counters_for_self_answers(start_proc: Starter, responder_factory: Any) -> None:
+    """Spoofed, truncated, dropped, refused and empty queries: every counter /metrics shows."""
+    import socket as _socket
+    backend = responder_factory()
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+            'newServer({address="{backend}"})\n'
+            'addAction("spoof.example.", SpoofAction("192.0.2.7"))\n'
+            'addAction("tc.example.", TCAction())\n'
+            'addAction("drop.example.", DropAction())\n'
+            'addAction("nx.example.", RCodeAction(DNSRCode.NXDOMAIN))\n'
+            'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="key1"})\n')
+    names = ("spoof.example", "tc.example", "nx.example", "fwd.example")
+    seen = {}
+    for impl in available_impls():
+        p = start_proc(impl, conf, {"backend": backend.address})
+        for name in names:
+            assert query(p.addr(), name) is not None, name
+        assert query(p.addr(), "drop.example", timeout=0.5) is None
+        assert query(p.addr(), "spoof.example", tcp=True) is not None
+        with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as s:   # QDCOUNT=0
+            s.settimeout(2)
+            s.sendto(b"\x12\x34\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", p.addr())
+            assert s.recv(512)[:2] == b"\x12\x34"
+
+        def settled(p: DnsdistProcess = p) -> Any:
+            st = get_json(web_port(p), "/jsonstat?command=stats", KEY)
+            return st if st["queries"] == 7 else None
+        stats: Any = poll_until(settled, timeout=5.0)
+        info = get_json(web_port(p), "/api/v1/servers/localhost", KEY)
+        keep = ("queries", "responses", "self-answered", "rule-drop", "rule-nxdomain",
+                "rule-truncated", "empty-queries", "frontend-noerror", "frontend-nxdomain",
+                "rdqueries", "latency-count")   # (which bucket the backend's sample hits varies)
+        seen[impl] = ([(f["type"], f["queries"], f["responses"]) for f in info["frontends"]],
+                      {k: stats[k] for k in keep})
+    assert seen["pydist"][0] == seen["dnsdist"][0]
+    assert seen["pydist"][1] == seen["dnsdist"][1]
