@@ -156,8 +156,9 @@ class PacketPath:
                     if resp is None:
                         return self._drop(reply)
                 stats.cache_hits += 1
+                # as 1.7.3: cache hits (UDP or TCP) are not counted in the frontend's responses
                 return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay,
-                                    fe_count=reply is not None)
+                                    fe_count=False)
             stats.cache_misses += 1
         if server is None:
             stats.no_policy += 1
