@@ -91,9 +91,15 @@ def test_metrics_and_json_match_dnsdist(start_proc: Starter, responder_factory: 
     d, py = bare(metrics["dnsdist"]), bare(metrics["pydist"])
     for name in SAME_VALUES:
         assert py[name] == d[name], name
-    total = {impl: sum(v for k, v in bare(m).items() if k.startswith("dnsdist_server_queries"))
-             for impl, m in metrics.items()}
-    assert total["pydist"] == total["dnsdist"] == 2
+    for name in ("queries", "responses", "drops", "senderrors", "tcpnewconnections",
+                 "tcpgaveup", "outstanding"):
+        # which server of the pool got a query is the policy's choice: compare the totals
+        total = {impl: sum(v for k, v in bare(m).items()
+                           if k.startswith(f"dnsdist_server_{name}{{"))
+                 for impl, m in metrics.items()}
+        assert total["pydist"] == total["dnsdist"], (name, total)
+        if name == "queries":
+            assert total["pydist"] == 2
     for name in ("dnsdist_frontend_queries", "dnsdist_frontend_responses",
                  "dnsdist_frontend_tcpavgqueriesperconnection"):
         for proto in ("UDP", "TCP"):
