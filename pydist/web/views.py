@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydist.backend.server import DOWN, TCP_COUNTERS
+from pydist.tls.context import HANDSHAKE_ERRORS
 from pydist.web.numfmt import json_number
 
 FRONTEND_TCP_KEYS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
@@ -53,32 +54,6 @@ def server_json(s: Any, index: int) -> dict[str, Any]:
     return d
 
 
-DOT_PROTO = "TCP (DNS over TLS)"
-# API key, /metrics `tls` label, counter of pydist.tls's FrontendTLS.counters
-TLS_QUERIES = (("tls10Queries", "tls10", "tls10queries"), ("tls11Queries", "tls11", "tls11queries"),
-               ("tls12Queries", "tls12", "tls12queries"), ("tls13Queries", "tls13", "tls13queries"),
-               ("tlsUnknownQueries", "unknown", "tlsUnknownqueries"))
-TLS_SESSIONS = (("tlsNewSessions", "tlsnewsessions"), ("tlsResumptions", "tlsresumptions"),
-                ("tlsUnknownTicketKey", "tlsunknownticketkeys"),
-                ("tlsInactiveTicketKey", "tlsinactiveticketkeys"))
-# API key suffix, /metrics `error` label (= FrontendTLS.errors key)
-TLS_ERRORS = (("DHKeyTooSmall", "dhKeyTooSmall"),
-              ("InappropriateFallBack", "inappropriateFallBack"),
-              ("NoSharedCipher", "noSharedCipher"), ("UnknownCipher", "unknownCipherType"),
-              ("UnknownKeyExchangeType", "unknownKeyExchangeType"),
-              ("UnknownProtocol", "unknownProtocol"), ("UnsupportedEC", "unsupportedEC"),
-              ("UnsupportedProtocol", "unsupportedProtocol"))
-
-
-def frontend_tls(cs: Any) -> Any:
-    """The DoT context of a served TLS listener's socket, else None."""
-    return cs.decl.tls if cs.proto == "TCP" else None
-
-
-def proto_label(cs: Any) -> str:
-    return DOT_PROTO if frontend_tls(cs) is not None else cs.proto
-
-
 def client_states(reg: Any) -> Iterator[Any]:
     """Every served socket in dnsdist's order: per listener, UDP then TCP."""
     for fe in reg.frontends:
@@ -88,22 +63,20 @@ def client_states(reg: Any) -> Iterator[Any]:
             yield fe.tcp_state
 
 
+def proto_label(cs: Any) -> str:
+    """"TCP (DNS over TLS)" for a DoT listener, as dnsdist's API type and metrics label."""
+    return cs.proto + (" (DNS over TLS)" if cs.decl.tls is not None else "")
+
+
 def frontend_json(cs: Any, index: int) -> dict[str, Any]:
     d: dict[str, Any] = {"id": index, "address": cs.address(), "udp": cs.proto == "UDP",
                          "tcp": cs.proto == "TCP", "type": proto_label(cs),
                          "queries": cs.queries, "responses": cs.responses}
     for key in FRONTEND_TCP_KEYS + FRONTEND_TLS_KEYS:
         d[key] = json_number(cs.tcp_counters.get(key, 0))
-    tls = frontend_tls(cs)
-    if tls is not None:
-        counters = getattr(tls, "counters", {})
-        errors = getattr(tls, "errors", {})
-        for key, _, src in TLS_QUERIES:
-            d[key] = counters.get(src, 0)
-        for key, _ in TLS_SESSIONS:
-            d[key] = counters.get(key, 0)
-        for suffix, name in TLS_ERRORS:
-            d["tlsHandshakeFailures" + suffix] = errors.get(name, 0)
+    if cs.decl.tls is not None:
+        for label, _, _, suffix in HANDSHAKE_ERRORS:
+            d["tlsHandshakeFailures" + suffix] = cs.decl.tls.errors[label]
     return d
 
 

@@ -319,27 +319,34 @@ def test_dot_frontend_metrics_on_both(start_proc: Starter, responder_factory: An
     conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
             f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", "{certs.key}")\n'
             'newServer({address="{backend}"})\n'
+            'getPool(""):setCache(newPacketCache(100))\n'
+            'addAction("spoof.example.", SpoofAction("192.0.2.7"))\n'
             'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="key1"})\n')
     seen = {}
     for impl in available_impls():
         p = start_proc(impl, conf, {"backend": backend.address})
         assert dot_query(p.addr("portdot"), "dot.example.", certs.ca_path) is not None
+        assert dot_query(p.addr("portdot"), "dot.example.", certs.ca_path) is not None  # hit
+        assert dot_query(p.addr("portdot"), "spoof.example.", certs.ca_path) is not None
 
         def settled(p: DnsdistProcess = p) -> Any:
             m = bare(metric_samples(request(web_port(p), "/metrics", KEY)[2].decode()))
             got = {k.split("tls=")[1].rstrip("}"): v for k, v in m.items()
                    if k.startswith("dnsdist_frontend_tlsqueries{")}
-            return (m, got) if sum(got.values()) == 1 else None
+            return (m, got) if sum(got.values()) == 3 else None
         m, per_version = poll_until(settled, timeout=5.0)  # type: ignore[misc]
         text = request(web_port(p), "/metrics", KEY)[2].decode()
         info = get_json(web_port(p), "/api/v1/servers/localhost", KEY)
         dot = [f for f in info["frontends"] if f["type"] == "TCP (DNS over TLS)"]
         seen[impl] = (metric_shapes(text), per_version, key_shape(dot), dot[0]["tls13Queries"],
-                      sorted(k for k in m if "DNS over TLS" in k and "tcp" not in k))
+                      sorted(k for k in m if "DNS over TLS" in k and "tcp" not in k),
+                      (dot[0]["queries"], dot[0]["responses"]))
     assert seen["pydist"][0] == seen["dnsdist"][0]
     assert seen["pydist"][1] == seen["dnsdist"][1]
     assert seen["pydist"][2] == seen["dnsdist"][2]
-    assert seen["pydist"][3] == seen["dnsdist"][3] == 1
+    assert seen["pydist"][3] == seen["dnsdist"][3] == 3
+    # the cache hit is not a frontend response, the spoofed answer is (as over UDP and TCP)
+    assert seen["pydist"][5] == seen["dnsdist"][5] == (3, 2)
     norm = {impl: [re.sub(r"frontend=[^,}]*", "frontend=X", k) for k in s[4]]
             for impl, s in seen.items()}
     assert norm["pydist"] == norm["dnsdist"]
