@@ -117,7 +117,9 @@ class PacketPath:
             stats.empty_queries += 1
             if self.settings.drop_empty_queries:
                 return self._drop(reply)
-            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply)
+            # as 1.7.3: this NOTIMP is neither a frontend response nor a latency sample
+            return self._answer(notimp_for_empty(data), addr, fe, fe_sock, reply, fe_count=False,
+                                sample=False)
         try:
             qname_end, qtype, qclass = parse_question(data)
         except WireError:
@@ -154,8 +156,9 @@ class PacketPath:
                     if resp is None:
                         return self._drop(reply)
                 stats.cache_hits += 1
+                # as 1.7.3: cache hits (UDP or TCP) are not counted in the frontend's responses
                 return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay,
-                                    fe_count=reply is not None)
+                                    fe_count=False)
             stats.cache_misses += 1
         if server is None:
             stats.no_policy += 1
@@ -163,7 +166,8 @@ class PacketPath:
                 stats.frontend_servfail += 1
                 ans = self_answer(data, qname_end, 2, self.settings.add_edns_to_self_generated,
                                   self.settings.payload_size_self_generated)
-                return self._answer(ans, addr, fe, fe_sock, reply, count=False)
+                # as 1.7.3: this SERVFAIL is not counted in the frontend's responses
+                return self._answer(ans, addr, fe, fe_sock, reply, count=False, fe_count=False)
             return self._drop(reply)
         if dq is None and not self.response_rules:
             state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
@@ -203,11 +207,12 @@ class PacketPath:
 
     def _answer(self, resp: bytes, addr: Any, fe: Any, fe_sock: Any, reply: Callable | None,
                 count: bool = True, ring: bool = True, delay_ms: int = 0,
-                fe_count: bool = True) -> None:
+                fe_count: bool = True, sample: bool = True) -> None:
         """Send an answer that did not come from a backend; cache hits stay out of the ring."""
         if count:
             self.stats.count_rcode(resp[3] & 0x0F)
-        self.stats.zero_latency_samples(1)
+        if sample:
+            self.stats.zero_latency_samples(1)
         if fe_count:
             fe.responses += 1
         if ring:

@@ -203,8 +203,9 @@ def send_self_answer(path: Any, dq: Any, orig_flags: tuple[int, int], addr: Any,
             path._drop(reply)
             return
     path.stats.self_answered += 1
-    # dnsdist 1.7.3 counts a rule's answer in the frontend's responses over UDP only
-    path._answer(out, addr, fe, fe_sock, reply, delay_ms=delay, fe_count=reply is None)
+    # dnsdist 1.7.3 counts a rule's answer in the frontend's responses over UDP, TCP and DoT
+    # alike (it is cache hits it never counts: see packet_path); checked on the binary
+    path._answer(out, addr, fe, fe_sock, reply, delay_ms=delay)
 
 
 def apply_dynblocks(path: Any, blocks: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,

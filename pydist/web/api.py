@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pydist.web import views
@@ -36,9 +37,27 @@ def jsonstat(reg: Any, command: str) -> Any:
 
 
 def dynblock_list(reg: Any) -> dict[str, Any]:
-    """Active dynamic blocks; pydist keeps none yet, so this is `{}` until dynblocks land."""
-    source = getattr(reg, "dynblock_list", None)
-    return dict(source()) if callable(source) else {}
+    """Live dynamic blocks, keyed by netmask or suffix (suffix entries have no "warning")."""
+    dyn = getattr(reg, "dynblocks", None)
+    if dyn is None:
+        return {}
+    now = time.time()
+    out: dict[str, Any] = {}
+    for net, b in dyn.nets.items():
+        if now < b.until:
+            out[str(net)] = {"reason": b.reason, "seconds": int(b.until) - int(now),
+                             "blocks": b.blocks, "action": _action_text(dyn, b),
+                             "warning": bool(b.warning)}
+    for text, b in dyn.names.values():
+        if now < b.until:
+            out[text] = {"reason": b.reason, "seconds": int(b.until) - int(now), "blocks": b.blocks,
+                         "action": _action_text(dyn, b)}
+    return out
+
+
+def _action_text(dyn: Any, block: Any) -> str:
+    from pydist.dynblocks import ACTION_TEXT
+    return ACTION_TEXT.get(dyn.action_of(block), "Drop")
 
 
 def localhost(reg: Any) -> dict[str, Any]:

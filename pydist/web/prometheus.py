@@ -134,8 +134,21 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(reg: Any) -> str:
-    """The whole /metrics body."""
+def _top_offenders(out: list[str], top: Any) -> None:
+    _head(out, "dnsdist_dynblocks_nmg_top_offenders_hits_per_second", "gauge",
+          H.DYNBLOCKS_NMG_TOP_OFFENDERS_HITS_PER_SECOND_HELP)
+    for reason, what, rate in top.netmasks if top is not None else ():
+        out.append(f'dnsdist_dynblocks_nmg_top_offenders_hits_per_second{{reason="'
+                   f'{_escape(reason)}",netmask="{what}"}} {cpp_number(rate)}')
+    _head(out, "dnsdist_dynblocks_smt_top_offenders_hits_per_second", "gauge",
+          H.DYNBLOCKS_SMT_TOP_OFFENDERS_HITS_PER_SECOND_HELP)
+    for reason, what, rate in top.suffixes if top is not None else ():
+        out.append(f'dnsdist_dynblocks_smt_top_offenders_hits_per_second{{reason="'
+                   f'{_escape(reason)}",suffix="{_escape(what)}"}} {cpp_number(rate)}')
+
+
+def render(reg: Any, top: Any = None) -> str:
+    """The whole /metrics body; `top` is the TopOffenders ranking when the server keeps one."""
     out: list[str] = []
     values = _globals(out, reg.stats.snapshot(include_special=False))
     _histogram(out, values)
@@ -143,10 +156,7 @@ def render(reg: Any) -> str:
     _frontends(out, reg)
     _pools(out, reg)
     _rules(out, reg)
-    _head(out, "dnsdist_dynblocks_nmg_top_offenders_hits_per_second", "gauge",
-          H.DYNBLOCKS_NMG_TOP_OFFENDERS_HITS_PER_SECOND_HELP)
-    _head(out, "dnsdist_dynblocks_smt_top_offenders_hits_per_second", "gauge",
-          H.DYNBLOCKS_SMT_TOP_OFFENDERS_HITS_PER_SECOND_HELP)
+    _top_offenders(out, top)
     _head(out, "dnsdist_info", "gauge", H.INFO_HELP)
     out.append('dnsdist_info{version="1.7.3"} 1')
     return "\n".join(out) + "\n"

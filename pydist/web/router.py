@@ -77,6 +77,7 @@ class Router:
         self.reg = reg
         self.settings = settings
         self.log = log or (lambda line: None)
+        self.top: Any = None        # the server's TopOffenders, when it keeps one
 
     # --- authentication
     @staticmethod
@@ -190,7 +191,7 @@ class Router:
                 return self._put_allow_from(req)
             return self._get(req, lambda: api.allow_from(self.reg))
         if path == "/metrics":
-            return self._get(req, lambda: prometheus.render(self.reg), TEXT)
+            return self._get(req, lambda: prometheus.render(self.reg, self.top), TEXT)
         if path == "/jsonstat":
             return self._get(req, lambda: api.jsonstat(self.reg, req.query.get("command", "")))
         if path == LOCALHOST:

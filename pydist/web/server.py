@@ -14,6 +14,7 @@ Limits (why: a web client must never stall DNS or exhaust memory):
 from __future__ import annotations
 
 import asyncio
+import http
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -22,13 +23,12 @@ import h11
 
 from pydist.dns.netmask import family_of, format_address
 from pydist.web.router import Request, Response, Router
+from pydist.web.topoffenders import TopOffenders
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
 REQUEST_TIMEOUT = 5.0
-_REASONS = {200: b"OK", 400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found",
-            405: b"Method Not Allowed", 413: b"Payload Too Large",
-            431: b"Request Header Fields Too Large", 500: b"Internal Server Error"}
+_REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}   # "202 Accepted", as dnsdist
 
 
 def bind_web_socket(host: str, port: int) -> socket.socket:
@@ -148,7 +148,11 @@ class WebConnection(asyncio.Protocol):
             req.verdicts = fut.result()
         except Exception:  # never expected; the router then checks on the loop itself
             req.verdicts = {}
-        self._send(self.server.router.handle(req))
+        try:
+            self._send(self.server.router.handle(req))
+        except Exception as e:  # as in data_received: a bug answers 500, the loop goes on
+            self.server.log(f"Error while handling an HTTP request from {self.peer}: {e!r}")
+            self._send(Response(500))
 
     def _send(self, resp: Response) -> None:
         """Write the response (chunked for HTTP/1.1 clients, as dnsdist) and close."""
@@ -213,6 +217,8 @@ class WebServer:
         self.settings = settings
         self.log = log
         self.router = Router(reg, settings, log)
+        self.top = TopOffenders(getattr(reg, "dynblocks", None))
+        self.router.top = self.top
         self.active = 0
         self.refused = 0
         self.timeouts = 0
@@ -237,6 +243,11 @@ def start_web_server(loop: asyncio.AbstractEventLoop, reg: Any,
         previous.close()
     server = WebServer(loop, reg, web, reg.log)
     loop.create_task(server.start(sock))
+    hooks = getattr(reg.engine, "maintenance_hooks", None)
+    if hooks is not None:        # the engine's one-second tick ranks the dyn-block offenders
+        if previous is not None and previous.top.tick in hooks:
+            hooks.remove(previous.top.tick)
+        hooks.append(server.top.tick)
     host, port = sock.getsockname()[:2]
     where = format_address(*web.address) if web.address else format_address(host, port)
     reg.log(f"Webserver launched on {where}")

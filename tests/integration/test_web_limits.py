@@ -4,14 +4,18 @@ pydist's own: dnsdist 1.7.3 has none but maxConcurrentConnections)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
+import selectors
 import socket
+import threading
 import time
 from typing import Any
 
 from pydist.web.server import REQUEST_TIMEOUT
 from tests.conftest import Starter
 from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query, run_cli
+from tests.helpers.responder import Responder, _recv_exact
 from tests.helpers.web import request
 
 CONFIG = """
@@ -76,21 +80,43 @@ def test_slowloris_huge_headers_and_garbage_are_cut_off(start_proc: Starter,
 
 
 def test_a_thousand_connections_do_not_stall_dns(start_proc: Starter, responder: Any) -> None:
+    """maxConcurrentConnections=50: most of 1000 idle connections are closed at once (the held
+    ones only at the request deadline), while DNS answers throughout."""
     p = start(start_proc, responder, maxconn=50)
-    socks: list[socket.socket] = []
+    sel = selectors.DefaultSelector()
+    opened: dict[socket.socket, float] = {}
+    answered: list[int] = []
+    dns = threading.Thread(target=lambda: answered.append(dns_answers(p, 20)))
     try:
         for _ in range(1000):
-            socks.append(socket.create_connection(web(p), timeout=5.0))
-        assert dns_answers(p, 20) == 20
-        # beyond maxConcurrentConnections the server closes at once
-        refused = sum(closed_by_peer(s, 0.01) is not None for s in socks[-100:])
-        assert refused >= 90, refused
+            s = socket.create_connection(web(p), timeout=5.0)
+            s.setblocking(False)
+            opened[s] = time.monotonic()
+            sel.register(s, selectors.EVENT_READ)
+        dns.start()
+        fast, deadline = 0, time.monotonic() + REQUEST_TIMEOUT + 15.0
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                s = key.fileobj  # type: ignore[assignment]
+                try:
+                    if s.recv(100):
+                        continue
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    pass
+                if time.monotonic() - opened[s] < REQUEST_TIMEOUT - 1.0:
+                    fast += 1
+                sel.unregister(s)
+        assert not sel.get_map(), "every connection is closed by the request deadline"
+        assert fast >= 500, fast
     finally:
-        for s in socks:
+        for s in opened:
             s.close()
-    status = poll_until(lambda: request(web(p)[1], "/jsonstat?command=stats", KEY)[0] == 200,
-                        timeout=REQUEST_TIMEOUT + 5.0)
-    assert status and p.alive()
+        if dns.ident is not None:
+            dns.join(30)
+    assert answered == [20]
+    assert request(web(p)[1], "/jsonstat?command=stats", KEY)[0] == 200 and p.alive()
 
 
 def test_web_acl_closes_without_answer(start_proc: Starter, responder: Any) -> None:
@@ -129,3 +155,49 @@ def test_bind_failure_is_logged_and_serving_goes_on(start_proc: Starter, respond
             f"127.0.0.1:{taken}: Address already in use") in p.output
     assert query(p.addr(), "a.example") is not None
     holder.close()
+
+
+def test_wrong_hashed_passwords_are_refused_while_dns_answers(start_proc: Starter,
+                                                               responder: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pydist.web.credentials import hash_password
+    from tests.helpers.web import basic
+    conf = (CONFIG.replace("MAXCONN", "100").replace("ACL", '"127.0.0.1"')
+            + f'setWebserverConfig({{password="{hash_password("right")}"}})\n')
+    p = start_proc("pydist", conf, {"backend": responder.address})
+    with ThreadPoolExecutor(8) as pool:
+        statuses = pool.map(lambda i: request(web(p)[1], "/", basic("u", f"wrong{i}"))[0],
+                            range(40))
+        answered = dns_answers(p, 20)
+        assert set(statuses) == {401}
+    assert answered == 20
+    assert request(web(p)[1], "/", basic("u", "right"))[0] == 200
+
+
+class OneQueryPerTCPConnection(Responder):
+    """A backend that answers one TCP query per connection, then closes it."""
+
+    def _tcp_conn(self, conn: socket.socket) -> None:
+        with conn:
+            head = _recv_exact(conn, 2)
+            data = _recv_exact(conn, int.from_bytes(head, "big")) if head else None
+            resp = self._answer(data, "tcp") if data else None
+            if resp is not None:
+                conn.sendall(len(resp).to_bytes(2, "big") + resp)
+
+
+def test_backend_tcp_averages_move_when_a_connection_closes(start_proc: Starter) -> None:
+    backend = OneQueryPerTCPConnection()
+    try:
+        p = start(start_proc, backend)
+        assert query(p.addr(), "tcp.example", tcp=True) is not None
+
+        def averages() -> Any:
+            _, _, body = request(web(p)[1], "/api/v1/servers/localhost", KEY)
+            s = json.loads(body)["servers"][0]
+            return s if s["tcpAvgQueriesPerConnection"] > 0 else None
+        s: Any = poll_until(averages, timeout=5.0)
+        assert s["tcpAvgQueriesPerConnection"] == 0.01 and s["tcpAvgConnectionDuration"] > 0
+    finally:
+        backend.close()
