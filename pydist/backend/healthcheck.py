@@ -125,7 +125,8 @@ def _mismatch(nwa: str, q: CheckQuery, resp: bytes) -> str:
             f"{qtype_to_text(q.qtype)}) or qclass ({rclass} vs {q.qclass})")
 
 
-async def check_once(loop: Any, server: DownstreamState) -> list[Outcome]:
+async def check_once(loop: Any, server: DownstreamState,
+                     log: Callable[[str], None] = print) -> list[Outcome]:
     """Send one health query over UDP or TCP and judge the answer: one or more outcomes."""
     nwa = server.name_with_addr()
     try:
@@ -208,7 +209,7 @@ class HealthChecker:
     async def _check(self, s: DownstreamState) -> list[Outcome]:
         if getattr(s, "unusable", None):
             return [(False, "")]
-        return await check_once(self.loop, s)
+        return await check_once(self.loop, s, self.registry.log)
 
     def _apply(self, s: DownstreamState, outcomes: list[Outcome], initial: bool) -> None:
         verbose = self.registry.settings.verbose_health_checks

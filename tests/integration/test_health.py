@@ -224,7 +224,7 @@ def test_show_servers_states_identical(start_proc: Starter,
     out = {}
     for impl in ("dnsdist", "pydist"):
         proc = start_proc(impl, STATES, {"alive": alive.address, "dead": dead.address},
-                          ready=None)
+                          ready="Accepting control connections")
         proc.wait_for("Marking downstream auto-down .* as 'down'")
         proc.wait_for("Marking downstream back-to-auto .* as 'up'")
         text = console(proc, "showServers()")

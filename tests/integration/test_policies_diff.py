@@ -62,9 +62,10 @@ def picks(proc: object, backends: list[Responder], names: list[str]) -> list[int
     return out
 
 
-def start_with(impl: str, start_proc: Starter, conf: str, backends: list[Responder]) -> object:
+def start_with(impl: str, start_proc: Starter, conf: str, backends: list[Responder],
+               ready: str = "auto") -> object:
     values = {f"b{i}": b.address for i, b in enumerate(backends)}
-    proc = start_proc(impl, conf, values)
+    proc = start_proc(impl, conf, values, ready=ready)
     proc.wait_for(r"Marking downstream .* as 'up'", count=len(backends))
     return proc
 
@@ -91,7 +92,7 @@ def test_chashed_keeps_names_when_a_server_is_added_at_runtime(
     backends = [responder_factory() for _ in range(3)]
     conf = hashed_conf("chashed", weights) + 'controlSocket("127.0.0.1:{portconsole}")\n' \
         + 'setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")\n'
-    proc = start_with("pydist", start_proc, conf, backends[:2])
+    proc = start_with("pydist", start_proc, conf, backends[:2], "Accepting control connections")
     before = picks(proc, backends, NAMES)
     console(proc, f'newServer({{address="{backends[2].address}", weight=50, id="{uuid(2)}"}})'
                   ':setUp()')
