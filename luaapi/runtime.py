@@ -22,7 +22,10 @@ BINDING_MODULES = (
     "luaapi.bindings.inspection",
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",
+    "luaapi.bindings.response_rules",
     "luaapi.bindings.compat",
+    "luaapi.bindings.tls",
+    "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
 )
 

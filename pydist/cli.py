@@ -158,7 +158,8 @@ def run_client_mode(reg: Registry, o: Options) -> int:
     host, port = reg.console_address or ("127.0.0.1", 5199)
     if o.positional:
         host, port = parse_address(o.positional[0], 5199)
-    return run_client(host, port, reg.console_key, o.command)
+    return run_client(host, port, reg.console_key, o.command,
+                      max_msg_size=reg.console_settings.get("max_msg_size", 10_000_000))
 
 
 def apply_cli_listeners(reg: Registry, o: Options) -> None:
@@ -198,7 +199,7 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
         for fe in reg.frontends:
             bind_frontend(fe)
             if fe.tcp:
-                out(f"Listening on {fe.address()}")
+                out(f"Listening on {fe.address()}" + (" for TLS" if fe.kind == "tls" else ""))
     except BindError as e:
         out(str(e))
         return 1
@@ -214,6 +215,8 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     engine = Engine(reg, loop)
     executor = make_console_executor(lua)
     engine.console_execute = executor
+    from luaapi.bindings.dynblocks import make_maintenance
+    engine.maintenance_hooks.append(make_maintenance(lua))
     startup_banner(reg)
     for item in dict.fromkeys(reg.unsupported):
         out(f"Warning: {item} is accepted but not carried out by pydist yet")

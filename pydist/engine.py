@@ -11,12 +11,15 @@ from typing import Any, Callable
 from pydist.backend.healthcheck import HealthChecker
 from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import BackendTCPPool
+from pydist.backend.tls import TLSBackendPool
 from pydist.backend.udp import BackendUDP
 from pydist.dns.netmask import family_of
 from pydist.frontend.tcp import TCPClientConnection
+from pydist.frontend.tls import make_tls_protocol
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
+from pydist.tls.context import BackendTLS, TLSConfigError
 
 
 class BindError(Exception):
@@ -29,6 +32,8 @@ def bind_frontend(fe: FrontendDecl) -> None:
     opts = fe.options
     addr = fe.address()
     try:
+        if fe.tls is not None:
+            fe.tls.load()
         if fe.udp:
             s = socket.socket(fam, socket.SOCK_DGRAM)
             if fam == socket.AF_INET6:
@@ -51,6 +56,8 @@ def bind_frontend(fe: FrontendDecl) -> None:
             fe.sock_tcp = t
     except OSError as e:
         raise BindError(f"Fatal error: binding socket to {addr}: {e.strerror}") from None
+    except TLSConfigError as e:
+        raise BindError(f"Fatal error: {e}") from None
 
 
 class Engine:
@@ -66,15 +73,25 @@ class Engine:
         self.exit_code: int | None = None
         self.stopped = asyncio.Event()
         self.last_rates = time.monotonic()
-        self.maintenance_hooks: list[Callable[[], None]] = []
+        self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
         self.console_server = None
         registry.engine = self
 
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
-        if server.options.get("tls") or server.options.get("dohPath"):
-            what = "DNS over HTTPS" if server.options.get("dohPath") else "DNS over TLS"
+        if server.options.get("tls") and not server.options.get("dohPath"):
+            try:
+                server.tls = BackendTLS(server.options)
+            except Exception as e:  # unreadable caStore, bad cipher list: this server only
+                self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
+                server.unusable = True
+                return
+            server.tcp_pool = TLSBackendPool(self.loop, server, self.reg.log)
+            self.path.refresh()
+            return
+        if server.options.get("dohPath"):
+            what = "DNS over HTTPS"
             self.reg.log(f"Warning: outgoing {what} (tls=\"{server.options.get('tls')}\") to "
                          f"{server.name_with_addr()} is not supported by pydist yet: this server "
                          "will stay down and receive no query")
@@ -102,7 +119,12 @@ class Engine:
             if fe.sock_udp is not None:
                 self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
                                      fe.udp_state)
-            if fe.sock_tcp is not None:
+            if fe.sock_tcp is not None and fe.tls is not None:
+                await self.loop.create_server(
+                    lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
+                                                    fe.tls, self.reg.settings.verbose),
+                    sock=fe.sock_tcp)
+            elif fe.sock_tcp is not None:
                 await self.loop.create_server(
                     lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
                     sock=fe.sock_tcp)

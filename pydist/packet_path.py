@@ -10,7 +10,8 @@ from pydist.backend.udp import InFlight
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
-from pydist.rules.chain import apply_query_rules
+from pydist.rules.chain import DONE, RULES, apply_dynblocks, apply_query_rules
+from pydist.rules.responses import RuleInFlight, apply_response_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
@@ -33,10 +34,16 @@ class PacketPath:
         """Recompute what the fast path may skip; called when the config changes at runtime."""
         pool = self.default_pool
         policy = self.reg.policy_for(pool)
-        self.query_rules = self.reg.rules["query"].rules
+        rules = self.reg.rules
+        self.query_rules = rules["query"].rules
+        self.response_rules = rules["response"].rules
+        self.cachehit_rules = rules["cachehit"].rules
+        self.selfanswered_rules = rules["selfanswered"].rules
+        self.dynblocks = self.reg.dynblocks if self.reg.dynblocks.active else None
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and not self.query_rules
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
+            and not self.cachehit_rules and self.dynblocks is None
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
@@ -120,18 +127,20 @@ class PacketPath:
         flags = (data[2] << 8) | data[3]
         skip_cache = False
         dq = None
-        if self.query_rules:
-            dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
-            if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
+        if self.query_rules or self.dynblocks is not None:
+            dq = self._before_pool(data, qname_end, qtype, qclass, addr, fe, fe_sock, udp, now,
+                                   reply)
+            if dq is None:
                 return
             data = bytes(dq.data)
             skip_cache = dq.skip_cache
             if dq.pool is not None:
                 pool = self.reg.get_pool(dq.pool)
         policy = self.reg.policy_for(pool)
-        if dq is None and policy.needs_dq:       # hashed and Lua policies read the query
-            dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
-        server = policy(pool.servers, dq)
+        pdq = dq
+        if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
+            pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        server = policy(pool.servers, pdq)
         cache = None if skip_cache else pool.cache
         cache_key = None
         if cache is not None:
@@ -139,8 +148,15 @@ class PacketPath:
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
             resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale)
             if resp is not None:
+                delay = dq.delay_ms if dq is not None and udp else 0
+                if self.cachehit_rules:
+                    resp, delay, _ = apply_response_rules(
+                        self.cachehit_rules, resp, qname_end, qtype, qclass, addr, fe, not udp,
+                        now, dq.tags if dq is not None else None, delay)
+                    if resp is None:
+                        return self._drop(reply)
                 stats.cache_hits += 1
-                return self._answer(resp, addr, fe, fe_sock, reply, ring=False)
+                return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay)
             stats.cache_misses += 1
         if server is None:
             stats.no_policy += 1
@@ -150,8 +166,14 @@ class PacketPath:
                                   self.settings.payload_size_self_generated)
                 return self._answer(ans, addr, fe, fe_sock, reply, count=False)
             return self._drop(reply)
-        state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
-                         cache, cache_key, data, qname_end, flags, reply)
+        if dq is None and not self.response_rules:
+            state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
+                             cache, cache_key, data, qname_end, flags, reply)
+        else:
+            state = RuleInFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now,
+                                 self.tick, cache, cache_key, data, qname_end, flags, reply)
+            state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
+                                 dq.delay_ms if dq is not None else 0, not udp)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state):
                 return self._drop(reply)
@@ -160,26 +182,41 @@ class PacketPath:
             return self._drop(reply)
         server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
 
+    def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
+                     fe: Any, fe_sock: Any, udp: bool, now: float,
+                     reply: Callable | None) -> DNSQuestion | None:
+        """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
+        None when the query was dropped or answered."""
+        dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        step = RULES
+        if self.dynblocks is not None:
+            step = apply_dynblocks(self, self.dynblocks, dq, addr, fe, fe_sock, reply)
+            if step == DONE:
+                return None
+        if step == RULES and self.query_rules:
+            if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
+                return None
+        return dq
+
     def _drop(self, reply: Callable | None) -> None:
         if reply is not None:
             reply(None)
 
     def _answer(self, resp: bytes, addr: Any, fe: Any, fe_sock: Any, reply: Callable | None,
-                count: bool = True, ring: bool = True) -> None:
+                count: bool = True, ring: bool = True, delay_ms: int = 0) -> None:
         """Send an answer that did not come from a backend; cache hits stay out of the ring."""
         if count:
             self.stats.count_rcode(resp[3] & 0x0F)
         self.stats.zero_latency_samples(1)
         fe.responses += 1
         if ring:
-            self.rings.responses.append((time.time(), addr, resp, 0, None))
+            self.rings.responses.append((time.time(), addr, resp, 0, None, fe.proto))
         if reply is not None:
             reply(resp)
+        elif delay_ms > 0:
+            self.loop.call_later(delay_ms / 1000.0, _sendto, fe_sock, resp, addr)
         else:
-            try:
-                fe_sock.sendto(resp, addr)
-            except OSError:
-                pass
+            _sendto(fe_sock, resp, addr)
 
     # ---- responses
     def udp_backend_response(self, server: Any, data: bytes, st: InFlight) -> None:
@@ -189,14 +226,19 @@ class PacketPath:
         usec = (now - st.sent) * 1e6
         server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
         self.stats.latency_sample(usec)
-        self._account(server, resp, st, now, usec, True)
+        delay, skip = 0, False
+        counted = resp
+        if self.response_rules:
+            resp, delay, skip = self._response_rules(server, resp, st, now)
+            if resp is None:
+                return
+        self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)
-            return
-        try:
-            st.fe_sock.sendto(resp, st.client)
-        except OSError:
-            pass
+        elif delay > 0:
+            self.loop.call_later(delay / 1000.0, _sendto, st.fe_sock, resp, st.client)
+        else:
+            _sendto(st.fe_sock, resp, st.client)
 
     def tcp_backend_response(self, server: Any, data: bytes | None, st: InFlight) -> None:
         """A TCP backend answer (or None when the backend gave up)."""
@@ -210,7 +252,15 @@ class PacketPath:
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
         server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
-        self._account(server, resp, st, now, usec, False)
+        counted = resp
+        skip = False
+        if self.response_rules:
+            resp, _, skip = self._response_rules(server, resp, st, now)
+            if resp is None:
+                if st.tcp_reply is not None:
+                    st.tcp_reply(None)
+                return
+        self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
         if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)
             limit = max(512, edns[0]) if edns else 512
@@ -223,20 +273,40 @@ class PacketPath:
         else:
             st.tcp_reply(resp)
 
+    def _response_rules(self, server: Any, resp: bytes, st: Any,
+                        now: float) -> tuple[bytes | None, int, bool]:
+        """The response chain on a backend answer: (answer or None when dropped, UDP delay,
+        skip the cache); the client's flags are restored after it."""
+        try:
+            qname_end, qtype, qclass = parse_question(resp)
+        except WireError:
+            return resp, 0, False
+        tags = getattr(st, "tags", None)
+        delay = getattr(st, "delay_ms", 0)
+        out, delay, skip = apply_response_rules(
+            self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
+            st.tcp_reply is not None, now, tags, delay, server)
+        if out is None:
+            return None, 0, True
+        return self._restore(out, st), delay, skip
+
     def _account(self, server: Any, resp: bytes, st: InFlight, now: float, usec: float,
-                 udp_key: bool) -> None:
-        """What every relayed backend answer counts and feeds, whatever its transport."""
+                 udp_key: bool, rcode: int = -1, insert: bool = True) -> None:
+        """What every relayed backend answer counts and feeds, whatever its transport; the
+        rcode counted is the backend's, before response rules (as dnsdist 1.7.3)."""
         server.responses += 1
         stats = self.stats
         stats.responses += 1
-        rcode = resp[3] & 0x0F
+        if rcode < 0:
+            rcode = resp[3] & 0x0F
         if rcode == 2:
             stats.servfail_responses += 1
-        if st.cache is not None:
+        if st.cache is not None and insert:
             st.cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now)
         stats.count_rcode(rcode)
         st.frontend.responses += 1
-        self.rings.responses.append((now, st.client, resp, usec, server.address_str))
+        self.rings.responses.append((now, st.client, resp, usec, server.address_str,
+                                    st.frontend.proto))
 
     @staticmethod
     def _restore(data: bytes, st: InFlight) -> bytes:
@@ -246,8 +316,17 @@ class PacketPath:
         b3 = (data[3] & 0xEF) | (f & 0x10)
         return st.orig_id + bytes((b2, b3)) + data[4:]
 
-    def udp_timeout(self, st: InFlight) -> None:
+    def udp_timeout(self, st: InFlight, server: Any = None) -> None:
         """A UDP query that never got its answer: into the ring as dnsdist's "T.O"."""
-        self.rings.responses.append((time.time(), st.client, st.query, -1, None))
+        self.rings.responses.append((time.time(), st.client, st.query, -1,
+                                     server.address_str if server is not None else None,
+                                     st.frontend.proto))
         if st.tcp_reply is not None:
             st.tcp_reply(None)
+
+
+def _sendto(sock: Any, resp: bytes, addr: Any) -> None:
+    try:
+        sock.sendto(resp, addr)
+    except OSError:
+        pass

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import NetmaskGroup
+from pydist.dynblocks import DynBlocks
 from pydist.policies import BUILTIN, ServerPolicy
 from pydist.rules.chain import RuleChain
 from pydist.stats import Stats
@@ -145,7 +146,8 @@ class Registry:
         for chain in self.rules.values():
             chain.on_change = self._rules_changed
         self.dynblock_groups: list[Any] = []
-        self.dynblocks_action: int = 0      # DNSAction.Drop
+        self.dynblocks = DynBlocks(self.stats, lambda line: self.log(line))
+        self.dynblocks.on_change = self._rules_changed
 
     def _rules_changed(self) -> None:
         if self.engine is not None:

@@ -87,6 +87,8 @@ def register(rt: Any) -> None:
     _rt = rt
 
     def new_packet_cache(max_entries: Any = None, opts: Any = None, *positional: Any) -> CacheHandle:
+        if positional:   # the pre-1.4 positional form: LuaWrapper counts arguments first
+            raise LuaArgError("This function requires at most 2 parameter(s)")
         if max_entries is None:
             raise LuaArgError("Unable to convert parameter from nil to unsigned long")
         kwargs: dict[str, Any] = {}

@@ -101,19 +101,7 @@ def register(rt: Any) -> None:
     reg = rt.registry
     install_marker(rt)
 
-    # --- response chains are kept and shown, but do not run yet
-    for name in ("addResponseAction", "addCacheHitResponseAction",
-                 "addSelfAnsweredResponseAction"):
-        if rt.globals[name] is not None:
-            rt.globals[name] = rt.globals["__pydist_mark"](name, rt.globals[name])
-
-    # --- listeners pydist does not serve yet (DoT, DoH, DNSCrypt)
-    def add_tls_local(*a: Any) -> None:
-        if runtime_refused(rt, "addTLSLocal"):
-            return
-        nargs(a, 3)
-        _listener(rt, "tls", a[0], a[3] if len(a) > 3 else None)
-    unsupported(rt, "addTLSLocal", add_tls_local)
+    # --- listeners pydist does not serve yet (DoH, DNSCrypt); DoT is in bindings/tls.py
 
     def add_doh_local(addr: Any = None, certs: Any = None, keys: Any = None, urls: Any = None,
                       opts: Any = None, *a: Any) -> None:
@@ -139,10 +127,6 @@ def register(rt: Any) -> None:
     rt.fn("getDOHFrontend", lambda n, *a: doh_frontend)
     rt.fn("getDOHFrontendCount", lambda *a: len([d for d in getattr(reg, "declared_only", [])
                                                   if d.kind == "doh"]))
-    rt.fn("getTLSContext", lambda n, *a: ObjectHandle("TLSContext"))
-    rt.fn("getTLSFrontend", lambda n, *a: ObjectHandle("TLSFrontend"))
-    rt.fn("getTLSFrontendCount", lambda *a: len([d for d in getattr(reg, "declared_only", [])
-                                                  if d.kind == "tls"]))
 
     def doh_map_entry(*a: Any) -> ObjectHandle:
         nargs(a, 3)
@@ -307,7 +291,7 @@ def register(rt: Any) -> None:
                   "setTCPDownstreamMaxIdleTime", "setOutgoingTLSSessionsCacheCleanupDelay",
                   "setOutgoingTLSSessionsCacheMaxTicketValidity",
                   "setOutgoingTLSSessionsCacheMaxTicketsPerBackend", "setQueryCount",
-                  "setQueryCountFilter", "clearQueryCounters", "reloadAllCertificates",
+                  "setQueryCountFilter", "clearQueryCounters",
                   "setPoolServerPolicyLuaFFIPerThread", "setServerPolicyLuaFFIPerThread",
                   "clearConsoleHistory")
     for fname in runtime_ok:

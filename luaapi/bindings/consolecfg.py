@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 from typing import Any
 
 from luaapi.convert import as_bool, as_int, as_str, is_table, table_to_list
 from luaapi.errors import PdnsError
+from pydist.console.protocol import b64decode_lenient
 from pydist.dns.netmask import AddressError, parse_address, parse_netmask
 
 
 def decode_key(text: str) -> bytes | None:
-    """Lenient base64 as dnsdist's B64Decode; None when it cannot decode at all."""
+    """Lenient base64 as dnsdist's B64Decode (it takes "NotASecureKey" without a word); None
+    when it cannot decode at all."""
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
-    except (binascii.Error, ValueError):
+        return b64decode_lenient(text)
+    except ValueError:
         return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from luaapi.bindings.misc import runtime_refused
-from luaapi.convert import as_str, is_table, str_or_list, table_to_dict, table_to_list
+from luaapi.convert import as_str, check_count, is_table, str_or_list, table_to_dict, table_to_list
 from luaapi.errors import PdnsError
 from pydist.dns.netmask import AddressError, parse_address, parse_netmask
 from pydist.registry import FrontendDecl
@@ -43,6 +43,7 @@ def register(rt: Any) -> None:
     rt.fn("setLocal", set_local)
 
     def add_local(addr: Any = None, opts: Any = None, *rest: Any) -> None:
+        check_count("addLocal", (addr, opts) + rest, 2)   # the 1.0 form addLocal(a, doTCP, ...)
         if runtime_refused(rt, "addLocal"):
             return
         reg.frontends.append(_decl(addr, opts if is_table(opts) else None))

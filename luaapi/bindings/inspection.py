@@ -1,13 +1,14 @@
 """Inspection commands whose output users read: showServers, dumpStats, showPools..."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from collections import Counter
 
 from luaapi.convert import as_bool, as_int, is_table, table_to_dict
 from pydist.dns.wire import name_to_text
-from pydist.rings import Rings
+from pydist.rings import GrepFilter, Rings, grepq, response_latency
 from pydist.stats import format_dump_stats
 
 
@@ -105,6 +106,22 @@ def register(rt: Any) -> None:
         counts: Counter = Counter(entry[1][0] for entry in list(rings().queries) if entry[1])
         rt.show(format_top(counts, as_int(top)))
     rt.fn("topClients", top_clients, no_side_effect=True)
+
+    def grep_q(inp: Any, limit: Any = None, *a: Any) -> None:
+        pats = [str(v) for v in table_to_dict(inp).values()] if is_table(inp) else [
+            str(int(inp)) if isinstance(inp, float) and inp.is_integer() else str(inp)]
+        try:
+            flt = GrepFilter(pats)
+        except ValueError as e:
+            rt.show(str(e))
+            return
+        lim = as_int(limit) if limit is not None else None
+        rt.show(grepq(rings(), flt, lim, time.time()))
+    rt.fn("grepq", grep_q, no_side_effect=True)
+
+    def show_response_latency(*a: Any) -> None:
+        rt.show(response_latency(rings()))
+    rt.fn("showResponseLatency", show_response_latency, no_side_effect=True)
 
     def delta(*a: Any) -> None:
         if rt.executor is not None:

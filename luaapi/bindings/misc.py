@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from luaapi.convert import as_bool, as_float, as_int, as_str, check_count
@@ -106,7 +107,6 @@ def register(rt: Any) -> None:
         def logger(msg: Any = "", *rest: Any) -> None:
             rt.log(as_str(msg))
         rt.fn(name, logger)
-    rt.fn("vinfolog", lambda msg="", *r: rt.log(as_str(msg)) if st.verbose else None)
 
     def show(msg: Any = "", *rest: Any) -> None:
         rt.show(as_str(msg) + "\n")
@@ -115,8 +115,6 @@ def register(rt: Any) -> None:
     rt.fn("showVersion", lambda *a: rt.show(f"dnsdist {VERSION}\n"), no_side_effect=True)
     rt.fn("inConfigCheck", lambda *a: reg.mode == CHECK, no_side_effect=True)
     rt.fn("inClientStartup", lambda *a: reg.mode == CLIENT, no_side_effect=True)
-    rt.fn("setVerbose", lambda b, *a: setattr(st, "verbose", as_bool(b)))
-    rt.fn("getVerbose", lambda *a: st.verbose, no_side_effect=True)
 
     def include_list(path: Any = None, *rest: Any) -> Any:
         """The *.conf files includeDirectory() runs, in lexical order (Lua runs them)."""
@@ -145,8 +143,11 @@ def register(rt: Any) -> None:
       end""")
 
     def shutdown(*a: Any) -> None:
-        if reg.engine is not None:
-            reg.engine.shutdown(0)
-        else:
-            os._exit(0)
+        # dnsdist exits on the spot: the console client sees the connection close, no reply
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(0)
     rt.fn("shutdown", shutdown)

@@ -8,12 +8,13 @@ from luaapi.bindings.objects import (ComboAddressHandle, DNSNameHandle, DNSNameS
                                      NMGHandle, SMNHandle, _mask_text, to_dnsname)
 from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function, is_table,
                             table_to_dict, table_to_list)
+from luaapi.bindings.luacall import lua_verdict_caller
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.dns.netmask import AddressError, NetmaskGroup, parse_netmask
 from pydist.dns.wire import WireError, qtype_from_text
 from pydist.rules import actions as A
 from pydist.rules import selectors as S
-from pydist.rules.chain import ChainError, Rule
+from pydist.rules.chain import ChainError, Rule, unsupported_parts
 from pydist.rules.names import SuffixMatchNode
 
 LUADNSRULE = ("boost::variant<std::string, std::vector<std::pair<int, std::string> >, "
@@ -493,40 +494,11 @@ def register(rt: Any) -> None:
             if not is_function(f):
                 raise fail(f, "std::function<std::tuple<int, boost::optional<std::string> > (DNSQuestion*)>")
 
-            def call(dq: Any, _f: Any = f) -> tuple[int, str | None]:
-                try:
-                    res = _f(dq_for_lua(rt, dq))
-                except Exception as e:
-                    rt.log(f"{label} failed inside Lua, returning ServFail: {e}")
-                    return A.SERVFAIL, None
-                if isinstance(res, tuple):
-                    verdict = res[0]
-                    extra = res[1] if len(res) > 1 else None
-                else:
-                    verdict, extra = res, None
-                try:
-                    v = int(verdict)
-                except (TypeError, ValueError):
-                    return A.NONE, None
-                return v, (None if extra is None else str(extra))
-            return act(cls(call))
+            return act(cls(lua_verdict_caller(rt, f, label, dq_for_lua, A.SERVFAIL, A.NONE)))
         return make
     rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
     rt.fn("LuaFFIAction", lua_action(A.LuaFFIAction, "LuaFFIAction"))
     rt.fn("LuaFFIPerThreadAction", lambda *a: act(A.ObjectAction("Lua FFI per-thread script")))
-
-    # response actions: kept and shown; response chains do not run yet
-    R = A.ResponseAction
-    rt.fn("AllowResponseAction", lambda *a: act(R("allow", A.R_ALLOW)))
-    rt.fn("DropResponseAction", lambda *a: act(R("drop", A.R_DROP)))
-    rt.fn("DelayResponseAction", lambda ms, *a: act(R(f"delay by {as_int(ms)} msec", A.R_DELAY)))
-    rt.fn("LogResponseAction", lambda p=None, *a: act(R("log" + (f" to {as_str(p)}" if p else ""))))
-    rt.fn("LuaResponseAction", lambda f, *a: act(R("Lua response script")))
-    rt.fn("LuaFFIResponseAction", lambda f, *a: act(R("Lua FFI response script")))
-    rt.fn("LuaFFIPerThreadResponseAction", lambda *a: act(R("Lua FFI per-thread response script")))
-    for name in ("TagResponseAction", "SetTagResponseAction"):
-        rt.fn(name, lambda k, v, *a: act(R(f"set tag '{as_str(k)}' to value '{as_str(v)}'")))
-    rt.fn("SetSkipCacheResponseAction", lambda *a: act(R("skip cache")))
 
     # --- the chains
     for key, infix, add_name, response in CHAINS:
@@ -551,6 +523,8 @@ def register(rt: Any) -> None:
             if r.rule.action.response:
                 raise DnsdistError("setRules() can only be called with query-related actions")
             rules.append(r.rule)
+        for rule in rules:
+            note_unsupported(rt, "setRules", rule)
         reg.rules["query"].set(rules)
     rt.fn("setRules", set_rules)
 
@@ -561,6 +535,20 @@ def register(rt: Any) -> None:
     rt.fn("getAction", get_action, no_side_effect=True)
 
 
+def note_unsupported(rt: Any, fname: str, rule: Rule) -> None:
+    """Parts of a rule pydist cannot carry out: warned once at startup (registry.unsupported),
+    or at once when the rule is added from the console."""
+    reg = rt.registry
+    for part in unsupported_parts(rule):
+        item = f"{part} in {fname}()"
+        if reg.config_done:
+            line = f"Warning: {item} is accepted but not carried out by pydist yet"
+            rt.log(line)
+            rt.show(line + "\n")
+        elif item not in reg.unsupported:
+            reg.unsupported.append(item)
+
+
 def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool) -> None:
     reg = rt.registry
     chain = reg.rules[key]
@@ -569,7 +557,9 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
         selector = selector_arg(s)
         action = action_arg(x, add_name, response)
         name, uuid = rule_params(params)
-        chain.add(Rule(selector, action, name, uuid))
+        rule = Rule(selector, action, name, uuid)
+        note_unsupported(rt, add_name, rule)
+        chain.add(rule)
     rt.fn(add_name, add)
 
     def show(opts: Any = None, *a: Any) -> None:

@@ -17,6 +17,7 @@ import socket
 from typing import Any, Callable
 
 from pydist.backend.server import AUTO, DownstreamState
+from pydist.backend.tls import tls_exchange
 from pydist.dns.netmask import family_of
 from pydist.dns.wire import WireError, name_to_text, qtype_from_text, qtype_to_text, text_to_wire
 
@@ -137,7 +138,7 @@ async def check_once(loop: Any, server: DownstreamState,
     use_tcp = bool(server.options.get("checkTCP")) or server.tcp_only
     try:
         if use_tcp:
-            resp = await asyncio.wait_for(_tcp_exchange(server, q.packet), timeout)
+            resp = await asyncio.wait_for(_tcp_exchange(server, q.packet, log), timeout)
         else:
             resp = await asyncio.wait_for(_udp_exchange(loop, server, q.packet), timeout)
     except asyncio.TimeoutError:
@@ -170,9 +171,11 @@ async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> byt
         sock.close()
 
 
-async def _tcp_exchange(server: DownstreamState, query: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(server.host, server.port,
-                                                   ssl=getattr(server, "ssl_context", None))
+async def _tcp_exchange(server: DownstreamState, query: bytes,
+                        log: Callable[[str], None] = print) -> bytes:
+    if server.tls is not None:
+        return await tls_exchange(server, query, log)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
         writer.write(len(query).to_bytes(2, "big") + query)
         n = int.from_bytes(await reader.readexactly(2), "big")

@@ -65,6 +65,7 @@ class DownstreamState:
         # transport, filled by the engine when serving
         self.udp = None
         self.tcp_pool = None
+        self.tls = None           # BackendTLS for a DoT server
 
     def is_up(self) -> bool:
         if self.availability == DOWN:

@@ -174,6 +174,12 @@ class BackendTCPPool:
         for q, r, a in riders:
             self.retry(q, r, a)
 
+    async def _open(self) -> BackendConnection:
+        """A new connected BackendConnection (the TLS pool adds its handshake here)."""
+        _, conn = await self.loop.create_connection(lambda: BackendConnection(self),
+                                                    self.server.host, self.server.port)
+        return conn
+
     def retry(self, query: bytes, reply: Reply, attempt: int) -> None:
         if attempt + 1 < max(1, self.retries):
             self._attempt(query, reply, attempt + 1)

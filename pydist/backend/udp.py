@@ -119,7 +119,7 @@ class BackendUDP:
             self.server.outstanding -= 1
             self.on_response(self.server, data, state)
 
-    def sweep(self, tick: int, udp_timeout: int, on_timeout: Callable[[InFlight], None]) -> None:
+    def sweep(self, tick: int, udp_timeout: int, on_timeout: Callable[[InFlight, Any], None]) -> None:
         """Expire slots as dnsdist's once-a-second ageing does (3-4 s with the default 2)."""
         limit = udp_timeout + 2
         expired = [sid for sid, st in self.inflight.items() if tick - st.sent_tick >= limit]
@@ -128,7 +128,7 @@ class BackendUDP:
             self.server.outstanding -= 1
             self.server.reuseds += 1
             self.stats.downstream_timeouts += 1
-            on_timeout(st)
+            on_timeout(st, self.server)
 
     def close(self) -> None:
         for s in self.socks:

@@ -13,6 +13,8 @@ import dns.name
 import dns.rdatatype
 import dpkt
 
+from pydist.compare.tcpstream import TCPReassembler
+
 
 @dataclass
 class Query:
@@ -143,16 +145,19 @@ def read_pcap(path: str) -> tuple[list[Query], list[BadInput]]:
         link = reader.datalink()
         queries: list[Query] = []
         bad: list[BadInput] = []
+        streams = TCPReassembler()
         try:
             for number, (_, frame) in enumerate(reader, 1):
-                _decode_frame(path, number, link, frame, queries, bad)
+                _decode_frame(path, number, link, frame, queries, bad, streams)
         except (dpkt.dpkt.NeedData, dpkt.dpkt.UnpackError, struct.error, ValueError) as exc:
             bad.append(BadInput(f"{path}#{len(queries) + len(bad) + 1}", f"capture truncated or corrupt: {exc}"))
+        for origin in streams.leftovers():
+            bad.append(BadInput(origin, "TCP stream ends in the middle of a DNS message"))
     return queries, bad
 
 
 def _decode_frame(path: str, number: int, link: int, frame: bytes, queries: list[Query],
-                  bad: list[BadInput]) -> None:
+                  bad: list[BadInput], streams: TCPReassembler) -> None:
     origin = f"{path}#{number}"
     try:
         if link == dpkt.pcap.DLT_EN10MB:
@@ -178,13 +183,14 @@ def _decode_frame(path: str, number: int, link: int, frame: bytes, queries: list
             queries.append(Query(origin, payload, tcp=False))
         elif payload:
             bad.append(BadInput(origin, "UDP packet to port 53 is not a DNS query"))
-    elif isinstance(transport, dpkt.tcp.TCP) and transport.dport == 53 and transport.data:
-        data = bytes(transport.data)
-        while len(data) >= 2:
-            size = struct.unpack("!H", data[:2])[0]
-            message = data[2:2 + size]
-            if len(message) < size or not _is_query(message):
-                bad.append(BadInput(origin, "TCP segment does not hold whole DNS queries (not reassembled)"))
-                return
-            queries.append(Query(origin, message, tcp=True))
-            data = data[2 + size:]
+    elif isinstance(transport, dpkt.tcp.TCP) and transport.dport == 53:
+        key = (bytes(ip.src), transport.sport, bytes(ip.dst), transport.dport)
+        syn = bool(transport.flags & dpkt.tcp.TH_SYN)
+        for first, message in streams.add(key, transport.seq, syn, bytes(transport.data), origin):
+            if _is_query(message):
+                queries.append(Query(first, message, tcp=True))
+            else:
+                bad.append(BadInput(first, "TCP message to port 53 is not a DNS query"))
+    elif isinstance(transport, dpkt.tcp.TCP) and transport.dport == 853:
+        if transport.flags & dpkt.tcp.TH_SYN and not transport.flags & dpkt.tcp.TH_ACK:
+            bad.append(BadInput(origin, "DNS over TLS connection: encrypted, not replayed"))

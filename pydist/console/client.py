@@ -102,7 +102,7 @@ truncateTC( unregisterDynBPFFilter( webserver( whashed chashed wrandom
 """
 KEYWORDS: tuple[str, ...] = tuple(_KEYWORDS.split())
 
-_VALID, _CLOSED, _TOO_LARGE = range(3)
+_VALID, _CLOSED = range(2)
 
 
 class FatalError(Exception):
@@ -176,11 +176,10 @@ class ConsoleClient:
             self._out.flush()
             return _CLOSED
         if length > self.max_msg_size:
-            self._err.write(
-                f"Received a console message whose length ({length}) is exceeding the "
-                f"allowed one ({self.max_msg_size}), closing that connection\n"
-            )
-            return _TOO_LARGE
+            # dnsdist's client logs this only to syslog and reports a closed connection
+            self._out.write(CONNECTION_CLOSED + "\n")
+            self._out.flush()
+            return _CLOSED
         if length == 0:
             if output_empty_line:
                 self._out.write("\n")
@@ -225,6 +224,7 @@ def run_client(
     out: TextIO | None = None,
     err: TextIO | None = None,
     verbose: bool = False,
+    max_msg_size: int = protocol.DEFAULT_MAX_MSG_SIZE,
 ) -> int:
     """Run ``-e command`` (or an interactive console when command is empty); the exit code."""
     out = out if out is not None else sys.stdout
@@ -236,14 +236,13 @@ def run_client(
     if verbose:
         out.write(f"Connecting to {format_peer((host, port))}\n")
     client = ConsoleClient(key, out, err)
+    client.max_msg_size = max_msg_size
     try:
         client.connect(host, port)
         probe = client.send_message("", True)
         if probe == _CLOSED:
             err.write(KEY_MISMATCH + "\n")
             err.flush()
-            return 0
-        if probe == _TOO_LARGE:
             return 0
         if command:
             client.send_message(command, False)

@@ -214,6 +214,11 @@ class ConsoleServer(asyncio.Protocol):
         self._transport.abort()
 
 
+# dnsdist listens with a backlog of 5; a flood then leaves SYNs to retransmit for seconds.
+# A deeper queue lets the server itself refuse the clients over the limit, at once.
+CONSOLE_BACKLOG = 128
+
+
 def bind_console_socket(host: str, port: int) -> socket.socket:
     """Bind and listen now, while the config is read, as dnsdist's controlSocket().
 
@@ -224,7 +229,7 @@ def bind_console_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(5)
+        sock.listen(CONSOLE_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -245,7 +250,7 @@ async def serve_console(
     def factory() -> ConsoleServer:
         return ConsoleServer(connections=connections, **callables)
 
-    server = await loop.create_server(factory, sock=sock, backlog=5)
+    server = await loop.create_server(factory, sock=sock, backlog=CONSOLE_BACKLOG)
     log = callables.get("log")
     if log is not None:
         log(f"Accepting control connections on {format_peer(sock.getsockname())}")

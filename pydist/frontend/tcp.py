@@ -128,5 +128,10 @@ class TCPClientConnection(asyncio.Protocol):
                 del self.per_client[host]
             c = self.fe.tcp_counters
             c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 1) - 1
+            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration
+            c["tcpAvgQueriesPerConnection"] = (99 * c.get("tcpAvgQueriesPerConnection", 0)
+                                               + self.answered) / 100
+            c["tcpAvgConnectionDuration"] = (99 * c.get("tcpAvgConnectionDuration", 0) + 1000
+                                             * (time.monotonic() - self.started)) / 100
             self.counted_host = None
         self.closed = True

@@ -360,20 +360,12 @@ def build_answer(dq: Any, records: list[tuple[int, bytes]], config: ResponseConf
 
 
 class ObjectAction(Action):
-    """Actions pydist accepts but does not carry out yet (loggers, SNMP, KV, proxy protocol...)."""
+    """Actions pydist accepts but does not carry out yet (loggers, SNMP, KV, proxy protocol...):
+    they let the chain go on, in either kind of chain."""
 
     def __init__(self, text: str, response: bool = False) -> None:
         self.text = text
         self.response = response
 
-
-class ResponseAction(Action):
-    """Response-chain actions; pydist keeps and shows them (response chains: objects only)."""
-    response = True
-
-    def __init__(self, text: str, verdict: int = R_NONE) -> None:
-        self.text = text
-        self.verdict = verdict
-
     def __call__(self, dq: Any) -> tuple[int, str | None]:
-        return self.verdict, None
+        return (R_NONE, None) if self.response else CONTINUE

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydist.dns.synth import opt_rr, self_answer
 from pydist.rules import actions as A
+from pydist.rules import selectors as S
+from pydist.rules.responses import apply_response_rules
 
 _creation = count()
 
@@ -22,6 +24,25 @@ class Rule:
         self.uuid = uuid or str(uuidlib.uuid4())
         self.order = next(_creation)
         self.matches = 0
+
+
+def unsupported_parts(rule: Rule) -> list[str]:
+    """What in a rule pydist cannot carry out yet: selectors that never match (SNI, DoH, KV,
+    proxy protocol...) and actions it only keeps; the engine says so rather than ignore them."""
+    out: list[str] = []
+
+    def walk(sel: Any) -> None:
+        if isinstance(sel, S.NeverRule):
+            out.append(f"selector '{sel}' (it never matches in pydist)")
+        for child in getattr(sel, "rules", ()) or ((sel.rule,) if hasattr(sel, "rule") else ()):
+            walk(child)
+    walk(rule.selector)
+    act = rule.action
+    while isinstance(act, A.ContinueAction):
+        act = act.action
+    if isinstance(act, A.ObjectAction):
+        out.append(f"action '{act}'")
+    return out
 
 
 class ChainError(Exception):
@@ -154,7 +175,14 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
         spoof_from_string(dq, extra, verdict == A.SPOOF_RAW)
     if not dq.qr:
         return True
-    # self-answered: the client's RD and CD bits are put back
+    send_self_answer(path, dq, orig_flags, addr, fe, fe_sock, reply)
+    return False
+
+
+def send_self_answer(path: Any, dq: Any, orig_flags: tuple[int, int], addr: Any, fe: Any,
+                     fe_sock: Any, reply: Any) -> None:
+    """A query turned into an answer: built, the client's RD and CD bits put back, the
+    self-answered chain run (it may drop it), counted and sent (delayed over UDP if asked)."""
     if dq.spoof:
         resp = bytearray(dq.data)
     else:
@@ -165,9 +193,56 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
             resp[off:off + 11] = opt_rr(dq.payload_size, dq.edns_do(), dq.ercode)
     resp[2] = (resp[2] & 0xFE) | (orig_flags[0] & 0x01)
     resp[3] = (resp[3] & 0xEF) | (orig_flags[1] & 0x10)
-    stats.self_answered += 1
-    path._answer(bytes(resp), addr, fe, fe_sock, reply)
-    return False
+    out: bytes | None = bytes(resp)
+    delay = 0 if dq.tcp else dq.delay_ms
+    rules = path.selfanswered_rules
+    if rules:
+        out, delay, _ = apply_response_rules(rules, out, dq.qname_end, dq.qtype, dq.qclass,
+                                          addr, fe, dq.tcp, dq.now, dq.tags, delay)
+        if out is None:
+            path._drop(reply)
+            return
+    path.stats.self_answered += 1
+    path._answer(out, addr, fe, fe_sock, reply, delay_ms=delay)
+
+
+def apply_dynblocks(path: Any, blocks: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,
+                    reply: Any) -> int:
+    """Dynamic blocks, netmasks then suffixes (facts §11): RULES to go on to the query rules,
+    FORWARD to skip them (a NoRecurse block), DONE when the query was dropped or answered."""
+    now = dq.now
+    hit = blocks.lookup_address(addr[0], now)
+    if hit is None and blocks.names:
+        hit = blocks.lookup_name(dq.qname.key, now)
+    if hit is None:
+        return RULES
+    action = blocks.action_of(hit)
+    if action == A.NOOP or action == A.NONE or (action == A.TRUNCATE and dq.tcp):
+        return RULES
+    hit.blocks += 1
+    path.stats.dyn_blocked += 1
+    if action == A.NORECURSE:
+        dq.set_flag(2, 0x01, False)
+        return FORWARD
+    orig_flags = (dq.data[2], dq.data[3])
+    if action in (A.NXDOMAIN, A.REFUSED):
+        dq.rcode = 3 if action == A.NXDOMAIN else 5
+        dq.set_flag(2, 0x80, True)
+    elif action == A.TRUNCATE:
+        dq.set_flag(2, 0x80 | 0x02, True)
+        dq.set_flag(3, 0x80, dq.rd)
+        dq.set_flag(2, 0x04, False)
+        dq.set_flag(3, 0x20, False)
+    else:
+        path._drop(reply)
+        return DONE
+    dq.settings_add_edns = path.settings.add_edns_to_self_generated
+    dq.payload_size = path.settings.payload_size_self_generated
+    send_self_answer(path, dq, orig_flags, addr, fe, fe_sock, reply)
+    return DONE
+
+
+RULES, FORWARD, DONE = 0, 1, 2
 
 
 def spoof_from_string(dq: Any, text: str, raw: bool) -> None:

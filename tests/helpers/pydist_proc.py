@@ -162,6 +162,11 @@ class DnsdistProcess:
                 self.proc.wait(3)
         return self.proc.returncode
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code of a process expected to end by itself (e.g. after shutdown())."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -69,3 +69,24 @@ def test_ok_configs_print_only_the_ok_line_when_nothing_is_logged(
     name = "56-ansible-webserver-five-args.conf"
     if name in verdicts:
         assert verdicts[name] == ("ok", f"Configuration '{name}' OK!")
+
+
+FIRST_LINE_CONFIGS = ("08-boisetech-recursive-pool.conf", "57-ansible-positional-packetcache.conf",
+                      "62-puppet-concat-legacy-api.conf",
+                      "65-dnsprivacy-perf-2018-sharded-listeners.conf",
+                      "26-doq-doh3-dynblock.conf")
+
+
+@pytest.mark.skipif(not shutil.which("dnsdist"), reason="dnsdist not installed")
+@pytest.mark.parametrize("name", FIRST_LINE_CONFIGS)
+def test_first_line_as_dnsdist(verdicts: dict[str, tuple[str, str]], name: str,
+                               tmp_path: Path) -> None:
+    """The line users see first is dnsdist's own (legacy positional forms, lenient setKey,
+    setVerbose which 1.7.3 does not have)."""
+    shutil.copy(CORPUS / "configs" / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_UNSET}
+    p = subprocess.run(["dnsdist", "--check-config", "-C", name], cwd=tmp_path, env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       errors="replace", timeout=60)
+    out = (p.stdout + p.stderr).splitlines()
+    assert verdicts[name][1] == out[0]

@@ -124,3 +124,104 @@ def test_top_tables_identical(start_proc: Starter, responder: object) -> None:
     for cmd in ("topQueries()", "topClients()", "topResponses()", "topQueries(1)"):
         assert out["pydist"][cmd] == out["dnsdist"][cmd], cmd
     assert "q0.example." in out["pydist"]["topQueries()"]
+
+
+def _mask_grepq(text: str) -> list[str]:
+    """Time, client port, ID and latency move with the run; columns and the rest must match."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("Time"):
+            rows.append(line)
+            continue
+        m = re.match(r"^(-?\d+\.\d) +(\S+):\d+ +(\S+) +(\S*) +\d+ +(\S+) +(\S+) +([\d.]+|T\.O)? +"
+                     r"(.*)$", line)
+        assert m, line
+        rows.append("|".join((m.group(2), m.group(3), m.group(4), m.group(5), m.group(6),
+                              "LAT" if m.group(7) else "", m.group(8).strip())))
+        assert line[56:61] in ("DoUDP", "DoTCP"), line  # fixed-width columns as dnsdist's
+    return rows
+
+
+GREPQ_CMDS = ['grepq("127.0.0.1")', 'grepq("q1.example")', 'grepq({"q0.example.", "127.0.0.0/8"}, 1)',
+              'grepq("bad..name")', 'grepq("1000ms")', 'grepq("192.0.2.0/24")']
+
+
+def test_grepq_identical(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, GREPQ_CMDS, queries=3)
+    d, p = out["dnsdist"], out["pydist"]
+    assert p['grepq("bad..name")'] == d['grepq("bad..name")']
+    assert p['grepq("bad..name")'].startswith("Could not parse 'bad..name'")
+    for cmd in GREPQ_CMDS:
+        if cmd != 'grepq("bad..name")':
+            assert _mask_grepq(p[cmd]) == _mask_grepq(d[cmd]), cmd
+    rows = _mask_grepq(p['grepq("127.0.0.1")'])
+    assert sum("Question" in r for r in rows) == 4 and sum("No Error. 1 answers" in r for r in rows) == 3
+    assert len(_mask_grepq(p['grepq({"q0.example.", "127.0.0.0/8"}, 1)'])) == 3
+
+
+def test_show_response_latency_shape(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["showResponseLatency()"], queries=3)
+
+    def shape(text: str) -> list[str]:
+        return [re.sub(r"[*:.]+$", "", re.sub(r"\d+\.\d\d msec", "N msec", ln))
+                for ln in text.splitlines()]
+    d, p = out["dnsdist"]["showResponseLatency()"], out["pydist"]["showResponseLatency()"]
+    assert shape(p) == shape(d)
+    assert p.startswith("Average response latency: ") and p.count("*") >= 70
+
+
+def test_show_servers_with_uuids(start_proc: Starter, responder: object) -> None:
+    cmd = "showServers({showUUIDs=true})"
+    out = _run_both(start_proc, responder, [cmd])
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+    def mask(text: str) -> str:
+        assert len(uuid.findall(text)) == 2  # one per server, in the second column
+        lines = []
+        for line in uuid.sub("U" * 36, text).splitlines():
+            if re.match(r"^\d+\s", line):
+                line = line[:98] + "QPS    " + line[105:140] + "DRATE LAT  " + line[151:]
+            lines.append(line)
+        return "\n".join(lines)
+    assert mask(out["pydist"][cmd]) == mask(out["dnsdist"][cmd])
+    assert out["pydist"][cmd].startswith("#   UUID ")
+
+
+def _column_starts(line: str) -> list[int]:
+    return [m.start() for m in re.finditer(r"(?:(?<=\s\s)|^)\S", line)]
+
+
+def test_show_tcp_stats_layout_and_security_status(start_proc: Starter, responder: object) -> None:
+    out = _run_both(start_proc, responder, ["showTCPStats()", "showSecurityStatus()"], queries=1)
+    d, p = out["dnsdist"]["showTCPStats()"], out["pydist"]["showTCPStats()"]
+    dl, pl = d.splitlines(), p.splitlines()
+    assert len(pl) == len(dl) == 12  # workers, 2 frontends, 2 backends, titles and blanks
+    for a, b in zip(pl, dl):
+        if b.startswith(("#", "Workers", "Frontends", "Backends")) or not b:
+            assert a == b  # headers byte-identical
+        else:
+            assert _column_starts(a) == _column_starts(b) and len(a) == len(b), (a, b)
+    assert out["pydist"]["showSecurityStatus()"] == out["dnsdist"]["showSecurityStatus()"] == "0\n"
+
+
+def test_server_methods_cache_stats_and_shutdown(start_proc: Starter, responder: object) -> None:
+    cmds = ['getPool(""):getCache():printStats()', "getServer(0):getOutstanding()",
+            "getServer(0):getNameWithAddr()", "getServer(0):getName()", 'getServer(0):addPool("x")',
+            "showPools()", 'getServer(0):rmPool("x")', "getServer(0):setDown()", "showServers()",
+            "getServer(0):setAuto()", 'show("hi")', "getServer(0).order", "getBindCount()",
+            "shutdown()"]
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, CONF, {"backend": responder.address},
+                          ready=r"Accepting control connections")
+        assert query(proc.addr(), "q0.example.") is not None
+        assert query(proc.addr(), "q0.example.") is not None
+        out[impl] = {c: console(proc, str(proc.conf), c) for c in cmds}
+        assert proc.wait_exit(10) == 0  # shutdown() ends the process with 0
+    for c in cmds:
+        if c == "showServers()":
+            assert _mask_rates(out["pydist"][c]) == _mask_rates(out["dnsdist"][c])
+        else:
+            assert out["pydist"][c] == out["dnsdist"][c], c
+    assert out["pydist"]["shutdown()"] == "Connection closed by the server.\n"
+    assert "Hits: 1" in out["pydist"]['getPool(""):getCache():printStats()']

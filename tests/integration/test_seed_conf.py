@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.pydist_proc import query
+from tests.helpers.dot import dnsdist_dot_server, dot_query, make_cert_set
+from tests.helpers.pydist_proc import query, run_cli
 from tests.helpers.responder import Responder
 
+DOT_UPSTREAM = "dnsdist" if shutil.which("dnsdist") else "pydist"
 SEED = Path(__file__).resolve().parents[2] / "conf.d" / "seed.conf"
 FALLBACK = """controlSocket("127.0.0.1:5199")
 setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
@@ -39,9 +42,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def loopback_seed(text: str, make_backend: Callable[[str], Responder]) -> str:
+def loopback_seed(text: str, make_backend: Callable[[str], Responder],
+                  make_dot: Callable[[str], str] | None = None, ca_path: str = "") -> str:
     """Every listener on `{port}` (non-loopback ones dropped), the console on `{portctl}`, every
-    newServer a plain (no TLS) server at a fresh responder of the same family."""
+    plain newServer a fresh responder of the same family, every tls= one a loopback DoT server
+    from make_dot(host) trusted through caStore (plain responders when make_dot is None)."""
     out = ['setSecurityPollSuffix("")']
     for line in text.splitlines():
         m = _ADDR.match(line)
@@ -54,7 +59,12 @@ def loopback_seed(text: str, make_backend: Callable[[str], Responder]) -> str:
                 addr = f"[{host}]" if ":" in host else host
                 out.append(f'{indent}{fn}("{addr}:{{port}}")')
         elif s:
-            backend = make_backend("::1" if ":" in s.group(1) else "127.0.0.1")
+            host = "::1" if ":" in s.group(1) else "127.0.0.1"
+            if make_dot is not None and "tls=" in line:
+                out.append(f'newServer({{address="{make_dot(host)}", tls="openssl", '
+                           f'caStore="{ca_path}"}})')
+                continue
+            backend = make_backend(host)
             out.append(f'newServer({{address="{backend.address}"}})')
         else:
             out.append(line)
@@ -85,6 +95,53 @@ def test_rewrite_is_loopback_only(responder_factory: ResponderFactory) -> None:
     assert conf.count("newServer(") == text.count("newServer(")
     for host in re.findall(r'address="\[?([^"\]]+?)\]?:\d+"', conf):
         assert _is_loopback(host)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_seed_conf_over_dot_end_to_end(impl: str, start_proc: Starter, tmp_path: Path,
+                                       responder_factory: ResponderFactory) -> None:
+    """client (UDP, TCP, DoT) -> seed.conf -> DoT upstreams (real dnsdist terminating DoT in
+    front of responders), health-checked over TLS, answers cached."""
+    certs = make_cert_set(tmp_path / "certs")
+    plain: list[Responder] = []
+    behind_dot: list[Responder] = []
+
+    def make(host: str) -> Responder:
+        plain.append(responder_factory(host=host))
+        return plain[-1]
+
+    def make_dot(host: str) -> str:
+        behind_dot.append(responder_factory(host=host))
+        up = start_proc(DOT_UPSTREAM, dnsdist_dot_server(certs, behind_dot[-1].address, host,
+                                                         "portdot"),
+                        ready="Listening on .* for TLS")
+        port = up.values["portdot"]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    text = SEED.read_text() if SEED.exists() else FALLBACK
+    conf = loopback_seed(text, make, make_dot, certs.ca_path)
+    assert conf.count('tls="openssl"') == text.count('tls="openssl"') == len(behind_dot) == 3
+    conf += f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", "{certs.key}")\n'
+    proc = start_proc(impl, conf, ready=None)
+    proc.wait_for(r"Marking downstream .* as 'up'", count=len(plain) + len(behind_dot))
+    assert "as 'down'" not in proc.output
+    for phase in ("all", "dot-only"):
+        if phase == "dot-only":      # the plain upstream forced down: DoT carries everything
+            servers = [ln for ln in conf.splitlines() if "newServer" in ln]
+            index = next(i for i, ln in enumerate(servers) if "tls=" not in ln)
+            res = run_cli(impl, ["-C", str(proc.conf), "-e", f"getServer({index}):setDown()"])
+            assert res.returncode == 0, res.stdout + res.stderr
+        for how in ("udp", "tcp", "dot"):
+            name = f"seed-{phase}-{how}.example."
+            for _ in range(2):
+                if how == "dot":
+                    ans = dot_query(proc.addr("portdot"), name, certs.ca_path)
+                else:
+                    ans = query(proc.addr(), name, tcp=how == "tcp")
+                assert ans is not None and ans.answer[0][0].address == "192.0.2.1", how
+            assert sum(b.count(name) for b in plain + behind_dot) == 1, how  # then a cache hit
+            if phase == "dot-only":
+                assert sum(b.count(name) for b in behind_dot) == 1, how
+    assert proc.alive()
 
 
 @pytest.mark.parametrize("impl", BOTH)

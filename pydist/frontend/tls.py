@@ -1,0 +1,43 @@
+"""DoT frontend (addTLSLocal): the TCP frontend's protocol on top of the TLS layer.
+
+The DNS side is TCPClientConnection unchanged (framing, limits, the shared packet path with the
+TCP cache key, as dnsdist keys DoT like TCP); this module adds the TLS layer under it and the
+per-query TLS version counters dnsdist keeps per frontend.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydist.frontend.tcp import TCPClientConnection
+from pydist.tls.context import FrontendTLS
+from pydist.tls.layer import TLSLayer
+
+
+class TLSClientConnection(TCPClientConnection):
+    """A DoT client: counts each query under the TLS version of its connection."""
+
+    def __init__(self, path: Any, fe: Any, per_client: dict[str, int], tls: FrontendTLS) -> None:
+        super().__init__(path, fe, per_client)
+        self.tls = tls
+
+    def _next(self) -> None:
+        if not self.busy and self.pending and not self.closed:
+            self.tls.count_query(self.transport.version())
+        super()._next()
+
+
+def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: FrontendTLS,
+                      log_errors: bool = False) -> TLSLayer:
+    """The protocol factory for one DoT listener: a TLS layer over the current context."""
+    inner = TLSClientConnection(path, fe, per_client, tls)
+
+    def failed(layer: TLSLayer, why: str) -> None:
+        """As dnsdist 1.7.3: a connection that never completed its handshake 'died reading
+        the query', plus one of the handshake-failure causes when OpenSSL gave one."""
+        tls.handshake_failed(layer, why)
+        counters = fe.tcp_counters
+        counters["tcpDiedReadingQuery"] = counters.get("tcpDiedReadingQuery", 0) + 1
+        if log_errors:
+            peer = layer.get_extra_info("peername")
+            path.reg.log(f"Error while processing TLS connection from {peer}: {why}")
+    return TLSLayer(tls.new_connection(), inner, tls.handshake_done, failed)

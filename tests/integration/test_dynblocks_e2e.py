@@ -1,0 +1,119 @@
+"""Dynamic blocks at serve time, pydist against real dnsdist 1.7.3 (facts §11): a bounded loopback
+burst trips a dynBlockRulesGroup rate rule applied from maintenance(), the client is blocked over
+UDP and TCP, showDynBlocks() and the counters say so, and the block expires on its own."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+
+import dns.message
+import pytest
+
+from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.helpers.pydist_proc import poll_until, query
+
+KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
+HEAD = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("%s")
+newServer({address="{backend}"})
+""" % KEY
+GROUP = HEAD + """
+local g = dynBlockRulesGroup()
+g:setQueryRate(20, 2, "Exceeded query rate", 3)
+g:excludeRange("192.0.2.0/24")
+function maintenance() g:apply() end
+"""
+EXCEED = HEAD + """
+setDynBlocksAction(DNSAction.Refused)
+function maintenance()
+  addDynBlocks(exceedQRate(20, 2), "Exceeded query rate", 3)
+end
+"""
+BURST = 120          # queries sent at once: well over 20 qps x 2 s, bounded
+
+
+def console(conf: str, cmd: str) -> str:
+    """Real dnsdist's console client (it speaks to pydist too)."""
+    res = subprocess.run(["dnsdist", "-C", conf, "-e", cmd], capture_output=True, text=True,
+                         timeout=10)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def burst(where: tuple[str, int], n: int = BURST) -> int:
+    """Send n queries from one socket, collect answers for a short while; how many came back."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        for i in range(n):
+            s.sendto(dns.message.make_query(f"b{i}.burst.test.", "A").to_wire(), where)
+        got = 0
+        try:
+            while got < n:
+                s.recv(4096)
+                got += 1
+        except socket.timeout:
+            pass
+    return got
+
+
+def _blocked(where: tuple[str, int]) -> bool:
+    return query(where, "probe.test.", timeout=0.4) is None
+
+
+def _stat(text: str, name: str) -> int:
+    m = re.search(rf"(?m)(?:^|\s){re.escape(name)}\s+(\d+)", text)
+    assert m, text
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_rate_rule_blocks_then_expires(impl: str, start_proc: Starter,
+                                       responder_factory: ResponderFactory) -> None:
+    backend = responder_factory()
+    proc = start_proc(impl, GROUP, {"backend": backend.address})
+    where = proc.addr()
+    assert query(where, "before.test.") is not None
+    assert burst(where) > 0
+    poll_until(lambda: _blocked(where), timeout=6)
+    assert query(where, "tcp.test.", tcp=True, timeout=0.5) is None   # TCP blocked too
+    line = proc.wait_for(r"Inserting dynamic block for")
+    assert line == "Inserting dynamic block for 127.0.0.1/32 for 3 seconds: Exceeded query rate"
+    conf = str(proc.conf)
+    shown = console(conf, "showDynBlocks()").splitlines()
+    assert shown[0].split() == ["What", "Seconds", "Blocks", "Warning", "Action", "Reason"]
+    row = shown[1].split()
+    assert row[0] == "127.0.0.1/32" and row[3:5] == ["false", "Drop"]
+    assert int(row[2]) >= 1 and 0 <= int(row[1]) <= 3
+    stats = console(conf, "dumpStats()")
+    assert _stat(stats, "dyn-blocked") >= 1 and _stat(stats, "dyn-block-nmg-size") == 1
+    poll_until(lambda: query(where, "after.test.", timeout=0.4) is not None, timeout=12)
+    assert console(conf, "showDynBlocks()").splitlines()[1:] == []
+    assert proc.alive()
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_exceed_qrate_with_global_action(impl: str, start_proc: Starter,
+                                         responder_factory: ResponderFactory) -> None:
+    backend = responder_factory()
+    proc = start_proc(impl, EXCEED, {"backend": backend.address})
+    where = proc.addr()
+    burst(where)
+
+    def refused() -> bool:
+        r = query(where, "probe.test.", timeout=0.5)
+        return r is not None and r.rcode() == 5
+    poll_until(refused, timeout=6)
+    r = query(where, "probe.test.", tcp=True)
+    assert r is not None and r.rcode() == 5 and not r.answer
+    assert proc.wait_for(r"Inserting dynamic block for").endswith(
+        "127.0.0.1 for 3 seconds: Exceeded query rate")
+    conf = str(proc.conf)
+    console(conf, "addDynBlocks({[newCA('192.0.2.9')]=1}, 'manual', 60)")
+    rows = [ln for ln in console(conf, "showDynBlocks()").splitlines() if "192.0.2.9" in ln]
+    assert rows and rows[0].split()[3:] == ["false", "Send", "Refused", "manual"]
+    console(conf, "clearDynBlocks()")
+    assert "192.0.2.9" not in console(conf, "showDynBlocks()")

@@ -1,0 +1,36 @@
+"""Selectors pydist cannot match yet (SNI, DoH, KV, proxy protocol) and actions it only keeps are
+never silently ignored: serving warns about each, and the rest of the chain still works."""
+from __future__ import annotations
+
+from tests.conftest import ResponderFactory, Starter
+from tests.helpers.pydist_proc import query
+
+CONF = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{backend}"})
+addAction(SNIRule("secret.example"), DropAction())
+addAction(AndRule({QTypeRule("A"), NotRule(HTTPPathRule("/dns-query"))}), NoneAction())
+addAction(ProxyProtocolValueRule(2), DropAction())
+kvs = newCDBKVStore("/nonexistent.cdb", 0)
+addAction(KeyValueStoreLookupRule(kvs, KeyValueLookupKeyQName()), DropAction())
+addAction(AllRule(), TeeAction("127.0.0.1:9"))
+addAction("blocked.test.", RCodeAction(DNSRCode.REFUSED))
+"""
+SUFFIX = " is accepted but not carried out by pydist yet"
+
+
+def test_never_matching_selectors_are_named_at_startup(start_proc: Starter,
+                                                        responder_factory: ResponderFactory) -> None:
+    proc = start_proc("pydist", CONF, {"backend": responder_factory().address})
+    for part in ("selector 'SNI == secret.example' (it never matches in pydist) in addAction()",
+                 "selector 'url path == /dns-query' (it never matches in pydist) in addAction()",
+                 "selector 'proxy protocol value of type 2 is present' (it never matches in "
+                 "pydist) in addAction()",
+                 "action 'tee to 127.0.0.1:9' in addAction()"):
+        assert f"Warning: {part}{SUFFIX}" in proc.output.splitlines()
+    assert "key-value store" in proc.output
+    r = query(proc.addr(), "www.example.")
+    assert r is not None and r.answer                    # the SNI drop rule did not fire
+    r = query(proc.addr(), "blocked.test.")
+    assert r is not None and r.rcode() == 5
