@@ -109,7 +109,6 @@ def register(rt: Any) -> None:
     def set_lua_policy(name: Any, f: Any, *a: Any) -> None:
         reg.policy = new_server_policy(name, f).policy
     rt.fn("setServerPolicyLua", set_lua_policy)
-    rt.fn("setServerPolicyLuaFFI", set_lua_policy)
 
     def set_pool_policy(p: Any, pool: Any, *a: Any) -> None:
         reg.get_pool(as_str(pool)).policy = _policy_arg(p)
@@ -118,7 +117,6 @@ def register(rt: Any) -> None:
     def set_pool_lua_policy(name: Any, f: Any, pool: Any, *a: Any) -> None:
         reg.get_pool(as_str(pool)).policy = new_server_policy(name, f).policy
     rt.fn("setPoolServerPolicyLua", set_pool_lua_policy)
-    rt.fn("setPoolServerPolicyLuaFFI", set_pool_lua_policy)
 
     def set_perturbation(n: Any = None, *a: Any) -> None:
         if n is None:

@@ -78,3 +78,47 @@ def test_pools_membership_policies_and_empty_pool(impl: str, servfail: bool,
     else:
         assert resp is None
     assert b0.count("empty.test.") + b1.count("empty.test.") == 0
+
+
+FFI_POLICY = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{b0}", name="first"})
+newServer({address="{b1}", name="last"})
+local ffi = require("ffi")
+local C = ffi.C
+function pick(servers_list, dq)
+  local n = tonumber(C.dnsdist_ffi_servers_list_get_count(servers_list))
+  local srv = ffi.new("const dnsdist_ffi_server_t*[1]")
+  C.dnsdist_ffi_servers_list_get_server(servers_list, n - 1, srv)
+  if not C.dnsdist_ffi_server_is_up(srv[0]) then return 0 end
+  local qn = ffi.new("const char*[1]")
+  local len = ffi.new("size_t[1]")
+  C.dnsdist_ffi_dnsquestion_get_qname_raw(dq, qn, len)
+  local raw = ffi.string(qn[0], len[0])
+  if raw:find("\\005first") then return 0 end
+  if raw:find("\\007nowhere") then return n end          -- out of range: dropped
+  if C.dnsdist_ffi_dnsquestion_get_qtype(dq) == DNSQType.TXT
+     and ffi.string(C.dnsdist_ffi_server_get_name(srv[0])) == "last" then
+    return n - 1
+  end
+  return 0
+end
+setServerPolicyLuaFFI("ffipick", pick)
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_ffi_policy_index_and_accessors(impl: str, start_proc: Starter,
+                                        responder_factory: ResponderFactory) -> None:
+    """setServerPolicyLuaFFI: the function uses dnsdist's ffi.C accessors, returns 0-based."""
+    b0, b1 = responder_factory(), responder_factory()
+    proc = start_proc(impl, FFI_POLICY, {"b0": b0.address, "b1": b1.address})
+    proc.wait_for(r"Marking downstream .* as 'up'", count=2)
+    assert query(proc.addr(), "first.ffi.test.", "TXT") is not None
+    assert query(proc.addr(), "x.ffi.test.", "TXT") is not None
+    assert query(proc.addr(), "y.ffi.test.", "A") is not None
+    assert query(proc.addr(), "nowhere.ffi.test.", timeout=0.5) is None
+    assert (b0.count("first.ffi.test."), b1.count("x.ffi.test."), b0.count("y.ffi.test.")) \
+        == (1, 1, 1)
+    assert b0.count("nowhere.ffi.test.") + b1.count("nowhere.ffi.test.") == 0
