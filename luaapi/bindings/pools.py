@@ -56,9 +56,7 @@ class PolicyHandle:
         return self.policy.to_string()
 
     tostring = toString
-
-    def console_str(self) -> str:
-        return self.policy.to_string()
+    # no console_str: dnsdist 1.7.3's console cannot print a policy object either
 
 
 def lua_policy(rt: Any, name: str, func: Any) -> ServerPolicy:

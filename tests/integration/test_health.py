@@ -233,3 +233,27 @@ def test_show_servers_states_identical(start_proc: Starter,
     assert out["pydist"] == out["dnsdist"]
     states = [ln.split()[3] if len(ln.split()) > 3 else "" for ln in out["pydist"][1:6]]
     assert states == ["up", "down", "UP", "DOWN", "up"]
+
+
+NO_WAIT = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{slow}", name="slow", checkTimeout=2500})
+newServer({address="{fast}", name="fast"})
+"""
+
+
+def test_a_dead_server_does_not_delay_the_others_checks(start_proc: Starter,
+                                                        responder_factory: ResponderFactory) -> None:
+    """pydist checks each server on its own schedule: a check waiting 2.5 s on a silent
+    backend does not hold back the others. (dnsdist 1.7.3 waits for every check of a round,
+    so there its period becomes 1 s + the slowest timeout.)"""
+    slow, fast = responder_factory(), responder_factory()
+    slow.silent = True
+    proc = start_proc("pydist", NO_WAIT, {"slow": slow.address, "fast": fast.address},
+                      ready=None, timeout=6)
+    proc.wait_for(marking(f"fast ({fast.address})", "up"), timeout=6)
+    start, t0 = checks_any(fast), time.monotonic()
+    poll_until(lambda: checks_any(fast) >= start + 3, timeout=4.5)
+    assert time.monotonic() - t0 < 4.5
+    assert checks_any(slow) <= checks_any(fast)

@@ -203,3 +203,39 @@ def test_roundrobin_with_every_server_down(impl: str, fail: bool, servfail: bool
         assert sent == [0, 0] and all(a is not None and a.rcode() == 2 for a in answers)
     else:
         assert sent == [0, 0] and answers == [None] * 4
+
+
+POLICY_CONSOLE = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("%s")
+setServerPolicy(chashed)
+newServer({address="{b0}", name="x1", pool="x"})
+newServer({address="{b0}", name="x2", pool={"x", "y"}})
+setPoolServerPolicyLua("mine", function(s, dq) return s[1] end, "y")
+setWHashedPertubation(7)
+setWeightedBalancingFactor(1.5)
+""" % KEY
+POLICY_COMMANDS = ["showServerPolicy()", 'showPoolServerPolicy("x")', 'showPoolServerPolicy("y")',
+                   "whashed", "chashed", "wrandom", 'getPoolServers("x")',
+                   'newServerPolicy("n", function(s, dq) return nil end)',
+                   "setWeightedBalancingFactor(0.5)", "setConsistentHashingBalancingFactor(0)",
+                   "setWHashedPertubation(4294967296)", "showPools()"]
+
+
+@pytest.mark.skipif("dnsdist" not in available_impls(), reason="needs real dnsdist")
+def test_policy_console_outputs_identical(start_proc: Starter, responder: Responder) -> None:
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, POLICY_CONSOLE, {"b0": responder.address},
+                          ready="Accepting control connections")
+        out[impl] = {c: console(proc, c) for c in POLICY_COMMANDS}
+        proc.stop()
+    for c in POLICY_COMMANDS:
+        # an error's traceback ends with a C frame address in dnsdist: first line only
+        p, d = out["pydist"][c], out["dnsdist"][c]
+        if d.startswith("Error: "):
+            p, d = p.splitlines()[0], d.splitlines()[0]
+        assert p == d, c
+    assert out["pydist"]["showServerPolicy()"] == "chashed\n"

@@ -112,3 +112,17 @@ def test_refused_udp_check_counts_three_failures() -> None:
     for ok, _ in outcomes:
         update_health(s, ok, False, logs.append)
     assert logs == [f"Marking downstream {addr} as 'down'"]   # maxCheckFailures=3 in one check
+
+
+def test_going_down_resets_the_latency_average() -> None:
+    s = server()
+    s.up_status, s.latency_usec = True, 1234.0
+    update_health(s, False, False, lambda line: None)
+    assert not s.up_status and s.latency_usec == 0.0
+    s.latency_usec = 99.0
+    s.set_down()                                  # setDown() resets it too (facts §2)
+    assert s.latency_usec == 0.0 and s.status_text() == "DOWN"
+    s.set_up()
+    assert s.status_text() == "UP" and s.is_up()
+    s.set_auto()
+    assert s.status_text() == "down" and not s.is_up()
