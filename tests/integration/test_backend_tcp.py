@@ -166,3 +166,53 @@ def test_out_of_order_tcp_answers_matched_by_id(start_proc: Starter) -> None:
         assert backend.connections == 1
     finally:
         backend.close()
+
+
+class ClosingBackend:
+    """A TCP backend that reads a query and closes the connection without answering."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    if conn.recv(4096):
+                        self.queries += 1
+                except OSError:
+                    pass
+
+
+RETRIES = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="127.0.0.1:{b0}", retries=%d}):setUp()
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("retries,attempts", [(0, 1), (1, 1), (3, 3)])
+def test_tcp_retries_when_the_backend_closes(impl: str, retries: int, attempts: int,
+                                             start_proc: Starter) -> None:
+    """`retries` is the number of attempts (at least one), each on a new connection."""
+    backend = ClosingBackend()
+    try:
+        proc = start_proc(impl, RETRIES % retries, {"b0": backend.port}, ready="Console ACL")
+        assert query(proc.addr(), "c.retry.test.", tcp=True, timeout=4) is None
+        poll_until(lambda: backend.queries >= attempts)
+        assert query(proc.addr(), "d.retry.test.", tcp=True, timeout=4) is None
+        poll_until(lambda: backend.queries >= 2 * attempts)
+        assert backend.queries == 2 * attempts
+    finally:
+        backend.sock.close()

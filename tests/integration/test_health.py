@@ -3,6 +3,7 @@ state changes at the configured counts, dnsdist's log lines, traffic leaving a d
 coming back after `rise` successes, checkFunction."""
 from __future__ import annotations
 
+import re
 import time
 
 import dnslib
@@ -257,3 +258,38 @@ def test_a_dead_server_does_not_delay_the_others_checks(start_proc: Starter,
     poll_until(lambda: checks_any(fast) >= start + 3, timeout=4.5)
     assert time.monotonic() - t0 < 4.5
     assert checks_any(slow) <= checks_any(fast)
+
+
+TIMEOUTS = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
+setUDPTimeout(1)
+newServer({address="{mute}", name="mute"}):setUp()
+"""
+
+
+@pytest.mark.skipif("dnsdist" not in available_impls(), reason="needs real dnsdist")
+def test_unanswered_queries_become_drops(start_proc: Starter,
+                                         responder_factory: ResponderFactory) -> None:
+    """Queries in flight to a server that went silent time out: Outstanding goes back to 0,
+    Drops and downstream-timeouts count them, identically to dnsdist."""
+    mute = responder_factory()
+    mute.silent = True
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, TIMEOUTS, {"mute": mute.address},
+                          ready="Accepting control connections")
+        for i in range(4):
+            assert query(proc.addr(), f"t{i}.{impl}.mute.test.", timeout=0.2) is None
+
+        def row() -> list[str]:
+            return console(proc, "showServers()").splitlines()[1].split()
+        poll_until(lambda: row()[9] == "4", timeout=8)
+        fields = row()
+        stats = console(proc, "dumpStats()")
+        out[impl] = (fields[8:10] + fields[12:13],
+                     re.search(r"downstream-timeouts\s+(\d+)", stats).group(1))
+        proc.stop()
+    assert out["pydist"] == out["dnsdist"] == (["4", "4", "0"], "4")
