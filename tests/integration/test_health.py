@@ -293,3 +293,23 @@ def test_unanswered_queries_become_drops(start_proc: Starter,
                      re.search(r"downstream-timeouts\s+(\d+)", stats).group(1))
         proc.stop()
     assert out["pydist"] == out["dnsdist"] == (["4", "4", "0"], "4")
+
+
+def slow_checks(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord:
+    """Health queries answered after 0.8 s (the responder's thread waits meanwhile)."""
+    if str(q.q.qname) == "a.root-servers.net.":
+        time.sleep(0.8)
+    return default_handler()(q, transport)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_queries_during_the_initial_check_wait_for_it(impl: str, start_proc: Starter,
+                                                      responder_factory: ResponderFactory) -> None:
+    """The initial check runs before serving: an early query is answered once it is done,
+    not dropped because the server is not up yet."""
+    b = responder_factory(slow_checks)
+    proc = start_proc(impl, 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+                      'newServer({address="{b0}"})\n', {"b0": b.address}, ready="Listening on")
+    resp = query(proc.addr(), "early.test.", timeout=3)
+    assert resp is not None and resp.answer
+    assert any("as 'up'" in ln for ln in proc.lines)
