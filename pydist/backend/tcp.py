@@ -37,6 +37,9 @@ class BackendConnection(asyncio.Protocol):
         self.pending[query[:2]] = (query, reply, attempt)
         self.queries += 1
         self.transport.write(len(query).to_bytes(2, "big") + query)
+        buffered = getattr(self.transport, "get_write_buffer_size", None)
+        if buffered is not None and buffered():      # the kernel did not take it all: watch it
+            self.pool.loop.call_later(self.pool.send_timeout, self._send_check)
         if self.timer is None:
             self.timer = self.pool.loop.call_later(self.pool.recv_timeout, self._timeout)
 
@@ -62,6 +65,12 @@ class BackendConnection(asyncio.Protocol):
             self.timer.cancel()
         self.timer = (self.pool.loop.call_later(self.pool.recv_timeout, self._timeout)
                       if self.pending else None)
+
+    def _send_check(self) -> None:
+        """tcpSendTimeout: a query still not written out by then fails the connection."""
+        if not self.closed and self.pending and self.transport.get_write_buffer_size():
+            self.pool.server.tcp["tcpWriteTimeouts"] += 1
+            self._fail()
 
     def _timeout(self) -> None:
         self.timer = None
@@ -106,6 +115,7 @@ class BackendTCPPool:
         self.opening: list[tuple[bytes, Reply, int]] | None = None   # riders of a connect
         self.connect_timeout = float(opts.get("tcpConnectTimeout") or 5)
         self.recv_timeout = float(opts.get("tcpRecvTimeout") or 30)
+        self.send_timeout = float(opts.get("tcpSendTimeout") or 30)
         self.retries = int(opts.get("retries") if opts.get("retries") is not None else 5)
 
     def query(self, query: bytes, reply: Reply) -> None:
