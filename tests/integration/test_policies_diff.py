@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pydist_proc import query
-from tests.helpers.responder import Responder
+from tests.helpers.responder import Responder, default_handler
 from pydist.dns.burtle import burtle_ci
 from pydist.dns.wire import text_to_wire
 
@@ -239,3 +240,48 @@ def test_policy_console_outputs_identical(start_proc: Starter, responder: Respon
             p, d = p.splitlines()[0], d.splitlines()[0]
         assert p == d, c
     assert out["pydist"]["showServerPolicy()"] == "chashed\n"
+
+
+WRANDOM = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setServerPolicy(wrandom)
+newServer({address="{b0}", weight=1})
+newServer({address="{b1}", weight=3})
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_wrandom_share_follows_weight(impl: str, start_proc: Starter,
+                                      responder_factory: ResponderFactory) -> None:
+    backends = [responder_factory(), responder_factory()]
+    proc = start_with(impl, start_proc, WRANDOM, backends)
+    for i in range(200):
+        assert query(proc.addr(), f"w{i}.wr.test.") is not None
+    share = backends[1].count(".wr.test.") / 200
+    assert abs(share - 0.75) < 0.1, share      # 3:1 within a tolerance (binomial sd ~0.03)
+
+
+def slow(q: object, transport: str) -> object:
+    time.sleep(0.03)
+    return default_handler()(q, transport)  # type: ignore[arg-type]
+
+
+LEAST = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{b0}", name="slow"})
+newServer({address="{b1}", name="fast"})
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_least_outstanding_prefers_the_faster_server(impl: str, start_proc: Starter,
+                                                     responder_factory: ResponderFactory) -> None:
+    """Equal outstanding and order: the lower latency average wins (facts §3)."""
+    backends = [responder_factory(slow), responder_factory()]
+    proc = start_with(impl, start_proc, LEAST, backends)
+    for i in range(30):
+        assert query(proc.addr(), f"l{i}.lo.test.") is not None
+    assert backends[0].count(".lo.test.") <= 2
+    assert backends[1].count(".lo.test.") >= 28
