@@ -313,3 +313,16 @@ def test_queries_during_the_initial_check_wait_for_it(impl: str, start_proc: Sta
     resp = query(proc.addr(), "early.test.", timeout=3)
     assert resp is not None and resp.answer
     assert any("as 'up'" in ln for ln in proc.lines)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_check_tcp_sends_health_queries_over_tcp(impl: str, start_proc: Starter,
+                                                 responder: Responder) -> None:
+    proc = start_proc(impl, 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+                      'newServer({address="{b0}", checkTCP=true, checkName="%s"})\n' % CHECK,
+                      {"b0": responder.address})
+    poll_until(lambda: checks(responder) >= 2)
+    with responder.lock:
+        transports = {t for n, t, _ in responder.queries if n == CHECK}
+    assert transports == {"tcp"}
+    assert query(proc.addr(), "after.tcpcheck.test.") is not None
