@@ -20,6 +20,7 @@ BINDING_MODULES = (
     "luaapi.bindings.ffi_policy",
     "luaapi.bindings.caches",
     "luaapi.bindings.consolecfg",
+    "luaapi.bindings.web",
     "luaapi.bindings.inspection",
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",

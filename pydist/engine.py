@@ -75,6 +75,7 @@ class Engine:
         self.last_rates = time.monotonic()
         self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
         self.console_server = None
+        self.web_server: Any = None
         registry.engine = self
 
     # --- backends
@@ -115,6 +116,7 @@ class Engine:
 
     # --- start
     async def start(self) -> None:
+        self.start_web()
         # as dnsdist: the initial health checks finish before any query is read (queries that
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:
@@ -171,6 +173,12 @@ class Engine:
                 seen.add(id(c))
                 up = any(s.is_up() for s in pool.servers)
                 c.maintenance(now, self.reg.settings.cache_cleaning_percentage, up)
+
+    # --- web server
+    def start_web(self) -> None:
+        """Serve the socket webserver() bound (at startup, or at once when called at runtime)."""
+        from pydist.web.server import start_web_server
+        self.web_server = start_web_server(self.loop, self.reg, self.web_server)
 
     # --- console
     def start_console(self) -> None:

@@ -42,8 +42,8 @@ class PacketPath:
         self.dynblocks = self.reg.dynblocks if self.reg.dynblocks.active else None
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and not self.query_rules
-            and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
             and not self.cachehit_rules and self.dynblocks is None
+            and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
@@ -102,9 +102,8 @@ class PacketPath:
         if queries:
             stats.queries += queries
             fe.queries += queries
-            if hits:
+            if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
                 stats.cache_hits += hits
-                fe.responses += hits
                 stats.zero_latency_samples(hits)
 
     # ---- the full path, shared by UDP and TCP
@@ -156,7 +155,8 @@ class PacketPath:
                     if resp is None:
                         return self._drop(reply)
                 stats.cache_hits += 1
-                return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay)
+                return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay,
+                                    fe_count=reply is not None)
             stats.cache_misses += 1
         if server is None:
             stats.no_policy += 1
@@ -203,12 +203,14 @@ class PacketPath:
             reply(None)
 
     def _answer(self, resp: bytes, addr: Any, fe: Any, fe_sock: Any, reply: Callable | None,
-                count: bool = True, ring: bool = True, delay_ms: int = 0) -> None:
+                count: bool = True, ring: bool = True, delay_ms: int = 0,
+                fe_count: bool = True) -> None:
         """Send an answer that did not come from a backend; cache hits stay out of the ring."""
         if count:
             self.stats.count_rcode(resp[3] & 0x0F)
         self.stats.zero_latency_samples(1)
-        fe.responses += 1
+        if fe_count:
+            fe.responses += 1
         if ring:
             self.rings.responses.append((time.time(), addr, resp, 0, None, fe.proto))
         if reply is not None:

@@ -11,6 +11,7 @@ from pydist.dynblocks import DynBlocks
 from pydist.policies import BUILTIN, ServerPolicy
 from pydist.rules.chain import RuleChain
 from pydist.stats import Stats
+from pydist.web.settings import WebSettings
 
 SERVE, CHECK, CLIENT = "serve", "check-config", "client"
 
@@ -139,6 +140,7 @@ class Registry:
         self.config_done = False
         self.engine = None        # set when serving: lets runtime changes reach live sockets
         self.unsupported: list[str] = []
+        self.web = WebSettings()          # webserver()/setWebserverConfig() (facts §7)
         self.rings = None
         # rule chains (query, response, cachehit, selfanswered); a change refreshes the fast path
         self.rules: dict[str, RuleChain] = {k: RuleChain(k) for k in

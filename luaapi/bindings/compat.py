@@ -4,8 +4,6 @@ not carry out yet record themselves in registry.unsupported ("webserver() at lin
 engine can warn once per directive when serving."""
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from typing import Any, Callable
 
@@ -132,43 +130,6 @@ def register(rt: Any) -> None:
         nargs(a, 3)
         return ObjectHandle("DOHResponseMapEntry")
     rt.fn("newDOHResponseMapEntry", doh_map_entry)
-
-    # --- web server (until the web issue)
-    def webserver(addr: Any = None, password: Any = None, api_key: Any = None,
-                  headers: Any = None, acl: Any = None, *a: Any) -> None:
-        if len(a) > 0:
-            raise LuaArgError("This function requires at most 5 parameter(s)")
-        as_str(addr)
-        reg.web = getattr(reg, "web", {})
-        reg.web["address"] = as_str(addr)
-    unsupported(rt, "webserver", webserver)
-
-    def set_webserver_config(t: Any = None, *a: Any) -> None:
-        d = table_to_dict(t)
-        pw = d.get("password")
-        if isinstance(pw, str) and not pw.startswith("$scrypt$"):
-            rt.log("Passing a plain-text password via the 'password' parameter to "
-                   "'setWebserverConfig()' is not advised, please consider generating a hashed "
-                   "one using 'hashPassword()' instead.")
-        key = d.get("apiKey")
-        if isinstance(key, str) and key and not key.startswith("$scrypt$"):
-            rt.log("Passing a plain-text API key via the 'apiKey' parameter to "
-                   "'setWebserverConfig()' is not advised, please consider generating a hashed "
-                   "one using 'hashPassword()' instead.")
-        reg.web = getattr(reg, "web", {})
-        reg.web.update({k: v for k, v in d.items() if isinstance(k, str) and not is_table(v)})
-    rt.fn("setWebserverConfig", set_webserver_config)
-
-    def hash_password(pw: Any, work: Any = None, *a: Any) -> str:
-        salt = os.urandom(16)
-        n = 1024 if work is None else as_int(work)
-        dk = hashlib.scrypt(as_str(pw).encode(), salt=salt, n=n, r=8, p=1, dklen=32)
-        return (f"$scrypt$ln={n.bit_length() - 1},p=1,r=8$"
-                f"{base64.b64encode(salt).decode()}${base64.b64encode(dk).decode()}")
-    rt.fn("hashPassword", hash_password)
-    rt.fn("setAPIWritable", lambda b, d=None, *a: setattr(reg, "api_writable", as_bool(b)))
-    rt.fn("registerWebHandler", lambda *a: None)
-    rt.fn("showWebserverConfig", lambda *a: None, no_side_effect=True)
 
     # --- carbon, SNMP
     def carbon(addr: Any, *a: Any) -> None:

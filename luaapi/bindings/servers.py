@@ -153,7 +153,7 @@ def register(rt: Any) -> None:
         if host in ("0.0.0.0", "::"):
             rt.log(f"Error creating new server: {address} is not a valid address for a downstream server")
             return None
-        pools = opts.pop("pool", None) or [""]
+        pools = opts.get("pool") or [""]   # options keep "pool": the web API lists it as given
         server = DownstreamState(host, port, opts)
         handle = handle_for(rt, server)
         if server.weight < 1:

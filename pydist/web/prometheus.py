@@ -1,0 +1,133 @@
+"""/metrics: dnsdist 1.7.3's Prometheus text, line for line (facts §5 and §7): the global
+entries, the latency histogram, then servers, frontends, pools, rules and dnsdist_info."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydist.stats import GAUGES
+from pydist.web import prometheus_help as H
+from pydist.web import views
+from pydist.web.numfmt import cpp_number
+
+NOT_EXPORTED = frozenset({"special-memory-usage", "latency-sum", "latency-count"})
+_BUCKETS = (("1", "latency0-1"), ("10", "latency1-10"), ("50", "latency10-50"),
+            ("100", "latency50-100"), ("1000", "latency100-1000"), ("+Inf", "latency-slow"))
+
+
+def _head(out: list[str], name: str, kind: str, help_text: str, type_name: str = "") -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {type_name or name} {kind}")
+
+
+def _globals(out: list[str], entries: list[tuple[str, float]]) -> dict[str, float]:
+    values = dict(entries)
+    for name, value in entries:
+        if name in NOT_EXPORTED or name not in H.ENTRY_HELP:
+            continue
+        metric = "dnsdist_" + name.replace("-", "_")
+        _head(out, metric, "gauge" if name in GAUGES else "counter", H.ENTRY_HELP[name])
+        out.append(f"{metric} {cpp_number(value)}")
+    return values
+
+
+def _histogram(out: list[str], values: dict[str, float]) -> None:
+    _head(out, "dnsdist_latency", "histogram", H.LATENCY_HELP)
+    total = 0
+    for le, entry in _BUCKETS:
+        total += int(values.get(entry, 0))
+        out.append(f'dnsdist_latency_bucket{{le="{le}"}} {total}')
+    out.append(f"dnsdist_latency_sum {cpp_number(values.get('latency-sum', 0))}")
+    out.append(f"dnsdist_latency_count {cpp_number(values.get('latency-count', 0))}")
+
+
+def _server_values(s: Any) -> dict[str, float]:
+    tcp = s.tcp
+    return {
+        "status": 1 if s.is_up() else 0, "queries": s.queries, "responses": s.responses,
+        "drops": s.reuseds, "latency": s.latency_usec / 1000.0, "senderrors": s.send_errors,
+        "outstanding": s.outstanding, "order": s.order, "weight": s.weight,
+        "tcpdiedsendingquery": tcp.get("tcpDiedSendingQuery", 0),
+        "tcpdiedreadingresponse": tcp.get("tcpDiedReadingResponse", 0),
+        "tcpgaveup": tcp.get("tcpGaveUp", 0), "tcpreadtimeouts": tcp.get("tcpReadTimeouts", 0),
+        "tcpwritetimeouts": tcp.get("tcpWriteTimeouts", 0),
+        "tcpconnecttimeouts": tcp.get("tcpConnectTimeouts", 0),
+        "tcpcurrentconnections": tcp.get("tcpCurrentConnections", 0),
+        "tcpmaxconcurrentconnections": tcp.get("tcpMaxConcurrentConnections", 0),
+        "tcpnewconnections": tcp.get("tcpNewConnections", 0),
+        "tcpreusedconnections": tcp.get("tcpReusedConnections", 0),
+        "tcpavgqueriesperconn": tcp.get("tcpAvgQueriesPerConnection", 0),
+        "tcpavgconnduration": tcp.get("tcpAvgConnectionDuration", 0),
+        "tlsresumptions": s.tls_resumptions,
+    }
+
+
+def _servers(out: list[str], reg: Any) -> None:
+    for suffix, kind, help_text in H.SERVER_METRICS:
+        # 1.7.3 misspells the TYPE line of this one; Grafana dashboards never notice
+        type_name = "dnsdist_server_tlsersumptions" if suffix == "tlsresumptions" else ""
+        _head(out, f"dnsdist_server_{suffix}", kind, help_text, type_name)
+    for s in reg.servers:
+        label = f'{{server="{_escape(s.name.replace(".", "_"))}",address="{s.address_str}"}}'
+        values = _server_values(s)
+        for suffix in H.SERVER_SAMPLE_ORDER:
+            if suffix == "latency" and not s.is_up():
+                continue
+            out.append(f"dnsdist_server_{suffix}{label} {cpp_number(values[suffix])}")
+
+
+def _frontends(out: list[str], reg: Any) -> None:
+    for suffix, kind, help_text in H.FRONTEND_METRICS:
+        _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
+    for cs in views.client_states(reg):
+        label = f'{{frontend="{cs.address()}",proto="{cs.proto}",thread="0"}}'
+        out.append(f"dnsdist_frontend_queries{label} {cs.queries}")
+        out.append(f"dnsdist_frontend_responses{label} {cs.responses}")
+        if cs.proto == "TCP":
+            c = cs.tcp_counters
+            for suffix, key in zip(H.FRONTEND_TCP_SAMPLES, views.FRONTEND_TCP_KEYS, strict=True):
+                out.append(f"dnsdist_frontend_{suffix}{label} {cpp_number(c.get(key, 0))}")
+    for suffix, kind, help_text in H.DOH_FRONTEND_METRICS:
+        _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
+
+
+def _pools(out: list[str], reg: Any) -> None:
+    for suffix, kind, help_text in H.POOL_METRICS:
+        _head(out, f"dnsdist_pool_{suffix}", kind, help_text)
+    for pool in views.sorted_pools(reg):
+        label = f'{{pool="{_escape(pool.name) or "_default_"}"}}'
+        out.append(f"dnsdist_pool_servers{label} {len(pool.servers)}")
+        out.append(f"dnsdist_pool_active_servers{label} "
+                   f"{sum(1 for s in pool.servers if s.is_up())}")
+        if pool.cache is not None:
+            stats = views.pool_stats(pool)
+            for (suffix, _, _), (key, _) in zip(H.POOL_METRICS[2:], views.CACHE_KEYS, strict=True):
+                out.append(f"dnsdist_pool_{suffix}{label} {stats[key]}")
+
+
+def _rules(out: list[str], reg: Any) -> None:
+    _head(out, "dnsdist_rule_hits", "counter", H.RULE_HITS_HELP)
+    for rule in views.all_rules(reg):
+        out.append(f'dnsdist_rule_hits{{id="{_escape(rule.name or rule.uuid)}"}} {rule.matches}')
+
+
+def _escape(text: str) -> str:
+    """Label values stay parseable whatever a config names its servers or rules."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(reg: Any) -> str:
+    """The whole /metrics body."""
+    out: list[str] = []
+    values = _globals(out, reg.stats.snapshot(include_special=False))
+    _histogram(out, values)
+    _servers(out, reg)
+    _frontends(out, reg)
+    _pools(out, reg)
+    _rules(out, reg)
+    _head(out, "dnsdist_dynblocks_nmg_top_offenders_hits_per_second", "gauge",
+          H.DYNBLOCKS_NMG_TOP_OFFENDERS_HITS_PER_SECOND_HELP)
+    _head(out, "dnsdist_dynblocks_smt_top_offenders_hits_per_second", "gauge",
+          H.DYNBLOCKS_SMT_TOP_OFFENDERS_HITS_PER_SECOND_HELP)
+    _head(out, "dnsdist_info", "gauge", H.INFO_HELP)
+    out.append('dnsdist_info{version="1.7.3"} 1')
+    return "\n".join(out) + "\n"
