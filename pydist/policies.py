@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.burtle import burtle_ci

@@ -38,7 +38,9 @@ local shim = {
   dnsdist_ffi_server_get_weight = function(p) return srv(p).weight end,
   dnsdist_ffi_server_get_order = function(p) return srv(p).order end,
   dnsdist_ffi_server_get_latency = function(p) return srv(p):getLatency() end,
-  dnsdist_ffi_server_get_name = function(p) local s = srv(p):getName(); keep[#keep + 1] = s; return s end,
+  dnsdist_ffi_server_get_name = function(p)
+    local s = srv(p):getName(); keep[#keep + 1] = s; return s
+  end,
   dnsdist_ffi_server_get_name_with_addr = function(p)
     local s = srv(p):getNameWithAddr(); keep[#keep + 1] = s; return s
   end,
@@ -48,7 +50,9 @@ local shim = {
   dnsdist_ffi_dnsquestion_get_qname_raw = function(dq, out, size)
     local s = dqh.qname:toDNSString(); keep[#keep + 1] = s; out[0] = s; size[0] = #s
   end,
-  dnsdist_ffi_dnsquestion_get_qname_hash = function(dq, init) return qname_hash(dqh, tonumber(init)) end,
+  dnsdist_ffi_dnsquestion_get_qname_hash = function(dq, init)
+    return qname_hash(dqh, tonumber(init))
+  end,
   dnsdist_ffi_dnsquestion_get_tag = function(dq, label)
     local s = dqh:getTag(real.string(label)); keep[#keep + 1] = s; return s
   end,

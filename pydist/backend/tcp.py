@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydist.backend.server import DownstreamState
 
@@ -15,7 +16,7 @@ class BackendConnection(asyncio.Protocol):
     maxInFlight > 1 may answer in any order; an answer whose ID matches nothing in flight
     ends the connection and its queries without retry (as dnsdist 1.7.3 does)."""
 
-    def __init__(self, pool: "BackendTCPPool") -> None:
+    def __init__(self, pool: BackendTCPPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -152,7 +153,7 @@ class BackendTCPPool:
         """Open a connection and send the query that asked for it, plus any that rode along."""
         try:
             conn = await asyncio.wait_for(self._open(), self.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.server.tcp["tcpConnectTimeouts"] += 1
             self._retry_all(riders)
             return

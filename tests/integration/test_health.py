@@ -10,9 +10,9 @@ import dnslib
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
-from tests.integration.test_policies_diff import console
 from tests.helpers.pydist_proc import free_port, poll_until, query
 from tests.helpers.responder import Handler, Responder, default_handler
+from tests.integration.test_policies_diff import console
 
 CHECK = "hc.test."
 
@@ -30,9 +30,9 @@ TRANSITIONS = """
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 setVerboseHealthChecks(true)
-newServer({address="{b0}", name="hc", checkName="%s", checkTimeout=300, maxCheckFailures=2,
+newServer({address="{b0}", name="hc", checkName="CHECK", checkTimeout=300, maxCheckFailures=2,
            rise=2})
-""" % CHECK
+""".replace("CHECK", CHECK)
 
 
 @pytest.mark.parametrize("impl", BOTH)
@@ -138,9 +138,9 @@ FAILOVER = """
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 setServerPolicy(firstAvailable)
-newServer({address="{b0}", name="main", order=1, checkName="%s", checkTimeout=300, rise=2})
+newServer({address="{b0}", name="main", order=1, checkName="CHECK", checkTimeout=300, rise=2})
 newServer({address="{b1}", name="backup", order=2})
-""" % CHECK
+""".replace("CHECK", CHECK)
 
 
 @pytest.mark.parametrize("impl", BOTH)
@@ -244,8 +244,8 @@ newServer({address="{fast}", name="fast"})
 """
 
 
-def test_a_dead_server_does_not_delay_the_others_checks(start_proc: Starter,
-                                                        responder_factory: ResponderFactory) -> None:
+def test_a_dead_server_does_not_delay_the_others_checks(
+        start_proc: Starter, responder_factory: ResponderFactory) -> None:
     """pydist checks each server on its own schedule: a check waiting 2.5 s on a silent
     backend does not hold back the others. (dnsdist 1.7.3 waits for every check of a round,
     so there its period becomes 1 s + the slowest timeout.)"""
@@ -284,8 +284,8 @@ def test_unanswered_queries_become_drops(start_proc: Starter,
         for i in range(4):
             assert query(proc.addr(), f"t{i}.{impl}.mute.test.", timeout=0.2) is None
 
-        def row() -> list[str]:
-            return console(proc, "showServers()").splitlines()[1].split()
+        def row(p: object = proc) -> list[str]:
+            return console(p, "showServers()").splitlines()[1].split()
         poll_until(lambda: row()[9] == "4", timeout=8)
         fields = row()
         stats = console(proc, "dumpStats()")
@@ -319,7 +319,8 @@ def test_queries_during_the_initial_check_wait_for_it(impl: str, start_proc: Sta
 def test_check_tcp_sends_health_queries_over_tcp(impl: str, start_proc: Starter,
                                                  responder: Responder) -> None:
     proc = start_proc(impl, 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
-                      'newServer({address="{b0}", checkTCP=true, checkName="%s"})\n' % CHECK,
+                      'newServer({address="{b0}", checkTCP=true, checkName="CHECK"})\n'
+                      .replace("CHECK", CHECK),
                       {"b0": responder.address})
     poll_until(lambda: checks(responder) >= 2)
     with responder.lock:

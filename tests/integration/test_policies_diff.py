@@ -12,11 +12,11 @@ import time
 
 import pytest
 
+from pydist.dns.burtle import burtle_ci
+from pydist.dns.wire import text_to_wire
 from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pydist_proc import query
 from tests.helpers.responder import Responder, default_handler
-from pydist.dns.burtle import burtle_ci
-from pydist.dns.wire import text_to_wire
 
 PERTURBATION = 4242
 WEIGHTS = (1, 2, 3)
@@ -99,7 +99,7 @@ def test_chashed_keeps_names_when_a_server_is_added_at_runtime(
                   ':setUp()')
     later = [n.replace("n", "m", 1) for n in NAMES]   # fresh names: counts stay unambiguous
     assert picks(proc, backends, later) == [model_chashed(n, (50, 50, 50)) for n in later]
-    moved = [i for i, (n, b) in enumerate(zip(NAMES, before))
+    moved = [i for i, (n, b) in enumerate(zip(NAMES, before, strict=True))
              if model_chashed(n, (50, 50, 50)) != b]
     assert moved and all(model_chashed(NAMES[i], (50, 50, 50)) == 2 for i in moved)
 
@@ -210,14 +210,14 @@ POLICY_CONSOLE = """
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 controlSocket("127.0.0.1:{portconsole}")
-setKey("%s")
+setKey("CONSOLEKEY")
 setServerPolicy(chashed)
 newServer({address="{b0}", name="x1", pool="x"})
 newServer({address="{b0}", name="x2", pool={"x", "y"}})
 setPoolServerPolicyLua("mine", function(s, dq) return s[1] end, "y")
 setWHashedPertubation(7)
 setWeightedBalancingFactor(1.5)
-""" % KEY
+""".replace("CONSOLEKEY", KEY)
 POLICY_COMMANDS = ["showServerPolicy()", 'showPoolServerPolicy("x")', 'showPoolServerPolicy("y")',
                    "whashed", "chashed", "wrandom", 'getPoolServers("x")',
                    'newServerPolicy("n", function(s, dq) return nil end)',

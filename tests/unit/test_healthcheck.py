@@ -7,11 +7,16 @@ import socket
 import pytest
 
 from luaapi.runtime import LuaConfig
-from pydist.registry import CHECK, Registry
-from pydist.backend.healthcheck import (CheckQuery, build_check_query, check_once, check_response,
-                                        update_health)
+from pydist.backend.healthcheck import (
+    CheckQuery,
+    build_check_query,
+    check_once,
+    check_response,
+    update_health,
+)
 from pydist.backend.server import DownstreamState
 from pydist.dns.wire import text_to_wire
+from pydist.registry import CHECK, Registry
 
 NWA = "hc (127.0.0.1:53)"
 
@@ -57,8 +62,10 @@ def test_wrong_id_short_answer_and_other_question() -> None:
     bad_id = bytes([q.packet[0] ^ 0xFF, q.packet[1]])
     assert check_response(s, q, answer(q, qid=bad_id)) == (
         False, f"Invalid health check response id {q.qid} from backend {NWA}, expecting {q.qid}")
-    assert check_response(s, q, b"\x00" * 5)[1].startswith("Invalid health check response of size 5")
-    other = q.packet[:2] + b"\x81\x80" + q.packet[4:12] + text_to_wire("b.test.") + b"\x00\x1c\x00\x01"
+    short = check_response(s, q, b"\x00" * 5)[1]
+    assert short.startswith("Invalid health check response of size 5")
+    other = (q.packet[:2] + b"\x81\x80" + q.packet[4:12] + text_to_wire("b.test.")
+             + b"\x00\x1c\x00\x01")
     assert check_response(s, q, other) == (False, (
         f"Backend {NWA} responded to health check with an invalid qname (b.test. vs "
         "a.root-servers.net.), qtype (AAAA vs A) or qclass (1 vs 1)"))
@@ -84,7 +91,8 @@ def test_check_function_rewrites_the_query() -> None:
 
 def test_failing_check_function_fails_the_check() -> None:
     cfg = LuaConfig(Registry(CHECK, log=lambda line: None))
-    cfg.run_code('newServer({address="127.0.0.1:5399", checkFunction=function() error("boom") end})',
+    cfg.run_code('newServer({address="127.0.0.1:5399", '
+                 'checkFunction=function() error("boom") end})',
                  "chunk")
     outcomes = asyncio.run(check_once(None, cfg.registry.servers[0]))
     assert len(outcomes) == 1 and not outcomes[0][0]
@@ -103,7 +111,8 @@ def test_refused_udp_check_counts_three_failures() -> None:
     outcomes = asyncio.run(run())
     assert [ok for ok, _ in outcomes] == [False, False, False]
     addr = f"127.0.0.1:{port}"
-    assert outcomes[0][1] == f"Error receiving health check response from {addr}: Connection refused"
+    assert outcomes[0][1] == (f"Error receiving health check response from {addr}: "
+                              "Connection refused")
     assert outcomes[1][1] == ("Invalid health check response received from 0.0.0.0:0, expecting "
                               f"one from {addr}")
     assert outcomes[2][1].startswith("Invalid health check response id ")

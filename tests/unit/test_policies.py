@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -52,7 +52,7 @@ def shares(picks: Counter, servers: list[DownstreamState]) -> list[float]:
 def test_whashed_is_proportional_to_weight_and_sticky() -> None:
     pool = [server(1), server(2), server(5)]
     picks = Counter(id(P.whashed(pool, dq(n))) for n in NAMES)
-    for got, want in zip(shares(picks, pool), (1 / 8, 2 / 8, 5 / 8)):
+    for got, want in zip(shares(picks, pool), (1 / 8, 2 / 8, 5 / 8), strict=True):
         assert abs(got - want) < 0.04, (got, want)
     # one name always lands on the same server, whatever its case
     first = P.whashed(pool, dq("Sticky.Example."))
