@@ -110,9 +110,9 @@ def register(rt: Any) -> None:
         return ffi_policy(rt, as_str(name), f)
 
     def set_ffi(name: Any, f: Any, *a: Any) -> None:
-        reg.policy = policy_of(name, f)
+        reg.set_policy(policy_of(name, f))
     rt.fn("setServerPolicyLuaFFI", set_ffi)
 
     def set_pool_ffi(name: Any, f: Any, pool: Any, *a: Any) -> None:
-        reg.get_pool(as_str(pool)).policy = policy_of(name, f)
+        reg.set_policy(policy_of(name, f), as_str(pool))
     rt.fn("setPoolServerPolicyLuaFFI", set_pool_ffi)

@@ -95,7 +95,7 @@ def register(rt: Any) -> None:
     rt.fn("getPool", get_pool)
 
     def set_server_policy(p: Any, *a: Any) -> None:
-        reg.policy = _policy_arg(p)
+        reg.set_policy(_policy_arg(p))
     rt.fn("setServerPolicy", set_server_policy)
 
     def new_server_policy(name: Any, f: Any, *a: Any) -> PolicyHandle:
@@ -105,15 +105,15 @@ def register(rt: Any) -> None:
     rt.fn("newServerPolicy", new_server_policy)
 
     def set_lua_policy(name: Any, f: Any, *a: Any) -> None:
-        reg.policy = new_server_policy(name, f).policy
+        reg.set_policy(new_server_policy(name, f).policy)
     rt.fn("setServerPolicyLua", set_lua_policy)
 
     def set_pool_policy(p: Any, pool: Any, *a: Any) -> None:
-        reg.get_pool(as_str(pool)).policy = _policy_arg(p)
+        reg.set_policy(_policy_arg(p), as_str(pool))
     rt.fn("setPoolServerPolicy", set_pool_policy)
 
     def set_pool_lua_policy(name: Any, f: Any, pool: Any, *a: Any) -> None:
-        reg.get_pool(as_str(pool)).policy = new_server_policy(name, f).policy
+        reg.set_policy(new_server_policy(name, f).policy, as_str(pool))
     rt.fn("setPoolServerPolicyLua", set_pool_lua_policy)
 
     def set_perturbation(n: Any = None, *a: Any) -> None:

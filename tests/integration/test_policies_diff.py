@@ -285,3 +285,35 @@ def test_least_outstanding_prefers_the_faster_server(impl: str, start_proc: Star
         assert query(proc.addr(), f"l{i}.lo.test.") is not None
     assert backends[0].count(".lo.test.") <= 2
     assert backends[1].count(".lo.test.") >= 28
+
+
+RUNTIME_POLICY = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("CONSOLEKEY")
+newServer({address="{b0}"})
+pc = newPacketCache(100)
+getPool(""):setCache(pc)
+""".replace("CONSOLEKEY", KEY)
+
+
+@pytest.mark.skipif("dnsdist" not in available_impls(), reason="needs real dnsdist")
+def test_policy_set_at_runtime_runs_before_the_cache(start_proc: Starter,
+                                                     responder: Responder) -> None:
+    """The policy is chosen before the cache lookup, so a Lua policy installed from the
+    console is called for cache hits too (pydist's cache shortcut steps aside for it)."""
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, RUNTIME_POLICY, {"b0": responder.address},
+                          ready="Accepting control connections")
+        proc.wait_for(r"Marking downstream .* as 'up'")
+        name = f"hit.{impl}.rt.test."
+        assert query(proc.addr(), name) is not None
+        console(proc, 'setServerPolicyLua("count", function(s, dq) calls = (calls or 0) + 1 '
+                      'return s[1] end)')
+        for _ in range(3):
+            assert query(proc.addr(), name) is not None
+        out[impl] = (console(proc, "calls"), responder.count(name))
+        proc.stop()
+    assert out["pydist"] == out["dnsdist"] == ("3\n", 1)
