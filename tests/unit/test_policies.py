@@ -172,3 +172,11 @@ def test_round_robin_and_fail_on_no_server() -> None:
     b.up_status = True
     assert {id(P.round_robin([a, b])) for _ in range(4)} == {id(b)}
     assert P.round_robin([]) is None
+
+
+def test_qname_hash_memo_is_bounded_and_follows_the_perturbation() -> None:
+    for i in range(P.HASH_MEMO_MAX + 10):
+        P.qname_hash(dq(f"m{i}.memo."))
+    assert len(P._HASHES) <= P.HASH_MEMO_MAX
+    P.settings.hash_perturbation = 99
+    assert P.qname_hash(dq("m1.memo.")) == burtle_ci(text_to_wire("m1.memo."), 99)
