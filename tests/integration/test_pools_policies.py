@@ -122,3 +122,16 @@ def test_ffi_policy_index_and_accessors(impl: str, start_proc: Starter,
     assert (b0.count("first.ffi.test."), b1.count("x.ffi.test."), b0.count("y.ffi.test.")) \
         == (1, 1, 1)
     assert b0.count("nowhere.ffi.test.") + b1.count("nowhere.ffi.test.") == 0
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_failing_lua_policy_drops_silently(impl: str, start_proc: Starter,
+                                           responder_factory: ResponderFactory) -> None:
+    b = responder_factory()
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\nnewServer({address="{b0}"})\n'
+            'setServerPolicyLua("bad", function(s, dq) error("oops") end)\n')
+    proc = start_proc(impl, conf, {"b0": b.address})
+    assert query(proc.addr(), "e.bad.test.", timeout=0.5) is None
+    assert query(proc.addr(), "e.bad.test.", tcp=True, timeout=1) is None
+    assert b.count("e.bad.test.") == 0 and proc.alive()
+    assert not any("oops" in ln for ln in proc.lines)
