@@ -149,6 +149,8 @@ async def check_once(loop: Any, server: DownstreamState,
     except (OSError, asyncio.IncompleteReadError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         if use_tcp:
+            if isinstance(e, ConnectionRefusedError) and getattr(server, "tls", None) is None:
+                reason = f"Error while writing message: {reason}"    # dnsdist 1.7.3's words
             return [(False, f"Error checking the health of backend {nwa}: {reason}")]
         addr = server.address_str
         return [(False, f"Error receiving health check response from {addr}: {reason}"),

@@ -327,3 +327,26 @@ def test_check_tcp_sends_health_queries_over_tcp(impl: str, start_proc: Starter,
         transports = {t for n, t, _ in responder.queries if n == CHECK}
     assert transports == {"tcp"}
     assert query(proc.addr(), "after.tcpcheck.test.") is not None
+
+
+TCP_REASONS = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setVerboseHealthChecks(true)
+newServer({address="127.0.0.1:{portclosed}", name="c", checkTCP=true})
+newServer({address="{mute}", name="s", checkTCP=true, checkTimeout=300})
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_tcp_check_failure_reasons(impl: str, start_proc: Starter, responder: Responder) -> None:
+    responder.silent = True
+    closed = free_port()
+    proc = start_proc(impl, TCP_REASONS, {"mute": responder.address, "portclosed": closed},
+                      ready=None)
+    proc.wait_for(rf"^Error checking the health of backend c \(127.0.0.1:{closed}\): "
+                  "Error while writing message: Connection refused$")
+    proc.wait_for("^Timeout while waiting for the health check response from backend "
+                  rf"s \({responder.address}\)$")
+    proc.wait_for(marking(f"c (127.0.0.1:{closed})", "down"))
+    proc.wait_for(marking(f"s ({responder.address})", "down"))
