@@ -1,4 +1,4 @@
-"""setServerPolicyLuaFFI / setPoolServerPolicyLuaFFI: policies written against dnsdist's FFI API.
+"""setServerPolicyLuaFFI(PerThread) / setPoolServerPolicyLuaFFI(PerThread): dnsdist's FFI policies.
 
 dnsdist hands such a function C pointers (servers list, dq) and the function calls
 `ffi.C.dnsdist_ffi_*` accessors, returning a 0-based server index. pydist has no such C
@@ -65,6 +65,13 @@ end})
 package.loaded.ffi = setmetatable({C = C}, {__index = real})
 local list_ptr = cast("const dnsdist_ffi_servers_list_t*", 0)
 local dq_ptr = cast("const dnsdist_ffi_dnsquestion_t*", 0)
+function __pydist_ffi_load_per_thread(code)
+  local chunk, err = loadstring(code)
+  if not chunk then return nil, err end
+  local ok, f = pcall(chunk)
+  if not ok then return nil, f end
+  return f
+end
 function __pydist_ffi_policy_call(f, list, dq)
   servers, dqh, keep = list, dq, {}
   local ok, res = pcall(f, list_ptr, dq_ptr)
@@ -116,3 +123,18 @@ def register(rt: Any) -> None:
     def set_pool_ffi(name: Any, f: Any, pool: Any, *a: Any) -> None:
         reg.set_policy(policy_of(name, f), as_str(pool))
     rt.fn("setPoolServerPolicyLuaFFI", set_pool_ffi)
+
+    def per_thread(name: Any, code: Any) -> ServerPolicy:
+        """dnsdist runs the code in each thread's own Lua state; pydist has one thread, so
+        the function it returns is loaded once here. Broken code: every query is dropped."""
+        res = rt.globals["__pydist_ffi_load_per_thread"](as_str(code))
+        f = res[0] if isinstance(res, tuple) else res
+        if not is_function(f):
+            rt.log(f"Error loading the Lua FFI per-thread policy '{as_str(name)}': "
+                   f"{res[1] if isinstance(res, tuple) else 'no function returned'}")
+            return ServerPolicy(as_str(name), lambda servers, dq: None, is_lua=True)
+        return ffi_policy(rt, as_str(name), f)
+    rt.fn("setServerPolicyLuaFFIPerThread", lambda name, code, *a: reg.set_policy(
+        per_thread(name, code)))
+    rt.fn("setPoolServerPolicyLuaFFIPerThread", lambda name, code, pool, *a: reg.set_policy(
+        per_thread(name, code), as_str(pool)))

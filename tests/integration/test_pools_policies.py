@@ -135,3 +135,36 @@ def test_failing_lua_policy_drops_silently(impl: str, start_proc: Starter,
     assert query(proc.addr(), "e.bad.test.", tcp=True, timeout=1) is None
     assert b.count("e.bad.test.") == 0 and proc.alive()
     assert not any("oops" in ln for ln in proc.lines)
+
+
+PER_THREAD = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{b0}", name="first"})
+newServer({address="{b1}", name="last", pool="p"})
+newServer({address="{b0}", name="p-first", pool="p"})
+addAction("p.test.", PoolAction("p"))
+setServerPolicyLuaFFIPerThread("pt", [[
+  local ffi = require("ffi")
+  local C = ffi.C
+  return function(servers_list, dq)
+    return tonumber(C.dnsdist_ffi_servers_list_get_count(servers_list)) - 1
+  end
+]])
+setPoolServerPolicyLuaFFIPerThread("ptp", [[
+  return function(servers_list, dq) return 1 end
+]], "p")
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_ffi_per_thread_policies(impl: str, start_proc: Starter,
+                                 responder_factory: ResponderFactory) -> None:
+    """The code string returns the policy function (global and per-pool variants)."""
+    b0, b1 = responder_factory(), responder_factory()
+    proc = start_proc(impl, PER_THREAD, {"b0": b0.address, "b1": b1.address})
+    proc.wait_for(r"Marking downstream .* as 'up'", count=3)
+    assert query(proc.addr(), "a.default.test.") is not None     # the only default-pool server
+    assert query(proc.addr(), "a.p.test.") is not None           # index 1 of pool p
+    assert (b0.count("a.default.test."), b0.count("a.p.test."), b1.count("a.p.test.")) \
+        == (1, 1, 0)
