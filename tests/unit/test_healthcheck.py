@@ -135,3 +135,38 @@ def test_going_down_resets_the_latency_average() -> None:
     assert s.status_text() == "UP" and s.is_up()
     s.set_auto()
     assert s.status_text() == "down" and not s.is_up()
+
+
+class FakeLoop:
+    """Records the check coroutines the checker would start (closed unrun)."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def create_task(self, coro: object) -> None:
+        self.started += 1
+        coro.close()  # type: ignore[attr-defined]
+
+
+class FakeRegistry:
+    def __init__(self, servers: list[DownstreamState]) -> None:
+        self.servers = servers
+        self.log = lambda line: None
+
+
+def test_check_interval_counts_ticks_and_skips_a_running_check() -> None:
+    from pydist.backend.healthcheck import HealthChecker
+    every3, forced = server(checkInterval=3), server()
+    forced.set_up()                                   # forced states are never checked
+    loop = FakeLoop()
+    hc = HealthChecker(loop, FakeRegistry([every3, forced]))
+    for _ in range(3):
+        hc.tick()
+    assert loop.started == 1 and every3 in hc.running
+    for _ in range(3):                                # the first one never finished
+        hc.tick()
+    assert loop.started == 1
+    hc.running.clear()
+    for _ in range(3):
+        hc.tick()
+    assert loop.started == 2
