@@ -1,10 +1,12 @@
 """Pools and Lua policies end to end, on pydist and real dnsdist 1.7.3 (facts §2.5, §3)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.pydist_proc import query
+from tests.helpers.pydist_proc import query, run_cli
 
 LUA_POLICY = """
 setSecurityPollSuffix("")
@@ -168,3 +170,23 @@ def test_ffi_per_thread_policies(impl: str, start_proc: Starter,
     assert query(proc.addr(), "a.p.test.") is not None           # index 1 of pool p
     assert (b0.count("a.default.test."), b0.count("a.p.test."), b1.count("a.p.test.")) \
         == (1, 1, 0)
+
+
+MEMBERS = """
+setSecurityPollSuffix("")
+s = newServer({address="127.0.0.1:5301"})
+s.order = 12
+s.weight = 5
+s.name = "renamed"
+s.upStatus = true
+print(s.order, s.weight, s.name, s.upStatus, s:getName(), s:getNameWithAddr())
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_server_members_are_writable(impl: str, tmp_path: Path) -> None:
+    conf = tmp_path / "members.conf"
+    conf.write_text(MEMBERS)
+    res = run_cli(impl, ["--check-config", "-C", str(conf)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.splitlines()[0] == "12\t5\trenamed\ttrue\trenamed\trenamed (127.0.0.1:5301)"
