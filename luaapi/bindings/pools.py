@@ -51,11 +51,15 @@ class PolicyHandle:
     def __init__(self, policy: ServerPolicy) -> None:
         self.policy = policy
         self.name = policy.name
+        self.isLua = policy.is_lua
 
     def toString(self, *a: Any) -> str:
         return self.policy.to_string()
 
     tostring = toString
+
+    def __str__(self) -> str:            # Lua's tostring(policy), as dnsdist's __tostring
+        return self.policy.to_string()
     # no console_str: dnsdist 1.7.3's console cannot print a policy object either
 
 

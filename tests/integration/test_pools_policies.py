@@ -190,3 +190,22 @@ def test_server_members_are_writable(impl: str, tmp_path: Path) -> None:
     res = run_cli(impl, ["--check-config", "-C", str(conf)])
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.splitlines()[0] == "12\t5\trenamed\ttrue\trenamed\trenamed (127.0.0.1:5301)"
+
+
+POLICY_OBJECTS = """
+setSecurityPollSuffix("")
+print(tostring(whashed))
+print(whashed.name, whashed.isLua)
+local p = newServerPolicy("x", function() end)
+print(p.name, p.isLua, tostring(p))
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_policy_objects_members_and_text(impl: str, tmp_path: Path) -> None:
+    conf = tmp_path / "policies.conf"
+    conf.write_text(POLICY_OBJECTS)
+    res = run_cli(impl, ["--check-config", "-C", str(conf)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.splitlines()[:3] == ['ServerPolicy "whashed"', "whashed\tfalse",
+                                           'x\ttrue\tServerPolicy (Lua) "x"']
