@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pydist_proc import query, run_cli
 
 LUA_POLICY = """
@@ -209,3 +209,32 @@ def test_policy_objects_members_and_text(impl: str, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.splitlines()[:3] == ['ServerPolicy "whashed"', "whashed\tfalse",
                                            'x\ttrue\tServerPolicy (Lua) "x"']
+
+
+SERVER_METHODS = """
+setSecurityPollSuffix("")
+s = newServer({address="127.0.0.1:5301", id="0B5E55ED-0000-4000-8000-000000000001", pool={"a","b"}})
+print(s:getID(), s:getOutstanding(), s:getDrops(), s:getLatency(), s:isUp())
+s:setQPS(10); s:setDown(); print(s:isUp()); s:setUp(); print(s:isUp())
+s:setAuto(true); print(s:isUp()); s:setAuto(); print(s:isUp())
+s:addPool("c"); s:rmPool("a")
+for _, x in ipairs(getPoolServers("c")) do print("c", x:getName()) end
+print(#getPoolServers("a"), #getPoolServers("b"))
+print(pcall(getPoolServers, "nope"))
+t = newServer("127.0.0.1:5302", 5)
+print(getServer(1):getName(), #getServers())
+"""
+
+
+def test_server_methods_identical(tmp_path: Path) -> None:
+    """States, pools, IDs (lowercased as boost prints them), errors: the same text on both."""
+    conf = tmp_path / "methods.conf"
+    conf.write_text(SERVER_METHODS)
+    out = {impl: run_cli(impl, ["--check-config", "-C", str(conf)]).stdout
+           for impl in available_impls()}
+    assert out["pydist"].splitlines()[:9] == [
+        "0b5e55ed-0000-4000-8000-000000000001\t0\t0\t0\tfalse", "false", "true", "true", "true",
+        "c\t127.0.0.1:5301", "0\t1", "false\tCaught exception: No pool named nope",
+        "127.0.0.1:5302\t2"]
+    if "dnsdist" in out:
+        assert out["pydist"] == out["dnsdist"]
