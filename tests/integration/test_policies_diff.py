@@ -317,3 +317,32 @@ def test_policy_set_at_runtime_runs_before_the_cache(start_proc: Starter,
         out[impl] = (console(proc, "calls"), responder.count(name))
         proc.stop()
     assert out["pydist"] == out["dnsdist"] == ("3\n", 1)
+
+
+BOUNDED = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setServerPolicy(%s)
+%s
+newServer({address="{b0}", name="stuck", id="%s"}):setUp()
+newServer({address="{b1}", name="fine", id="%s"}):setUp()
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("policy,factor", [
+    ("wrandom", "setWeightedBalancingFactor(1.0)"), ("whashed", "setWeightedBalancingFactor(1.0)"),
+    ("chashed", "setConsistentHashingBalancingFactor(1.0)")])
+def test_balancing_factor_caps_a_server_that_does_not_answer(
+        impl: str, policy: str, factor: str, start_proc: Starter,
+        responder_factory: ResponderFactory) -> None:
+    """Bounded load: with factor 1 and equal weights a server is skipped once its outstanding
+    count exceeds (1 + total outstanding) / 2, so the stuck server gets at most one more."""
+    stuck, fine = responder_factory(), responder_factory()
+    stuck.silent = True
+    conf = BOUNDED % (policy, factor, uuid(0), uuid(1))
+    proc = start_proc(impl, conf, {"b0": stuck.address, "b1": fine.address}, ready="Console ACL")
+    answered = sum(query(proc.addr(), f"b{i}.bound.test.", timeout=0.3) is not None
+                   for i in range(30))
+    assert stuck.count(".bound.test.") <= 2
+    assert answered == 30 - stuck.count(".bound.test.")
