@@ -1,7 +1,9 @@
 """The embedded Lua (LuaJIT through lupa) that evaluates dnsdist.conf against the Registry."""
 from __future__ import annotations
 
+import importlib
 import importlib.resources
+import inspect
 import re
 import sys
 from typing import Any, Callable
@@ -29,14 +31,32 @@ BINDING_MODULES = (
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
+    "luaapi.bindings.deprecated",
 )
 
 
-def _attribute_filter(obj: Any, name: str, is_setting: bool) -> str:
-    """No door from Lua into Python internals: private names are refused."""
-    if name.startswith("_"):
+def _required_args(func: Callable) -> int:
+    """How many leading parameters a binding cannot do without (0 when unknown)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    return sum(1 for p in params if p.default is p.empty
+               and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _get_attribute(obj: Any, name: Any) -> Any:
+    """No door from Lua into Python internals (private names refused); a member the object
+    lacks is nil, as LuaWrapper's userdata give, so `dq:nosuch()` fails as in dnsdist."""
+    if not isinstance(name, str) or name.startswith("_"):
         raise AttributeError(f"access to '{name}' is not allowed")
-    return name
+    return getattr(obj, name, None)
+
+
+def _set_attribute(obj: Any, name: Any, value: Any) -> None:
+    if not isinstance(name, str) or name.startswith("_"):
+        raise AttributeError(f"access to '{name}' is not allowed")
+    setattr(obj, name, value)
 
 
 class ConfigError(Exception):
@@ -56,7 +76,7 @@ class LuaConfig:
         self.executor: Any = None     # the console executor, once serving
         self.lua = lupa.LuaRuntime(register_eval=False, register_builtins=False,
                                    unpack_returned_tuples=True, encoding="latin-1",
-                                   attribute_filter=_attribute_filter)
+                                   attribute_handlers=(_get_attribute, _set_attribute))
         g = self.lua.globals()
         g.python = None
         g["__pydist_classify"] = errors.classify
@@ -71,6 +91,14 @@ class LuaConfig:
     # --- registering
     def fn(self, name: str, func: Callable, no_side_effect: bool = False) -> None:
         """Install a Python function as the Lua global `name`."""
+        required = _required_args(func)
+        if required:
+            checked = func
+
+            def func(*args: Any, _inner: Callable = checked, _n: int = required) -> Any:
+                if len(args) < _n:   # LuaWrapper's check, before the function runs
+                    raise errors.LuaArgError(f"This function requires at least {_n} parameter(s)")
+                return _inner(*args)
         if no_side_effect:
             inner = func
 

@@ -221,8 +221,8 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     for item in dict.fromkeys(reg.unsupported):
         out(f"Warning: {item} is accepted but not carried out by pydist yet")
     loop.run_until_complete(engine.start())
-    if reg.console_address is not None:
-        engine.open_console()
+    for address in reg.console_addresses:
+        engine.open_console(address)
     if not o.supervised:
         start_stdin_console(loop, engine, executor)
     loop.run_until_complete(engine.stopped.wait())

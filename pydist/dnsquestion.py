@@ -39,6 +39,8 @@ class DNSQuestion:
         self.delay_ms = 0
         self.lua_handle: Any = None
         self.protocol = "Do53 TCP" if tcp else "Do53 UDP"
+        if getattr(decl, "kind", "") == "tls":
+            self.protocol = "DNS over TLS"
         self.settings_add_edns = True
         self.payload_size = 1232
 

@@ -15,7 +15,7 @@ from pydist.backend.tls import TLSBackendPool
 from pydist.backend.udp import BackendUDP
 from pydist.dns.netmask import family_of
 from pydist.frontend.tcp import TCPClientConnection
-from pydist.frontend.tls import make_tls_protocol
+from pydist.frontend.tls import make_tls_protocol, schedule_ticket_rotation
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
@@ -74,7 +74,7 @@ class Engine:
         self.stopped = asyncio.Event()
         self.last_rates = time.monotonic()
         self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
-        self.console_server = None
+        self.console_servers: list = []
         self.web_server: Any = None
         registry.engine = self
 
@@ -83,7 +83,8 @@ class Engine:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
         if server.options.get("tls") and not server.options.get("dohPath"):
             try:
-                server.tls = BackendTLS(server.options)
+                if server.tls is None:        # newServer() built it, or runtime add
+                    server.tls = BackendTLS(server.options)
             except Exception as e:  # unreadable caStore, bad cipher list: this server only
                 self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
                 server.unusable = True
@@ -131,6 +132,7 @@ class Engine:
                     lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
                                                     fe.tls, self.reg.settings.verbose),
                     sock=fe.sock_tcp)
+                schedule_ticket_rotation(self.loop, fe.tls)
             elif fe.sock_tcp is not None:
                 await self.loop.create_server(
                     lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
@@ -181,35 +183,26 @@ class Engine:
         self.web_server = start_web_server(self.loop, self.reg, self.web_server)
 
     # --- console
-    def start_console(self) -> None:
-        """Serve the console socket (bound while the config ran) on this loop."""
-        sock = self.reg.console_sock
-        if sock is None or self.console_server is not None:
-            return
+    def open_console(self, address: tuple[str, int] | None = None) -> None:
+        """One console listener per controlSocket() call, as dnsdist starts one thread each;
+        a second bind of the same address fails with dnsdist's log line."""
+        from pydist.console.server import bind_console_socket, serve_console
+        from pydist.dns.netmask import format_address
+        host, port = address or self.reg.console_address
         try:
-            from pydist.console.server import serve_console
-        except ImportError:
+            sock = bind_console_socket(host, port)
+        except OSError as e:
+            where = format_address(host, port)
+            self.reg.log(f"Unable to bind to control socket on {where}: binding socket to "
+                         f"{where}: {e.strerror}")
             return
         reg = self.reg
-        self.console_server = self.loop.create_task(serve_console(
+        self.console_servers.append(self.loop.create_task(serve_console(
             self.loop, sock, execute=self.console_execute, get_key=lambda: reg.console_key,
             acl_allows=reg.console_acl.match,
             max_connections=lambda: reg.console_settings["max_connections"],
             log_connections=lambda: reg.console_settings["log_connections"],
-            max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log))
-
-    def open_console(self) -> None:
-        """controlSocket() at runtime: bind now, serve at once."""
-        from pydist.console.server import bind_console_socket
-        if self.console_server is not None:
-            return
-        host, port = self.reg.console_address
-        try:
-            self.reg.console_sock = bind_console_socket(host, port)
-        except OSError as e:
-            self.reg.log(f"Unable to bind to control socket on {host}:{port}: {e.strerror}")
-            return
-        self.start_console()
+            max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log)))
 
     console_execute: Callable[[str], str] = staticmethod(lambda line: "")
 

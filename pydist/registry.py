@@ -136,7 +136,7 @@ class Registry:
         self.console_key: bytes | None = None
         self.console_settings = {"log_connections": True, "max_connections": 100,
                                  "max_msg_size": 10000000}
-        self.console_sock = None
+        self.console_addresses: list[tuple[str, int]] = []   # one listener per controlSocket()
         self.config_done = False
         self.engine = None        # set when serving: lets runtime changes reach live sockets
         self.unsupported: list[str] = []

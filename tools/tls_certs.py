@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -31,7 +32,7 @@ class Issued:
     cert_path: Path | None = None
     key_path: Path | None = None
 
-    def write(self, cert_path: Path, key_path: Path) -> "Issued":
+    def write(self, cert_path: Path, key_path: Path) -> Issued:
         cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -55,7 +56,7 @@ def _name(cn: str) -> x509.Name:
 def make_ca(cn: str = "pydist test CA", kind: str = "rsa") -> Issued:
     """A self-signed CA valid from yesterday for ten years."""
     key = new_key(kind)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))
@@ -72,7 +73,7 @@ def make_server(ca: Issued | None, names: Sequence[str] = ("dot.test",),
                 days: int = 365, expired: bool = False) -> Issued:
     """A server certificate for names and ips, signed by ca (self-signed when ca is None)."""
     key = new_key(kind)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=days)
     if expired:
         start, end = now - dt.timedelta(days=30), now - dt.timedelta(days=1)
@@ -91,8 +92,22 @@ def make_server(ca: Issued | None, names: Sequence[str] = ("dot.test",),
     return Issued(cert, key)
 
 
+def make_ocsp_response(ca: Issued, server: Issued, hours: int = 24) -> bytes:
+    """A DER 'good' OCSP response for server signed by ca, for ocspResponses={...} tests
+    (OpenSSL only staples what parses as an OCSP response)."""
+    now = dt.datetime.now(dt.UTC)
+    builder = (ocsp.OCSPResponseBuilder()
+               .add_response(cert=server.cert, issuer=ca.cert, algorithm=hashes.SHA1(),
+                             cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
+                             next_update=now + dt.timedelta(hours=hours), revocation_time=None,
+                             revocation_reason=None)
+               .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert))
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
 def write_set(out: Path, names: Sequence[str] = ("dot.test",),
-              ips: Sequence[str] = ("127.0.0.1", "::1"), kind: str = "rsa") -> tuple[Issued, Issued]:
+              ips: Sequence[str] = ("127.0.0.1", "::1"),
+              kind: str = "rsa") -> tuple[Issued, Issued]:
     """ca.pem/ca.key and server.pem/server.key in out; returns (ca, server)."""
     out.mkdir(parents=True, exist_ok=True)
     ca = make_ca().write(out / "ca.pem", out / "ca.key")

@@ -108,7 +108,7 @@ def register(rt: Any) -> None:
         nargs((addr,) if addr is not None else (), 1)
         plain = certs is None or (isinstance(certs, str) and not certs)
         _listener(rt, "doh", addr, opts, 80 if plain else 443)
-        if plain:
+        if plain and reg.mode != "client":    # client mode evaluates listeners as no-ops
             host, port = parse_address(as_str(addr), 80)
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             rt.log(f"No certificate provided for DoH endpoint {shown}, running in DNS over HTTP "

@@ -9,6 +9,7 @@ from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import AddressError, parse_address
+from pydist.tls.context import BackendTLS, TLSConfigError
 
 INT_OPTS = ("order", "weight", "qps", "retries", "tcpConnectTimeout", "tcpSendTimeout",
             "tcpRecvTimeout", "sockets", "checkClass", "checkTimeout", "checkInterval",
@@ -183,6 +184,11 @@ def register(rt: Any) -> None:
         reg.add_server(server, pools)
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
+        if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
+            try:     # as dnsdist: the TLS context is made here, in --check-config too
+                server.tls = BackendTLS(server.options)
+            except TLSConfigError as e:
+                raise DnsdistError(str(e)) from None
         return handle
     rt.fn("newServer", new_server)
 

@@ -1,6 +1,5 @@
 """showTCPStats(): TCP and DoT figures per frontend socket and per backend, dnsdist 1.7.3's table
-(the TLS session and version columns are where DoT listeners and backends show their counters).
-Backends' average queries per connection and durations are not tracked yet: shown as 0."""
+(the TLS session and version columns are where DoT listeners and backends show their counters)."""
 from __future__ import annotations
 
 from typing import Any
@@ -28,7 +27,7 @@ _BE_TCP = ("tcpCurrentConnections", "tcpMaxConcurrentConnections", "tcpDiedSendi
 
 def _row(cells: list[tuple[Any, int]]) -> str:
     """Each cell left-justified to its width and followed by a space, but the last."""
-    return " ".join(f"{str(v):<{w}}" for v, w in cells)
+    return " ".join(f"{v!s:<{w}}" for v, w in cells)
 
 
 def tcp_stats(reg: Any) -> str:
@@ -46,12 +45,14 @@ def tcp_stats(reg: Any) -> str:
                                                    "tcpAvgConnectionDuration")]
         values += [tls.get(k, 0) for k in FRONTEND_TLS_COUNTERS]
         lines.append(_row([(i, 3), (cs.address()[:20], 20)]
-                          + [(v, w) for v, (_, w) in zip(values, _FE_HEAD)]))
+                          + [(v, w) for v, (_, w) in zip(values, _FE_HEAD, strict=True)]))
     lines += ["", "Backends:", _row([("#", 3), ("Name", 20), ("Address", 20)] + list(_BE_HEAD))]
     for i, s in enumerate(reg.servers):
-        values = [s.tcp.get(k, 0) for k in _BE_TCP] + [s.tls_resumptions, "0.000000", "0.000000"]
+        values = [s.tcp.get(k, 0) for k in _BE_TCP] + [s.tls_resumptions]
+        values += [f"{s.tcp.get(k, 0):f}" for k in ("tcpAvgQueriesPerConnection",
+                                                     "tcpAvgConnectionDuration")]
         lines.append(_row([(i, 3), (s.name[:20], 20), (s.address_str[:20], 20)]
-                          + [(v, w) for v, (_, w) in zip(values, _BE_HEAD)]))
+                          + [(v, w) for v, (_, w) in zip(values, _BE_HEAD, strict=True)]))
     return "\n".join(lines) + "\n"
 
 
@@ -60,5 +61,5 @@ def register(rt: Any) -> None:
 
     def show_security_status(*a: Any) -> None:
         snap = dict(rt.registry.stats.snapshot())
-        rt.show("%d\n" % int(snap.get("security-status", 0)))
+        rt.show(f"{int(snap.get('security-status', 0))}\n")
     rt.fn("showSecurityStatus", show_security_status, no_side_effect=True)

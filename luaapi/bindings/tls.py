@@ -1,8 +1,10 @@
 """DNS over TLS from Lua: addTLSLocal, getTLSContext/getTLSFrontend and their reload and ticket
-methods, reloadAllCertificates, showTLSErrorCounters. Certificates are read when the listener
-is bound (not in --check-config, as dnsdist 1.7.3: a missing file is fatal only when serving)."""
+methods, reloadAllCertificates, showTLSContexts, showTLSErrorCounters. Certificates are read
+when the listener is bound (not in --check-config, as dnsdist 1.7.3: a missing file is fatal only
+when serving)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from luaapi.bindings.frontends import LISTENER_OPTIONS
@@ -11,7 +13,12 @@ from luaapi.convert import as_str, is_table, str_or_list, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
-from pydist.tls.context import HANDSHAKE_ERRORS, FrontendTLS, TLSConfigError, min_version
+from pydist.tls.context import (
+    HANDSHAKE_ERRORS,
+    FrontendTLS,
+    TLSConfigError,
+    min_version,
+)
 
 TLS_OPTIONS = LISTENER_OPTIONS + (
     "provider", "ciphers", "ciphersTLS13", "minTLSVersion", "numberOfTicketsKeys",
@@ -69,8 +76,13 @@ def lua_object(rt: Any, handle: TLSFrontendHandle) -> Any:
     'Caught exception: ...' as dnsdist's do (plain Python methods would bypass it)."""
     t = rt.lua.table()
     for name in METHODS:
-        t[name] = rt.wrap(lambda _self, *a, _m=getattr(handle, name): _m(*a))
+        t[name] = rt.wrap(_method(getattr(handle, name)))
     return t
+
+
+def _method(bound: Any) -> Any:
+    """A Lua method (called as obj:m(...), so its first argument is the table itself)."""
+    return lambda _self, *a: bound(*a)
 
 
 def _files(v: Any) -> list[str]:
@@ -107,8 +119,10 @@ def register(rt: Any) -> None:
             tls = FrontendTLS(certs_l, keys_l, options, reg.log)
         except TLSConfigError as e:
             raise DnsdistError(str(e)) from None
-        reg.frontends.append(FrontendDecl(host=host, port=port, udp=False, tcp=True, tls=tls,
-                                          kind="tls", options=options))
+        decl = FrontendDecl(host=host, port=port, udp=False, tcp=True, tls=tls, kind="tls",
+                            options=options)
+        tls.share_counters(decl.tcp_state.tcp_counters)
+        reg.frontends.append(decl)
     rt.fn("addTLSLocal", add_tls_local)
 
     def getter(what: str, plural: str) -> Any:
@@ -136,16 +150,32 @@ def register(rt: Any) -> None:
                 reg.log(f"Error reloading certificates for frontend {decl.address()}: {e}")
     rt.fn("reloadAllCertificates", reload_all)
 
+    rt.fn("showTLSContexts", lambda *a: rt.show(contexts_table(_tls_decls(reg))),
+          no_side_effect=True)
+
     def show_error_counters(*a: Any) -> None:
         rt.show(error_counters_table(_tls_decls(reg)))
     rt.fn("showTLSErrorCounters", show_error_counters, no_side_effect=True)
 
 
+def contexts_table(decls: list[FrontendDecl]) -> str:
+    """showTLSContexts(). pydist holds one active tickets key per context (see loadTicketsKeys)."""
+    lines = [f"{'#':<3} {'Address':<20.20} {'# ticket keys':<14} {'Rotation delay':<14} "
+             f"{'Next rotation':<20} "]
+    for i, d in enumerate(decls):
+        tls = d.tls
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tls.next_rotation)) \
+            if tls.ctx is not None else ""
+        lines.append(f"{i:<3} {d.address():<20.20} {1:<14} {int(tls.rotation_delay()):<14} "
+                     f"{when:<20} ")
+    return "\n".join(lines) + "\n"
+
+
 def error_counters_table(decls: list[FrontendDecl]) -> str:
     """showTLSErrorCounters(): one column per handshake-failure cause, as dnsdist 1.7.3."""
-    head = f"{'#':<3} {'Address':<20.20} " + " ".join(f"{t:<23.23}" for _, t, _ in HANDSHAKE_ERRORS)
+    head = f"{'#':<3} {'Address':<20.20} " + " ".join(f"{e[1]:<23.23}" for e in HANDSHAKE_ERRORS)
     lines = [head]
     for i, d in enumerate(decls):
         lines.append(f"{i:<3} {d.address():<20.20} " + " ".join(
-            f"{d.tls.errors[name]:<23}" for name, _, _ in HANDSHAKE_ERRORS))
-    return "\n".join(lines) + "\n"
+            f"{d.tls.errors[e[0]]:<23}" for e in HANDSHAKE_ERRORS))
+    return "\n".join(lines) + "\n\n"          # dnsdist 1.7.3 ends it with an empty line

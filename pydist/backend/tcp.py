@@ -208,8 +208,15 @@ class BackendTCPPool:
             conn.transport.close()
 
     def forget(self, conn: BackendConnection) -> None:
+        tcp = self.server.tcp
+        if conn in self.live:
+            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration
+            tcp["tcpAvgQueriesPerConnection"] = (99 * tcp.get("tcpAvgQueriesPerConnection", 0)
+                                                 + conn.queries) / 100
+            tcp["tcpAvgConnectionDuration"] = (99 * tcp.get("tcpAvgConnectionDuration", 0) + 1000
+                                               * (time.monotonic() - conn.started)) / 100
         self.live.discard(conn)
-        self.server.tcp["tcpCurrentConnections"] = len(self.live)
+        tcp["tcpCurrentConnections"] = len(self.live)
         if conn in self.idle:
             self.idle.remove(conn)
 

@@ -7,7 +7,8 @@ log line per new reason a handshake fails, and the TLS exchange the health check
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import BackendConnection, BackendTCPPool

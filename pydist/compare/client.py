@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -28,14 +29,25 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def send(query: Query, port: int, timeout: float, host: str = "127.0.0.1") -> Exchange:
+def _dot_context() -> ssl.SSLContext:
+    """The comparer talks to its own loopback listeners: no certificate checks."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def send(query: Query, port: int | None, timeout: float, host: str = "127.0.0.1") -> Exchange:
     """Send once and wait for the matching answer; a timeout or a closed connection is a drop."""
     sent_at = time.time()
     qid = query.wire[:2]
+    if port is None:
+        return Exchange(None, sent_at, "no listener for this transport")
     try:
         if query.tcp:
             with socket.create_connection((host, port), timeout=timeout,
-                                          source_address=(query.source, 0)) as sock:
+                                          source_address=(query.source, 0)) as raw:
+                sock = _dot_context().wrap_socket(raw) if query.tls else raw
                 sock.sendall(struct.pack("!H", len(query.wire)) + query.wire)
                 size = struct.unpack("!H", _recv_exact(sock, 2))[0]
                 return Exchange(_recv_exact(sock, size), sent_at)
@@ -51,5 +63,5 @@ def send(query: Query, port: int, timeout: float, host: str = "127.0.0.1") -> Ex
                     return Exchange(answer, sent_at)
     except (socket.timeout, TimeoutError):
         return Exchange(None, sent_at, "timeout")
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, ssl.SSLError) as exc:
         return Exchange(None, sent_at, str(exc))

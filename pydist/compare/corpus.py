@@ -60,6 +60,8 @@ def generated_queries(text: str, rng: random.Random) -> list[Query]:
     lines = list(GENERIC)
     for name in names_in(text):
         lines += [f"{name} A", f"{name} AAAA", f"{name} A +tcp"]
+    if "addTLSLocal" in text:   # DoT listeners are compared too (throwaway cert if needed)
+        lines += ["example.com A +tls", "example.net AAAA +tls +do"]
     return [parse_query_line(line, f"generated:{i + 1}", rng) for i, line in enumerate(lines)]
 
 

@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import errno
+import random
 import socket
+
+
+# Outside Linux's ephemeral range (32768-60999): a port probed free here is not taken a moment
+# later by some process's outgoing connection, which is what makes bind(0) probing racy.
+QUIET_PORTS = range(20000, 32768)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port currently free for both TCP and UDP on host."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
+    for _ in range(200):
+        port = random.choice(QUIET_PORTS)
+        if not is_bound(port, socket.SOCK_STREAM, host) and not is_bound(port, socket.SOCK_DGRAM, host):
             return port
     raise OSError("no free loopback port")
 

@@ -13,6 +13,7 @@ from pydist.compare.diff import Difference, compare_answers, compare_lines
 from pydist.compare.metrics import compare_metrics, scrape
 from pydist.compare.responder import Responder
 from pydist.compare.sides import RunResult, Side, SideFailed
+from pydist.compare.tlscert import write_self_signed
 from pydist.compare.traffic import BadInput, Query
 
 _TRACEBACK_LINE = re.compile(r"^\s+|^stack traceback:")
@@ -91,6 +92,7 @@ def run(opts: Options) -> Outcome:
     """Compare opts.config on dnsdist (side A) and pydist (side B); nothing is left running."""
     outcome = Outcome(bad_input=list(opts.bad_input))
     with tempfile.TemporaryDirectory(prefix="pydist-compare-") as tmp:
+        write_self_signed(Path(tmp) / "compare-dot.pem", Path(tmp) / "compare-dot.key")
         responder = Responder().start()
         sides: list[Side] = []
         try:
@@ -138,7 +140,7 @@ def _run_sides(opts: Options, sides: list[Side], outcome: Outcome) -> None:
             outcome.failures.append({"side": exc.side, "stage": "start", "reason": exc.reason, "log": exc.log})
     if outcome.failures:
         return
-    outcome.not_comparable = sorted({text for kind, text in a.notes() if kind == "notcomparable"})
+    outcome.not_comparable = sorted({text for kind, text in a.notes() if kind in ("notcomparable", "substituted")})
     _replay(opts, sides, outcome)
     for side in sides:
         if not side.alive():
@@ -170,6 +172,7 @@ def _same_characters(a: list[str], b: list[str]) -> bool:
 def _replay(opts: Options, sides: list[Side], outcome: Outcome) -> None:
     """Each query to both sides at once, at most opts.rate queries a second."""
     ports = [side.target_port() for side in sides]
+    dot_ports = [side.dot_port() for side in sides]
     interval = 1.0 / opts.rate if opts.rate > 0 else 0.0
     with ThreadPoolExecutor(max_workers=2) as pool:
         next_at = time.monotonic()
@@ -178,8 +181,9 @@ def _replay(opts: Options, sides: list[Side], outcome: Outcome) -> None:
             if delay > 0:
                 time.sleep(delay)  # rate limiting, not synchronisation
             next_at = max(next_at + interval, time.monotonic())
-            fa = pool.submit(send, query, ports[0], opts.timeout)
-            fb = pool.submit(send, query, ports[1], opts.timeout)
+            pa, pb = dot_ports if query.tls else ports
+            fa = pool.submit(send, query, pa, opts.timeout)
+            fb = pool.submit(send, query, pb, opts.timeout)
             ea, eb = fa.result(), fb.result()
             outcome.queries_sent += 1
             tolerance = opts.ttl_tolerance + int(abs(ea.sent_at - eb.sent_at))

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydist.compare.ports import free_ports, is_bound
 from pydist.compare.wrapper import WrapperPlan, render_wrapper
 
-LISTEN_SLOTS = 8
+LISTEN_SLOTS = 16
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -81,7 +81,8 @@ class Side:
             responder_ports=self.responder_ports, console_port=self.console_port,
             web_port=self.web_port, web_api_key=self.api_key, notes_path=str(self.notes_path),
             upstream_map=self.upstream_map, map_loopback_upstreams=self.map_loopback,
-            enable_metrics=self.metrics, extra_lua=self.extra_lua)
+            enable_metrics=self.metrics, extra_lua=self.extra_lua,
+            tls_cert=str(self.workdir / "compare-dot.pem"), tls_key=str(self.workdir / "compare-dot.key"))
         self.wrapper.write_text(render_wrapper(plan))
 
     # -- helpers -----------------------------------------------------------------------
@@ -179,6 +180,14 @@ class Side:
                 if parts[0] == "setLocal" or (parts[0] == "addLocal" and target is None):
                     target = port
         return target
+
+    def dot_port(self) -> int | None:
+        """The first DoT listener's port, where `+tls` queries go."""
+        for kind, text in self.notes():
+            parts = text.split("\t")
+            if kind == "listener" and parts[0] == "addTLSLocal":
+                return int(parts[-1].rsplit(":", 1)[1])
+        return None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

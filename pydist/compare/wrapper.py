@@ -24,6 +24,8 @@ class WrapperPlan:
     map_loopback_upstreams: bool = False
     enable_metrics: bool = False
     extra_lua: str = ""
+    tls_cert: str = ""          # stands in for DoT certificates that are not on this machine
+    tls_key: str = ""
 
 
 def normalize_upstream(addr: str, default_port: int = 53) -> str:
@@ -154,6 +156,22 @@ addTLSLocal = function(a, certs, keys, ...)
   if PC.readable(certs) and PC.readable(keys) then
     return orig_addTLSLocal(PC.listenaddr(a, "addTLSLocal"), certs, keys, ...)
   end
+  if PC_TLS_CERT ~= "" then
+    PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): certificate or key not readable, served with a throwaway certificate")
+    local opts = select(1, ...)
+    if type(opts) == "table" then   -- ticket keys and OCSP files of that certificate go too
+      local copy = {}
+      for k, v in pairs(opts) do copy[k] = v end
+      for _, k in ipairs({"ticketKeyFile", "ocspResponses", "keyLogFile"}) do
+        if copy[k] ~= nil and (k == "keyLogFile" or not PC.readable(copy[k])) then
+          PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): " .. k .. " left out")
+          copy[k] = nil
+        end
+      end
+      return orig_addTLSLocal(PC.listenaddr(a, "addTLSLocal"), PC_TLS_CERT, PC_TLS_KEY, copy, select(2, ...))
+    end
+    return orig_addTLSLocal(PC.listenaddr(a, "addTLSLocal"), PC_TLS_CERT, PC_TLS_KEY, ...)
+  end
   PC.note("notcomparable", "addTLSLocal(" .. tostring(a) .. "): certificate or key not readable, listener left out")
 end
 local orig_addDOHLocal = addDOHLocal
@@ -172,7 +190,9 @@ if addDNSCryptBind ~= nil then
   end
 end
 local orig_controlSocket = controlSocket
+PC.hasconsole = false
 controlSocket = function(a, ...)
+  PC.hasconsole = true
   PC.note("console", tostring(a))
   return orig_controlSocket("127.0.0.1:" .. PC_CONSOLE, ...)
 end
@@ -224,7 +244,7 @@ if not PC.haslistener then
   PC.note("default-listener", "yes")
   orig_setLocal(PC.listenaddr("(default)", "setLocal"))
 end
-orig_controlSocket("127.0.0.1:" .. PC_CONSOLE)
+if not PC.hasconsole then orig_controlSocket("127.0.0.1:" .. PC_CONSOLE) end
 addConsoleACL("127.0.0.1/32")
 if PC_METRICS then
   if not PC.haswebserver then orig_webserver("127.0.0.1:" .. PC_WEB) end
@@ -249,6 +269,8 @@ def render_wrapper(plan: WrapperPlan) -> str:
         f"local PC_UPSTREAMS = {_lua_map(plan.upstream_map)}",
         f"local PC_MAP_LOOPBACK = {'true' if plan.map_loopback_upstreams else 'false'}",
         f"local PC_METRICS = {'true' if plan.enable_metrics else 'false'}",
+        f"local PC_TLS_CERT = {_lua_str(plan.tls_cert)}",
+        f"local PC_TLS_KEY = {_lua_str(plan.tls_key)}",
     ]
     tail = ["-- extra lines (test-only differences)", plan.extra_lua] if plan.extra_lua else []
     return "\n".join(head) + "\n" + _BODY + "\n".join(tail) + "\n"

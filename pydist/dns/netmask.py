@@ -61,7 +61,11 @@ def parse_netmask(text: str) -> IPNetwork:
 
 
 def _sort_key(net: IPNetwork) -> tuple:
-    return (net.version, net.network_address.packed, net.prefixlen)
+    """dnsdist lists a NetmaskGroup in its trie's in-order: a netmask after the narrower ones
+    whose next bit is 0 and before those whose next bit is 1 (10.1.0.0/16 before 10.0.0.0/8,
+    0.0.0.0/0 between 127.0.0.0/8 and 169.254.0.0/16), IPv4 first."""
+    bits = format(int(net.network_address), f"0{net.max_prefixlen}b")[:net.prefixlen]
+    return (net.version, bits.replace("1", "2") + "1")
 
 
 class NetmaskGroup:

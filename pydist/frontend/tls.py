@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydist.frontend.tcp import TCPClientConnection
-from pydist.tls.context import FrontendTLS
+from pydist.tls.context import FrontendTLS, version_counter
 from pydist.tls.layer import TLSLayer
 
 
@@ -19,10 +19,13 @@ class TLSClientConnection(TCPClientConnection):
     def __init__(self, path: Any, fe: Any, per_client: dict[str, int], tls: FrontendTLS) -> None:
         super().__init__(path, fe, per_client)
         self.tls = tls
+        self.version_counter = ""      # known once the handshake is done
 
     def _next(self) -> None:
         if not self.busy and self.pending and not self.closed:
-            self.tls.count_query(self.transport.version())
+            if not self.version_counter:
+                self.version_counter = version_counter(self.transport.version())
+            self.tls.counters[self.version_counter] += 1
         super()._next()
 
 
@@ -41,3 +44,18 @@ def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: Front
             peer = layer.get_extra_info("peername")
             path.reg.log(f"Error while processing TLS connection from {peer}: {why}")
     return TLSLayer(tls.new_connection(), inner, tls.handshake_done, failed)
+
+
+def schedule_ticket_rotation(loop: Any, tls: FrontendTLS) -> None:
+    """Rotate the tickets key every ticketsKeysRotationDelay seconds, as dnsdist does."""
+    delay = tls.rotation_delay()
+    if delay <= 0:
+        return
+
+    def rotate() -> None:
+        try:
+            tls.rotate_ticket_key()
+        except Exception as e:  # files gone since startup: keep the current context
+            tls.log(f"Error rotating the TLS tickets key: {e}")
+        loop.call_later(delay, rotate)
+    loop.call_later(delay, rotate)

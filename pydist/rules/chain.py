@@ -203,7 +203,8 @@ def send_self_answer(path: Any, dq: Any, orig_flags: tuple[int, int], addr: Any,
             path._drop(reply)
             return
     path.stats.self_answered += 1
-    path._answer(out, addr, fe, fe_sock, reply, delay_ms=delay)
+    # dnsdist 1.7.3 counts a rule's answer in the frontend's responses over UDP only
+    path._answer(out, addr, fe, fe_sock, reply, delay_ms=delay, fe_count=reply is None)
 
 
 def apply_dynblocks(path: Any, blocks: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,

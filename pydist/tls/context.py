@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any, Callable, Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from OpenSSL import SSL, crypto
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 
 from pydist.tls.layer import TLSLayer
@@ -21,22 +24,27 @@ VERSIONS = {"tls1.0": SSL.TLS1_VERSION, "tls1.1": SSL.TLS1_1_VERSION,
             "tls1.2": SSL.TLS1_2_VERSION, "tls1.3": SSL.TLS1_3_VERSION}
 # dnsdist 1.7 counts handshake failures under these causes (showTLSErrorCounters' columns),
 # matched here on OpenSSL's reason text.
+# (Prometheus label, showTLSErrorCounters column, OpenSSL reason text, API JSON key suffix)
 HANDSHAKE_ERRORS = (
-    ("dhKeyTooSmall", "DH key too small", "dh key too small"),
-    ("inappropriateFallBack", "Inappropriate fallback", "inappropriate fallback"),
-    ("noSharedCipher", "No shared cipher", "no shared cipher"),
-    ("unknownCipherType", "Unknown cipher type", "unknown cipher type"),
-    ("unknownKeyExchangeType", "Unknown exchange type", "unknown key exchange type"),
-    ("unknownProtocol", "Unknown protocol", "unknown protocol"),
-    ("unsupportedEC", "Unsupported EC", "unsupported elliptic curve"),
-    ("unsupportedProtocol", "Unsupported protocol", "unsupported protocol"),
+    ("dhKeyTooSmall", "DH key too small", "dh key too small", "DHKeyTooSmall"),
+    ("inappropriateFallBack", "Inappropriate fallback", "inappropriate fallback",
+     "InappropriateFallBack"),
+    ("noSharedCipher", "No shared cipher", "no shared cipher", "NoSharedCipher"),
+    ("unknownCipherType", "Unknown cipher type", "unknown cipher type", "UnknownCipher"),
+    ("unknownKeyExchangeType", "Unknown exchange type", "unknown key exchange type",
+     "UnknownKeyExchangeType"),
+    ("unknownProtocol", "Unknown protocol", "unknown protocol", "UnknownProtocol"),
+    ("unsupportedEC", "Unsupported EC", "unsupported elliptic curve", "UnsupportedEC"),
+    ("unsupportedProtocol", "Unsupported protocol", "unsupported protocol",
+     "UnsupportedProtocol"),
 )
-# per-frontend TLS counters, in showTCPStats' column order
+# per-frontend TLS counters (the API's names), in showTCPStats' column order; they live in
+# the listener's tcp_counters so the web API and showTCPStats read one dict
 FRONTEND_TLS_COUNTERS = ("tlsNewSessions", "tlsResumptions", "tlsUnknownTicketKey",
-                         "tlsInactiveTicketKey", "tls10queries", "tls11queries", "tls12queries",
-                         "tls13queries", "tlsUnknownqueries")
-_VERSION_COUNTER = {"TLSv1": "tls10queries", "TLSv1.1": "tls11queries",
-                    "TLSv1.2": "tls12queries", "TLSv1.3": "tls13queries"}
+                         "tlsInactiveTicketKey", "tls10Queries", "tls11Queries", "tls12Queries",
+                         "tls13Queries", "tlsUnknownQueries")
+_VERSION_COUNTER = {"TLSv1": "tls10Queries", "TLSv1.1": "tls11Queries",
+                    "TLSv1.2": "tls12Queries", "TLSv1.3": "tls13Queries"}
 TICKET_KEY_SIZE = 80        # dnsdist's ticket key file: name 16 + cipher 32 + HMAC 32 bytes
 
 
@@ -71,15 +79,24 @@ class FrontendTLS:
         self.log = log
         self.ctx: SSL.Context | None = None
         self.counters = dict.fromkeys(FRONTEND_TLS_COUNTERS, 0)
-        self.errors = {name: 0 for name, _, _ in HANDSHAKE_ERRORS}
+        self.errors = {e[0]: 0 for e in HANDSHAKE_ERRORS}
         self.ticket_generation = 0
+        self.next_rotation = 0.0
         self.min_version = min_version(str(options.get("minTLSVersion") or "tls1.0"))
         self._keylog = None
 
     # --- building
     def load(self) -> None:
         """Read the files and build the context now. :raises TLSConfigError: dnsdist's text."""
+        if self.options.get("ticketKeyFile"):
+            self._check_ticket_file(str(self.options["ticketKeyFile"]))
         self.ctx = self._build(self.certs, self.keys)
+        self.next_rotation = time.time() + self.rotation_delay()
+
+    def rotation_delay(self) -> float:
+        """ticketsKeysRotationDelay (dnsdist's default 12 h; 0 turns automatic rotation off)."""
+        value = self.options.get("ticketsKeysRotationDelay")
+        return 43200.0 if value is None else float(value)
 
     def _build(self, certs: Sequence[str], keys: Sequence[str]) -> SSL.Context:
         opts = self.options
@@ -102,11 +119,11 @@ class FrontendTLS:
         except SSL.Error as e:
             raise TLSConfigError(f"Error setting up TLS cipher preferences: {e}") from None
         fingerprints = []
-        for cert_path, key_path in zip(certs, keys):
+        for cert_path, key_path in zip(certs, keys, strict=True):
             chain = _pem_certs(_read(cert_path, "certificate"), cert_path)
             try:
-                key = crypto.load_privatekey(crypto.FILETYPE_PEM, _read(key_path, "key"))
-            except crypto.Error:
+                key = serialization.load_pem_private_key(_read(key_path, "key"), None)
+            except (ValueError, TypeError):
                 raise TLSConfigError("An error occurred while trying to load the TLS server key "
                                      f"file: {key_path}") from None
             try:
@@ -118,7 +135,7 @@ class FrontendTLS:
             except SSL.Error:
                 raise TLSConfigError("The key from '" + key_path + "' does not match the "
                                      "certificate from '" + cert_path + "'") from None
-            fingerprints.append(chain[0].to_cryptography().fingerprint(hashes.SHA256()))
+            fingerprints.append(chain[0].fingerprint(hashes.SHA256()))
         self._set_ocsp(ctx, fingerprints)
         if opts.get("keyLogFile"):
             self._set_keylog(ctx, str(opts["keyLogFile"]))
@@ -128,7 +145,8 @@ class FrontendTLS:
         files = opts_list(self.options.get("ocspResponses"))
         if not files:
             return
-        responses = {fp: _read(path, "OCSP response") for fp, path in zip(fingerprints, files)}
+        pairs = zip(fingerprints, files, strict=False)
+        responses = {fp: _read(path, "OCSP response") for fp, path in pairs}
 
         def staple(conn: SSL.Connection, _: Any) -> bytes:
             cert = conn.get_certificate()
@@ -162,6 +180,7 @@ class FrontendTLS:
         """A fresh ticket key: a new context (OpenSSL draws one per context) for new sessions."""
         self.ctx = self._build(self.certs, self.keys)
         self.ticket_generation += 1
+        self.next_rotation = time.time() + self.rotation_delay()
 
     def load_tickets_keys(self, path: str) -> None:
         """Check a dnsdist ticket key file (80-byte keys); then rotate, as a new key is active.
@@ -169,13 +188,17 @@ class FrontendTLS:
         pyOpenSSL cannot install given ticket keys (no SSL_CTX_set_tlsext_ticket_keys), so the
         new active key is a fresh random one: resumption works, shared keys across hosts do not.
         """
+        self._check_ticket_file(path)
+        self.rotate_ticket_key()
+
+    @staticmethod
+    def _check_ticket_file(path: str) -> None:
         try:
             size = os.path.getsize(path)
         except OSError:
             size = 0
         if size < TICKET_KEY_SIZE:
             raise TLSConfigError("Unable to load a ticket key from the OpenSSL tickets key file")
-        self.rotate_ticket_key()
 
     # --- connections
     def new_connection(self) -> SSL.Connection:
@@ -188,13 +211,22 @@ class FrontendTLS:
 
     def handshake_failed(self, layer: TLSLayer, why: str) -> None:
         text = why.lower()
-        for name, _, reason in HANDSHAKE_ERRORS:
+        for name, _, reason, _ in HANDSHAKE_ERRORS:
             if reason in text:
                 self.errors[name] += 1
                 return
 
-    def count_query(self, version: str) -> None:
-        self.counters[_VERSION_COUNTER.get(version, "tlsUnknownqueries")] += 1
+    def share_counters(self, counters: dict[str, Any]) -> None:
+        """Keep the TLS counters in the listener's own counter dict (see FRONTEND_TLS_COUNTERS)."""
+        for key in FRONTEND_TLS_COUNTERS:
+            counters.setdefault(key, 0)
+        self.counters = counters
+
+
+
+def version_counter(version: str) -> str:
+    """The per-frontend counter a query over this negotiated version goes to."""
+    return _VERSION_COUNTER.get(version, "tlsUnknownQueries")
 
 
 def opts_list(value: Any) -> list[str]:
@@ -205,12 +237,10 @@ def opts_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _pem_certs(data: bytes, path: str) -> list[crypto.X509]:
-    marker = b"-----BEGIN CERTIFICATE-----"
-    blocks = [marker + part for part in data.split(marker)[1:]]
+def _pem_certs(data: bytes, path: str) -> list[x509.Certificate]:
     try:
-        certs = [crypto.load_certificate(crypto.FILETYPE_PEM, b) for b in blocks]
-    except crypto.Error:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
         certs = []
     if not certs:
         raise TLSConfigError("An error occurred while trying to load the TLS server certificate "
@@ -235,19 +265,32 @@ class BackendTLS:
         self.ctx = self._build()
 
     def _build(self) -> SSL.Context:
+        """:raises TLSConfigError: with dnsdist's text, as newServer() raises it (even in
+        --check-config): an unknown cipher list, an unreadable caStore."""
         o = self.options
         ctx = SSL.Context(SSL.TLS_METHOD)
         ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
         if o.get("ciphers"):
-            ctx.set_cipher_list(str(o["ciphers"]).encode())
+            try:
+                ctx.set_cipher_list(str(o["ciphers"]).encode())
+            except SSL.Error:
+                raise TLSConfigError(f"Error setting the cipher list to '{o['ciphers']}' for "
+                                     "the TLS context") from None
         c13 = o.get("ciphers13") or o.get("ciphersTLS13")
         if c13:
-            ctx.set_tls13_ciphersuites(str(c13).encode())
+            try:
+                ctx.set_tls13_ciphersuites(str(c13).encode())
+            except SSL.Error:
+                pass        # dnsdist 1.7.3 accepts any TLS 1.3 suites string here
         if self.validate:
             ctx.set_verify(SSL.VERIFY_PEER)
             if o.get("caStore"):
-                ctx.load_verify_locations(str(o["caStore"]))
+                try:
+                    ctx.load_verify_locations(str(o["caStore"]))
+                except SSL.Error:
+                    raise TLSConfigError("Error adding the trusted CAs file "
+                                         f"{o['caStore']}") from None
             else:
                 ctx.set_default_verify_paths()
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydist.stats import GAUGES
+from pydist.tls.context import HANDSHAKE_ERRORS
 from pydist.web import prometheus_help as H
 from pydist.web import views
 from pydist.web.numfmt import cpp_number
@@ -79,15 +80,33 @@ def _frontends(out: list[str], reg: Any) -> None:
     for suffix, kind, help_text in H.FRONTEND_METRICS:
         _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
     for cs in views.client_states(reg):
-        label = f'{{frontend="{cs.address()}",proto="{cs.proto}",thread="0"}}'
+        label = f'{{frontend="{cs.address()}",proto="{views.proto_label(cs)}",thread="0"}}'
         out.append(f"dnsdist_frontend_queries{label} {cs.queries}")
         out.append(f"dnsdist_frontend_responses{label} {cs.responses}")
         if cs.proto == "TCP":
             c = cs.tcp_counters
             for suffix, key in zip(H.FRONTEND_TCP_SAMPLES, views.FRONTEND_TCP_KEYS, strict=True):
                 out.append(f"dnsdist_frontend_{suffix}{label} {cpp_number(c.get(key, 0))}")
+            if cs.decl.tls is not None:
+                _tls_samples(out, label, cs.decl.tls)
     for suffix, kind, help_text in H.DOH_FRONTEND_METRICS:
         _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
+
+
+def _tls_samples(out: list[str], label: str, tls: Any) -> None:
+    """A DoT listener's extra samples, in dnsdist 1.7.3's order and labels."""
+    c, base = tls.counters, label[:-1]
+    for suffix, key in (("tlsnewsessions", "tlsNewSessions"), ("tlsresumptions", "tlsResumptions"),
+                        ("tlsunknownticketkeys", "tlsUnknownTicketKey"),
+                        ("tlsinactiveticketkeys", "tlsInactiveTicketKey")):
+        out.append(f"dnsdist_frontend_{suffix}{label} {c.get(key, 0)}")
+    for version, key in (("tls10", "tls10Queries"), ("tls11", "tls11Queries"),
+                         ("tls12", "tls12Queries"), ("tls13", "tls13Queries"),
+                         ("unknown", "tlsUnknownQueries")):
+        out.append(f'dnsdist_frontend_tlsqueries{base},tls="{version}"}} {c.get(key, 0)}')
+    for error in HANDSHAKE_ERRORS:
+        out.append(f'dnsdist_frontend_tlshandshakefailures{base},error="{error[0]}"}} '
+                   f"{tls.errors[error[0]]}")
 
 
 def _pools(out: list[str], reg: Any) -> None:

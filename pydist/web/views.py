@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydist.backend.server import DOWN, TCP_COUNTERS
+from pydist.tls.context import HANDSHAKE_ERRORS
 from pydist.web.numfmt import json_number
 
 FRONTEND_TCP_KEYS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
@@ -62,12 +63,20 @@ def client_states(reg: Any) -> Iterator[Any]:
             yield fe.tcp_state
 
 
+def proto_label(cs: Any) -> str:
+    """"TCP (DNS over TLS)" for a DoT listener, as dnsdist's API type and metrics label."""
+    return cs.proto + (" (DNS over TLS)" if cs.decl.tls is not None else "")
+
+
 def frontend_json(cs: Any, index: int) -> dict[str, Any]:
     d: dict[str, Any] = {"id": index, "address": cs.address(), "udp": cs.proto == "UDP",
-                         "tcp": cs.proto == "TCP", "type": cs.proto, "queries": cs.queries,
-                         "responses": cs.responses}
+                         "tcp": cs.proto == "TCP", "type": proto_label(cs),
+                         "queries": cs.queries, "responses": cs.responses}
     for key in FRONTEND_TCP_KEYS + FRONTEND_TLS_KEYS:
         d[key] = json_number(cs.tcp_counters.get(key, 0))
+    if cs.decl.tls is not None:
+        for label, _, _, suffix in HANDSHAKE_ERRORS:
+            d["tlsHandshakeFailures" + suffix] = cs.decl.tls.errors[label]
     return d
 
 

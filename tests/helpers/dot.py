@@ -2,6 +2,7 @@
 dnspython, raw TLS clients for bad-input tests, and a real-dnsdist DoT server config."""
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import dns.exception
 import dns.message
 import dns.query
 
+from tests.helpers.pydist_proc import DnsdistProcess, run_cli
 from tools.tls_certs import Issued, make_ca, make_server
 
 
@@ -83,3 +85,17 @@ def dnsdist_dot_server(certs: CertSet, backend: str, host: str = "127.0.0.1",
             f'setLocal("{addr}:{{{port_name}u}}")\n'
             f'addTLSLocal("{addr}:{{{port_name}}}", "{certs.cert}", "{certs.key}")\n'
             f'newServer{{address="{backend}"}}\n')
+
+
+def frontend_counters(proc: DnsdistProcess) -> dict[str, str]:
+    """The DoT frontend's row of showTCPStats and of showTLSErrorCounters, by column title."""
+    out = {}
+    for cmd in ("showTCPStats()", "showTLSErrorCounters()"):
+        text = run_cli(proc.impl, ["-C", str(proc.conf), "-e", cmd]).stdout
+        lines = text.splitlines()
+        head = next(ln for ln in lines if ln.startswith("#   Address"))
+        titles = [t for t in re.split(r"\s{2,}", head.strip())][1:]
+        row = next(ln for ln in lines if f":{proc.values['portdot']}" in ln)
+        cells = re.split(r"\s+", row.strip())[2:]
+        out.update(zip(titles[1:], cells, strict=True))
+    return out

@@ -133,3 +133,27 @@ def test_not_supervised_stdin_eof_exits_0(impl: str, tmp_path: Path) -> None:
     r = run_cli(impl, ["--disable-syslog", "-C", conf], stdin=subprocess.DEVNULL, timeout=10)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Listening on 127.0.0.1:" in r.stdout
+
+
+NESTED_ACL = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setACL({"10.0.0.0/8", "10.1.0.0/16", "192.168.0.0/16", "10.1.2.3", "::1", "2001:db8::/32",
+        "2001:db8:1::/48", "1.2.3.4"})
+addConsoleACL("127.0.0.1/32")
+controlSocket("127.0.0.1:{portconsole}")
+controlSocket("127.0.0.1:{portconsole}")
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_acl_order_and_second_control_socket(impl: str, start_proc: Starter) -> None:
+    """Netmask groups listed in dnsdist's trie order; a second controlSocket() on the same
+    address logs dnsdist's bind failure."""
+    proc = start_proc(impl, NESTED_ACL, ready=r"Accepting control connections")
+    assert ("ACL allowing queries from: 1.2.3.4/32, 10.1.2.3/32, 10.1.0.0/16, 10.0.0.0/8, "
+            "192.168.0.0/16, ::1/128, 2001:db8:1::/48, 2001:db8::/32") in proc.output
+    assert "Console ACL allowing connections from: 127.0.0.1/32, 127.0.0.0/8, ::1/128" in proc.output
+    where = f"127.0.0.1:{proc.values['portconsole']}"
+    proc.wait_for(f"Unable to bind to control socket on {where}: binding socket to {where}: "
+                  "Address already in use")

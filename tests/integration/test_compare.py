@@ -1,6 +1,7 @@
 """pydist-compare end to end: equivalent configs, planted differences, bad input, cleanup.
 
-Side B is the command in $PYDIST_CMD (default: real dnsdist, until pydist serves traffic).
+Side B is the command in $PYDIST_CMD (default: this checkout's pydist; set it to `dnsdist` to
+check the comparer itself with real dnsdist on both sides).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import shutil
 import stat
 import struct
+import sys
 from pathlib import Path
 
 import dns.message
@@ -17,7 +19,7 @@ import pytest
 
 from pydist.compare.cli import main
 
-PYDIST_CMD = os.environ.get("PYDIST_CMD", "dnsdist")
+PYDIST_CMD = os.environ.get("PYDIST_CMD", f"{sys.executable} -m pydist")
 
 pytestmark = pytest.mark.skipif(shutil.which("dnsdist") is None, reason="real dnsdist 1.7.3 is not installed")
 
@@ -208,3 +210,31 @@ def test_pcap_replay_and_bad_input(setup, capsys):
     unreadable.write_bytes(b"junk")
     assert main(["-C", str(conf), "--pydist", PYDIST_CMD, "--pcap", str(unreadable)]) == 2
     assert "not a pcap" in capsys.readouterr().err
+
+
+DOT_CONFIG = """
+newServer({address="9.9.9.9"})
+setLocal("0.0.0.0:53")
+addTLSLocal("0.0.0.0:853", "/etc/letsencrypt/live/absent/fullchain.pem",
+            "/etc/letsencrypt/live/absent/privkey.pem")
+getPool(""):setCache(newPacketCache(100))
+addAction("blocked.example.", RCodeAction(DNSRCode.REFUSED))
+"""
+
+
+def test_dot_queries_replayed_with_a_throwaway_certificate(tmp_path, capsys):
+    """+tls queries go to each side's addTLSLocal listener (served with a generated certificate
+    when the config's files are absent); a rule planted on one side shows over DoT."""
+    conf = tmp_path / "dot.conf"
+    conf.write_text(DOT_CONFIG)
+    queries = tmp_path / "dot.txt"
+    queries.write_text("example.com A +tls\nexample.com A +tls\nblocked.example A +tls\n")
+    code, report = _run(tmp_path, conf, "--queries", str(queries), "--metrics")
+    assert code == 0, capsys.readouterr().out
+    assert report["queries_sent"] == 3
+    assert any("throwaway certificate" in n for n in report["not_comparable"])
+    code, report = _run(tmp_path, conf, "--queries", str(queries),
+                        "--extra-lua-b", 'addAction("example.com.", RCodeAction(DNSRCode.NXDOMAIN))')
+    assert code == 1
+    where = [d["where"] for d in report["differences"] if d["kind"] == "rcode"]
+    assert where and all("(tls)" in w for w in where), report["differences"]

@@ -84,20 +84,26 @@ def test_udp_and_tcp_clients_served_over_dot(impl: str, start_proc: Starter, res
 @pytest.mark.parametrize("impl", BOTH)
 def test_certificate_validation_failures(impl: str, start_proc: Starter, responder,
                                          certs: CertSet) -> None:
-    """Unknown CA, wrong name, expired: down (pydist logs why); the good server keeps serving."""
+    """Unknown CA, self-signed, wrong name, expired: down (pydist logs why); the good server
+    keeps serving."""
     good = start_upstream(start_proc, certs, responder.address)
     old = certs.issue("expired", expired=True)
     expired = start_upstream(start_proc, certs, responder.address, str(old.cert_path),
                              str(old.key_path))
+    own = certs.issue("selfsigned", self_signed=True)
+    selfsigned = start_upstream(start_proc, certs, responder.address, str(own.cert_path),
+                                str(own.key_path))
     g = f"127.0.0.1:{good.values['portdot']}"
     e = f"127.0.0.1:{expired.values['portdot']}"
+    ss = f"127.0.0.1:{selfsigned.values['portdot']}"
     conf = HEAD + (f'newServer{{address="{g}", tls="openssl", name="unknownca"}}\n'
+                   + dot_server(ss, certs, "selfsigned")
                    + dot_server(g, certs, "wrongname").replace("dot.test", "wrong.test")
                    + dot_server(e, certs, "expired")
                    + dot_server(e, certs, "novalidation", ", validateCertificates=false")
                    + dot_server(g, certs, "good"))
     proc = start_proc(impl, conf, ready=None)
-    for name in ("unknownca", "wrongname", "expired"):
+    for name in ("unknownca", "selfsigned", "wrongname", "expired"):
         proc.wait_for(rf"Marking downstream {name} \(.*\) as 'down'")
     for name in ("novalidation", "good"):
         proc.wait_for(rf"Marking downstream {name} \(.*\) as 'up'")
@@ -106,6 +112,7 @@ def test_certificate_validation_failures(impl: str, start_proc: Starter, respond
                       r"failed: unable to get local issuer certificate")
         proc.wait_for(r"backend wrongname .* failed: .*hostname mismatch")
         proc.wait_for(r"backend expired .* failed: .*certificate has expired")
+        proc.wait_for(r"backend selfsigned .* failed: certificate verify failed: self[- ]signed")
     for i in range(3):
         assert query(proc.addr(), f"still{i}.example.", tcp=bool(i % 2)) is not None
     assert proc.alive()
@@ -145,3 +152,23 @@ def test_real_dnsdist_uses_pydist_as_dot_backend(start_proc: Starter, responder,
         ans = query(proc.addr(), f"via-pydist{int(tcp)}.example.", tcp=tcp)
         assert ans is not None and ans.answer[0][0].address == "192.0.2.1"
     assert responder.count("via-pydist0.example.") == 1
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_bad_tls_options_are_config_errors(impl: str, tmp_path: Path) -> None:
+    """As dnsdist 1.7.3, newServer builds the TLS context at once: an unknown cipher list or an
+    unreadable caStore is a fatal Lua error even in --check-config; odd TLS 1.3 suites are not."""
+    conf = tmp_path / "bad.conf"
+    cases = {'ciphers="NOTACIPHER"': "Caught exception: Error setting the cipher list to "
+                                     "'NOTACIPHER' for the TLS context",
+             'caStore="/nonexistent/ca.pem"': "Caught exception: Error adding the trusted CAs "
+                                              "file /nonexistent/ca.pem",
+             'ciphersTLS13="NOTACIPHER"': None}
+    for option, error in cases.items():
+        conf.write_text('setSecurityPollSuffix("")\n'
+                        f'newServer{{address="127.0.0.1:1", tls="openssl", {option}}}\n')
+        res = run_cli(impl, ["--check-config", "-C", str(conf)])
+        if error is None:
+            assert res.returncode == 0 and "OK!" in res.stdout, (option, res.stdout)
+        else:
+            assert res.returncode == 1 and error in res.stdout, (option, res.stdout)

@@ -1,9 +1,9 @@
 """Bad DoT clients: plaintext on the TLS port, a handshake that stops halfway, only old protocol
-versions, an idle connection. Each is refused and counted as dnsdist 1.7.3 counts it (the same
-showTCPStats/showTLSErrorCounters figures on both), and a good client is served meanwhile."""
+versions, no shared cipher, an idle connection. Each is refused and counted as dnsdist 1.7.3
+counts it (the same showTCPStats/showTLSErrorCounters figures on both), and a good client is
+served meanwhile."""
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import struct
@@ -11,8 +11,14 @@ import warnings
 from pathlib import Path
 
 from tests.conftest import Starter, available_impls
-from tests.helpers.dot import CertSet, client_context, dot_query, make_cert_set
-from tests.helpers.pydist_proc import DnsdistProcess, poll_until, run_cli
+from tests.helpers.dot import (
+    CertSet,
+    client_context,
+    dot_query,
+    frontend_counters,
+    make_cert_set,
+)
+from tests.helpers.pydist_proc import DnsdistProcess, poll_until
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
 CONF = f"""setSecurityPollSuffix("")
@@ -20,7 +26,8 @@ setLocal("127.0.0.1:{{port}}")
 controlSocket("127.0.0.1:{{portctl}}")
 setKey("{KEY}")
 setTCPRecvTimeout(1)
-addTLSLocal("127.0.0.1:{{portdot}}", "{{cert}}", "{{key}}", {{{{minTLSVersion="tls1.2"}}}})
+addTLSLocal("127.0.0.1:{{portdot}}", "{{cert}}", "{{key}}",
+            {{{{minTLSVersion="tls1.2", ciphers="ECDHE-RSA-AES256-GCM-SHA384"}}}})
 newServer{{{{address="{{backend}}"}}}}
 """
 QUERY = bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d0000010001")
@@ -40,7 +47,7 @@ def closed_by_server(sock: socket.socket, timeout: float = 4.0) -> bool:
             pass
     except (ConnectionResetError, BrokenPipeError):
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
     return True
 
@@ -57,20 +64,6 @@ def old_versions_client() -> ssl.SSLContext:
     return ctx
 
 
-def counters(proc: DnsdistProcess) -> dict[str, str]:
-    """The DoT frontend's row of showTCPStats and of showTLSErrorCounters, by column title."""
-    out = {}
-    for cmd in ("showTCPStats()", "showTLSErrorCounters()"):
-        text = run_cli(proc.impl, ["-C", str(proc.conf), "-e", cmd]).stdout
-        lines = text.splitlines()
-        head = next(ln for ln in lines if ln.startswith("#   Address"))
-        titles = [t for t in re.split(r"\s{2,}", head.strip())][1:]
-        row = next(ln for ln in lines if f":{proc.values['portdot']}" in ln)
-        cells = re.split(r"\s+", row.strip())[2:]
-        out.update(zip(titles[1:], cells))
-    return out
-
-
 def run_bad_clients(proc: DnsdistProcess, certs: CertSet) -> None:
     dot = proc.addr("portdot")
     # plaintext DNS on the TLS port: no answer, the connection is closed
@@ -82,6 +75,16 @@ def run_bad_clients(proc: DnsdistProcess, certs: CertSet) -> None:
         try:
             old_versions_client().wrap_socket(raw).close()
             raise AssertionError("an old-versions client completed a handshake")
+        except (ssl.SSLError, ConnectionError):
+            pass
+    # TLS 1.2 with none of the listener's ciphers
+    ctx = client_context(certs.ca_path)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+    with socket.create_connection(dot) as raw:
+        try:
+            ctx.wrap_socket(raw, server_hostname="dot.test").close()
+            raise AssertionError("a client without a shared cipher completed a handshake")
         except (ssl.SSLError, ConnectionError):
             pass
     # a handshake that stops halfway and a connection that stays idle after its handshake,
@@ -104,13 +107,15 @@ def test_bad_clients_refused_and_counted_as_dnsdist(start_proc: Starter, tmp_pat
     for impl in available_impls():
         proc = start_proc(impl, _conf(certs, responder.address))
         run_bad_clients(proc, certs)
-        poll_until(lambda: counters(proc)["Connections"] == "0", timeout=5)
-        seen[impl] = counters(proc)
+        poll_until(lambda p=proc: frontend_counters(p)["Connections"] == "0", timeout=5)
+        seen[impl] = frontend_counters(proc)
         assert seen[impl]["TLS 1.3"] == "1", seen[impl]      # the good client's query
         assert proc.alive()
-    assert 0.009 < float(seen["pydist"]["Avg queries/conn"]) < 0.011   # 0, 0, 1, 0, 0
+    assert 0.009 < float(seen["pydist"]["Avg queries/conn"]) < 0.011   # 0, 0, 0, 1, 0, 0
+    assert seen["pydist"]["No shared cipher"] == "1"
     assert float(seen["pydist"]["Avg duration"]) > 15                   # two held >= 1 s
     if len(seen) == 2:
         for impl in seen:            # the moving averages depend on timing: checked above
             seen[impl].pop("Avg duration")
+            seen[impl].pop("Avg queries/conn")
         assert seen["pydist"] == seen["dnsdist"], repr(seen)

@@ -2,6 +2,7 @@
 RSA and ECDSA certificates, certificates reloaded at runtime, session resumption."""
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
@@ -9,20 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.dot import CertSet, client_context, dot_query, make_cert_set, peer_certificate
+from tests.conftest import BOTH, Starter, available_impls
+from tests.helpers.dot import (
+    CertSet,
+    client_context,
+    dot_query,
+    frontend_counters,
+    make_cert_set,
+    peer_certificate,
+)
 from tests.helpers.pydist_proc import poll_until, query, run_cli
+from tools.tls_certs import make_ocsp_response
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
 CONF = """setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 controlSocket("127.0.0.1:{portctl}")
-setKey("%s")
+setKey("KEY")
 addTLSLocal("127.0.0.1:{portdot}", {certs}, {keys}{opts})
 newServer{address="{backend}"}
 pc = newPacketCache(1000)
 getPool(""):setCache(pc)
-""" % KEY
+""".replace("KEY", KEY)
 
 
 @pytest.fixture
@@ -58,6 +67,11 @@ def test_dnspython_and_kdig_get_answers(impl: str, start_proc: Starter, responde
                          capture_output=True, text=True, timeout=10)
     assert out.stdout.strip() == "192.0.2.1", out.stdout + out.stderr
     assert "TCP (DNS over TLS)" in console(proc, "showBinds()")
+    contexts = console(proc, "showTLSContexts()").splitlines()
+    assert contexts[0] == ("#   Address              # ticket keys  Rotation delay "
+                           "Next rotation        ")
+    assert re.fullmatch(rf"0   127\.0\.0\.1:{dot[1]}\s+1\s+43200\s+"
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ", contexts[1]), contexts
 
 
 def test_dot_shares_the_tcp_cache_key(start_proc: Starter, responder, certs) -> None:
@@ -84,7 +98,8 @@ def test_rsa_and_ecdsa_pairs(start_proc: Starter, responder, certs: CertSet) -> 
         ctx.set_ciphers(f"ECDHE-{alg}-AES128-GCM-SHA256")
         seen[alg] = peer_certificate(proc.addr("portdot"), ctx)
     from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
+    from cryptography.hazmat.primitives.asymmetric import rsa
     assert isinstance(x509.load_der_x509_certificate(seen["ECDSA"]).public_key(),
                       ec_keys.EllipticCurvePublicKey)
     assert isinstance(x509.load_der_x509_certificate(seen["RSA"]).public_key(), rsa.RSAPublicKey)
@@ -134,8 +149,51 @@ def test_session_resumption_and_ticket_rotation(impl: str, start_proc: Starter, 
     with socket.create_connection(dot, timeout=3) as raw:
         with ctx.wrap_socket(raw, server_hostname="dot.test", session=session) as s:
             assert s.session_reused
+    # dnsdist counts from its TCP worker thread, a moment after the client is done
+    poll_until(lambda: (frontend_counters(proc)["TLS new sessions"],
+                        frontend_counters(proc)["TLS Resumptions"]) == ("1", "1"))
     assert console(proc, "getTLSFrontend(0):rotateTicketsKey()").strip() == ""
     assert dot_query(dot, "rotated.example.", certs.ca_path) is not None
+    poll_until(lambda: frontend_counters(proc)["TLS 1.3"] == "1")
+
+
+def test_key_log_file_and_ocsp_stapling(start_proc: Starter, responder, certs: CertSet,
+                                        tmp_path: Path) -> None:
+    """keyLogFile gets NSS key log lines; ocspResponses are stapled for clients that ask."""
+    keylog, ocsp = tmp_path / "keys.log", tmp_path / "ocsp.der"
+    response = make_ocsp_response(certs.ca, certs.server)
+    ocsp.write_bytes(response)
+    proc = _start(start_proc, "pydist", certs, responder.address,
+                  f', {{keyLogFile="{keylog}", ocspResponses={{"{ocsp}"}}}}')
+    from OpenSSL import SSL
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    stapled = []
+    ctx.set_ocsp_client_callback(lambda conn, data, _: stapled.append(data) or True)
+    import socket
+    import struct
+    with socket.create_connection(proc.addr("portdot"), timeout=3) as raw:
+        raw.settimeout(None)            # pyOpenSSL on a socket wants it blocking, and
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 3, 0))  # bounded
+        conn = SSL.Connection(ctx, raw)
+        conn.request_ocsp()
+        conn.set_connect_state()
+        conn.do_handshake()
+        conn.shutdown()
+    assert stapled == [response]
+    poll_until(lambda: keylog.exists() and b"CLIENT_TRAFFIC_SECRET_0" in keylog.read_bytes())
+
+
+def test_ticket_key_file_checked_when_serving(tmp_path: Path, certs: CertSet) -> None:
+    """As dnsdist 1.7.3: an unreadable ticketKeyFile is fatal at startup, not in check mode."""
+    conf = tmp_path / "tk.conf"
+    conf.write_text(f'setSecurityPollSuffix("")\naddTLSLocal("127.0.0.1:1", "{certs.cert}", '
+                    f'"{certs.key}", {{ticketKeyFile="/nonexistent/tickets.key"}})\n')
+    for impl in ("pydist",) + (("dnsdist",) if shutil.which("dnsdist") else ()):
+        assert run_cli(impl, ["--check-config", "-C", str(conf)]).returncode == 0
+        res = run_cli(impl, ["--supervised", "--disable-syslog", "-C", str(conf)])
+        assert res.returncode == 1, impl
+        assert ("Fatal error: Unable to load a ticket key from the OpenSSL tickets key file"
+                in res.stdout), (impl, res.stdout)
 
 
 def test_missing_certificate_is_fatal_when_serving_only(tmp_path: Path) -> None:
@@ -166,3 +224,51 @@ def test_mismatched_lists_and_bad_version(tmp_path: Path, certs: CertSet) -> Non
     assert res.returncode == 1
     assert "Caught exception: Unknown TLS version 'tls9" in res.stdout
     _ = poll_until
+
+
+def test_console_tables_match_dnsdist(start_proc: Starter, responder, certs: CertSet) -> None:
+    """showTLSErrorCounters, showTCPStats and showBinds: dnsdist 1.7.3's text, byte for byte
+    (ports normalised; showTLSContexts' next rotation time aside)."""
+    outputs = {}
+    for impl in available_impls():
+        proc = _start(start_proc, impl, certs, responder.address)
+        text = "".join(console(proc, c) for c in ("showTLSErrorCounters()", "showTCPStats()",
+                                                  "showBinds()", "showTLSContexts()"))
+        for name in ("port", "portdot", "portctl"):
+            text = text.replace(str(proc.values[name]), name.upper())
+        text = text.replace(responder.address, "BACKEND")
+        outputs[impl] = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TIME", text)
+        assert "TLS Resumptions" in outputs[impl] and "No shared cipher" in outputs[impl]
+    if len(outputs) == 2:
+        assert outputs["pydist"] == outputs["dnsdist"]
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_rules_see_dot_queries_as_tcp_and_dot(impl: str, start_proc: Starter, responder,
+                                              certs: CertSet) -> None:
+    """Query rules run for DoT (the shared packet path): TCPRule matches it, and a Lua rule
+    reads dq:getProtocol() == "DNS over TLS" (facts §10.2, §10.4)."""
+    rules = ('addAction(AndRule({TCPRule(true), QNameRule("tcprule.example.")}), '
+             'RCodeAction(DNSRCode.REFUSED))\n'
+             'function isDoT(dq) if dq:getProtocol() == "DNS over TLS" then '
+             'return DNSAction.Nxdomain, "" end return DNSAction.None, "" end\n'
+             'addAction("proto.example.", LuaAction(isDoT))\n')
+    proc = start_proc(impl, _conf(f'"{certs.cert}"', f'"{certs.key}"') + rules,
+                      {"backend": responder.address})
+    dot = proc.addr("portdot")
+    refused = dot_query(dot, "tcprule.example.", certs.ca_path)
+    assert refused is not None and refused.rcode() == 5
+    nx = dot_query(dot, "proto.example.", certs.ca_path)
+    assert nx is not None and nx.rcode() == 3
+    plain = query(proc.addr(), "proto.example.", tcp=True)
+    assert plain is not None and plain.rcode() == 0
+
+
+def test_ipv6_listener(start_proc: Starter, responder, certs: CertSet) -> None:
+    conf = _conf(f'"{certs.cert}"', f'"{certs.key}"') + \
+        f'addTLSLocal("[::1]:{{portdot6}}", "{certs.cert}", "{certs.key}")\n'
+    proc = start_proc("pydist", conf, {"backend": responder.address})
+    proc.wait_for(r"Listening on \[::1\]:\d+ for TLS")
+    ans = dot_query(("::1", int(proc.values["portdot6"])), "v6.example.", certs.ca_path)
+    assert ans is not None and ans.answer[0][0].address == "192.0.2.1"
+    assert console(proc, "getTLSFrontendCount()").strip() == "2"

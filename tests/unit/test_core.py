@@ -118,3 +118,15 @@ def test_health_state_machine_rise_and_failures() -> None:
     assert not s.up_status
     update_health(s, True, False, logs.append)
     assert s.up_status and len(logs) == 3
+
+
+def test_netmask_group_listed_in_dnsdist_trie_order() -> None:
+    """As real dnsdist 1.7.3 prints its ACL: in-order over the bit trie, IPv4 first."""
+    from pydist.dns.netmask import NetmaskGroup
+    masks = ["10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+             "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10", "0.0.0.0/0", "::/0",
+             "10.128.0.0/9", "10.0.0.0/9"]
+    assert NetmaskGroup(masks).to_strings() == [
+        "10.0.0.0/9", "10.0.0.0/8", "10.128.0.0/9", "100.64.0.0/10", "127.0.0.0/8", "0.0.0.0/0",
+        "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "::/0", "fc00::/7",
+        "fe80::/10"]

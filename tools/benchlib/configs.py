@@ -40,10 +40,13 @@ def responder(port: int) -> str:
 
 def under_test(
     port: int, backend_port: int, *, rules: int = 0, lua_action: bool = False,
-    cache_size: int = 100_000,
+    cache_size: int = 100_000, dot: tuple[int, str, str] | None = None,
 ) -> str:
-    """Config of the server under test, with optional extra rules and a no-op Lua action."""
+    """Config of the server under test, with optional extra rules, a no-op Lua action and a
+    DoT listener (port, certificate file, key file)."""
     text = UNDER_TEST.format(port=port, backend_port=backend_port, cache_size=cache_size)
+    if dot is not None:
+        text += f'addTLSLocal("127.0.0.1:{dot[0]}", "{dot[1]}", "{dot[2]}")\n'
     text += "".join(NON_MATCHING_RULE.format(i=i) for i in range(rules))
     if lua_action:
         text += LUA_ACTION

@@ -77,6 +77,7 @@ def command(
     seconds: float,
     max_passes: int,
     tcp: bool = False,
+    dot: bool = False,
     rate: int | None = None,
     verbose: bool = False,
     clients: int = 4,
@@ -86,8 +87,8 @@ def command(
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile]
     cmd += ["-l", f"{seconds:g}", "-n", str(max_passes), "-c", str(clients)]
     cmd += ["-q", str(outstanding), "-t", "2"]
-    if tcp:
-        cmd += ["-m", "tcp"]
+    if tcp or dot:
+        cmd += ["-m", "dot" if dot else "tcp"]
     if rate is not None:
         cmd += ["-Q", str(rate)]
     if verbose:

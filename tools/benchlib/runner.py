@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import pathlib
 import subprocess
 import time
 from collections.abc import Callable
@@ -110,13 +111,17 @@ class Runner:
         if not procs.wait_answering(proc, self.backend_port).ok:
             raise ServerFailed("backend responder did not answer:\n" + self._tail("backend.log"))
 
-    def _start_server(self, side: Side, tag: str) -> tuple[subprocess.Popen[bytes], int]:
-        """Start one server under test on a fresh port and wait until it answers through the backend."""
+    def _start_server(self, side: Side, tag: str, dot: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+        """Start one server under test on a fresh port and wait until it answers through the backend.
+
+        With dot, it also listens for DoT on another port, which is the one returned."""
         port = procs.free_port()
         self._n += 1
         name = f"{side.label}-{tag}-{self._n}"
+        dot_conf = (procs.free_port(), *self._certs()) if dot else None
         conf = self._write(f"{name}.conf", configs.under_test(
-            port, self.backend_port, rules=self.s.rules, lua_action=self.s.lua_action))
+            port, self.backend_port, rules=self.s.rules, lua_action=self.s.lua_action,
+            dot=dot_conf))
         argv = procs.pinned(self.s.server_core,
                             [*side.command, "--supervised", "--disable-syslog", "-C", conf])
         log_name = f"{name}.log"
@@ -127,7 +132,18 @@ class Runner:
             self.group.stop(proc)
             raise ServerFailed(f"{side.label} did not answer within {ready.seconds:.1f}s "
                                f"(exit {proc.returncode}):\n" + self._tail(log_name))
-        return proc, port
+        return proc, dot_conf[0] if dot_conf else port
+
+    def _certs(self) -> tuple[str, str]:
+        """A test certificate and key for DoT listeners, made once per run."""
+        try:
+            from tools.tls_certs import write_set
+        except ImportError:                    # run as tools/bench: tools/ is on sys.path
+            from tls_certs import write_set    # type: ignore[no-redef]
+        d = os.path.join(self.workdir, "certs")
+        if not os.path.exists(os.path.join(d, "server.key")):
+            write_set(pathlib.Path(d))
+        return os.path.join(d, "server.pem"), os.path.join(d, "server.key")
 
     # --- scenarios -------------------------------------------------------------------------
 
@@ -146,7 +162,7 @@ class Runner:
         try:
             for side in self.sides:
                 try:
-                    running[side.label] = self._start_server(side, sc.name)
+                    running[side.label] = self._start_server(side, sc.name, sc.dot)
                 except ServerFailed as e:
                     results[side.label].error = str(e)
             for label, (_, port) in running.items():
@@ -178,7 +194,7 @@ class Runner:
                 if results[side.label].error:
                     continue
                 try:
-                    proc, port = self._start_server(side, sc.name)
+                    proc, port = self._start_server(side, sc.name, sc.dot)
                 except ServerFailed as e:
                     results[side.label].error = str(e)
                     continue
@@ -230,7 +246,7 @@ class Runner:
             path = queries.write_unique(os.path.join(self.workdir, f"{tag}.txt"), sc.fill_names,
                                         f"{sc.name}-{tag}")
             passes, limit = 1, self.s.fill_timeout
-        cmd = dnsperf.command(port, path, seconds=limit, max_passes=passes, tcp=sc.tcp, rate=sc.rate,
+        cmd = dnsperf.command(port, path, seconds=limit, max_passes=passes, tcp=sc.tcp, dot=sc.dot, rate=sc.rate,
                               verbose=sc.latency and not tag.startswith("warm"),
                               clients=self.s.clients, outstanding=self.s.outstanding)
         try:

@@ -13,6 +13,7 @@ class Scenario:
     description: str
     queries: str  # "hit" (100 names looped), "unique" (never seen), "fill" (exactly fill_names)
     tcp: bool = False
+    dot: bool = False  # DNS over TLS (dnsperf -m dot) to an addTLSLocal listener
     rate: int | None = None  # fixed qps (dnsperf -Q), None = as fast as possible
     latency: bool = False  # collect per-query latencies (dnsperf -v)
     fresh_per_rep: bool = False  # restart both servers for every repetition (empty cache)
@@ -25,6 +26,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("udp-hit", "cache hits over UDP", "hit"),
         Scenario("udp-miss", "cache misses over UDP (unique names)", "unique"),
         Scenario("tcp-hit", "cache hits over TCP", "hit", tcp=True),
+        Scenario("dot-hit", "cache hits over DNS over TLS (addTLSLocal)", "hit", dot=True),
         Scenario("latency", "cache hits over UDP at a fixed 10,000 qps", "hit",
                  rate=10_000, latency=True),
         Scenario("cache-fill", "fill a 100,000-entry cache with 100,000 unique names, RSS after",
