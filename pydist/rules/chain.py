@@ -87,11 +87,16 @@ class RuleChain:
         self._set(self.rules[:i] + self.rules[i + 1:])
 
     def move(self, src: int, dst: int) -> None:
+        """mvRule(from, to) as dnsdist: `to` may be the size (the end); moving down a rule
+        lands it just before the rule that was at `to`."""
         rules = list(self.rules)
-        if not 0 <= src < len(rules) or not 0 <= dst < len(rules):
+        if not 0 <= src < len(rules) or not 0 <= dst <= len(rules):
             raise ChainError("Error: attempt to move rules from/to invalid index")
         r = rules.pop(src)
-        rules.insert(dst, r)
+        if dst > len(rules):
+            rules.append(r)
+        else:
+            rules.insert(dst - 1 if src < dst else dst, r)
         self._set(tuple(rules))
 
     def to_top(self) -> None:

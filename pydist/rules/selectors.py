@@ -83,7 +83,7 @@ class SuffixMatchNodeRule(Selector):
         return self.smn.check_key(dq.qname.key)
 
     def __str__(self) -> str:
-        return "qname matches in-group" if self.quiet else f"qname in {self.smn}"
+        return "qname==in-set" if self.quiet else f"qname in {self.smn}"
 
 
 class RegexRule(Selector):
@@ -104,6 +104,13 @@ class RegexRule(Selector):
 
 class RE2Rule(RegexRule):
     label = "RE2 match: "
+
+    @classmethod
+    def never(cls, pattern: str) -> "RE2Rule":
+        """The rule an RE2 pattern that did not compile gives: it never matches."""
+        rule = cls("(?!)")
+        rule.pattern = pattern
+        return rule
 
     def matches(self, dq: Any) -> bool:
         text = str(dq.qname)

@@ -96,10 +96,14 @@ def test_chain_edits() -> None:
     c = RuleChain("query")
     for name in ("a", "b", "c"):
         c.add(Rule(S.AllRule(), A.NoneAction(), name))
-    c.move(0, 2)
-    assert [r.name for r in c.rules] == ["b", "c", "a"]
+    c.move(0, 2)                        # as dnsdist 1.7.3: lands before the old #2
+    assert [r.name for r in c.rules] == ["b", "a", "c"]
+    c.move(0, 3)                        # the size is a valid target: the end
+    assert [r.name for r in c.rules] == ["a", "c", "b"]
     c.to_top()
-    assert [r.name for r in c.rules] == ["a", "b", "c"]
+    assert [r.name for r in c.rules] == ["b", "a", "c"]
+    with pytest.raises(ChainError, match="invalid index"):
+        c.move(0, 4)
     c.remove("b")
     c.remove(c.rules[0].uuid)
     assert [r.name for r in c.rules] == ["c"]
