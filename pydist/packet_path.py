@@ -10,10 +10,11 @@ from pydist.backend.udp import InFlight
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
-from pydist.rules.chain import DONE, RULES, apply_dynblocks, apply_query_rules
+from pydist.rules.chain import DONE, RULES, apply_dynblocks, apply_query_rules, is_pure_chain
 from pydist.rules.responses import RuleInFlight, apply_response_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
+RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bounded memory)
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
 
 
@@ -40,8 +41,12 @@ class PacketPath:
         self.cachehit_rules = rules["cachehit"].rules
         self.selfanswered_rules = rules["selfanswered"].rules
         self.dynblocks = self.reg.dynblocks if self.reg.dynblocks.active else None
+        pure = bool(self.query_rules) and is_pure_chain(self.query_rules)
+        # a pure chain's pass-through verdict per query bytes: lets cache hits skip the chain
+        self.rule_memo: dict[bytes, tuple] | None = {} if pure else None
         self.fast_cache = pool.cache if (
-            pool.cache is not None and policy.side_effect_free and not self.query_rules
+            pool.cache is not None and policy.side_effect_free
+            and (not self.query_rules or pure)
             and not self.cachehit_rules and self.dynblocks is None
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
@@ -55,6 +60,7 @@ class PacketPath:
         acl_memo = acl.memo
         qring = self.rings.queries.append
         cache = self.fast_cache
+        memo = self.rule_memo
         now = time.time()
         now_s = int(now)
         hits = 0
@@ -82,7 +88,14 @@ class PacketPath:
                 continue
             qring((now, addr, data, 0))
             if cache is not None:
-                resp = cache.lookup_exact(data, True, now_s)
+                if memo is not None:      # a pure chain: its remembered verdict, counted
+                    matched = memo.get(data[2:])
+                    resp = None if matched is None else cache.lookup_exact(data, True, now_s)
+                    if resp is not None:
+                        for r in matched:
+                            r.matches += 1
+                else:
+                    resp = cache.lookup_exact(data, True, now_s)
                 if resp is not None:
                     if data[2] & 0x01:
                         stats.rdqueries += 1
@@ -183,6 +196,9 @@ class PacketPath:
         """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
         None when the query was dropped or answered."""
         dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        memo = self.rule_memo
+        if memo is not None:
+            dq.matched = []
         step = RULES
         if self.dynblocks is not None:
             step = apply_dynblocks(self, self.dynblocks, dq, addr, fe, fe_sock, reply)
@@ -191,7 +207,19 @@ class PacketPath:
         if step == RULES and self.query_rules:
             if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
                 return None
+            if memo is not None and step == RULES:
+                self._remember(memo, data, dq)
         return dq
+
+    @staticmethod
+    def _remember(memo: dict, data: bytes, dq: DNSQuestion) -> None:
+        """Remember a pure chain's pass-through for these bytes, when nothing was changed."""
+        if (dq.pool is None and not dq.skip_cache and dq.tags is None and not dq.delay_ms
+                and dq.temp_failure_ttl is None and dq.data == data
+                and all(r.action.pure for r in dq.matched)):
+            if len(memo) >= RULE_MEMO_MAX:
+                memo.clear()
+            memo[data[2:]] = tuple(dq.matched)
 
     def _drop(self, reply: Callable | None) -> None:
         if reply is not None:

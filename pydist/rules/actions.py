@@ -34,8 +34,10 @@ class ResponseConfig:
 
 
 class Action:
-    """Base: `response` is True for actions that belong in response chains."""
+    """Base: `response` is True for actions that belong in response chains; `pure` for actions
+    that leave the query, its routing and everything else untouched (fast-path safe)."""
     response = False
+    pure = False
     text = ""
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
@@ -54,6 +56,7 @@ class DropAction(Action):
 
 class AllowAction(Action):
     text = "allow"
+    pure = True
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return ALLOW, None
@@ -61,6 +64,7 @@ class AllowAction(Action):
 
 class NoneAction(Action):
     text = "no op"
+    pure = True
 
 
 class PoolAction(Action):

@@ -45,6 +45,12 @@ def unsupported_parts(rule: Rule) -> list[str]:
     return out
 
 
+def is_pure_chain(rules: tuple[Rule, ...]) -> bool:
+    """Every selector depends on the query bytes only: the chain's outcome for given bytes is
+    always the same, so a pass-through can be remembered (the fast cache path stays on)."""
+    return all(r.selector.pure for r in rules)
+
+
 class ChainError(Exception):
     """rmRule/mvRule on a rule that does not exist (dnsdist prints the text and goes on)."""
 
@@ -127,9 +133,12 @@ class RuleChain:
 
 def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
     """Run the query rules in order; the verdict that stopped them, or (None action, None)."""
+    matched = dq.matched
     for r in rules:
         if r.selector.matches(dq):
             r.matches += 1
+            if matched is not None:
+                matched.append(r)
             verdict, extra = r.action(dq)
             if verdict == A.NONE or verdict == A.NOOP:
                 continue
