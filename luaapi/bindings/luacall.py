@@ -4,40 +4,60 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-_PCALL_LUA = """
-local xpcall, traceback, tostring = xpcall, debug.traceback, tostring
-local unpack, select = unpack, select
+LUA_TIME_LIMIT = 0.2    # CPU seconds one Lua rule/action call may use before it is stopped
+
+# The guard: a count hook that stops a call running past its deadline (a Lua rule that loops
+# would otherwise stall every client: one loop, one thread). Hooks do not fire inside LuaJIT
+# traces, so the JIT is switched off once a config has Lua rules or actions.
+_GUARD_LUA = """
+local clock, error, sethook, xpcall, huge = os.clock, error, debug.sethook, xpcall, math.huge
+local traceback, tostring = debug.traceback, tostring
+local limit = ...
+local deadline = huge
+local function hook()
+  if clock() > deadline then
+    deadline = huge
+    error(string.format("Lua code ran for more than %g s and was stopped by pydist", limit), 2)
+  end
+end
+local function handler(e) return traceback(tostring(e), 1) end
+local function finish(...) deadline = huge return ... end
+if jit then jit.off() end
+sethook(hook, "", 10000)
 return function(f, arg)
-  local r = {xpcall(function() return f(arg) end,
-                    function(e) return traceback(tostring(e), 1) end)}
-  return unpack(r, 1, table.maxn(r))
+  deadline = clock() + limit
+  return finish(xpcall(f, handler, arg))
+end, function(f, arg)
+  deadline = clock() + limit
+  return finish(f(arg))
 end
 """
 
 
-def lua_pcall(rt: Any) -> Any:
-    """One Lua helper per runtime: (true, results...) or (false, message with traceback)."""
-    helper = getattr(rt, "_verdict_pcall", None)
-    if helper is None:
-        helper = rt.lua.execute(_PCALL_LUA)
-        rt._verdict_pcall = helper
-    return helper
+def guarded(rt: Any) -> tuple[Any, Any]:
+    """(protected call, plain call) of f(arg) under the time limit; one pair per runtime."""
+    pair = getattr(rt, "_lua_guard", None)
+    if pair is None:
+        pair = rt._lua_guard = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
+    return pair
 
 
 def error_text(tb: Any) -> str:
-    """The traceback as dnsdist prints it: everything from our xpcall plumbing on is cut."""
+    """The traceback as dnsdist prints it: our xpcall plumbing (last frames) cut off."""
     lines = []
     for line in str(tb).split("\n"):
-        if line == "\t[C]: in function 'xpcall'":
+        if line == "\t[C]: in function 'xpcall'" or line.startswith("\t[builtin#"):
             break
-        lines.append(line)
+        if '[string "<python>"]' not in line:     # the guard's own frames
+            lines.append(line)
     return "\n".join(lines)
 
 
 def lua_verdict_caller(rt: Any, f: Any, label: str, to_lua: Callable[[Any, Any], Any],
                        on_error: int, on_bad: int) -> Callable[[Any], tuple[int, str | None]]:
-    """A Python callable running f(dq) -> (verdict[, text]); errors warn and give on_error."""
-    pcall = lua_pcall(rt)
+    """A Python callable running f(dq) -> (verdict[, text]); errors (and calls running past
+    LUA_TIME_LIMIT) warn and give on_error."""
+    pcall = guarded(rt)[0]
 
     def call(dq: Any) -> tuple[int, str | None]:
         res = pcall(f, to_lua(rt, dq))

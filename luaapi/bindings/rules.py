@@ -13,7 +13,7 @@ from luaapi.bindings.objects import (ComboAddressHandle, DNSNameHandle, DNSNameS
 from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function, is_table,
                             table_to_dict, table_to_list)
 from luaapi import cppnames as C
-from luaapi.bindings.luacall import lua_verdict_caller
+from luaapi.bindings.luacall import guarded, lua_verdict_caller
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, NetmaskGroup, parse_netmask
 from pydist.dns.wire import WireError, qtype_from_text
@@ -441,9 +441,11 @@ def register(rt: Any) -> None:
             if not is_function(f):
                 raise fail(f, C.LUA_RULE_FUNC)
 
+            plain = guarded(rt)[1]
+
             def call(dq: Any, _f: Any = f) -> bool:
                 try:
-                    return bool(_f(dq_for_lua(rt, dq)))
+                    return bool(plain(_f, dq_for_lua(rt, dq)))
                 except Exception as e:
                     rt.log(f"{label} failed inside Lua: {e}")
                     return False
