@@ -12,6 +12,7 @@ from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
 from pydist.rules.chain import DONE, RULES, apply_dynblocks, apply_query_rules, is_pure_chain
 from pydist.rules.responses import RuleInFlight, apply_response_rules
+from pydist.rules.selectors import RuleFailed
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bounded memory)
@@ -205,7 +206,11 @@ class PacketPath:
             if step == DONE:
                 return None
         if step == RULES and self.query_rules:
-            if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
+            try:
+                if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
+                    return None
+            except RuleFailed:        # dnsdist drops a query whose rules throw
+                self._drop(reply)
                 return None
             if memo is not None and step == RULES:
                 self._remember(memo, data, dq)

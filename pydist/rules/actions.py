@@ -335,7 +335,10 @@ class SpoofRawAction(SpoofAction):
         self.raws = raws
 
     def records(self, dq: Any) -> list[tuple[int, bytes]]:
-        return [(dq.qtype, r) for r in self.raws]
+        out = [(dq.qtype, r) for r in self.raws]
+        if len(out) > 1:
+            random.shuffle(out)     # as dnsdist 1.7.3 (checked): raw records come shuffled too
+        return out
 
     def __str__(self) -> str:
         return "spoof in raw bytes "

@@ -12,6 +12,7 @@ from typing import Any
 from pydist.backend.udp import InFlight
 from pydist.dnsquestion import DNSQuestion
 from pydist.rules import actions as A
+from pydist.rules.selectors import RuleFailed
 
 
 class DNSResponse(DNSQuestion):
@@ -69,6 +70,9 @@ def apply_response_rules(rules: tuple, resp: bytes, qname_end: int, qtype: int, 
     rule asked to keep it out of the cache)."""
     dr = DNSResponse(resp, qname_end, qtype, qclass, client, frontend, tcp, now, tags, server)
     dr.delay_ms = delay_ms
-    if not run_response_chain(rules, dr):
+    try:
+        if not run_response_chain(rules, dr):
+            return None, 0, True
+    except RuleFailed:          # a selector that throws in dnsdist: the answer is dropped
         return None, 0, True
     return bytes(dr.data), (0 if tcp else dr.delay_ms), dr.skip_cache

@@ -22,6 +22,10 @@ RCODE_TEXT = {
 SECTIONS = ("QD", "AN", "NS", "AR")
 
 
+class RuleFailed(Exception):
+    """A selector that cannot be evaluated (dnsdist throws): the query is dropped."""
+
+
 def rcode_text(rc: int) -> str:
     return RCODE_TEXT.get(rc, f"Err#{rc}")
 
@@ -381,7 +385,9 @@ class PoolAvailableRule(Selector):
 
     def matches(self, dq: Any) -> bool:
         p = self.reg.pools.get(self.pool)
-        return p is not None and any(s.is_up() for s in p.servers)
+        if p is None:      # dnsdist's getPool() throws: the query is dropped
+            raise RuleFailed(f"no pool named '{self.pool}'")
+        return any(s.is_up() for s in p.servers)
 
     def __str__(self) -> str:
         return f"pool '{self.pool}' is available"
@@ -393,7 +399,9 @@ class PoolOutstandingRule(Selector):
 
     def matches(self, dq: Any) -> bool:
         p = self.reg.pools.get(self.pool)
-        return p is not None and sum(s.outstanding for s in p.servers) > self.limit
+        if p is None:
+            raise RuleFailed(f"no pool named '{self.pool}'")
+        return sum(s.outstanding for s in p.servers) > self.limit
 
     def __str__(self) -> str:
         return f"pool '{self.pool}' outstanding > {self.limit}"
