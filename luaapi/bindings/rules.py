@@ -15,9 +15,10 @@ from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function
 from luaapi import cppnames as C
 from luaapi.bindings.luacall import guarded, lua_verdict_caller
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
-from pydist.dns.netmask import AddressError, NetmaskGroup, parse_netmask
+from pydist.dns.netmask import AddressError, NetmaskGroup, parse_address, parse_netmask
 from pydist.dns.wire import WireError, qtype_from_text
 from pydist.rules import actions as A
+from pydist.rules import more_actions as MA
 from pydist.rules import selectors as S
 from pydist.rules.chain import ChainError, Rule, unsupported_parts
 from pydist.rules.cppsort import std_sort
@@ -27,7 +28,8 @@ from pydist.rules.names import SuffixMatchNode
 ARITY = {"addAction": (2, 3), "addResponseAction": (2, 3), "addCacheHitResponseAction": (2, 3),
          "addSelfAnsweredResponseAction": (2, 3), "QNameLabelsCountRule": (2, 2),
          "QNameWireLengthRule": (2, 2), "RecordsCountRule": (3, 3), "RecordsTypeCountRule": (4, 4),
-         "NetmaskGroupRule": (1, 3), "makeRule": (1, 1)}
+         "NetmaskGroupRule": (1, 3), "makeRule": (1, 1), "NegativeAndSOAAction": (10, 11),
+         "SetNegativeAndSOAAction": (10, 11)}
 
 
 class ArityCheckedRuntime:
@@ -113,6 +115,15 @@ def qtype_arg(v: Any) -> int:
         except WireError:
             raise DnsdistError(f"Unable to convert '{v}' to a DNS type") from None
     return as_int(v, C.INT_OR_STRING)
+
+
+def negative_args(a: tuple) -> tuple:
+    """(nxd, zone, ttl, mname, rname, (serial, refresh, retry, expire, minimum)) from Lua."""
+    if len(a) < 10:
+        raise LuaArgError("This function requires at least 10 parameter(s)")
+    return (as_bool(a[0], C.BOOL), to_dnsname(a[1], C.STRING), as_int(a[2], C.UINT),
+            to_dnsname(a[3], C.STRING), to_dnsname(a[4], C.STRING),
+            tuple(as_int(x, C.UINT) for x in a[5:10]))
 
 
 def _is_address(text: str) -> bool:
@@ -316,7 +327,10 @@ class DQHandle:
     def addProxyProtocolValue(self, *a: Any) -> None: pass
     def setProxyProtocolValues(self, *a: Any) -> None: pass
     def getProxyProtocolValues(self, *a: Any) -> Any: return self._rt.lua.table()
-    def setNegativeAndAdditionalSOA(self, *a: Any) -> bool: return True
+    def setNegativeAndAdditionalSOA(self, *a: Any) -> bool:
+        nxd, zone, ttl, mname, rname, numbers = negative_args(a)
+        MA.negative_answer(self._dq, nxd, zone, ttl, mname, rname, numbers, None)
+        return True
 
 
 def dq_for_lua(rt: Any, dq: Any) -> DQHandle:
@@ -558,6 +572,24 @@ def register(rt: Any) -> None:
     rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
     rt.fn("LuaFFIAction", lua_action(A.LuaFFIAction, "LuaFFIAction"))
     rt.fn("LuaFFIPerThreadAction", lambda *a: act(A.ObjectAction("Lua FFI per-thread script")))
+
+    def neg_soa(*a: Any) -> ActionHandle:
+        nxd, zone, ttl, mname, rname, numbers = negative_args(a)
+        return act(MA.NegativeAndSOAAction(nxd, zone, ttl, mname, rname, numbers,
+                                           response_config(a[10] if len(a) > 10 else None)))
+    rt.fn("NegativeAndSOAAction", neg_soa)
+    rt.fn("SetNegativeAndSOAAction", neg_soa)
+    rt.fn("SetEDNSOptionAction", lambda code, data, *a: act(MA.SetEDNSOptionAction(
+        as_int(code, C.INT), as_str(data, C.STRING).encode("latin-1"))))
+
+    def tee(addr: Any, add_ecs: Any = None, *a: Any) -> ActionHandle:
+        try:
+            host, port = parse_address(as_str(addr, C.STRING), 53)
+        except AddressError as e:
+            raise DnsdistError(str(e)) from None
+        return act(MA.TeeAction(host, port, False if add_ecs is None
+                                else as_bool(add_ecs, C.OPT_BOOL)))
+    rt.fn("TeeAction", tee)
 
     # --- the chains
     for key, infix, add_name, response in CHAINS:

@@ -229,13 +229,16 @@ class DelayAction(Action):
 
 
 class LogAction(Action):
-    """Log `Packet from <ip:port> for <qname> <type> with id <id>` (text only)."""
+    """`Packet from <ip:port> for <qname> <type> with id <id>` to the log (with -v unless
+    verboseOnly=false) or a text file, or dnsdist's binary record; the id is the header field
+    read in host order, as dnsdist prints it."""
 
     def __init__(self, path: str = "", binary: bool = True, append: bool = False,
                  buffered: bool = False, verbose_only: bool = True, timestamps: bool = False,
                  log: Callable[[str], None] | None = None, verbose: Callable[[], bool] | None = None
                  ) -> None:
         self.path, self.binary, self.verbose_only = path, binary, verbose_only
+        self.timestamps = timestamps
         self.log = log or print
         self.verbose = verbose or (lambda: False)
         self.fp = None
@@ -243,23 +246,54 @@ class LogAction(Action):
             self.fp = open(path, "ab" if append else "wb", buffering=-1 if buffered else 0)
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
-        from pydist.dns.wire import qtype_to_text
+        if self.fp is not None and self.binary:
+            self._write(self._record(dq))
+            return CONTINUE
         from pydist.dns.netmask import format_address
-        qid = (dq.data[0] << 8) | dq.data[1]
+        from pydist.dns.wire import qtype_to_text
+        qid = dq.data[0] | (dq.data[1] << 8)
         line = (f"Packet from {format_address(dq.remote[0], dq.remote[1])} for {dq.qname} "
                 f"{qtype_to_text(dq.qtype)} with id {qid}")
         if self.fp is None:
             if not self.verbose_only or self.verbose():
                 self.log(line)
-        elif not self.binary:
-            try:
-                self.fp.write((line + "\n").encode("latin-1", "replace"))
-            except (OSError, ValueError):
-                pass
+            return CONTINUE
+        if self.timestamps:
+            sec, nsec = _now_ns()
+            line = f"[{sec}.{nsec:09d}] " + line
+        self._write((line + "\n").encode("latin-1", "replace"))
         return CONTINUE
+
+    def _record(self, dq: Any) -> bytes:
+        """[u64 sec, u32 nsec], raw ID, qname wire, qtype (host order), family (host order),
+        address bytes, port (network order)."""
+        import socket
+        import struct
+        host, port = dq.remote[0], dq.remote[1]
+        v6 = ":" in host
+        out = b""
+        if self.timestamps:
+            sec, nsec = _now_ns()
+            out += struct.pack("=QI", sec, nsec)
+        out += bytes(dq.data[0:2]) + bytes(dq.data[12:dq.qname_end])
+        out += struct.pack("=HH", dq.qtype, socket.AF_INET6 if v6 else socket.AF_INET)
+        out += socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host.split("%")[0])
+        return out + struct.pack("!H", port)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.fp.write(data)
+        except (OSError, ValueError):
+            pass
 
     def __str__(self) -> str:
         return "log" + (f" to {self.path}" if self.path else "")
+
+
+def _now_ns() -> tuple[int, int]:
+    import time
+    ns = time.time_ns()
+    return ns // 1_000_000_000, ns % 1_000_000_000
 
 
 class LuaAction(Action):

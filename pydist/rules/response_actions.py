@@ -85,7 +85,7 @@ class LogResponseAction(ResponseAction):
                            encoding="latin-1", errors="replace")
 
     def __call__(self, dr: Any) -> tuple[int, str | None]:
-        qid = (dr.data[0] << 8) | dr.data[1]
+        qid = dr.data[0] | (dr.data[1] << 8)     # the header field in host order, as dnsdist
         line = (f"Answer to {format_address(dr.remote[0], dr.remote[1])} for {dr.qname} "
                 f"{qtype_to_text(dr.qtype)} ({rcode_text(dr.rcode)}) with id {qid}")
         if self.fp is None:
@@ -94,7 +94,7 @@ class LogResponseAction(ResponseAction):
             return R_CONTINUE
         if self.timestamps:
             now = time.time()
-            line = f"[{int(now)}.{int((now % 1) * 1e9)}] " + line
+            line = f"[{int(now)}.{int((now % 1) * 1e9):09d}] " + line
         try:
             self.fp.write(line + "\n")
         except (OSError, ValueError):

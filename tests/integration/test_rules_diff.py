@@ -148,3 +148,44 @@ def test_show_rules_identical(start_proc: Starter) -> None:
     for cmd, mine, theirs in zip(commands, outputs["pydist"], outputs["dnsdist"]):
         assert mine == theirs, cmd
     assert "to pool p" in outputs["pydist"][0] and "Lua response script" in outputs["pydist"][3]
+
+
+LOG_CONF = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+addAction("b.test.", LogAction("{dir}/bin.log", true, false, false))
+addAction("t.test.", LogAction("{dir}/text.log", false, false, false))
+addAction("ts.test.", LogAction("{dir}/ts.log", false, false, false, false, true))
+addAction(AllRule(), RCodeAction(DNSRCode.REFUSED))
+"""
+
+
+def test_log_action_files_identical(start_proc: Starter, tmp_path: Path) -> None:
+    """Text lines (id in host order, as dnsdist prints it), timestamps, the binary record."""
+    import socket
+
+    import dns.message
+    files: dict[str, dict[str, bytes]] = {}
+    for impl in ("dnsdist", "pydist"):
+        d = tmp_path / impl
+        d.mkdir()
+        proc = start_proc(impl, LOG_CONF, {"dir": str(d)})
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(2)
+            port = s.getsockname()[1]
+            for name in ("b.test.", "t.test.", "ts.test."):
+                q = dns.message.make_query(name, "AAAA")
+                q.id = 0x1234
+                s.sendto(q.to_wire(), proc.addr())
+                assert dns.message.from_wire(s.recv(4096)).rcode() == 5
+        proc.stop()
+        got = {f: (d / f).read_bytes() for f in ("bin.log", "text.log", "ts.log")}
+        got["bin.log"] = got["bin.log"][:-2] + (b"PP" if got["bin.log"][-2:] ==
+                                                port.to_bytes(2, "big") else b"??")
+        got = {f: v.replace(str(port).encode(), b"PORT") for f, v in got.items()}
+        got["ts.log"] = re.sub(rb"^\[\d+\.\d{9}\] ", b"[TS] ", got["ts.log"])
+        files[impl] = got
+    assert files["pydist"] == files["dnsdist"]
+    assert files["pydist"]["text.log"] == b"Packet from 127.0.0.1:PORT for t.test. AAAA with id 13330\n"
+    assert files["pydist"]["bin.log"] == bytes.fromhex("123401620474657374001c0002007f000001") + b"PP"

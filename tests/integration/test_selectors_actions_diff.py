@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import ResponderFactory, Starter, available_impls
 import socket
 
+from tests.helpers.pydist_proc import poll_until
+
 SELECTORS = {   # name -> selector (with the gate on sN.test. added around it)
     "s1": 'QTypeRule("AAAA")', "s2": "QClassRule(DNSClass.CHAOS)", "s3": "OpcodeRule(0)",
     "s4": "RDRule()", "s5": "TCPRule(true)", "s6": "DNSSECRule()",
@@ -57,6 +59,19 @@ addAction("a19.test.", LuaAction(function(dq) return DNSAction.ServFail end))
 addAction("a20.test.", LuaAction(function(dq) return DNSAction.Pool, "other" end))
 addAction("a21.test.", LogAction("", false, false, false, false))
 addAction("a22.test.", PoolAction("empty"))
+addAction("a23.test.", NegativeAndSOAAction(true, "test.", 60, "ns.test.", "host.test.", 1, 2, 3, 4, 5))
+addAction("a24.test.", NegativeAndSOAAction(false, "Test.", 61, "ns.test.", "h.test.", 1, 2, 3, 4, 5, {aa=true}))
+addAction("a25.test.", SetEDNSOptionAction(65001, "abc"))
+addAction("a25.test.", LuaAction(function(dq)
+  local n = 0
+  for code, _ in pairs(dq:getEDNSOptions()) do n = n + code end
+  return DNSAction.Spoof, "192.0." .. math.floor(n / 256) .. "." .. (n % 256)
+end))
+addAction("a26.test.", LuaAction(function(dq)
+  dq:setNegativeAndAdditionalSOA(true, "neg.test.", 30, "ns.test.", "h.test.", 9, 8, 7, 6, 5)
+  return DNSAction.HeaderModify
+end))
+addAction("a27.test.", TeeAction("{tee}"))
 """
 QUERIES = [  # (name, type, query options)
     ("www.s1.test.", "A", {}), ("www.s1.test.", "AAAA", {}), ("www.s2.test.", "TXT", {"rdclass": "CH"}),
@@ -75,7 +90,7 @@ QUERIES = [  # (name, type, query options)
     ("www.s25.test.", "A", {}), ("www.s26.test.", "A", {}), ("www.s27.test.", "A", {}),
     ("www.s28.test.", "A", {}), ("www.s29.test.", "SRV", {}), ("www.s29.test.", "A", {}),
     ("www.s30.test.", "A", {}), ("www.s31.test.", "A", {}), ("in.s32.test.", "A", {}),
-] + [(f"a{i}.test.", t, o) for i in range(1, 23)
+] + [(f"a{i}.test.", t, o) for i in range(1, 28)
      for t, o in (("A", {}), ("AAAA", {"use_edns": 0, "want_dnssec": True}))]
 
 CONF_HEAD = """
@@ -154,10 +169,12 @@ def _view(data: bytes | None) -> tuple | None:
 @pytest.mark.skipif(len(available_impls()) < 2, reason="dnsdist not installed")
 def test_every_selector_and_action_as_dnsdist(start_proc: Starter,
                                               responder_factory: ResponderFactory) -> None:
-    backend, other = responder_factory(), responder_factory()
+    backend, other, tee = responder_factory(), responder_factory(), responder_factory()
     views: dict[str, list] = {}
+    teed: dict[str, int] = {}
     for impl in ("dnsdist", "pydist"):
-        proc = start_proc(impl, _config(), {"backend": backend.address, "other": other.address})
+        proc = start_proc(impl, _config(), {"backend": backend.address, "other": other.address,
+                                            "tee": tee.address})
         port = proc.values["port"]
         out = []
         for name, qtype, opts in QUERIES:
@@ -165,6 +182,8 @@ def test_every_selector_and_action_as_dnsdist(start_proc: Starter,
                 r = _ask(proc.addr(), _message(name, qtype, opts), tcp)
                 out.append(((name, qtype, str(opts), tcp), _view(r)))
         views[impl] = out
+        teed[impl] = poll_until(lambda: tee.count("a27.test."), timeout=3)
+        tee.queries.clear()
         proc.stop()
         assert port
     mismatches = [(q, mine, theirs) for (q, mine), (_, theirs)
@@ -172,3 +191,4 @@ def test_every_selector_and_action_as_dnsdist(start_proc: Starter,
     assert mismatches == [], "\n".join(map(str, mismatches))
     refused = sum(1 for _, v in views["pydist"] if v is not None and v[0] == 5)
     assert refused >= 30        # the selectors did match where they should
+    assert teed["pydist"] == teed["dnsdist"] == 2      # UDP queries copied, TCP ones not
