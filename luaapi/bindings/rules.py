@@ -692,9 +692,23 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
         for line in _show_subset(rules):
             rt.show(line + "\n")
         rt.show("\n")    # dnsdist's top*Rules() end with an empty line
-    top_name = {"query": "topRules", "response": "topResponseRules",
-                "cachehit": "topCacheHitRules", "selfanswered": "topSelfAnsweredResponseRules"}[key]
-    rt.fn(top_name, top, no_side_effect=True)
+    top_names = {"query": ("topRules",), "response": ("topResponseRules",),
+                 "cachehit": ("topCacheHitRules", "topCacheHitResponseRules"),
+                 "selfanswered": ("topSelfAnsweredResponseRules",)}[key]
+    for top_name in top_names:
+        rt.fn(top_name, top, no_side_effect=True)
+
+    def get_top(n: Any = None, *a: Any) -> Any:
+        """getTop*Rules(n): the rules as opaque objects, in topRules() order."""
+        rules = list(chain.rules)
+        std_sort(rules, lambda x, y: y.matches < x.matches)
+        count = 10 if n is None else as_int(n, C.OPT_UINT)
+        return rt.lua.table_from([RuleActionHandle(r) for r in rules[:count]])
+    rt.fn(f"getTop{infix}Rules", get_top, no_side_effect=True)
+    if key == "cachehit":
+        rt.fn("getCacheHitResponseRules",
+              lambda *a: rt.lua.table_from([RuleActionHandle(r) for r in chain.rules]),
+              no_side_effect=True)
 
 
 def _show_subset(rules: list[Rule]) -> list[str]:
