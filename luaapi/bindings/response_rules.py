@@ -70,6 +70,13 @@ def register(rt: Any) -> None:
                                               A.R_NONE)))
         return make
     rt.fn("LuaResponseAction", lua_response(RA.LuaResponseAction, "LuaResponseAction"))
-    rt.fn("LuaFFIResponseAction", lua_response(RA.LuaFFIResponseAction, "LuaFFIResponseAction"))
-    rt.fn("LuaFFIPerThreadResponseAction",
-          lambda *a: act(A.ObjectAction("Lua FFI per-thread response script", True)))
+
+    def ffi_response(f: Any, *a: Any) -> ActionHandle:   # dnsdist's C API: not in pydist
+        if not is_function(f):
+            raise fail(f, C.LUA_FFI_RESPONSE_FUNC)
+        return act(A.ObjectAction("Lua FFI script", True))
+    rt.fn("LuaFFIResponseAction", ffi_response)
+    def ffi_per_thread(code: Any, *a: Any) -> ActionHandle:
+        as_str(code, C.STRING)
+        return act(A.ObjectAction("Lua FFI per-thread script", True))
+    rt.fn("LuaFFIPerThreadResponseAction", ffi_per_thread)

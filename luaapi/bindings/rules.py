@@ -466,8 +466,18 @@ def register(rt: Any) -> None:
             return sel(cls(call))
         return make
     rt.fn("LuaRule", lua_rule(S.LuaRule, "LuaRule"))
-    rt.fn("LuaFFIRule", lua_rule(S.LuaFFIRule, "LuaFFIRule"))
-    rt.fn("LuaFFIPerThreadRule", lambda *a: sel(S.NeverRule("Lua FFI per-thread script")))
+
+    # FFI functions call dnsdist's C API (ffi.C.dnsdist_ffi_*), which pydist does not export:
+    # kept, shown, warned about, never run
+    def ffi_rule(f: Any, *a: Any) -> RuleHandle:
+        if not is_function(f):
+            raise fail(f, C.LUA_FFI_RULE_FUNC)
+        return sel(S.NeverRule("Lua FFI script"))
+    rt.fn("LuaFFIRule", ffi_rule)
+    def ffi_per_thread_rule(code: Any, *a: Any) -> RuleHandle:
+        as_str(code, C.STRING)
+        return sel(S.NeverRule("Lua FFI per-thread script"))
+    rt.fn("LuaFFIPerThreadRule", ffi_per_thread_rule)
     rt.fn("PoolAvailableRule", lambda p, *a: sel(S.PoolAvailableRule(reg, as_str(p, C.STRING))))
     rt.fn("PoolOutstandingRule", lambda p, n, *a: sel(S.PoolOutstandingRule(
         reg, as_str(p, C.STRING), as_int(n, C.ULONG))))
@@ -570,8 +580,16 @@ def register(rt: Any) -> None:
             return act(cls(lua_verdict_caller(rt, f, label, dq_for_lua, A.SERVFAIL, A.NONE)))
         return make
     rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
-    rt.fn("LuaFFIAction", lua_action(A.LuaFFIAction, "LuaFFIAction"))
-    rt.fn("LuaFFIPerThreadAction", lambda *a: act(A.ObjectAction("Lua FFI per-thread script")))
+
+    def ffi_action(f: Any, *a: Any) -> ActionHandle:
+        if not is_function(f):
+            raise fail(f, C.LUA_FFI_ACTION_FUNC)
+        return act(A.ObjectAction("Lua FFI script"))
+    rt.fn("LuaFFIAction", ffi_action)
+    def ffi_per_thread_action(code: Any, *a: Any) -> ActionHandle:
+        as_str(code, C.STRING)
+        return act(A.ObjectAction("Lua FFI per-thread script"))
+    rt.fn("LuaFFIPerThreadAction", ffi_per_thread_action)
 
     def neg_soa(*a: Any) -> ActionHandle:
         nxd, zone, ttl, mname, rname, numbers = negative_args(a)

@@ -307,10 +307,6 @@ class LuaAction(Action):
         return self.func(dq)
 
 
-class LuaFFIAction(LuaAction):
-    text = "Lua FFI script"
-
-
 class ContinueAction(Action):
     def __init__(self, action: Action) -> None:
         self.action = action

@@ -116,10 +116,6 @@ class LuaResponseAction(ResponseAction):
         return self.func(dr)
 
 
-class LuaFFIResponseAction(LuaResponseAction):
-    text = "Lua FFI response script"
-
-
 def rr_ttl_fields(resp: bytes | bytearray) -> list[tuple[int, int, int, int]]:
     """(section, qclass, qtype, offset of the TTL) of each RR after the question, OPT excluded."""
     n = len(resp)

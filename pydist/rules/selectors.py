@@ -375,10 +375,6 @@ class LuaRule(Selector):
         return self.text
 
 
-class LuaFFIRule(LuaRule):
-    text = "Lua FFI script"
-
-
 class PoolAvailableRule(Selector):
     def __init__(self, registry: Any, pool: str) -> None:
         self.reg, self.pool = registry, pool
