@@ -212,9 +212,19 @@ class PacketPath:
             except RuleFailed:        # dnsdist drops a query whose rules throw
                 self._drop(reply)
                 return None
+            except Exception as e:    # a bug: said (rate-limited), the query dropped, loop alive
+                self._rule_bug(e)
+                self._drop(reply)
+                return None
             if memo is not None and step == RULES:
                 self._remember(memo, data, dq)
         return dq
+
+    def _rule_bug(self, e: Exception) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_last_rule_bug", -60.0) >= 60.0:
+            self._last_rule_bug = now
+            self.reg.log(f"Error while applying rules, query dropped: {e!r}")
 
     @staticmethod
     def _remember(memo: dict, data: bytes, dq: DNSQuestion) -> None:
@@ -311,9 +321,13 @@ class PacketPath:
             return resp, 0, False
         tags = getattr(st, "tags", None)
         delay = getattr(st, "delay_ms", 0)
-        out, delay, skip = apply_response_rules(
-            self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
-            st.tcp_reply is not None, now, tags, delay, server)
+        try:
+            out, delay, skip = apply_response_rules(
+                self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
+                st.tcp_reply is not None, now, tags, delay, server)
+        except Exception as e:        # a bug: said (rate-limited), the answer dropped
+            self._rule_bug(e)
+            return None, 0, True
         if out is None:
             return None, 0, True
         return self._restore(out, st), delay, skip

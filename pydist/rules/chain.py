@@ -260,15 +260,25 @@ RULES, FORWARD, DONE = 0, 1, 2
 
 
 def spoof_from_string(dq: Any, text: str, raw: bool) -> None:
-    """A Lua action's Spoof verdict: addresses, or one CNAME target."""
+    """A Lua action's Spoof/SpoofRaw verdict string, read as dnsdist 1.7.3 does: raw records
+    separated by commas; otherwise one address, or one CNAME target, or several addresses
+    separated by commas or spaces (words that are not addresses are skipped)."""
     import ipaddress
     from pydist.rules.names import DNSName
     if raw:
-        act: Any = A.SpoofRawAction([text.encode("latin-1")])
-    else:
+        act: Any = A.SpoofRawAction([r.encode("latin-1") for r in text.split(",") if r])
+        act(dq)
+        return
+    words = [w for w in text.replace(",", " ").split(" ") if w]
+    good = []
+    for w in words:
         try:
-            ipaddress.ip_address(text)
-            act = A.SpoofAction([text])
+            ipaddress.ip_address(w)
+            good.append(w)
         except ValueError:
-            act = A.SpoofAction(cname=DNSName.from_text(text))
+            pass
+    if len(words) == 1 and not good:
+        act = A.SpoofAction(cname=DNSName.from_text(text))
+    else:
+        act = A.SpoofAction(good)
     act(dq)
