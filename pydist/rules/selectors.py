@@ -90,13 +90,60 @@ class SuffixMatchNodeRule(Selector):
         return "qname==in-set" if self.quiet else f"qname in {self.smn}"
 
 
+POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "xdigit": "0-9A-Fa-f",
+    "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"), "cntrl": "\\x00-\\x1f\\x7f",
+    "print": "\\x20-\\x7e", "graph": "\\x21-\\x7e",
+}
+
+
+def posix_to_python(pattern: str) -> str:
+    """A POSIX extended regex (glibc's regcomp, as dnsdist's RegexRule) in Python's syntax:
+    [:class:] names inside brackets, backslashes literal inside brackets, and \\d / \\D
+    (which glibc does not know: such a rule never matches in dnsdist 1.7.3, checked)."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            out.append("(?!)" if nxt in "dD" else c + nxt)
+            i += 2
+        elif c == "[":
+            j = i + 1
+            body = []
+            if j < n and pattern[j] == "^":
+                body.append("^")
+                j += 1
+            if j < n and pattern[j] == "]":
+                body.append("\\]")
+                j += 1
+            while j < n and pattern[j] != "]":
+                m = re.match(r"\[:([a-z]+):\]", pattern[j:])
+                if m and m.group(1) in POSIX_CLASSES:
+                    body.append(POSIX_CLASSES[m.group(1)])
+                    j += m.end()
+                    continue
+                ch = pattern[j]
+                body.append("\\" + ch if ch in "\\[" else ch)
+                j += 1
+            if j >= n:
+                raise re.error("unterminated bracket expression", pattern, i)
+            out.append("[" + "".join(body) + "]")
+            i = j + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 class RegexRule(Selector):
     pure = True
     label = "Regex: "
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
-        self.regex = re.compile(pattern, re.IGNORECASE)
+        self.regex = re.compile(posix_to_python(pattern), re.IGNORECASE)
 
     def matches(self, dq: Any) -> bool:
         text = str(dq.qname)
@@ -108,6 +155,10 @@ class RegexRule(Selector):
 
 class RE2Rule(RegexRule):
     label = "RE2 match: "
+
+    def __init__(self, pattern: str) -> None:     # RE2 syntax is close to Python's
+        self.pattern = pattern
+        self.regex = re.compile(pattern, re.IGNORECASE)
 
     @classmethod
     def never(cls, pattern: str) -> "RE2Rule":

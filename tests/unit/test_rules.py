@@ -151,3 +151,21 @@ def test_rcode_and_spoof_actions_edit_the_packet() -> None:
     A.SpoofAction(["192.0.2.1", "2001:db8::1"])(dq)
     rec = dnslib.DNSRecord.parse(bytes(dq.data))
     assert [str(r.rdata) for r in rec.rr] == ["2001:db8::1"] and rec.rr[0].ttl == 60
+
+
+@pytest.mark.parametrize("pattern,name,hit", [
+    (r"^y[[:digit:]]", "y1.test.", True), (r"^y[[:digit:]]", "yd.test.", False),
+    (r"^x\d", "x1.test.", False), (r"^x\d", "xd.test.", False),       # glibc: no \d
+    (r"^v[[:alpha:]]+[0-9]", "vab1.test.", True), (r"^r[^[:space:]]c", "rbc.test.", True),
+    (r"^U[A-Z]", "ub.test.", True), (r"^t(a|b){2}\.", "tab.test.", True),
+    (r"^t(a|b){2}\.", "tabc.test.", False), (r"^w\w+\.w2", "wabc.w2.test.", True),
+])
+def test_regex_rule_posix_semantics(pattern: str, name: str, hit: bool) -> None:
+    """Outcomes taken from real dnsdist 1.7.3 on the same names."""
+    assert S.RegexRule(pattern).matches(make_dq(name)) is hit
+
+
+def test_regex_rule_unterminated_bracket_does_not_compile() -> None:
+    import re
+    with pytest.raises(re.error):
+        S.RegexRule("a[b")
