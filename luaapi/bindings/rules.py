@@ -424,10 +424,10 @@ def register(rt: Any) -> None:
 
     def max_qps_ip(qps: Any, v4: Any = None, v6: Any = None, burst: Any = None,
                    exp: Any = None, cleanup: Any = None, scan: Any = None, *a: Any) -> RuleHandle:
-        opt_int(cleanup, 60, C.OPT_UINT)
         opt_int(scan, 10, C.OPT_UINT)
         return sel(S.MaxQPSIPRule(as_int(qps, C.UINT), opt_int(v4, 32), opt_int(v6, 64),
-                                  opt_int(burst, 0) or None, opt_int(exp, 300, C.OPT_UINT)))
+                                  opt_int(burst, 0) or None, opt_int(exp, 300, C.OPT_UINT),
+                                  opt_int(cleanup, 60, C.OPT_UINT)))
     rt.fn("MaxQPSIPRule", max_qps_ip)
     rt.fn("MaxQPSRule", lambda q, b=None, *a: sel(S.MaxQPSRule(as_int(q, C.UINT),
                                                                opt_int(b, 0) or None)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
+import time
 from typing import Any, Callable
 
 from pydist.dns.wire import qtype_to_text
@@ -308,20 +309,33 @@ def _truncate(host: str, v4: int, v6: int) -> str:
 class MaxQPSIPRule(Selector):
     """Matches when the client's (truncated) address exceeds qps."""
 
+    MAX_ENTRIES = 1_000_000     # a flood of spoofed sources cannot grow it without bound
+
     def __init__(self, qps: int, v4: int = 32, v6: int = 64, burst: int | None = None,
                  expiration: int = 300, cleanup_delay: int = 60, scan_fraction: int = 10) -> None:
         self.qps, self.v4, self.v6 = qps, v4, v6
         self.burst = burst if burst else qps
+        self.expiration, self.cleanup_delay = expiration, cleanup_delay
         self.limiters: dict[str, QPSLimiter] = {}
+        self.next_cleanup = time.monotonic() + cleanup_delay
 
     def matches(self, dq: Any) -> bool:
         key = _truncate(dq.remote[0], self.v4, self.v6)
         lim = self.limiters.get(key)
         if lim is None:
-            if len(self.limiters) > 100000:
+            if len(self.limiters) >= self.MAX_ENTRIES:
                 self.limiters.clear()
             lim = self.limiters[key] = QPSLimiter(self.qps, self.burst)
+            self.cleanup(lim.last)
         return not lim.check()
+
+    def cleanup(self, now: float) -> None:
+        """Every cleanupDelay seconds, forget clients not seen for `expiration` seconds."""
+        if now < self.next_cleanup:
+            return
+        self.next_cleanup = now + self.cleanup_delay
+        cutoff = now - self.expiration
+        self.limiters = {k: v for k, v in self.limiters.items() if v.last >= cutoff}
 
     def __str__(self) -> str:
         return f"IP (/{self.v4}, /{self.v6}) match for QPS over {self.qps} burst {self.burst}"

@@ -169,3 +169,15 @@ def test_regex_rule_unterminated_bracket_does_not_compile() -> None:
     import re
     with pytest.raises(re.error):
         S.RegexRule("a[b")
+
+
+def test_max_qps_ip_rule_masks_burst_and_expiry() -> None:
+    rule = S.MaxQPSIPRule(1, 24, 64, 3, expiration=300, cleanup_delay=60)
+    hits = [rule.matches(make_dq(remote="192.0.2.10")) for _ in range(5)]
+    assert hits == [False, False, False, True, True]          # burst 3, then over the rate
+    assert rule.matches(make_dq(remote="192.0.2.99"))          # same /24: same bucket
+    assert not rule.matches(make_dq(remote="198.51.100.1"))    # another /24
+    for lim in rule.limiters.values():
+        lim.last -= 400                                        # 400 s without a query
+    rule.cleanup(rule.next_cleanup)
+    assert rule.limiters == {}
