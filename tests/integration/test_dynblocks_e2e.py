@@ -117,3 +117,47 @@ def test_exceed_qrate_with_global_action(impl: str, start_proc: Starter,
     assert rows and rows[0].split()[3:] == ["false", "Send", "Refused", "manual"]
     console(conf, "clearDynBlocks()")
     assert "192.0.2.9" not in console(conf, "showDynBlocks()")
+
+
+SMT = HEAD + """
+local g = dynBlockRulesGroup()
+g:setSuffixMatchRule(10, "smt reason", 5, DNSAction.Refused, function(node, self, children)
+  print(string.format("VISIT %s %d %d %d %d %d", node.fullname, node.labelsCount, self.queries,
+                      self.nxdomains, children.queries, children.nxdomains))
+  if node.fullname == "nx.test." and children.nxdomains >= 3 then return true, "many nx" end
+  if node.fullname == "b.ok.test." then return true end
+  return false
+end)
+g:excludeDomains({"ok.test."})
+function maintenance() g:apply() end
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
+                                             responder_factory: ResponderFactory) -> None:
+    """setSuffixMatchRule: the visitor sees the response tree (post-order, own and subtree
+    counts); what it returns true for is blocked unless excluded."""
+    backend = responder_factory()
+    proc = start_proc(impl, SMT, {"backend": backend.address})
+    where = proc.addr()
+    for name in ("a.nx.test.", "b.nx.test.", "c.nx.test.", "a.ok.test.", "b.ok.test."):
+        assert query(where, name) is not None
+
+    def refused() -> bool:
+        r = query(where, "z.nx.test.", timeout=0.5)
+        return r is not None and r.rcode() == 5
+    poll_until(refused, timeout=6)
+    assert proc.wait_for(r"Inserting dynamic block for nx") == \
+        "Inserting dynamic block for nx.test for 5 seconds: many nx"
+    r = query(where, "x.b.ok.test.")                    # excluded domain: never blocked
+    assert r is not None and r.rcode() == 0
+    visits = {ln for ln in proc.output.splitlines() if ln.startswith("VISIT")}
+    assert {"VISIT a.nx.test. 3 1 1 1 1", "VISIT b.ok.test. 3 1 0 1 0",
+            "VISIT ok.test. 2 0 0 2 0"} <= visits, sorted(visits)
+    # names polled meanwhile add to nx.test. and the root: only their shape is fixed
+    assert any(re.fullmatch(r"VISIT nx\.test\. 2 0 0 (\d+) (\d+)", v) for v in visits)
+    assert any(re.fullmatch(r"VISIT  0 0 0 \d+ \d+", v) for v in visits)
+    row = [ln for ln in console(str(proc.conf), "showDynBlocks()").splitlines()
+           if ln.startswith("nx.test.")]
+    assert row and row[0].split()[3:] == ["false", "Send", "Refused", "many", "nx"]

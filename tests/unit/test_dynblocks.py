@@ -119,3 +119,22 @@ def test_group_without_rings_does_nothing() -> None:
     g.add(RateRule("query", 0, 1, "x", 5))
     g.apply(NOW)
     assert not b.active
+
+
+def test_response_tree_post_order_and_counts() -> None:
+    from pydist.dynblock_rules import response_tree
+    rings = Rings(100)
+    for name, rcode in (("a.nx.test.", 3), ("B.nx.test.", 3), ("ok.test.", 0)):
+        q = dnslib.DNSRecord.question(name, "A")
+        r = q.reply()
+        r.header.rcode = rcode
+        rings.responses.append((NOW - 1, ("192.0.2.1", 53), r.pack(), 100.0, "s"))
+    rings.responses.append((NOW - 1, ("192.0.2.1", 53), dnslib.DNSRecord.question(
+        "t.test.", "A").pack(), -1, None))                    # a timeout: a drop
+    seen: list[tuple] = []
+    response_tree(rings, 10, NOW).visit(
+        lambda n, own, tot: seen.append((n.fullname, n.labels_count, own.queries, tot.queries,
+                                         tot.nxdomains, tot.drops)))
+    assert seen == [("a.nx.test.", 3, 1, 1, 1, 0), ("B.nx.test.", 3, 1, 1, 1, 0),
+                    ("nx.test.", 2, 0, 2, 2, 0), ("ok.test.", 2, 1, 1, 0, 0),
+                    ("t.test.", 2, 1, 1, 0, 1), ("test.", 1, 0, 4, 2, 1), ("", 0, 0, 4, 2, 1)]
