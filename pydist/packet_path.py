@@ -182,7 +182,7 @@ class PacketPath:
             state = RuleInFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now,
                                  self.tick, cache, cache_key, data, qname_end, flags, reply)
             state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
-                                 dq.delay_ms if dq is not None else 0, not udp)
+                                 dq.delay_ms if dq is not None else 0, not udp, skip_cache)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state):
                 return self._drop(reply)
@@ -267,7 +267,7 @@ class PacketPath:
         delay, skip = 0, False
         counted = resp
         if self.response_rules:
-            resp, delay, skip = self._response_rules(server, resp, st, now)
+            resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 return
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
@@ -293,7 +293,7 @@ class PacketPath:
         counted = resp
         skip = False
         if self.response_rules:
-            resp, _, skip = self._response_rules(server, resp, st, now)
+            resp, _, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 if st.tcp_reply is not None:
                     st.tcp_reply(None)
@@ -313,18 +313,21 @@ class PacketPath:
 
     def _response_rules(self, server: Any, resp: bytes, st: Any,
                         now: float) -> tuple[bytes | None, int, bool]:
-        """The response chain on a backend answer: (answer or None when dropped, UDP delay,
-        skip the cache); the client's flags are restored after it."""
+        """The response chain on a backend answer as the backend sent it but with the client's
+        ID (dnsdist restores RD/CD after the rules): (answer or None when dropped, UDP delay,
+        skip the cache)."""
+        resp = st.orig_id + resp[2:]
         try:
             qname_end, qtype, qclass = parse_question(resp)
         except WireError:
-            return resp, 0, False
+            return self._restore(resp, st), 0, False
         tags = getattr(st, "tags", None)
         delay = getattr(st, "delay_ms", 0)
+        skip_query = getattr(st, "skip_cache", False)
         try:
             out, delay, skip = apply_response_rules(
                 self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
-                st.tcp_reply is not None, now, tags, delay, server)
+                st.tcp_reply is not None, now, tags, delay, server, skip_query)
         except Exception as e:        # a bug: said (rate-limited), the answer dropped
             self._rule_bug(e)
             return None, 0, True

@@ -14,7 +14,13 @@ from pydist.rules import response_actions as RA
 
 
 class DRHandle(DQHandle):
-    """dnsdist's DNSResponse: the dq fields and methods, plus editTTLs."""
+    """dnsdist's DNSResponse: the dq fields and methods, plus editTTLs, minus those 1.7.3's
+    DNSResponse lacks (they read as nil there too)."""
+
+    useECS = ecsOverride = ecsPrefixLength = None
+    getServerNameIndication = setProxyProtocolValues = addProxyProtocolValue = None
+    getProxyProtocolValues = spoof = setNegativeAndAdditionalSOA = setHTTPResponse = None
+    getHTTPPath = getHTTPQueryString = getHTTPHost = getHTTPScheme = getHTTPHeaders = None
 
     def editTTLs(self, f: Any, *a: Any) -> None:
         data = self._dq.data

@@ -236,6 +236,12 @@ class DQHandle:
         self._dq = dq
         self._rt = rt
 
+    def __getattr__(self, name: str) -> Any:
+        """A field dnsdist's DNSQuestion does not have reads as nil (`if dq.pool then`)."""
+        if name.startswith("_"):      # Python's own protocol lookups (lupa probes some)
+            raise AttributeError(name)
+        return None
+
     @property
     def qname(self) -> DNSNameHandle: return DNSNameHandle(self._dq.qname)
     @property
@@ -248,8 +254,6 @@ class DQHandle:
     def tcp(self) -> bool: return self._dq.tcp
     @property
     def len(self) -> int: return len(self._dq.data)
-    @property
-    def size(self) -> int: return 4096 if not self._dq.tcp else 65535
     @property
     def dh(self) -> HeaderHandle: return HeaderHandle(self._dq)
 
@@ -279,7 +283,12 @@ class DQHandle:
     @ecsOverride.setter
     def ecsOverride(self, v: Any) -> None: self._dq.ecs_override = as_bool(v)
     @property
-    def ecsPrefixLength(self) -> int: return self._dq.ecs_prefix_length
+    def ecsPrefixLength(self) -> int:
+        """The rule's value, else the global setECSSourcePrefixV4/V6 for the client's family."""
+        if self._dq.ecs_prefix_length:
+            return self._dq.ecs_prefix_length
+        st = self._rt.registry.settings
+        return st.ecs_source_prefix_v6 if ":" in self._dq.remote[0] else st.ecs_source_prefix_v4
     @ecsPrefixLength.setter
     def ecsPrefixLength(self, v: Any) -> None: self._dq.ecs_prefix_length = as_int(v)
     @property
