@@ -24,22 +24,39 @@ local function handler(e) return traceback(tostring(e), 1) end
 local function finish(...) deadline = huge return ... end
 if jit then jit.off() end
 sethook(hook, "", 10000)
-return function(f, arg)
+local slots = {}
+return function(f, slot)
   deadline = clock() + limit
-  return finish(xpcall(f, handler, arg))
-end, function(f, arg)
+  return finish(xpcall(f, handler, slots[slot]))
+end, function(f, slot)
   deadline = clock() + limit
-  return finish(f(arg))
+  return finish(f(slots[slot]))
+end, function(slot, handle)
+  slots[slot] = handle
 end
 """
 
 
-def guarded(rt: Any) -> tuple[Any, Any]:
-    """(protected call, plain call) of f(arg) under the time limit; one pair per runtime."""
-    pair = getattr(rt, "_lua_guard", None)
-    if pair is None:
-        pair = rt._lua_guard = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
-    return pair
+def guarded(rt: Any) -> tuple[Any, Any, Any]:
+    """(protected call, plain call, set slot): f(slots[slot]) under the time limit; one set
+    per runtime."""
+    funcs = getattr(rt, "_lua_guard", None)
+    if funcs is None:
+        funcs = rt._lua_guard = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
+    return funcs
+
+
+def shared_handle(rt: Any, handle_cls: type) -> tuple[Any, int]:
+    """The one `dq` (or `dr`) object Lua sees, re-pointed at each query, and its slot: pushing
+    a new Python object into Lua for every query costs a userdata, its metatable and a GC."""
+    handles = rt.__dict__.setdefault("_shared_handles", {})
+    entry = handles.get(handle_cls)
+    if entry is None:
+        handle = handle_cls(None, rt)
+        slot = len(handles) + 1
+        guarded(rt)[2](slot, handle)
+        entry = handles[handle_cls] = (handle, slot)
+    return entry
 
 
 def error_text(tb: Any) -> str:
@@ -53,14 +70,16 @@ def error_text(tb: Any) -> str:
     return "\n".join(lines)
 
 
-def lua_verdict_caller(rt: Any, f: Any, label: str, to_lua: Callable[[Any, Any], Any],
+def lua_verdict_caller(rt: Any, f: Any, label: str, handle_cls: type,
                        on_error: int, on_bad: int) -> Callable[[Any], tuple[int, str | None]]:
     """A Python callable running f(dq) -> (verdict[, text]); errors (and calls running past
     LUA_TIME_LIMIT) warn and give on_error."""
     pcall = guarded(rt)[0]
+    handle, slot = shared_handle(rt, handle_cls)
 
     def call(dq: Any) -> tuple[int, str | None]:
-        res = pcall(f, to_lua(rt, dq))
+        handle._dq = dq
+        res = pcall(f, slot)
         if not isinstance(res, tuple):
             res = (res,)
         if not res or res[0] is not True:

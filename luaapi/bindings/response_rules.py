@@ -33,13 +33,6 @@ class DRHandle(DQHandle):
                 continue
 
 
-def dr_for_lua(rt: Any, dr: Any) -> DRHandle:
-    h = dr.lua_handle
-    if h is None:
-        h = dr.lua_handle = DRHandle(dr, rt)
-    return h
-
-
 def _opt_bool(v: Any, default: bool) -> bool:
     return default if v is None else as_bool(v, C.OPT_BOOL)
 
@@ -72,7 +65,7 @@ def register(rt: Any) -> None:
         def make(f: Any, *a: Any) -> ActionHandle:
             if not is_function(f):
                 raise fail(f, C.LUA_RESPONSE_FUNC)
-            return act(cls(lua_verdict_caller(rt, f, label, dr_for_lua, A.R_SERVFAIL,
+            return act(cls(lua_verdict_caller(rt, f, label, DRHandle, A.R_SERVFAIL,
                                               A.R_NONE)))
         return make
     rt.fn("LuaResponseAction", lua_response(RA.LuaResponseAction, "LuaResponseAction"))

@@ -13,7 +13,7 @@ from luaapi.bindings.objects import (ComboAddressHandle, DNSNameHandle, DNSNameS
 from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function, is_table,
                             table_to_dict, table_to_list)
 from luaapi import cppnames as C
-from luaapi.bindings.luacall import guarded, lua_verdict_caller
+from luaapi.bindings.luacall import guarded, lua_verdict_caller, shared_handle
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, NetmaskGroup, parse_address, parse_netmask
 from pydist.dns.wire import WireError, qtype_from_text
@@ -342,13 +342,6 @@ class DQHandle:
         return True
 
 
-def dq_for_lua(rt: Any, dq: Any) -> DQHandle:
-    h = dq.lua_handle
-    if h is None:
-        h = dq.lua_handle = DQHandle(dq, rt)
-    return h
-
-
 # ---- registration ---------------------------------------------------------------------------
 CHAINS = (  # (chain key, Lua infix, add function, response actions?)
     ("query", "", "addAction", False),
@@ -465,10 +458,12 @@ def register(rt: Any) -> None:
                 raise fail(f, C.LUA_RULE_FUNC)
 
             plain = guarded(rt)[1]
+            handle, slot = shared_handle(rt, DQHandle)
 
             def call(dq: Any, _f: Any = f) -> bool:
+                handle._dq = dq
                 try:
-                    return bool(plain(_f, dq_for_lua(rt, dq)))
+                    return bool(plain(_f, slot))
                 except Exception as e:
                     rt.log(f"{label} failed inside Lua: {e}")
                     return False
@@ -586,7 +581,7 @@ def register(rt: Any) -> None:
             if not is_function(f):
                 raise fail(f, C.LUA_ACTION_FUNC)
 
-            return act(cls(lua_verdict_caller(rt, f, label, dq_for_lua, A.SERVFAIL, A.NONE)))
+            return act(cls(lua_verdict_caller(rt, f, label, DQHandle, A.SERVFAIL, A.NONE)))
         return make
     rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
 
