@@ -52,3 +52,32 @@ def test_counters_exact_across_cache_hits(impl: str, start_proc: Starter,
         assert r is not None and r.rcode() == 5
     assert backend.count("counted.test.") == 1 and backend.count("allowed.example.") == 1
     assert matches(str(proc.conf)) == {"hinfo": 2, "none": 5, "allow": 3, "refuse": 2, "all": 5}
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_rules_changed_from_the_console_apply_at_once(impl: str, start_proc: Starter,
+                                                      responder_factory: ResponderFactory) -> None:
+    """addAction/rmRule/mvRule/clearRules at runtime take effect on the next query, cache hits
+    included (the fast path is recomputed)."""
+    backend = responder_factory()
+    proc = start_proc(impl, CONF, {"backend": backend.address})
+    where, conf = proc.addr(), str(proc.conf)
+
+    def run(cmd: str) -> str:
+        return subprocess.run(["dnsdist", "-C", conf, "-e", cmd], capture_output=True,
+                              text=True, timeout=10).stdout
+    for _ in range(2):
+        assert query(where, "live.test.") is not None                 # cached from now on
+    run('addAction("live.test.", RCodeAction(DNSRCode.REFUSED), {name="live"})')
+    r = query(where, "live.test.")
+    assert r is not None and r.rcode() == 5                           # a hit no more
+    run("mvRule(5, 0)")
+    assert run("showRules()").splitlines()[1].split()[:2] == ["0", "live"]
+    r = query(where, "live.test.")
+    assert r is not None and r.rcode() == 5
+    run("rmRule('live')")
+    r = query(where, "live.test.")
+    assert r is not None and r.rcode() == 0
+    run("clearRules()")
+    assert query(where, "x.example.", "HINFO") is not None            # the drop rule is gone
+    assert matches(conf) == {}
