@@ -265,8 +265,6 @@ def register(rt: Any) -> None:
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
     rt.fn("SetECSAction", lambda v4, v6=None, *a: ActionHandle(
         A.ObjectAction(f"set ECS to {as_str(v4)}" + (f" / {as_str(v6)}" if v6 else ""))))
-    for fname in ("MacAddrAction", "SetMacAddrAction"):
-        rt.fn(fname, lambda c, *a: ActionHandle(A.ObjectAction(f"add EDNS MAC (code={as_int(c)})")))
     rt.fn("newSVCRecordParameters", lambda *a: ObjectHandle("SVCRecordParameters"))
 
     class TimedIPSet:

@@ -612,6 +612,8 @@ def register(rt: Any) -> None:
         return act(MA.TeeAction(host, port, False if add_ecs is None
                                 else as_bool(add_ecs, C.OPT_BOOL)))
     rt.fn("TeeAction", tee)
+    for name in ("MacAddrAction", "SetMacAddrAction"):
+        rt.fn(name, lambda code, *a: act(MA.SetMacAddrAction(as_int(code, C.INT))))
 
     # --- the chains
     for key, infix, add_name, response in CHAINS:

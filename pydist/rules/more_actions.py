@@ -124,3 +124,50 @@ class TeeAction(Action):
 
     def __str__(self) -> str:
         return f"tee to {format_address(self.host, self.port)}"
+
+
+class SetMacAddrAction(Action):
+    """Adds the client's MAC address (from the kernel's neighbour table, IPv4) as an EDNS option;
+    a client without an entry (loopback, routed) gets nothing, as in dnsdist."""
+
+    ARP_TABLE = "/proc/net/arp"
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.macs: dict[str, bytes] = {}
+        self.read_at = -1.0
+
+    def _mac(self, host: str) -> bytes | None:
+        import time
+        now = time.monotonic()
+        if now - self.read_at >= 1.0:         # the table is read at most once a second
+            self.read_at = now
+            self.macs = read_arp(self.ARP_TABLE)
+        return self.macs.get(host)
+
+    def __call__(self, dq: Any) -> tuple[int, str | None]:
+        mac = self._mac(dq.remote[0])
+        if mac is not None:
+            add_edns_option(dq, self.code, mac)
+        return CONTINUE
+
+    def __str__(self) -> str:
+        return f"add EDNS MAC (code={self.code})"
+
+
+def read_arp(path: str) -> dict[str, bytes]:
+    """IPv4 address -> MAC bytes of the complete entries of /proc/net/arp."""
+    out: dict[str, bytes] = {}
+    try:
+        with open(path) as f:
+            next(f, None)
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 4 and parts[2] != "0x0":
+                    try:
+                        out[parts[0]] = bytes.fromhex(parts[3].replace(":", ""))
+                    except ValueError:
+                        continue
+    except OSError:
+        pass
+    return out
