@@ -38,6 +38,7 @@ class Action:
     that leave the query, its routing and everything else untouched (fast-path safe)."""
     response = False
     pure = False
+    carried_out = True
     text = ""
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
@@ -184,6 +185,7 @@ class SetTempFailureCacheTTLAction(Action):
 
 
 class SetECSOverrideAction(Action):
+    carried_out = False     # they steer ECS insertion, which pydist does not do yet
     def __init__(self, on: bool) -> None:
         self.on = on
 
@@ -196,6 +198,7 @@ class SetECSOverrideAction(Action):
 
 
 class SetECSPrefixLengthAction(Action):
+    carried_out = False     # they steer ECS insertion, which pydist does not do yet
     def __init__(self, v4: int, v6: int) -> None:
         self.v4, self.v6 = v4, v6
 
@@ -208,6 +211,7 @@ class SetECSPrefixLengthAction(Action):
 
 
 class SetDisableECSAction(Action):
+    carried_out = False     # they steer ECS insertion, which pydist does not do yet
     text = "disable ECS"
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:

@@ -40,7 +40,7 @@ def unsupported_parts(rule: Rule) -> list[str]:
     act = rule.action
     while isinstance(act, A.ContinueAction):
         act = act.action
-    if isinstance(act, A.ObjectAction):
+    if isinstance(act, A.ObjectAction) or not act.carried_out:
         out.append(f"action '{act}'")
     return out
 
