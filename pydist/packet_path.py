@@ -263,13 +263,13 @@ class PacketPath:
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
         server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
-        self.stats.latency_sample(usec)
         delay, skip = 0, False
         counted = resp
         if self.response_rules:
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
-                return
+                return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
+        self.stats.latency_sample(usec)
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)
