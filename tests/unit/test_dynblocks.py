@@ -138,3 +138,17 @@ def test_response_tree_post_order_and_counts() -> None:
     assert seen == [("a.nx.test.", 3, 1, 1, 1, 0), ("B.nx.test.", 3, 1, 1, 1, 0),
                     ("nx.test.", 2, 0, 2, 2, 0), ("ok.test.", 2, 1, 1, 0, 0),
                     ("t.test.", 2, 1, 1, 0, 1), ("test.", 1, 0, 4, 2, 1), ("", 0, 0, 4, 2, 1)]
+
+
+def test_most_specific_block_wins_v4_and_v6() -> None:
+    from pydist.dynblocks import NXDOMAIN
+    b, _ = table()
+    b.insert_network(ipaddress.ip_network("10.0.0.0/8"), "wide", 60, DROP, NOW)
+    b.insert_network(host_network("10.1.2.3"), "narrow", 60, NXDOMAIN, NOW)
+    b.insert_network(ipaddress.ip_network("2001:db8::/64"), "v6", 60, REFUSED, NOW)
+    assert b.lookup_address("10.1.2.3", NOW).reason == "narrow"
+    assert b.lookup_address("10.9.9.9", NOW).reason == "wide"
+    assert b.lookup_address("::ffff:10.9.9.9", NOW).reason == "wide"
+    assert b.lookup_address("2001:db8::42%eth0", NOW).reason == "v6"
+    assert b.lookup_address("2001:db8:1::1", NOW) is None
+    assert b.lookup_address("not-an-ip", NOW) is None
