@@ -66,6 +66,11 @@ class DynBlocks:
                 return b if now < b.until else None
         return None
 
+    def may_block(self, host: str, now: float) -> bool:
+        """Could a block apply to this client (a live address block, or any suffix block)?
+        False lets a cache hit skip the full path."""
+        return bool(self.names) or self.lookup_address(host, now) is not None
+
     def lookup_name(self, key: tuple[bytes, ...], now: float) -> DynBlock | None:
         """The live block on the qname or its closest enclosing suffix."""
         names = self.names

@@ -48,7 +48,7 @@ class PacketPath:
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free
             and (not self.query_rules or pure)
-            and not self.cachehit_rules and self.dynblocks is None
+            and not self.cachehit_rules
             and not any(s.tcp_only for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
@@ -62,6 +62,7 @@ class PacketPath:
         qring = self.rings.queries.append
         cache = self.fast_cache
         memo = self.rule_memo
+        blocks = self.dynblocks
         now = time.time()
         now_s = int(now)
         hits = 0
@@ -89,7 +90,9 @@ class PacketPath:
                 continue
             qring((now, addr, data, 0))
             if cache is not None:
-                if memo is not None:      # a pure chain: its remembered verdict, counted
+                if blocks is not None and blocks.may_block(addr[0], now):
+                    resp = None           # a dynamic block may apply: the full path decides
+                elif memo is not None:    # a pure chain: its remembered verdict, counted
                     matched = memo.get(data[2:])
                     resp = None if matched is None else cache.lookup_exact(data, True, now_s)
                     if resp is not None:

@@ -161,3 +161,31 @@ def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
     row = [ln for ln in console(str(proc.conf), "showDynBlocks()").splitlines()
            if ln.startswith("nx.test.")]
     assert row and row[0].split()[3:] == ["false", "Send", "Refused", "many", "nx"]
+
+
+CACHED = HEAD + """
+pc = newPacketCache(100)
+getPool(""):setCache(pc)
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_blocks_apply_before_the_cache(impl: str, start_proc: Starter,
+                                       responder_factory: ResponderFactory) -> None:
+    """A cached answer is not served to a blocked client; other clients keep their cache hits."""
+    backend = responder_factory()
+    proc = start_proc(impl, CACHED, {"backend": backend.address})
+    where, conf = proc.addr(), str(proc.conf)
+    for _ in range(2):
+        assert query(where, "cached.test.") is not None
+    console(conf, "addDynBlocks({[newCA('192.0.2.1')]=1}, 'other client', 60)")
+    r = query(where, "cached.test.")                   # not us: still a cache hit
+    assert r is not None and r.answer and backend.count("cached.test.") == 1
+    console(conf, "addDynBlocks({[newCA('127.0.0.1')]=1}, 'us', 60, DNSAction.Refused)")
+    r = query(where, "cached.test.")
+    assert r is not None and r.rcode() == 5 and not r.answer
+    console(conf, "clearDynBlocks()")
+    r = query(where, "cached.test.")
+    assert r is not None and r.answer and backend.count("cached.test.") == 1
+    stats = console(conf, "dumpStats()")
+    assert _stat(stats, "dyn-blocked") == 1 and _stat(stats, "cache-hits") == 3
