@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 from luaapi.bindings.objects import (ComboAddressHandle, DNSNameHandle, DNSNameSetHandle,
-                                     NMGHandle, SMNHandle, _mask_text, to_dnsname)
+                                     NMGHandle, SMNHandle, to_dnsname)
 from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function, is_table,
                             table_to_dict, table_to_list)
 from luaapi import cppnames as C
@@ -691,7 +691,8 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
     rt.fn(f"show{infix}Rules", show, no_side_effect=True)
 
     def rm(which: Any, *a: Any) -> None:
-        w = which if isinstance(which, str) and not which.isdigit() else as_int(which, C.UINT_OR_STRING)
+        w = (which if isinstance(which, str) and not which.isdigit()
+             else as_int(which, C.UINT_OR_STRING))
         try:
             chain.remove(w)
         except ChainError as e:

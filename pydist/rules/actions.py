@@ -26,7 +26,8 @@ class ResponseConfig:
         self.aa, self.ad, self.ra, self.ttl = aa, ad, ra, ttl
 
     def apply(self, dq: Any) -> None:
-        """setResponseHeadersFromConfig: AA if given, AD cleared unless given, RA=RD unless given."""
+        """As setResponseHeadersFromConfig: AA if given, AD cleared unless given, RA=RD unless
+        given."""
         if self.aa is not None:
             dq.set_flag(2, 0x04, self.aa)
         dq.set_flag(3, 0x20, bool(self.ad))

@@ -70,7 +70,8 @@ class SetSkipCacheResponseAction(ResponseAction):
 
 
 class LogResponseAction(ResponseAction):
-    """`Answer to <ip:port> for <qname> <type> (<rcode text>) with id <id>`, to the log or a file."""
+    """`Answer to <ip:port> for <qname> <type> (<rcode text>) with id <id>`, to the log or to
+    a file."""
 
     def __init__(self, path: str = "", append: bool = False, buffered: bool = False,
                  verbose_only: bool = True, timestamps: bool = False,

@@ -53,11 +53,11 @@ def test_dq_and_dr_as_dnsdist(start_proc: Starter, responder_factory: ResponderF
         assert r is not None and r.rcode() == 5 and not r.flags & dns.flags.AA
         r = query(proc.addr(), "x.nx.test.", "TXT", tcp=True)
         assert r is not None and r.rcode() == 5
-        poll_until(lambda: len([ln for ln in proc.output.splitlines()
-                                if ln.startswith(("Q|", "Q2|", "R|"))]) >= 6, timeout=5)
+        poll_until(lambda p=proc: len([ln for ln in p.output.splitlines()
+                                       if ln.startswith(("Q|", "Q2|", "R|"))]) >= 6, timeout=5)
         seen[impl] = [ln for ln in proc.output.splitlines() if ln.startswith(("Q|", "Q2|", "R|"))]
         proc.stop()
-    for mine, theirs in zip(seen["pydist"], seen["dnsdist"]):
+    for mine, theirs in zip(seen["pydist"], seen["dnsdist"], strict=False):
         assert mine == theirs
     assert len(seen["pydist"]) == len(seen["dnsdist"])
     assert "pool=false" in seen["pydist"][0] and "editTTLs=true" in seen["pydist"][2]

@@ -145,7 +145,7 @@ def test_show_rules_identical(start_proc: Starter) -> None:
         proc = start_proc(impl, conf, ready=r"Accepting control connections")
         outputs[impl] = [_show(str(proc.conf), c) for c in commands]
         proc.stop()
-    for cmd, mine, theirs in zip(commands, outputs["pydist"], outputs["dnsdist"]):
+    for cmd, mine, theirs in zip(commands, outputs["pydist"], outputs["dnsdist"], strict=True):
         assert mine == theirs, cmd
     assert "to pool p" in outputs["pydist"][0] and "Lua response script" in outputs["pydist"][3]
 

@@ -190,7 +190,7 @@ def test_every_selector_and_action_as_dnsdist(start_proc: Starter,
         proc.stop()
         assert port
     mismatches = [(q, mine, theirs) for (q, mine), (_, theirs)
-                  in zip(views["pydist"], views["dnsdist"]) if mine != theirs]
+                  in zip(views["pydist"], views["dnsdist"], strict=True) if mine != theirs]
     assert mismatches == [], "\n".join(map(str, mismatches))
     refused = sum(1 for _, v in views["pydist"] if v is not None and v[0] == 5)
     assert refused >= 30        # the selectors did match where they should
