@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import uuid as uuidlib
 import re
 import sys
 from typing import Any, Callable
@@ -183,7 +184,12 @@ def rule_params(p: Any) -> tuple[str, str | None]:
     d = table_to_dict(p)
     name = d.get("name")
     uuid = d.get("uuid")
-    return (as_str(name) if name is not None else ""), (as_str(uuid) if uuid is not None else None)
+    if uuid is not None:
+        try:    # shown as boost prints it: lowercase, with dashes
+            uuid = str(uuidlib.UUID(as_str(uuid)))
+        except ValueError:
+            raise DnsdistError("invalid uuid string") from None
+    return (as_str(name) if name is not None else ""), uuid
 
 
 def response_config(t: Any) -> A.ResponseConfig:

@@ -100,6 +100,7 @@ BAD_CONFIGS = [
     'DelayResponseAction("x")', 'SetTagResponseAction({}, "x")', 'HTTPHeaderRule("a")',
     'makeRule(true)', 'newRuleAction(AllRule(), 5)', 'rmRule({})', 'mvRule("x", 1)',
     'topRules("x")', 'getAction("x")', 'showRules(5)', 'RE2Rule("[")',
+    'addAction(AllRule(), DropAction(), {uuid="not-a-uuid"})',
 ]
 
 
