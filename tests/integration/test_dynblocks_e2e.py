@@ -10,7 +10,7 @@ import subprocess
 import dns.message
 import pytest
 
-from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pydist_proc import poll_until, query
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
@@ -189,3 +189,39 @@ def test_blocks_apply_before_the_cache(impl: str, start_proc: Starter,
     assert r is not None and r.answer and backend.count("cached.test.") == 1
     stats = console(conf, "dumpStats()")
     assert _stat(stats, "dyn-blocked") == 1 and _stat(stats, "cache-hits") == 3
+
+
+ACTIONS_CONF = HEAD + """
+addDynBlockSMT({"nx.dyn.test."}, "nx", 60, DNSAction.Nxdomain)
+addDynBlockSMT({"tc.dyn.test."}, "tc", 60, DNSAction.Truncate)
+addDynBlockSMT({"norec.dyn.test."}, "norec", 60, DNSAction.NoRecurse)
+addDynBlockSMT({"noop.dyn.test."}, "noop", 60, DNSAction.NoOp)
+addAction("noop.dyn.test.", RCodeAction(DNSRCode.REFUSED))
+addAction("norec.dyn.test.", RCodeAction(DNSRCode.REFUSED))
+"""
+
+
+@pytest.mark.skipif(len(available_impls()) < 2, reason="dnsdist not installed")
+def test_dynblock_actions_as_dnsdist(start_proc: Starter,
+                                     responder_factory: ResponderFactory) -> None:
+    """Nxdomain answers, Truncate answers TC over UDP only, NoRecurse forwards with RD=0 and
+    skips the query rules, NoOp only goes on (and is not counted)."""
+    import dns.flags
+    backend = responder_factory()
+    views: dict[str, list] = {}
+    blocked: dict[str, int] = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, ACTIONS_CONF, {"backend": backend.address})
+        out = []
+        for name in ("a.nx.dyn.test.", "a.tc.dyn.test.", "a.norec.dyn.test.", "a.noop.dyn.test."):
+            for tcp in (False, True):
+                r = query(proc.addr(), name, tcp=tcp, use_edns=0)
+                out.append((name, tcp, None if r is None else
+                            (r.rcode(), dns.flags.to_text(r.flags), [str(x) for x in r.answer],
+                             r.edns)))
+        views[impl] = out
+        blocked[impl] = _stat(console(str(proc.conf), "dumpStats()"), "dyn-blocked")
+        proc.stop()
+    assert views["pydist"] == views["dnsdist"]
+    assert blocked["pydist"] == blocked["dnsdist"]
+    assert views["pydist"][2][2][0] == 0 and "TC" in views["pydist"][2][2][1]
