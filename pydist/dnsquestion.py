@@ -12,7 +12,7 @@ class DNSQuestion:
     __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
-                 "protocol", "settings_add_edns", "payload_size", "matched")
+                 "protocol", "settings_add_edns", "payload_size", "matched", "ecs_subnet")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
@@ -41,6 +41,7 @@ class DNSQuestion:
         self.settings_add_edns = True
         self.payload_size = 1232
         self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
+        self.ecs_subnet: Any = None             # SetECSAction's network, sent instead of ours
 
     # --- question
     @property

@@ -10,6 +10,7 @@ from pydist.backend.udp import InFlight
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
+from pydist.ecs import add_ecs, ecs_option, strip_added
 from pydist.rules.chain import DONE, RULES, apply_dynblocks, apply_query_rules, is_pure_chain
 from pydist.rules.responses import RuleInFlight, apply_response_rules
 from pydist.rules.selectors import RuleFailed
@@ -155,6 +156,10 @@ class PacketPath:
         server = self.reg.policy_for(pool)(pool.servers, None)
         cache = None if skip_cache else pool.cache
         cache_key = None
+        edns_added = ecs_added = False
+        if (server is not None and server.options.get("useClientSubnet")
+                and (dq is None or dq.use_ecs)):
+            data, edns_added, ecs_added = self._add_ecs(data, qname_end, addr, dq)
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
@@ -178,7 +183,7 @@ class PacketPath:
                                   self.settings.payload_size_self_generated)
                 return self._answer(ans, addr, fe, fe_sock, reply, count=False)
             return self._drop(reply)
-        if dq is None and not self.response_rules:
+        if dq is None and not self.response_rules and not (edns_added or ecs_added):
             state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
                              cache, cache_key, data, qname_end, flags, reply)
         else:
@@ -186,6 +191,7 @@ class PacketPath:
                                  self.tick, cache, cache_key, data, qname_end, flags, reply)
             state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
                                  dq.delay_ms if dq is not None else 0, not udp, skip_cache)
+            state.edns_added, state.ecs_added = edns_added, ecs_added
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state):
                 return self._drop(reply)
@@ -193,6 +199,21 @@ class PacketPath:
         if server.tcp_pool is None:
             return self._drop(reply)
         server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+
+    def _add_ecs(self, data: bytes, qname_end: int, addr: Any,
+                 dq: DNSQuestion | None) -> tuple[bytes, bool, bool]:
+        """The client's subnet for a useClientSubnet server (see pydist.ecs)."""
+        st = self.settings
+        v4, v6, override = st.ecs_source_prefix_v4, st.ecs_source_prefix_v6, st.ecs_override
+        host = addr[0]
+        if dq is not None:
+            if dq.ecs_prefix_length:
+                v4 = v6 = dq.ecs_prefix_length
+            override = override or dq.ecs_override
+            if dq.ecs_subnet is not None:       # SetECSAction
+                host = str(dq.ecs_subnet.network_address)
+                v4 = v6 = dq.ecs_subnet.prefixlen
+        return add_ecs(data, qname_end, ecs_option(host, v4, v6), override)
 
     def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
                      fe: Any, fe_sock: Any, udp: bool, now: float,
@@ -272,6 +293,8 @@ class PacketPath:
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
+        if st.__class__ is RuleInFlight and (st.edns_added or st.ecs_added):
+            resp = strip_added(resp, st.edns_added, st.ecs_added)
         self.stats.latency_sample(usec)
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
@@ -301,6 +324,8 @@ class PacketPath:
                 if st.tcp_reply is not None:
                     st.tcp_reply(None)
                 return
+        if st.__class__ is RuleInFlight and (st.edns_added or st.ecs_added):
+            resp = strip_added(resp, st.edns_added, st.ecs_added)
         self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
         if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)

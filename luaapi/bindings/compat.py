@@ -263,8 +263,6 @@ def register(rt: Any) -> None:
         A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
-    rt.fn("SetECSAction", lambda v4, v6=None, *a: ActionHandle(
-        A.ObjectAction(f"set ECS to {as_str(v4)}" + (f" / {as_str(v6)}" if v6 else ""))))
     rt.fn("newSVCRecordParameters", lambda *a: ObjectHandle("SVCRecordParameters"))
 
     class TimedIPSet:

@@ -618,6 +618,13 @@ def register(rt: Any) -> None:
         return act(MA.TeeAction(host, port, False if add_ecs is None
                                 else as_bool(add_ecs, C.OPT_BOOL)))
     rt.fn("TeeAction", tee)
+    def set_ecs(v4: Any, v6: Any = None, *a: Any) -> ActionHandle:
+        try:
+            return act(A.SetECSAction(as_str(v4, C.STRING),
+                                      None if v6 is None else as_str(v6, C.OPT_STRING)))
+        except ValueError as e:
+            raise PdnsError(f"Unable to convert '{v4}' to a netmask") from e
+    rt.fn("SetECSAction", set_ecs)
     for name in ("MacAddrAction", "SetMacAddrAction"):
         rt.fn(name, lambda code, *a: act(MA.SetMacAddrAction(as_int(code, C.INT))))
 

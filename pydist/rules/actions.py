@@ -186,7 +186,6 @@ class SetTempFailureCacheTTLAction(Action):
 
 
 class SetECSOverrideAction(Action):
-    carried_out = False     # they steer ECS insertion, which pydist does not do yet
     def __init__(self, on: bool) -> None:
         self.on = on
 
@@ -199,7 +198,6 @@ class SetECSOverrideAction(Action):
 
 
 class SetECSPrefixLengthAction(Action):
-    carried_out = False     # they steer ECS insertion, which pydist does not do yet
     def __init__(self, v4: int, v6: int) -> None:
         self.v4, self.v6 = v4, v6
 
@@ -211,8 +209,23 @@ class SetECSPrefixLengthAction(Action):
         return f"set ECS prefix length to {self.v4}/{self.v6}"
 
 
+class SetECSAction(Action):
+    """A fixed subnet for the ECS sent to useClientSubnet servers (v6 one for IPv6 clients)."""
+
+    def __init__(self, v4: str, v6: str | None = None) -> None:
+        self.v4 = ipaddress.ip_network(v4, strict=False)
+        self.v6 = ipaddress.ip_network(v6, strict=False) if v6 else None
+        self.texts = (v4, v6)
+
+    def __call__(self, dq: Any) -> tuple[int, str | None]:
+        dq.ecs_subnet = self.v6 if self.v6 is not None and ":" in dq.remote[0] else self.v4
+        return CONTINUE
+
+    def __str__(self) -> str:
+        return f"set ECS to {self.texts[0]}" + (f" / {self.texts[1]}" if self.texts[1] else "")
+
+
 class SetDisableECSAction(Action):
-    carried_out = False     # they steer ECS insertion, which pydist does not do yet
     text = "disable ECS"
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
