@@ -12,7 +12,8 @@ class DNSQuestion:
     __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
-                 "lua_handle", "protocol", "settings_add_edns", "payload_size")
+                 "protocol", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
+                 "lua_handle")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
@@ -37,12 +38,14 @@ class DNSQuestion:
         self.ecs_override = False
         self.ecs_prefix_length = 0
         self.delay_ms = 0
-        self.lua_handle: Any = None
         self.protocol = "Do53 TCP" if tcp else "Do53 UDP"
         if getattr(decl, "kind", "") == "tls":
             self.protocol = "DNS over TLS"
         self.settings_add_edns = True
         self.payload_size = 1232
+        self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
+        self.ecs_subnet: Any = None             # SetECSAction's network, sent instead of ours
+        self.lua_handle: Any = None             # the `dq` a Lua policy saw, made on demand
 
     # --- question
     @property

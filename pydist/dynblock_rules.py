@@ -8,10 +8,12 @@ blocked unless an included range covers them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from pydist.dns.netmask import NetmaskGroup
+from pydist.dns.wire import WireError, question_end
+from pydist.rules.names import DNSName, SuffixMatchNode, labels_from_wire
 from pydist.dynblocks import NONE, DynBlocks, count_queries, count_responses, over_rate
 
 
@@ -29,6 +31,93 @@ class RateRule:
     minimum: int = 0           # rcode-ratio: responses needed before the ratio counts
 
 
+@dataclass
+class Stat:
+    """What StatNode counts per name (the fields the Lua visitor reads)."""
+    queries: int = 0
+    noerrors: int = 0
+    nxdomains: int = 0
+    servfails: int = 0
+    drops: int = 0
+    bytes: int = 0
+
+    def add(self, other: "Stat") -> None:
+        self.queries += other.queries
+        self.noerrors += other.noerrors
+        self.nxdomains += other.nxdomains
+        self.servfails += other.servfails
+        self.drops += other.drops
+        self.bytes += other.bytes
+
+
+@dataclass
+class StatNode:
+    """One name of the response tree; `fullname` keeps the case first seen ("" for the root)."""
+    fullname: str = ""
+    labels_count: int = 0
+    stat: Stat = field(default_factory=Stat)
+    children: dict[bytes, "StatNode"] = field(default_factory=dict)
+
+    def submit(self, labels: tuple[bytes, ...], rcode: int, size: int) -> None:
+        """Count one response for the name `labels` (rcode -1: a drop or timeout)."""
+        node = self
+        for i in range(len(labels) - 1, -1, -1):
+            key = labels[i].lower()
+            child = node.children.get(key)
+            if child is None:
+                text = str(DNSName(labels[i:]))
+                child = node.children[key] = StatNode(text, len(labels) - i)
+            node = child
+        s = node.stat
+        s.queries += 1
+        s.bytes += size
+        if rcode == 0:
+            s.noerrors += 1
+        elif rcode == 3:
+            s.nxdomains += 1
+        elif rcode == 2:
+            s.servfails += 1
+        elif rcode < 0:
+            s.drops += 1
+
+    def visit(self, visitor: Callable[["StatNode", Stat, Stat], None]) -> Stat:
+        """Post-order, children by label (as dnsdist's StatNode::visit): visitor(node, own
+        counts, counts of the node and everything below it)."""
+        total = Stat(**vars(self.stat))
+        for key in sorted(self.children):
+            total.add(self.children[key].visit(visitor))
+        visitor(self, self.stat, total)
+        return total
+
+
+@dataclass
+class SuffixRule:
+    """setSuffixMatchRule: the visitor decides, per name of the response tree, what to block."""
+    seconds: int
+    reason: str
+    duration: int
+    action: int
+    visitor: Callable[[StatNode, Stat, Stat], tuple[bool, str | None]]
+
+
+def response_tree(rings: Any, seconds: int, now: float) -> StatNode:
+    """The names answered in the last `seconds` (timeouts count as drops)."""
+    root = StatNode()
+    cutoff = now - seconds if seconds else 0.0
+    for entry in reversed(rings.responses):
+        if entry[0] < cutoff:
+            break
+        pkt = entry[2]
+        try:
+            question_end(pkt)
+            labels = labels_from_wire(pkt, 12)
+        except (WireError, IndexError):
+            continue
+        timeout = entry[3] is not None and entry[3] < 0
+        root.submit(labels, -1 if timeout else pkt[3] & 0x0F, len(pkt))
+    return root
+
+
 class DynBlockRulesGroup:
     """The rules of one group and the masks, ranges and quietness they apply with."""
 
@@ -39,6 +128,8 @@ class DynBlockRulesGroup:
         self.masks = (32, 128)
         self.excluded = NetmaskGroup()
         self.included = NetmaskGroup()
+        self.excluded_domains = SuffixMatchNode()
+        self.suffix_rule: SuffixRule | None = None
         self.quiet = False
 
     def add(self, rule: RateRule) -> None:
@@ -57,6 +148,20 @@ class DynBlockRulesGroup:
                 if self._exempt(net):
                     continue
                 self._judge(rule, net, n, totals, rings, now)
+        if self.suffix_rule is not None:
+            self._apply_suffix_rule(self.suffix_rule, rings, now)
+
+    def _apply_suffix_rule(self, rule: SuffixRule, rings: Any, now: float) -> None:
+        def visit(node: StatNode, own: Stat, total: Stat) -> None:
+            block, reason = rule.visitor(node, own, total)
+            if not block:
+                return
+            name = DNSName.from_text(node.fullname)
+            if self.excluded_domains.check(name):
+                return
+            self.blocks.insert_name(name.key, str(name), reason or rule.reason, rule.duration,
+                                    rule.action, now, quiet=self.quiet)
+        response_tree(rings, rule.seconds, now).visit(visit)
 
     def _counts(self, rule: RateRule, rings: Any, now: float) -> tuple[Any, Any]:
         k, s, m = rule.kind, rule.seconds, self.masks

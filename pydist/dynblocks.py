@@ -11,6 +11,7 @@ Rules, as dnsdist 1.7.3:
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from collections import Counter
 from typing import Any, Callable
@@ -42,7 +43,9 @@ class DynBlocks:
         self.stats = stats
         self.log = log
         self.nets: dict[Network, DynBlock] = {}
-        self.prefixes: dict[int, set[int]] = {4: set(), 6: set()}
+        # hot-path index: family -> ((prefix length, {address >> host bits: block}), ...),
+        # longest prefix first; rebuilt on every change (changes are rare, lookups are not)
+        self.index: dict[int, tuple[tuple[int, dict[int, DynBlock]], ...]] = {4: (), 6: ()}
         self.names: dict[tuple[bytes, ...], tuple[str, DynBlock]] = {}
         self.max_labels = 0
         self.default_action = DROP
@@ -54,18 +57,19 @@ class DynBlocks:
     # --- lookups (packet path)
     def lookup_address(self, host: str, now: float) -> DynBlock | None:
         """The most specific live block covering host."""
-        try:
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        version, value = _address_int(host)
+        if not version:
             return None
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        for plen in sorted(self.prefixes[ip.version], reverse=True):
-            net = ipaddress.ip_network((ip, plen), strict=False)
-            b = self.nets.get(net)
+        for shift, table in self.index[version]:
+            b = table.get(value >> shift)
             if b is not None:
                 return b if now < b.until else None
         return None
+
+    def may_block(self, host: str, now: float) -> bool:
+        """Could a block apply to this client (a live address block, or any suffix block)?
+        False lets a cache hit skip the full path."""
+        return bool(self.names) or self.lookup_address(host, now) is not None
 
     def lookup_name(self, key: tuple[bytes, ...], now: float) -> DynBlock | None:
         """The live block on the qname or its closest enclosing suffix."""
@@ -99,7 +103,6 @@ class DynBlocks:
             else:
                 expired = True
         self.nets[net] = DynBlock(reason, until, NOOP if warning else action, warning, count)
-        self.prefixes[net.version].add(net.prefixlen)
         if not quiet and (got is None or expired or was_warning):
             self.log(f"Inserting {'(warning) ' if warning else ''}dynamic block for "
                      f"{shown or net.network_address} for {seconds} seconds: {reason}")
@@ -130,16 +133,12 @@ class DynBlocks:
     def clear(self) -> None:
         self.nets.clear()
         self.names.clear()
-        self.prefixes = {4: set(), 6: set()}
         self.max_labels = 0
         self._changed()
 
     def purge(self, now: float) -> None:
         """Forget expired entries (dnsdist's purge thread)."""
         self.nets = {k: v for k, v in self.nets.items() if now < v.until}
-        self.prefixes = {4: set(), 6: set()}
-        for net in self.nets:
-            self.prefixes[net.version].add(net.prefixlen)
         self.names = {k: v for k, v in self.names.items() if now < v[1].until}
         self.max_labels = max((len(k) for k in self.names), default=0)
         self._changed()
@@ -151,7 +150,17 @@ class DynBlocks:
             self.last_purge = now
             self.purge(now)
 
+    def _reindex(self) -> None:
+        index: dict[int, dict[int, dict[int, DynBlock]]] = {4: {}, 6: {}}
+        for net, block in self.nets.items():
+            bits = net.max_prefixlen
+            shift = bits - net.prefixlen
+            index[net.version].setdefault(shift, {})[int(net.network_address) >> shift] = block
+        self.index = {v: tuple((shift, tables[shift]) for shift in sorted(tables))
+                      for v, tables in index.items()}
+
     def _changed(self) -> None:
+        self._reindex()
         self.stats.dyn_block_nmg_size = len(self.nets)
         active = bool(self.nets or self.names)
         if active != self.active or self.on_change is not None:
@@ -172,6 +181,22 @@ class DynBlocks:
                            f"{str(b.warning).lower():<10} "
                            f"{ACTION_TEXT.get(self.action_of(b), 'Drop'):<20} {b.reason}")
         return out
+
+
+def _address_int(host: str) -> tuple[int, int]:
+    """(4 or 6, the address as an integer), IPv4-mapped IPv6 as IPv4; (0, 0) if not an IP."""
+    host = host.split("%", 1)[0]
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, host), "big")
+    except OSError:
+        pass
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
+    except OSError:
+        return 0, 0
+    if value >> 32 == 0xFFFF:
+        return 4, value & 0xFFFFFFFF
+    return 6, value
 
 
 def host_network(host: str, v4: int = 32, v6: int = 128) -> Network:

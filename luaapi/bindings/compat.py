@@ -214,20 +214,6 @@ def register(rt: Any) -> None:
         A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
-    rt.fn("TeeAction", lambda addr, *a: ActionHandle(
-        A.ObjectAction(f"tee to {_with_port(as_str(addr))}")))
-    rt.fn("SetECSAction", lambda v4, v6=None, *a: ActionHandle(
-        A.ObjectAction(f"set ECS to {as_str(v4)}" + (f" / {as_str(v6)}" if v6 else ""))))
-    for fname in ("MacAddrAction", "SetMacAddrAction"):
-        rt.fn(fname, lambda c, *a: ActionHandle(A.ObjectAction(f"add EDNS MAC (code={as_int(c)})")))
-    rt.fn("SetEDNSOptionAction", lambda c, d, *a: ActionHandle(
-        A.ObjectAction(f"add EDNS Option (code={as_int(c)})")))
-
-    def neg_soa(*a: Any) -> ActionHandle:
-        nargs(a, 10)
-        return ActionHandle(A.ObjectAction(("NXD " if as_bool(a[0]) else "NODATA") + " with SOA"))
-    rt.fn("NegativeAndSOAAction", neg_soa)
-    rt.fn("SetNegativeAndSOAAction", neg_soa)
     rt.fn("newSVCRecordParameters", lambda *a: ObjectHandle("SVCRecordParameters"))
 
     class TimedIPSet:

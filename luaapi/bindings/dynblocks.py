@@ -8,11 +8,12 @@ from typing import Any, Callable
 
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import ComboAddressHandle, NMGHandle, to_dnsname
-from luaapi.convert import as_float, as_int, as_str, is_table, table_items, table_to_list
+from luaapi.convert import (as_float, as_int, as_str, fail, is_function, is_table, table_items,
+                            table_to_list)
 from luaapi.errors import LuaArgError
 from pydist.dns.netmask import AddressError, parse_netmask
 from pydist.dns.wire import qtype_to_text
-from pydist.dynblock_rules import DynBlockRulesGroup, RateRule
+from pydist.dynblock_rules import DynBlockRulesGroup, RateRule, Stat, StatNode, SuffixRule
 from pydist.dynblocks import (ACTION_TEXT, DROP, NONE, NOOP, NORECURSE, NXDOMAIN, REFUSED,
                               TRUNCATE, count_queries, count_responses, host_network, over_rate)
 from pydist.rules.selectors import rcode_text
@@ -76,7 +77,11 @@ class DynBlockRulesGroupHandle:
 
     def setSuffixMatchRule(self, *a: Any) -> None:
         _nargs(a, 5)
-        self.note("dynBlockRulesGroup():setSuffixMatchRule")
+        if not is_function(a[4]):
+            raise fail(a[4], "St8functionIFSt5tupleIJbN5boost8optionalINSt7__cxx1112basic_"
+                             "stringIcSt11char_traitsIcESaIcEEEEEEERK8StatNodeRKNS9_4StatESF_EE")
+        self.group.suffix_rule = SuffixRule(as_int(a[0]), as_str(a[1]), as_int(a[2]),
+                                            _opt_action(a[3]), _lua_visitor(a[4]))
 
     def setSuffixMatchRuleFFI(self, *a: Any) -> None:
         _nargs(a, 5)
@@ -113,7 +118,10 @@ class DynBlockRulesGroupHandle:
 
     def excludeDomains(self, v: Any, *a: Any) -> None:
         items = table_to_list(v) if is_table(v) else [v]
-        self.excluded_domains += [str(to_dnsname(x)) for x in items]
+        for x in items:
+            name = to_dnsname(x)
+            self.excluded_domains.append(str(name))
+            self.group.excluded_domains.add(name)
 
     def apply(self, *a: Any) -> None:
         self.group.apply()
@@ -122,6 +130,34 @@ class DynBlockRulesGroupHandle:
         return group_text(self.group, self.excluded_domains)
 
     tostring = toString
+
+
+class StatNodeHandle:
+    """The node a setSuffixMatchRule visitor gets: fullname, labelsCount."""
+
+    def __init__(self, node: StatNode) -> None:
+        self.fullname = node.fullname
+        self.labelsCount = node.labels_count
+
+
+class StatHandle:
+    """The counts a visitor gets (own ones, and the node's with all below it)."""
+
+    def __init__(self, stat: Stat) -> None:
+        self.queries, self.noerrors, self.nxdomains = stat.queries, stat.noerrors, stat.nxdomains
+        self.servfails, self.drops, self.bytes = stat.servfails, stat.drops, stat.bytes
+
+
+def _lua_visitor(f: Any) -> Callable[[StatNode, Stat, Stat], tuple[bool, str | None]]:
+    """visitor(node, self, children) -> block[, reason], called from Lua's side of apply()."""
+    def visit(node: StatNode, own: Stat, total: Stat) -> tuple[bool, str | None]:
+        res = f(StatNodeHandle(node), StatHandle(own), StatHandle(total))
+        if not isinstance(res, tuple):
+            res = (res,)
+        block = bool(res[0]) if res else False
+        reason = res[1] if len(res) > 1 and isinstance(res[1], str) else None
+        return block, reason
+    return visit
 
 
 def _rule_text(r: RateRule) -> str:
@@ -137,7 +173,10 @@ def group_text(g: DynBlockRulesGroup, excluded_domains: list[str]) -> str:
     by_kind = {r.kind: r for r in g.rules if r.kind in ("query", "bytes")}
     lines = [f"Query rate rule: {_rule_text(by_kind['query']) if 'query' in by_kind else ''}",
              f"Response rate rule: {_rule_text(by_kind['bytes']) if 'bytes' in by_kind else ''}",
-             "SuffixMatch rule: ", "RCode rules: "]
+             "SuffixMatch rule: " + (_rule_text(RateRule(
+                 "smt", 0, g.suffix_rule.seconds, g.suffix_rule.reason, g.suffix_rule.duration,
+                 g.suffix_rule.action)) if g.suffix_rule is not None else ""),
+             "RCode rules: "]
     lines += [f"- {rcode_text(r.arg or 0)}: {_rule_text(r)}" for r in g.rules
               if r.kind in ("rcode", "rcode-ratio")]
     lines.append("QType rules: ")

@@ -4,43 +4,82 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-_PCALL_LUA = """
-local xpcall, traceback, tostring = xpcall, debug.traceback, tostring
-local unpack, select = unpack, select
-return function(f, arg)
-  local r = {xpcall(function() return f(arg) end,
-                    function(e) return traceback(tostring(e), 1) end)}
-  return unpack(r, 1, table.maxn(r))
+LUA_TIME_LIMIT = 0.2    # CPU seconds one Lua rule/action call may use before it is stopped
+
+# The guard: a count hook that stops a call running past its deadline (a Lua rule that loops
+# would otherwise stall every client: one loop, one thread). Hooks do not fire inside LuaJIT
+# traces, so the JIT is switched off once a config has Lua rules or actions.
+_GUARD_LUA = """
+local clock, error, sethook, xpcall, huge = os.clock, error, debug.sethook, xpcall, math.huge
+local traceback, tostring = debug.traceback, tostring
+local limit = ...
+local deadline = huge
+local function hook()
+  if clock() > deadline then
+    deadline = huge
+    error(string.format("Lua code ran for more than %g s and was stopped by pydist", limit), 2)
+  end
+end
+local function handler(e) return traceback(tostring(e), 1) end
+local function finish(...) deadline = huge return ... end
+if jit then jit.off() end
+sethook(hook, "", 10000)
+local slots = {}
+return function(f, slot)
+  deadline = clock() + limit
+  return finish(xpcall(f, handler, slots[slot]))
+end, function(f, slot)
+  deadline = clock() + limit
+  return finish(f(slots[slot]))
+end, function(slot, handle)
+  slots[slot] = handle
 end
 """
 
 
-def lua_pcall(rt: Any) -> Any:
-    """One Lua helper per runtime: (true, results...) or (false, message with traceback)."""
-    helper = getattr(rt, "_verdict_pcall", None)
-    if helper is None:
-        helper = rt.lua.execute(_PCALL_LUA)
-        rt._verdict_pcall = helper
-    return helper
+def guarded(rt: Any) -> tuple[Any, Any, Any]:
+    """(protected call, plain call, set slot): f(slots[slot]) under the time limit; one set
+    per runtime."""
+    funcs = getattr(rt, "_lua_guard", None)
+    if funcs is None:
+        funcs = rt._lua_guard = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
+    return funcs
+
+
+def shared_handle(rt: Any, handle_cls: type) -> tuple[Any, int]:
+    """The one `dq` (or `dr`) object Lua sees, re-pointed at each query, and its slot: pushing
+    a new Python object into Lua for every query costs a userdata, its metatable and a GC."""
+    handles = rt.__dict__.setdefault("_shared_handles", {})
+    entry = handles.get(handle_cls)
+    if entry is None:
+        handle = handle_cls(None, rt)
+        slot = len(handles) + 1
+        guarded(rt)[2](slot, handle)
+        entry = handles[handle_cls] = (handle, slot)
+    return entry
 
 
 def error_text(tb: Any) -> str:
-    """The traceback as dnsdist prints it: everything from our xpcall plumbing on is cut."""
+    """The traceback as dnsdist prints it: our xpcall plumbing (last frames) cut off."""
     lines = []
     for line in str(tb).split("\n"):
-        if line == "\t[C]: in function 'xpcall'":
+        if line == "\t[C]: in function 'xpcall'" or line.startswith("\t[builtin#"):
             break
-        lines.append(line)
+        if '[string "<python>"]' not in line:     # the guard's own frames
+            lines.append(line)
     return "\n".join(lines)
 
 
-def lua_verdict_caller(rt: Any, f: Any, label: str, to_lua: Callable[[Any, Any], Any],
+def lua_verdict_caller(rt: Any, f: Any, label: str, handle_cls: type,
                        on_error: int, on_bad: int) -> Callable[[Any], tuple[int, str | None]]:
-    """A Python callable running f(dq) -> (verdict[, text]); errors warn and give on_error."""
-    pcall = lua_pcall(rt)
+    """A Python callable running f(dq) -> (verdict[, text]); errors (and calls running past
+    LUA_TIME_LIMIT) warn and give on_error."""
+    pcall = guarded(rt)[0]
+    handle, slot = shared_handle(rt, handle_cls)
 
     def call(dq: Any) -> tuple[int, str | None]:
-        res = pcall(f, to_lua(rt, dq))
+        handle._dq = dq
+        res = pcall(f, slot)
         if not isinstance(res, tuple):
             res = (res,)
         if not res or res[0] is not True:

@@ -27,6 +27,8 @@ def to_dnsname(v: Any, target: str = "DNSName") -> DNSName:
 
 
 class DNSNameHandle:
+    """newDNSName(): exactly the methods 1.7.3 has (no toStringNoDot, makeRelative, ...)."""
+
     def __init__(self, name: DNSName) -> None:
         self.name = name
 
@@ -34,10 +36,6 @@ class DNSNameHandle:
         return str(self.name)
 
     tostring = toString
-
-    def toStringNoDot(self, *a: Any) -> str:
-        s = str(self.name)
-        return s[:-1] if s != "." else s
 
     def toDNSString(self, *a: Any) -> str:
         return self.name.to_wire().decode("latin-1")
@@ -56,18 +54,6 @@ class DNSNameHandle:
             return False
         self.name = DNSName(self.name.labels[1:])
         return True
-
-    def makeRelative(self, zone: Any, *a: Any) -> "DNSNameHandle":
-        z = to_dnsname(zone)
-        if self.name.is_part_of(z):
-            return DNSNameHandle(DNSName(self.name.labels[:len(self.name.labels) - len(z.labels)]))
-        return DNSNameHandle(self.name)
-
-    def equal(self, other: Any, *a: Any) -> bool:
-        return self.name == to_dnsname(other)
-
-    def isRoot(self, *a: Any) -> bool:
-        return not self.name.labels
 
     def hash(self, *a: Any) -> int:
         from pydist.dns.burtle import burtle

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from luaapi.bindings.luacall import lua_verdict_caller
-from luaapi.bindings.rules import ActionHandle, DQHandle
+from luaapi import cppnames as C
+from luaapi.bindings.rules import ActionHandle, ArityCheckedRuntime, DQHandle
 from luaapi.convert import as_bool, as_int, as_str, fail, is_function
 from luaapi.errors import DnsdistError
 from pydist.rules import actions as A
@@ -13,7 +14,13 @@ from pydist.rules import response_actions as RA
 
 
 class DRHandle(DQHandle):
-    """dnsdist's DNSResponse: the dq fields and methods, plus editTTLs."""
+    """dnsdist's DNSResponse: the dq fields and methods, plus editTTLs, minus those 1.7.3's
+    DNSResponse lacks (they read as nil there too)."""
+
+    useECS = ecsOverride = ecsPrefixLength = None
+    getServerNameIndication = setProxyProtocolValues = addProxyProtocolValue = None
+    getProxyProtocolValues = spoof = setNegativeAndAdditionalSOA = setHTTPResponse = None
+    getHTTPPath = getHTTPQueryString = getHTTPHost = getHTTPScheme = getHTTPHeaders = None
 
     def editTTLs(self, f: Any, *a: Any) -> None:
         data = self._dq.data
@@ -26,30 +33,25 @@ class DRHandle(DQHandle):
                 continue
 
 
-def dr_for_lua(rt: Any, dr: Any) -> DRHandle:
-    h = dr.lua_handle
-    if h is None:
-        h = dr.lua_handle = DRHandle(dr, rt)
-    return h
-
-
 def _opt_bool(v: Any, default: bool) -> bool:
-    return default if v is None else as_bool(v)
+    return default if v is None else as_bool(v, C.OPT_BOOL)
 
 
 def register(rt: Any) -> None:
+    rt = ArityCheckedRuntime(rt)
     reg = rt.registry
     act = ActionHandle
     rt.fn("AllowResponseAction", lambda *a: act(RA.AllowResponseAction()))
     rt.fn("DropResponseAction", lambda *a: act(RA.DropResponseAction()))
-    rt.fn("DelayResponseAction", lambda ms, *a: act(RA.DelayResponseAction(as_int(ms))))
+    rt.fn("DelayResponseAction", lambda ms, *a: act(RA.DelayResponseAction(as_int(ms, C.INT))))
     for name in ("TagResponseAction", "SetTagResponseAction"):
-        rt.fn(name, lambda k, v, *a: act(RA.SetTagResponseAction(as_str(k), as_str(v))))
+        rt.fn(name, lambda k, v, *a: act(RA.SetTagResponseAction(as_str(k, C.STRING),
+                                                                     as_str(v, C.STRING))))
     rt.fn("SetSkipCacheResponseAction", lambda *a: act(RA.SetSkipCacheResponseAction()))
 
     def log_response(path: Any = None, append: Any = None, buffered: Any = None,
                      verbose_only: Any = None, timestamps: Any = None, *a: Any) -> ActionHandle:
-        p = "" if path is None else as_str(path)
+        p = "" if path is None else as_str(path, C.STRING)
         try:
             return act(RA.LogResponseAction(
                 p, _opt_bool(append, False), _opt_bool(buffered, False),
@@ -62,12 +64,18 @@ def register(rt: Any) -> None:
     def lua_response(cls: type, label: str) -> Any:
         def make(f: Any, *a: Any) -> ActionHandle:
             if not is_function(f):
-                raise fail(f, "std::function<std::tuple<int, boost::optional<std::string> > "
-                              "(DNSResponse*)>")
-            return act(cls(lua_verdict_caller(rt, f, label, dr_for_lua, A.R_SERVFAIL,
+                raise fail(f, C.LUA_RESPONSE_FUNC)
+            return act(cls(lua_verdict_caller(rt, f, label, DRHandle, A.R_SERVFAIL,
                                               A.R_NONE)))
         return make
     rt.fn("LuaResponseAction", lua_response(RA.LuaResponseAction, "LuaResponseAction"))
-    rt.fn("LuaFFIResponseAction", lua_response(RA.LuaFFIResponseAction, "LuaFFIResponseAction"))
-    rt.fn("LuaFFIPerThreadResponseAction",
-          lambda *a: act(A.ObjectAction("Lua FFI per-thread response script", True)))
+
+    def ffi_response(f: Any, *a: Any) -> ActionHandle:   # dnsdist's C API: not in pydist
+        if not is_function(f):
+            raise fail(f, C.LUA_FFI_RESPONSE_FUNC)
+        return act(A.ObjectAction("Lua FFI script", True))
+    rt.fn("LuaFFIResponseAction", ffi_response)
+    def ffi_per_thread(code: Any, *a: Any) -> ActionHandle:
+        as_str(code, C.STRING)
+        return act(A.ObjectAction("Lua FFI per-thread script", True))
+    rt.fn("LuaFFIPerThreadResponseAction", ffi_per_thread)

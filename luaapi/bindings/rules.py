@@ -2,23 +2,64 @@
 constructors, the add/show/rm/mv functions of the four chains, and the dq that Lua sees."""
 from __future__ import annotations
 
+import inspect
+import ipaddress
+import uuid as uuidlib
+import re
+import sys
 from typing import Any, Callable
 
 from luaapi.bindings.objects import (ComboAddressHandle, DNSNameHandle, DNSNameSetHandle,
-                                     NMGHandle, SMNHandle, _mask_text, to_dnsname)
+                                     NMGHandle, SMNHandle, to_dnsname)
 from luaapi.convert import (as_bool, as_float, as_int, as_str, fail, is_function, is_table,
                             table_to_dict, table_to_list)
-from luaapi.bindings.luacall import lua_verdict_caller
-from luaapi.errors import DnsdistError, LuaArgError
-from pydist.dns.netmask import AddressError, NetmaskGroup, parse_netmask
+from luaapi import cppnames as C
+from luaapi.bindings.luacall import guarded, lua_verdict_caller, shared_handle
+from luaapi.errors import DnsdistError, LuaArgError, PdnsError
+from pydist.dns.netmask import AddressError, NetmaskGroup, parse_address, parse_netmask
 from pydist.dns.wire import WireError, qtype_from_text
 from pydist.rules import actions as A
+from pydist.rules import more_actions as MA
 from pydist.rules import selectors as S
 from pydist.rules.chain import ChainError, Rule, unsupported_parts
+from pydist.rules.cppsort import std_sort
 from pydist.rules.names import SuffixMatchNode
 
-LUADNSRULE = ("boost::variant<std::string, std::vector<std::pair<int, std::string> >, "
-              "std::shared_ptr<DNSRule>, DNSName, std::vector<std::pair<int, DNSName> > >")
+# (least, most) arguments where the Python signature cannot say it (LuaWrapper's counts)
+ARITY = {"addAction": (2, 3), "addResponseAction": (2, 3), "addCacheHitResponseAction": (2, 3),
+         "addSelfAnsweredResponseAction": (2, 3), "QNameLabelsCountRule": (2, 2),
+         "QNameWireLengthRule": (2, 2), "RecordsCountRule": (3, 3), "RecordsTypeCountRule": (4, 4),
+         "NetmaskGroupRule": (1, 3), "makeRule": (1, 1), "NegativeAndSOAAction": (10, 11),
+         "SetNegativeAndSOAAction": (10, 11)}
+
+
+class ArityCheckedRuntime:
+    """rt with fn() checking argument counts as LuaWrapper does ("This function requires at
+    least/most N parameter(s)"), from each binding's signature or ARITY."""
+
+    def __init__(self, rt: Any) -> None:
+        self._rt = rt
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rt, name)
+
+    def fn(self, name: str, func: Callable, no_side_effect: bool = False) -> None:
+        least, most = ARITY.get(name) or _signature_arity(func)
+
+        def checked(*a: Any) -> Any:
+            if len(a) < least:
+                raise LuaArgError(f"This function requires at least {least} parameter(s)")
+            if len(a) > most:
+                raise LuaArgError(f"This function requires at most {most} parameter(s)")
+            return func(*a)
+        self._rt.fn(name, checked, no_side_effect)
+
+
+def _signature_arity(func: Callable) -> tuple[int, int]:
+    """Required and named positional parameters; a trailing *a only absorbs Lua's extra nils."""
+    params = [p for p in inspect.signature(func).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return sum(1 for p in params if p.default is p.empty), len(params)
 
 
 class RuleHandle:
@@ -74,7 +115,24 @@ def qtype_arg(v: Any) -> int:
             return qtype_from_text(v)
         except WireError:
             raise DnsdistError(f"Unable to convert '{v}' to a DNS type") from None
-    return as_int(v, "boost::variant<int, std::string>")
+    return as_int(v, C.INT_OR_STRING)
+
+
+def negative_args(a: tuple) -> tuple:
+    """(nxd, zone, ttl, mname, rname, (serial, refresh, retry, expire, minimum)) from Lua."""
+    if len(a) < 10:
+        raise LuaArgError("This function requires at least 10 parameter(s)")
+    return (as_bool(a[0], C.BOOL), to_dnsname(a[1], C.STRING), as_int(a[2], C.UINT),
+            to_dnsname(a[3], C.STRING), to_dnsname(a[4], C.STRING),
+            tuple(as_int(x, C.UINT) for x in a[5:10]))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def selector_arg(v: Any) -> S.Selector:
@@ -90,7 +148,7 @@ def selector_arg(v: Any) -> S.Selector:
     elif is_table(v):
         items = table_to_list(v)
     else:
-        raise fail(v, LUADNSRULE)
+        raise fail(v, C.LUA_DNSRULE)
     nmg = NetmaskGroup()
     smn = SuffixMatchNode()
     for item in items:
@@ -110,7 +168,7 @@ def selector_arg(v: Any) -> S.Selector:
 
 def action_arg(v: Any, fname: str, response: bool) -> A.Action:
     if not isinstance(v, ActionHandle):
-        raise fail(v, "boost::variant<std::shared_ptr<DNSAction>, std::shared_ptr<DNSResponseAction> >")
+        raise fail(v, C.ANY_ACTION)
     if v.act.response != response:
         if response:
             raise DnsdistError(f"{fname}() can only be called with response-related actions, "
@@ -121,13 +179,22 @@ def action_arg(v: Any, fname: str, response: bool) -> A.Action:
 
 
 def rule_params(p: Any) -> tuple[str, str | None]:
+    if p is not None and not is_table(p):
+        raise fail(p, C.RULE_PARAMS)
     d = table_to_dict(p)
     name = d.get("name")
     uuid = d.get("uuid")
-    return (as_str(name) if name is not None else ""), (as_str(uuid) if uuid is not None else None)
+    if uuid is not None:
+        try:    # shown as boost prints it: lowercase, with dashes
+            uuid = str(uuidlib.UUID(as_str(uuid)))
+        except ValueError:
+            raise DnsdistError("invalid uuid string") from None
+    return (as_str(name) if name is not None else ""), uuid
 
 
 def response_config(t: Any) -> A.ResponseConfig:
+    if t is not None and not is_table(t):
+        raise fail(t, C.RESPONSE_CONFIG)
     d = table_to_dict(t)
     cfg = A.ResponseConfig()
     for k in ("aa", "ad", "ra"):
@@ -136,11 +203,6 @@ def response_config(t: Any) -> A.ResponseConfig:
     if "ttl" in d:
         cfg.ttl = as_int(d["ttl"])
     return cfg
-
-
-def nargs(a: tuple, least: int) -> None:
-    if len(a) < least:
-        raise LuaArgError(f"This function requires at least {least} parameter(s)")
 
 
 # ---- the dq Lua sees ------------------------------------------------------------------------
@@ -180,6 +242,12 @@ class DQHandle:
         self._dq = dq
         self._rt = rt
 
+    def __getattr__(self, name: str) -> Any:
+        """A field dnsdist's DNSQuestion does not have reads as nil (`if dq.pool then`)."""
+        if name.startswith("_"):      # Python's own protocol lookups (lupa probes some)
+            raise AttributeError(name)
+        return None
+
     @property
     def qname(self) -> DNSNameHandle: return DNSNameHandle(self._dq.qname)
     @property
@@ -192,8 +260,6 @@ class DQHandle:
     def tcp(self) -> bool: return self._dq.tcp
     @property
     def len(self) -> int: return len(self._dq.data)
-    @property
-    def size(self) -> int: return 4096 if not self._dq.tcp else 65535
     @property
     def dh(self) -> HeaderHandle: return HeaderHandle(self._dq)
 
@@ -223,7 +289,12 @@ class DQHandle:
     @ecsOverride.setter
     def ecsOverride(self, v: Any) -> None: self._dq.ecs_override = as_bool(v)
     @property
-    def ecsPrefixLength(self) -> int: return self._dq.ecs_prefix_length
+    def ecsPrefixLength(self) -> int:
+        """The rule's value, else the global setECSSourcePrefixV4/V6 for the client's family."""
+        if self._dq.ecs_prefix_length:
+            return self._dq.ecs_prefix_length
+        st = self._rt.registry.settings
+        return st.ecs_source_prefix_v6 if ":" in self._dq.remote[0] else st.ecs_source_prefix_v4
     @ecsPrefixLength.setter
     def ecsPrefixLength(self, v: Any) -> None: self._dq.ecs_prefix_length = as_int(v)
     @property
@@ -271,10 +342,14 @@ class DQHandle:
     def addProxyProtocolValue(self, *a: Any) -> None: pass
     def setProxyProtocolValues(self, *a: Any) -> None: pass
     def getProxyProtocolValues(self, *a: Any) -> Any: return self._rt.lua.table()
-    def setNegativeAndAdditionalSOA(self, *a: Any) -> bool: return True
+    def setNegativeAndAdditionalSOA(self, *a: Any) -> bool:
+        nxd, zone, ttl, mname, rname, numbers = negative_args(a)
+        MA.negative_answer(self._dq, nxd, zone, ttl, mname, rname, numbers, None)
+        return True
 
 
 def dq_for_lua(rt: Any, dq: Any) -> DQHandle:
+    """The `dq` a Lua server policy receives: one handle per query, kept on the query."""
     h = dq.lua_handle
     if h is None:
         h = dq.lua_handle = DQHandle(dq, rt)
@@ -291,59 +366,64 @@ CHAINS = (  # (chain key, Lua infix, add function, response actions?)
 
 
 def register(rt: Any) -> None:
+    rt = ArityCheckedRuntime(rt)
     reg = rt.registry
     sel = lambda s: RuleHandle(s)  # noqa: E731
     act = lambda a: ActionHandle(a)  # noqa: E731
 
     # --- selectors
     rt.fn("AllRule", lambda *a: sel(S.AllRule()))
-    rt.fn("QNameRule", lambda n, *a: sel(S.QNameRule(to_dnsname(n, "std::string"))))
+    rt.fn("QNameRule", lambda n, *a: sel(S.QNameRule(to_dnsname(n, C.STRING))))
 
     def qname_set_rule(s: Any, *a: Any) -> RuleHandle:
         if not isinstance(s, DNSNameSetHandle):
-            raise fail(s, "DNSNameSet")
+            raise fail(s, C.NAMESET)
         return sel(S.QNameSetRule(s.set))
     rt.fn("QNameSetRule", qname_set_rule)
 
     def smn_rule(smn: Any, quiet: Any = None, *a: Any) -> RuleHandle:
         if not isinstance(smn, SMNHandle):
-            raise fail(smn, "SuffixMatchNode")
-        return sel(S.SuffixMatchNodeRule(smn.smn, bool(quiet) if quiet is not None else False))
+            raise fail(smn, C.SMN)
+        return sel(S.SuffixMatchNodeRule(smn.smn, as_bool(quiet, C.OPT_BOOL)
+                                         if quiet is not None else False))
     rt.fn("SuffixMatchNodeRule", smn_rule)
 
     def regex_rule(cls: type) -> Callable:
         def make(pattern: Any, *a: Any) -> RuleHandle:
-            p = as_str(pattern)
+            p = as_str(pattern, C.STRING)
             try:
                 return sel(cls(p))
-            except Exception as e:
-                raise DnsdistError(f"Error compiling expression '{p}': {e}") from None
+            except re.error as e:
+                if cls is S.RE2Rule:   # RE2 logs (to stderr) and leaves a rule never matching
+                    print(f"re2/re2.cc:205: Error parsing '{p}': {e.msg}: {p}", file=sys.stderr)
+                    return sel(S.RE2Rule.never(p))
+                raise PdnsError("Regular expression did not compile") from None
         return make
     rt.fn("RegexRule", regex_rule(S.RegexRule))
     rt.fn("RE2Rule", regex_rule(S.RE2Rule))
     rt.fn("QTypeRule", lambda t, *a: sel(S.QTypeRule(qtype_arg(t))))
-    rt.fn("QClassRule", lambda c, *a: sel(S.QClassRule(as_int(c, "unsigned short"))))
-    rt.fn("OpcodeRule", lambda o, *a: sel(S.OpcodeRule(as_int(o, "unsigned char"))))
+    rt.fn("QClassRule", lambda c, *a: sel(S.QClassRule(as_int(c, C.INT))))
+    rt.fn("OpcodeRule", lambda o, *a: sel(S.OpcodeRule(as_int(o, C.UINT8))))
     rt.fn("RDRule", lambda *a: sel(S.RDRule()))
     rt.fn("DNSSECRule", lambda *a: sel(S.DNSSECRule()))
-    rt.fn("TCPRule", lambda b, *a: sel(S.TCPRule(as_bool(b))))
+    rt.fn("TCPRule", lambda b, *a: sel(S.TCPRule(as_bool(b, C.BOOL))))
     rt.fn("TrailingDataRule", lambda *a: sel(S.TrailingDataRule()))
 
     def nmg_rule(nmg: Any = None, src: Any = None, quiet: Any = None, *a: Any) -> RuleHandle:
         if not isinstance(nmg, NMGHandle):
-            raise fail(nmg, "12NetmaskGroup")
-        return sel(S.NetmaskGroupRule(nmg.nmg, True if src is None else as_bool(src),
-                                      False if quiet is None else as_bool(quiet)))
+            raise fail(nmg, C.NMG)
+        return sel(S.NetmaskGroupRule(nmg.nmg, True if src is None else as_bool(src, C.OPT_BOOL),
+                                      False if quiet is None else as_bool(quiet, C.OPT_BOOL)))
     rt.fn("NetmaskGroupRule", nmg_rule)
-    rt.fn("DSTPortRule", lambda p, *a: sel(S.DSTPortRule(as_int(p, "unsigned short"))))
+    rt.fn("DSTPortRule", lambda p, *a: sel(S.DSTPortRule(as_int(p, C.UINT16))))
 
     def rules_list(t: Any) -> list[S.Selector]:
         if not is_table(t):
-            raise fail(t, "std::vector<std::pair<int, std::shared_ptr<DNSRule> > >")
+            raise fail(t, C.RULE_LIST)
         out = []
         for r in table_to_list(t):
             if not isinstance(r, RuleHandle):
-                raise fail(r, "std::shared_ptr<DNSRule>")
+                raise fail(t, C.RULE_LIST)
             out.append(r.sel)
         return out
     rt.fn("AndRule", lambda t, *a: sel(S.AndRule(rules_list(t))))
@@ -351,76 +431,93 @@ def register(rt: Any) -> None:
 
     def not_rule(r: Any, *a: Any) -> RuleHandle:
         if not isinstance(r, RuleHandle):
-            raise fail(r, "std::shared_ptr<DNSRule>")
+            raise fail(r, C.DNSRULE)
         return sel(S.NotRule(r.sel))
     rt.fn("NotRule", not_rule)
 
-    def opt_int(v: Any, default: int) -> int:
-        return default if v is None else as_int(v)
+    def opt_int(v: Any, default: int, target: str = C.OPT_INT) -> int:
+        return default if v is None else as_int(v, target)
 
     def max_qps_ip(qps: Any, v4: Any = None, v6: Any = None, burst: Any = None,
                    exp: Any = None, cleanup: Any = None, scan: Any = None, *a: Any) -> RuleHandle:
-        return sel(S.MaxQPSIPRule(as_int(qps), opt_int(v4, 32), opt_int(v6, 64),
-                                  opt_int(burst, 0) or None, opt_int(exp, 300)))
+        opt_int(scan, 10, C.OPT_UINT)
+        return sel(S.MaxQPSIPRule(as_int(qps, C.UINT), opt_int(v4, 32), opt_int(v6, 64),
+                                  opt_int(burst, 0) or None, opt_int(exp, 300, C.OPT_UINT),
+                                  opt_int(cleanup, 60, C.OPT_UINT)))
     rt.fn("MaxQPSIPRule", max_qps_ip)
-    rt.fn("MaxQPSRule", lambda q, b=None, *a: sel(S.MaxQPSRule(as_int(q), opt_int(b, 0) or None)))
+    rt.fn("MaxQPSRule", lambda q, b=None, *a: sel(S.MaxQPSRule(as_int(q, C.UINT),
+                                                               opt_int(b, 0) or None)))
 
-    def two_ints(cls: type) -> Callable:
+    def two_ints(cls: type, target: str) -> Callable:
         def make(*a: Any) -> RuleHandle:
-            nargs(a, 2)
-            return sel(cls(as_int(a[0]), as_int(a[1])))
+            return sel(cls(as_int(a[0], target), as_int(a[1], target)))
         return make
-    rt.fn("QNameLabelsCountRule", two_ints(S.QNameLabelsCountRule))
-    rt.fn("QNameWireLengthRule", two_ints(S.QNameWireLengthRule))
+    rt.fn("QNameLabelsCountRule", two_ints(S.QNameLabelsCountRule, C.UINT))
+    rt.fn("QNameWireLengthRule", two_ints(S.QNameWireLengthRule, C.ULONG))
 
     def records_count(*a: Any) -> RuleHandle:
-        nargs(a, 3)
-        return sel(S.RecordsCountRule(as_int(a[0]), as_int(a[1]), as_int(a[2])))
+        return sel(S.RecordsCountRule(as_int(a[0], C.UINT8), as_int(a[1], C.UINT16),
+                                      as_int(a[2], C.UINT16)))
     rt.fn("RecordsCountRule", records_count)
 
     def records_type_count(*a: Any) -> RuleHandle:
-        nargs(a, 4)
-        return sel(S.RecordsTypeCountRule(as_int(a[0]), qtype_arg(a[1]), as_int(a[2]),
-                                          as_int(a[3])))
+        return sel(S.RecordsTypeCountRule(as_int(a[0], C.UINT8), as_int(a[1], C.UINT16),
+                                          as_int(a[2], C.UINT16), as_int(a[3], C.UINT16)))
     rt.fn("RecordsTypeCountRule", records_type_count)
-    rt.fn("ProbaRule", lambda p, *a: sel(S.ProbaRule(as_float(p))))
+    rt.fn("ProbaRule", lambda p, *a: sel(S.ProbaRule(as_float(p, C.DOUBLE))))
 
     def lua_rule(cls: type, label: str) -> Callable:
         def make(f: Any, *a: Any) -> RuleHandle:
             if not is_function(f):
-                raise fail(f, "std::function<bool (DNSQuestion const*)>")
+                raise fail(f, C.LUA_RULE_FUNC)
+
+            plain = guarded(rt)[1]
+            handle, slot = shared_handle(rt, DQHandle)
 
             def call(dq: Any, _f: Any = f) -> bool:
+                handle._dq = dq
                 try:
-                    return bool(_f(dq_for_lua(rt, dq)))
+                    return bool(plain(_f, slot))
                 except Exception as e:
                     rt.log(f"{label} failed inside Lua: {e}")
                     return False
             return sel(cls(call))
         return make
     rt.fn("LuaRule", lua_rule(S.LuaRule, "LuaRule"))
-    rt.fn("LuaFFIRule", lua_rule(S.LuaFFIRule, "LuaFFIRule"))
-    rt.fn("LuaFFIPerThreadRule", lambda *a: sel(S.NeverRule("Lua FFI per-thread script")))
-    rt.fn("PoolAvailableRule", lambda p, *a: sel(S.PoolAvailableRule(reg, as_str(p))))
-    rt.fn("PoolOutstandingRule",
-          lambda p, n, *a: sel(S.PoolOutstandingRule(reg, as_str(p), as_int(n))))
+
+    # FFI functions call dnsdist's C API (ffi.C.dnsdist_ffi_*), which pydist does not export:
+    # kept, shown, warned about, never run
+    def ffi_rule(f: Any, *a: Any) -> RuleHandle:
+        if not is_function(f):
+            raise fail(f, C.LUA_FFI_RULE_FUNC)
+        return sel(S.NeverRule("Lua FFI script"))
+    rt.fn("LuaFFIRule", ffi_rule)
+    def ffi_per_thread_rule(code: Any, *a: Any) -> RuleHandle:
+        as_str(code, C.STRING)
+        return sel(S.NeverRule("Lua FFI per-thread script"))
+    rt.fn("LuaFFIPerThreadRule", ffi_per_thread_rule)
+    rt.fn("PoolAvailableRule", lambda p, *a: sel(S.PoolAvailableRule(reg, as_str(p, C.STRING))))
+    rt.fn("PoolOutstandingRule", lambda p, n, *a: sel(S.PoolOutstandingRule(
+        reg, as_str(p, C.STRING), as_int(n, C.ULONG))))
 
     def tag_rule(tag: Any, value: Any = None, *a: Any) -> RuleHandle:
-        return sel(S.TagRule(as_str(tag), None if value is None else as_str(value)))
+        return sel(S.TagRule(as_str(tag, C.STRING),
+                             None if value is None else as_str(value, C.OPT_STRING)))
     rt.fn("TagRule", tag_rule)
-    rt.fn("RCodeRule", lambda r, *a: sel(S.RCodeRule(as_int(r))))
-    rt.fn("ERCodeRule", lambda r, *a: sel(S.ERCodeRule(as_int(r))))
-    rt.fn("EDNSVersionRule", lambda v, *a: sel(S.EDNSVersionRule(as_int(v))))
-    rt.fn("EDNSOptionRule", lambda c, *a: sel(S.EDNSOptionRule(as_int(c))))
+    rt.fn("RCodeRule", lambda r, *a: sel(S.RCodeRule(as_int(r, C.UINT8))))
+    rt.fn("ERCodeRule", lambda r, *a: sel(S.ERCodeRule(as_int(r, C.UINT8))))
+    rt.fn("EDNSVersionRule", lambda v, *a: sel(S.EDNSVersionRule(as_int(v, C.UINT8))))
+    rt.fn("EDNSOptionRule", lambda c, *a: sel(S.EDNSOptionRule(as_int(c, C.UINT16))))
     # transports pydist does not have yet (DoT SNI, DoH, proxy protocol): never match
-    rt.fn("SNIRule", lambda n, *a: sel(S.NeverRule(f"SNI == {as_str(n)}")))
-    rt.fn("HTTPPathRule", lambda p, *a: sel(S.NeverRule(f"url path == {as_str(p)}")))
-    rt.fn("HTTPPathRegexRule", lambda p, *a: sel(S.NeverRule(f"http path ~ {as_str(p)}")))
-    rt.fn("HTTPHeaderRule",
-          lambda h, v, *a: sel(S.NeverRule(f"http[{as_str(h)}] ~ {as_str(v)}")))
+    rt.fn("SNIRule", lambda n, *a: sel(S.NeverRule(f"SNI == {as_str(n, C.STRING)}")))
+    rt.fn("HTTPPathRule", lambda p, *a: sel(S.NeverRule(f"url path == {as_str(p, C.STRING)}")))
+    rt.fn("HTTPPathRegexRule",
+          lambda p, *a: sel(S.NeverRule(f"http path ~ {as_str(p, C.STRING)}")))
+    rt.fn("HTTPHeaderRule", lambda h, v, *a: sel(S.NeverRule(
+        f"http[{as_str(h, C.STRING)}] ~ {as_str(v, C.STRING)}")))
 
     def ppv_rule(t: Any, v: Any = None, *a: Any) -> RuleHandle:
-        n = as_int(t)
+        n = as_int(t, C.UINT8)
         if v is None:
             return sel(S.NeverRule(f"proxy protocol value of type {n} is present"))
         return sel(S.NeverRule(f"proxy protocol value of type {n} matches"))
@@ -430,11 +527,14 @@ def register(rt: Any) -> None:
     rt.fn("DropAction", lambda *a: act(A.DropAction()))
     rt.fn("AllowAction", lambda *a: act(A.AllowAction()))
     rt.fn("NoneAction", lambda *a: act(A.NoneAction()))
-    rt.fn("PoolAction", lambda p, *a: act(A.PoolAction(as_str(p))))
-    rt.fn("QPSPoolAction", lambda q, p, *a: act(A.QPSPoolAction(as_int(q), as_str(p))))
-    rt.fn("QPSAction", lambda q, *a: act(A.QPSAction(as_int(q))))
-    rt.fn("RCodeAction", lambda r, o=None, *a: act(A.RCodeAction(as_int(r), response_config(o))))
-    rt.fn("ERCodeAction", lambda r, o=None, *a: act(A.ERCodeAction(as_int(r), response_config(o))))
+    rt.fn("PoolAction", lambda p, *a: act(A.PoolAction(as_str(p, C.STRING))))
+    rt.fn("QPSPoolAction",
+          lambda q, p, *a: act(A.QPSPoolAction(as_int(q, C.INT), as_str(p, C.STRING))))
+    rt.fn("QPSAction", lambda q, *a: act(A.QPSAction(as_int(q, C.INT))))
+    rt.fn("RCodeAction", lambda r, o=None, *a: act(A.RCodeAction(as_int(r, C.UINT8),
+                                                                 response_config(o))))
+    rt.fn("ERCodeAction", lambda r, o=None, *a: act(A.ERCodeAction(as_int(r, C.UINT8),
+                                                                   response_config(o))))
     rt.fn("TCAction", lambda *a: act(A.TCAction()))
     for name in ("NoRecurseAction", "SetNoRecurseAction"):
         rt.fn(name, lambda *a: act(A.SetNoRecurseAction()))
@@ -443,32 +543,33 @@ def register(rt: Any) -> None:
     for name in ("SkipCacheAction", "SetSkipCacheAction"):
         rt.fn(name, lambda *a: act(A.SetSkipCacheAction()))
     for name in ("TagAction", "SetTagAction"):
-        rt.fn(name, lambda k, v, *a: act(A.SetTagAction(as_str(k), as_str(v))))
+        rt.fn(name, lambda k, v, *a: act(A.SetTagAction(as_str(k, C.STRING), as_str(v, C.STRING))))
     for name in ("TempFailureCacheTTLAction", "SetTempFailureCacheTTLAction"):
-        rt.fn(name, lambda t, *a: act(A.SetTempFailureCacheTTLAction(as_int(t))))
+        rt.fn(name, lambda t, *a: act(A.SetTempFailureCacheTTLAction(as_int(t, C.INT))))
     for name in ("ECSOverrideAction", "SetECSOverrideAction"):
-        rt.fn(name, lambda b, *a: act(A.SetECSOverrideAction(as_bool(b))))
+        rt.fn(name, lambda b, *a: act(A.SetECSOverrideAction(as_bool(b, C.BOOL))))
     for name in ("ECSPrefixLengthAction", "SetECSPrefixLengthAction"):
-        rt.fn(name, lambda v4, v6, *a: act(A.SetECSPrefixLengthAction(as_int(v4), as_int(v6))))
+        rt.fn(name, lambda v4, v6, *a: act(A.SetECSPrefixLengthAction(as_int(v4, C.UINT16),
+                                                                      as_int(v6, C.UINT16))))
     for name in ("DisableECSAction", "SetDisableECSAction"):
         rt.fn(name, lambda *a: act(A.SetDisableECSAction()))
-    rt.fn("DelayAction", lambda ms, *a: act(A.DelayAction(as_int(ms))))
+    rt.fn("DelayAction", lambda ms, *a: act(A.DelayAction(as_int(ms, C.INT))))
 
     def continue_action(x: Any, *a: Any) -> ActionHandle:
-        return act(A.ContinueAction(action_arg(x, "ContinueAction", False)))
+        if not isinstance(x, ActionHandle) or x.act.response:
+            raise fail(x, C.DNSACTION)
+        return act(A.ContinueAction(x.act))
     rt.fn("ContinueAction", continue_action)
 
     def spoof_action(ips: Any, opts: Any = None, *a: Any) -> ActionHandle:
         items = [as_str(x) for x in table_to_list(ips)] if is_table(ips) else [as_str(ips)]
-        try:
-            return act(A.SpoofAction(items, config=response_config(opts)))
-        except ValueError:
-            if len(items) == 1:   # a name: SpoofAction("name") is a CNAME spoof
-                return act(A.SpoofAction(cname=to_dnsname(items[0]), config=response_config(opts)))
-            raise DnsdistError(f"Unable to convert presentation address '{items[0]}'") from None
+        bad = next((x for x in items if not _is_address(x)), None)
+        if bad is not None:   # 1.7.3 takes addresses only (SpoofCNAMEAction for names)
+            raise PdnsError(f"Unable to convert presentation address '{bad}'")
+        return act(A.SpoofAction(items, config=response_config(opts)))
     rt.fn("SpoofAction", spoof_action)
     rt.fn("SpoofCNAMEAction", lambda n, o=None, *a: act(
-        A.SpoofAction(cname=to_dnsname(n, "std::string"), config=response_config(o))))
+        A.SpoofAction(cname=to_dnsname(n, C.STRING), config=response_config(o))))
 
     def spoof_raw(raw: Any, opts: Any = None, *a: Any) -> ActionHandle:
         items = table_to_list(raw) if is_table(raw) else [raw]
@@ -478,12 +579,12 @@ def register(rt: Any) -> None:
 
     def log_action(path: Any = None, binary: Any = None, append: Any = None, buffered: Any = None,
                    verbose_only: Any = None, timestamps: Any = None, *a: Any) -> ActionHandle:
-        p = "" if path is None else as_str(path)
+        p = "" if path is None else as_str(path, C.STRING)
+        flags = [as_bool(v, C.OPT_BOOL) if v is not None else d for v, d in (
+            (binary, True), (append, False), (buffered, False), (verbose_only, True),
+            (timestamps, False))]
         try:
-            return act(A.LogAction(p, True if binary is None else as_bool(binary),
-                                   bool(append), bool(buffered),
-                                   True if verbose_only is None else as_bool(verbose_only),
-                                   bool(timestamps), log=rt.log,
+            return act(A.LogAction(p, *flags, log=rt.log,
                                    verbose=lambda: reg.settings.verbose))
         except OSError as e:
             raise DnsdistError(f"Unable to open file '{p}' for logging: {e.strerror}") from None
@@ -492,34 +593,71 @@ def register(rt: Any) -> None:
     def lua_action(cls: type, label: str) -> Callable:
         def make(f: Any, *a: Any) -> ActionHandle:
             if not is_function(f):
-                raise fail(f, "std::function<std::tuple<int, boost::optional<std::string> > (DNSQuestion*)>")
+                raise fail(f, C.LUA_ACTION_FUNC)
 
-            return act(cls(lua_verdict_caller(rt, f, label, dq_for_lua, A.SERVFAIL, A.NONE)))
+            return act(cls(lua_verdict_caller(rt, f, label, DQHandle, A.SERVFAIL, A.NONE)))
         return make
     rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
-    rt.fn("LuaFFIAction", lua_action(A.LuaFFIAction, "LuaFFIAction"))
-    rt.fn("LuaFFIPerThreadAction", lambda *a: act(A.ObjectAction("Lua FFI per-thread script")))
+
+    def ffi_action(f: Any, *a: Any) -> ActionHandle:
+        if not is_function(f):
+            raise fail(f, C.LUA_FFI_ACTION_FUNC)
+        return act(A.ObjectAction("Lua FFI script"))
+    rt.fn("LuaFFIAction", ffi_action)
+    def ffi_per_thread_action(code: Any, *a: Any) -> ActionHandle:
+        as_str(code, C.STRING)
+        return act(A.ObjectAction("Lua FFI per-thread script"))
+    rt.fn("LuaFFIPerThreadAction", ffi_per_thread_action)
+
+    def neg_soa(*a: Any) -> ActionHandle:
+        nxd, zone, ttl, mname, rname, numbers = negative_args(a)
+        return act(MA.NegativeAndSOAAction(nxd, zone, ttl, mname, rname, numbers,
+                                           response_config(a[10] if len(a) > 10 else None)))
+    rt.fn("NegativeAndSOAAction", neg_soa)
+    rt.fn("SetNegativeAndSOAAction", neg_soa)
+    rt.fn("SetEDNSOptionAction", lambda code, data, *a: act(MA.SetEDNSOptionAction(
+        as_int(code, C.INT), as_str(data, C.STRING).encode("latin-1"))))
+
+    def tee(addr: Any, add_ecs: Any = None, *a: Any) -> ActionHandle:
+        try:
+            host, port = parse_address(as_str(addr, C.STRING), 53)
+        except AddressError as e:
+            raise DnsdistError(str(e)) from None
+        return act(MA.TeeAction(host, port, False if add_ecs is None
+                                else as_bool(add_ecs, C.OPT_BOOL)))
+    rt.fn("TeeAction", tee)
+    def set_ecs(v4: Any, v6: Any = None, *a: Any) -> ActionHandle:
+        try:
+            return act(A.SetECSAction(as_str(v4, C.STRING),
+                                      None if v6 is None else as_str(v6, C.OPT_STRING)))
+        except ValueError as e:
+            raise PdnsError(f"Unable to convert '{v4}' to a netmask") from e
+    rt.fn("SetECSAction", set_ecs)
+    for name in ("MacAddrAction", "SetMacAddrAction"):
+        rt.fn(name, lambda code, *a: act(MA.SetMacAddrAction(as_int(code, C.INT))))
 
     # --- the chains
     for key, infix, add_name, response in CHAINS:
         _register_chain(rt, key, infix, add_name, response)
 
-    def make_rule(v: Any = None, *a: Any) -> RuleHandle:
+    def make_rule(v: Any, *a: Any) -> RuleHandle:
         return sel(selector_arg(v))
     rt.fn("makeRule", make_rule)
 
     def new_rule_action(s: Any, x: Any, params: Any = None, *a: Any) -> RuleActionHandle:
         if not isinstance(x, ActionHandle):
-            raise fail(x, "std::shared_ptr<DNSAction>")
+            raise fail(x, C.DNSACTION)
         name, uuid = rule_params(params)
         return RuleActionHandle(Rule(selector_arg(s), x.act, name, uuid))
     rt.fn("newRuleAction", new_rule_action)
 
     def set_rules(t: Any, *a: Any) -> None:
+        if not is_table(t):
+            raise fail(t, C.RULE_ACTION_LIST)
         rules = []
         for r in table_to_list(t):
             if not isinstance(r, RuleActionHandle):
-                raise fail(r, "std::shared_ptr<std::pair<DNSRule, DNSAction>>")
+                raise fail(t, C.RULE_ACTION_LIST)
             if r.rule.action.response:
                 raise DnsdistError("setRules() can only be called with query-related actions")
             rules.append(r.rule)
@@ -530,7 +668,7 @@ def register(rt: Any) -> None:
 
     def get_action(n: Any, *a: Any) -> Any:
         rules = reg.rules["query"].rules
-        i = as_int(n)
+        i = as_int(n, C.UINT)
         return ActionHandle(rules[i].action) if 0 <= i < len(rules) else None
     rt.fn("getAction", get_action, no_side_effect=True)
 
@@ -550,6 +688,7 @@ def note_unsupported(rt: Any, fname: str, rule: Rule) -> None:
 
 
 def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool) -> None:
+    rt = ArityCheckedRuntime(rt) if not isinstance(rt, ArityCheckedRuntime) else rt
     reg = rt.registry
     chain = reg.rules[key]
 
@@ -563,6 +702,8 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
     rt.fn(add_name, add)
 
     def show(opts: Any = None, *a: Any) -> None:
+        if opts is not None and not is_table(opts):
+            raise fail(opts, C.SHOW_RULES_OPTIONS)
         d = table_to_dict(opts)
         lines = chain.show(bool(d.get("showUUIDs")), as_int(d["truncateRuleWidth"])
                            if d.get("truncateRuleWidth") is not None else -1)
@@ -571,7 +712,8 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
     rt.fn(f"show{infix}Rules", show, no_side_effect=True)
 
     def rm(which: Any, *a: Any) -> None:
-        w = which if isinstance(which, str) and not which.isdigit() else as_int(which)
+        w = (which if isinstance(which, str) and not which.isdigit()
+             else as_int(which, C.UINT_OR_STRING))
         try:
             chain.remove(w)
         except ChainError as e:
@@ -580,7 +722,7 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
 
     def mv(src: Any, dst: Any, *a: Any) -> None:
         try:
-            chain.move(as_int(src), as_int(dst))
+            chain.move(as_int(src, C.UINT), as_int(dst, C.UINT))
         except ChainError as e:
             rt.show(f"{e}\n")
     rt.fn(f"mv{infix}Rule", mv)
@@ -589,13 +731,30 @@ def _register_chain(rt: Any, key: str, infix: str, add_name: str, response: bool
         rt.fn("clearRules", lambda *a: chain.clear())
 
     def top(n: Any = None, *a: Any) -> None:
-        count = 10 if n is None else as_int(n)
-        rules = sorted(chain.rules, key=lambda r: -r.matches)[:count]
+        count = 10 if n is None else as_int(n, C.OPT_UINT)
+        rules = list(chain.rules)
+        std_sort(rules, lambda x, y: y.matches < x.matches)   # dnsdist's (unstable) order
+        rules = rules[:count]
         for line in _show_subset(rules):
             rt.show(line + "\n")
-    top_name = {"query": "topRules", "response": "topResponseRules",
-                "cachehit": "topCacheHitRules", "selfanswered": "topSelfAnsweredResponseRules"}[key]
-    rt.fn(top_name, top, no_side_effect=True)
+        rt.show("\n")    # dnsdist's top*Rules() end with an empty line
+    top_names = {"query": ("topRules",), "response": ("topResponseRules",),
+                 "cachehit": ("topCacheHitRules", "topCacheHitResponseRules"),
+                 "selfanswered": ("topSelfAnsweredResponseRules",)}[key]
+    for top_name in top_names:
+        rt.fn(top_name, top, no_side_effect=True)
+
+    def get_top(n: Any = None, *a: Any) -> Any:
+        """getTop*Rules(n): the rules as opaque objects, in topRules() order."""
+        rules = list(chain.rules)
+        std_sort(rules, lambda x, y: y.matches < x.matches)
+        count = 10 if n is None else as_int(n, C.OPT_UINT)
+        return rt.lua.table_from([RuleActionHandle(r) for r in rules[:count]])
+    rt.fn(f"getTop{infix}Rules", get_top, no_side_effect=True)
+    if key == "cachehit":
+        rt.fn("getCacheHitResponseRules",
+              lambda *a: rt.lua.table_from([RuleActionHandle(r) for r in chain.rules]),
+              no_side_effect=True)
 
 
 def _show_subset(rules: list[Rule]) -> list[str]:

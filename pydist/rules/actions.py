@@ -26,7 +26,8 @@ class ResponseConfig:
         self.aa, self.ad, self.ra, self.ttl = aa, ad, ra, ttl
 
     def apply(self, dq: Any) -> None:
-        """setResponseHeadersFromConfig: AA if given, AD cleared unless given, RA=RD unless given."""
+        """As setResponseHeadersFromConfig: AA if given, AD cleared unless given, RA=RD unless
+        given."""
         if self.aa is not None:
             dq.set_flag(2, 0x04, self.aa)
         dq.set_flag(3, 0x20, bool(self.ad))
@@ -34,8 +35,11 @@ class ResponseConfig:
 
 
 class Action:
-    """Base: `response` is True for actions that belong in response chains."""
+    """Base: `response` is True for actions that belong in response chains; `pure` for actions
+    that leave the query, its routing and everything else untouched (fast-path safe)."""
     response = False
+    pure = False
+    carried_out = True
     text = ""
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
@@ -54,6 +58,7 @@ class DropAction(Action):
 
 class AllowAction(Action):
     text = "allow"
+    pure = True
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return ALLOW, None
@@ -61,6 +66,7 @@ class AllowAction(Action):
 
 class NoneAction(Action):
     text = "no op"
+    pure = True
 
 
 class PoolAction(Action):
@@ -203,6 +209,22 @@ class SetECSPrefixLengthAction(Action):
         return f"set ECS prefix length to {self.v4}/{self.v6}"
 
 
+class SetECSAction(Action):
+    """A fixed subnet for the ECS sent to useClientSubnet servers (v6 one for IPv6 clients)."""
+
+    def __init__(self, v4: str, v6: str | None = None) -> None:
+        self.v4 = ipaddress.ip_network(v4, strict=False)
+        self.v6 = ipaddress.ip_network(v6, strict=False) if v6 else None
+        self.texts = (v4, v6)
+
+    def __call__(self, dq: Any) -> tuple[int, str | None]:
+        dq.ecs_subnet = self.v6 if self.v6 is not None and ":" in dq.remote[0] else self.v4
+        return CONTINUE
+
+    def __str__(self) -> str:
+        return f"set ECS to {self.texts[0]}" + (f" / {self.texts[1]}" if self.texts[1] else "")
+
+
 class SetDisableECSAction(Action):
     text = "disable ECS"
 
@@ -225,13 +247,16 @@ class DelayAction(Action):
 
 
 class LogAction(Action):
-    """Log `Packet from <ip:port> for <qname> <type> with id <id>` (text only)."""
+    """`Packet from <ip:port> for <qname> <type> with id <id>` to the log (with -v unless
+    verboseOnly=false) or a text file, or dnsdist's binary record; the id is the header field
+    read in host order, as dnsdist prints it."""
 
     def __init__(self, path: str = "", binary: bool = True, append: bool = False,
                  buffered: bool = False, verbose_only: bool = True, timestamps: bool = False,
                  log: Callable[[str], None] | None = None, verbose: Callable[[], bool] | None = None
                  ) -> None:
         self.path, self.binary, self.verbose_only = path, binary, verbose_only
+        self.timestamps = timestamps
         self.log = log or print
         self.verbose = verbose or (lambda: False)
         self.fp = None
@@ -239,23 +264,54 @@ class LogAction(Action):
             self.fp = open(path, "ab" if append else "wb", buffering=-1 if buffered else 0)
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
-        from pydist.dns.wire import qtype_to_text
+        if self.fp is not None and self.binary:
+            self._write(self._record(dq))
+            return CONTINUE
         from pydist.dns.netmask import format_address
-        qid = (dq.data[0] << 8) | dq.data[1]
+        from pydist.dns.wire import qtype_to_text
+        qid = dq.data[0] | (dq.data[1] << 8)
         line = (f"Packet from {format_address(dq.remote[0], dq.remote[1])} for {dq.qname} "
                 f"{qtype_to_text(dq.qtype)} with id {qid}")
         if self.fp is None:
             if not self.verbose_only or self.verbose():
                 self.log(line)
-        elif not self.binary:
-            try:
-                self.fp.write((line + "\n").encode("latin-1", "replace"))
-            except (OSError, ValueError):
-                pass
+            return CONTINUE
+        if self.timestamps:
+            sec, nsec = _now_ns()
+            line = f"[{sec}.{nsec:09d}] " + line
+        self._write((line + "\n").encode("latin-1", "replace"))
         return CONTINUE
+
+    def _record(self, dq: Any) -> bytes:
+        """[u64 sec, u32 nsec], raw ID, qname wire, qtype (host order), family (host order),
+        address bytes, port (network order)."""
+        import socket
+        import struct
+        host, port = dq.remote[0], dq.remote[1]
+        v6 = ":" in host
+        out = b""
+        if self.timestamps:
+            sec, nsec = _now_ns()
+            out += struct.pack("=QI", sec, nsec)
+        out += bytes(dq.data[0:2]) + bytes(dq.data[12:dq.qname_end])
+        out += struct.pack("=HH", dq.qtype, socket.AF_INET6 if v6 else socket.AF_INET)
+        out += socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host.split("%")[0])
+        return out + struct.pack("!H", port)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.fp.write(data)
+        except (OSError, ValueError):
+            pass
 
     def __str__(self) -> str:
         return "log" + (f" to {self.path}" if self.path else "")
+
+
+def _now_ns() -> tuple[int, int]:
+    import time
+    ns = time.time_ns()
+    return ns // 1_000_000_000, ns % 1_000_000_000
 
 
 class LuaAction(Action):
@@ -267,10 +323,6 @@ class LuaAction(Action):
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return self.func(dq)
-
-
-class LuaFFIAction(LuaAction):
-    text = "Lua FFI script"
 
 
 class ContinueAction(Action):
@@ -331,7 +383,10 @@ class SpoofRawAction(SpoofAction):
         self.raws = raws
 
     def records(self, dq: Any) -> list[tuple[int, bytes]]:
-        return [(dq.qtype, r) for r in self.raws]
+        out = [(dq.qtype, r) for r in self.raws]
+        if len(out) > 1:
+            random.shuffle(out)     # as dnsdist 1.7.3 (checked): raw records come shuffled too
+        return out
 
     def __str__(self) -> str:
         return "spoof in raw bytes "

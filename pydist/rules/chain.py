@@ -40,9 +40,15 @@ def unsupported_parts(rule: Rule) -> list[str]:
     act = rule.action
     while isinstance(act, A.ContinueAction):
         act = act.action
-    if isinstance(act, A.ObjectAction):
+    if isinstance(act, A.ObjectAction) or not act.carried_out:
         out.append(f"action '{act}'")
     return out
+
+
+def is_pure_chain(rules: tuple[Rule, ...]) -> bool:
+    """Every selector depends on the query bytes only: the chain's outcome for given bytes is
+    always the same, so a pass-through can be remembered (the fast cache path stays on)."""
+    return all(r.selector.pure for r in rules)
 
 
 class ChainError(Exception):
@@ -87,11 +93,16 @@ class RuleChain:
         self._set(self.rules[:i] + self.rules[i + 1:])
 
     def move(self, src: int, dst: int) -> None:
+        """mvRule(from, to) as dnsdist: `to` may be the size (the end); moving down a rule
+        lands it just before the rule that was at `to`."""
         rules = list(self.rules)
-        if not 0 <= src < len(rules) or not 0 <= dst < len(rules):
+        if not 0 <= src < len(rules) or not 0 <= dst <= len(rules):
             raise ChainError("Error: attempt to move rules from/to invalid index")
         r = rules.pop(src)
-        rules.insert(dst, r)
+        if dst > len(rules):
+            rules.append(r)
+        else:
+            rules.insert(dst - 1 if src < dst else dst, r)
         self._set(tuple(rules))
 
     def to_top(self) -> None:
@@ -122,9 +133,12 @@ class RuleChain:
 
 def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
     """Run the query rules in order; the verdict that stopped them, or (None action, None)."""
+    matched = dq.matched
     for r in rules:
         if r.selector.matches(dq):
             r.matches += 1
+            if matched is not None:
+                matched.append(r)
             verdict, extra = r.action(dq)
             if verdict == A.NONE or verdict == A.NOOP:
                 continue
@@ -248,15 +262,25 @@ RULES, FORWARD, DONE = 0, 1, 2
 
 
 def spoof_from_string(dq: Any, text: str, raw: bool) -> None:
-    """A Lua action's Spoof verdict: addresses, or one CNAME target."""
+    """A Lua action's Spoof/SpoofRaw verdict string, read as dnsdist 1.7.3 does: raw records
+    separated by commas; otherwise one address, or one CNAME target, or several addresses
+    separated by commas or spaces (words that are not addresses are skipped)."""
     import ipaddress
     from pydist.rules.names import DNSName
     if raw:
-        act: Any = A.SpoofRawAction([text.encode("latin-1")])
-    else:
+        act: Any = A.SpoofRawAction([r.encode("latin-1") for r in text.split(",") if r])
+        act(dq)
+        return
+    words = [w for w in text.replace(",", " ").split(" ") if w]
+    good = []
+    for w in words:
         try:
-            ipaddress.ip_address(text)
-            act = A.SpoofAction([text])
+            ipaddress.ip_address(w)
+            good.append(w)
         except ValueError:
-            act = A.SpoofAction(cname=DNSName.from_text(text))
+            pass
+    if len(words) == 1 and not good:
+        act = A.SpoofAction(cname=DNSName.from_text(text))
+    else:
+        act = A.SpoofAction(good)
     act(dq)

@@ -40,7 +40,7 @@ def parse_labels(text: str) -> tuple[bytes, ...]:
             continue
         if c == ".":
             if not cur:
-                raise NameError_(f"Unable to parse DNS name '{text}': empty label")
+                raise NameError_(f"Found . in wrong position in DNSName {text}")
             labels.append(bytes(cur))
             cur = bytearray()
         else:
@@ -48,8 +48,10 @@ def parse_labels(text: str) -> tuple[bytes, ...]:
         i += 1
     if cur:
         labels.append(bytes(cur))
-    if any(len(x) > 63 for x in labels) or sum(len(x) + 1 for x in labels) + 1 > 255:
-        raise NameError_(f"Unable to parse DNS name '{text}': label too long")
+    if any(len(x) > 63 for x in labels):     # dnsdist's DNSName texts
+        raise NameError_("label too long to append")
+    if sum(len(x) + 1 for x in labels) + 1 > 255:
+        raise NameError_("name too long to append")
     return tuple(labels)
 
 

@@ -70,7 +70,8 @@ class SetSkipCacheResponseAction(ResponseAction):
 
 
 class LogResponseAction(ResponseAction):
-    """`Answer to <ip:port> for <qname> <type> (<rcode text>) with id <id>`, to the log or a file."""
+    """`Answer to <ip:port> for <qname> <type> (<rcode text>) with id <id>`, to the log or to
+    a file."""
 
     def __init__(self, path: str = "", append: bool = False, buffered: bool = False,
                  verbose_only: bool = True, timestamps: bool = False,
@@ -85,7 +86,7 @@ class LogResponseAction(ResponseAction):
                            encoding="latin-1", errors="replace")
 
     def __call__(self, dr: Any) -> tuple[int, str | None]:
-        qid = (dr.data[0] << 8) | dr.data[1]
+        qid = dr.data[0] | (dr.data[1] << 8)     # the header field in host order, as dnsdist
         line = (f"Answer to {format_address(dr.remote[0], dr.remote[1])} for {dr.qname} "
                 f"{qtype_to_text(dr.qtype)} ({rcode_text(dr.rcode)}) with id {qid}")
         if self.fp is None:
@@ -94,7 +95,7 @@ class LogResponseAction(ResponseAction):
             return R_CONTINUE
         if self.timestamps:
             now = time.time()
-            line = f"[{int(now)}.{int((now % 1) * 1e9)}] " + line
+            line = f"[{int(now)}.{int((now % 1) * 1e9):09d}] " + line
         try:
             self.fp.write(line + "\n")
         except (OSError, ValueError):
@@ -114,10 +115,6 @@ class LuaResponseAction(ResponseAction):
 
     def __call__(self, dr: Any) -> tuple[int, str | None]:
         return self.func(dr)
-
-
-class LuaFFIResponseAction(LuaResponseAction):
-    text = "Lua FFI response script"
 
 
 def rr_ttl_fields(resp: bytes | bytearray) -> list[tuple[int, int, int, int]]:

@@ -12,6 +12,7 @@ from typing import Any
 from pydist.backend.udp import InFlight
 from pydist.dnsquestion import DNSQuestion
 from pydist.rules import actions as A
+from pydist.rules.selectors import RuleFailed
 
 
 class DNSResponse(DNSQuestion):
@@ -30,12 +31,14 @@ class DNSResponse(DNSQuestion):
 class RuleInFlight(InFlight):
     """An in-flight query that a rule touched: what its answer's rules and delay need later."""
 
-    __slots__ = ("qtype", "qclass", "tags", "delay_ms", "tcp")
+    __slots__ = ("qtype", "qclass", "tags", "delay_ms", "tcp", "skip_cache", "edns_added",
+                 "ecs_added")
 
     def set_rule_state(self, qtype: int, qclass: int, tags: dict[str, str] | None,
-                       delay_ms: int, tcp: bool) -> "RuleInFlight":
+                       delay_ms: int, tcp: bool, skip_cache: bool = False) -> "RuleInFlight":
         self.qtype, self.qclass, self.tags = qtype, qclass, tags
-        self.delay_ms, self.tcp = delay_ms, tcp
+        self.delay_ms, self.tcp, self.skip_cache = delay_ms, tcp, skip_cache
+        self.edns_added = self.ecs_added = False
         return self
 
 
@@ -64,11 +67,16 @@ def run_response_chain(rules: tuple, dr: Any) -> bool:
 def apply_response_rules(rules: tuple, resp: bytes, qname_end: int, qtype: int, qclass: int,
                          client: Any, frontend: Any, tcp: bool, now: float,
                          tags: dict[str, str] | None = None, delay_ms: int = 0,
-                         server: Any = None) -> tuple[bytes | None, int, bool]:
+                         server: Any = None,
+                         skip_cache: bool = False) -> tuple[bytes | None, int, bool]:
     """(answer after the chain or None when dropped, delay in ms for a UDP answer, whether a
     rule asked to keep it out of the cache)."""
     dr = DNSResponse(resp, qname_end, qtype, qclass, client, frontend, tcp, now, tags, server)
     dr.delay_ms = delay_ms
-    if not run_response_chain(rules, dr):
+    dr.skip_cache = skip_cache
+    try:
+        if not run_response_chain(rules, dr):
+            return None, 0, True
+    except RuleFailed:          # a selector that throws in dnsdist: the answer is dropped
         return None, 0, True
     return bytes(dr.data), (0 if tcp else dr.delay_ms), dr.skip_cache

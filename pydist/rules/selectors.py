@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
+import time
 from typing import Any, Callable
 
 from pydist.dns.wire import qtype_to_text
@@ -20,6 +21,10 @@ RCODE_TEXT = {
     21: "Algorithm not supported", 22: "Bad Truncation", 23: "Bad/missing Server Cookie",
 }
 SECTIONS = ("QD", "AN", "NS", "AR")
+
+
+class RuleFailed(Exception):
+    """A selector that cannot be evaluated (dnsdist throws): the query is dropped."""
 
 
 def rcode_text(rc: int) -> str:
@@ -83,7 +88,54 @@ class SuffixMatchNodeRule(Selector):
         return self.smn.check_key(dq.qname.key)
 
     def __str__(self) -> str:
-        return "qname matches in-group" if self.quiet else f"qname in {self.smn}"
+        return "qname==in-set" if self.quiet else f"qname in {self.smn}"
+
+
+POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "xdigit": "0-9A-Fa-f",
+    "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"), "cntrl": "\\x00-\\x1f\\x7f",
+    "print": "\\x20-\\x7e", "graph": "\\x21-\\x7e",
+}
+
+
+def posix_to_python(pattern: str) -> str:
+    """A POSIX extended regex (glibc's regcomp, as dnsdist's RegexRule) in Python's syntax:
+    [:class:] names inside brackets, backslashes literal inside brackets, and \\d / \\D
+    (which glibc does not know: such a rule never matches in dnsdist 1.7.3, checked)."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            out.append("(?!)" if nxt in "dD" else c + nxt)
+            i += 2
+        elif c == "[":
+            j = i + 1
+            body = []
+            if j < n and pattern[j] == "^":
+                body.append("^")
+                j += 1
+            if j < n and pattern[j] == "]":
+                body.append("\\]")
+                j += 1
+            while j < n and pattern[j] != "]":
+                m = re.match(r"\[:([a-z]+):\]", pattern[j:])
+                if m and m.group(1) in POSIX_CLASSES:
+                    body.append(POSIX_CLASSES[m.group(1)])
+                    j += m.end()
+                    continue
+                ch = pattern[j]
+                body.append("\\" + ch if ch in "\\[" else ch)
+                j += 1
+            if j >= n:
+                raise re.error("unterminated bracket expression", pattern, i)
+            out.append("[" + "".join(body) + "]")
+            i = j + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 class RegexRule(Selector):
@@ -92,7 +144,7 @@ class RegexRule(Selector):
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
-        self.regex = re.compile(pattern, re.IGNORECASE)
+        self.regex = re.compile(posix_to_python(pattern), re.IGNORECASE)
 
     def matches(self, dq: Any) -> bool:
         text = str(dq.qname)
@@ -104,6 +156,17 @@ class RegexRule(Selector):
 
 class RE2Rule(RegexRule):
     label = "RE2 match: "
+
+    def __init__(self, pattern: str) -> None:     # RE2 syntax is close to Python's
+        self.pattern = pattern
+        self.regex = re.compile(pattern, re.IGNORECASE)
+
+    @classmethod
+    def never(cls, pattern: str) -> "RE2Rule":
+        """The rule an RE2 pattern that did not compile gives: it never matches."""
+        rule = cls("(?!)")
+        rule.pattern = pattern
+        return rule
 
     def matches(self, dq: Any) -> bool:
         text = str(dq.qname)
@@ -246,20 +309,33 @@ def _truncate(host: str, v4: int, v6: int) -> str:
 class MaxQPSIPRule(Selector):
     """Matches when the client's (truncated) address exceeds qps."""
 
+    MAX_ENTRIES = 1_000_000     # a flood of spoofed sources cannot grow it without bound
+
     def __init__(self, qps: int, v4: int = 32, v6: int = 64, burst: int | None = None,
                  expiration: int = 300, cleanup_delay: int = 60, scan_fraction: int = 10) -> None:
         self.qps, self.v4, self.v6 = qps, v4, v6
         self.burst = burst if burst else qps
+        self.expiration, self.cleanup_delay = expiration, cleanup_delay
         self.limiters: dict[str, QPSLimiter] = {}
+        self.next_cleanup = time.monotonic() + cleanup_delay
 
     def matches(self, dq: Any) -> bool:
         key = _truncate(dq.remote[0], self.v4, self.v6)
         lim = self.limiters.get(key)
         if lim is None:
-            if len(self.limiters) > 100000:
+            if len(self.limiters) >= self.MAX_ENTRIES:
                 self.limiters.clear()
             lim = self.limiters[key] = QPSLimiter(self.qps, self.burst)
+            self.cleanup(lim.last)
         return not lim.check()
+
+    def cleanup(self, now: float) -> None:
+        """Every cleanupDelay seconds, forget clients not seen for `expiration` seconds."""
+        if now < self.next_cleanup:
+            return
+        self.next_cleanup = now + self.cleanup_delay
+        cutoff = now - self.expiration
+        self.limiters = {k: v for k, v in self.limiters.items() if v.last >= cutoff}
 
     def __str__(self) -> str:
         return f"IP (/{self.v4}, /{self.v6}) match for QPS over {self.qps} burst {self.burst}"
@@ -364,17 +440,15 @@ class LuaRule(Selector):
         return self.text
 
 
-class LuaFFIRule(LuaRule):
-    text = "Lua FFI script"
-
-
 class PoolAvailableRule(Selector):
     def __init__(self, registry: Any, pool: str) -> None:
         self.reg, self.pool = registry, pool
 
     def matches(self, dq: Any) -> bool:
         p = self.reg.pools.get(self.pool)
-        return p is not None and any(s.is_up() for s in p.servers)
+        if p is None:      # dnsdist's getPool() throws: the query is dropped
+            raise RuleFailed(f"no pool named '{self.pool}'")
+        return any(s.is_up() for s in p.servers)
 
     def __str__(self) -> str:
         return f"pool '{self.pool}' is available"
@@ -386,7 +460,9 @@ class PoolOutstandingRule(Selector):
 
     def matches(self, dq: Any) -> bool:
         p = self.reg.pools.get(self.pool)
-        return p is not None and sum(s.outstanding for s in p.servers) > self.limit
+        if p is None:
+            raise RuleFailed(f"no pool named '{self.pool}'")
+        return sum(s.outstanding for s in p.servers) > self.limit
 
     def __str__(self) -> str:
         return f"pool '{self.pool}' outstanding > {self.limit}"

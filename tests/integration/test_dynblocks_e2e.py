@@ -10,7 +10,7 @@ import subprocess
 import dns.message
 import pytest
 
-from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pydist_proc import poll_until, query
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
@@ -117,3 +117,111 @@ def test_exceed_qrate_with_global_action(impl: str, start_proc: Starter,
     assert rows and rows[0].split()[3:] == ["false", "Send", "Refused", "manual"]
     console(conf, "clearDynBlocks()")
     assert "192.0.2.9" not in console(conf, "showDynBlocks()")
+
+
+SMT = HEAD + """
+local g = dynBlockRulesGroup()
+g:setSuffixMatchRule(10, "smt reason", 5, DNSAction.Refused, function(node, self, children)
+  print(string.format("VISIT %s %d %d %d %d %d", node.fullname, node.labelsCount, self.queries,
+                      self.nxdomains, children.queries, children.nxdomains))
+  if node.fullname == "nx.test." and children.nxdomains >= 3 then return true, "many nx" end
+  if node.fullname == "b.ok.test." then return true end
+  return false
+end)
+g:excludeDomains({"ok.test."})
+function maintenance() g:apply() end
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
+                                             responder_factory: ResponderFactory) -> None:
+    """setSuffixMatchRule: the visitor sees the response tree (post-order, own and subtree
+    counts); what it returns true for is blocked unless excluded."""
+    backend = responder_factory()
+    proc = start_proc(impl, SMT, {"backend": backend.address})
+    where = proc.addr()
+    for name in ("a.nx.test.", "b.nx.test.", "c.nx.test.", "a.ok.test.", "b.ok.test."):
+        assert query(where, name) is not None
+
+    def refused() -> bool:
+        r = query(where, "z.nx.test.", timeout=0.5)
+        return r is not None and r.rcode() == 5
+    poll_until(refused, timeout=6)
+    assert proc.wait_for(r"Inserting dynamic block for nx") == \
+        "Inserting dynamic block for nx.test for 5 seconds: many nx"
+    r = query(where, "x.b.ok.test.")                    # excluded domain: never blocked
+    assert r is not None and r.rcode() == 0
+    visits = {ln for ln in proc.output.splitlines() if ln.startswith("VISIT")}
+    assert {"VISIT a.nx.test. 3 1 1 1 1", "VISIT b.ok.test. 3 1 0 1 0",
+            "VISIT ok.test. 2 0 0 2 0"} <= visits, sorted(visits)
+    # names polled meanwhile add to nx.test. and the root: only their shape is fixed
+    assert any(re.fullmatch(r"VISIT nx\.test\. 2 0 0 (\d+) (\d+)", v) for v in visits)
+    assert any(re.fullmatch(r"VISIT  0 0 0 \d+ \d+", v) for v in visits)
+    row = [ln for ln in console(str(proc.conf), "showDynBlocks()").splitlines()
+           if ln.startswith("nx.test.")]
+    assert row and row[0].split()[3:] == ["false", "Send", "Refused", "many", "nx"]
+
+
+CACHED = HEAD + """
+pc = newPacketCache(100)
+getPool(""):setCache(pc)
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_blocks_apply_before_the_cache(impl: str, start_proc: Starter,
+                                       responder_factory: ResponderFactory) -> None:
+    """A cached answer is not served to a blocked client; other clients keep their cache hits."""
+    backend = responder_factory()
+    proc = start_proc(impl, CACHED, {"backend": backend.address})
+    where, conf = proc.addr(), str(proc.conf)
+    for _ in range(2):
+        assert query(where, "cached.test.") is not None
+    console(conf, "addDynBlocks({[newCA('192.0.2.1')]=1}, 'other client', 60)")
+    r = query(where, "cached.test.")                   # not us: still a cache hit
+    assert r is not None and r.answer and backend.count("cached.test.") == 1
+    console(conf, "addDynBlocks({[newCA('127.0.0.1')]=1}, 'us', 60, DNSAction.Refused)")
+    r = query(where, "cached.test.")
+    assert r is not None and r.rcode() == 5 and not r.answer
+    console(conf, "clearDynBlocks()")
+    r = query(where, "cached.test.")
+    assert r is not None and r.answer and backend.count("cached.test.") == 1
+    stats = console(conf, "dumpStats()")
+    assert _stat(stats, "dyn-blocked") == 1 and _stat(stats, "cache-hits") == 3
+
+
+ACTIONS_CONF = HEAD + """
+addDynBlockSMT({"nx.dyn.test."}, "nx", 60, DNSAction.Nxdomain)
+addDynBlockSMT({"tc.dyn.test."}, "tc", 60, DNSAction.Truncate)
+addDynBlockSMT({"norec.dyn.test."}, "norec", 60, DNSAction.NoRecurse)
+addDynBlockSMT({"noop.dyn.test."}, "noop", 60, DNSAction.NoOp)
+addAction("noop.dyn.test.", RCodeAction(DNSRCode.REFUSED))
+addAction("norec.dyn.test.", RCodeAction(DNSRCode.REFUSED))
+"""
+
+
+@pytest.mark.skipif(len(available_impls()) < 2, reason="dnsdist not installed")
+def test_dynblock_actions_as_dnsdist(start_proc: Starter,
+                                     responder_factory: ResponderFactory) -> None:
+    """Nxdomain answers, Truncate answers TC over UDP only, NoRecurse forwards with RD=0 and
+    skips the query rules, NoOp only goes on (and is not counted)."""
+    import dns.flags
+    backend = responder_factory()
+    views: dict[str, list] = {}
+    blocked: dict[str, int] = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, ACTIONS_CONF, {"backend": backend.address})
+        out = []
+        for name in ("a.nx.dyn.test.", "a.tc.dyn.test.", "a.norec.dyn.test.", "a.noop.dyn.test."):
+            for tcp in (False, True):
+                r = query(proc.addr(), name, tcp=tcp, use_edns=0)
+                out.append((name, tcp, None if r is None else
+                            (r.rcode(), dns.flags.to_text(r.flags), [str(x) for x in r.answer],
+                             r.edns)))
+        views[impl] = out
+        blocked[impl] = _stat(console(str(proc.conf), "dumpStats()"), "dyn-blocked")
+        proc.stop()
+    assert views["pydist"] == views["dnsdist"]
+    assert blocked["pydist"] == blocked["dnsdist"]
+    assert views["pydist"][2][2][0] == 0 and "TC" in views["pydist"][2][2][1]

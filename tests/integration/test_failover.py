@@ -20,12 +20,13 @@ RATE = 100.0
 def test_roundrobin_loses_queries_only_until_the_next_check(impl: str, tmp_path: Path) -> None:
     res = run_failover(command_for(impl), str(tmp_path), "roundrobin", RATE, before=1.0,
                        after=2.0, env=_env(impl))
-    assert res.sent >= 250 and res.answered + res.lost == res.sent
+    assert res.sent >= 200 and res.answered + res.lost == res.sent
     # roundrobin keeps sending half the queries to the dead server until it is marked down,
     # at the next check (interval 1 s): about RATE/2 per second of detection
-    assert res.marked_down is not None and res.marked_down < 1.6
-    assert 0 < res.lost <= RATE / 2 * 1.6 + 3
-    assert res.last_loss is not None and res.last_loss < res.marked_down + 0.1
+    # (bounds leave room for a loaded CI machine: a check round may start late)
+    assert res.marked_down is not None and res.marked_down < 2.0
+    assert 0 < res.lost <= RATE / 2 * 2.0 + 3
+    assert res.last_loss is not None and res.last_loss < res.marked_down + 0.2
     assert all(t >= -0.05 for t in res.lost_times)     # nothing lost before the stop
 
 

@@ -14,7 +14,8 @@ addAction(AndRule({QTypeRule("A"), NotRule(HTTPPathRule("/dns-query"))}), NoneAc
 addAction(ProxyProtocolValueRule(2), DropAction())
 kvs = newCDBKVStore("/nonexistent.cdb", 0)
 addAction(KeyValueStoreLookupRule(kvs, KeyValueLookupKeyQName()), DropAction())
-addAction(AllRule(), TeeAction("127.0.0.1:9"))
+addAction(AllRule(), SNMPTrapAction("trap"))
+addAction(LuaFFIRule(function(dq) return true end), LuaFFIAction(function(dq) return 1 end))
 addAction("blocked.test.", RCodeAction(DNSRCode.REFUSED))
 """
 SUFFIX = " is accepted but not carried out by pydist yet"
@@ -27,7 +28,9 @@ def test_never_matching_selectors_are_named_at_startup(start_proc: Starter,
                  "selector 'url path == /dns-query' (it never matches in pydist) in addAction()",
                  "selector 'proxy protocol value of type 2 is present' (it never matches in "
                  "pydist) in addAction()",
-                 "action 'tee to 127.0.0.1:9' in addAction()"):
+                 "action 'send SNMP trap' in addAction()",
+                 "selector 'Lua FFI script' (it never matches in pydist) in addAction()",
+                 "action 'Lua FFI script' in addAction()"):
         assert f"Warning: {part}{SUFFIX}" in proc.output.splitlines()
     assert "key-value store" in proc.output
     r = query(proc.addr(), "www.example.")

@@ -119,3 +119,36 @@ def test_group_without_rings_does_nothing() -> None:
     g.add(RateRule("query", 0, 1, "x", 5))
     g.apply(NOW)
     assert not b.active
+
+
+def test_response_tree_post_order_and_counts() -> None:
+    from pydist.dynblock_rules import response_tree
+    rings = Rings(100)
+    for name, rcode in (("a.nx.test.", 3), ("B.nx.test.", 3), ("ok.test.", 0)):
+        q = dnslib.DNSRecord.question(name, "A")
+        r = q.reply()
+        r.header.rcode = rcode
+        rings.responses.append((NOW - 1, ("192.0.2.1", 53), r.pack(), 100.0, "s"))
+    rings.responses.append((NOW - 1, ("192.0.2.1", 53), dnslib.DNSRecord.question(
+        "t.test.", "A").pack(), -1, None))                    # a timeout: a drop
+    seen: list[tuple] = []
+    response_tree(rings, 10, NOW).visit(
+        lambda n, own, tot: seen.append((n.fullname, n.labels_count, own.queries, tot.queries,
+                                         tot.nxdomains, tot.drops)))
+    assert seen == [("a.nx.test.", 3, 1, 1, 1, 0), ("B.nx.test.", 3, 1, 1, 1, 0),
+                    ("nx.test.", 2, 0, 2, 2, 0), ("ok.test.", 2, 1, 1, 0, 0),
+                    ("t.test.", 2, 1, 1, 0, 1), ("test.", 1, 0, 4, 2, 1), ("", 0, 0, 4, 2, 1)]
+
+
+def test_most_specific_block_wins_v4_and_v6() -> None:
+    from pydist.dynblocks import NXDOMAIN
+    b, _ = table()
+    b.insert_network(ipaddress.ip_network("10.0.0.0/8"), "wide", 60, DROP, NOW)
+    b.insert_network(host_network("10.1.2.3"), "narrow", 60, NXDOMAIN, NOW)
+    b.insert_network(ipaddress.ip_network("2001:db8::/64"), "v6", 60, REFUSED, NOW)
+    assert b.lookup_address("10.1.2.3", NOW).reason == "narrow"
+    assert b.lookup_address("10.9.9.9", NOW).reason == "wide"
+    assert b.lookup_address("::ffff:10.9.9.9", NOW).reason == "wide"
+    assert b.lookup_address("2001:db8::42%eth0", NOW).reason == "v6"
+    assert b.lookup_address("2001:db8:1::1", NOW) is None
+    assert b.lookup_address("not-an-ip", NOW) is None

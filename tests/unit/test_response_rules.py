@@ -129,3 +129,22 @@ def test_query_and_response_actions_do_not_mix() -> None:
     with pytest.raises(ConfigError) as e:
         lua('addAction(AllRule(), DropResponseAction())')
     assert "Are you looking for addResponseAction()?" in e.value.lines[0]
+
+
+def test_set_mac_addr_action_reads_the_neighbour_table(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from pydist.rules.more_actions import SetMacAddrAction
+    from tests.unit.test_rules import make_dq
+    arp = Path(str(tmp_path)) / "arp"
+    arp.write_text("IP address       HW type     Flags       HW address            Mask     Device\n"
+                   "192.0.2.10       0x1         0x2         52:54:00:12:34:56     *        eth0\n"
+                   "192.0.2.11       0x1         0x0         00:00:00:00:00:00     *        eth0\n")
+    act = SetMacAddrAction(65001)
+    act.ARP_TABLE = str(arp)
+    dq = make_dq(remote="192.0.2.10")
+    act(dq)
+    assert dq.edns_options() == [(65001, bytes.fromhex("525400123456"))]
+    other = make_dq(remote="192.0.2.11")                 # incomplete entry: nothing added
+    act(other)
+    assert other.edns_options() == [] and str(act) == "add EDNS MAC (code=65001)"

@@ -96,10 +96,14 @@ def test_chain_edits() -> None:
     c = RuleChain("query")
     for name in ("a", "b", "c"):
         c.add(Rule(S.AllRule(), A.NoneAction(), name))
-    c.move(0, 2)
-    assert [r.name for r in c.rules] == ["b", "c", "a"]
+    c.move(0, 2)                        # as dnsdist 1.7.3: lands before the old #2
+    assert [r.name for r in c.rules] == ["b", "a", "c"]
+    c.move(0, 3)                        # the size is a valid target: the end
+    assert [r.name for r in c.rules] == ["a", "c", "b"]
     c.to_top()
-    assert [r.name for r in c.rules] == ["a", "b", "c"]
+    assert [r.name for r in c.rules] == ["b", "a", "c"]
+    with pytest.raises(ChainError, match="invalid index"):
+        c.move(0, 4)
     c.remove("b")
     c.remove(c.rules[0].uuid)
     assert [r.name for r in c.rules] == ["c"]
@@ -147,3 +151,33 @@ def test_rcode_and_spoof_actions_edit_the_packet() -> None:
     A.SpoofAction(["192.0.2.1", "2001:db8::1"])(dq)
     rec = dnslib.DNSRecord.parse(bytes(dq.data))
     assert [str(r.rdata) for r in rec.rr] == ["2001:db8::1"] and rec.rr[0].ttl == 60
+
+
+@pytest.mark.parametrize("pattern,name,hit", [
+    (r"^y[[:digit:]]", "y1.test.", True), (r"^y[[:digit:]]", "yd.test.", False),
+    (r"^x\d", "x1.test.", False), (r"^x\d", "xd.test.", False),       # glibc: no \d
+    (r"^v[[:alpha:]]+[0-9]", "vab1.test.", True), (r"^r[^[:space:]]c", "rbc.test.", True),
+    (r"^U[A-Z]", "ub.test.", True), (r"^t(a|b){2}\.", "tab.test.", True),
+    (r"^t(a|b){2}\.", "tabc.test.", False), (r"^w\w+\.w2", "wabc.w2.test.", True),
+])
+def test_regex_rule_posix_semantics(pattern: str, name: str, hit: bool) -> None:
+    """Outcomes taken from real dnsdist 1.7.3 on the same names."""
+    assert S.RegexRule(pattern).matches(make_dq(name)) is hit
+
+
+def test_regex_rule_unterminated_bracket_does_not_compile() -> None:
+    import re
+    with pytest.raises(re.error):
+        S.RegexRule("a[b")
+
+
+def test_max_qps_ip_rule_masks_burst_and_expiry() -> None:
+    rule = S.MaxQPSIPRule(1, 24, 64, 3, expiration=300, cleanup_delay=60)
+    hits = [rule.matches(make_dq(remote="192.0.2.10")) for _ in range(5)]
+    assert hits == [False, False, False, True, True]          # burst 3, then over the rate
+    assert rule.matches(make_dq(remote="192.0.2.99"))          # same /24: same bucket
+    assert not rule.matches(make_dq(remote="198.51.100.1"))    # another /24
+    for lim in rule.limiters.values():
+        lim.last -= 400                                        # 400 s without a query
+    rule.cleanup(rule.next_cleanup)
+    assert rule.limiters == {}

@@ -111,17 +111,18 @@ class Runner:
         if not procs.wait_answering(proc, self.backend_port).ok:
             raise ServerFailed("backend responder did not answer:\n" + self._tail("backend.log"))
 
-    def _start_server(self, side: Side, tag: str, dot: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    def _start_server(self, side: Side, sc: Scenario) -> tuple[subprocess.Popen[bytes], int]:
         """Start one server under test on a fresh port and wait until it answers through the backend.
 
-        With dot, it also listens for DoT on another port, which is the one returned."""
+        The scenario's rules come on top of --rules/--lua-action; with sc.dot it also listens
+        for DoT on another port, which is the one returned."""
         port = procs.free_port()
         self._n += 1
-        name = f"{side.label}-{tag}-{self._n}"
-        dot_conf = (procs.free_port(), *self._certs()) if dot else None
+        name = f"{side.label}-{sc.name}-{self._n}"
+        dot_conf = (procs.free_port(), *self._certs()) if sc.dot else None
         conf = self._write(f"{name}.conf", configs.under_test(
-            port, self.backend_port, rules=self.s.rules, lua_action=self.s.lua_action,
-            dot=dot_conf))
+            port, self.backend_port, rules=self.s.rules + sc.rules,
+            lua_action=self.s.lua_action or sc.lua_action, dot=dot_conf))
         argv = procs.pinned(self.s.server_core,
                             [*side.command, "--supervised", "--disable-syslog", "-C", conf])
         log_name = f"{name}.log"
@@ -162,7 +163,7 @@ class Runner:
         try:
             for side in self.sides:
                 try:
-                    running[side.label] = self._start_server(side, sc.name, sc.dot)
+                    running[side.label] = self._start_server(side, sc)
                 except ServerFailed as e:
                     results[side.label].error = str(e)
             for label, (_, port) in running.items():
@@ -194,7 +195,7 @@ class Runner:
                 if results[side.label].error:
                     continue
                 try:
-                    proc, port = self._start_server(side, sc.name, sc.dot)
+                    proc, port = self._start_server(side, sc)
                 except ServerFailed as e:
                     results[side.label].error = str(e)
                     continue

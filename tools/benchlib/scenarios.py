@@ -18,6 +18,8 @@ class Scenario:
     latency: bool = False  # collect per-query latencies (dnsperf -v)
     fresh_per_rep: bool = False  # restart both servers for every repetition (empty cache)
     fill_names: int = 0
+    rules: int = 0  # non-matching QTypeRule rules added to the config under test
+    lua_action: bool = False  # plus one AllRule() LuaAction returning DNSAction.None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -27,6 +29,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("udp-miss", "cache misses over UDP (unique names)", "unique"),
         Scenario("tcp-hit", "cache hits over TCP", "hit", tcp=True),
         Scenario("dot-hit", "cache hits over DNS over TLS (addTLSLocal)", "hit", dot=True),
+        Scenario("udp-hit-10rules", "cache hits over UDP through 10 non-matching rules (no Lua)",
+                 "hit", rules=10),
+        Scenario("udp-hit-lua", "cache hits over UDP through one LuaAction (DNSAction.None)",
+                 "hit", lua_action=True),
         Scenario("latency", "cache hits over UDP at a fixed 10,000 qps", "hit",
                  rate=10_000, latency=True),
         Scenario("cache-fill", "fill a 100,000-entry cache with 100,000 unique names, RSS after",

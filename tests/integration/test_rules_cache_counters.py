@@ -1,0 +1,83 @@
+"""Rule counters and verdicts stay exact when cache hits skip a pure chain (pydist's fast path
+remembers a pass-through per query bytes), pydist against real dnsdist 1.7.3: every cache hit
+still counts in the rules that matched it, and what a rule drops or answers never comes from the
+cache."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.helpers.pydist_proc import query
+
+KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
+CONF = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("%s")
+newServer({address="{backend}"})
+pc = newPacketCache(1000)
+getPool(""):setCache(pc)
+addAction(QTypeRule(DNSQType.HINFO), DropAction(), {name="hinfo"})
+addAction("counted.test.", NoneAction(), {name="none"})
+addAction(RegexRule("^allowed\\\\."), AllowAction(), {name="allow"})
+addAction(AndRule({QTypeRule("A"), QNameRule("refused.test.")}), RCodeAction(DNSRCode.REFUSED), {name="refuse"})
+addAction(AllRule(), NoneAction(), {name="all"})
+""" % KEY
+
+
+def matches(conf: str) -> dict[str, int]:
+    out = subprocess.run(["dnsdist", "-C", conf, "-e", "showRules()"], capture_output=True,
+                         text=True, timeout=10).stdout
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"(?m)^\d+\s+(\S+)\s+(\d+) ", out)}
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_counters_exact_across_cache_hits(impl: str, start_proc: Starter,
+                                          responder_factory: ResponderFactory) -> None:
+    backend = responder_factory()
+    proc = start_proc(impl, CONF, {"backend": backend.address})
+    where = proc.addr()
+    for _ in range(5):
+        r = query(where, "counted.test.")
+        assert r is not None and r.answer
+    for _ in range(3):
+        assert query(where, "allowed.example.") is not None
+    for _ in range(2):
+        assert query(where, "x.example.", "HINFO", timeout=0.5) is None
+        r = query(where, "refused.test.")
+        assert r is not None and r.rcode() == 5
+    assert backend.count("counted.test.") == 1 and backend.count("allowed.example.") == 1
+    assert matches(str(proc.conf)) == {"hinfo": 2, "none": 5, "allow": 3, "refuse": 2, "all": 5}
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_rules_changed_from_the_console_apply_at_once(impl: str, start_proc: Starter,
+                                                      responder_factory: ResponderFactory) -> None:
+    """addAction/rmRule/mvRule/clearRules at runtime take effect on the next query, cache hits
+    included (the fast path is recomputed)."""
+    backend = responder_factory()
+    proc = start_proc(impl, CONF, {"backend": backend.address})
+    where, conf = proc.addr(), str(proc.conf)
+
+    def run(cmd: str) -> str:
+        return subprocess.run(["dnsdist", "-C", conf, "-e", cmd], capture_output=True,
+                              text=True, timeout=10).stdout
+    for _ in range(2):
+        assert query(where, "live.test.") is not None                 # cached from now on
+    run('addAction("live.test.", RCodeAction(DNSRCode.REFUSED), {name="live"})')
+    r = query(where, "live.test.")
+    assert r is not None and r.rcode() == 5                           # a hit no more
+    run("mvRule(5, 0)")
+    assert run("showRules()").splitlines()[1].split()[:2] == ["0", "live"]
+    r = query(where, "live.test.")
+    assert r is not None and r.rcode() == 5
+    run("rmRule('live')")
+    r = query(where, "live.test.")
+    assert r is not None and r.rcode() == 0
+    run("clearRules()")
+    assert query(where, "x.example.", "HINFO") is not None            # the drop rule is gone
+    assert matches(conf) == {}
