@@ -19,6 +19,7 @@ BINDING_MODULES = (
     "luaapi.bindings.frontends",
     "luaapi.bindings.servers",
     "luaapi.bindings.pools",
+    "luaapi.bindings.ffi_policy",
     "luaapi.bindings.caches",
     "luaapi.bindings.consolecfg",
     "luaapi.bindings.web",

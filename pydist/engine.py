@@ -118,6 +118,11 @@ class Engine:
     # --- start
     async def start(self) -> None:
         self.start_web()
+        # as dnsdist: the initial health checks finish before any query is read (queries that
+        # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
+        for s in self.reg.servers:
+            self.server_added(s)
+        await self.health.initial()
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
                 self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
@@ -132,9 +137,6 @@ class Engine:
                 await self.loop.create_server(
                     lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
                     sock=fe.sock_tcp)
-        for s in self.reg.servers:
-            self.server_added(s)
-        await self.health.initial()
         self.path.refresh()
         self.loop.call_later(1.0, self._tick)
 

@@ -138,9 +138,10 @@ class PacketPath:
             if dq.pool is not None:
                 pool = self.reg.get_pool(dq.pool)
         policy = self.reg.policy_for(pool)
-        if dq is None and policy.needs_dq:       # hashed and Lua policies read the query
-            dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
-        server = policy(pool.servers, dq)
+        pdq = dq
+        if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
+            pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        server = policy(pool.servers, pdq)
         cache = None if skip_cache else pool.cache
         cache_key = None
         if cache is not None:

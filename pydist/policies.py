@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.burtle import burtle_ci
@@ -122,9 +123,20 @@ def wrandom(servers: Servers, dq: Any = None) -> DownstreamState | None:
     return _weighted(servers, random.getrandbits(31), settings.weighted_balancing_factor)
 
 
+_HASHES: dict[tuple[bytes, int], int] = {}
+HASH_MEMO_MAX = 4096       # bounded (under 1 MiB): a flood of unique names only clears it
+
+
 def qname_hash(dq: Any) -> int:
-    """DNSName::hash(perturbation): lookup2 over the lowercased wire qname."""
-    return burtle_ci(bytes(dq.data[12:dq.qname_end]), settings.hash_perturbation)
+    """DNSName::hash(perturbation): lookup2 over the lowercased wire qname (memoised: about
+    7 µs of Python per name otherwise)."""
+    key = (bytes(dq.data[12:dq.qname_end]), settings.hash_perturbation)
+    h = _HASHES.get(key)
+    if h is None:
+        if len(_HASHES) >= HASH_MEMO_MAX:
+            _HASHES.clear()
+        h = _HASHES[key] = burtle_ci(key[0], key[1])
+    return h
 
 
 def whashed(servers: Servers, dq: Any) -> DownstreamState | None:

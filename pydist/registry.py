@@ -179,12 +179,14 @@ class Registry:
         if pool not in server.pools:
             server.pools.append(pool)
         self.get_pool(pool).add(server)
+        self._rules_changed()        # the fast path depends on the default pool's servers
 
     def remove_server_from_pool(self, server: DownstreamState, pool: str) -> None:
         if pool in server.pools:
             server.pools.remove(pool)
         if pool in self.pools:
             self.pools[pool].remove(server)
+        self._rules_changed()
 
     def remove_server(self, server: DownstreamState) -> None:
         for p in list(server.pools):
@@ -192,6 +194,14 @@ class Registry:
         self.servers = [s for s in self.servers if s is not server]
         if self.engine is not None:
             self.engine.server_removed(server)
+
+    def set_policy(self, policy: ServerPolicy, pool: str | None = None) -> None:
+        """The global policy, or a pool's; the fast path is recomputed (a policy may count)."""
+        if pool is None:
+            self.policy = policy
+        else:
+            self.get_pool(pool).policy = policy
+        self._rules_changed()
 
     def policy_for(self, pool: ServerPool) -> ServerPolicy:
         return pool.policy or self.policy

@@ -253,7 +253,6 @@ def register(rt: Any) -> None:
                   "setOutgoingTLSSessionsCacheMaxTicketValidity",
                   "setOutgoingTLSSessionsCacheMaxTicketsPerBackend", "setQueryCount",
                   "setQueryCountFilter", "clearQueryCounters",
-                  "setPoolServerPolicyLuaFFIPerThread", "setServerPolicyLuaFFIPerThread",
                   "clearConsoleHistory")
     for fname in runtime_ok:
         rt.fn(fname, lambda *a: None)

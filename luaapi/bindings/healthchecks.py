@@ -5,7 +5,8 @@ name, type and class to ask for, and may change the header's flags through dh (s
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from luaapi.bindings.objects import DNSNameHandle, to_dnsname
 from luaapi.bindings.rules import HeaderHandle

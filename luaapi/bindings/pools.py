@@ -51,14 +51,16 @@ class PolicyHandle:
     def __init__(self, policy: ServerPolicy) -> None:
         self.policy = policy
         self.name = policy.name
+        self.isLua = policy.is_lua
 
     def toString(self, *a: Any) -> str:
         return self.policy.to_string()
 
     tostring = toString
 
-    def console_str(self) -> str:
+    def __str__(self) -> str:            # Lua's tostring(policy), as dnsdist's __tostring
         return self.policy.to_string()
+    # no console_str: dnsdist 1.7.3's console cannot print a policy object either
 
 
 def lua_policy(rt: Any, name: str, func: Any) -> ServerPolicy:
@@ -97,7 +99,7 @@ def register(rt: Any) -> None:
     rt.fn("getPool", get_pool)
 
     def set_server_policy(p: Any, *a: Any) -> None:
-        reg.policy = _policy_arg(p)
+        reg.set_policy(_policy_arg(p))
     rt.fn("setServerPolicy", set_server_policy)
 
     def new_server_policy(name: Any, f: Any, *a: Any) -> PolicyHandle:
@@ -107,18 +109,16 @@ def register(rt: Any) -> None:
     rt.fn("newServerPolicy", new_server_policy)
 
     def set_lua_policy(name: Any, f: Any, *a: Any) -> None:
-        reg.policy = new_server_policy(name, f).policy
+        reg.set_policy(new_server_policy(name, f).policy)
     rt.fn("setServerPolicyLua", set_lua_policy)
-    rt.fn("setServerPolicyLuaFFI", set_lua_policy)
 
     def set_pool_policy(p: Any, pool: Any, *a: Any) -> None:
-        reg.get_pool(as_str(pool)).policy = _policy_arg(p)
+        reg.set_policy(_policy_arg(p), as_str(pool))
     rt.fn("setPoolServerPolicy", set_pool_policy)
 
     def set_pool_lua_policy(name: Any, f: Any, pool: Any, *a: Any) -> None:
-        reg.get_pool(as_str(pool)).policy = new_server_policy(name, f).policy
+        reg.set_policy(new_server_policy(name, f).policy, as_str(pool))
     rt.fn("setPoolServerPolicyLua", set_pool_lua_policy)
-    rt.fn("setPoolServerPolicyLuaFFI", set_pool_lua_policy)
 
     def set_perturbation(n: Any = None, *a: Any) -> None:
         if n is None:

@@ -75,21 +75,39 @@ class ServerHandle:
 
     tostring = toString
 
+    # members dnsdist lets Lua write (s.order = 12): lists are not re-sorted, as in dnsdist
     @property
     def name(self) -> str:
         return self.server.name
+
+    @name.setter
+    def name(self, value: Any) -> None:
+        self.server.name = as_str(value)
+        self.server.explicit_name = True
 
     @property
     def upStatus(self) -> bool:
         return self.server.up_status
 
+    @upStatus.setter
+    def upStatus(self, value: Any) -> None:
+        self.server.up_status = as_bool(value)
+
     @property
     def weight(self) -> int:
         return self.server.weight
 
+    @weight.setter
+    def weight(self, value: Any) -> None:
+        self.server.weight = as_int(value)
+
     @property
     def order(self) -> int:
         return self.server.order
+
+    @order.setter
+    def order(self, value: Any) -> None:
+        self.server.order = as_int(value)
 
     def console_str(self) -> str:
         return self.server.name

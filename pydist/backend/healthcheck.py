@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydist.backend.server import AUTO, DownstreamState
 from pydist.backend.tls import tls_exchange
@@ -97,7 +98,8 @@ def check_response(server: DownstreamState, q: CheckQuery, resp: bytes) -> Outco
                        "expecting at least 12")
     if resp[:2] != q.packet[:2]:
         # dnsdist 1.7.3 prints the expected ID twice
-        return False, f"Invalid health check response id {q.qid} from backend {nwa}, expecting {q.qid}"
+        return False, (f"Invalid health check response id {q.qid} from backend {nwa}, "
+                       f"expecting {q.qid}")
     if not resp[2] & 0x80:
         return False, f"Invalid health check response from backend {nwa}, expecting QR to be set"
     rcode = resp[3] & 0x0F
@@ -105,7 +107,8 @@ def check_response(server: DownstreamState, q: CheckQuery, resp: bytes) -> Outco
         return False, f"Backend {nwa} responded to health check with ServFail"
     if server.options.get("mustResolve") and rcode in (3, 5):
         what = "NXDomain" if rcode == 3 else "Refused"
-        return False, f"Backend {nwa} responded to health check with {what} while mustResolve is set"
+        return False, (f"Backend {nwa} responded to health check with {what} while "
+                       "mustResolve is set")
     n = len(q.qname)
     got = resp[12:12 + n + 4]
     if got[:n].lower() != q.qname.lower() or got[n:] != q.packet[-4:]:
@@ -141,11 +144,13 @@ async def check_once(loop: Any, server: DownstreamState,
             resp = await asyncio.wait_for(_tcp_exchange(server, q.packet, log), timeout)
         else:
             resp = await asyncio.wait_for(_udp_exchange(loop, server, q.packet), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return [(False, f"Timeout while waiting for the health check response from backend {nwa}")]
     except (OSError, asyncio.IncompleteReadError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         if use_tcp:
+            if isinstance(e, ConnectionRefusedError) and getattr(server, "tls", None) is None:
+                reason = f"Error while writing message: {reason}"    # dnsdist 1.7.3's words
             return [(False, f"Error checking the health of backend {nwa}: {reason}")]
         addr = server.address_str
         return [(False, f"Error receiving health check response from {addr}: {reason}"),
@@ -195,7 +200,7 @@ class HealthChecker:
     async def initial(self) -> None:
         servers = [s for s in self.registry.servers if s.availability == AUTO]
         results = await asyncio.gather(*(self._check(s) for s in servers))
-        for s, outcomes in zip(servers, results):
+        for s, outcomes in zip(servers, results, strict=True):
             self._apply(s, outcomes, True)
 
     def tick(self) -> None:

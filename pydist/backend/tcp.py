@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydist.backend.server import DownstreamState
 
@@ -11,13 +12,15 @@ Reply = Callable[[bytes | None], None]
 
 
 class BackendConnection(asyncio.Protocol):
-    """One connection to a backend carrying one query at a time (maxInFlight 1)."""
+    """One connection to a backend. Answers are matched to queries by ID, so a backend with
+    maxInFlight > 1 may answer in any order; an answer whose ID matches nothing in flight
+    ends the connection and its queries without retry (as dnsdist 1.7.3 does)."""
 
-    def __init__(self, pool: "BackendTCPPool") -> None:
+    def __init__(self, pool: BackendTCPPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.pending: tuple[bytes, Reply, int] | None = None
+        self.pending: dict[bytes, tuple[bytes, Reply, int]] = {}   # by the 2 ID bytes
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.started = time.monotonic()
@@ -26,49 +29,76 @@ class BackendConnection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
+    def can_take(self, query: bytes) -> bool:
+        """Room for one more query whose ID is not already in flight here."""
+        return (not self.closed and len(self.pending) < self.pool.max_in_flight
+                and query[:2] not in self.pending)
+
     def send(self, query: bytes, reply: Reply, attempt: int) -> None:
-        self.pending = (query, reply, attempt)
-        self.buf.clear()
+        self.pending[query[:2]] = (query, reply, attempt)
         self.queries += 1
         self.transport.write(len(query).to_bytes(2, "big") + query)
-        self.timer = self.pool.loop.call_later(self.pool.recv_timeout, self._timeout)
+        buffered = getattr(self.transport, "get_write_buffer_size", None)
+        if buffered is not None and buffered():      # the kernel did not take it all: watch it
+            self.pool.loop.call_later(self.pool.send_timeout, self._send_check)
+        if self.timer is None:
+            self.timer = self.pool.loop.call_later(self.pool.recv_timeout, self._timeout)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        if len(self.buf) < 2:
-            return
-        n = (self.buf[0] << 8) | self.buf[1]
-        if len(self.buf) < 2 + n or self.pending is None:
-            return
-        resp = bytes(self.buf[2:2 + n])
-        del self.buf[:2 + n]
-        _, reply, _ = self.pending
-        self.pending = None
+        while len(self.buf) >= 2:
+            n = (self.buf[0] << 8) | self.buf[1]
+            if len(self.buf) < 2 + n:
+                return
+            resp = bytes(self.buf[2:2 + n])
+            del self.buf[:2 + n]
+            entry = self.pending.pop(resp[:2], None)
+            if entry is None:          # unexpected answer (wrong ID, or nothing asked)
+                self._fail(retry=False)
+                return
+            self._rearm()
+            self.pool.release(self)
+            entry[1](resp)
+
+    def _rearm(self) -> None:
+        """The receive timeout runs while something is in flight, from the last answer."""
         if self.timer:
             self.timer.cancel()
-        self.pool.release(self)
-        reply(resp)
+        self.timer = (self.pool.loop.call_later(self.pool.recv_timeout, self._timeout)
+                      if self.pending else None)
+
+    def _send_check(self) -> None:
+        """tcpSendTimeout: a query still not written out by then fails the connection."""
+        if not self.closed and self.pending and self.transport.get_write_buffer_size():
+            self.pool.server.tcp["tcpWriteTimeouts"] += 1
+            self._fail()
 
     def _timeout(self) -> None:
+        self.timer = None
         self.pool.server.tcp["tcpReadTimeouts"] += 1
         self._fail()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
-        if self.pending is not None:
+        if self.pending:
             self.pool.server.tcp["tcpDiedReadingResponse"] += 1
             self._fail()
 
-    def _fail(self) -> None:
-        pending, self.pending = self.pending, None
+    def _fail(self, retry: bool = True) -> None:
+        """Close; every query in flight here is retried (or given up when retry is False)."""
+        pending, self.pending = self.pending, {}
         if self.timer:
             self.timer.cancel()
+            self.timer = None
         if self.transport and not self.closed:
+            self.closed = True
             self.transport.close()
-        if pending is not None:
-            query, reply, attempt = pending
-            self.pool.retry(query, reply, attempt)
+        for query, reply, attempt in pending.values():
+            if retry:
+                self.pool.retry(query, reply, attempt)
+            else:
+                reply(None)
 
 
 class BackendTCPPool:
@@ -82,8 +112,11 @@ class BackendTCPPool:
         self.idle: list[BackendConnection] = []
         self.live: set[BackendConnection] = set()
         opts = server.options
+        self.max_in_flight = max(1, int(opts.get("maxInFlight") or 1))
+        self.opening: list[tuple[bytes, Reply, int]] | None = None   # riders of a connect
         self.connect_timeout = float(opts.get("tcpConnectTimeout") or 5)
         self.recv_timeout = float(opts.get("tcpRecvTimeout") or 30)
+        self.send_timeout = float(opts.get("tcpSendTimeout") or 30)
         self.retries = int(opts.get("retries") if opts.get("retries") is not None else 5)
 
     def query(self, query: bytes, reply: Reply) -> None:
@@ -92,31 +125,65 @@ class BackendTCPPool:
         self._attempt(query, reply, 0)
 
     def _attempt(self, query: bytes, reply: Reply, attempt: int) -> None:
-        while self.idle:
-            conn = self.idle.pop()
-            if not conn.closed:
+        self.idle = [c for c in self.idle if not c.closed]
+        for conn in reversed(self.idle):
+            if conn.can_take(query):
                 self.server.tcp["tcpReusedConnections"] += 1
                 conn.send(query, reply, attempt)
+                if len(conn.pending) >= self.max_in_flight:
+                    self.idle.remove(conn)
                 return
-        self.loop.create_task(self._connect_and_send(query, reply, attempt))
+        if self.max_in_flight > 1 and self._ride(query, reply, attempt):
+            return
+        riders = [(query, reply, attempt)]
+        if self.max_in_flight > 1:
+            self.opening = riders      # set now: the next query may come before the task runs
+        self.loop.create_task(self._connect_and_send(riders))
 
-    async def _connect_and_send(self, query: bytes, reply: Reply, attempt: int) -> None:
+    def _ride(self, query: bytes, reply: Reply, attempt: int) -> bool:
+        """maxInFlight > 1: wait for the connection being opened rather than open another."""
+        riders = self.opening
+        if riders is None or len(riders) >= self.max_in_flight \
+                or any(q[:2] == query[:2] for q, _, _ in riders):
+            return False
+        riders.append((query, reply, attempt))
+        return True
+
+    async def _connect_and_send(self, riders: list[tuple[bytes, Reply, int]]) -> None:
+        """Open a connection and send the query that asked for it, plus any that rode along."""
         try:
             conn = await asyncio.wait_for(self._open(), self.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.server.tcp["tcpConnectTimeouts"] += 1
-            self.retry(query, reply, attempt)
+            self._retry_all(riders)
             return
         except OSError:
             self.server.tcp["tcpDiedSendingQuery"] += 1
-            self.retry(query, reply, attempt)
+            self._retry_all(riders)
             return
+        if self.opening is riders:
+            self.opening = None
         tcp = self.server.tcp
         tcp["tcpNewConnections"] += 1
         self.live.add(conn)
         tcp["tcpCurrentConnections"] = len(self.live)
         tcp["tcpMaxConcurrentConnections"] = max(tcp["tcpMaxConcurrentConnections"], len(self.live))
-        conn.send(query, reply, attempt)
+        for q, r, a in riders:
+            conn.send(q, r, a)
+        if self.max_in_flight > 1:       # room left for others' queries right away
+            self.release(conn)
+
+    async def _open(self) -> BackendConnection:
+        """A new connected BackendConnection (the TLS pool adds its handshake here)."""
+        _, conn = await self.loop.create_connection(lambda: BackendConnection(self),
+                                                    self.server.host, self.server.port)
+        return conn
+
+    def _retry_all(self, riders: list[tuple[bytes, Reply, int]]) -> None:
+        if self.opening is riders:
+            self.opening = None
+        for q, r, a in riders:
+            self.retry(q, r, a)
 
     async def _open(self) -> BackendConnection:
         """A new connected BackendConnection (the TLS pool adds its handshake here)."""
@@ -132,9 +199,12 @@ class BackendTCPPool:
         reply(None)
 
     def release(self, conn: BackendConnection) -> None:
+        """conn has room again (an answer came back, or maxInFlight allows more)."""
+        if conn in self.idle:
+            return
         if not conn.closed and len(self.idle) < self.MAX_IDLE:
             self.idle.append(conn)
-        elif conn.transport:
+        elif conn.transport and not conn.pending:
             conn.transport.close()
 
     def forget(self, conn: BackendConnection) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydist.compare.ports import free_ports, is_bound
 from pydist.compare.wrapper import WrapperPlan, render_wrapper
 
-LISTEN_SLOTS = 8
+LISTEN_SLOTS = 16
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 

@@ -158,6 +158,18 @@ addTLSLocal = function(a, certs, keys, ...)
   end
   if PC_TLS_CERT ~= "" then
     PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): certificate or key not readable, served with a throwaway certificate")
+    local opts = select(1, ...)
+    if type(opts) == "table" then   -- ticket keys and OCSP files of that certificate go too
+      local copy = {}
+      for k, v in pairs(opts) do copy[k] = v end
+      for _, k in ipairs({"ticketKeyFile", "ocspResponses", "keyLogFile"}) do
+        if copy[k] ~= nil and (k == "keyLogFile" or not PC.readable(copy[k])) then
+          PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): " .. k .. " left out")
+          copy[k] = nil
+        end
+      end
+      return orig_addTLSLocal(PC.listenaddr(a, "addTLSLocal"), PC_TLS_CERT, PC_TLS_KEY, copy, select(2, ...))
+    end
     return orig_addTLSLocal(PC.listenaddr(a, "addTLSLocal"), PC_TLS_CERT, PC_TLS_KEY, ...)
   end
   PC.note("notcomparable", "addTLSLocal(" .. tostring(a) .. "): certificate or key not readable, listener left out")

@@ -3,15 +3,16 @@ state changes at the configured counts, dnsdist's log lines, traffic leaving a d
 coming back after `rise` successes, checkFunction."""
 from __future__ import annotations
 
+import re
 import time
 
 import dnslib
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
-from tests.integration.test_policies_diff import console
 from tests.helpers.pydist_proc import free_port, poll_until, query
 from tests.helpers.responder import Handler, Responder, default_handler
+from tests.integration.test_policies_diff import console
 
 CHECK = "hc.test."
 
@@ -29,9 +30,9 @@ TRANSITIONS = """
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 setVerboseHealthChecks(true)
-newServer({address="{b0}", name="hc", checkName="%s", checkTimeout=300, maxCheckFailures=2,
+newServer({address="{b0}", name="hc", checkName="CHECK", checkTimeout=300, maxCheckFailures=2,
            rise=2})
-""" % CHECK
+""".replace("CHECK", CHECK)
 
 
 @pytest.mark.parametrize("impl", BOTH)
@@ -137,9 +138,9 @@ FAILOVER = """
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 setServerPolicy(firstAvailable)
-newServer({address="{b0}", name="main", order=1, checkName="%s", checkTimeout=300, rise=2})
+newServer({address="{b0}", name="main", order=1, checkName="CHECK", checkTimeout=300, rise=2})
 newServer({address="{b1}", name="backup", order=2})
-""" % CHECK
+""".replace("CHECK", CHECK)
 
 
 @pytest.mark.parametrize("impl", BOTH)
@@ -224,7 +225,7 @@ def test_show_servers_states_identical(start_proc: Starter,
     out = {}
     for impl in ("dnsdist", "pydist"):
         proc = start_proc(impl, STATES, {"alive": alive.address, "dead": dead.address},
-                          ready=None)
+                          ready="Accepting control connections")
         proc.wait_for("Marking downstream auto-down .* as 'down'")
         proc.wait_for("Marking downstream back-to-auto .* as 'up'")
         text = console(proc, "showServers()")
@@ -233,3 +234,119 @@ def test_show_servers_states_identical(start_proc: Starter,
     assert out["pydist"] == out["dnsdist"]
     states = [ln.split()[3] if len(ln.split()) > 3 else "" for ln in out["pydist"][1:6]]
     assert states == ["up", "down", "UP", "DOWN", "up"]
+
+
+NO_WAIT = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{slow}", name="slow", checkTimeout=2500})
+newServer({address="{fast}", name="fast"})
+"""
+
+
+def test_a_dead_server_does_not_delay_the_others_checks(
+        start_proc: Starter, responder_factory: ResponderFactory) -> None:
+    """pydist checks each server on its own schedule: a check waiting 2.5 s on a silent
+    backend does not hold back the others. (dnsdist 1.7.3 waits for every check of a round,
+    so there its period becomes 1 s + the slowest timeout.)"""
+    slow, fast = responder_factory(), responder_factory()
+    slow.silent = True
+    proc = start_proc("pydist", NO_WAIT, {"slow": slow.address, "fast": fast.address},
+                      ready=None, timeout=6)
+    proc.wait_for(marking(f"fast ({fast.address})", "up"), timeout=6)
+    start, t0 = checks_any(fast), time.monotonic()
+    poll_until(lambda: checks_any(fast) >= start + 3, timeout=4.5)
+    assert time.monotonic() - t0 < 4.5
+    assert checks_any(slow) <= checks_any(fast)
+
+
+TIMEOUTS = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
+setUDPTimeout(1)
+newServer({address="{mute}", name="mute"}):setUp()
+"""
+
+
+@pytest.mark.skipif("dnsdist" not in available_impls(), reason="needs real dnsdist")
+def test_unanswered_queries_become_drops(start_proc: Starter,
+                                         responder_factory: ResponderFactory) -> None:
+    """Queries in flight to a server that went silent time out: Outstanding goes back to 0,
+    Drops and downstream-timeouts count them, identically to dnsdist."""
+    mute = responder_factory()
+    mute.silent = True
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, TIMEOUTS, {"mute": mute.address},
+                          ready="Accepting control connections")
+        for i in range(4):
+            assert query(proc.addr(), f"t{i}.{impl}.mute.test.", timeout=0.2) is None
+
+        def row(p: object = proc) -> list[str]:
+            return console(p, "showServers()").splitlines()[1].split()
+        poll_until(lambda: row()[9] == "4", timeout=8)
+        fields = row()
+        stats = console(proc, "dumpStats()")
+        out[impl] = (fields[8:10] + fields[12:13],
+                     re.search(r"downstream-timeouts\s+(\d+)", stats).group(1))
+        proc.stop()
+    assert out["pydist"] == out["dnsdist"] == (["4", "4", "0"], "4")
+
+
+def slow_checks(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord:
+    """Health queries answered after 0.8 s (the responder's thread waits meanwhile)."""
+    if str(q.q.qname) == "a.root-servers.net.":
+        time.sleep(0.8)
+    return default_handler()(q, transport)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_queries_during_the_initial_check_wait_for_it(impl: str, start_proc: Starter,
+                                                      responder_factory: ResponderFactory) -> None:
+    """The initial check runs before serving: an early query is answered once it is done,
+    not dropped because the server is not up yet."""
+    b = responder_factory(slow_checks)
+    proc = start_proc(impl, 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+                      'newServer({address="{b0}"})\n', {"b0": b.address}, ready="Listening on")
+    resp = query(proc.addr(), "early.test.", timeout=3)
+    assert resp is not None and resp.answer
+    assert any("as 'up'" in ln for ln in proc.lines)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_check_tcp_sends_health_queries_over_tcp(impl: str, start_proc: Starter,
+                                                 responder: Responder) -> None:
+    proc = start_proc(impl, 'setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}")\n'
+                      'newServer({address="{b0}", checkTCP=true, checkName="CHECK"})\n'
+                      .replace("CHECK", CHECK),
+                      {"b0": responder.address})
+    poll_until(lambda: checks(responder) >= 2)
+    with responder.lock:
+        transports = {t for n, t, _ in responder.queries if n == CHECK}
+    assert transports == {"tcp"}
+    assert query(proc.addr(), "after.tcpcheck.test.") is not None
+
+
+TCP_REASONS = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setVerboseHealthChecks(true)
+newServer({address="127.0.0.1:{portclosed}", name="c", checkTCP=true})
+newServer({address="{mute}", name="s", checkTCP=true, checkTimeout=300})
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_tcp_check_failure_reasons(impl: str, start_proc: Starter, responder: Responder) -> None:
+    responder.silent = True
+    closed = free_port()
+    proc = start_proc(impl, TCP_REASONS, {"mute": responder.address, "portclosed": closed},
+                      ready=None)
+    proc.wait_for(rf"^Error checking the health of backend c \(127.0.0.1:{closed}\): "
+                  "Error while writing message: Connection refused$")
+    proc.wait_for("^Timeout while waiting for the health check response from backend "
+                  rf"s \({responder.address}\)$")
+    proc.wait_for(marking(f"c (127.0.0.1:{closed})", "down"))
+    proc.wait_for(marking(f"s ({responder.address})", "down"))

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
-from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
-from tests.helpers.pydist_proc import query
-from tests.helpers.responder import Responder
 from pydist.dns.burtle import burtle_ci
 from pydist.dns.wire import text_to_wire
+from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
+from tests.helpers.pydist_proc import query
+from tests.helpers.responder import Responder, default_handler
 
 PERTURBATION = 4242
 WEIGHTS = (1, 2, 3)
@@ -62,9 +63,10 @@ def picks(proc: object, backends: list[Responder], names: list[str]) -> list[int
     return out
 
 
-def start_with(impl: str, start_proc: Starter, conf: str, backends: list[Responder]) -> object:
+def start_with(impl: str, start_proc: Starter, conf: str, backends: list[Responder],
+               ready: str = "auto") -> object:
     values = {f"b{i}": b.address for i, b in enumerate(backends)}
-    proc = start_proc(impl, conf, values)
+    proc = start_proc(impl, conf, values, ready=ready)
     proc.wait_for(r"Marking downstream .* as 'up'", count=len(backends))
     return proc
 
@@ -91,13 +93,13 @@ def test_chashed_keeps_names_when_a_server_is_added_at_runtime(
     backends = [responder_factory() for _ in range(3)]
     conf = hashed_conf("chashed", weights) + 'controlSocket("127.0.0.1:{portconsole}")\n' \
         + 'setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")\n'
-    proc = start_with("pydist", start_proc, conf, backends[:2])
+    proc = start_with("pydist", start_proc, conf, backends[:2], "Accepting control connections")
     before = picks(proc, backends, NAMES)
     console(proc, f'newServer({{address="{backends[2].address}", weight=50, id="{uuid(2)}"}})'
                   ':setUp()')
     later = [n.replace("n", "m", 1) for n in NAMES]   # fresh names: counts stay unambiguous
     assert picks(proc, backends, later) == [model_chashed(n, (50, 50, 50)) for n in later]
-    moved = [i for i, (n, b) in enumerate(zip(NAMES, before))
+    moved = [i for i, (n, b) in enumerate(zip(NAMES, before, strict=True))
              if model_chashed(n, (50, 50, 50)) != b]
     assert moved and all(model_chashed(NAMES[i], (50, 50, 50)) == 2 for i in moved)
 
@@ -202,3 +204,145 @@ def test_roundrobin_with_every_server_down(impl: str, fail: bool, servfail: bool
         assert sent == [0, 0] and all(a is not None and a.rcode() == 2 for a in answers)
     else:
         assert sent == [0, 0] and answers == [None] * 4
+
+
+POLICY_CONSOLE = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("CONSOLEKEY")
+setServerPolicy(chashed)
+newServer({address="{b0}", name="x1", pool="x"})
+newServer({address="{b0}", name="x2", pool={"x", "y"}})
+setPoolServerPolicyLua("mine", function(s, dq) return s[1] end, "y")
+setWHashedPertubation(7)
+setWeightedBalancingFactor(1.5)
+""".replace("CONSOLEKEY", KEY)
+POLICY_COMMANDS = ["showServerPolicy()", 'showPoolServerPolicy("x")', 'showPoolServerPolicy("y")',
+                   "whashed", "chashed", "wrandom", 'getPoolServers("x")',
+                   'newServerPolicy("n", function(s, dq) return nil end)',
+                   "setWeightedBalancingFactor(0.5)", "setConsistentHashingBalancingFactor(0)",
+                   "setWHashedPertubation(4294967296)", "showPools()"]
+
+
+@pytest.mark.skipif("dnsdist" not in available_impls(), reason="needs real dnsdist")
+def test_policy_console_outputs_identical(start_proc: Starter, responder: Responder) -> None:
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, POLICY_CONSOLE, {"b0": responder.address},
+                          ready="Accepting control connections")
+        out[impl] = {c: console(proc, c) for c in POLICY_COMMANDS}
+        proc.stop()
+    for c in POLICY_COMMANDS:
+        # an error's traceback ends with a C frame address in dnsdist: first line only
+        p, d = out["pydist"][c], out["dnsdist"][c]
+        if d.startswith("Error: "):
+            p, d = p.splitlines()[0], d.splitlines()[0]
+        assert p == d, c
+    assert out["pydist"]["showServerPolicy()"] == "chashed\n"
+
+
+WRANDOM = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setServerPolicy(wrandom)
+newServer({address="{b0}", weight=1})
+newServer({address="{b1}", weight=3})
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_wrandom_share_follows_weight(impl: str, start_proc: Starter,
+                                      responder_factory: ResponderFactory) -> None:
+    backends = [responder_factory(), responder_factory()]
+    proc = start_with(impl, start_proc, WRANDOM, backends)
+    for i in range(200):
+        assert query(proc.addr(), f"w{i}.wr.test.") is not None
+    share = backends[1].count(".wr.test.") / 200
+    assert abs(share - 0.75) < 0.1, share      # 3:1 within a tolerance (binomial sd ~0.03)
+
+
+def slow(q: object, transport: str) -> object:
+    time.sleep(0.03)
+    return default_handler()(q, transport)  # type: ignore[arg-type]
+
+
+LEAST = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{b0}", name="slow"})
+newServer({address="{b1}", name="fast"})
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_least_outstanding_prefers_the_faster_server(impl: str, start_proc: Starter,
+                                                     responder_factory: ResponderFactory) -> None:
+    """Equal outstanding and order: the lower latency average wins (facts §3)."""
+    backends = [responder_factory(slow), responder_factory()]
+    proc = start_with(impl, start_proc, LEAST, backends)
+    for i in range(30):
+        assert query(proc.addr(), f"l{i}.lo.test.") is not None
+    assert backends[0].count(".lo.test.") <= 2
+    assert backends[1].count(".lo.test.") >= 28
+
+
+RUNTIME_POLICY = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portconsole}")
+setKey("CONSOLEKEY")
+newServer({address="{b0}"})
+pc = newPacketCache(100)
+getPool(""):setCache(pc)
+""".replace("CONSOLEKEY", KEY)
+
+
+@pytest.mark.skipif("dnsdist" not in available_impls(), reason="needs real dnsdist")
+def test_policy_set_at_runtime_runs_before_the_cache(start_proc: Starter,
+                                                     responder: Responder) -> None:
+    """The policy is chosen before the cache lookup, so a Lua policy installed from the
+    console is called for cache hits too (pydist's cache shortcut steps aside for it)."""
+    out = {}
+    for impl in ("dnsdist", "pydist"):
+        proc = start_proc(impl, RUNTIME_POLICY, {"b0": responder.address},
+                          ready="Accepting control connections")
+        proc.wait_for(r"Marking downstream .* as 'up'")
+        name = f"hit.{impl}.rt.test."
+        assert query(proc.addr(), name) is not None
+        console(proc, 'setServerPolicyLua("count", function(s, dq) calls = (calls or 0) + 1 '
+                      'return s[1] end)')
+        for _ in range(3):
+            assert query(proc.addr(), name) is not None
+        out[impl] = (console(proc, "calls"), responder.count(name))
+        proc.stop()
+    assert out["pydist"] == out["dnsdist"] == ("3\n", 1)
+
+
+BOUNDED = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setServerPolicy(%s)
+%s
+newServer({address="{b0}", name="stuck", id="%s"}):setUp()
+newServer({address="{b1}", name="fine", id="%s"}):setUp()
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("policy,factor", [
+    ("wrandom", "setWeightedBalancingFactor(1.0)"), ("whashed", "setWeightedBalancingFactor(1.0)"),
+    ("chashed", "setConsistentHashingBalancingFactor(1.0)")])
+def test_balancing_factor_caps_a_server_that_does_not_answer(
+        impl: str, policy: str, factor: str, start_proc: Starter,
+        responder_factory: ResponderFactory) -> None:
+    """Bounded load: with factor 1 and equal weights a server is skipped once its outstanding
+    count exceeds (1 + total outstanding) / 2, so the stuck server gets at most one more."""
+    stuck, fine = responder_factory(), responder_factory()
+    stuck.silent = True
+    conf = BOUNDED % (policy, factor, uuid(0), uuid(1))
+    proc = start_proc(impl, conf, {"b0": stuck.address, "b1": fine.address}, ready="Console ACL")
+    answered = sum(query(proc.addr(), f"b{i}.bound.test.", timeout=0.3) is not None
+                   for i in range(30))
+    assert stuck.count(".bound.test.") <= 2
+    assert answered == 30 - stuck.count(".bound.test.")

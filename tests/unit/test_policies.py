@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -52,7 +52,7 @@ def shares(picks: Counter, servers: list[DownstreamState]) -> list[float]:
 def test_whashed_is_proportional_to_weight_and_sticky() -> None:
     pool = [server(1), server(2), server(5)]
     picks = Counter(id(P.whashed(pool, dq(n))) for n in NAMES)
-    for got, want in zip(shares(picks, pool), (1 / 8, 2 / 8, 5 / 8)):
+    for got, want in zip(shares(picks, pool), (1 / 8, 2 / 8, 5 / 8), strict=True):
         assert abs(got - want) < 0.04, (got, want)
     # one name always lands on the same server, whatever its case
     first = P.whashed(pool, dq("Sticky.Example."))
@@ -172,3 +172,11 @@ def test_round_robin_and_fail_on_no_server() -> None:
     b.up_status = True
     assert {id(P.round_robin([a, b])) for _ in range(4)} == {id(b)}
     assert P.round_robin([]) is None
+
+
+def test_qname_hash_memo_is_bounded_and_follows_the_perturbation() -> None:
+    for i in range(P.HASH_MEMO_MAX + 10):
+        P.qname_hash(dq(f"m{i}.memo."))
+    assert len(P._HASHES) <= P.HASH_MEMO_MAX
+    P.settings.hash_perturbation = 99
+    assert P.qname_hash(dq("m1.memo.")) == burtle_ci(text_to_wire("m1.memo."), 99)

@@ -12,8 +12,8 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 CONFIG = """
 setSecurityPollSuffix("")
@@ -174,7 +174,7 @@ def _measure(out: _Output, port: int, victim: EchoBackend, rate: float, before: 
         while not done.is_set():
             try:
                 data = sock.recv(4096)
-            except (socket.timeout, ConnectionRefusedError):
+            except (TimeoutError, ConnectionRefusedError):
                 continue
             except OSError:
                 return
