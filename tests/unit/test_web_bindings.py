@@ -42,7 +42,7 @@ def test_set_webserver_config_records_and_warns() -> None:
                     ' statsRequireAuthentication=false, maxConcurrentConnections=7,'
                     ' hashPlaintextCredentials=true, customHeaders={["X-A"]="b"}})\n'
                     'h = hashPassword("pw2")\nsetWebserverConfig({password=h})\n'
-                    'setAPIWritable(true, "/tmp/x")')
+                    'setAPIWritable(true, "/var/lib/dnsdist-api")')
     web = cfg.registry.web
     assert logs == [
         "Passing a plain-text password via the 'password' parameter to 'setWebserverConfig()' is "
