@@ -192,6 +192,8 @@ class PacketPath:
             state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
                                  dq.delay_ms if dq is not None else 0, not udp, skip_cache)
             state.edns_added, state.ecs_added = edns_added, ecs_added
+            if dq is not None:
+                state.temp_failure_ttl = dq.temp_failure_ttl
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state):
                 return self._drop(reply)
@@ -375,7 +377,8 @@ class PacketPath:
         if rcode == 2:
             stats.servfail_responses += 1
         if st.cache is not None and insert:
-            st.cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now)
+            st.cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now,
+                            getattr(st, "temp_failure_ttl", None))   # SetTempFailureCacheTTL
         stats.count_rcode(rcode)
         st.frontend.responses += 1
         self.rings.responses.append((now, st.client, resp, usec, server.address_str))
