@@ -254,7 +254,6 @@ def register(rt: Any) -> None:
     simple = {
         "SNMPTrapAction": "send SNMP trap", "SNMPTrapResponseAction": "send SNMP trap",
         "SetProxyProtocolValuesAction": "set Proxy-Protocol values",
-        "SpoofSVCAction": "spoof SVC record ",
     }
     for fname, text in simple.items():
         rt.fn(fname, lambda *a, _t=text, _r=fname.endswith("ResponseAction"):
@@ -263,7 +262,6 @@ def register(rt: Any) -> None:
         A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
-    rt.fn("newSVCRecordParameters", lambda *a: ObjectHandle("SVCRecordParameters"))
 
     class TimedIPSet:
         def add(self, *a: Any) -> None: pass
