@@ -69,7 +69,7 @@ class CacheHandle:
         import time
         name = as_str(path)
         if os.path.exists(name):
-            _show(f"Error opening dump file for writing: File exists\n")
+            _show("Error opening dump file for writing: File exists\n")
             return
         n = self.cache.dump(name, time.time())
         _show(f"Dumped {n} records\n")

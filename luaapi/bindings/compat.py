@@ -10,7 +10,7 @@ from typing import Any, Callable
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import NMGHandle, _mask_text
 from luaapi.bindings.rules import ActionHandle, RuleHandle
-from luaapi.convert import as_bool, as_int, as_str, fail, is_table, table_to_dict, table_to_list
+from luaapi.convert import as_int, as_str, fail, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
@@ -205,7 +205,6 @@ def register(rt: Any) -> None:
     simple = {
         "SNMPTrapAction": "send SNMP trap", "SNMPTrapResponseAction": "send SNMP trap",
         "SetProxyProtocolValuesAction": "set Proxy-Protocol values",
-        "SpoofSVCAction": "spoof SVC record ",
     }
     for fname, text in simple.items():
         rt.fn(fname, lambda *a, _t=text, _r=fname.endswith("ResponseAction"):
@@ -214,7 +213,6 @@ def register(rt: Any) -> None:
         A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
-    rt.fn("newSVCRecordParameters", lambda *a: ObjectHandle("SVCRecordParameters"))
 
     class TimedIPSet:
         def add(self, *a: Any) -> None: pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from luaapi.bindings.misc import runtime_refused
-from luaapi.convert import as_str, check_count, is_table, str_or_list, table_to_dict, table_to_list
+from luaapi.convert import as_str, check_count, is_table, table_to_dict, table_to_list
 from luaapi.errors import PdnsError
 from pydist.dns.netmask import AddressError, parse_address, parse_netmask
 from pydist.registry import FrontendDecl

@@ -63,10 +63,10 @@ def register(rt: Any) -> None:
     def set_payload_size(n: Any) -> None:
         size = as_int(n)
         if size < 512:
-            rt.log(f"setPayloadSizeOnSelfGeneratedAnswers() is set too low, using 512 instead!")
+            rt.log("setPayloadSizeOnSelfGeneratedAnswers() is set too low, using 512 instead!")
             size = 512
         elif size > 1500:
-            rt.log(f"setPayloadSizeOnSelfGeneratedAnswers() is set too high, capping to 1500 instead!")
+            rt.log("setPayloadSizeOnSelfGeneratedAnswers() is set too high, capping to 1500 instead!")
             size = 1500
         st.payload_size_self_generated = size
     rt.fn("setPayloadSizeOnSelfGeneratedAnswers", set_payload_size)

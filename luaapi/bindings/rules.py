@@ -20,6 +20,7 @@ from pydist.dns.netmask import AddressError, NetmaskGroup, parse_address, parse_
 from pydist.dns.wire import WireError, qtype_from_text
 from pydist.rules import actions as A
 from pydist.rules import more_actions as MA
+from pydist.rules import svc as SVC
 from pydist.rules import selectors as S
 from pydist.rules.chain import ChainError, Rule, unsupported_parts
 from pydist.rules.cppsort import std_sort
@@ -94,6 +95,13 @@ class ActionHandle:
 
     def reload(self, *a: Any) -> None:
         pass
+
+
+class SVCParametersHandle:
+    """newSVCRecordParameters(): one SVCB/HTTPS record for SpoofSVCAction."""
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
 
 
 class RuleActionHandle:
@@ -633,6 +641,24 @@ def register(rt: Any) -> None:
         except ValueError as e:
             raise PdnsError(f"Unable to convert '{v4}' to a netmask") from e
     rt.fn("SetECSAction", set_ecs)
+
+    def svc_parameters(priority: Any, target: Any, opts: Any = None,
+                       *a: Any) -> SVCParametersHandle:
+        d = {}
+        for k, v in table_to_dict(opts).items():
+            d[as_str(k)] = table_to_list(v) if is_table(v) else v
+        try:
+            return SVCParametersHandle(SVC.make_parameters(as_int(priority, C.UINT16),
+                                                           to_dnsname(target, C.STRING), d))
+        except ValueError as e:
+            raise DnsdistError(str(e)) from None
+    rt.fn("newSVCRecordParameters", svc_parameters)
+
+    def spoof_svc(records: Any, opts: Any = None, *a: Any) -> ActionHandle:
+        items = table_to_list(records) if is_table(records) else [records]
+        params = [x.params for x in items if isinstance(x, SVCParametersHandle)]
+        return act(SVC.SpoofSVCAction(params, response_config(opts)))
+    rt.fn("SpoofSVCAction", spoof_svc)
     for name in ("MacAddrAction", "SetMacAddrAction"):
         rt.fn(name, lambda code, *a: act(MA.SetMacAddrAction(as_int(code, C.INT))))
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 import subprocess
 
+import dnslib
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.pydist_proc import query
+from tests.helpers.pydist_proc import poll_until, query
+from tests.helpers.responder import default_handler
 
 KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
 CONF = """
@@ -81,3 +83,38 @@ def test_rules_changed_from_the_console_apply_at_once(impl: str, start_proc: Sta
     run("clearRules()")
     assert query(where, "x.example.", "HINFO") is not None            # the drop rule is gone
     assert matches(conf) == {}
+
+
+TEMPFAIL = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{backend}"})
+pc = newPacketCache(100, {temporaryFailureTTL=60})
+getPool(""):setCache(pc)
+addAction("short.sf.test.", SetTempFailureCacheTTLAction(1))
+"""
+
+
+def servfail_handler(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord | None:
+    """SERVFAIL below sf.test. (health checks still get their answer)."""
+    if not str(q.q.qname).endswith("sf.test."):
+        return default_handler()(q, transport)
+    r = q.reply()
+    r.header.rcode = 2
+    return r
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_temp_failure_ttl_action(impl: str, start_proc: Starter,
+                                 responder_factory: ResponderFactory) -> None:
+    """SetTempFailureCacheTTLAction: that query's SERVFAIL is cached for its TTL only."""
+    backend = responder_factory(servfail_handler)
+    proc = start_proc(impl, TEMPFAIL, {"backend": backend.address})
+    where = proc.addr()
+    for name in ("short.sf.test.", "long.sf.test.", "short.sf.test.", "long.sf.test."):
+        r = query(where, name)
+        assert r is not None and r.rcode() == 2
+    assert backend.count("short.sf.test.") == 1 and backend.count("long.sf.test.") == 1
+    poll_until(lambda: query(where, "short.sf.test.") is not None
+               and backend.count("short.sf.test.") == 2, timeout=6, interval=0.2)
+    assert query(where, "long.sf.test.") is not None and backend.count("long.sf.test.") == 1

@@ -61,6 +61,7 @@ local acts = {
  NegativeAndSOAAction(true, "example.", 60, "ns.example.", "h.example.", 1, 2, 3, 4, 5),
  NegativeAndSOAAction(false, "example.", 60, "ns.example.", "h.example.", 1, 2, 3, 4, 5),
  SNMPTrapAction("x"), HTTPStatusAction(200, "ok"), SetAdditionalProxyProtocolValueAction(2, "x"),
+ SpoofSVCAction({newSVCRecordParameters(1, "t.example.", {port=443})}),
 }
 for i, a in ipairs(acts) do addAction(n, a, {name="q" .. i}) end
 local racts = {
@@ -101,6 +102,7 @@ BAD_CONFIGS = [
     'makeRule(true)', 'newRuleAction(AllRule(), 5)', 'rmRule({})', 'mvRule("x", 1)',
     'topRules("x")', 'getAction("x")', 'showRules(5)', 'RE2Rule("[")',
     'addAction(AllRule(), DropAction(), {uuid="not-a-uuid"})',
+    'newSVCRecordParameters(1, "t.example.", {bogus=1})',
 ]
 
 

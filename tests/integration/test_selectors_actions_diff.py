@@ -75,6 +75,10 @@ addAction("a27.test.", TeeAction("{tee}"))
 addAction("a28.test.", LuaAction(function(dq) return DNSAction.Spoof, "192.0.2.1, 192.0.2.2 x" end))
 addAction("a29.test.", LuaAction(function(dq) return DNSAction.SpoofRaw, "\192\000\002\001,\192\000\002\002" end))
 addAction("a30.test.", LuaAction(function(dq) return DNSAction.Spoof, "target.example" end))
+local svc1 = newSVCRecordParameters(1, "target.test.", {mandatory={"port"}, alpn={"h2", "h3"},
+  noDefaultAlpn=true, port=8443, ipv4hint={"192.0.2.1", "192.0.2.2"}, ipv6hint={"2001:db8::1"}})
+local svc2 = newSVCRecordParameters(2, ".", {port=53, key65000="x"})
+addAction("a31.test.", SpoofSVCAction({svc1, svc2}, {ttl=30, aa=true}))
 """
 QUERIES = [  # (name, type, query options)
     ("www.s1.test.", "A", {}), ("www.s1.test.", "AAAA", {}), ("www.s2.test.", "TXT", {"rdclass": "CH"}),
@@ -93,7 +97,7 @@ QUERIES = [  # (name, type, query options)
     ("www.s25.test.", "A", {}), ("www.s26.test.", "A", {}), ("www.s27.test.", "A", {}),
     ("www.s28.test.", "A", {}), ("www.s29.test.", "SRV", {}), ("www.s29.test.", "A", {}),
     ("www.s30.test.", "A", {}), ("www.s31.test.", "A", {}), ("in.s32.test.", "A", {}),
-] + [(f"a{i}.test.", t, o) for i in range(1, 31)
+] + [(f"a{i}.test.", t, o) for i in range(1, 32)
      for t, o in (("A", {}), ("AAAA", {"use_edns": 0, "want_dnssec": True}))]
 
 CONF_HEAD = """

@@ -1,0 +1,149 @@
+"""The rule side of the packet path (kept apart so packet_path.py stays the one place the order
+of the steps is written): dynamic blocks and query rules before the pool, the pure-chain memo that
+keeps the fast cache path, ECS for useClientSubnet servers, what an in-flight query remembers for
+its answer, and the response chain on backend answers."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from pydist.dns.wire import WireError, parse_question
+from pydist.dnsquestion import DNSQuestion
+from pydist.ecs import add_ecs, ecs_option
+from pydist.rules.chain import (
+    DONE,
+    RULES,
+    apply_dynblocks,
+    apply_query_rules,
+    is_pure_chain,
+)
+from pydist.rules.responses import RuleInFlight, apply_response_rules
+from pydist.rules.selectors import RuleFailed
+
+RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bounded memory)
+
+
+class RulePath:
+    """Mixed into PacketPath; reads its reg, settings, stats and _drop/_restore."""
+
+    reg: Any
+    settings: Any
+
+    def refresh_rules(self) -> bool:
+        """Take the chains and the dynamic blocks; True when cache hits may skip the rules."""
+        rules = self.reg.rules
+        self.query_rules = rules["query"].rules
+        self.response_rules = rules["response"].rules
+        self.cachehit_rules = rules["cachehit"].rules
+        self.selfanswered_rules = rules["selfanswered"].rules
+        self.dynblocks = self.reg.dynblocks if self.reg.dynblocks.active else None
+        pure = bool(self.query_rules) and is_pure_chain(self.query_rules)
+        # a pure chain's pass-through verdict per query bytes: lets cache hits skip the chain
+        self.rule_memo: dict[bytes, tuple] | None = {} if pure else None
+        return (not self.query_rules or pure) and not self.cachehit_rules
+
+    def rule_in_flight(self, data: bytes, addr: Any, fe_sock: Any, fe: Any, now: float,
+                       cache: Any, cache_key: Any, qname_end: int, qtype: int, qclass: int,
+                       flags: int, reply: Callable | None, dq: DNSQuestion | None, udp: bool,
+                       skip_cache: bool, edns_added: bool, ecs_added: bool) -> RuleInFlight:
+        """An in-flight query that carries what its answer's rules, delay and ECS need."""
+        state = RuleInFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now,
+                             self.tick, cache, cache_key, data, qname_end, flags, reply)
+        state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
+                             dq.delay_ms if dq is not None else 0, not udp, skip_cache)
+        state.edns_added, state.ecs_added = edns_added, ecs_added
+        if dq is not None:
+            state.temp_failure_ttl = dq.temp_failure_ttl
+        return state
+
+    def _add_ecs(self, data: bytes, qname_end: int, addr: Any,
+                 dq: DNSQuestion | None) -> tuple[bytes, bool, bool]:
+        """The client's subnet for a useClientSubnet server (see pydist.ecs)."""
+        st = self.settings
+        v4, v6, override = st.ecs_source_prefix_v4, st.ecs_source_prefix_v6, st.ecs_override
+        host = addr[0]
+        if dq is not None:
+            if dq.ecs_prefix_length:
+                v4 = v6 = dq.ecs_prefix_length
+            override = override or dq.ecs_override
+            if dq.ecs_subnet is not None:       # SetECSAction
+                host = str(dq.ecs_subnet.network_address)
+                v4 = v6 = dq.ecs_subnet.prefixlen
+        return add_ecs(data, qname_end, ecs_option(host, v4, v6), override)
+
+    def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
+                     fe: Any, fe_sock: Any, udp: bool, now: float,
+                     reply: Callable | None) -> DNSQuestion | None:
+        """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
+        None when the query was dropped or answered."""
+        dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        memo = self.rule_memo
+        if memo is not None:
+            dq.matched = []
+        step = RULES
+        if self.dynblocks is not None:
+            step = apply_dynblocks(self, self.dynblocks, dq, addr, fe, fe_sock, reply)
+            if step == DONE:
+                return None
+        if step == RULES and self.query_rules:
+            try:
+                if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
+                    return None
+            except RuleFailed:        # dnsdist drops a query whose rules throw
+                self._drop(reply)
+                return None
+            except Exception as e:    # a bug: said (rate-limited), the query dropped, loop alive
+                self._rule_bug(e)
+                self._drop(reply)
+                return None
+            if memo is not None and step == RULES:
+                self._remember(memo, data, dq)
+        return dq
+
+    def _rule_bug(self, e: Exception) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_last_rule_bug", -60.0) >= 60.0:
+            self._last_rule_bug = now
+            self.reg.log(f"Error while applying rules, query dropped: {e!r}")
+
+    @staticmethod
+    def _remember(memo: dict, data: bytes, dq: DNSQuestion) -> None:
+        """Remember a pure chain's pass-through for these bytes, when nothing was changed."""
+        if (dq.pool is None and not dq.skip_cache and dq.tags is None and not dq.delay_ms
+                and dq.temp_failure_ttl is None and dq.data == data
+                and all(r.action.pure for r in dq.matched)):
+            if len(memo) >= RULE_MEMO_MAX:
+                memo.clear()
+            memo[data[2:]] = tuple(dq.matched)
+
+    def _response_rules(self, server: Any, resp: bytes, st: Any,
+                        now: float) -> tuple[bytes | None, int, bool]:
+        """The response chain on a backend answer as the backend sent it but with the client's
+        ID (dnsdist restores RD/CD after the rules): (answer or None when dropped, UDP delay,
+        skip the cache)."""
+        resp = st.orig_id + resp[2:]
+        try:
+            qname_end, qtype, qclass = parse_question(resp)
+        except WireError:
+            return self._restore(resp, st), 0, False
+        tags = getattr(st, "tags", None)
+        delay = getattr(st, "delay_ms", 0)
+        skip_query = getattr(st, "skip_cache", False)
+        try:
+            out, delay, skip = apply_response_rules(
+                self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
+                st.tcp_reply is not None, now, tags, delay, server, skip_query)
+        except Exception as e:        # a bug: said (rate-limited), the answer dropped
+            self._rule_bug(e)
+            return None, 0, True
+        if out is None:
+            return None, 0, True
+        return self._restore(out, st), delay, skip
+
+
+def sendto(sock: Any, resp: bytes, addr: Any) -> None:
+    """An answer to a UDP client; a send error loses only that answer."""
+    try:
+        sock.sendto(resp, addr)
+    except OSError:
+        pass
