@@ -197,7 +197,7 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     apply_cli_listeners(reg, o)
     try:
         for fe in reg.frontends:
-            bind_frontend(fe)
+            bind_frontend(fe, reg.log)
             if fe.tcp:
                 out(f"Listening on {fe.address()}" + (" for TLS" if fe.kind == "tls" else ""))
     except BindError as e:

@@ -26,7 +26,15 @@ class BindError(Exception):
     """A listener could not be bound: dnsdist exits 1 with 'Fatal error: binding socket ...'."""
 
 
-def bind_frontend(fe: FrontendDecl) -> None:
+def _bind_device(sock: socket.socket, iface: str, addr: str, log: Callable[[str], None]) -> None:
+    """interface= (SO_BINDTODEVICE): a failure is logged and the listener kept, as dnsdist does."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+    except OSError as e:
+        log(f"Error setting up the interface on local address '{addr}': {e.strerror}")
+
+
+def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
     """Bind the UDP and TCP sockets of one listener now (before privileges are dropped)."""
     fam = family_of(fe.host)
     opts = fe.options
@@ -40,6 +48,8 @@ def bind_frontend(fe: FrontendDecl) -> None:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if opts.get("reusePort"):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if opts.get("interface"):
+                _bind_device(s, str(opts["interface"]), addr, log)
             s.bind((fe.host, fe.port))
             s.setblocking(False)
             fe.sock_udp = s
@@ -50,6 +60,8 @@ def bind_frontend(fe: FrontendDecl) -> None:
                 t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if opts.get("reusePort"):
                 t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if opts.get("interface"):
+                _bind_device(t, str(opts["interface"]), addr, log)
             t.bind((fe.host, fe.port))
             t.listen(int(opts.get("tcpListenQueueSize") or socket.SOMAXCONN))
             t.setblocking(False)

@@ -157,3 +157,17 @@ def test_acl_order_and_second_control_socket(impl: str, start_proc: Starter) -> 
     where = f"127.0.0.1:{proc.values['portconsole']}"
     proc.wait_for(f"Unable to bind to control socket on {where}: binding socket to {where}: "
                   "Address already in use")
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_listener_on_a_missing_interface(impl: str, start_proc: Starter, responder: Responder) -> None:
+    """interface= naming no device: dnsdist logs it for the UDP and the TCP socket and serves."""
+    conf = ('setSecurityPollSuffix("")\nsetLocal("127.0.0.1:{port}", {interface="pydist-none0"})\n'
+            'newServer({address="{backend}"})\n')
+    proc = start_proc(impl, conf, {"backend": responder.address})
+    where = f"127.0.0.1:{proc.values['port']}"
+    line = f"Error setting up the interface on local address '{where}': "
+    found = [ln for ln in proc.output.splitlines() if ln.startswith(line)]
+    # root gets ENODEV; without CAP_NET_RAW the kernel says EPERM first
+    assert len(found) == 2 and all(ln[len(line):] in ("No such device", "Operation not permitted")
+                                   for ln in found), found
