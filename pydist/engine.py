@@ -11,15 +11,13 @@ from typing import Any, Callable
 from pydist.backend.healthcheck import HealthChecker
 from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import BackendTCPPool
-from pydist.backend.tls import TLSBackendPool
 from pydist.backend.udp import BackendUDP
 from pydist.dns.netmask import family_of
 from pydist.frontend.tcp import TCPClientConnection
-from pydist.frontend.tls import make_tls_protocol, schedule_ticket_rotation
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
-from pydist.tls.context import BackendTLS, TLSConfigError
+from pydist.tls.names import TLSConfigError
 
 
 class BindError(Exception):
@@ -94,6 +92,9 @@ class Engine:
     def server_added(self, server: DownstreamState) -> None:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
         if server.options.get("tls") and not server.options.get("dohPath"):
+            # TLS modules load only for configs that use DoT (pyOpenSSL costs ~19 MB of RSS)
+            from pydist.backend.tls import TLSBackendPool
+            from pydist.tls.context import BackendTLS
             try:
                 if server.tls is None:        # newServer() built it, or runtime add
                     server.tls = BackendTLS(server.options)
@@ -140,6 +141,7 @@ class Engine:
                 self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
                                      fe.udp_state)
             if fe.sock_tcp is not None and fe.tls is not None:
+                from pydist.frontend.tls import make_tls_protocol, schedule_ticket_rotation
                 await self.loop.create_server(
                     lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
                                                     fe.tls, self.reg.settings.verbose),

@@ -9,7 +9,7 @@ from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import AddressError, parse_address
-from pydist.tls.context import BackendTLS, TLSConfigError
+from pydist.tls.names import TLSConfigError
 
 INT_OPTS = ("order", "weight", "qps", "retries", "tcpConnectTimeout", "tcpSendTimeout",
             "tcpRecvTimeout", "sockets", "checkClass", "checkTimeout", "checkInterval",
@@ -185,6 +185,7 @@ def register(rt: Any) -> None:
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
         if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
+            from pydist.tls.context import BackendTLS   # pyOpenSSL only for DoT configs
             try:     # as dnsdist: the TLS context is made here, in --check-config too
                 server.tls = BackendTLS(server.options)
             except TLSConfigError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from luaapi.bindings.frontends import _binds
-from pydist.tls.context import FRONTEND_TLS_COUNTERS
+from pydist.tls.names import FRONTEND_TLS_COUNTERS
 
 _FE_HEAD = (("Connections", 20), ("Max concurrent conn", 20), ("Died reading query", 20),
             ("Died sending response", 25), ("Gave up", 20), ("Client timeouts", 20),

@@ -13,12 +13,7 @@ from luaapi.convert import as_str, is_table, str_or_list, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
-from pydist.tls.context import (
-    HANDSHAKE_ERRORS,
-    FrontendTLS,
-    TLSConfigError,
-    min_version,
-)
+from pydist.tls.names import HANDSHAKE_ERRORS, TLSConfigError
 
 TLS_OPTIONS = LISTENER_OPTIONS + (
     "provider", "ciphers", "ciphersTLS13", "minTLSVersion", "numberOfTicketsKeys",
@@ -114,6 +109,7 @@ def register(rt: Any) -> None:
             host, port = parse_address(as_str(addr), 853)
         except AddressError as e:
             raise PdnsError(str(e)) from None
+        from pydist.tls.context import FrontendTLS, min_version   # pyOpenSSL only when used
         try:
             min_version(str(options.get("minTLSVersion") or "tls1.0"))
             tls = FrontendTLS(certs_l, keys_l, options, reg.log)

@@ -9,8 +9,8 @@ from typing import Any
 from luaapi.convert import as_bool, as_int, as_str, fail, is_function, is_table, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address
-from pydist.web import Credential, WorkFactorError, bind_web_socket, hash_password
-from pydist.web.credentials import is_hashed
+from pydist.web.credentials import Credential, WorkFactorError, hash_password, is_hashed
+from pydist.web.server import bind_web_socket
 
 _PLAIN_PW = ("Passing a plain-text password via the 'password' parameter to "
              "'setWebserverConfig()' is not advised, please consider generating a hashed one "

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pydist.backend.server import AUTO, DownstreamState
-from pydist.backend.tls import tls_exchange
 from pydist.dns.netmask import family_of
 from pydist.dns.wire import WireError, name_to_text, qtype_from_text, qtype_to_text, text_to_wire
 
@@ -179,6 +178,7 @@ async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> byt
 async def _tcp_exchange(server: DownstreamState, query: bytes,
                         log: Callable[[str], None] = print) -> bytes:
     if server.tls is not None:
+        from pydist.backend.tls import tls_exchange   # loaded only for DoT servers
         return await tls_exchange(server, query, log)
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:

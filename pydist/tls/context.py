@@ -19,37 +19,16 @@ from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 
 from pydist.tls.layer import TLSLayer
+from pydist.tls.names import FRONTEND_TLS_COUNTERS, HANDSHAKE_ERRORS, TLSConfigError  # noqa: F401
 
 VERSIONS = {"tls1.0": SSL.TLS1_VERSION, "tls1.1": SSL.TLS1_1_VERSION,
             "tls1.2": SSL.TLS1_2_VERSION, "tls1.3": SSL.TLS1_3_VERSION}
 # dnsdist 1.7 counts handshake failures under these causes (showTLSErrorCounters' columns),
 # matched here on OpenSSL's reason text.
 # (Prometheus label, showTLSErrorCounters column, OpenSSL reason text, API JSON key suffix)
-HANDSHAKE_ERRORS = (
-    ("dhKeyTooSmall", "DH key too small", "dh key too small", "DHKeyTooSmall"),
-    ("inappropriateFallBack", "Inappropriate fallback", "inappropriate fallback",
-     "InappropriateFallBack"),
-    ("noSharedCipher", "No shared cipher", "no shared cipher", "NoSharedCipher"),
-    ("unknownCipherType", "Unknown cipher type", "unknown cipher type", "UnknownCipher"),
-    ("unknownKeyExchangeType", "Unknown exchange type", "unknown key exchange type",
-     "UnknownKeyExchangeType"),
-    ("unknownProtocol", "Unknown protocol", "unknown protocol", "UnknownProtocol"),
-    ("unsupportedEC", "Unsupported EC", "unsupported elliptic curve", "UnsupportedEC"),
-    ("unsupportedProtocol", "Unsupported protocol", "unsupported protocol",
-     "UnsupportedProtocol"),
-)
-# per-frontend TLS counters (the API's names), in showTCPStats' column order; they live in
-# the listener's tcp_counters so the web API and showTCPStats read one dict
-FRONTEND_TLS_COUNTERS = ("tlsNewSessions", "tlsResumptions", "tlsUnknownTicketKey",
-                         "tlsInactiveTicketKey", "tls10Queries", "tls11Queries", "tls12Queries",
-                         "tls13Queries", "tlsUnknownQueries")
 _VERSION_COUNTER = {"TLSv1": "tls10Queries", "TLSv1.1": "tls11Queries",
                     "TLSv1.2": "tls12Queries", "TLSv1.3": "tls13Queries"}
 TICKET_KEY_SIZE = 80        # dnsdist's ticket key file: name 16 + cipher 32 + HMAC 32 bytes
-
-
-class TLSConfigError(Exception):
-    """A certificate, key or option that cannot be used: the text is dnsdist's."""
 
 
 def min_version(text: str) -> int:

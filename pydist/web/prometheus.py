@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydist.stats import GAUGES
-from pydist.tls.context import HANDSHAKE_ERRORS
+from pydist.tls.names import HANDSHAKE_ERRORS
 from pydist.web import prometheus_help as H
 from pydist.web import views
 from pydist.web.numfmt import cpp_number

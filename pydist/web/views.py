@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydist.backend.server import DOWN, TCP_COUNTERS
-from pydist.tls.context import HANDSHAKE_ERRORS
+from pydist.tls.names import HANDSHAKE_ERRORS
 from pydist.web.numfmt import json_number
 
 FRONTEND_TCP_KEYS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
