@@ -5,10 +5,11 @@ import base64
 import os
 from typing import Any
 
-from luaapi.convert import as_bool, as_int, as_str, is_table, table_to_list
+from luaapi.bindings.frontends import netmask_list
+from luaapi.convert import as_bool, as_int, as_str
 from luaapi.errors import PdnsError
 from pydist.console.protocol import b64decode_lenient
-from pydist.dns.netmask import AddressError, parse_address, parse_netmask
+from pydist.dns.netmask import AddressError, parse_address
 
 
 def decode_key(text: str) -> bytes | None:
@@ -49,17 +50,7 @@ def register(rt: Any) -> None:
         rt.show('setKey("' + base64.b64encode(os.urandom(32)).decode() + '")\n')
     rt.fn("makeKey", make_key, no_side_effect=True)
 
-    def masks(v: Any) -> list[str]:
-        items = table_to_list(v) if is_table(v) else [v]
-        out = []
-        for m in items:
-            text = as_str(m)
-            try:
-                parse_netmask(text)
-            except AddressError as e:
-                raise PdnsError(str(e)) from None
-            out.append(text)
-        return out
+    masks = netmask_list
 
     def set_console_acl(v: Any, *a: Any) -> None:
         items = masks(v)

@@ -10,8 +10,8 @@ from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import ComboAddressHandle, NMGHandle, to_dnsname
 from luaapi.convert import (as_float, as_int, as_str, fail, is_function, is_table, table_items,
                             table_to_list)
+from luaapi.bindings.frontends import netmask_list
 from luaapi.errors import LuaArgError
-from pydist.dns.netmask import AddressError, parse_netmask
 from pydist.dns.wire import qtype_to_text
 from pydist.dynblock_rules import DynBlockRulesGroup, RateRule, Stat, StatNode, SuffixRule
 from pydist.dynblocks import (ACTION_TEXT, DROP, NONE, NOOP, NORECURSE, NXDOMAIN, REFUSED,
@@ -96,17 +96,7 @@ class DynBlockRulesGroupHandle:
     def _ranges(self, v: Any) -> list[str]:
         if isinstance(v, NMGHandle):
             return v.nmg.to_strings()
-        items = table_to_list(v) if is_table(v) else [v]
-        out = []
-        for x in items:
-            text = as_str(x)
-            try:
-                parse_netmask(text)
-            except AddressError as e:
-                from luaapi.errors import PdnsError
-                raise PdnsError(str(e)) from None
-            out.append(text)
-        return out
+        return netmask_list(v)
 
     def excludeRange(self, v: Any, *a: Any) -> None:
         for m in self._ranges(v):

@@ -22,13 +22,19 @@ def _decl(addr: Any, opts: Any, port: int = 53) -> FrontendDecl:
     return FrontendDecl(host=host, port=p, options=options)
 
 
-def _mask(m: Any) -> str:
-    text = as_str(m, "Netmask")
+def _mask(m: Any, target: str = "Netmask") -> str:
+    text = as_str(m, target)
     try:
         parse_netmask(text)
     except AddressError as e:
         raise PdnsError(str(e)) from None
     return text
+
+
+def netmask_list(v: Any) -> list[str]:
+    """One netmask or a table of them, each checked as dnsdist's Netmask constructor does."""
+    items = table_to_list(v) if is_table(v) else [v]
+    return [_mask(m, "std::string") for m in items]
 
 
 def register(rt: Any) -> None:

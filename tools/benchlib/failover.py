@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .procs import free_port
+
 CONFIG = """
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
@@ -24,18 +26,6 @@ newServer({{address="127.0.0.1:{port_b}", name="b"}})
 """
 
 
-def free_udp_tcp_port() -> int:
-    """A loopback port free for UDP and TCP right now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
 
 
 class EchoBackend:
@@ -138,7 +128,7 @@ def run_failover(argv: Sequence[str], workdir: str, policy: str = "roundrobin",
     """Serve through `argv` (a dnsdist-compatible command), stop backend a after `before`
     seconds of steady queries at `rate`/s, keep querying for `after` seconds, and count."""
     a, b = EchoBackend(), EchoBackend()
-    port = free_udp_tcp_port()
+    port = free_port()
     conf = os.path.join(workdir, f"failover-{port}.conf")
     with open(conf, "w") as f:
         f.write(CONFIG.format(port=port, policy=policy, port_a=a.port, port_b=b.port))
