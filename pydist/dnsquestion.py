@@ -6,7 +6,28 @@ from typing import Any
 from pydist.rules.names import DNSName, labels_from_wire
 
 
-class DNSQuestion:
+class HeaderFlags:
+    """Header flag access over `self.data` (a bytearray that starts with the DNS header), shared
+    by the rules' DNSQuestion and the health checks' header (what Lua's DNSHeader wraps)."""
+
+    __slots__ = ()
+    data: bytearray
+
+    def get_flag(self, byte: int, mask: int) -> bool:
+        return bool(self.data[byte] & mask)
+
+    def set_flag(self, byte: int, mask: int, on: bool) -> None:
+        if on:
+            self.data[byte] |= mask
+        else:
+            self.data[byte] &= ~mask & 0xFF
+
+    @property
+    def rd(self) -> bool:
+        return bool(self.data[2] & 0x01)
+
+
+class DNSQuestion(HeaderFlags):
     """One query on its way through the rules. `data` is mutable: actions edit the header."""
 
     __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
@@ -72,19 +93,6 @@ class DNSQuestion:
         return (self.data[off] << 8) | self.data[off + 1]
 
     # --- header flags (byte 2: QR opcode AA TC RD; byte 3: RA Z AD CD rcode)
-    def get_flag(self, byte: int, mask: int) -> bool:
-        return bool(self.data[byte] & mask)
-
-    def set_flag(self, byte: int, mask: int, on: bool) -> None:
-        if on:
-            self.data[byte] |= mask
-        else:
-            self.data[byte] &= ~mask & 0xFF
-
-    @property
-    def rd(self) -> bool:
-        return bool(self.data[2] & 0x01)
-
     @property
     def cd(self) -> bool:
         return bool(self.data[3] & 0x10)

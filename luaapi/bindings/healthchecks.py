@@ -11,29 +11,19 @@ from typing import Any
 from luaapi.bindings.objects import DNSNameHandle, to_dnsname
 from luaapi.bindings.rules import HeaderHandle
 from luaapi.convert import as_int
+from pydist.dnsquestion import HeaderFlags
 from pydist.rules.names import DNSName, labels_from_wire
 
 CheckFunction = Callable[[bytes, int, int, bytearray], tuple[bytes, int, int]]
 
 
-class CheckHeader:
+class CheckHeader(HeaderFlags):
     """The 12 header bytes of a health query, with the flag accessors HeaderHandle expects."""
+
+    __slots__ = ("data",)
 
     def __init__(self, data: bytearray) -> None:
         self.data = data
-
-    def get_flag(self, byte: int, mask: int) -> bool:
-        return bool(self.data[byte] & mask)
-
-    def set_flag(self, byte: int, mask: int, on: bool) -> None:
-        if on:
-            self.data[byte] |= mask
-        else:
-            self.data[byte] &= ~mask & 0xFF
-
-    @property
-    def rd(self) -> bool:
-        return bool(self.data[2] & 0x01)
 
 
 def check_function(func: Any) -> CheckFunction:
