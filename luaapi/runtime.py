@@ -67,6 +67,21 @@ class ConfigError(Exception):
         self.lines = lines
 
 
+# lupa (2.6-2.8 seen) keeps the Lua side of Python objects in a weak-valued registry table;
+# when the incremental GC clears entries there, a later push can hand Lua the wrapper of
+# another live object (getPool("") came back as an ActionHandle; lupa issue #294 describes
+# the same). The table is kept strong and swept in one atomic full collection, once a second
+# (engine tick) and after the config ran: no entry is ever cleared half-way.
+_PYREF_GUARD = """
+local t = debug.getregistry().LUPA_PYTHON_REFERENCES_TABLE
+local weak, setmetatable, collect = {__mode = 'v'}, setmetatable, collectgarbage
+if t then setmetatable(t, nil) end
+return function()
+  if t then setmetatable(t, weak); collect('collect'); setmetatable(t, nil) end
+end
+"""
+
+
 class LuaConfig:
     """One Lua state: bindings registered, config run, console lines executed later in it."""
 
@@ -80,6 +95,7 @@ class LuaConfig:
         g = self.lua.globals()
         g.python = None
         g["__pydist_classify"] = errors.classify
+        self.sweep_python_refs = self.lua.execute(_PYREF_GUARD)
         prelude = importlib.resources.files("luaapi").joinpath("prelude.lua").read_text()
         self.lua.execute(prelude)
         self._wrap = g["__pydist_wrap"]

@@ -217,6 +217,8 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     engine.console_execute = executor
     from luaapi.bindings.dynblocks import make_maintenance
     engine.maintenance_hooks.append(make_maintenance(lua))
+    engine.maintenance_hooks.append(lua.sweep_python_refs)    # see luaapi.runtime._PYREF_GUARD
+    lua.sweep_python_refs()
     startup_banner(reg)
     for item in dict.fromkeys(reg.unsupported):
         out(f"Warning: {item} is accepted but not carried out by pydist yet")
