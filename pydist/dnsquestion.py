@@ -12,7 +12,8 @@ class DNSQuestion:
     __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
-                 "lua_handle", "protocol", "settings_add_edns", "payload_size")
+                 "lua_handle", "protocol", "settings_add_edns", "payload_size", "ecs_subnet",
+                 "proxy_values")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
@@ -36,6 +37,8 @@ class DNSQuestion:
         self.use_ecs = True
         self.ecs_override = False
         self.ecs_prefix_length = 0
+        self.ecs_subnet: tuple[str, int] | None = None     # SetECSAction's (network, bits)
+        self.proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
         self.delay_ms = 0
         self.lua_handle: Any = None
         self.protocol = "Do53 TCP" if tcp else "Do53 UDP"

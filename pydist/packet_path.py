@@ -7,6 +7,8 @@ import time
 from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
+from pydist.dns.ecs import query_for_backend, strip_ecs
+from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
@@ -44,7 +46,7 @@ class PacketPath:
             pool.cache is not None and policy.side_effect_free and not self.query_rules
             and not self.cachehit_rules and self.dynblocks is None
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
-            and not any(s.tcp_only for s in pool.servers)
+            and not any(s.tcp_only or s.use_ecs for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
     # ---- UDP frontend: drained, not called back per datagram
@@ -139,12 +141,19 @@ class PacketPath:
         if dq is None and policy.needs_dq:       # hashed and Lua policies read the query
             dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
         server = policy(pool.servers, dq)
+        ecs = 0
+        if server is not None and server.use_ecs:   # facts §10.3: after the policy, before the cache
+            if dq is None or dq.use_ecs:
+                data, ecs = query_for_backend(data, addr, dq, self.settings)
+                if data is None:
+                    return self._drop(reply)
+                ecs = ecs or -1                      # -1: ECS present, nothing to strip
         cache = None if skip_cache else pool.cache
         cache_key = None
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
-            resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale)
+            resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
             if resp is not None:
                 delay = dq.delay_ms if dq is not None and udp else 0
                 if self.cachehit_rules:
@@ -173,13 +182,17 @@ class PacketPath:
                                  self.tick, cache, cache_key, data, qname_end, flags, reply)
             state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
                                  dq.delay_ms if dq is not None else 0, not udp)
+        if server.use_ecs:
+            state.ecs = ecs if ecs > 0 else 0
+        proxy = header_for_query(addr, fe, not udp, dq) if server.use_proxy else b""
         if udp and not server.tcp_only:
-            if server.udp is None or not server.udp.send(data, state):
+            if server.udp is None or not server.udp.send(data, state, proxy):
                 return self._drop(reply)
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st),
+                              proxy)
 
     def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
                      fe: Any, fe_sock: Any, udp: bool, now: float,
@@ -233,6 +246,8 @@ class PacketPath:
             resp, delay, skip = self._response_rules(server, resp, st, now)
             if resp is None:
                 return
+        if server.use_ecs:
+            resp = strip_ecs(resp, st.ecs)
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)
@@ -261,6 +276,8 @@ class PacketPath:
                 if st.tcp_reply is not None:
                     st.tcp_reply(None)
                 return
+        if server.use_ecs:
+            resp = strip_ecs(resp, st.ecs)
         self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
         if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)

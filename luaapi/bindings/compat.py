@@ -204,20 +204,26 @@ def register(rt: Any) -> None:
     # --- other actions kept as objects
     simple = {
         "SNMPTrapAction": "send SNMP trap", "SNMPTrapResponseAction": "send SNMP trap",
-        "SetProxyProtocolValuesAction": "set Proxy-Protocol values",
         "SpoofSVCAction": "spoof SVC record ",
     }
     for fname, text in simple.items():
         rt.fn(fname, lambda *a, _t=text, _r=fname.endswith("ResponseAction"):
               ActionHandle(A.ObjectAction(_t, _r)))
     rt.fn("SetAdditionalProxyProtocolValueAction", lambda t, v, *a: ActionHandle(
-        A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
+        A.SetAdditionalProxyProtocolValueAction(as_int(t), _raw(v))))
+    rt.fn("SetProxyProtocolValuesAction", lambda t, *a: ActionHandle(
+        A.SetProxyProtocolValuesAction(
+            [(as_int(k), _raw(v)) for k, v in table_to_dict(t).items()] if is_table(t) else [])))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
     rt.fn("TeeAction", lambda addr, *a: ActionHandle(
         A.ObjectAction(f"tee to {_with_port(as_str(addr))}")))
-    rt.fn("SetECSAction", lambda v4, v6=None, *a: ActionHandle(
-        A.ObjectAction(f"set ECS to {as_str(v4)}" + (f" / {as_str(v6)}" if v6 else ""))))
+    def set_ecs(v4: Any, v6: Any = None, *a: Any) -> ActionHandle:
+        try:
+            return ActionHandle(A.SetECSAction(as_str(v4), as_str(v6) if v6 is not None else None))
+        except ValueError as e:
+            raise LuaArgError(f"Unable to convert '{as_str(v4)}' to a netmask: {e}") from None
+    rt.fn("SetECSAction", set_ecs)
     for fname in ("MacAddrAction", "SetMacAddrAction"):
         rt.fn(fname, lambda c, *a: ActionHandle(A.ObjectAction(f"add EDNS MAC (code={as_int(c)})")))
     rt.fn("SetEDNSOptionAction", lambda c, d, *a: ActionHandle(
@@ -263,3 +269,10 @@ def register(rt: Any) -> None:
 def _with_port(addr: str) -> str:
     host, port = parse_address(addr, 53)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _raw(value: Any) -> bytes:
+    """A Lua string's bytes (Lua strings reach us as latin-1 text)."""
+    if isinstance(value, bytes):
+        return value
+    return str(as_str(value)).encode("latin-1", "replace")

@@ -22,6 +22,7 @@ class BackendConnection(asyncio.Protocol):
         self.closed = False
         self.started = time.monotonic()
         self.queries = 0
+        self.proxy = b""     # a proxy protocol connection: header sent first, never reused
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -30,7 +31,10 @@ class BackendConnection(asyncio.Protocol):
         self.pending = (query, reply, attempt)
         self.buf.clear()
         self.queries += 1
-        self.transport.write(len(query).to_bytes(2, "big") + query)
+        if self.proxy and self.queries == 1:
+            self.transport.write(self.proxy + len(query).to_bytes(2, "big") + query)
+        else:
+            self.transport.write(len(query).to_bytes(2, "big") + query)
         self.timer = self.pool.loop.call_later(self.pool.recv_timeout, self._timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -68,7 +72,7 @@ class BackendConnection(asyncio.Protocol):
             self.transport.close()
         if pending is not None:
             query, reply, attempt = pending
-            self.pool.retry(query, reply, attempt)
+            self.pool.retry(query, reply, attempt, self.proxy)
 
 
 class BackendTCPPool:
@@ -86,12 +90,16 @@ class BackendTCPPool:
         self.recv_timeout = float(opts.get("tcpRecvTimeout") or 30)
         self.retries = int(opts.get("retries") if opts.get("retries") is not None else 5)
 
-    def query(self, query: bytes, reply: Reply) -> None:
-        """Send one query; reply(response) or reply(None) once retries are exhausted."""
+    def query(self, query: bytes, reply: Reply, proxy: bytes = b"") -> None:
+        """Send one query; reply(response) or reply(None) once retries are exhausted. With a
+        proxy protocol header, on a connection of its own that carries the header first."""
         self.server.queries += 1
-        self._attempt(query, reply, 0)
+        self._attempt(query, reply, 0, proxy)
 
-    def _attempt(self, query: bytes, reply: Reply, attempt: int) -> None:
+    def _attempt(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"") -> None:
+        if proxy:
+            self.loop.create_task(self._connect_and_send(query, reply, attempt, proxy))
+            return
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed:
@@ -100,22 +108,24 @@ class BackendTCPPool:
                 return
         self.loop.create_task(self._connect_and_send(query, reply, attempt))
 
-    async def _connect_and_send(self, query: bytes, reply: Reply, attempt: int) -> None:
+    async def _connect_and_send(self, query: bytes, reply: Reply, attempt: int,
+                                proxy: bytes = b"") -> None:
         try:
             conn = await asyncio.wait_for(self._open(), self.connect_timeout)
         except asyncio.TimeoutError:
             self.server.tcp["tcpConnectTimeouts"] += 1
-            self.retry(query, reply, attempt)
+            self.retry(query, reply, attempt, proxy)
             return
         except OSError:
             self.server.tcp["tcpDiedSendingQuery"] += 1
-            self.retry(query, reply, attempt)
+            self.retry(query, reply, attempt, proxy)
             return
         tcp = self.server.tcp
         tcp["tcpNewConnections"] += 1
         self.live.add(conn)
         tcp["tcpCurrentConnections"] = len(self.live)
         tcp["tcpMaxConcurrentConnections"] = max(tcp["tcpMaxConcurrentConnections"], len(self.live))
+        conn.proxy = proxy
         conn.send(query, reply, attempt)
 
     async def _open(self) -> BackendConnection:
@@ -124,15 +134,15 @@ class BackendTCPPool:
                                                     self.server.host, self.server.port)
         return conn
 
-    def retry(self, query: bytes, reply: Reply, attempt: int) -> None:
+    def retry(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"") -> None:
         if attempt + 1 < max(1, self.retries):
-            self._attempt(query, reply, attempt + 1)
+            self._attempt(query, reply, attempt + 1, proxy)
             return
         self.server.tcp["tcpGaveUp"] += 1
         reply(None)
 
     def release(self, conn: BackendConnection) -> None:
-        if not conn.closed and len(self.idle) < self.MAX_IDLE:
+        if not conn.closed and not conn.proxy and len(self.idle) < self.MAX_IDLE:
             self.idle.append(conn)
         elif conn.transport:
             conn.transport.close()

@@ -151,3 +151,20 @@ def strip_ecs(resp: bytes, added: int) -> bytes:
     if len(kept) == end - rdata:
         return resp
     return _with_rdata(resp, start, end, kept)
+
+
+def query_for_backend(query: bytes, remote: tuple, dq: object, settings: object
+                      ) -> tuple[bytes | None, int]:
+    """apply_ecs with the subnet a query gets: SetECSAction's fixed one, else the client's
+    address cut to SetECSPrefixLengthAction's or setECSSourcePrefixV4/V6's length."""
+    fixed = getattr(dq, "ecs_subnet", None) if dq is not None else None
+    if fixed is not None:
+        address, prefix = fixed
+    else:
+        address = remote[0]
+        prefix = getattr(dq, "ecs_prefix_length", 0) if dq is not None else 0
+        if not prefix:
+            v6 = ":" in address and not address.startswith("::ffff:")
+            prefix = settings.ecs_source_prefix_v6 if v6 else settings.ecs_source_prefix_v4
+    override = settings.ecs_override or (dq is not None and dq.ecs_override)
+    return apply_ecs(query, ecs_option(address, prefix), override)

@@ -69,3 +69,11 @@ def parse_header(data: bytes) -> tuple[dict, int] | None:
             out["values"].append((body[pos], bytes(body[pos + 3:pos + 3 + n])))
             pos += 3 + n
     return out, 16 + length
+
+
+def header_for_query(remote: tuple, frontend: object, tcp: bool, dq: object) -> bytes:
+    """The header for one query: client address, the frontend's address, TLVs from the rules."""
+    decl = getattr(frontend, "decl", frontend)
+    local = (decl.host, decl.port) if decl is not None else ("0.0.0.0", 0)
+    values = getattr(dq, "proxy_values", None) if dq is not None else None
+    return proxy_header(remote, local, tcp, values or ())

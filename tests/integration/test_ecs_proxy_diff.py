@@ -1,0 +1,215 @@
+"""ECS and proxy protocol towards backends, on pydist and real dnsdist 1.7.3: a recording
+responder asserts the bytes each side sends, the client asserts what comes back."""
+from __future__ import annotations
+
+import socket
+import time
+
+import dnslib
+import pytest
+
+from pydist.dns.ecs import ecs_option, locate_opt
+from tests.conftest import BOTH, Starter
+from tests.helpers.pydist_proc import DnsdistProcess, poll_until
+from tests.helpers.responder import Responder
+
+CONF = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer{address="{backend}", useClientSubnet=true}
+pc = newPacketCache(1000)
+getPool(""):setCache(pc)
+"""
+COOKIE = bytes.fromhex("000a0008ea648dcb7c35262b")
+
+
+def make_query(name: str, qid: int = 0x1234, options: bytes | None = None,
+               payload: int = 1232) -> bytes:
+    """A plain RD query for A; with an OPT RR holding `options` when given."""
+    q = dnslib.DNSRecord.question(name)
+    q.header.id = qid
+    wire = bytearray(q.pack())
+    if options is None:
+        return bytes(wire)
+    wire[10:12] = b"\x00\x01"
+    return bytes(wire) + b"\x00\x00\x29" + payload.to_bytes(2, "big") + b"\x00" * 4 \
+        + len(options).to_bytes(2, "big") + options
+
+
+def exchange(where: tuple[str, int], wire: bytes, source: str = "127.0.0.1",
+             tcp: bool = False) -> tuple[bytes, int]:
+    """(answer bytes, our source port) for one query sent from `source`."""
+    fam = socket.AF_INET
+    kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
+    with socket.socket(fam, kind) as s:
+        s.settimeout(2.0)
+        s.bind((source, 0))
+        if tcp:
+            s.connect(where)
+            s.sendall(len(wire).to_bytes(2, "big") + wire)
+            n = int.from_bytes(_read(s, 2), "big")
+            return _read(s, n), s.getsockname()[1]
+        s.sendto(wire, where)
+        return s.recv(65535), s.getsockname()[1]
+
+
+def _read(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        assert chunk, "connection closed"
+        buf += chunk
+    return buf
+
+
+def received(resp: Responder, name: str) -> list[bytes]:
+    """The query bytes (from the flags on) the backend got for one name, health checks aside."""
+    label = name.split(".")[0].encode()
+    with resp.lock:
+        return [d[2:] for _, _, d in resp.raw if bytes([len(label)]) + label in d[12:]]
+
+
+def start(impl: str, start_proc: Starter, resp: Responder, conf: str = CONF,
+          **values: object) -> DnsdistProcess:
+    resp.echo_opt = True
+    return start_proc(impl, conf, {"backend": resp.address, **values})
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_ecs_added_with_an_opt_then_removed(impl: str, start_proc: Starter,
+                                           responder: Responder) -> None:
+    """No OPT from the client: OPT(512) + ECS 127.0.0.0/24 to the backend, no OPT back."""
+    proc = start(impl, start_proc, responder)
+    q = make_query("noopt.example.")
+    answer, _ = exchange(proc.addr(), q)
+    sent = received(responder, "noopt.example.")
+    assert sent == [q[2:10] + b"\x00\x01" + q[12:]
+                    + bytes.fromhex("000029020000000000000b") + ecs_option("127.0.0.1", 24)]
+    assert answer[:2] == q[:2] and answer[10:12] == b"\x00\x00"
+    assert locate_opt(answer) == (-1, -1)
+    assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_ecs_appended_to_client_opt_and_only_it_removed(impl: str, start_proc: Starter,
+                                                        responder: Responder) -> None:
+    """OPT with a cookie: the ECS option follows it, and only the ECS leaves the answer."""
+    proc = start(impl, start_proc, responder)
+    q = make_query("withopt.example.", options=COOKIE)
+    answer, _ = exchange(proc.addr(), q)
+    ecs = ecs_option("127.0.0.1", 24)
+    assert received(responder, "withopt.example.") == [
+        q[2:-len(COOKIE) - 2] + (len(COOKIE) + len(ecs)).to_bytes(2, "big") + COOKIE + ecs]
+    s, e = locate_opt(answer)
+    assert answer[s:e] == q[-len(COOKIE) - 11:]         # the client's own OPT, as it sent it
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("override", [False, True])
+def test_client_ecs_kept_or_overridden(impl: str, override: bool, start_proc: Starter,
+                                       responder: Responder) -> None:
+    """A client's ECS is passed on (and its scoped echo comes back) unless setECSOverride."""
+    conf = CONF + ("setECSOverride(true)\n" if override else "")
+    proc = start(impl, start_proc, responder, conf)
+    theirs = ecs_option("10.1.2.0", 24)
+    q = make_query("clientecs.example.", options=theirs + COOKIE)
+    answer, _ = exchange(proc.addr(), q)
+    ours = ecs_option("127.0.0.1", 24)
+    expected = q[2:-len(theirs + COOKIE)] + (ours if override else theirs) + COOKIE
+    assert received(responder, "clientecs.example.") == [expected]
+    s, e = locate_opt(answer)
+    echoed = bytearray(ours if override else theirs)
+    echoed[7] = 24                                       # the backend's scope
+    assert answer[s:e] == q[-len(theirs + COOKIE) - 11:-len(theirs + COOKIE)] + bytes(echoed) \
+        + COOKIE
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_cache_entries_per_client_subnet(impl: str, start_proc: Starter,
+                                         responder: Responder) -> None:
+    """The key is taken on the query as sent: 127.0.1.1 misses, 127.0.0.2 hits 127.0.0.1's."""
+    proc = start(impl, start_proc, responder)
+    q = make_query("percache.example.")
+    first, _ = exchange(proc.addr(), q, "127.0.0.1")
+    other, _ = exchange(proc.addr(), q, "127.0.1.1")
+    same, _ = exchange(proc.addr(), q, "127.0.0.2")
+    sent = received(responder, "percache.example.")
+    assert [p[-3:] for p in sent] == [b"\x7f\x00\x00", b"\x7f\x00\x01"]
+    for a in (first, other, same):
+        assert a[10:12] == b"\x00\x00" and locate_opt(a) == (-1, -1)
+    assert first[:12] == same[:12]
+
+
+ACTIONS = CONF + """
+addAction(QNameRule("fixed.example."), SetECSAction("192.0.2.77/24", "2001:db8::/48"))
+addAction(QNameRule("short.example."), SetECSPrefixLengthAction(16, 48))
+addAction(QNameRule("none.example."), SetDisableECSAction())
+addAction(QNameRule("over.example."), SetECSOverrideAction(true))
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_ecs_actions(impl: str, start_proc: Starter, responder: Responder) -> None:
+    """SetECSAction's fixed subnet, SetECSPrefixLengthAction, SetDisableECSAction, override."""
+    proc = start(impl, start_proc, responder, ACTIONS)
+    for name in ("fixed", "short", "none"):
+        q = make_query(f"{name}.example.")
+        answer, _ = exchange(proc.addr(), q)
+        assert locate_opt(answer) == (-1, -1)
+    opt = bytes.fromhex("000029020000000000")
+    base = make_query("fixed.example.")
+    fixed = ecs_option("192.0.2.0", 24)
+    assert received(responder, "fixed.example.") == [
+        base[2:10] + b"\x00\x01" + base[12:] + opt + len(fixed).to_bytes(2, "big") + fixed]
+    assert received(responder, "short.example.")[0].endswith(ecs_option("127.0.0.1", 16))
+    assert received(responder, "none.example.") == [make_query("none.example.")[2:]]
+    theirs = ecs_option("10.9.9.0", 24)
+    exchange(proc.addr(), make_query("over.example.", options=theirs))
+    assert received(responder, "over.example.")[0].endswith(ecs_option("127.0.0.1", 24))
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_health_checks_carry_no_ecs(impl: str, start_proc: Starter,
+                                    responder: Responder) -> None:
+    start(impl, start_proc, responder)
+    checks = received(responder, "a.root-servers.net.")
+    assert checks and all(c[8:10] == b"\x00\x00" for c in checks)   # ARCOUNT 0: no OPT
+
+
+PROXY = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer{address="{backend}", useProxyProtocol=true}
+newServer{address="{tcpbackend}", useProxyProtocol=true, checkTCP=true, tcpOnly=true, pool="t"}
+addAction(QNameRule("tcp.example."), PoolAction("t"))
+addAction(QNameRule("tlv.example."), SetAdditionalProxyProtocolValueAction(42, "foo"))
+"""
+
+
+def proxied_for(resp: Responder, name: str) -> list[dict]:
+    label = name.split(".")[0].encode()
+    return [p for _, p, d in resp.proxied() if bytes([len(label)]) + label in d[12:]]
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_proxy_protocol_udp_tcp_and_health_checks(impl: str, start_proc: Starter,
+                                                   responder_factory) -> None:
+    """PROXY v2 header with the client's and the frontend's addresses, per datagram over UDP,
+    at the start of the connection over TCP; TLVs from the rules; LOCAL header on checks."""
+    udp_b, tcp_b = responder_factory(), responder_factory()
+    proc = start_proc(impl, PROXY, {"backend": udp_b.address, "tcpbackend": tcp_b.address})
+    front = proc.addr()
+    assert [p[1]["command"] for p in udp_b.proxied("udp")][:1] == [0]     # LOCAL health check
+    assert [p[1]["command"] for p in tcp_b.proxied("tcp")][:1] == [0]
+    for name, values in (("plain.example.", []), ("tlv.example.", [(42, b"foo")])):
+        answer, port = exchange(front, make_query(name))
+        assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
+        assert proxied_for(udp_b, name) == [{
+            "command": 1, "tcp": False, "values": values, "source": ("127.0.0.1", port),
+            "destination": front}]
+    for via_tcp in (True, False):
+        answer, port = exchange(front, make_query("tcp.example."), tcp=via_tcp)
+        assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
+        got = poll_until(lambda: proxied_for(tcp_b, "tcp.example.")[1 - via_tcp:2 - via_tcp])
+        assert got == [{"command": 1, "tcp": via_tcp, "values": [],
+                        "source": ("127.0.0.1", port), "destination": front}]
