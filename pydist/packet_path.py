@@ -192,7 +192,13 @@ class PacketPath:
         if server.tcp_pool is None:
             return self._drop(reply)
         server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st),
-                              proxy)
+                              proxy, addr if proxy and not udp else None)
+
+    def tcp_client_gone(self, peer: Any) -> None:
+        """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
+        for server in self.reg.servers:
+            if server.use_proxy and server.tcp_pool is not None:
+                server.tcp_pool.drop_owner(peer)
 
     def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
                      fe: Any, fe_sock: Any, udp: bool, now: float,

@@ -22,7 +22,8 @@ class BackendConnection(asyncio.Protocol):
         self.closed = False
         self.started = time.monotonic()
         self.queries = 0
-        self.proxy = b""     # a proxy protocol connection: header sent first, never reused
+        self.proxy = b""     # a proxy protocol connection: header sent first, never shared
+        self.owner: Any = None   # the TCP client it belongs to (proxy protocol), else None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -72,7 +73,7 @@ class BackendConnection(asyncio.Protocol):
             self.transport.close()
         if pending is not None:
             query, reply, attempt = pending
-            self.pool.retry(query, reply, attempt, self.proxy)
+            self.pool.retry(query, reply, attempt, self.proxy, self.owner)
 
 
 class BackendTCPPool:
@@ -85,20 +86,28 @@ class BackendTCPPool:
         self.server = server
         self.idle: list[BackendConnection] = []
         self.live: set[BackendConnection] = set()
+        self.owned: dict[bytes, BackendConnection] = {}     # proxied, by their header
         opts = server.options
         self.connect_timeout = float(opts.get("tcpConnectTimeout") or 5)
         self.recv_timeout = float(opts.get("tcpRecvTimeout") or 30)
         self.retries = int(opts.get("retries") if opts.get("retries") is not None else 5)
 
-    def query(self, query: bytes, reply: Reply, proxy: bytes = b"") -> None:
+    def query(self, query: bytes, reply: Reply, proxy: bytes = b"", owner: Any = None) -> None:
         """Send one query; reply(response) or reply(None) once retries are exhausted. With a
-        proxy protocol header, on a connection of its own that carries the header first."""
+        proxy protocol header: on a connection that carries the header first and serves only
+        the TCP client `owner` (as dnsdist 1.7.3), or only this query when owner is None."""
         self.server.queries += 1
-        self._attempt(query, reply, 0, proxy)
+        self._attempt(query, reply, 0, proxy, owner)
 
-    def _attempt(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"") -> None:
+    def _attempt(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"",
+                 owner: Any = None) -> None:
         if proxy:
-            self.loop.create_task(self._connect_and_send(query, reply, attempt, proxy))
+            conn = self.owned.get(proxy) if owner is not None else None
+            if conn is not None and not conn.closed and conn.pending is None:
+                self.server.tcp["tcpReusedConnections"] += 1
+                conn.send(query, reply, attempt)
+                return
+            self.loop.create_task(self._connect_and_send(query, reply, attempt, proxy, owner))
             return
         while self.idle:
             conn = self.idle.pop()
@@ -109,23 +118,25 @@ class BackendTCPPool:
         self.loop.create_task(self._connect_and_send(query, reply, attempt))
 
     async def _connect_and_send(self, query: bytes, reply: Reply, attempt: int,
-                                proxy: bytes = b"") -> None:
+                                proxy: bytes = b"", owner: Any = None) -> None:
         try:
             conn = await asyncio.wait_for(self._open(), self.connect_timeout)
         except asyncio.TimeoutError:
             self.server.tcp["tcpConnectTimeouts"] += 1
-            self.retry(query, reply, attempt, proxy)
+            self.retry(query, reply, attempt, proxy, owner)
             return
         except OSError:
             self.server.tcp["tcpDiedSendingQuery"] += 1
-            self.retry(query, reply, attempt, proxy)
+            self.retry(query, reply, attempt, proxy, owner)
             return
         tcp = self.server.tcp
         tcp["tcpNewConnections"] += 1
         self.live.add(conn)
         tcp["tcpCurrentConnections"] = len(self.live)
         tcp["tcpMaxConcurrentConnections"] = max(tcp["tcpMaxConcurrentConnections"], len(self.live))
-        conn.proxy = proxy
+        conn.proxy, conn.owner = proxy, owner
+        if owner is not None:
+            self.owned[proxy] = conn
         conn.send(query, reply, attempt)
 
     async def _open(self) -> BackendConnection:
@@ -134,15 +145,19 @@ class BackendTCPPool:
                                                     self.server.host, self.server.port)
         return conn
 
-    def retry(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"") -> None:
+    def retry(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"",
+              owner: Any = None) -> None:
         if attempt + 1 < max(1, self.retries):
-            self._attempt(query, reply, attempt + 1, proxy)
+            self._attempt(query, reply, attempt + 1, proxy, owner)
             return
         self.server.tcp["tcpGaveUp"] += 1
         reply(None)
 
     def release(self, conn: BackendConnection) -> None:
-        if not conn.closed and not conn.proxy and len(self.idle) < self.MAX_IDLE:
+        if conn.proxy:
+            if (conn.owner is None or conn.closed) and conn.transport:
+                conn.transport.close()
+        elif not conn.closed and len(self.idle) < self.MAX_IDLE:
             self.idle.append(conn)
         elif conn.transport:
             conn.transport.close()
@@ -152,6 +167,16 @@ class BackendTCPPool:
         self.server.tcp["tcpCurrentConnections"] = len(self.live)
         if conn in self.idle:
             self.idle.remove(conn)
+        if conn.proxy and self.owned.get(conn.proxy) is conn:
+            del self.owned[conn.proxy]
+
+    def drop_owner(self, owner: Any) -> None:
+        """The TCP client went away: close the proxied connections that served it."""
+        for key, conn in list(self.owned.items()):
+            if conn.owner == owner:
+                del self.owned[key]
+                if conn.transport:
+                    conn.transport.close()
 
     def close(self) -> None:
         for c in list(self.live):

@@ -39,7 +39,7 @@ def make_query(name: str, qid: int = 0x1234, options: bytes | None = None,
 def exchange(where: tuple[str, int], wire: bytes, source: str = "127.0.0.1",
              tcp: bool = False) -> tuple[bytes, int]:
     """(answer bytes, our source port) for one query sent from `source`."""
-    fam = socket.AF_INET
+    fam = socket.AF_INET6 if ":" in source else socket.AF_INET
     kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
     with socket.socket(fam, kind) as s:
         s.settimeout(2.0)
@@ -140,6 +140,23 @@ def test_cache_entries_per_client_subnet(impl: str, start_proc: Starter,
     assert first[:12] == same[:12]
 
 
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("tcp", [False, True])
+def test_source_prefix_settings_v4_v6(impl: str, tcp: bool, start_proc: Starter,
+                                      responder: Responder) -> None:
+    """setECSSourcePrefixV4/V6 over UDP and TCP, from 127.0.0.1 and ::1; nothing leaks back."""
+    conf = CONF + 'addLocal("[::1]:{port}")\nsetECSSourcePrefixV4(20)\nsetECSSourcePrefixV6(40)\n'
+    proc = start(impl, start_proc, responder, conf)
+    for source, name, ecs in (("127.0.0.1", "vfour.example.", ecs_option("127.0.0.1", 20)),
+                              ("::1", "vsix.example.", ecs_option("::1", 40))):
+        q = make_query(name)
+        answer, _ = exchange(proc.addr(family=6 if ":" in source else 4), q, source, tcp)
+        assert received(responder, name) == [q[2:10] + b"\x00\x01" + q[12:]
+                                             + bytes.fromhex("000029020000000000")
+                                             + len(ecs).to_bytes(2, "big") + ecs]
+        assert answer[10:12] == b"\x00\x00" and locate_opt(answer) == (-1, -1)
+
+
 ACTIONS = CONF + """
 addAction(QNameRule("fixed.example."), SetECSAction("192.0.2.77/24", "2001:db8::/48"))
 addAction(QNameRule("short.example."), SetECSPrefixLengthAction(16, 48))
@@ -213,3 +230,25 @@ def test_proxy_protocol_udp_tcp_and_health_checks(impl: str, start_proc: Starter
         got = poll_until(lambda: proxied_for(tcp_b, "tcp.example.")[1 - via_tcp:2 - via_tcp])
         assert got == [{"command": 1, "tcp": via_tcp, "values": [],
                         "source": ("127.0.0.1", port), "destination": front}]
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_proxied_tcp_connection_belongs_to_one_client(impl: str, start_proc: Starter,
+                                                      responder_factory) -> None:
+    """Two queries on one client connection share one backend connection (one header);
+    another client connection gets its own."""
+    udp_b, tcp_b = responder_factory(), responder_factory()
+    proc = start_proc(impl, PROXY, {"backend": udp_b.address, "tcpbackend": tcp_b.address})
+    ports = []
+    for _ in range(2):
+        with socket.create_connection(proc.addr(), timeout=2.0) as s:
+            ports.append(s.getsockname()[1])
+            for qid in (1, 2):
+                wire = make_query("tcp.example.", qid=qid)
+                s.sendall(len(wire).to_bytes(2, "big") + wire)
+                answer = _read(s, int.from_bytes(_read(s, 2), "big"))
+                assert answer[:2] == wire[:2]
+    headers = [p for _, p, d in tcp_b.proxied("tcp") if p["command"] == 1]
+    assert [h["source"][1] for h in headers] == [ports[0], ports[0], ports[1], ports[1]]
+    assert headers[0] is headers[1] and headers[2] is headers[3]   # parsed once per connection
+    assert headers[1] is not headers[2]
