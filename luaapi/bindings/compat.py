@@ -213,7 +213,9 @@ def register(rt: Any) -> None:
         A.SetAdditionalProxyProtocolValueAction(as_int(t), _raw(v))))
     rt.fn("SetProxyProtocolValuesAction", lambda t, *a: ActionHandle(
         A.SetProxyProtocolValuesAction(
-            [(as_int(k), _raw(v)) for k, v in table_to_dict(t).items()] if is_table(t) else [])))
+            # dnsdist 1.7.3 hands its unordered_map out highest type first (observed)
+            sorted(((as_int(k), _raw(v)) for k, v in t.items()), key=lambda kv: -kv[0])
+            if is_table(t) else [])))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
     rt.fn("TeeAction", lambda addr, *a: ActionHandle(

@@ -200,6 +200,7 @@ newServer{address="{backend}", useProxyProtocol=true}
 newServer{address="{tcpbackend}", useProxyProtocol=true, checkTCP=true, tcpOnly=true, pool="t"}
 addAction(QNameRule("tcp.example."), PoolAction("t"))
 addAction(QNameRule("tlv.example."), SetAdditionalProxyProtocolValueAction(42, "foo"))
+addAction(QNameRule("tlvs.example."), SetProxyProtocolValuesAction({[1]="a", [3]="bc"}))
 """
 
 
@@ -216,9 +217,11 @@ def test_proxy_protocol_udp_tcp_and_health_checks(impl: str, start_proc: Starter
     udp_b, tcp_b = responder_factory(), responder_factory()
     proc = start_proc(impl, PROXY, {"backend": udp_b.address, "tcpbackend": tcp_b.address})
     front = proc.addr()
-    assert [p[1]["command"] for p in udp_b.proxied("udp")][:1] == [0]     # LOCAL health check
-    assert [p[1]["command"] for p in tcp_b.proxied("tcp")][:1] == [0]
-    for name, values in (("plain.example.", []), ("tlv.example.", [(42, b"foo")])):
+    for resp, transport in ((udp_b, "udp"), (tcp_b, "tcp")):     # LOCAL health checks
+        checks = poll_until(lambda: resp.proxied(transport))
+        assert [p[1]["command"] for p in checks][:1] == [0]
+    for name, values in (("plain.example.", []), ("tlv.example.", [(42, b"foo")]),
+                         ("tlvs.example.", [(3, b"bc"), (1, b"a")])):
         answer, port = exchange(front, make_query(name))
         assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
         assert proxied_for(udp_b, name) == [{
@@ -252,3 +255,20 @@ def test_proxied_tcp_connection_belongs_to_one_client(impl: str, start_proc: Sta
     assert [h["source"][1] for h in headers] == [ports[0], ports[0], ports[1], ports[1]]
     assert headers[0] is headers[1] and headers[2] is headers[3]   # parsed once per connection
     assert headers[1] is not headers[2]
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_garbled_edns_does_not_stop_the_service(impl: str, start_proc: Starter,
+                                                responder: Responder) -> None:
+    """Options overrunning their OPT, an rdlength past the end, a cut question: whatever
+    becomes of them, the next good query is answered."""
+    proc = start(impl, start_proc, responder)
+    base = make_query("bad.example.")
+    base = base[:10] + b"\x00\x01" + base[12:]
+    for junk in (base + bytes.fromhex("0000290200000000000005000800200000"),
+                 base + bytes.fromhex("00002902000000000000ff0008"), base[:20]):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(junk, proc.addr())
+    answer, _ = exchange(proc.addr(), make_query("good.example."))
+    assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
+    assert proc.alive()
