@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
-from pydist.dns.ecs import query_for_backend, strip_ecs
+from pydist.dns.ecs import ecs_defaults, query_for_backend, strip_ecs
 from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
@@ -140,6 +140,7 @@ class PacketPath:
         policy = self.reg.policy_for(pool)
         if dq is None and policy.needs_dq:       # hashed and Lua policies read the query
             dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+            ecs_defaults(dq, self.settings)
         server = policy(pool.servers, dq)
         ecs = 0
         if server is not None and server.use_ecs:   # facts §10.3: after the policy, before the cache
@@ -206,6 +207,7 @@ class PacketPath:
         """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
         None when the query was dropped or answered."""
         dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        ecs_defaults(dq, self.settings)
         step = RULES
         if self.dynblocks is not None:
             step = apply_dynblocks(self, self.dynblocks, dq, addr, fe, fe_sock, reply)

@@ -156,15 +156,22 @@ def strip_ecs(resp: bytes, added: int) -> bytes:
 def query_for_backend(query: bytes, remote: tuple, dq: object, settings: object
                       ) -> tuple[bytes | None, int]:
     """apply_ecs with the subnet a query gets: SetECSAction's fixed one, else the client's
-    address cut to SetECSPrefixLengthAction's or setECSSourcePrefixV4/V6's length."""
-    fixed = getattr(dq, "ecs_subnet", None) if dq is not None else None
-    if fixed is not None:
-        address, prefix = fixed
-    else:
+    address cut to the dq's prefix length (setECSSourcePrefixV4/V6 unless a rule changed it)."""
+    if dq is None:
         address = remote[0]
-        prefix = getattr(dq, "ecs_prefix_length", 0) if dq is not None else 0
-        if not prefix:
-            v6 = ":" in address and not address.startswith("::ffff:")
-            prefix = settings.ecs_source_prefix_v6 if v6 else settings.ecs_source_prefix_v4
-    override = settings.ecs_override or (dq is not None and dq.ecs_override)
-    return apply_ecs(query, ecs_option(address, prefix), override)
+        prefix = settings.ecs_source_prefix_v6 if _is_v6(address) else settings.ecs_source_prefix_v4
+        return apply_ecs(query, ecs_option(address, prefix), settings.ecs_override)
+    fixed = dq.ecs_subnet
+    address, prefix = fixed if fixed is not None else (remote[0], dq.ecs_prefix_length)
+    return apply_ecs(query, ecs_option(address, prefix), dq.ecs_override)
+
+
+def ecs_defaults(dq: object, settings: object) -> None:
+    """A new DNSQuestion's ECS fields as dnsdist starts them (what Lua's dq reads)."""
+    dq.ecs_override = settings.ecs_override
+    dq.ecs_prefix_length = settings.ecs_source_prefix_v6 if _is_v6(dq.remote[0]) \
+        else settings.ecs_source_prefix_v4
+
+
+def _is_v6(address: str) -> bool:
+    return ":" in address and not address.startswith("::ffff:")

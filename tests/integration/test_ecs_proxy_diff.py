@@ -272,3 +272,27 @@ def test_garbled_edns_does_not_stop_the_service(impl: str, start_proc: Starter,
     answer, _ = exchange(proc.addr(), make_query("good.example."))
     assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
     assert proc.alive()
+
+
+DQ_FIELDS = CONF + """
+setECSOverride(true)
+addAction(QNameRule("keep.example."), SetECSOverrideAction(false))
+addAction(QNameRule("lua.example."), LuaAction(function(dq)
+  dq.ecsPrefixLength = dq.ecsPrefixLength - 4
+  return DNSAction.None, ""
+end))
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_dq_starts_from_the_global_ecs_settings(impl: str, start_proc: Starter,
+                                               responder: Responder) -> None:
+    """dq.ecsPrefixLength reads setECSSourcePrefixV4's 24; SetECSOverrideAction(false) beats
+    setECSOverride(true); without a rule the global override applies."""
+    proc = start(impl, start_proc, responder, DQ_FIELDS)
+    exchange(proc.addr(), make_query("lua.example."))
+    assert received(responder, "lua.example.")[0].endswith(ecs_option("127.0.0.1", 20))
+    theirs = ecs_option("10.9.9.0", 24)
+    for name, sent in (("keep.example.", theirs), ("other.example.", ecs_option("127.0.0.1", 24))):
+        exchange(proc.addr(), make_query(name, options=theirs))
+        assert received(responder, name)[0].endswith(sent)
