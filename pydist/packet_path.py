@@ -185,7 +185,21 @@ class PacketPath:
                                  dq.delay_ms if dq is not None else 0, not udp)
         if server.use_ecs:
             state.ecs = ecs if ecs > 0 else 0
-        proxy = header_for_query(addr, fe, not udp, dq) if server.use_proxy else b""
+        if server.use_proxy:
+            return self._send_proxied(server, data, state, addr, fe, udp, dq, reply)
+        if udp and not server.tcp_only:
+            if server.udp is None or not server.udp.send(data, state):
+                return self._drop(reply)
+            return
+        if server.tcp_pool is None:
+            return self._drop(reply)
+        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+
+    def _send_proxied(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
+                      udp: bool, dq: DNSQuestion | None, reply: Callable | None) -> None:
+        """useProxyProtocol: the header before each UDP datagram, or at the start of a TCP
+        connection that only this TCP client uses."""
+        proxy = header_for_query(addr, fe, not udp, dq)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state, proxy):
                 return self._drop(reply)
@@ -193,7 +207,7 @@ class PacketPath:
         if server.tcp_pool is None:
             return self._drop(reply)
         server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st),
-                              proxy, addr if proxy and not udp else None)
+                              proxy, None if udp else addr)
 
     def tcp_client_gone(self, peer: Any) -> None:
         """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
