@@ -42,6 +42,7 @@ class PacketPath:
         self.cachehit_rules = rules["cachehit"].rules
         self.selfanswered_rules = rules["selfanswered"].rules
         self.dynblocks = self.reg.dynblocks if self.reg.dynblocks.active else None
+        self.proxied_servers = tuple(s for s in self.reg.servers if s.use_proxy)
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and not self.query_rules
             and not self.cachehit_rules and self.dynblocks is None
@@ -211,8 +212,8 @@ class PacketPath:
 
     def tcp_client_gone(self, peer: Any) -> None:
         """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
-        for server in self.reg.servers:
-            if server.use_proxy and server.tcp_pool is not None:
+        for server in self.proxied_servers:
+            if server.tcp_pool is not None:
                 server.tcp_pool.drop_owner(peer)
 
     def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
