@@ -201,6 +201,10 @@ newServer{address="{tcpbackend}", useProxyProtocol=true, checkTCP=true, tcpOnly=
 addAction(QNameRule("tcp.example."), PoolAction("t"))
 addAction(QNameRule("tlv.example."), SetAdditionalProxyProtocolValueAction(42, "foo"))
 addAction(QNameRule("tlvs.example."), SetProxyProtocolValuesAction({[1]="a", [3]="bc"}))
+addAction(QNameRule("luatlv.example."), LuaAction(function(dq)
+  dq:addProxyProtocolValue(1, dq.localaddr:tostring())
+  return DNSAction.None, ""
+end))
 """
 
 
@@ -221,7 +225,8 @@ def test_proxy_protocol_udp_tcp_and_health_checks(impl: str, start_proc: Starter
         checks = poll_until(lambda: resp.proxied(transport))
         assert [p[1]["command"] for p in checks][:1] == [0]
     for name, values in (("plain.example.", []), ("tlv.example.", [(42, b"foo")]),
-                         ("tlvs.example.", [(3, b"bc"), (1, b"a")])):
+                         ("tlvs.example.", [(3, b"bc"), (1, b"a")]),
+                         ("luatlv.example.", [(1, b"127.0.0.1")])):
         answer, port = exchange(front, make_query(name))
         assert dnslib.DNSRecord.parse(answer).rr[0].rdata == dnslib.A("192.0.2.1")
         assert proxied_for(udp_b, name) == [{
