@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
-from pydist.dns.ecs import ecs_defaults, query_for_backend, strip_ecs
+from pydist.dns.ecs import ecs_defaults, ecs_response, query_for_backend, zero_scope_lookup
 from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
@@ -143,19 +143,27 @@ class PacketPath:
             dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
             ecs_defaults(dq, self.settings)
         server = policy(pool.servers, dq)
+        cache = None if skip_cache else pool.cache
         ecs = 0
+        zero = None
         if server is not None and server.use_ecs:   # facts §10.3: after the policy, before the cache
             if dq is None or dq.use_ecs:
+                zero = data
                 data, ecs = query_for_backend(data, addr, dq, self.settings)
                 if data is None:
                     return self._drop(reply)
                 ecs = ecs or -1                      # -1: ECS present, nothing to strip
-        cache = None if skip_cache else pool.cache
+                if cache is None or not cache.parse_ecs or server.options["disableZeroScope"]:
+                    zero = None
         cache_key = None
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
-            resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
+            if zero is None:
+                resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
+            else:
+                resp, cache_key, zero = zero_scope_lookup(cache, zero, data, qname_end, key_udp,
+                                                          now, stale, ecs > 0)
             if resp is not None:
                 delay = dq.delay_ms if dq is not None and udp else 0
                 if self.cachehit_rules:
@@ -186,6 +194,7 @@ class PacketPath:
                                  dq.delay_ms if dq is not None else 0, not udp)
         if server.use_ecs:
             state.ecs = ecs if ecs > 0 else 0
+            state.zero = zero
         if server.use_proxy:
             return self._send_proxied(server, data, state, addr, fe, udp, dq, reply)
         if udp and not server.tcp_only:
@@ -270,7 +279,7 @@ class PacketPath:
             if resp is None:
                 return
         if server.use_ecs:
-            resp = strip_ecs(resp, st.ecs)
+            resp = ecs_response(resp, st)
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)
@@ -300,7 +309,7 @@ class PacketPath:
                     st.tcp_reply(None)
                 return
         if server.use_ecs:
-            resp = strip_ecs(resp, st.ecs)
+            resp = ecs_response(resp, st)
         self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
         if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)

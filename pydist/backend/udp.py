@@ -13,7 +13,7 @@ DRAIN_BUDGET = 256
 class InFlight:
     """One UDP query waiting for its backend answer (lives only for the round trip)."""
     __slots__ = ("orig_id", "client", "fe_sock", "frontend", "question", "sent", "sent_tick",
-                 "cache", "cache_key", "query", "qname_end", "flags", "tcp_reply", "ecs")
+                 "cache", "cache_key", "query", "qname_end", "flags", "tcp_reply", "ecs", "zero")
 
     def __init__(self, orig_id: bytes, client: Any, fe_sock: Any, frontend: Any, question: bytes,
                  sent: float, sent_tick: int, cache: Any, cache_key: Any, query: bytes,

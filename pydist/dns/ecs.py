@@ -175,3 +175,37 @@ def ecs_defaults(dq: object, settings: object) -> None:
 
 def _is_v6(address: str) -> bool:
     return ":" in address and not address.startswith("::ffff:")
+
+
+def zero_scope_lookup(cache: object, client_query: bytes, query: bytes, qname_end: int,
+                      udp: bool, now: float, stale: int, eligible: bool
+                      ) -> tuple[bytearray | None, object, tuple | None]:
+    """parseECS without disableZeroScope: look up the query as the client sent it first (a
+    scope-0 answer serves every subnet; the cache counts that miss too), then as sent. Returns
+    (answer, key, (key, query) to store a scope-0 answer under, when the client had no ECS)."""
+    resp, zero_key = cache.lookup(client_query, qname_end, udp, now, stale, exact=False)
+    if resp is not None:
+        return resp, None, None
+    resp, key = cache.lookup(query, qname_end, udp, now, stale, exact=False)
+    return resp, key, ((zero_key, client_query) if eligible and zero_key is not None else None)
+
+
+def scope_is_zero(resp: bytes) -> bool:
+    """True when the answer's OPT holds an ECS option with scope prefix 0."""
+    start, end = locate_opt(resp)
+    if start < 0:
+        return False
+    rdata = skip_name(resp, start) + 10
+    for code, s, e in _options(resp, rdata, end) or ():
+        if code == OPT_ECS:
+            return e - s >= 8 and resp[s + 7] == 0
+    return False
+
+
+def ecs_response(resp: bytes, st: object) -> bytes:
+    """A useClientSubnet backend's answer on its way back: a scope-0 answer goes into the
+    cache under the client's own query (zero-scope), then what we added is taken out."""
+    zero = st.zero
+    if zero is not None and scope_is_zero(resp):
+        st.cache_key, st.query = zero
+    return strip_ecs(resp, st.ecs)

@@ -43,6 +43,7 @@ class Responder:
         # (transport, proxy protocol header fields or None, the DNS query bytes) as received
         self.raw: list[tuple[str, dict | None, bytes]] = []
         self.echo_opt = False     # answer with the query's OPT RR, ECS scope = source prefix
+        self.ecs_scope: int | None = None   # ... or this scope
         self.udp, self.tcp = _bind_pair(host)
         self.port = self.udp.getsockname()[1]
         self.host = host
@@ -76,7 +77,7 @@ class Responder:
         start, end = locate_opt(data)
         if start >= 0:
             wire[10:12] = (len(r.ar) + 1).to_bytes(2, "big")
-            wire += _scoped(data[start:end])
+            wire += _scoped(data[start:end], self.ecs_scope)
         return bytes(wire)
 
     def proxied(self, transport: str = "") -> list[tuple[str, dict | None, bytes]]:
@@ -189,14 +190,14 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
     return buf
 
 
-def _scoped(opt_rr: bytes) -> bytes:
-    """An OPT RR (root owner) whose ECS option, if any, gets scope = source prefix."""
+def _scoped(opt_rr: bytes, scope: int | None = None) -> bytes:
+    """An OPT RR (root owner) whose ECS option, if any, gets scope = source prefix (or scope)."""
     out = bytearray(opt_rr)
     pos = 11
     while pos + 4 <= len(out):
         code = int.from_bytes(out[pos:pos + 2], "big")
         ln = int.from_bytes(out[pos + 2:pos + 4], "big")
         if code == OPT_ECS and ln >= 4:
-            out[pos + 7] = out[pos + 6]
+            out[pos + 7] = out[pos + 6] if scope is None else scope
         pos += 4 + ln
     return bytes(out)

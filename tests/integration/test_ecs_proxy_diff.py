@@ -301,3 +301,22 @@ def test_dq_starts_from_the_global_ecs_settings(impl: str, start_proc: Starter,
     for name, sent in (("keep.example.", theirs), ("other.example.", ecs_option("127.0.0.1", 24))):
         exchange(proc.addr(), make_query(name, options=theirs))
         assert received(responder, name)[0].endswith(sent)
+
+
+PARSE_ECS = CONF.replace("newPacketCache(1000)", "newPacketCache(1000, {parseECS=true})")
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("scope", [None, 0])
+def test_parse_ecs_cache_and_zero_scope(impl: str, scope: int | None, start_proc: Starter,
+                                        responder: Responder) -> None:
+    """parseECS: each /24 has its entry (the ECS option stays in the key); an answer with
+    scope 0 is stored under the query as the client sent it and serves every client."""
+    proc = start(impl, start_proc, responder, PARSE_ECS)
+    responder.ecs_scope = scope
+    q = make_query("zero.example.")
+    for source in ("127.0.0.1", "127.0.0.1", "127.0.1.1", "127.0.1.1", "127.0.0.9"):
+        answer, _ = exchange(proc.addr(), q, source)
+        assert locate_opt(answer) == (-1, -1)
+    sent = [p[-3:] for p in received(responder, "zero.example.")]
+    assert sent == ([b"\x7f\x00\x00"] if scope == 0 else [b"\x7f\x00\x00", b"\x7f\x00\x01"])
