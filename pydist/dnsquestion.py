@@ -34,7 +34,7 @@ class DNSQuestion(HeaderFlags):
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
                  "protocol", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
-                 "lua_handle")
+                 "lua_handle", "proxy_values")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
@@ -58,6 +58,7 @@ class DNSQuestion(HeaderFlags):
         self.use_ecs = True
         self.ecs_override = False
         self.ecs_prefix_length = 0
+        self.proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
         self.delay_ms = 0
         self.protocol = "Do53 TCP" if tcp else "Do53 UDP"
         if getattr(decl, "kind", "") == "tls":
@@ -65,7 +66,7 @@ class DNSQuestion(HeaderFlags):
         self.settings_add_edns = True
         self.payload_size = 1232
         self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
-        self.ecs_subnet: Any = None             # SetECSAction's network, sent instead of ours
+        self.ecs_subnet: tuple[str, int] | None = None   # SetECSAction's (network, bits)
         self.lua_handle: Any = None             # the `dq` a Lua policy saw, made on demand
 
     # --- question

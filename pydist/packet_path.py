@@ -7,12 +7,13 @@ import time
 from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
+from pydist.dns.ecs import ecs_defaults, ecs_response, zero_scope_lookup
+from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
-from pydist.ecs import strip_added
 from pydist.rule_path import RulePath, sendto as _sendto
-from pydist.rules.responses import RuleInFlight, apply_response_rules
+from pydist.rules.responses import apply_response_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
@@ -36,10 +37,11 @@ class PacketPath(RulePath):
         pool = self.default_pool
         policy = self.reg.policy_for(pool)
         rules_allow_fast_path = self.refresh_rules()
+        self.proxied_servers = tuple(s for s in self.reg.servers if s.use_proxy)
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and rules_allow_fast_path
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
-            and not any(s.tcp_only for s in pool.servers)
+            and not any(s.tcp_only or s.use_ecs for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0) else None
 
     # ---- UDP frontend: drained, not called back per datagram
@@ -147,17 +149,25 @@ class PacketPath(RulePath):
         pdq = dq
         if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
             pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+            ecs_defaults(pdq, self.settings)
         server = policy(pool.servers, pdq)
         cache = None if skip_cache else pool.cache
+        ecs = 0
+        zero = None
+        if server is not None and server.use_ecs and (pdq is None or pdq.use_ecs):
+            # facts §10.3: ECS after the policy, before the cache (the key holds the subnet)
+            data, ecs, zero = self._add_ecs(data, addr, pdq, cache, server)
+            if data is None:
+                return self._drop(reply)
         cache_key = None
-        edns_added = ecs_added = False
-        if (server is not None and server.options.get("useClientSubnet")
-                and (dq is None or dq.use_ecs)):
-            data, edns_added, ecs_added = self._add_ecs(data, qname_end, addr, dq)
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
-            resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale)
+            if zero is None:
+                resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
+            else:
+                resp, cache_key, zero = zero_scope_lookup(cache, zero, data, qname_end, key_udp,
+                                                          now, stale, ecs > 0)
             if resp is not None:
                 delay = dq.delay_ms if dq is not None and udp else 0
                 if self.cachehit_rules:
@@ -180,13 +190,18 @@ class PacketPath(RulePath):
                 # as 1.7.3: this SERVFAIL is not counted in the frontend's responses
                 return self._answer(ans, addr, fe, fe_sock, reply, count=False, fe_count=False)
             return self._drop(reply)
-        if dq is None and not self.response_rules and not (edns_added or ecs_added):
+        if dq is None and not self.response_rules:
             state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
                              cache, cache_key, data, qname_end, flags, reply)
         else:
             state = self.rule_in_flight(data, addr, fe_sock, fe, now, cache, cache_key,
                                         qname_end, qtype, qclass, flags, reply, dq, udp,
-                                        skip_cache, edns_added, ecs_added)
+                                        skip_cache)
+        if server.use_ecs:
+            state.ecs = ecs if ecs > 0 else 0
+            state.zero = zero
+        if server.use_proxy:
+            return self._send_proxied(server, data, state, addr, fe, udp, pdq, reply)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state):
                 return self._drop(reply)
@@ -194,6 +209,26 @@ class PacketPath(RulePath):
         if server.tcp_pool is None:
             return self._drop(reply)
         server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+
+    def _send_proxied(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
+                      udp: bool, dq: DNSQuestion | None, reply: Callable | None) -> None:
+        """useProxyProtocol: the header before each UDP datagram, or at the start of a TCP
+        connection that only this TCP client uses."""
+        proxy = header_for_query(addr, fe, not udp, dq)
+        if udp and not server.tcp_only:
+            if server.udp is None or not server.udp.send(data, state, proxy):
+                return self._drop(reply)
+            return
+        if server.tcp_pool is None:
+            return self._drop(reply)
+        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st),
+                              proxy, None if udp else addr)
+
+    def tcp_client_gone(self, peer: Any) -> None:
+        """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
+        for server in self.proxied_servers:
+            if server.tcp_pool is not None:
+                server.tcp_pool.drop_owner(peer)
 
     def _drop(self, reply: Callable | None) -> None:
         if reply is not None:
@@ -231,8 +266,8 @@ class PacketPath(RulePath):
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
-        if st.__class__ is RuleInFlight and (st.edns_added or st.ecs_added):
-            resp = strip_added(resp, st.edns_added, st.ecs_added)
+        if server.use_ecs:
+            resp = ecs_response(resp, st)
         self.stats.latency_sample(usec)
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
@@ -262,8 +297,8 @@ class PacketPath(RulePath):
                 if st.tcp_reply is not None:
                     st.tcp_reply(None)
                 return
-        if st.__class__ is RuleInFlight and (st.edns_added or st.ecs_added):
-            resp = strip_added(resp, st.edns_added, st.ecs_added)
+        if server.use_ecs:
+            resp = ecs_response(resp, st)
         self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
         if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)

@@ -1,15 +1,15 @@
 """The rule side of the packet path (kept apart so packet_path.py stays the one place the order
 of the steps is written): dynamic blocks and query rules before the pool, the pure-chain memo that
-keeps the fast cache path, ECS for useClientSubnet servers, what an in-flight query remembers for
-its answer, and the response chain on backend answers."""
+keeps the fast cache path, ECS for useClientSubnet servers (wire work in pydist.dns.ecs), what an
+in-flight query remembers for its answer, and the response chain on backend answers."""
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
 
+from pydist.dns.ecs import ecs_defaults, query_for_backend
 from pydist.dns.wire import WireError, parse_question
 from pydist.dnsquestion import DNSQuestion
-from pydist.ecs import add_ecs, ecs_option
 from pydist.rules.chain import (
     DONE,
     RULES,
@@ -45,31 +45,27 @@ class RulePath:
     def rule_in_flight(self, data: bytes, addr: Any, fe_sock: Any, fe: Any, now: float,
                        cache: Any, cache_key: Any, qname_end: int, qtype: int, qclass: int,
                        flags: int, reply: Callable | None, dq: DNSQuestion | None, udp: bool,
-                       skip_cache: bool, edns_added: bool, ecs_added: bool) -> RuleInFlight:
-        """An in-flight query that carries what its answer's rules, delay and ECS need."""
+                       skip_cache: bool) -> RuleInFlight:
+        """An in-flight query that carries what its answer's rules and delay need."""
         state = RuleInFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now,
                              self.tick, cache, cache_key, data, qname_end, flags, reply)
         state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
                              dq.delay_ms if dq is not None else 0, not udp, skip_cache)
-        state.edns_added, state.ecs_added = edns_added, ecs_added
         if dq is not None:
             state.temp_failure_ttl = dq.temp_failure_ttl
         return state
 
-    def _add_ecs(self, data: bytes, qname_end: int, addr: Any,
-                 dq: DNSQuestion | None) -> tuple[bytes, bool, bool]:
-        """The client's subnet for a useClientSubnet server (see pydist.ecs)."""
-        st = self.settings
-        v4, v6, override = st.ecs_source_prefix_v4, st.ecs_source_prefix_v6, st.ecs_override
-        host = addr[0]
-        if dq is not None:
-            if dq.ecs_prefix_length:
-                v4 = v6 = dq.ecs_prefix_length
-            override = override or dq.ecs_override
-            if dq.ecs_subnet is not None:       # SetECSAction
-                host = str(dq.ecs_subnet.network_address)
-                v4 = v6 = dq.ecs_subnet.prefixlen
-        return add_ecs(data, qname_end, ecs_option(host, v4, v6), override)
+    def _add_ecs(self, data: bytes, addr: Any, dq: DNSQuestion | None, cache: Any,
+                 server: Any) -> tuple[bytes | None, int, bytes | None]:
+        """useClientSubnet, after the policy and before the cache (facts §10.3; see
+        pydist.dns.ecs): (query to send or None when it is too garbled to carry ECS and is
+        dropped, what was added: ECS_ADDED/EDNS_ADDED or -1 for "an ECS is there, nothing to
+        strip", and the client's own query for the zero-scope lookup, or None)."""
+        zero = data
+        data, added = query_for_backend(data, addr, dq, self.settings)
+        if cache is None or not cache.parse_ecs or server.options["disableZeroScope"]:
+            zero = None
+        return data, added or -1, zero
 
     def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
                      fe: Any, fe_sock: Any, udp: bool, now: float,
@@ -77,6 +73,7 @@ class RulePath:
         """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
         None when the query was dropped or answered."""
         dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        ecs_defaults(dq, self.settings)     # what Lua reads, and what rules may change
         memo = self.rule_memo
         if memo is not None:
             dq.matched = []

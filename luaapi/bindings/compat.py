@@ -204,13 +204,17 @@ def register(rt: Any) -> None:
     # --- other actions kept as objects
     simple = {
         "SNMPTrapAction": "send SNMP trap", "SNMPTrapResponseAction": "send SNMP trap",
-        "SetProxyProtocolValuesAction": "set Proxy-Protocol values",
     }
     for fname, text in simple.items():
         rt.fn(fname, lambda *a, _t=text, _r=fname.endswith("ResponseAction"):
               ActionHandle(A.ObjectAction(_t, _r)))
     rt.fn("SetAdditionalProxyProtocolValueAction", lambda t, v, *a: ActionHandle(
-        A.ObjectAction(f"add a Proxy-Protocol value of type {as_int(t)}")))
+        A.SetAdditionalProxyProtocolValueAction(as_int(t), _raw(v))))
+    rt.fn("SetProxyProtocolValuesAction", lambda t, *a: ActionHandle(
+        A.SetProxyProtocolValuesAction(
+            # dnsdist 1.7.3 hands its unordered_map out highest type first (observed)
+            sorted(((as_int(k), _raw(v)) for k, v in t.items()), key=lambda kv: -kv[0])
+            if is_table(t) else [])))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
 
@@ -246,3 +250,10 @@ def register(rt: Any) -> None:
 def _with_port(addr: str) -> str:
     host, port = parse_address(addr, 53)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _raw(value: Any) -> bytes:
+    """A Lua string's bytes (Lua strings reach us as latin-1 text)."""
+    if isinstance(value, bytes):
+        return value
+    return str(as_str(value)).encode("latin-1", "replace")

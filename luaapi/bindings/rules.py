@@ -347,9 +347,18 @@ class DQHandle:
         except ValueError:
             A.SpoofRawAction([x.encode("latin-1") for x in items])(self._dq)
 
-    def addProxyProtocolValue(self, *a: Any) -> None: pass
-    def setProxyProtocolValues(self, *a: Any) -> None: pass
-    def getProxyProtocolValues(self, *a: Any) -> Any: return self._rt.lua.table()
+    def addProxyProtocolValue(self, kind: Any, value: Any, *a: Any) -> None:
+        """A TLV for the proxy protocol header sent to useProxyProtocol backends."""
+        A.SetAdditionalProxyProtocolValueAction(as_int(kind), _lua_bytes(value))(self._dq)
+
+    def setProxyProtocolValues(self, values: Any, *a: Any) -> None:
+        self._dq.proxy_values = sorted(
+            ((as_int(k), _lua_bytes(v)) for k, v in values.items()), key=lambda kv: -kv[0]) \
+            if is_table(values) else []
+
+    def getProxyProtocolValues(self, *a: Any) -> Any:
+        return self._rt.lua.table_from({k: v for k, v in (self._dq.proxy_values or ())})
+
     def setNegativeAndAdditionalSOA(self, *a: Any) -> bool:
         nxd, zone, ttl, mname, rname, numbers = negative_args(a)
         MA.negative_answer(self._dq, nxd, zone, ttl, mname, rname, numbers, None)
@@ -788,3 +797,8 @@ def _show_subset(rules: list[Rule]) -> list[str]:
     c = RuleChain("view")
     c.rules = tuple(rules)
     return c.show()
+
+
+def _lua_bytes(value: Any) -> bytes:
+    """A Lua string's bytes (Lua strings reach Python as latin-1 text or bytes)."""
+    return value if isinstance(value, bytes) else str(as_str(value)).encode("latin-1", "replace")

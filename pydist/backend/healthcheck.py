@@ -19,6 +19,7 @@ from typing import Any
 
 from pydist.backend.server import AUTO, DownstreamState
 from pydist.dns.netmask import family_of
+from pydist.dns.proxyprotocol import LOCAL_HEADER
 from pydist.dns.wire import WireError, name_to_text, qtype_from_text, qtype_to_text, text_to_wire
 
 Outcome = tuple[bool, str]          # (success, verbose reason when it failed)
@@ -169,7 +170,8 @@ async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> byt
         if src and "@" not in src:
             sock.bind((src, 0))
         sock.connect(server.addr)
-        await loop.sock_sendall(sock, query)
+        # useProxyProtocol: dnsdist 1.7.3 sends its checks behind a LOCAL header
+        await loop.sock_sendall(sock, LOCAL_HEADER + query if server.use_proxy else query)
         return await loop.sock_recv(sock, 512)
     finally:
         sock.close()
@@ -182,7 +184,8 @@ async def _tcp_exchange(server: DownstreamState, query: bytes,
         return await tls_exchange(server, query, log)
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
-        writer.write(len(query).to_bytes(2, "big") + query)
+        writer.write((LOCAL_HEADER if server.use_proxy else b"") + len(query).to_bytes(2, "big")
+                     + query)
         n = int.from_bytes(await reader.readexactly(2), "big")
         return await reader.readexactly(n)
     finally:

@@ -47,6 +47,8 @@ class DownstreamState:
         self.availability = AUTO
         self.up_status = False
         self.tcp_only = bool(opts["tcpOnly"] or opts["tls"] or opts["dohPath"])
+        self.use_ecs = bool(opts["useClientSubnet"])        # one flag test on the packet path
+        self.use_proxy = bool(opts["useProxyProtocol"])
         # counters (facts §2.3)
         self.queries = self.responses = self.send_errors = self.reuseds = 0
         self.outstanding = 0

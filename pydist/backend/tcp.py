@@ -25,6 +25,8 @@ class BackendConnection(asyncio.Protocol):
         self.closed = False
         self.started = time.monotonic()
         self.queries = 0
+        self.proxy = b""     # a proxy protocol connection: header sent first, never shared
+        self.owner: Any = None   # the TCP client it belongs to (proxy protocol), else None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -37,7 +39,10 @@ class BackendConnection(asyncio.Protocol):
     def send(self, query: bytes, reply: Reply, attempt: int) -> None:
         self.pending[query[:2]] = (query, reply, attempt)
         self.queries += 1
-        self.transport.write(len(query).to_bytes(2, "big") + query)
+        data = len(query).to_bytes(2, "big") + query
+        if self.proxy and self.queries == 1:      # proxy protocol: the header opens the stream
+            data = self.proxy + data
+        self.transport.write(data)
         buffered = getattr(self.transport, "get_write_buffer_size", None)
         if buffered is not None and buffered():      # the kernel did not take it all: watch it
             self.pool.loop.call_later(self.pool.send_timeout, self._send_check)
@@ -96,7 +101,7 @@ class BackendConnection(asyncio.Protocol):
             self.transport.close()
         for query, reply, attempt in pending.values():
             if retry:
-                self.pool.retry(query, reply, attempt)
+                self.pool.retry(query, reply, attempt, self.proxy, self.owner)
             else:
                 reply(None)
 
@@ -111,6 +116,7 @@ class BackendTCPPool:
         self.server = server
         self.idle: list[BackendConnection] = []
         self.live: set[BackendConnection] = set()
+        self.owned: dict[bytes, BackendConnection] = {}     # proxied, by their header
         opts = server.options
         self.max_in_flight = max(1, int(opts.get("maxInFlight") or 1))
         self.opening: list[tuple[bytes, Reply, int]] | None = None   # riders of a connect
@@ -119,12 +125,23 @@ class BackendTCPPool:
         self.send_timeout = float(opts.get("tcpSendTimeout") or 30)
         self.retries = int(opts.get("retries") if opts.get("retries") is not None else 5)
 
-    def query(self, query: bytes, reply: Reply) -> None:
-        """Send one query; reply(response) or reply(None) once retries are exhausted."""
+    def query(self, query: bytes, reply: Reply, proxy: bytes = b"", owner: Any = None) -> None:
+        """Send one query; reply(response) or reply(None) once retries are exhausted. With a
+        proxy protocol header: on a connection that carries the header first and serves only
+        the TCP client `owner` (as dnsdist 1.7.3), or only this query when owner is None."""
         self.server.queries += 1
-        self._attempt(query, reply, 0)
+        self._attempt(query, reply, 0, proxy, owner)
 
-    def _attempt(self, query: bytes, reply: Reply, attempt: int) -> None:
+    def _attempt(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"",
+                 owner: Any = None) -> None:
+        if proxy:
+            conn = self.owned.get(proxy) if owner is not None else None
+            if conn is not None and conn.can_take(query):
+                self.server.tcp["tcpReusedConnections"] += 1
+                conn.send(query, reply, attempt)
+                return
+            self.loop.create_task(self._connect_and_send([(query, reply, attempt)], proxy, owner))
+            return
         self.idle = [c for c in self.idle if not c.closed]
         for conn in reversed(self.idle):
             if conn.can_take(query):
@@ -149,17 +166,20 @@ class BackendTCPPool:
         riders.append((query, reply, attempt))
         return True
 
-    async def _connect_and_send(self, riders: list[tuple[bytes, Reply, int]]) -> None:
-        """Open a connection and send the query that asked for it, plus any that rode along."""
+    async def _connect_and_send(self, riders: list[tuple[bytes, Reply, int]],
+                                proxy: bytes = b"", owner: Any = None) -> None:
+        """Open a connection and send the query that asked for it, plus any that rode along.
+        A proxied one (proxy protocol header) starts with its header and, with an owner, is
+        kept for that TCP client only."""
         try:
             conn = await asyncio.wait_for(self._open(), self.connect_timeout)
         except TimeoutError:
             self.server.tcp["tcpConnectTimeouts"] += 1
-            self._retry_all(riders)
+            self._retry_all(riders, proxy, owner)
             return
         except OSError:
             self.server.tcp["tcpDiedSendingQuery"] += 1
-            self._retry_all(riders)
+            self._retry_all(riders, proxy, owner)
             return
         if self.opening is riders:
             self.opening = None
@@ -168,22 +188,21 @@ class BackendTCPPool:
         self.live.add(conn)
         tcp["tcpCurrentConnections"] = len(self.live)
         tcp["tcpMaxConcurrentConnections"] = max(tcp["tcpMaxConcurrentConnections"], len(self.live))
+        if proxy:
+            conn.proxy, conn.owner = proxy, owner
+            if owner is not None:
+                self.owned[proxy] = conn
         for q, r, a in riders:
             conn.send(q, r, a)
-        if self.max_in_flight > 1:       # room left for others' queries right away
+        if self.max_in_flight > 1 and not proxy:   # room left for others' queries right away
             self.release(conn)
 
-    async def _open(self) -> BackendConnection:
-        """A new connected BackendConnection (the TLS pool adds its handshake here)."""
-        _, conn = await self.loop.create_connection(lambda: BackendConnection(self),
-                                                    self.server.host, self.server.port)
-        return conn
-
-    def _retry_all(self, riders: list[tuple[bytes, Reply, int]]) -> None:
+    def _retry_all(self, riders: list[tuple[bytes, Reply, int]], proxy: bytes = b"",
+                   owner: Any = None) -> None:
         if self.opening is riders:
             self.opening = None
         for q, r, a in riders:
-            self.retry(q, r, a)
+            self.retry(q, r, a, proxy, owner)
 
     async def _open(self) -> BackendConnection:
         """A new connected BackendConnection (the TLS pool adds its handshake here)."""
@@ -191,15 +210,21 @@ class BackendTCPPool:
                                                     self.server.host, self.server.port)
         return conn
 
-    def retry(self, query: bytes, reply: Reply, attempt: int) -> None:
+    def retry(self, query: bytes, reply: Reply, attempt: int, proxy: bytes = b"",
+              owner: Any = None) -> None:
         if attempt + 1 < max(1, self.retries):
-            self._attempt(query, reply, attempt + 1)
+            self._attempt(query, reply, attempt + 1, proxy, owner)
             return
         self.server.tcp["tcpGaveUp"] += 1
         reply(None)
 
     def release(self, conn: BackendConnection) -> None:
         """conn has room again (an answer came back, or maxInFlight allows more)."""
+        if conn.proxy:     # never shared: kept only while its TCP client owns it
+            if (conn.owner is None or conn.closed or self.owned.get(conn.proxy) is not conn) \
+                    and conn.transport and not conn.pending:
+                conn.transport.close()
+            return
         if conn in self.idle:
             return
         if not conn.closed and len(self.idle) < self.MAX_IDLE:
@@ -219,6 +244,15 @@ class BackendTCPPool:
         tcp["tcpCurrentConnections"] = len(self.live)
         if conn in self.idle:
             self.idle.remove(conn)
+        if conn.proxy and self.owned.get(conn.proxy) is conn:
+            del self.owned[conn.proxy]
+
+    def drop_owner(self, owner: Any) -> None:
+        """The TCP client went away: close the proxied connections that served it."""
+        for key, conn in list(self.owned.items()):
+            if conn.owner == owner:
+                del self.owned[key]
+                conn._fail(retry=False)     # what it still had in flight was for that client
 
     def close(self) -> None:
         for c in list(self.live):

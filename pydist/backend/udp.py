@@ -13,7 +13,7 @@ DRAIN_BUDGET = 256
 class InFlight:
     """One UDP query waiting for its backend answer (lives only for the round trip)."""
     __slots__ = ("orig_id", "client", "fe_sock", "frontend", "question", "sent", "sent_tick",
-                 "cache", "cache_key", "query", "qname_end", "flags", "tcp_reply")
+                 "cache", "cache_key", "query", "qname_end", "flags", "tcp_reply", "ecs", "zero")
 
     def __init__(self, orig_id: bytes, client: Any, fe_sock: Any, frontend: Any, question: bytes,
                  sent: float, sent_tick: int, cache: Any, cache_key: Any, query: bytes,
@@ -63,8 +63,9 @@ class BackendUDP:
             self.socks.append(s)
         self.next_sock = 0
 
-    def send(self, query: bytes, state: InFlight) -> bool:
-        """Take a slot, rewrite the ID, send. Slot reuse counts as a timeout, as in dnsdist."""
+    def send(self, query: bytes, state: InFlight, proxy: bytes = b"") -> bool:
+        """Take a slot, rewrite the ID, send (after a proxy protocol header when given). Slot
+        reuse counts as a timeout, as in dnsdist."""
         server = self.server
         sid = self.counter % self.size
         self.counter += 1
@@ -79,7 +80,7 @@ class BackendUDP:
         if len(self.socks) > 1:
             self.next_sock = (self.next_sock + 1) % len(self.socks)
         try:
-            sock.send(sid.to_bytes(2, "big") + query[2:])
+            sock.send(proxy + sid.to_bytes(2, "big") + query[2:])
         except OSError:
             server.send_errors += 1
             self.stats.downstream_send_errors += 1

@@ -130,6 +130,8 @@ class TCPClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer:
             self.timer.cancel()
+        if self.peer is not None:
+            self.path.tcp_client_gone(self.peer)
         host = getattr(self, "counted_host", None)
         if host is not None:
             self.per_client[host] -= 1

@@ -210,19 +210,54 @@ class SetECSPrefixLengthAction(Action):
 
 
 class SetECSAction(Action):
-    """A fixed subnet for the ECS sent to useClientSubnet servers (v6 one for IPv6 clients)."""
+    """A fixed ECS subnet for useClientSubnet backends (v6 one for IPv6 clients when given)."""
 
     def __init__(self, v4: str, v6: str | None = None) -> None:
-        self.v4 = ipaddress.ip_network(v4, strict=False)
-        self.v6 = ipaddress.ip_network(v6, strict=False) if v6 else None
-        self.texts = (v4, v6)
+        self.v4 = _network(v4)
+        self.v6 = _network(v6) if v6 is not None else None
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
-        dq.ecs_subnet = self.v6 if self.v6 is not None and ":" in dq.remote[0] else self.v4
+        v6_client = ":" in dq.remote[0] and not dq.remote[0].startswith("::ffff:")
+        dq.ecs_subnet = self.v6 if (self.v6 is not None and v6_client) else self.v4
         return CONTINUE
 
     def __str__(self) -> str:
-        return f"set ECS to {self.texts[0]}" + (f" / {self.texts[1]}" if self.texts[1] else "")
+        text = "set ECS to %s/%d" % self.v4
+        return text + (" / %s/%d" % self.v6 if self.v6 is not None else "")
+
+
+def _network(text: str) -> tuple[str, int]:
+    """(masked network address, bits) of a netmask text, as dnsdist's Netmask keeps it."""
+    net = ipaddress.ip_network(str(text).strip(), strict=False)
+    return str(net.network_address), net.prefixlen
+
+
+class SetProxyProtocolValuesAction(Action):
+    """Replace the proxy protocol TLVs sent to useProxyProtocol backends."""
+    text = "set Proxy-Protocol values"
+
+    def __init__(self, values: list[tuple[int, bytes]]) -> None:
+        self.values = list(values)
+
+    def __call__(self, dq: Any) -> tuple[int, str | None]:
+        dq.proxy_values = list(self.values)
+        return CONTINUE
+
+
+class SetAdditionalProxyProtocolValueAction(Action):
+    """Add one proxy protocol TLV for useProxyProtocol backends."""
+
+    def __init__(self, kind: int, value: bytes) -> None:
+        self.kind, self.value = kind, value
+
+    def __call__(self, dq: Any) -> tuple[int, str | None]:
+        if dq.proxy_values is None:
+            dq.proxy_values = []
+        dq.proxy_values.append((self.kind, self.value))
+        return CONTINUE
+
+    def __str__(self) -> str:
+        return f"add a Proxy-Protocol value of type {self.kind}"
 
 
 class SetDisableECSAction(Action):

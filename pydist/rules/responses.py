@@ -31,14 +31,12 @@ class DNSResponse(DNSQuestion):
 class RuleInFlight(InFlight):
     """An in-flight query that a rule touched: what its answer's rules and delay need later."""
 
-    __slots__ = ("qtype", "qclass", "tags", "delay_ms", "tcp", "skip_cache", "edns_added",
-                 "ecs_added", "temp_failure_ttl")
+    __slots__ = ("qtype", "qclass", "tags", "delay_ms", "tcp", "skip_cache", "temp_failure_ttl")
 
     def set_rule_state(self, qtype: int, qclass: int, tags: dict[str, str] | None,
                        delay_ms: int, tcp: bool, skip_cache: bool = False) -> "RuleInFlight":
         self.qtype, self.qclass, self.tags = qtype, qclass, tags
         self.delay_ms, self.tcp, self.skip_cache = delay_ms, tcp, skip_cache
-        self.edns_added = self.ecs_added = False
         self.temp_failure_ttl: int | None = None
         return self
 

@@ -7,6 +7,9 @@ from typing import Callable
 
 import dnslib
 
+from pydist.dns.ecs import OPT_ECS, locate_opt
+from pydist.dns.proxyprotocol import SIGNATURE, parse_header
+
 Handler = Callable[[dnslib.DNSRecord, str], dnslib.DNSRecord | None]
 
 
@@ -37,6 +40,10 @@ class Responder:
         self.silent = False
         self.last_udp_peer: tuple | None = None  # where the last UDP query came from
         self.tcp_connections = 0                 # TCP connections accepted (reuse tests)
+        # (transport, proxy protocol header fields or None, the DNS query bytes) as received
+        self.raw: list[tuple[str, dict | None, bytes]] = []
+        self.echo_opt = False     # answer with the query's OPT RR, ECS scope = source prefix
+        self.ecs_scope: int | None = None   # ... or this scope
         self.udp, self.tcp = _bind_pair(host)
         self.port = self.udp.getsockname()[1]
         self.host = host
@@ -49,7 +56,9 @@ class Responder:
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def _answer(self, data: bytes, transport: str) -> bytes | None:
+    def _answer(self, data: bytes, transport: str, proxy: dict | None = None) -> bytes | None:
+        with self.lock:
+            self.raw.append((transport, proxy, data))
         try:
             q = dnslib.DNSRecord.parse(data)
         except Exception:
@@ -59,7 +68,22 @@ class Responder:
         if self.silent:
             return None
         r = self.handler(q, transport)
-        return r.pack() if r is not None else None
+        if r is None:
+            return None
+        if not self.echo_opt:
+            return r.pack()
+        r.additional = [rr for rr in r.ar if rr.rtype != dnslib.QTYPE.OPT]
+        wire = bytearray(r.pack())
+        start, end = locate_opt(data)
+        if start >= 0:
+            wire[10:12] = (len(r.ar) + 1).to_bytes(2, "big")
+            wire += _scoped(data[start:end], self.ecs_scope)
+        return bytes(wire)
+
+    def proxied(self, transport: str = "") -> list[tuple[str, dict | None, bytes]]:
+        """What came with a proxy protocol header (health checks' LOCAL ones included)."""
+        with self.lock:
+            return [r for r in self.raw if r[1] is not None and transport in ("", r[0])]
 
     def _udp_loop(self) -> None:
         while not self._stop:
@@ -68,7 +92,14 @@ class Responder:
             except OSError:
                 return
             self.last_udp_peer = addr
-            resp = self._answer(data, "udp")
+            proxy = None
+            if data.startswith(SIGNATURE):
+                parsed = parse_header(data)
+                if parsed is None:
+                    continue
+                proxy, n = parsed
+                data = data[n:]
+            resp = self._answer(data, "udp", proxy)
             if resp is not None:
                 try:
                     self.udp.sendto(resp, addr)
@@ -85,15 +116,29 @@ class Responder:
             threading.Thread(target=self._tcp_conn, args=(conn,), daemon=True).start()
 
     def _tcp_conn(self, conn: socket.socket) -> None:
+        proxy = None
+        first = True
         with conn:
             while True:
                 head = _recv_exact(conn, 2)
                 if head is None:
                     return
+                if first and head == SIGNATURE[:2]:   # a proxy protocol header opens the stream
+                    rest = _recv_exact(conn, 14)
+                    if rest is None:
+                        return
+                    body = _recv_exact(conn, int.from_bytes(rest[12:14], "big"))
+                    parsed = parse_header(head + rest + (body or b""))
+                    if parsed is None:
+                        return
+                    proxy = parsed[0]
+                    first = False
+                    continue
+                first = False
                 data = _recv_exact(conn, int.from_bytes(head, "big"))
                 if data is None:
                     return
-                resp = self._answer(data, "tcp")
+                resp = self._answer(data, "tcp", proxy)
                 if resp is not None:
                     conn.sendall(len(resp).to_bytes(2, "big") + resp)
 
@@ -143,3 +188,16 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
             return None
         buf += chunk
     return buf
+
+
+def _scoped(opt_rr: bytes, scope: int | None = None) -> bytes:
+    """An OPT RR (root owner) whose ECS option, if any, gets scope = source prefix (or scope)."""
+    out = bytearray(opt_rr)
+    pos = 11
+    while pos + 4 <= len(out):
+        code = int.from_bytes(out[pos:pos + 2], "big")
+        ln = int.from_bytes(out[pos + 2:pos + 4], "big")
+        if code == OPT_ECS and ln >= 4:
+            out[pos + 7] = out[pos + 6] if scope is None else scope
+        pos += 4 + ln
+    return bytes(out)
