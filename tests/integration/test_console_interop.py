@@ -23,6 +23,7 @@ from luaapi.console import make_executor
 from pydist.console import protocol
 from pydist.console.client import run_client
 from pydist.console.server import bind_console_socket, serve_console
+from tests.helpers.pydist_proc import free_port  # below the ephemeral range: no probe race
 
 DNSDIST = shutil.which("dnsdist")
 pytestmark = pytest.mark.skipif(DNSDIST is None, reason="dnsdist 1.7.3 binary not installed")
@@ -31,12 +32,6 @@ KEY_MISMATCH = (
     "The server closed the connection right away, likely indicating a key mismatch. "
     "Please check your setKey() directive.\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, deadline: float = 10.0) -> None:
