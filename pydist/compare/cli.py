@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydist.compare.report import EXIT_CODES, summary, write_json
 from pydist.compare.session import Options, run
-from pydist.compare.sides import default_pydist_command, split_command
+from pydist.compare.sides import default_pydist_command, exit_on_termination, split_command
 from pydist.compare.traffic import PcapError, read_pcap, read_query_file
 from pydist.compare.wrapper import normalize_upstream
 
@@ -69,6 +69,7 @@ def parse_upstreams(items: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    exit_on_termination()
     config = Path(args.config).resolve()
     if not config.is_file():
         print(f"pydist-compare: cannot read configuration {args.config}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydist.compare.report import summary
 from pydist.compare.session import Options, Outcome, run
-from pydist.compare.sides import default_pydist_command, split_command
+from pydist.compare.sides import default_pydist_command, exit_on_termination, split_command
 from pydist.compare.traffic import Query, parse_query_line
 
 # configs that reach outside the process while loading: never started
@@ -79,6 +79,7 @@ def outcome_is_clean(cell: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_termination()
     parser = argparse.ArgumentParser(prog="python3 -m pydist.compare.corpus", description=__doc__)
     parser.add_argument("--pydist", default=None, help="pydist command (default: pydist, else python3 -m pydist)")
     parser.add_argument("--dnsdist", default="dnsdist")

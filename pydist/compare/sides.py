@@ -202,6 +202,17 @@ class Side:
         self.proc = None
 
 
+def exit_on_termination() -> None:
+    """SIGTERM/SIGHUP end the comparer through its `finally` blocks, so the two servers it
+    started (in their own sessions) are stopped too instead of being left running."""
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+    if threading.current_thread() is not threading.main_thread():
+        return                      # only the main thread may set handlers (embedded use)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGTERM the process group we created, SIGKILL it after a second."""
     if proc.poll() is None:

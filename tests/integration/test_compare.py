@@ -238,3 +238,47 @@ def test_dot_queries_replayed_with_a_throwaway_certificate(tmp_path, capsys):
     assert code == 1
     where = [d["where"] for d in report["differences"] if d["kind"] == "rcode"]
     assert where and all("(tls)" in w for w in where), report["differences"]
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_terminated_comparer_leaves_nothing_running(setup):
+    """SIGTERM to pydist-compare mid-replay: both servers it started are stopped with it."""
+    import signal
+    import subprocess
+    from tests.helpers.pydist_proc import poll_until
+    tmp_path, conf, _ = setup
+    queries = tmp_path / "slow.txt"
+    queries.write_text("example.com A\n" * 200)
+    proc = subprocess.Popen([sys.executable, "-m", "pydist.compare", "-C", str(conf), "--pydist",
+                             PYDIST_CMD, "--queries", str(queries), "--rate", "5"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        sides = poll_until(lambda: (lambda c: c if len(c) >= 2 else None)(_children_of(proc.pid)),
+                           timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 128 + signal.SIGTERM
+        assert poll_until(lambda: not any(_running(p) for p in sides), timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -25,8 +25,10 @@ def test_roundrobin_loses_queries_only_until_the_next_check(impl: str, tmp_path:
     # at the next check (interval 1 s): about RATE/2 per second of detection
     # (bounds leave room for a loaded CI machine: a check round may start late)
     assert res.marked_down is not None and res.marked_down < 2.0
-    assert 0 < res.lost <= RATE / 2 * 2.0 + 3
-    assert res.last_loss is not None and res.last_loss < res.marked_down + 0.2
+    # none lost at all is possible too: a check that runs right after the stop marks it down
+    # (a refused UDP check counts three failures) before a query reaches it
+    assert res.lost <= RATE / 2 * 2.0 + 3
+    assert res.last_loss is None or res.last_loss < res.marked_down + 0.2
     assert all(t >= -0.05 for t in res.lost_times)     # nothing lost before the stop
 
 
