@@ -108,20 +108,16 @@ class LuaConfig:
     def fn(self, name: str, func: Callable, no_side_effect: bool = False) -> None:
         """Install a Python function as the Lua global `name`."""
         required = _required_args(func)
-        if required:
-            checked = func
+        if required or no_side_effect:
+            inner, mark = func, no_side_effect
 
-            def func(*args: Any, _inner: Callable = checked, _n: int = required) -> Any:
-                if len(args) < _n:   # LuaWrapper's check, before the function runs
-                    raise errors.LuaArgError(f"This function requires at least {_n} parameter(s)")
-                return _inner(*args)
-        if no_side_effect:
-            inner = func
-
-            def func(*args: Any, _inner: Callable = inner) -> Any:
-                if self.executor is not None:
+            def func(*args: Any) -> Any:   # one layer for both: bindings run per query too
+                if mark and self.executor is not None:
                     self.executor.mark_no_side_effect()
-                return _inner(*args)
+                if len(args) < required:   # LuaWrapper's check, before the function runs
+                    raise errors.LuaArgError(
+                        f"This function requires at least {required} parameter(s)")
+                return inner(*args)
         self.globals[name] = self._wrap(func)
 
     def wrap(self, func: Callable) -> Any:
