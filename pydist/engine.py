@@ -94,7 +94,7 @@ class Engine:
         if server.options.get("tls") and not server.options.get("dohPath"):
             # TLS modules load only for configs that use DoT (pyOpenSSL costs ~19 MB of RSS)
             from pydist.backend.tls import TLSBackendPool
-            from pydist.tls.context import BackendTLS
+            from pydist.tls.backend_context import BackendTLS
             try:
                 if server.tls is None:        # newServer() built it, or runtime add
                     server.tls = BackendTLS(server.options)

@@ -185,7 +185,7 @@ def register(rt: Any) -> None:
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
         if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
-            from pydist.tls.context import BackendTLS   # pyOpenSSL only for DoT configs
+            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for DoT configs
             try:     # as dnsdist: the TLS context is made here, in --check-config too
                 server.tls = BackendTLS(server.options)
             except TLSConfigError as e:

@@ -109,7 +109,10 @@ def register(rt: Any) -> None:
             host, port = parse_address(as_str(addr), 853)
         except AddressError as e:
             raise PdnsError(str(e)) from None
-        from pydist.tls.context import FrontendTLS, min_version   # pyOpenSSL only when used
+        from pydist.tls.frontend_context import (  # ssl only when used
+            FrontendTLS,
+            min_version,
+        )
         try:
             min_version(str(options.get("minTLSVersion") or "tls1.0"))
             tls = FrontendTLS(certs_l, keys_l, options, reg.log)
@@ -155,14 +158,15 @@ def register(rt: Any) -> None:
 
 
 def contexts_table(decls: list[FrontendDecl]) -> str:
-    """showTLSContexts(). pydist holds one active tickets key per context (see loadTicketsKeys)."""
+    """showTLSContexts(): the ring's key count; the next rotation reads 1970 when it is off."""
     lines = [f"{'#':<3} {'Address':<20.20} {'# ticket keys':<14} {'Rotation delay':<14} "
              f"{'Next rotation':<20} "]
     for i, d in enumerate(decls):
         tls = d.tls
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tls.next_rotation)) \
             if tls.ctx is not None else ""
-        lines.append(f"{i:<3} {d.address():<20.20} {1:<14} {int(tls.rotation_delay()):<14} "
+        keys = len(tls.ring) if tls.ctx is not None else 0
+        lines.append(f"{i:<3} {d.address():<20.20} {keys:<14} {int(tls.rotation_delay()):<14} "
                      f"{when:<20} ")
     return "\n".join(lines) + "\n"
 

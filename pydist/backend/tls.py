@@ -12,7 +12,7 @@ from typing import Any
 
 from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import BackendConnection, BackendTCPPool
-from pydist.tls.context import BackendTLS
+from pydist.tls.backend_context import BackendTLS
 from pydist.tls.layer import TLSLayer
 
 
@@ -31,7 +31,7 @@ def note_failure(server: DownstreamState, why: str, log: Callable[[str], None]) 
 async def open_tls(loop: Any, server: DownstreamState, inner: asyncio.Protocol,
                    log: Callable[[str], None]) -> TLSLayer:
     """Connect, run the handshake, return the layer. :raises TLSHandshakeError, OSError:"""
-    layer = TLSLayer(server.tls.new_connection(), inner, client=True)
+    layer = server.tls.new_layer(inner)
     try:
         await loop.create_connection(lambda: layer, server.host, server.port)
         result = await layer.handshake

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydist.frontend.tcp import TCPClientConnection
-from pydist.tls.context import FrontendTLS, version_counter
+from pydist.tls.frontend_context import FrontendTLS, version_counter
 from pydist.tls.layer import TLSLayer
 
 
@@ -43,7 +43,7 @@ def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: Front
         if log_errors:
             peer = layer.get_extra_info("peername")
             path.reg.log(f"Error while processing TLS connection from {peer}: {why}")
-    return TLSLayer(tls.new_connection(), inner, tls.handshake_done, failed)
+    return tls.new_layer(inner, tls.handshake_done, failed)
 
 
 def schedule_ticket_rotation(loop: Any, tls: FrontendTLS) -> None:

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pydist.tls.context import BackendTLS, FrontendTLS
+from pydist.tls.backend_context import BackendTLS
+from pydist.tls.frontend_context import FrontendTLS
 from pydist.tls.layer import TLSLayer
 from tests.helpers.dot import CertSet, make_cert_set
 
@@ -70,8 +71,8 @@ def pair(certs: CertSet, loop: asyncio.AbstractEventLoop, subject: str = "dot.te
     front.load()
     back = BackendTLS({"caStore": certs.ca_path, "subjectName": subject})
     s_in, c_in = Collector(), Collector()
-    server = TLSLayer(front.new_connection(), s_in, front.handshake_done, front.handshake_failed)
-    client = TLSLayer(back.new_connection(), c_in, client=True)
+    server = front.new_layer(s_in, front.handshake_done, front.handshake_failed)
+    client = back.new_layer(c_in)
     s_tr, c_tr = FakeTransport(loop), FakeTransport(loop)
     s_tr.peer, c_tr.peer = client, server
     server.connection_made(s_tr)
@@ -121,7 +122,7 @@ def test_garbage_from_a_client_is_one_failure(certs: CertSet, chunks: list[bytes
     front.load()
     failures: list[str] = []
     inner = Collector()
-    layer = TLSLayer(front.new_connection(), inner, None, lambda _l, why: failures.append(why))
+    layer = front.new_layer(inner, None, lambda _l, why: failures.append(why))
 
     async def run() -> None:
         transport = FakeTransport(asyncio.get_running_loop())
