@@ -12,7 +12,7 @@ from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dnsquestion import DNSQuestion
-from pydist.rule_path import RulePath, sendto as _sendto
+from pydist.rule_path import RulePath, connection_sni, sendto as _sendto
 from pydist.rules.responses import apply_response_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
@@ -150,6 +150,8 @@ class PacketPath(RulePath):
         if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
             pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
             ecs_defaults(pdq, self.settings)
+            if pdq.protocol == "DNS over TLS":
+                pdq.sni = connection_sni(reply)
         server = policy(pool.servers, pdq)
         cache = None if skip_cache else pool.cache
         ecs = 0

@@ -23,6 +23,13 @@ from pydist.rules.selectors import RuleFailed
 RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bounded memory)
 
 
+
+def connection_sni(reply: Callable | None) -> str:
+    """The SNI of the DoT connection a TCP reply callback belongs to ('' when none was sent)."""
+    conn = getattr(reply, "__self__", None)
+    return getattr(conn, "sni", "") or ""
+
+
 class RulePath:
     """Mixed into PacketPath; reads its reg, settings, stats and _drop/_restore."""
 
@@ -74,6 +81,8 @@ class RulePath:
         None when the query was dropped or answered."""
         dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
         ecs_defaults(dq, self.settings)     # what Lua reads, and what rules may change
+        if dq.protocol == "DNS over TLS":
+            dq.sni = connection_sni(reply)
         memo = self.rule_memo
         if memo is not None:
             dq.matched = []

@@ -315,7 +315,7 @@ class DQHandle:
     def getContent(self, *a: Any) -> str: return bytes(self._dq.data).decode("latin-1")
     def getTrailingData(self, *a: Any) -> str: return ""
     def setTrailingData(self, *a: Any) -> bool: return False
-    def getServerNameIndication(self, *a: Any) -> str: return ""
+    def getServerNameIndication(self, *a: Any) -> str: return self._dq.sni
     def getProtocol(self, *a: Any) -> str: return self._dq.protocol
     def getHTTPPath(self, *a: Any) -> str: return ""
     def getHTTPQueryString(self, *a: Any) -> str: return ""
@@ -525,8 +525,8 @@ def register(rt: Any) -> None:
     rt.fn("ERCodeRule", lambda r, *a: sel(S.ERCodeRule(as_int(r, C.UINT8))))
     rt.fn("EDNSVersionRule", lambda v, *a: sel(S.EDNSVersionRule(as_int(v, C.UINT8))))
     rt.fn("EDNSOptionRule", lambda c, *a: sel(S.EDNSOptionRule(as_int(c, C.UINT16))))
-    # transports pydist does not have yet (DoT SNI, DoH, proxy protocol): never match
-    rt.fn("SNIRule", lambda n, *a: sel(S.NeverRule(f"SNI == {as_str(n, C.STRING)}")))
+    # transports pydist does not have yet (DoH, proxy protocol): never match
+    rt.fn("SNIRule", lambda n, *a: sel(S.SNIRule(as_str(n, C.STRING))))
     rt.fn("HTTPPathRule", lambda p, *a: sel(S.NeverRule(f"url path == {as_str(p, C.STRING)}")))
     rt.fn("HTTPPathRegexRule",
           lambda p, *a: sel(S.NeverRule(f"http path ~ {as_str(p, C.STRING)}")))

@@ -21,6 +21,11 @@ class TLSClientConnection(TCPClientConnection):
         self.tls = tls
         self.version_counter = ""      # known once the handshake is done
 
+    @property
+    def sni(self) -> str:
+        """The server name the client asked for in its TLS hello (SNIRule, dq's SNI)."""
+        return getattr(self.transport, "sni", None) or ""
+
     def _next(self) -> None:
         if not self.busy and self.pending and not self.closed:
             if not self.version_counter:

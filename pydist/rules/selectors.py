@@ -546,6 +546,19 @@ class TrailingDataRule(Selector):
         return "trailing data"
 
 
+class SNIRule(Selector):
+    """The TLS server name of a DoT query, compared as dnsdist does (exact bytes)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def matches(self, dq: Any) -> bool:
+        return dq.sni == self.name
+
+    def __str__(self) -> str:
+        return f"SNI == {self.name}"
+
+
 class NeverRule(Selector):
     """Selectors on transports or stores pydist does not have yet: they never match."""
 

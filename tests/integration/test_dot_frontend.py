@@ -8,6 +8,9 @@ import ssl
 import subprocess
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
 import pytest
 
 from tests.conftest import BOTH, Starter, available_impls
@@ -272,3 +275,38 @@ def test_ipv6_listener(start_proc: Starter, responder, certs: CertSet) -> None:
     ans = dot_query(("::1", int(proc.values["portdot6"])), "v6.example.", certs.ca_path)
     assert ans is not None and ans.answer[0][0].address == "192.0.2.1"
     assert console(proc, "getTLSFrontendCount()").strip() == "2"
+
+
+def _sni_query(where: tuple[str, int], qname: str, ca_path: str, sni: str | None):
+    """A DoT query sending `sni` (None: no SNI at all), the certificate checked by its CA only."""
+    ctx = client_context(ca_path, hostname_check=False)
+    q = dns.message.make_query(qname, "A")
+    try:
+        return dns.query.tls(q, where[0], port=where[1], timeout=3, ssl_context=ctx,
+                             server_hostname=sni)
+    except (dns.exception.Timeout, EOFError, OSError):
+        return None
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_sni_rule_and_dq_server_name(impl: str, start_proc: Starter, responder,
+                                     certs: CertSet) -> None:
+    """SNIRule compares the name the client sent, exactly; dq:getServerNameIndication()
+    reads it ('' without SNI, and for plain TCP)."""
+    rules = ('addAction(SNIRule("blocked.test"), RCodeAction(DNSRCode.REFUSED))\n'
+             'function sni(dq) if dq:getServerNameIndication() == "lua.test" then '
+             'return DNSAction.Nxdomain, "" end '
+             'if dq:getServerNameIndication() == "" then return DNSAction.Spoof, "192.0.2.7" end '
+             'return DNSAction.None, "" end\n'
+             'addAction("sni.example.", LuaAction(sni))\n')
+    proc = start_proc(impl, _conf(f'"{certs.cert}"', f'"{certs.key}"') + rules,
+                      {"backend": responder.address})
+    dot = proc.addr("portdot")
+    rcodes = {sni: getattr(_sni_query(dot, "sni.example.", certs.ca_path, sni), "rcode",
+                           lambda: None)()
+              for sni in ("blocked.test", "BLOCKED.test", "lua.test", "dot.test")}
+    assert rcodes == {"blocked.test": 5, "BLOCKED.test": 0, "lua.test": 3, "dot.test": 0}
+    bare = _sni_query(dot, "sni.example.", certs.ca_path, None)
+    assert bare is not None and [str(r[0]) for r in bare.answer] == ["192.0.2.7"]
+    plain = query(proc.addr(), "sni.example.", tcp=True)
+    assert plain is not None and [str(r[0]) for r in plain.answer] == ["192.0.2.7"]
