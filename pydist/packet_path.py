@@ -244,6 +244,8 @@ class PacketPath(RulePath):
             self.stats.count_rcode(resp[3] & 0x0F)
         if sample:
             self.stats.zero_latency_samples(1)
+            if fe.is_dot:
+                self.stats.dot_latency_sample(0.0)
         if fe_count:
             fe.responses += 1
         if ring:
@@ -302,6 +304,8 @@ class PacketPath(RulePath):
         if server.use_ecs:
             resp = ecs_response(resp, st)
         self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
+        if st.frontend.is_dot:
+            self.stats.dot_latency_sample(usec)
         if st.tcp_reply is None:
             edns = edns_info(st.query, st.qname_end)
             limit = max(512, edns[0]) if edns else 512

@@ -26,6 +26,7 @@ class ClientState:
     def __init__(self, decl: "FrontendDecl", proto: str) -> None:
         self.decl = decl
         self.proto = proto
+        self.is_dot = proto == "TCP" and decl.kind == "tls"     # feeds latency-dot-avg*
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}

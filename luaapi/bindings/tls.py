@@ -122,6 +122,7 @@ def register(rt: Any) -> None:
                             options=options)
         tls.share_counters(decl.tcp_state.tcp_counters)
         reg.frontends.append(decl)
+        reg.stats.with_dot = True
     rt.fn("addTLSLocal", add_tls_local)
 
     def getter(what: str, plural: str) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydist.compare.client import send
 from pydist.compare.diff import Difference, compare_answers, compare_lines
-from pydist.compare.metrics import compare_metrics, scrape
+from pydist.compare.metrics import compare_metrics, known_additions, scrape
 from pydist.compare.responder import Responder
 from pydist.compare.sides import RunResult, Side, SideFailed
 from pydist.compare.tlscert import write_self_signed
@@ -157,6 +157,7 @@ def _run_sides(opts: Options, sides: list[Side], outcome: Outcome) -> None:
         try:
             ma, mb = scrape(a.web_port, a.api_key), scrape(b.web_port, b.api_key)
             outcome.add(compare_metrics(ma, mb, a.normalize, b.normalize), "/metrics")
+            outcome.not_comparable = sorted(set(outcome.not_comparable) | set(known_additions(ma, mb)))
         except Exception as exc:  # a side whose web server misbehaves is a difference, not a crash
             outcome.add([Difference("metric-scrape", f"scraping /metrics failed: {exc}")], "/metrics")
     log_a, log_b = _log_lines(a), _log_lines(b)

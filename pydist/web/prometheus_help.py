@@ -31,6 +31,14 @@ ENTRY_HELP: dict[str, str] = {
     'latency-avg1000': 'Average response latency in microseconds of the last 1000 packets',
     'latency-avg10000': 'Average response latency in microseconds of the last 10000 packets',
     'latency-avg1000000': 'Average response latency in microseconds of the last 1000000 packets',
+    'latency-dot-avg100': 'Average response latency for DoT queries in microseconds of the last '
+                          '100 packets',
+    'latency-dot-avg1000': 'Average response latency for DoT queries in microseconds of the last '
+                           '1000 packets',
+    'latency-dot-avg10000': 'Average response latency for DoT queries in microseconds of the '
+                            'last 10000 packets',
+    'latency-dot-avg1000000': 'Average response latency for DoT queries in microseconds of the '
+                              'last 1000000 packets',
     'uptime': 'Uptime of the dnsdist process in seconds',
     'real-memory-usage': 'Current memory usage in bytes',
     'udp-in-errors': 'From /proc/net/snmp InErrors',

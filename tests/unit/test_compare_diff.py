@@ -145,3 +145,15 @@ def test_wrapper_names_everything_it_moves():
         assert f"{name} = function" in text
     assert '["8.8.8.8:853"] = "127.0.0.1:5301"' in text
     assert 'loadstring(src, "chunk")' in text
+
+
+def test_known_pydist_metric_additions_are_notes_not_differences():
+    from pydist.compare.metrics import compare_metrics, known_additions
+    a = {"dnsdist_queries{}": 3.0}
+    b = {"dnsdist_queries{}": 3.0, "dnsdist_latency_dot_avg100{}": 12.5,
+         "dnsdist_latency_dot_avg1000{}": 1.0}
+    assert compare_metrics(a, b, str, str) == []
+    (note,) = known_additions(a, b)
+    assert "dnsdist_latency_dot_avg100, dnsdist_latency_dot_avg1000" in note
+    b["dnsdist_other{}"] = 1.0          # anything else on one side only is still a difference
+    assert [d.kind for d in compare_metrics(a, b, str, str)] == ["metric-names"]
