@@ -12,6 +12,7 @@ import socket
 import ssl
 from pathlib import Path
 
+import dns.message
 import pytest
 
 from tests.conftest import BOTH, Starter, available_impls
@@ -47,6 +48,8 @@ def _console(proc, cmd: str) -> str:
 
 
 _CLIENTS: dict[str, ssl.SSLContext] = {}
+_WIRE = dns.message.make_query("tickets.example.", "A").to_wire()
+_QUERY = len(_WIRE).to_bytes(2, "big") + _WIRE
 
 
 def _connect(proc, ca: str, session: ssl.SSLSession | None = None
@@ -59,7 +62,20 @@ def _connect(proc, ca: str, session: ssl.SSLSession | None = None
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(proc.addr("portdot"), timeout=3) as raw, \
             ctx.wrap_socket(raw, server_hostname="dot.test", session=session) as s:
+        s.sendall(_QUERY)               # a real client asks, and reads the whole answer
+        size = int.from_bytes(_recv(s, 2), "big")
+        assert len(_recv(s, size)) == size
         return s.session, s.session_reused
+
+
+def _recv(s: ssl.SSLSocket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _key_file(path: Path, count: int) -> list[bytes]:
@@ -163,3 +179,42 @@ def test_rotation_off_without_a_file_serves_without_tickets(start_proc: Starter,
         _, reused = _connect(proc, certs.ca_path, session)
         assert not reused
     assert proc.alive()
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_keys_rotate_by_themselves(impl: str, start_proc: Starter, responder,
+                                   certs: CertSet) -> None:
+    """ticketsKeysRotationDelay=1: a new key joins the ring about every second (dnsdist checks
+    the delay when a connection arrives, so clients keep connecting while we wait)."""
+    proc = _start(start_proc, impl, certs, responder.address, "ticketsKeysRotationDelay=1")
+    assert _key_count(proc) == 1
+
+    def rotated() -> bool:
+        _connect(proc, certs.ca_path)
+        return _key_count(proc) >= 2
+    poll_until(rotated, timeout=8.0)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_session_timeout_ends_resumption(impl: str, start_proc: Starter, responder,
+                                         certs: CertSet) -> None:
+    proc = _start(start_proc, impl, certs, responder.address, "sessionTimeout=1")
+    session, _ = _connect(proc, certs.ca_path)
+    assert _connect(proc, certs.ca_path, session)[1]
+    poll_until(lambda: not _connect(proc, certs.ca_path, session)[1], timeout=8.0)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_resumption_without_tickets(impl: str, start_proc: Starter, responder,
+                                    certs: CertSet) -> None:
+    """numberOfStoredSessions=0 alone does not stop tickets; with tickets off as well nothing
+    resumes. With tickets off and sessions stored, TLS 1.2 clients resume by session ID on
+    pydist; dnsdist 1.7.3 drops a session from OpenSSL's cache when the client closes first
+    (it frees the connection without a close_notify), so there such clients never resume."""
+    cases = (("sessionTickets=false", impl == "pydist"),
+             ("sessionTickets=false, numberOfStoredSessions=0", False),
+             ("numberOfStoredSessions=0", True))
+    for opts, resumes in cases:
+        proc = _start(start_proc, impl, certs, responder.address, opts)
+        session, _ = _connect(proc, certs.ca_path)
+        assert _connect(proc, certs.ca_path, session)[1] is resumes, opts
