@@ -9,14 +9,9 @@ import pexpect
 import pytest
 
 from tests.conftest import BOTH, Starter
+from tests.helpers.conf import console_prelude
 
-KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portconsole}")
-setKey("%s")
-""" % KEY
+CONF = console_prelude(backend=False)
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -5,16 +5,10 @@ import socket
 import subprocess
 
 from tests.conftest import Starter
+from tests.helpers.conf import console_prelude
 from tests.helpers.pydist_proc import query
 
-KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portconsole}")
-setKey("%s")
-newServer({address="{backend}"})
-""" % KEY
+CONF = console_prelude()
 
 
 def test_dns_answered_while_console_client_stalls(start_proc: Starter, responder: object) -> None:

@@ -14,17 +14,10 @@ import dns.rcode
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.helpers.conf import console_prelude
 from tests.helpers.pydist_proc import query
 
-KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portconsole}")
-setKey("%s")
-newServer({address="{backend}"})
-pc = newPacketCache(100)
-getPool(""):setCache(pc)
+CONF = console_prelude(cache=100) + """\
 addResponseAction("rdrop.test.", DropResponseAction())
 addResponseAction("rsf.test.", LuaResponseAction(function(dr) return DNSResponseAction.ServFail end))
 addResponseAction("rerr.test.", LuaResponseAction(function(dr) error("boom") end))
@@ -46,7 +39,7 @@ addAction("self.test.", RCodeAction(DNSRCode.REFUSED))
 addAction("sd.test.", RCodeAction(DNSRCode.REFUSED))
 addSelfAnsweredResponseAction(AllRule(), LogResponseAction("", false, false, false))
 addSelfAnsweredResponseAction("sd.test.", DropResponseAction())
-""" % KEY
+"""
 
 
 def console(conf: str, cmd: str) -> str:

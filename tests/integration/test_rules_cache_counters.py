@@ -11,24 +11,17 @@ import dnslib
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
+from tests.helpers.conf import console_prelude
 from tests.helpers.pydist_proc import poll_until, query
 from tests.helpers.responder import default_handler
 
-KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portconsole}")
-setKey("%s")
-newServer({address="{backend}"})
-pc = newPacketCache(1000)
-getPool(""):setCache(pc)
+CONF = console_prelude(cache=1000) + """\
 addAction(QTypeRule(DNSQType.HINFO), DropAction(), {name="hinfo"})
 addAction("counted.test.", NoneAction(), {name="none"})
 addAction(RegexRule("^allowed\\\\."), AllowAction(), {name="allow"})
 addAction(AndRule({QTypeRule("A"), QNameRule("refused.test.")}), RCodeAction(DNSRCode.REFUSED), {name="refuse"})
 addAction(AllRule(), NoneAction(), {name="all"})
-""" % KEY
+"""
 
 
 def matches(conf: str) -> dict[str, int]:

@@ -10,17 +10,10 @@ import subprocess
 import pytest
 
 from tests.conftest import ResponderFactory, Starter, available_impls
+from tests.helpers.conf import console_prelude
 from tests.helpers.pydist_proc import query
 
-KEY = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portconsole}")
-setKey("%s")
-newServer({address="{backend}"})
-pc = newPacketCache(100)
-getPool(""):setCache(pc)
+CONF = console_prelude(cache=100) + """\
 addAction("drop.test.", DropAction())
 addAction("nx.rules.test.", RCodeAction(DNSRCode.NXDOMAIN))
 addAction("ref.test.", RCodeAction(DNSRCode.REFUSED))
@@ -36,7 +29,7 @@ addResponseAction("rsf.test.", LuaResponseAction(function(dr) return DNSResponse
 addResponseAction("rdrop.test.", DropResponseAction())
 addDynBlockSMT({"dyn.test."}, "x", 60, DNSAction.Nxdomain)
 addDynBlockSMT({"dyndrop.test."}, "x", 60)
-""" % KEY
+"""
 NAMES = ("drop nx.rules ref sf tc spoof lsf lnx lref ltc ldrop rsf rdrop dyn dyndrop ok ok "
          "x.nx").split()
 VOLATILE = ("latency-avg", "latency0", "latency1", "latency5", "latency10", "latency-slow",
