@@ -11,6 +11,7 @@ from pydist.dns.ecs import ecs_defaults, ecs_response, zero_scope_lookup
 from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
+from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
 from pydist.rule_path import RulePath, connection_sni, sendto as _sendto
 from pydist.rules.responses import apply_response_rules
@@ -202,6 +203,8 @@ class PacketPath(RulePath):
         if server.use_ecs:
             state.ecs = ecs if ecs > 0 else 0
             state.zero = zero
+        if server.xpf_code:                 # after the cache: its key never holds the record
+            data = add_xpf(data, server.xpf_code, not udp, addr, (fe.decl.host, fe.decl.port))
         if server.use_proxy:
             return self._send_proxied(server, data, state, addr, fe, udp, pdq, reply)
         if udp and not server.tcp_only:

@@ -49,6 +49,7 @@ class DownstreamState:
         self.tcp_only = bool(opts["tcpOnly"] or opts["tls"] or opts["dohPath"])
         self.use_ecs = bool(opts["useClientSubnet"])        # one flag test on the packet path
         self.use_proxy = bool(opts["useProxyProtocol"])
+        self.xpf_code = int(opts["addXPF"] or 0)           # XPF record type, 0 = none
         # counters (facts §2.3)
         self.queries = self.responses = self.send_errors = self.reuseds = 0
         self.outstanding = 0
