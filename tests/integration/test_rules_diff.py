@@ -25,6 +25,8 @@ local rules = {
  AllRule(), QNameRule("Www.Example.com"), QNameSetRule(set), SuffixMatchNodeRule(smn),
  SuffixMatchNodeRule(smn, true), RegexRule("^ads[0-9]+\\."), RE2Rule("ads.*"),
  QTypeRule("AAAA"), QTypeRule(DNSQType.TXT), QTypeRule(65280), QClassRule(3), OpcodeRule(5),
+ QTypeRule(7), QTypeRule(10), QTypeRule(11), QTypeRule(38), QTypeRule(55), QTypeRule(63),
+ QTypeRule(104), QTypeRule(250), QTypeRule(32769), QTypeRule(65401), QTypeRule("TYPE10"),
  RDRule(), TCPRule(true), TCPRule(false), DNSSECRule(), NetmaskGroupRule(nmg),
  NetmaskGroupRule(nmg, false), NetmaskGroupRule(nmg, true, true), DSTPortRule(53), MaxQPSRule(10),
  MaxQPSRule(10, 20), MaxQPSIPRule(5), MaxQPSIPRule(5, 24, 56, 10, 60), ProbaRule(0.25),
