@@ -5,6 +5,7 @@ from typing import Any
 
 import lupa.luajit21 as lupa
 
+from luaapi import cppnames as C
 from luaapi.errors import LuaArgError
 
 CPP_NAMES = {
@@ -39,7 +40,7 @@ def fail(v: Any, target: str) -> LuaArgError:
     return LuaArgError(f"Unable to convert parameter from {lua_type(v)} to {target}")
 
 
-def as_str(v: Any, target: str = "std::string") -> str:
+def as_str(v: Any, target: str = C.STRING) -> str:
     """Strings, and numbers the way LuaWrapper turns them into strings."""
     if isinstance(v, str):
         return v
@@ -52,7 +53,7 @@ def as_str(v: Any, target: str = "std::string") -> str:
     raise fail(v, target)
 
 
-def as_int(v: Any, target: str = "int") -> int:
+def as_int(v: Any, target: str = C.INT) -> int:
     if isinstance(v, bool) or v is None:
         raise fail(v, target)
     if isinstance(v, (int, float)):
@@ -65,7 +66,7 @@ def as_int(v: Any, target: str = "int") -> int:
     raise fail(v, target)
 
 
-def as_float(v: Any, target: str = "double") -> float:
+def as_float(v: Any, target: str = C.DOUBLE) -> float:
     if isinstance(v, bool) or v is None:
         raise fail(v, target)
     if isinstance(v, (int, float)):
@@ -78,7 +79,7 @@ def as_float(v: Any, target: str = "double") -> float:
     raise fail(v, target)
 
 
-def as_bool(v: Any, target: str = "bool") -> bool:
+def as_bool(v: Any, target: str = C.BOOL) -> bool:
     if isinstance(v, bool):
         return v
     raise fail(v, target)

@@ -28,6 +28,7 @@ BINDING_MODULES = (
     "luaapi.bindings.rules",
     "luaapi.bindings.response_rules",
     "luaapi.bindings.compat",
+    "luaapi.bindings.ipsets",
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
@@ -51,6 +52,24 @@ def _get_attribute(obj: Any, name: Any) -> Any:
     if not isinstance(name, str) or name.startswith("_"):
         raise AttributeError(f"access to '{name}' is not allowed")
     return getattr(obj, name, None)
+
+
+def _method_getter(wrap: Callable) -> Callable[[Any, Any], Any]:
+    """_get_attribute, but a method comes back as a Lua function (one per class and name,
+    made once) whose errors carry the caller's line, as dnsdist's `obj:method()` errors do:
+    `[string "chunk"]:3: Unable to convert parameter ...`."""
+    cache: dict[tuple[type, str], Any] = {}
+
+    def get(obj: Any, name: Any) -> Any:
+        value = _get_attribute(obj, name)
+        if not inspect.ismethod(value) or value.__self__ is not obj:
+            return value
+        key = (type(obj), name)
+        fn = cache.get(key)
+        if fn is None:
+            fn = cache[key] = wrap(value.__func__)
+        return fn
+    return get
 
 
 def _set_attribute(obj: Any, name: Any, value: Any) -> None:
@@ -89,9 +108,11 @@ class LuaConfig:
         self.registry = registry
         self.output: list[str] = []
         self.executor: Any = None     # the console executor, once serving
+        wrap: list[Callable] = []
         self.lua = lupa.LuaRuntime(register_eval=False, register_builtins=False,
                                    unpack_returned_tuples=True, encoding="latin-1",
-                                   attribute_handlers=(_get_attribute, _set_attribute))
+                                   attribute_handlers=(_method_getter(lambda f: wrap[0](f)),
+                                                       _set_attribute))
         g = self.lua.globals()
         g.python = None
         g["__pydist_classify"] = errors.classify
@@ -99,6 +120,7 @@ class LuaConfig:
         prelude = importlib.resources.files("luaapi").joinpath("prelude.lua").read_text()
         self.lua.execute(prelude)
         self._wrap = g["__pydist_wrap"]
+        wrap.append(self._wrap)
         self._run = g["__pydist_run"]
         self.globals = g
         for modname in BINDING_MODULES:

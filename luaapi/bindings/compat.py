@@ -161,7 +161,7 @@ def register(rt: Any) -> None:
             nargs(a, pos + 1)
             lg = a[pos]
             if not isinstance(lg, ObjectHandle):
-                raise fail(lg, "std::shared_ptr<RemoteLoggerInterface>")
+                raise fail(lg, "St10shared_ptrI21RemoteLoggerInterfaceE")
             return ActionHandle(A.ObjectAction(fmt(lg), response))
         return make
     rt.fn("RemoteLogAction", logger_action(
@@ -217,14 +217,6 @@ def register(rt: Any) -> None:
             if is_table(t) else [])))
     rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
         A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
-
-    class TimedIPSet:
-        def add(self, *a: Any) -> None: pass
-        def clear(self, *a: Any) -> None: pass
-        def cleanup(self, *a: Any) -> None: pass
-        def slice(self, *a: Any) -> RuleHandle:
-            return RuleHandle(S.NeverRule("Src: limited by time"))
-    rt.fn("TimedIPSetRule", lambda *a: TimedIPSet())
 
     # --- tuning knobs accepted as no-ops (pydist has no such thread/pipe/socket option)
     config_only = ("setMaxCachedTCPConnectionsPerDownstream", "setOutgoingDoHWorkerThreads",

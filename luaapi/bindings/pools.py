@@ -20,7 +20,7 @@ class PoolHandle:
     def setCache(self, cache: Any, *a: Any) -> None:
         from luaapi.bindings.caches import CacheHandle
         if not isinstance(cache, CacheHandle):
-            raise fail(cache, "std::shared_ptr<DNSDistPacketCache>")
+            raise fail(cache, "St10shared_ptrI18DNSDistPacketCacheE")
         self.pool.cache = cache.cache
 
     def getCache(self, *a: Any) -> Any:

@@ -546,6 +546,37 @@ class TrailingDataRule(Selector):
         return "trailing data"
 
 
+class TimedIPSetRule(Selector):
+    """Client addresses with an expiry (TimedIPSetRule(); Lua adds them, e.g. from a LuaAction
+    that spots abuse): matches while the client's entry is still valid."""
+
+    def __init__(self) -> None:
+        self.until: dict[bytes, float] = {}       # packed address -> epoch seconds
+
+    def add(self, host: str, seconds: float) -> None:
+        self.until[_packed(host)] = time.time() + seconds
+
+    def clear(self) -> None:
+        self.until.clear()
+
+    def cleanup(self) -> None:
+        """Forget expired entries (they already stopped matching)."""
+        now = time.time()
+        self.until = {k: v for k, v in self.until.items() if v >= now}
+
+    def matches(self, dq: Any) -> bool:
+        ttd = self.until.get(_packed(dq.remote[0]))
+        return ttd is not None and time.time() < ttd
+
+    def __str__(self) -> str:
+        now = time.time()
+        return f"Src: {sum(1 for v in self.until.values() if now < v)} ips"
+
+
+def _packed(host: str) -> bytes:
+    return ipaddress.ip_address(host.split("%", 1)[0]).packed
+
+
 class SNIRule(Selector):
     """The TLS server name of a DoT query, compared as dnsdist does (exact bytes)."""
 
