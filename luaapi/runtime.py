@@ -29,6 +29,7 @@ BINDING_MODULES = (
     "luaapi.bindings.response_rules",
     "luaapi.bindings.compat",
     "luaapi.bindings.ipsets",
+    "luaapi.bindings.kvstores",
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",

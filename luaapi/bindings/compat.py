@@ -1,21 +1,19 @@
-"""Everything else the corpus calls: listeners, web server, loggers, eBPF, KV stores, SNMP,
+"""Everything else the corpus calls: listeners, web server, loggers, eBPF, SNMP,
 carbon and tuning knobs that pydist accepts with dnsdist 1.7.3's signatures. Directives it does
 not carry out yet record themselves in registry.unsupported ("webserver() at line N") so the
 engine can warn once per directive when serving."""
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import NMGHandle, _mask_text
-from luaapi.bindings.rules import ActionHandle, RuleHandle
+from luaapi.bindings.rules import ActionHandle
 from luaapi.convert import as_int, as_str, fail, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
 from pydist.rules import actions as A
-from pydist.rules import selectors as S
 
 _MARK_LUA = """
 local record, getinfo = __pydist_record_unsupported, debug.getinfo
@@ -174,32 +172,6 @@ def register(rt: Any) -> None:
     rt.fn("DnstapLogResponseAction", logger_action(
         lambda l: f"log response as dnstap to {l.text} (0 frames sent, 0 dropped, 0 permanent failures)",
         True, 1))
-
-    # --- KV stores
-    def cdb(path: Any, refresh: Any = None, *a: Any) -> ObjectHandle:
-        p = as_str(path)
-        if not os.path.exists(p):
-            rt.log(f"Error while retrieving the last modification time of CDB database '{p}': "
-                   "No such file or directory")
-        return ObjectHandle("CDBKVStore")
-    unsupported(rt, "newCDBKVStore", cdb)
-    unsupported(rt, "newLMDBKVStore", lambda *a: (nargs(a, 2), ObjectHandle("LMDBKVStore"))[1])
-    keys = {"KeyValueLookupKeyQName": "qname in wire format",
-            "KeyValueLookupKeySourceIP": "source IP",
-            "KeyValueLookupKeySuffix": "suffix", "KeyValueLookupKeyTag": "tag"}
-    for fname, text in keys.items():
-        rt.fn(fname, lambda *a, _t=text: ObjectHandle("KeyValueLookupKey", _t))
-
-    def kv_rule(store: Any, key: Any, *a: Any) -> RuleHandle:
-        return RuleHandle(S.NeverRule(f"lookup key-value store based on '{key.text}'"))
-    rt.fn("KeyValueStoreLookupRule", kv_rule)
-    rt.fn("KeyValueStoreRangeLookupRule", kv_rule)
-
-    def kv_action(store: Any, key: Any, tag: Any, *a: Any) -> ActionHandle:
-        return ActionHandle(A.ObjectAction(
-            f"lookup key-value store based on '{key.text}' and set the result in tag '{as_str(tag)}'"))
-    rt.fn("KeyValueStoreLookupAction", kv_action)
-    rt.fn("KeyValueStoreRangeLookupAction", kv_action)
 
     # --- other actions kept as objects
     simple = {

@@ -1,0 +1,163 @@
+"""Key-value stores for rules (dnsdist's newCDBKVStore and the KeyValueLookupKey* objects).
+
+A CDB file (D. J. Bernstein's constant database, as tinycdb writes it) is read whole into
+memory and looked up in place; it is read again when its modification time changes, checked at
+most every `refresh` seconds, on lookups, as dnsdist does. A lookup key turns a query into the
+list of keys to try, in order.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+_HEADER = struct.Struct("<512I")
+_PAIR = struct.Struct("<II")
+
+
+def cdb_hash(key: bytes) -> int:
+    h = 5381
+    for c in key:
+        h = ((h << 5) + h) & 0xFFFFFFFF ^ c
+    return h
+
+
+class CDBFile:
+    """One CDB file's bytes and its 256-table header; `get` is tinycdb's cdb_find."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) < 2048:
+            raise ValueError("too short for a CDB file")
+        self.data = data
+        self.tables = _HEADER.unpack_from(data, 0)
+
+    def get(self, key: bytes) -> bytes | None:
+        h = cdb_hash(key)
+        i = (h & 0xFF) * 2
+        pos, slots = self.tables[i], self.tables[i + 1]
+        if slots == 0:
+            return None
+        data = self.data
+        start = (h >> 8) % slots
+        for n in range(slots):
+            slot_hash, rec = _PAIR.unpack_from(data, pos + ((start + n) % slots) * 8)
+            if rec == 0:
+                return None
+            if slot_hash == h:
+                klen, dlen = _PAIR.unpack_from(data, rec)
+                if data[rec + 8:rec + 8 + klen] == key:
+                    return data[rec + 8 + klen:rec + 8 + klen + dlen]
+        return None
+
+
+class CDBKVStore:
+    """newCDBKVStore(path, refreshDelay): lookups on the file as it is now."""
+
+    def __init__(self, path: str, refresh: int, log: Callable[[str], None]) -> None:
+        self.path, self.refresh, self.log = path, refresh, log
+        self.db: CDBFile | None = None
+        self.mtime = -1.0
+        self.next_check = 0.0
+        self._reload(time.time())
+
+    def _reload(self, now: float) -> None:
+        self.next_check = now + self.refresh
+        try:
+            mtime = os.stat(self.path).st_mtime
+        except OSError as e:
+            self.log(f"Error while retrieving the last modification time of CDB database "
+                     f"'{self.path}': {e.strerror}")
+            return
+        if mtime == self.mtime:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                self.db = CDBFile(f.read())
+            self.mtime = mtime
+        except (OSError, ValueError) as e:
+            self.log(f"Error while opening CDB database '{self.path}': {e}")
+
+    def get(self, key: bytes) -> bytes | None:
+        now = time.time()
+        if self.refresh > 0 and now >= self.next_check:
+            self._reload(now)
+        return None if self.db is None else self.db.get(key)
+
+
+# --- lookup keys: the keys one query gives, in the order dnsdist tries them
+
+class QNameKey:
+    def __init__(self, wire: bool) -> None:
+        self.wire = wire
+
+    def keys(self, dq: Any) -> list[bytes]:
+        labels = list(dq.qname.key)     # lower case, no trailing dot in the text form
+        return [_wire(labels) if self.wire else _text(labels)]
+
+    def __str__(self) -> str:
+        return "qname in wire format" if self.wire else "qname"
+
+
+class SuffixKey:
+    def __init__(self, min_labels: int, wire: bool) -> None:
+        self.min_labels, self.wire = min_labels, wire
+
+    def keys(self, dq: Any) -> list[bytes]:
+        labels = list(dq.qname.key)     # lower case; the root alone is never a key
+        out = []
+        for i in range(len(labels)):
+            rest = labels[i:]
+            if self.min_labels and len(rest) < self.min_labels:
+                break
+            out.append(_wire(rest) if self.wire else _text(rest))
+        return out
+
+    def __str__(self) -> str:
+        text = "suffix in wire format" if self.wire else "suffix"
+        if self.min_labels:
+            text += f" with at least {self.min_labels} label(s)"
+        return text
+
+
+class SourceIPKey:
+    def __init__(self, v4_bits: int, v6_bits: int, include_port: bool) -> None:
+        self.v4_bits, self.v6_bits, self.include_port = v4_bits, v6_bits, include_port
+
+    def keys(self, dq: Any) -> list[bytes]:
+        ip = ipaddress.ip_address(str(dq.remote[0]).split("%", 1)[0])
+        bits = self.v4_bits if ip.version == 4 else self.v6_bits
+        net = ipaddress.ip_network(f"{ip}/{bits}", strict=False)
+        key = net.network_address.packed
+        if self.include_port:
+            key += struct.pack("!H", int(dq.remote[1]))
+        return [key]
+
+    def __str__(self) -> str:
+        text = f"source IP (masked to {self.v4_bits} (v4) / {self.v6_bits} (v6) bits)"
+        return text + (" including the port" if self.include_port else "")
+
+
+class TagKey:
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def keys(self, dq: Any) -> list[bytes]:
+        tags = dq.tags
+        if not tags or self.tag not in tags:
+            return []
+        return [tags[self.tag].encode("latin-1", "replace")]
+
+    def __str__(self) -> str:
+        return f"value of the tag named '{self.tag}'"
+
+
+def _wire(labels: list[bytes]) -> bytes:
+    """Wire format of these labels, root included."""
+    return b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
+
+
+def _text(labels: list[bytes]) -> bytes:
+    return b".".join(labels)
