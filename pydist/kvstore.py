@@ -63,6 +63,14 @@ class CDBKVStore:
         self.next_check = 0.0
         self._reload(time.time())
 
+    @classmethod
+    def closed(cls, path: str) -> "CDBKVStore":
+        """A store that never opens its file (console client mode: nothing is looked up)."""
+        store = cls.__new__(cls)
+        store.path, store.refresh, store.log = path, 0, lambda line: None
+        store.db, store.mtime, store.next_check = None, -1.0, float("inf")
+        return store
+
     def _reload(self, now: float) -> None:
         self.next_check = now + self.refresh
         try:

@@ -9,6 +9,7 @@ from luaapi.bindings.compat import ObjectHandle, unsupported
 from luaapi.bindings.rules import ActionHandle, RuleHandle
 from luaapi.convert import as_bool, as_int, as_str, fail
 from pydist import kvstore as K
+from pydist.registry import CLIENT
 from pydist.rules import actions as A
 from pydist.rules import kv as KV
 from pydist.rules import selectors as S
@@ -44,6 +45,8 @@ def register(rt: Any) -> None:
     reg = rt.registry
 
     def cdb(path: Any, refresh: Any = None, *a: Any) -> KVStoreHandle:
+        if reg.mode == CLIENT:      # `pydist -c` reads the config for the console only
+            return KVStoreHandle(K.CDBKVStore.closed(as_str(path)))
         return KVStoreHandle(K.CDBKVStore(as_str(path), _opt_int(refresh, 0), reg.log))
     rt.fn("newCDBKVStore", cdb)
     unsupported(rt, "newLMDBKVStore", lambda p, d, *a: ObjectHandle("LMDBKVStore"))

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import BOTH, Starter
 from tests.helpers.cdb import write_cdb
-from tests.helpers.pydist_proc import poll_until, send_message
+from tests.helpers.conf import console_prelude
+from tests.helpers.pydist_proc import poll_until, run_cli, send_message
 
 ITEMS = {
     b"\x07example\x03com\x00": b"192.0.2.1", b"example.com": b"192.0.2.2",
@@ -87,3 +88,16 @@ def test_replaced_database_is_picked_up(impl: str, start_proc: Starter, responde
     os.utime(new, (st.st_atime, st.st_mtime + 10))       # a newer modification time
     os.replace(new, db)
     poll_until(lambda: _ask(proc.addr(), "example.com.") == "192.0.2.99", timeout=8.0)
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_console_client_does_not_open_the_store(impl: str, start_proc: Starter, responder,
+                                                tmp_path: Path) -> None:
+    """`-c`/`-e` read the config for the console key only: no missing-file error there (the
+    server itself logs it, as dnsdist does)."""
+    conf = console_prelude() + 'kvs = newCDBKVStore("/nonexistent/db.cdb", 60)\n'
+    proc = start_proc(impl, conf, {"backend": responder.address})
+    assert "Error while retrieving the last modification time of CDB database" in proc.output
+    res = run_cli(impl, ["-C", str(proc.conf), "-e", "showVersion()"])
+    assert res.returncode == 0 and "dnsdist" in res.stdout
+    assert "CDB" not in res.stdout + res.stderr
