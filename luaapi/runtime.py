@@ -30,6 +30,7 @@ BINDING_MODULES = (
     "luaapi.bindings.compat",
     "luaapi.bindings.ipsets",
     "luaapi.bindings.kvstores",
+    "luaapi.bindings.carbon",
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",

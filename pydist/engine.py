@@ -86,6 +86,7 @@ class Engine:
         self.maintenance_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
         self.console_servers: list = []
         self.web_server: Any = None
+        self.carbon_task: Any = None
         registry.engine = self
 
     # --- backends
@@ -131,6 +132,7 @@ class Engine:
     # --- start
     async def start(self) -> None:
         self.start_web()
+        self.start_carbon()
         # as dnsdist: the initial health checks finish before any query is read (queries that
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:
@@ -189,6 +191,13 @@ class Engine:
                 seen.add(id(c))
                 up = any(s.is_up() for s in pool.servers)
                 c.maintenance(now, self.reg.settings.cache_cleaning_percentage, up)
+
+    # --- carbon
+    def start_carbon(self) -> None:
+        """Export to the carbonServer()s: at startup, or at once when one is added at runtime."""
+        if self.reg.carbon_servers and self.carbon_task is None:
+            from pydist.carbon import carbon_loop
+            self.carbon_task = self.loop.create_task(carbon_loop(self.reg))
 
     # --- web server
     def start_web(self) -> None:

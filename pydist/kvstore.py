@@ -64,7 +64,7 @@ class CDBKVStore:
         self._reload(time.time())
 
     @classmethod
-    def closed(cls, path: str) -> "CDBKVStore":
+    def closed(cls, path: str) -> CDBKVStore:
         """A store that never opens its file (console client mode: nothing is looked up)."""
         store = cls.__new__(cls)
         store.path, store.refresh, store.log = path, 0, lambda line: None

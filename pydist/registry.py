@@ -138,6 +138,7 @@ class Registry:
         self.console_settings = {"log_connections": True, "max_connections": 100,
                                  "max_msg_size": 10000000}
         self.console_addresses: list[tuple[str, int]] = []   # one listener per controlSocket()
+        self.carbon_servers: list[Any] = []                  # carbonServer() (pydist.carbon)
         self.config_done = False
         self.engine = None        # set when serving: lets runtime changes reach live sockets
         self.unsupported: list[str] = []

@@ -129,10 +129,7 @@ def register(rt: Any) -> None:
         return ObjectHandle("DOHResponseMapEntry")
     rt.fn("newDOHResponseMapEntry", doh_map_entry)
 
-    # --- carbon, SNMP
-    def carbon(addr: Any, *a: Any) -> None:
-        as_str(addr)
-    unsupported(rt, "carbonServer", carbon)
+    # --- SNMP
     unsupported(rt, "snmpAgent", lambda *a: None)
     rt.fn("sendCustomTrap", lambda *a: None)
 
