@@ -31,6 +31,7 @@ BINDING_MODULES = (
     "luaapi.bindings.ipsets",
     "luaapi.bindings.kvstores",
     "luaapi.bindings.carbon",
+    "luaapi.bindings.remotelog",
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",

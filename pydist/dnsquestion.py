@@ -34,7 +34,7 @@ class DNSQuestion(HeaderFlags):
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
                  "protocol", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
-                 "lua_handle", "proxy_values", "sni")
+                 "lua_handle", "proxy_values", "sni", "unique_id")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
@@ -69,6 +69,7 @@ class DNSQuestion(HeaderFlags):
         self.ecs_subnet: tuple[str, int] | None = None   # SetECSAction's (network, bits)
         self.lua_handle: Any = None             # the `dq` a Lua policy saw, made on demand
         self.sni = ""                           # the TLS server name a DoT client sent
+        self.unique_id: bytes | None = None     # protobuf message id, made when first logged
 
     # --- question
     @property

@@ -133,6 +133,8 @@ class Engine:
     async def start(self) -> None:
         self.start_web()
         self.start_carbon()
+        for logger in self.reg.remote_loggers:
+            logger.start(self.loop)
         # as dnsdist: the initial health checks finish before any query is read (queries that
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:

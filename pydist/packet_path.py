@@ -176,7 +176,8 @@ class PacketPath(RulePath):
                 if self.cachehit_rules:
                     resp, delay, _ = apply_response_rules(
                         self.cachehit_rules, resp, qname_end, qtype, qclass, addr, fe, not udp,
-                        now, dq.tags if dq is not None else None, delay)
+                        now, dq.tags if dq is not None else None, delay,
+                        query=(dq.unique_id, now) if dq is not None else None)
                     if resp is None:
                         return self._drop(reply)
                 stats.cache_hits += 1

@@ -139,6 +139,7 @@ class Registry:
                                  "max_msg_size": 10000000}
         self.console_addresses: list[tuple[str, int]] = []   # one listener per controlSocket()
         self.carbon_servers: list[Any] = []                  # carbonServer() (pydist.carbon)
+        self.remote_loggers: list[Any] = []                  # newRemoteLogger() (serve mode)
         self.config_done = False
         self.engine = None        # set when serving: lets runtime changes reach live sockets
         self.unsupported: list[str] = []

@@ -60,6 +60,7 @@ class RulePath:
                              dq.delay_ms if dq is not None else 0, not udp, skip_cache)
         if dq is not None:
             state.temp_failure_ttl = dq.temp_failure_ttl
+            state.unique_id = dq.unique_id
         return state
 
     def _add_ecs(self, data: bytes, addr: Any, dq: DNSQuestion | None, cache: Any,
@@ -138,7 +139,8 @@ class RulePath:
         try:
             out, delay, skip = apply_response_rules(
                 self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
-                st.tcp_reply is not None, now, tags, delay, server, skip_query)
+                st.tcp_reply is not None, now, tags, delay, server, skip_query,
+                (getattr(st, "unique_id", None), st.sent))
         except Exception as e:        # a bug: said (rate-limited), the answer dropped
             self._rule_bug(e)
             return None, 0, True

@@ -142,10 +142,6 @@ def register(rt: Any) -> None:
     rt.fn("addBPFFilterDynBlocks", lambda *a: None)
 
     # --- protobuf / dnstap loggers and their actions
-    def remote_logger(addr: Any, *a: Any) -> ObjectHandle:
-        text = as_str(addr)
-        return ObjectHandle("RemoteLogger", f"{text}")
-    unsupported(rt, "newRemoteLogger", remote_logger)
     unsupported(rt, "newFrameStreamTcpLogger",
                 lambda addr, *a: ObjectHandle("FrameStreamLogger", f"FrameStreamLogger to {as_str(addr)}"))
     unsupported(rt, "newFrameStreamUnixLogger",
@@ -159,10 +155,6 @@ def register(rt: Any) -> None:
                 raise fail(lg, "St10shared_ptrI21RemoteLoggerInterfaceE")
             return ActionHandle(A.ObjectAction(fmt(lg), response))
         return make
-    rt.fn("RemoteLogAction", logger_action(
-        lambda l: f"remote log to {l.text} (0 processed, 0 dropped)", False, 0))
-    rt.fn("RemoteLogResponseAction", logger_action(
-        lambda l: f"remote log response to {l.text} (0 processed, 0 dropped)", True, 0))
     rt.fn("DnstapLogAction", logger_action(
         lambda l: f"remote log as dnstap to {l.text} (0 frames sent, 0 dropped, 0 permanent failures)",
         False, 1))

@@ -212,7 +212,8 @@ def send_self_answer(path: Any, dq: Any, orig_flags: tuple[int, int], addr: Any,
     rules = path.selfanswered_rules
     if rules:
         out, delay, _ = apply_response_rules(rules, out, dq.qname_end, dq.qtype, dq.qclass,
-                                          addr, fe, dq.tcp, dq.now, dq.tags, delay)
+                                          addr, fe, dq.tcp, dq.now, dq.tags, delay,
+                                          query=(dq.unique_id, dq.now))
         if out is None:
             path._drop(reply)
             return

@@ -18,7 +18,7 @@ from pydist.rules.selectors import RuleFailed
 class DNSResponse(DNSQuestion):
     """An answer as response rules see it: the query's tags, and the server that answered."""
 
-    __slots__ = ("server",)
+    __slots__ = ("server", "query_time")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0,
@@ -26,18 +26,21 @@ class DNSResponse(DNSQuestion):
         super().__init__(data, qname_end, qtype, qclass, remote, frontend, tcp, now)
         self.tags = dict(tags) if tags else None
         self.server = server
+        self.query_time = now               # when the query arrived (the caller sets it)
 
 
 class RuleInFlight(InFlight):
     """An in-flight query that a rule touched: what its answer's rules and delay need later."""
 
-    __slots__ = ("qtype", "qclass", "tags", "delay_ms", "tcp", "skip_cache", "temp_failure_ttl")
+    __slots__ = ("qtype", "qclass", "tags", "delay_ms", "tcp", "skip_cache", "temp_failure_ttl",
+                 "unique_id")
 
     def set_rule_state(self, qtype: int, qclass: int, tags: dict[str, str] | None,
                        delay_ms: int, tcp: bool, skip_cache: bool = False) -> "RuleInFlight":
         self.qtype, self.qclass, self.tags = qtype, qclass, tags
         self.delay_ms, self.tcp, self.skip_cache = delay_ms, tcp, skip_cache
         self.temp_failure_ttl: int | None = None
+        self.unique_id: bytes | None = None
         return self
 
 
@@ -66,11 +69,14 @@ def run_response_chain(rules: tuple, dr: Any) -> bool:
 def apply_response_rules(rules: tuple, resp: bytes, qname_end: int, qtype: int, qclass: int,
                          client: Any, frontend: Any, tcp: bool, now: float,
                          tags: dict[str, str] | None = None, delay_ms: int = 0,
-                         server: Any = None,
-                         skip_cache: bool = False) -> tuple[bytes | None, int, bool]:
+                         server: Any = None, skip_cache: bool = False,
+                         query: tuple[bytes | None, float] | None = None
+                         ) -> tuple[bytes | None, int, bool]:
     """(answer after the chain or None when dropped, delay in ms for a UDP answer, whether a
-    rule asked to keep it out of the cache)."""
+    rule asked to keep it out of the cache). `query`: its message id and arrival time."""
     dr = DNSResponse(resp, qname_end, qtype, qclass, client, frontend, tcp, now, tags, server)
+    if query is not None:
+        dr.unique_id, dr.query_time = query
     dr.delay_ms = delay_ms
     dr.skip_cache = skip_cache
     try:

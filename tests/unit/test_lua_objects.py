@@ -70,8 +70,7 @@ def test_errors_read_like_dnsdist(code: str, message: str) -> None:
 
 
 def test_unsupported_directives_record_their_line() -> None:
-    cfg, logs = run('setLocal("127.0.0.1:5300")\n\ncarbonServer("127.0.0.1:2003")\n'
-                    'addDOHLocal("127.0.0.1:8053", nil, nil, "/dns-query")\n')
-    assert cfg.registry.unsupported == ["carbonServer() at line 3", "addDOHLocal() at line 4"]
-    assert logs == ["No certificate provided for DoH endpoint 127.0.0.1:8053, running in DNS "
-                    "over HTTP mode instead of DNS over HTTPS"]
+    cfg, logs = run('setLocal("127.0.0.1:5300")\n\nsnmpAgent(true)\n'
+                    'kvs = newLMDBKVStore("/nonexistent.lmdb", "db")\n')
+    assert cfg.registry.unsupported == ["snmpAgent() at line 3", "newLMDBKVStore() at line 4"]
+    assert logs == []
