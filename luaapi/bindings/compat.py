@@ -9,7 +9,7 @@ from typing import Any, Callable
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import NMGHandle, _mask_text
 from luaapi.bindings.rules import ActionHandle
-from luaapi.convert import as_int, as_str, fail, is_table, table_to_dict, table_to_list
+from luaapi.convert import as_int, as_str, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
@@ -140,27 +140,6 @@ def register(rt: Any) -> None:
     rt.fn("registerDynBPFFilter", lambda *a: None)
     rt.fn("unregisterDynBPFFilter", lambda *a: None)
     rt.fn("addBPFFilterDynBlocks", lambda *a: None)
-
-    # --- protobuf / dnstap loggers and their actions
-    unsupported(rt, "newFrameStreamTcpLogger",
-                lambda addr, *a: ObjectHandle("FrameStreamLogger", f"FrameStreamLogger to {as_str(addr)}"))
-    unsupported(rt, "newFrameStreamUnixLogger",
-                lambda path, *a: ObjectHandle("FrameStreamLogger", f"FrameStreamLogger to {as_str(path)}"))
-
-    def logger_action(fmt: Callable[[ObjectHandle], str], response: bool, pos: int) -> Callable:
-        def make(*a: Any) -> ActionHandle:
-            nargs(a, pos + 1)
-            lg = a[pos]
-            if not isinstance(lg, ObjectHandle):
-                raise fail(lg, "St10shared_ptrI21RemoteLoggerInterfaceE")
-            return ActionHandle(A.ObjectAction(fmt(lg), response))
-        return make
-    rt.fn("DnstapLogAction", logger_action(
-        lambda l: f"remote log as dnstap to {l.text} (0 frames sent, 0 dropped, 0 permanent failures)",
-        False, 1))
-    rt.fn("DnstapLogResponseAction", logger_action(
-        lambda l: f"log response as dnstap to {l.text} (0 frames sent, 0 dropped, 0 permanent failures)",
-        True, 1))
 
     # --- other actions kept as objects
     simple = {

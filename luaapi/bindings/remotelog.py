@@ -1,5 +1,7 @@
-"""newRemoteLogger, RemoteLogAction and RemoteLogResponseAction: protobuf logging as dnsdist
-1.7.3 does it. An alterFunction is accepted and warned about (it is not called)."""
+"""Remote logging from Lua, as dnsdist 1.7.3: newRemoteLogger with RemoteLogAction and
+RemoteLogResponseAction (protobuf), newFrameStreamTcpLogger / newFrameStreamUnixLogger with
+DnstapLogAction and DnstapLogResponseAction (dnstap). An alterFunction is accepted and warned
+about (it is not called)."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,15 +18,23 @@ from luaapi.convert import (
 )
 from luaapi.errors import PdnsError
 from pydist.dns.netmask import AddressError, parse_address
+from pydist.dnstap import FrameStreamLogger
 from pydist.registry import SERVE
 from pydist.remotelog import RemoteLogger
-from pydist.rules.remotelog import RemoteLogAction, RemoteLogResponseAction
+from pydist.rules.remotelog import (
+    DnstapLogAction,
+    DnstapLogResponseAction,
+    RemoteLogAction,
+    RemoteLogResponseAction,
+)
 
 LOGGER = "St10shared_ptrI21RemoteLoggerInterfaceE"
 
 
 class RemoteLoggerHandle:
-    def __init__(self, logger: RemoteLogger) -> None:
+    """A protobuf or a frame-stream logger, as Lua holds it."""
+
+    def __init__(self, logger: RemoteLogger | FrameStreamLogger) -> None:
         self.logger = logger
 
     def toString(self, *a: Any) -> str:
@@ -45,14 +55,33 @@ def register(rt: Any) -> None:
         logger = RemoteLogger(host, port, 2.0 if timeout is None else as_float(timeout),
                               100 if queued is None else as_int(queued),
                               1.0 if wait is None else as_float(wait), reg.log)
+        return started(logger)
+    rt.fn("newRemoteLogger", new_remote_logger)
+
+    def started(logger: Any) -> RemoteLoggerHandle:
+        """Loggers connect only when serving (never in --check-config or the console client)."""
         if reg.mode == SERVE:
             reg.remote_loggers.append(logger)
             if reg.engine is not None:
                 logger.start(reg.engine.loop)
         return RemoteLoggerHandle(logger)
-    rt.fn("newRemoteLogger", new_remote_logger)
 
-    def logger_of(value: Any) -> RemoteLogger:
+    def frame_stream_tcp(addr: Any, opts: Any = None, *a: Any) -> RemoteLoggerHandle:
+        text = as_str(addr)
+        try:
+            host, port = parse_address(text, 0)
+        except AddressError as e:
+            raise PdnsError(str(e)) from None
+        options = table_to_dict(opts) if opts is not None else {}
+        return started(FrameStreamLogger(text, host, port, options))
+    rt.fn("newFrameStreamTcpLogger", frame_stream_tcp)
+
+    def frame_stream_unix(path: Any, opts: Any = None, *a: Any) -> RemoteLoggerHandle:
+        options = table_to_dict(opts) if opts is not None else {}
+        return started(FrameStreamLogger(as_str(path), None, 0, options))
+    rt.fn("newFrameStreamUnixLogger", frame_stream_unix)
+
+    def logger_of(value: Any) -> Any:
         if not isinstance(value, RemoteLoggerHandle):
             raise fail(value, LOGGER)
         return value.logger
@@ -78,3 +107,14 @@ def register(rt: Any) -> None:
         include = False if cname is None else as_bool(cname)
         return ActionHandle(RemoteLogResponseAction(logger_of(logger), server_id(opts), include))
     rt.fn("RemoteLogResponseAction", log_response)
+
+    def dnstap_action(response: bool) -> Any:
+        name = "DnstapLogResponseAction" if response else "DnstapLogAction"
+        cls = DnstapLogResponseAction if response else DnstapLogAction
+
+        def make(identity: Any, logger: Any, alter: Any = None, *a: Any) -> ActionHandle:
+            note_alter(name, alter)
+            return ActionHandle(cls(as_str(identity), logger_of(logger)))
+        return make
+    rt.fn("DnstapLogAction", dnstap_action(False))
+    rt.fn("DnstapLogResponseAction", dnstap_action(True))

@@ -1,10 +1,11 @@
-"""RemoteLogAction and RemoteLogResponseAction: one PBDNSMessage per query or answer to a
-remote logger (pydist/remotelog.py). A query and its answer share the message id, as in
-dnsdist, when the query was logged first."""
+"""Logging actions: RemoteLogAction / RemoteLogResponseAction (one PBDNSMessage per query or
+answer, pydist/remotelog.py; a query and its answer share the message id, as in dnsdist) and
+DnstapLogAction / DnstapLogResponseAction (one dnstap record, pydist/dnstap.py)."""
 from __future__ import annotations
 
 from typing import Any
 
+from pydist.dnstap import dnstap_record
 from pydist.remotelog import QUERY, RESPONSE, RemoteLogger, new_message_id, pb_message
 from pydist.rules.actions import CONTINUE, Action
 from pydist.rules.response_actions import R_CONTINUE, ResponseAction
@@ -41,3 +42,27 @@ class RemoteLogResponseAction(ResponseAction):
 
     def __str__(self) -> str:
         return f"remote log response to {self.logger}"
+
+
+class DnstapLogAction(Action):
+    def __init__(self, identity: str, logger: Any) -> None:
+        self.identity, self.logger = identity, logger
+
+    def __call__(self, dq: Any) -> tuple[int, str | None]:
+        self.logger.send(dnstap_record(self.identity, dq, bytes(dq.data), None, dq.now))
+        return CONTINUE
+
+    def __str__(self) -> str:
+        return f"remote log as dnstap to {self.logger}"
+
+
+class DnstapLogResponseAction(ResponseAction):
+    def __init__(self, identity: str, logger: Any) -> None:
+        self.identity, self.logger = identity, logger
+
+    def __call__(self, dr: Any) -> tuple[int, str | None]:
+        self.logger.send(dnstap_record(self.identity, dr, None, bytes(dr.data), dr.query_time))
+        return R_CONTINUE
+
+    def __str__(self) -> str:
+        return f"log response as dnstap to {self.logger}"

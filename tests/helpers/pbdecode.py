@@ -30,6 +30,12 @@ def decode(b: bytes, nested: dict[int, dict] | None = None) -> list[tuple[int, o
             i += n
             sub = (nested or {}).get(number)
             out.append((number, decode(raw, sub) if sub is not None else raw))
+        elif kind == 5:
+            out.append((number, int.from_bytes(b[i:i + 4], "little")))
+            i += 4
+        elif kind == 1:
+            out.append((number, int.from_bytes(b[i:i + 8], "little")))
+            i += 8
         else:
             raise ValueError(f"wire type {kind} not expected here")
     return out
