@@ -430,8 +430,11 @@ class LuaRule(Selector):
     """f(dq) -> bool, given as a Python callable by the Lua bindings (errors: no match)."""
     text = "Lua script"
 
-    def __init__(self, func: Callable[[Any], bool]) -> None:
+    def __init__(self, func: Callable[[Any], bool],
+                 text: str | None = None) -> None:
         self.func = func
+        if text is not None:     # the FFI variants: "Lua FFI script", ...
+            self.text = text
 
     def matches(self, dq: Any) -> bool:
         return bool(self.func(dq))
