@@ -275,18 +275,21 @@ function M.action(f)
     return n, res
   end
 end
--- per-thread: dnsdist loads the code in each thread's Lua state on its first query, and
--- tries again on the next query when it failed; the function it returns is kept
-function M.per_thread(code, wrap, ctype)
-  local g
+-- per-thread: dnsdist loads the code in each thread's Lua state on its first query, once
+-- (the state is marked loaded first, so a failure is reported once): a function that failed
+-- to load is then `none` (no match / DNSAction.None) for good, as in 1.7.3 (checked)
+function M.per_thread(code, wrap, ctype, none)
+  local g, tried
   return function(h)
-    if g == nil then
+    if not tried then
+      tried = true
       local chunk, err = loadstring(code)
       if chunk == nil then return nil, err end
       local f = chunk()
       if type(f) ~= "function" then return nil, cast_error(f, ctype) end
       g = wrap(f)
     end
+    if g == nil then return none end
     return g(h)
   end
 end

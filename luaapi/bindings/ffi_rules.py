@@ -2,47 +2,45 @@
 functions given a `dnsdist_ffi_dnsquestion_t*` that call the shared shim's accessors
 (luaapi/bindings/ffi_shim.py). As dnsdist 1.7.3: a rule that fails or returns no boolean
 warns and does not match; an action that fails or returns no number warns and answers
-ServFail; the per-thread code is loaded on first use and again after each failure."""
+ServFail; the per-thread code is loaded on first use, once: if that fails, the rule never
+matches and the action does nothing from then on."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from luaapi import cppnames as C
 from luaapi.bindings.ffi_shim import shim
-from luaapi.bindings.luacall import error_text, guarded, shared_handle
+from luaapi.bindings.luacall import protected_caller
 from luaapi.bindings.response_rules import DRHandle
-from luaapi.bindings.rules import ActionHandle, ArityCheckedRuntime, DQHandle, RuleHandle
+from luaapi.bindings.rules import (
+    ActionHandle,
+    ArityCheckedRuntime,
+    DQHandle,
+    RuleHandle,
+)
 from luaapi.convert import as_str, fail, is_function
 from pydist.rules import actions as A
 from pydist.rules import response_actions as RA
 from pydist.rules import selectors as S
 
 
-def _caller(rt: Any, g: Any, handle_cls: type) -> Callable[[Any], tuple[Any, Any]]:
-    """g(dq handle) under the Lua guard: (value, result text) or (None, the error to log)."""
-    pcall = guarded(rt)[0]
-    handle, slot = shared_handle(rt, handle_cls)
-
-    def call(dq: Any) -> tuple[Any, Any]:
-        handle._dq = dq
-        res = pcall(g, slot)
-        if not isinstance(res, tuple):
-            res = (res,)
-        if not res or res[0] is not True:
-            return None, error_text(res[1] if len(res) > 1 else "")
-        value = res[1] if len(res) > 1 else None
-        extra = res[2] if len(res) > 2 else None
-        return value, extra
-    return call
+def _failure(ok: bool, value: Any, extra: Any) -> str | None:
+    """What to log when the call failed (the traceback) or the shim refused its result (the
+    "Trying to cast ..." text, no traceback, as LuaWrapper's); None when all went well."""
+    if not ok:
+        return str(value)
+    return str(extra) if value is None else None
 
 
 def rule_func(rt: Any, g: Any, label: str) -> Callable[[Any], bool]:
-    call = _caller(rt, g, DQHandle)
+    call = protected_caller(rt, g, DQHandle)
 
     def matches(dq: Any) -> bool:
-        value, extra = call(dq)
-        if value is None:
-            rt.log(f"{label} failed inside Lua: {extra}")
+        ok, value, extra = call(dq)
+        failure = _failure(ok, value, extra)
+        if failure is not None:
+            rt.log(f"{label} failed inside Lua: {failure}")
             return False
         return bool(value)
     return matches
@@ -50,12 +48,13 @@ def rule_func(rt: Any, g: Any, label: str) -> Callable[[Any], bool]:
 
 def action_func(rt: Any, g: Any, label: str, handle_cls: type,
                 on_error: int) -> Callable[[Any], tuple[int, str | None]]:
-    call = _caller(rt, g, handle_cls)
+    call = protected_caller(rt, g, handle_cls)
 
     def act(dq: Any) -> tuple[int, str | None]:
-        value, extra = call(dq)
-        if value is None:
-            rt.log(f"{label} failed inside Lua, returning ServFail: {extra}")
+        ok, value, extra = call(dq)
+        failure = _failure(ok, value, extra)
+        if failure is not None:
+            rt.log(f"{label} failed inside Lua, returning ServFail: {failure}")
             return on_error, None
         return int(value), (None if extra is None else str(extra))
     return act
@@ -65,8 +64,8 @@ def register(rt: Any) -> None:
     rt = ArityCheckedRuntime(rt)
     m = shim(rt)
 
-    def per_thread(code: Any, wrap: Any, ctype: str) -> Any:
-        return m.per_thread(as_str(code, C.STRING), wrap, ctype)
+    def per_thread(code: Any, wrap: Any, ctype: str, none: Any) -> Any:
+        return m.per_thread(as_str(code, C.STRING), wrap, ctype, none)
 
     def ffi_rule(f: Any, *a: Any) -> RuleHandle:
         if not is_function(f):
@@ -75,7 +74,7 @@ def register(rt: Any) -> None:
     rt.fn("LuaFFIRule", ffi_rule)
 
     def ffi_per_thread_rule(code: Any, *a: Any) -> RuleHandle:
-        g = per_thread(code, m.rule, C.LUA_FFI_RULE_FUNC)
+        g = per_thread(code, m.rule, C.LUA_FFI_RULE_FUNC, False)
         # sic: dnsdist 1.7.3 spells this one "Perthread"
         return RuleHandle(S.LuaRule(rule_func(rt, g, "LuaFFIPerthreadRule"),
                                     "Lua FFI per-thread script"))
@@ -89,7 +88,7 @@ def register(rt: Any) -> None:
     rt.fn("LuaFFIAction", ffi_action)
 
     def ffi_per_thread_action(code: Any, *a: Any) -> ActionHandle:
-        g = per_thread(code, m.action, C.LUA_FFI_ACTION_FUNC)
+        g = per_thread(code, m.action, C.LUA_FFI_ACTION_FUNC, A.NONE)
         return ActionHandle(A.LuaAction(action_func(rt, g, "LuaFFIPerThreadAction", DQHandle,
                                                     A.SERVFAIL), "Lua FFI per-thread script"))
     rt.fn("LuaFFIPerThreadAction", ffi_per_thread_action)
@@ -102,7 +101,7 @@ def register(rt: Any) -> None:
     rt.fn("LuaFFIResponseAction", ffi_response)
 
     def ffi_per_thread_response(code: Any, *a: Any) -> ActionHandle:
-        g = per_thread(code, m.action, C.LUA_FFI_RESPONSE_FUNC)
+        g = per_thread(code, m.action, C.LUA_FFI_RESPONSE_FUNC, A.R_NONE)
         return ActionHandle(RA.LuaResponseAction(action_func(
             rt, g, "LuaFFIPerThreadResponseAction", DRHandle, A.R_SERVFAIL),
             "Lua FFI per-thread script"))

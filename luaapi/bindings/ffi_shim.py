@@ -134,7 +134,6 @@ def http(h: Any, what: str) -> None:
     """NULL (and set_http_response does nothing) outside DoH, as in dnsdist."""
     if _doh(h):
         raise FFIUnsupported(f"the HTTP {what} of a DoH query is not available in pydist's FFI")
-    return None
 
 
 def http_headers(h: Any) -> Any:
