@@ -142,12 +142,11 @@ def http_headers(h: Any) -> Any:
 
 
 def trailing_data(h: Any) -> bytes:
-    """Empty: pydist's packet path takes no query with bytes after its records."""
-    return b""
+    return h._dq.trailing_data()
 
 
 def set_trailing_data(h: Any, data: Any) -> bool:
-    raise FFIUnsupported("dnsdist_ffi_dnsquestion_set_trailing_data is not supported by pydist")
+    return h._dq.set_trailing_data(_text(data))
 
 
 def send_trap(h: Any, reason: Any) -> None:

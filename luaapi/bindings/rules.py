@@ -313,8 +313,11 @@ class DQHandle:
 
     def getDO(self, *a: Any) -> bool: return self._dq.edns_do()
     def getContent(self, *a: Any) -> str: return bytes(self._dq.data).decode("latin-1")
-    def getTrailingData(self, *a: Any) -> str: return ""
-    def setTrailingData(self, *a: Any) -> bool: return False
+    def getTrailingData(self, *a: Any) -> str:
+        return self._dq.trailing_data().decode("latin-1")
+
+    def setTrailingData(self, tail: Any, *a: Any) -> bool:
+        return self._dq.set_trailing_data(_lua_bytes(tail))
     def getServerNameIndication(self, *a: Any) -> str: return self._dq.sni
     def getProtocol(self, *a: Any) -> str: return self._dq.protocol
     def getHTTPPath(self, *a: Any) -> str: return ""

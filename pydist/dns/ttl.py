@@ -35,6 +35,29 @@ def skip_name(buf: bytes, pos: int) -> int:
         pos += length
 
 
+def message_end(pkt: bytes | bytearray) -> int:
+    """Where the message its header counts describe ends (dnsdist's getDNSPacketLength): what
+    follows is trailing data. The whole length when the packet runs short of its counts."""
+    end = len(pkt)
+    if end < 12:
+        return end
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!4H", pkt, 4)
+    pos = 12
+    for _ in range(qdcount):
+        pos = skip_name(pkt, pos)
+        if pos < 0 or pos + 4 > end:
+            return end
+        pos += 4
+    for _ in range(ancount + nscount + arcount):
+        pos = skip_name(pkt, pos)
+        if pos < 0 or pos + 10 > end:
+            return end
+        pos += 10 + _U16.unpack_from(pkt, pos + 8)[0]
+        if pos > end:
+            return end
+    return pos
+
+
 def _walk(resp: bytes) -> tuple[list[int], int, bool]:
     """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority'."""
     offsets: list[int] = []

@@ -7,6 +7,7 @@ import re
 import time
 from typing import Any, Callable
 
+from pydist.dns.ttl import message_end
 from pydist.dns.wire import qtype_to_text
 from pydist.qps import QPSLimiter
 from pydist.rules.names import DNSName, DNSNameSet, SuffixMatchNode
@@ -543,7 +544,7 @@ class TrailingDataRule(Selector):
     pure = True
 
     def matches(self, dq: Any) -> bool:
-        return False     # the packet path takes queries without records after the question
+        return message_end(dq.data) < len(dq.data)
 
     def __str__(self) -> str:
         return "trailing data"

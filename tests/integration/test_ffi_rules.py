@@ -315,15 +315,17 @@ def test_bad_constructor_arguments(impl: str, tmp_path: object) -> None:
 
 def test_accessor_pydist_cannot_honour_fails_loudly(start_proc: Starter,
                                                     responder_factory: ResponderFactory) -> None:
-    """set_trailing_data works in dnsdist; pydist says it cannot, and answers ServFail."""
+    """With snmpAgent(true), dnsdist sends send_trap's trap; pydist has no SNMP agent, says
+    so and answers ServFail rather than drop the trap silently."""
     conf = r"""
 setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
 newServer({address="{backend}"})
+snmpAgent(true)
 local ffi = require("ffi")
 addAction(AllRule(), LuaFFIAction(function(dq)
-  local s = "tail"
-  ffi.C.dnsdist_ffi_dnsquestion_set_trailing_data(dq, s, #s)
+  local s = "a trap"
+  ffi.C.dnsdist_ffi_dnsquestion_send_trap(dq, s, #s)
   return DNSAction.None
 end))
 """
@@ -331,4 +333,53 @@ end))
     r = query(proc.addr(), "www.test.")
     assert r is not None and r.rcode() == 2
     line = proc.wait_for(r"^LuaFFIAction failed inside Lua, returning ServFail: ")
-    assert "set_trailing_data is not supported by pydist" in line
+    assert "send_trap: pydist has no SNMP agent" in line
+
+
+TRAIL_CONF = r"""
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="{backend}"})
+local ffi = require("ffi")
+local C = ffi.C
+addAction(AllRule(), LuaFFIAction(function(dq)
+  local cp = ffi.new("const char*[1]")
+  local n = C.dnsdist_ffi_dnsquestion_get_trailing_data(dq, cp)
+  local s = "NEWTAIL"
+  warnlog("T|ffi|" .. tostring(n) .. "|" .. ffi.string(cp[0], n) .. "|"
+          .. tostring(C.dnsdist_ffi_dnsquestion_set_trailing_data(dq, s, #s)))
+  return DNSAction.None
+end))
+addAction(AllRule(), LuaAction(function(dq)
+  warnlog("T|lua|" .. dq:getTrailingData() .. "|" .. tostring(dq:setTrailingData("LAST")))
+  return DNSAction.None
+end))
+addAction(AndRule({QNameRule("plain.test."), TrailingDataRule()}), RCodeAction(DNSRCode.NOTIMP))
+"""
+
+
+@both_needed
+def test_trailing_data_as_dnsdist(start_proc: Starter,
+                                  responder_factory: ResponderFactory) -> None:
+    """Read and replaced by FFI and by dq:, matched by TrailingDataRule, forwarded."""
+    import socket
+
+    import dns.message
+    got: dict[str, tuple] = {}
+    for impl in ("dnsdist", "pydist"):
+        backend = responder_factory()
+        proc = start_proc(impl, TRAIL_CONF, {"backend": backend.address})
+        rcodes = []
+        for name, tail in (("tail.test.", b"TAILDATA"), ("plain.test.", b"")):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(2)
+                s.sendto(dns.message.make_query(name, "A").to_wire() + tail, proc.addr())
+                rcodes.append(dns.message.from_wire(s.recv(4096), ignore_trailing=True).rcode())
+        poll_until(lambda p=proc: p.output.count("T|") >= 4)
+        sent = [raw[-4:] for _, _, raw in backend.raw]
+        got[impl] = (rcodes, [ln for ln in proc.output.splitlines() if ln.startswith("T|")],
+                     sent)
+        proc.stop()
+    assert got["pydist"] == got["dnsdist"]
+    assert got["pydist"][1][:2] == ["T|ffi|8ULL|TAILDATA|true", "T|lua|NEWTAIL|true"]
+    assert got["pydist"][0] == [0, 4] and b"LAST" in got["pydist"][2]
