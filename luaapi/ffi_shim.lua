@@ -249,15 +249,19 @@ function M.policy_call(f, list, h)
   if not ok then error(res, 0) end
   return tonumber(res)
 end
--- f is called as fn[1](...), a call LuaJIT cannot name: its traceback line reads
+-- f(dq) on the query in h: its return value and the text set_result left. f is called as
+-- fn[1](...), a call LuaJIT cannot name, so its traceback line reads
 -- "in function <[string "chunk"]:N>", as dnsdist's direct call does
+local function run(fn, h)
+  enter(NONE, h)
+  local ret = fn[1](dq_ptr)
+  return ret, leave()
+end
 -- rule: g(dqh) -> true/false, or nil and the error text (no traceback, as LuaWrapper's)
 function M.rule(f)
   local fn = {f}
   return function(h)
-    enter(NONE, h)
-    local ret = fn[1](dq_ptr)
-    leave()
+    local ret = run(fn, h)
     if type(ret) ~= "boolean" then return nil, cast_error(ret, "b") end
     return ret
   end
@@ -266,11 +270,8 @@ end
 function M.action(f)
   local fn = {f}
   return function(h)
-    enter(NONE, h)
-    local ret = fn[1](dq_ptr)
-    local res = leave()
-    local n = ret
-    if type(ret) == "string" then n = tonumber(ret) end
+    local ret, res = run(fn, h)
+    local n = type(ret) == "string" and tonumber(ret) or ret
     if type(n) ~= "number" then return nil, cast_error(ret, "i") end
     return n, res
   end
