@@ -5,7 +5,7 @@
 -- declare fails exactly as there: "missing declaration for symbol '...'", from '__index'.
 -- Pointers handed to user code are stand-ins (a cast small integer); they are valid during
 -- the call only, as in dnsdist. Strings returned through pointers are kept alive in `keep`
--- until the next call.
+-- until the function returns.
 local P = ...
 local real = require("ffi")
 pcall(real.cdef, [[
@@ -32,7 +32,7 @@ typedef struct dnsdist_ffi_raw_value {
 ]])
 local cast, new, fstring, tonumber, type, error = real.cast, real.new, real.string, tonumber,
   type, error
-local band, bor = bit.band, bit.bor
+local band, rshift = bit.band, bit.rshift
 local NULL = cast("const char*", nil)
 local NONE = {}
 local servers, dqh, keep, result, hdr = NONE, nil, {}, nil, nil
@@ -53,17 +53,25 @@ local function raw_out(s, addr, len)
   len[0] = #s
 end
 -- an array of `ctype` built from Python's list of pairs, kept alive until the next call
-local function pairs_out(items, ctype, out, f1, f2)
+local function pairs_out(items, ctype, out, fill)
   local n = #items
   if n == 0 then return size(0) end
   local arr = new(ctype .. "[?]", n)
   keep[#keep + 1] = arr
   for i = 1, n do
     local a, b = items[i][1], items[i][2]
-    f1(arr[i - 1], a, b)
+    fill(arr[i - 1], a, b)
   end
   out[0] = arr
   return size(n)
+end
+-- get_header hands out a copy of the header (`hdr`), written back when the function returns;
+-- a Python edit of the packet gets the copy's changes first, and the copy follows the edit
+local function edit(f, ...)
+  if hdr ~= nil then P.set_header(dqh, fstring(hdr, 12)) end
+  local r = f(dqh, ...)
+  if hdr ~= nil then real.copy(hdr, P.header(dqh), 12) end
+  return r
 end
 local function raw_values(values, count)
   local out = {}
@@ -132,9 +140,12 @@ local shim = {
   end,
   dnsdist_ffi_dnsquestion_get_len = function(dq) return P.length(dqh) end,
   dnsdist_ffi_dnsquestion_get_size = function(dq) return size(P.length(dqh)) end,
-  dnsdist_ffi_dnsquestion_set_len = function(dq, n) P.set_length(dqh, tonumber(n)) end,
-  dnsdist_ffi_dnsquestion_set_size = function(dq, n) return P.set_length(dqh, tonumber(n)) end,
-  dnsdist_ffi_dnsquestion_get_opcode = function(dq) return dqh.opcode end,
+  dnsdist_ffi_dnsquestion_set_len = function(dq, n) edit(P.set_length, tonumber(n)) end,
+  dnsdist_ffi_dnsquestion_set_size = function(dq, n) return edit(P.set_length, tonumber(n)) end,
+  dnsdist_ffi_dnsquestion_get_opcode = function(dq)
+    if hdr ~= nil then return band(rshift(hdr[2], 3), 0x0F) end
+    return dqh.opcode
+  end,
   dnsdist_ffi_dnsquestion_get_tcp = function(dq) return dqh.tcp end,
   dnsdist_ffi_dnsquestion_get_skip_cache = function(dq) return P.get(dqh, "skip_cache") end,
   dnsdist_ffi_dnsquestion_get_use_ecs = function(dq) return P.get(dqh, "use_ecs") end,
@@ -175,14 +186,9 @@ local shim = {
     end)
   end,
   dnsdist_ffi_dnsquestion_set_result = function(dq, s, len) result = fstring(s, len) end,
+  -- as dnsdist 1.7.3 (checked): the query becomes a response (QR), which HeaderModify sends
   dnsdist_ffi_dnsquestion_set_rcode = function(dq, rcode)
-    -- as dnsdist 1.7.3 (checked): the query becomes a response (QR), which HeaderModify sends
-    local rc = band(tonumber(rcode), 0x0F)
-    P.set_rcode(dqh, rc)
-    if hdr ~= nil then
-      hdr[2] = bor(hdr[2], 0x80)
-      hdr[3] = bor(band(hdr[3], 0xF0), rc)
-    end
+    edit(P.set_rcode, band(tonumber(rcode), 0x0F))
   end,
   dnsdist_ffi_dnsquestion_set_skip_cache = function(dq, v) P.set(dqh, "skip_cache", v) end,
   dnsdist_ffi_dnsquestion_set_use_ecs = function(dq, v) P.set(dqh, "use_ecs", v) end,
@@ -209,16 +215,16 @@ local shim = {
     return size(#s)
   end,
   dnsdist_ffi_dnsquestion_set_trailing_data = function(dq, data, len)
-    return P.set_trailing_data(dqh, fstring(data, len))
+    return edit(P.set_trailing_data, fstring(data, len))
   end,
   dnsdist_ffi_dnsquestion_send_trap = function(dq, reason, len)
     P.send_trap(dqh, fstring(reason, len))
   end,
   dnsdist_ffi_dnsquestion_spoof_raw = function(dq, values, count)
-    P.spoof_raw(dqh, raw_values(values, count))
+    edit(P.spoof_raw, raw_values(values, count))
   end,
   dnsdist_ffi_dnsquestion_spoof_addrs = function(dq, values, count)
-    P.spoof_addrs(dqh, raw_values(values, count))
+    edit(P.spoof_addrs, raw_values(values, count))
   end,
 }
 local C = setmetatable(shim, {__index = real.C})

@@ -318,6 +318,7 @@ class DQHandle:
 
     def setTrailingData(self, tail: Any, *a: Any) -> bool:
         return self._dq.set_trailing_data(_lua_bytes(tail))
+
     def getServerNameIndication(self, *a: Any) -> str: return self._dq.sni
     def getProtocol(self, *a: Any) -> str: return self._dq.protocol
     def getHTTPPath(self, *a: Any) -> str: return ""

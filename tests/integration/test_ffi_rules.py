@@ -171,6 +171,14 @@ addAction("pool.test.", LuaFFIAction(function(dq)
   C.dnsdist_ffi_dnsquestion_set_result(dq, s, #s)
   return DNSAction.Pool
 end))
+-- the header through its pointer, then a setter: both edits count
+addAction("hdr.test.", LuaFFIAction(function(dq)
+  local h = ffi.cast("uint8_t*", C.dnsdist_ffi_dnsquestion_get_header(dq))
+  h[2] = bit.bor(h[2], 0x04)
+  C.dnsdist_ffi_dnsquestion_set_rcode(dq, DNSRCode.NXDOMAIN)
+  h[3] = bit.bor(h[3], 0x10)
+  return C.dnsdist_ffi_dnsquestion_get_opcode(dq) == 0 and DNSAction.HeaderModify or DNSAction.Drop
+end))
 -- responses
 addResponseAction("resp.test.", LuaFFIResponseAction(function(dq)
   C.dnsdist_ffi_dnsquestion_set_rcode(dq, DNSRCode.REFUSED)
@@ -186,7 +194,7 @@ QUERIES = [("refused.test.", "A"), ("any.test.", "MX"), ("spoof.test.", "A"),
            ("tag2.test.", "A"), ("nocache.test.", "A"), ("nocache.test.", "A"),
            ("cached.test.", "A"), ("cached.test.", "A"), ("pt.test.", "TYPE99"),
            ("pool.test.", "A"), ("resp.test.", "A"), ("respdrop.test.", "A"),
-           ("plain.test.", "TXT")]
+           ("plain.test.", "TXT"), ("hdr.test.", "A")]
 
 
 def _answer(r: object) -> tuple:
@@ -224,6 +232,7 @@ def test_rules_and_actions_answer_as_dnsdist(start_proc: Starter,
     assert answers[5][1] == ["tagged.test. 60 IN A 192.0.2.88"] and answers[6][0] == 4
     assert answers[13][0] == 5 and answers[14] == ("no answer",)
     assert "Lua FFI script" in rules and "Lua FFI per-thread script" in rules
+    assert answers[16][0] == 3 and "AA" in answers[16][2]
 
 
 BAD_CONF = r"""
