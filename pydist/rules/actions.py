@@ -313,7 +313,7 @@ class LogAction(Action):
             return CONTINUE
         if self.timestamps:
             sec, nsec = _now_ns()
-            line = f"[{sec}.{nsec:09d}] " + line
+            line = f"[{sec}.{nsec}] " + line   # "%llu.%lu", as dnsdist: no zero padding
         self._write((line + "\n").encode("latin-1", "replace"))
         return CONTINUE
 

@@ -95,7 +95,7 @@ class LogResponseAction(ResponseAction):
             return R_CONTINUE
         if self.timestamps:
             now = time.time()
-            line = f"[{int(now)}.{int((now % 1) * 1e9):09d}] " + line
+            line = f"[{int(now)}.{int((now % 1) * 1e9)}] " + line   # unpadded, as dnsdist
         try:
             self.fp.write(line + "\n")
         except (OSError, ValueError):
