@@ -31,6 +31,10 @@ def _addr(h: Any, which: str) -> tuple[str, int]:
 def raw_addr(h: Any, which: str, bits: int) -> bytes:
     """The address in network order (4 or 16 bytes), masked to `bits` when bits >= 0."""
     ip = ipaddress.ip_address(_addr(h, which)[0].split("%")[0])
+    if which == "local" and ip.is_unspecified:
+        # dnsdist reads the destination of each datagram (IP_PKTINFO); pydist does not
+        raise FFIUnsupported("dnsdist_ffi_dnsquestion_get_localaddr: pydist does not know "
+                             f"the destination address of a query to the wildcard listener {ip}")
     if bits >= 0:
         ip = ipaddress.ip_network(f"{ip}/{min(bits, ip.max_prefixlen)}", strict=False)
         ip = ip.network_address

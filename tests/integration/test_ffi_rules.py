@@ -392,3 +392,24 @@ def test_trailing_data_as_dnsdist(start_proc: Starter,
     assert got["pydist"] == got["dnsdist"]
     assert got["pydist"][1][:2] == ["T|ffi|8ULL|TAILDATA|true", "T|lua|NEWTAIL|true"]
     assert got["pydist"][0] == [0, 4] and b"LAST" in got["pydist"][2]
+
+
+def test_local_address_of_a_wildcard_listener_fails_loudly(
+        start_proc: Starter, responder_factory: ResponderFactory) -> None:
+    """dnsdist reads each datagram's destination; pydist cannot, so get_localaddr says so."""
+    conf = r"""
+setSecurityPollSuffix("")
+setLocal("0.0.0.0:{port}")
+newServer({address="{backend}"})
+local ffi = require("ffi")
+addAction(AllRule(), LuaFFIAction(function(dq)
+  local p, sz = ffi.new("const void*[1]"), ffi.new("size_t[1]")
+  ffi.C.dnsdist_ffi_dnsquestion_get_localaddr(dq, p, sz)
+  return DNSAction.None
+end))
+"""
+    proc = start_proc("pydist", conf, {"backend": responder_factory().address})
+    r = query(proc.addr(), "www.test.")
+    assert r is not None and r.rcode() == 2
+    line = proc.wait_for(r"^LuaFFIAction failed inside Lua, returning ServFail: ")
+    assert "destination address of a query to the wildcard listener 0.0.0.0" in line
