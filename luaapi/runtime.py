@@ -27,6 +27,7 @@ BINDING_MODULES = (
     "luaapi.bindings.objects",
     "luaapi.bindings.rules",
     "luaapi.bindings.response_rules",
+    "luaapi.bindings.ffi_rules",
     "luaapi.bindings.compat",
     "luaapi.bindings.ipsets",
     "luaapi.bindings.kvstores",

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydist.dns.ttl import message_end
 from pydist.rules.names import DNSName, labels_from_wire
+
+UDP_MAX_SIZE = 4096     # dnsdist 1.7.3's query buffer over UDP (65535 over TCP)
 
 
 class HeaderFlags:
@@ -131,6 +134,19 @@ class DNSQuestion(HeaderFlags):
             out.append((code, bytes(d[pos + 4:pos + 4 + ln])))
             pos += 4 + ln
         return out
+
+    # --- bytes after the message (dnsdist forwards them as they came)
+    def trailing_data(self) -> bytes:
+        return bytes(self.data[message_end(self.data):])
+
+    def set_trailing_data(self, tail: bytes) -> bool:
+        """As DNSQuestion::setTrailingData: replaces them, unless the query would outgrow its
+        buffer."""
+        end = message_end(self.data)
+        if end + len(tail) > (65535 if self.tcp else UDP_MAX_SIZE):
+            return False
+        self.data[end:] = tail
+        return True
 
     # --- tags
     def set_tag(self, key: str, value: str) -> None:

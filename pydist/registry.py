@@ -88,6 +88,7 @@ class ServerPool:
 @dataclass
 class Settings:
     """Global knobs (facts §12) with dnsdist 1.7 defaults."""
+    snmp_traps: bool = False      # snmpAgent(true): traps asked for (pydist has no agent)
     udp_timeout: int = 2
     servfail_when_no_server: bool = False
     max_udp_outstanding: int = 65535

@@ -130,7 +130,9 @@ def register(rt: Any) -> None:
     rt.fn("newDOHResponseMapEntry", doh_map_entry)
 
     # --- SNMP
-    unsupported(rt, "snmpAgent", lambda *a: None)
+    def snmp_agent(traps: Any = None, *a: Any) -> None:
+        rt.registry.settings.snmp_traps = bool(traps)   # FFI send_trap then fails loudly
+    unsupported(rt, "snmpAgent", snmp_agent)
     rt.fn("sendCustomTrap", lambda *a: None)
 
     # --- eBPF

@@ -70,24 +70,35 @@ def error_text(tb: Any) -> str:
     return "\n".join(lines)
 
 
-def lua_verdict_caller(rt: Any, f: Any, label: str, handle_cls: type,
-                       on_error: int, on_bad: int) -> Callable[[Any], tuple[int, str | None]]:
-    """A Python callable running f(dq) -> (verdict[, text]); errors (and calls running past
-    LUA_TIME_LIMIT) warn and give on_error."""
+def protected_caller(rt: Any, f: Any,
+                     handle_cls: type) -> Callable[[Any], tuple[bool, Any, Any]]:
+    """f(dq handle) under the guard: (True, first, second result) or (False, the error as
+    dnsdist prints it, None)."""
     pcall = guarded(rt)[0]
     handle, slot = shared_handle(rt, handle_cls)
 
-    def call(dq: Any) -> tuple[int, str | None]:
+    def call(dq: Any) -> tuple[bool, Any, Any]:
         handle._dq = dq
         res = pcall(f, slot)
         if not isinstance(res, tuple):
             res = (res,)
         if not res or res[0] is not True:
-            rt.log(f"{label} failed inside Lua, returning ServFail: "
-                   f"{error_text(res[1] if len(res) > 1 else '')}")
+            return False, error_text(res[1] if len(res) > 1 else ""), None
+        return True, (res[1] if len(res) > 1 else None), (res[2] if len(res) > 2 else None)
+    return call
+
+
+def lua_verdict_caller(rt: Any, f: Any, label: str, handle_cls: type,
+                       on_error: int, on_bad: int) -> Callable[[Any], tuple[int, str | None]]:
+    """A Python callable running f(dq) -> (verdict[, text]); errors (and calls running past
+    LUA_TIME_LIMIT) warn and give on_error."""
+    call_f = protected_caller(rt, f, handle_cls)
+
+    def call(dq: Any) -> tuple[int, str | None]:
+        ok, verdict, extra = call_f(dq)
+        if not ok:
+            rt.log(f"{label} failed inside Lua, returning ServFail: {verdict}")
             return on_error, None
-        verdict = res[1] if len(res) > 1 else None
-        extra = res[2] if len(res) > 2 else None
         try:
             v = int(verdict)
         except (TypeError, ValueError):

@@ -70,12 +70,4 @@ def register(rt: Any) -> None:
         return make
     rt.fn("LuaResponseAction", lua_response(RA.LuaResponseAction, "LuaResponseAction"))
 
-    def ffi_response(f: Any, *a: Any) -> ActionHandle:   # dnsdist's C API: not in pydist
-        if not is_function(f):
-            raise fail(f, C.LUA_FFI_RESPONSE_FUNC)
-        return act(A.ObjectAction("Lua FFI script", True))
-    rt.fn("LuaFFIResponseAction", ffi_response)
-    def ffi_per_thread(code: Any, *a: Any) -> ActionHandle:
-        as_str(code, C.STRING)
-        return act(A.ObjectAction("Lua FFI per-thread script", True))
-    rt.fn("LuaFFIPerThreadResponseAction", ffi_per_thread)
+    # LuaFFIResponseAction, LuaFFIPerThreadResponseAction: luaapi/bindings/ffi_rules.py

@@ -313,8 +313,12 @@ class DQHandle:
 
     def getDO(self, *a: Any) -> bool: return self._dq.edns_do()
     def getContent(self, *a: Any) -> str: return bytes(self._dq.data).decode("latin-1")
-    def getTrailingData(self, *a: Any) -> str: return ""
-    def setTrailingData(self, *a: Any) -> bool: return False
+    def getTrailingData(self, *a: Any) -> str:
+        return self._dq.trailing_data().decode("latin-1")
+
+    def setTrailingData(self, tail: Any, *a: Any) -> bool:
+        return self._dq.set_trailing_data(_lua_bytes(tail))
+
     def getServerNameIndication(self, *a: Any) -> str: return self._dq.sni
     def getProtocol(self, *a: Any) -> str: return self._dq.protocol
     def getHTTPPath(self, *a: Any) -> str: return ""
@@ -502,17 +506,7 @@ def register(rt: Any) -> None:
         return make
     rt.fn("LuaRule", lua_rule(S.LuaRule, "LuaRule"))
 
-    # FFI functions call dnsdist's C API (ffi.C.dnsdist_ffi_*), which pydist does not export:
-    # kept, shown, warned about, never run
-    def ffi_rule(f: Any, *a: Any) -> RuleHandle:
-        if not is_function(f):
-            raise fail(f, C.LUA_FFI_RULE_FUNC)
-        return sel(S.NeverRule("Lua FFI script"))
-    rt.fn("LuaFFIRule", ffi_rule)
-    def ffi_per_thread_rule(code: Any, *a: Any) -> RuleHandle:
-        as_str(code, C.STRING)
-        return sel(S.NeverRule("Lua FFI per-thread script"))
-    rt.fn("LuaFFIPerThreadRule", ffi_per_thread_rule)
+    # LuaFFIRule, LuaFFIPerThreadRule: luaapi/bindings/ffi_rules.py
     rt.fn("PoolAvailableRule", lambda p, *a: sel(S.PoolAvailableRule(reg, as_str(p, C.STRING))))
     rt.fn("PoolOutstandingRule", lambda p, n, *a: sel(S.PoolOutstandingRule(
         reg, as_str(p, C.STRING), as_int(n, C.ULONG))))
@@ -616,15 +610,7 @@ def register(rt: Any) -> None:
         return make
     rt.fn("LuaAction", lua_action(A.LuaAction, "LuaAction"))
 
-    def ffi_action(f: Any, *a: Any) -> ActionHandle:
-        if not is_function(f):
-            raise fail(f, C.LUA_FFI_ACTION_FUNC)
-        return act(A.ObjectAction("Lua FFI script"))
-    rt.fn("LuaFFIAction", ffi_action)
-    def ffi_per_thread_action(code: Any, *a: Any) -> ActionHandle:
-        as_str(code, C.STRING)
-        return act(A.ObjectAction("Lua FFI per-thread script"))
-    rt.fn("LuaFFIPerThreadAction", ffi_per_thread_action)
+    # LuaFFIAction, LuaFFIPerThreadAction: luaapi/bindings/ffi_rules.py
 
     def neg_soa(*a: Any) -> ActionHandle:
         nxd, zone, ttl, mname, rname, numbers = negative_args(a)

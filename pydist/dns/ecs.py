@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydist.dns.ttl import skip_name
+from pydist.dns.ttl import records_end, skip_name
 
 OPT_ECS = 8
 _TYPE_OPT = 41
@@ -114,22 +114,7 @@ def apply_ecs(query: bytes, option: bytes, override: bool) -> tuple[bytes | None
 
 def _walk_fails(query: bytes) -> bool:
     """True when the records cannot be walked to the end of the packet."""
-    n = len(query)
-    qd, an, ns, ar = (int.from_bytes(query[i:i + 2], "big") for i in (4, 6, 8, 10))
-    pos = 12
-    for _ in range(qd):
-        pos = skip_name(query, pos)
-        if pos < 0 or pos + 4 > n:
-            return True
-        pos += 4
-    for _ in range(an + ns + ar):
-        pos = skip_name(query, pos)
-        if pos < 0 or pos + 10 > n:
-            return True
-        pos += 10 + ((query[pos + 8] << 8) | query[pos + 9])
-        if pos > n:
-            return True
-    return False
+    return records_end(query) < 0
 
 
 def strip_ecs(resp: bytes, added: int) -> bytes:

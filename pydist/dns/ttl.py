@@ -35,6 +35,36 @@ def skip_name(buf: bytes, pos: int) -> int:
         pos += length
 
 
+def records_end(pkt: bytes | bytearray) -> int:
+    """Offset just past the last record the header counts, or -1 when the packet runs short of
+    them: what follows is trailing data (dnsdist's getDNSPacketLength)."""
+    end = len(pkt)
+    if end < 12:
+        return -1
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!4H", pkt, 4)
+    pos = 12
+    for _ in range(qdcount):
+        pos = skip_name(pkt, pos)
+        if pos < 0 or pos + 4 > end:
+            return -1
+        pos += 4
+    for _ in range(ancount + nscount + arcount):
+        pos = skip_name(pkt, pos)
+        if pos < 0 or pos + 10 > end:
+            return -1
+        pos += 10 + _U16.unpack_from(pkt, pos + 8)[0]
+        if pos > end:
+            return -1
+    return pos
+
+
+def message_end(pkt: bytes | bytearray) -> int:
+    """Where the message ends and trailing data starts: the whole packet when it cannot be
+    walked, as getDNSPacketLength answers."""
+    end = records_end(pkt)
+    return len(pkt) if end < 0 else end
+
+
 def _walk(resp: bytes) -> tuple[list[int], int, bool]:
     """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority'."""
     offsets: list[int] = []

@@ -313,7 +313,7 @@ class LogAction(Action):
             return CONTINUE
         if self.timestamps:
             sec, nsec = _now_ns()
-            line = f"[{sec}.{nsec:09d}] " + line
+            line = f"[{sec}.{nsec}] " + line   # "%llu.%lu", as dnsdist: no zero padding
         self._write((line + "\n").encode("latin-1", "replace"))
         return CONTINUE
 
@@ -353,8 +353,11 @@ class LuaAction(Action):
     """f(dq) -> (verdict[, text]); an error answers ServFail (the binding logs it)."""
     text = "Lua script"
 
-    def __init__(self, func: Callable[[Any], tuple[int, str | None]]) -> None:
+    def __init__(self, func: Callable[[Any], tuple[int, str | None]],
+                 text: str | None = None) -> None:
         self.func = func
+        if text is not None:     # the FFI variants: "Lua FFI script", ...
+            self.text = text
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return self.func(dq)

@@ -140,8 +140,8 @@ def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
             if matched is not None:
                 matched.append(r)
             verdict, extra = r.action(dq)
-            if verdict == A.NONE or verdict == A.NOOP:
-                continue
+            if verdict == A.NONE or verdict == A.NOOP or not 0 <= verdict <= A.SPOOF_RAW:
+                continue      # as dnsdist: a verdict it does not know lets the chain go on
             if verdict == A.DELAY:
                 dq.delay_ms = int(extra or 0)
                 continue

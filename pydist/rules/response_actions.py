@@ -95,7 +95,7 @@ class LogResponseAction(ResponseAction):
             return R_CONTINUE
         if self.timestamps:
             now = time.time()
-            line = f"[{int(now)}.{int((now % 1) * 1e9):09d}] " + line
+            line = f"[{int(now)}.{int((now % 1) * 1e9)}] " + line   # unpadded, as dnsdist
         try:
             self.fp.write(line + "\n")
         except (OSError, ValueError):
@@ -110,8 +110,11 @@ class LuaResponseAction(ResponseAction):
     """f(dr) -> (verdict[, text]); the binding turns a Lua error into ServFail and a warning."""
     text = "Lua response script"
 
-    def __init__(self, func: Callable[[Any], tuple[int, str | None]]) -> None:
+    def __init__(self, func: Callable[[Any], tuple[int, str | None]],
+                 text: str | None = None) -> None:
         self.func = func
+        if text is not None:     # the FFI variants: "Lua FFI script", ...
+            self.text = text
 
     def __call__(self, dr: Any) -> tuple[int, str | None]:
         return self.func(dr)

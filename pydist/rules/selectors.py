@@ -7,6 +7,7 @@ import re
 import time
 from typing import Any, Callable
 
+from pydist.dns.ttl import message_end
 from pydist.dns.wire import qtype_to_text
 from pydist.qps import QPSLimiter
 from pydist.rules.names import DNSName, DNSNameSet, SuffixMatchNode
@@ -430,8 +431,11 @@ class LuaRule(Selector):
     """f(dq) -> bool, given as a Python callable by the Lua bindings (errors: no match)."""
     text = "Lua script"
 
-    def __init__(self, func: Callable[[Any], bool]) -> None:
+    def __init__(self, func: Callable[[Any], bool],
+                 text: str | None = None) -> None:
         self.func = func
+        if text is not None:     # the FFI variants: "Lua FFI script", ...
+            self.text = text
 
     def matches(self, dq: Any) -> bool:
         return bool(self.func(dq))
@@ -540,7 +544,7 @@ class TrailingDataRule(Selector):
     pure = True
 
     def matches(self, dq: Any) -> bool:
-        return False     # the packet path takes queries without records after the question
+        return message_end(dq.data) < len(dq.data)
 
     def __str__(self) -> str:
         return "trailing data"

@@ -86,6 +86,35 @@ def test_hashed_policies_follow_the_lookup2_model(impl: str, policy: str, model:
     assert picks(proc, backends, NAMES) == expected
 
 
+FFI_HASHED = """
+local ffi = require("ffi")
+local C = ffi.C
+setServerPolicyLuaFFI("ffi%(kind)s", function(list, dq)
+  local h = C.dnsdist_ffi_dnsquestion_get_qname_hash(dq, %(perturbation)d)
+  return tonumber(C.dnsdist_ffi_servers_list_%(kind)s(list, dq, h))
+end)
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+@pytest.mark.parametrize("kind,model,weights", [
+    ("whashed", model_whashed, WEIGHTS),
+    ("chashed", model_chashed, tuple(w * 20 for w in WEIGHTS)),
+])
+def test_ffi_hashed_helpers_follow_the_lookup2_model(impl: str, kind: str, model: object,
+                                                     weights: tuple[int, ...],
+                                                     start_proc: Starter,
+                                                     responder_factory: ResponderFactory) -> None:
+    """dnsdist_ffi_servers_list_whashed/chashed with the qname hash, from an FFI policy."""
+    backends = [responder_factory() for _ in weights]
+    conf = hashed_conf("firstAvailable", weights) + FFI_HASHED % {
+        "kind": kind, "perturbation": PERTURBATION}
+    proc = start_with(impl, start_proc, conf, backends)
+    expected = [model(n, weights) for n in NAMES]  # type: ignore[operator]
+    assert len(set(expected)) == len(weights)
+    assert picks(proc, backends, NAMES) == expected
+
+
 def test_chashed_keeps_names_when_a_server_is_added_at_runtime(
         start_proc: Starter, responder_factory: ResponderFactory) -> None:
     """Adding a server moves names only onto the newcomer (consistent hashing)."""

@@ -1,5 +1,6 @@
 """Selectors pydist cannot match yet (DoH, KV, proxy protocol) and actions it only keeps are
-never silently ignored: serving warns about each, and the rest of the chain still works."""
+never silently ignored: serving warns about each, and the rest of the chain still works.
+Lua FFI rules and actions are carried out now: no warning, and they act."""
 from __future__ import annotations
 
 from tests.conftest import ResponderFactory, Starter
@@ -15,7 +16,9 @@ addAction(ProxyProtocolValueRule(2), DropAction())
 kvs = newLMDBKVStore("/nonexistent.lmdb", "db")
 addAction(KeyValueStoreLookupRule(kvs, KeyValueLookupKeyQName()), DropAction())
 addAction(AllRule(), SNMPTrapAction("trap"))
-addAction(LuaFFIRule(function(dq) return true end), LuaFFIAction(function(dq) return 1 end))
+local ffi = require("ffi")
+addAction(LuaFFIRule(function(dq) return ffi.C.dnsdist_ffi_dnsquestion_get_qtype(dq) == 16 end),
+          LuaFFIAction(function(dq) return DNSAction.Nxdomain end))
 addAction("blocked.test.", RCodeAction(DNSRCode.REFUSED))
 """
 SUFFIX = " is accepted but not carried out by pydist yet"
@@ -28,12 +31,13 @@ def test_never_matching_selectors_are_named_at_startup(start_proc: Starter,
     for part in ("selector 'url path == /dns-query' (it never matches in pydist) in addAction()",
                  "selector 'proxy protocol value of type 2 is present' (it never matches in "
                  "pydist) in addAction()",
-                 "action 'send SNMP trap' in addAction()",
-                 "selector 'Lua FFI script' (it never matches in pydist) in addAction()",
-                 "action 'Lua FFI script' in addAction()"):
+                 "action 'send SNMP trap' in addAction()"):
         assert f"Warning: {part}{SUFFIX}" in proc.output.splitlines()
+    assert "Lua FFI" not in proc.output
     assert "key-value store" in proc.output
     r = query(proc.addr(), "www.example.")
     assert r is not None and r.answer          # the SNI drop rule does not fire for Do53
     r = query(proc.addr(), "blocked.test.")
     assert r is not None and r.rcode() == 5
+    r = query(proc.addr(), "www.example.", "TXT")   # the FFI rule and action
+    assert r is not None and r.rcode() == 3
