@@ -145,7 +145,9 @@ class PacketPath(RulePath):
             data = bytes(dq.data)
             skip_cache = dq.skip_cache
             if dq.pool is not None:
-                pool = self.reg.get_pool(dq.pool)
+                pool = self.reg.pools.get(dq.pool)
+                if pool is None:    # dnsdist's getPool() throws: dropped, nothing counted
+                    return self._drop(reply)
         policy = self.reg.policy_for(pool)
         pdq = dq
         if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
