@@ -33,6 +33,7 @@ BINDING_MODULES = (
     "luaapi.bindings.kvstores",
     "luaapi.bindings.carbon",
     "luaapi.bindings.remotelog",
+    "luaapi.bindings.proxyprotocol",
     "luaapi.bindings.tls",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",

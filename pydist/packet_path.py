@@ -13,7 +13,8 @@ from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
-from pydist.rule_path import RulePath, connection_sni, sendto as _sendto
+from pydist.frontend.proxied import ProxiedUDPSocket, read_header
+from pydist.rule_path import RulePath, connection_sni, incoming_proxy, sendto as _sendto
 from pydist.rules.responses import apply_response_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
@@ -39,6 +40,7 @@ class PacketPath(RulePath):
         policy = self.reg.policy_for(pool)
         rules_allow_fast_path = self.refresh_rules()
         self.proxied_servers = tuple(s for s in self.reg.servers if s.use_proxy)
+        self.proxy_acl = self.reg.proxy_acl if self.reg.proxy_acl.to_strings() else None
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and rules_allow_fast_path
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
@@ -56,6 +58,7 @@ class PacketPath(RulePath):
         cache = self.fast_cache
         memo = self.rule_memo
         blocks = self.dynblocks
+        proxy_acl = self.proxy_acl
         now = time.time()
         now_s = int(now)
         hits = 0
@@ -66,6 +69,9 @@ class PacketPath(RulePath):
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
+                continue
+            if proxy_acl is not None and proxy_acl.match(addr[0]):
+                self.proxied_udp(data, addr, fe, sock, now)
                 continue
             n = len(data)
             if n < 12 or n > MAX_UDP_QUERY:
@@ -115,6 +121,29 @@ class PacketPath(RulePath):
                 stats.cache_hits += hits
                 stats.zero_latency_samples(hits)
 
+    def proxied_udp(self, data: bytes, proxy: Any, fe: Any, sock: Any, now: float) -> None:
+        """A datagram from a setProxyProtocolACL source: counted, its header required (see
+        pydist/frontend/proxied.py), then a query from the proxied client, answered to the proxy."""
+        stats = self.stats
+        stats.queries += 1
+        fe.queries += 1
+        header = read_header(data, self.settings.proxy_max_payload)
+        if not header:
+            stats.proxy_protocol_invalid += 1
+            return
+        source, destination, values, size = header
+        client = source or proxy
+        if self.settings.proxy_apply_acl and source and not self.reg.acl.match(source[0]):
+            stats.acl_drops += 1
+            return
+        query = data[size:]
+        if len(query) < 12 or len(query) > MAX_UDP_QUERY or query[2] & 0x80:
+            stats.noncompliant_queries += 1
+            return
+        self.rings.queries.append((now, client, query, 0))
+        self.process(query, client, fe, ProxiedUDPSocket(sock, proxy, values, destination), True,
+                     now, None)
+
     # ---- the full path, shared by UDP and TCP
     def process(self, data: bytes, addr: Any, fe: Any, fe_sock: Any, udp: bool, now: float,
                 reply: Callable[[bytes | None], None] | None) -> None:
@@ -155,6 +184,8 @@ class PacketPath(RulePath):
             ecs_defaults(pdq, self.settings)
             if pdq.protocol == "DNS over TLS":
                 pdq.sni = connection_sni(reply)
+            if self.proxy_acl is not None:
+                incoming_proxy(pdq, fe_sock, reply)
         server = policy(pool.servers, pdq)
         cache = None if skip_cache else pool.cache
         ecs = 0

@@ -116,6 +116,8 @@ class Settings:
     ecs_source_prefix_v4: int = 24
     ecs_source_prefix_v6: int = 56
     ecs_override: bool = False
+    proxy_apply_acl: bool = False          # setProxyProtocolApplyACLToProxiedClients
+    proxy_max_payload: int = 512           # setProxyProtocolMaximumPayloadSize
     verbose: bool = False
 
 
@@ -128,6 +130,7 @@ class Registry:
         self.frontends: list[FrontendDecl] = []
         self.cli_locals: list[str] = []
         self.acl = NetmaskGroup(DEFAULT_ACL)
+        self.proxy_acl = NetmaskGroup(())            # setProxyProtocolACL (empty: none)
         self.console_acl = NetmaskGroup(DEFAULT_CONSOLE_ACL)
         self.servers: list[DownstreamState] = []
         self.pools: dict[str, ServerPool] = {"": ServerPool("")}

@@ -24,6 +24,16 @@ RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bou
 
 
 
+def incoming_proxy(dq: DNSQuestion, fe_sock: Any, reply: Callable | None) -> None:
+    """A proxied query's TLVs and destination, from its UDP stand-in socket or TCP connection."""
+    source = fe_sock if fe_sock is not None else getattr(reply, "__self__", None)
+    values = getattr(source, "values" if fe_sock is not None else "proxy_values", None)
+    if values is not None:
+        dq.proxy_values = list(values)
+    local = getattr(source, "local" if fe_sock is not None else "proxied_local", None)
+    if local is not None:
+        dq.local = local
+
 def connection_sni(reply: Callable | None) -> str:
     """The SNI of the DoT connection a TCP reply callback belongs to ('' when none was sent)."""
     conn = getattr(reply, "__self__", None)
@@ -84,6 +94,8 @@ class RulePath:
         ecs_defaults(dq, self.settings)     # what Lua reads, and what rules may change
         if dq.protocol == "DNS over TLS":
             dq.sni = connection_sni(reply)
+        if self.proxy_acl is not None:
+            incoming_proxy(dq, fe_sock, reply)
         memo = self.rule_memo
         if memo is not None:
             dq.matched = []

@@ -519,7 +519,7 @@ def register(rt: Any) -> None:
     rt.fn("ERCodeRule", lambda r, *a: sel(S.ERCodeRule(as_int(r, C.UINT8))))
     rt.fn("EDNSVersionRule", lambda v, *a: sel(S.EDNSVersionRule(as_int(v, C.UINT8))))
     rt.fn("EDNSOptionRule", lambda c, *a: sel(S.EDNSOptionRule(as_int(c, C.UINT16))))
-    # transports pydist does not have yet (DoH, proxy protocol): never match
+    # transports pydist does not have yet (DoH): never match
     rt.fn("SNIRule", lambda n, *a: sel(S.SNIRule(as_str(n, C.STRING))))
     rt.fn("HTTPPathRule", lambda p, *a: sel(S.NeverRule(f"url path == {as_str(p, C.STRING)}")))
     rt.fn("HTTPPathRegexRule",
@@ -528,10 +528,8 @@ def register(rt: Any) -> None:
         f"http[{as_str(h, C.STRING)}] ~ {as_str(v, C.STRING)}")))
 
     def ppv_rule(t: Any, v: Any = None, *a: Any) -> RuleHandle:
-        n = as_int(t, C.UINT8)
-        if v is None:
-            return sel(S.NeverRule(f"proxy protocol value of type {n} is present"))
-        return sel(S.NeverRule(f"proxy protocol value of type {n} matches"))
+        value = None if v is None else as_str(v, C.OPT_STRING).encode("latin-1")
+        return sel(S.ProxyProtocolValueRule(as_int(t, C.UINT8), value))
     rt.fn("ProxyProtocolValueRule", ppv_rule)
 
     # --- actions

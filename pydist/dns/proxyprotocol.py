@@ -75,5 +75,7 @@ def header_for_query(remote: tuple, frontend: object, tcp: bool, dq: object) -> 
     """The header for one query: client address, the frontend's address, TLVs from the rules."""
     decl = getattr(frontend, "decl", frontend)
     local = (decl.host, decl.port) if decl is not None else ("0.0.0.0", 0)
+    if dq is not None:
+        local = dq.local            # the proxied destination for setProxyProtocolACL clients
     values = getattr(dq, "proxy_values", None) if dq is not None else None
     return proxy_header(remote, local, tcp, values or ())

@@ -6,6 +6,8 @@ import time
 from collections import deque
 from typing import Any
 
+from pydist.frontend.proxied import read_header
+
 TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
                          "tcpClientTimeouts", "tcpDownstreamTimeouts", "tcpCurrentConnections",
                          "tcpMaxConcurrentConnections")
@@ -26,11 +28,15 @@ class TCPClientConnection(asyncio.Protocol):
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
         self.peer: Any = None
+        self.client: Any = None          # the peer, or the source its proxy protocol header names
+        self.awaiting_proxy = False      # a setProxyProtocolACL source: its header comes first
+        self.proxy_values: list | None = None
+        self.proxied_local: Any = None
         self.started = self.last_active = time.monotonic()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.peer = transport.get_extra_info("peername")
+        self.peer = self.client = transport.get_extra_info("peername")
         reg = self.path.reg
         host = self.peer[0] if self.peer else ""
         if not reg.acl.match(host):
@@ -46,6 +52,8 @@ class TCPClientConnection(asyncio.Protocol):
             return
         self.per_client[host] = count + 1
         self.counted_host = host
+        acl = self.path.proxy_acl
+        self.awaiting_proxy = acl is not None and acl.match(host)
         c = self.fe.tcp_counters
         c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 0) + 1
         c["tcpMaxConcurrentConnections"] = max(c.get("tcpMaxConcurrentConnections", 0),
@@ -72,9 +80,31 @@ class TCPClientConnection(asyncio.Protocol):
         self.fe.tcp_counters["tcpClientTimeouts"] = self.fe.tcp_counters.get("tcpClientTimeouts", 0) + 1
         self._close()
 
+    def take_proxy_header(self, data: bytes) -> bytes | None:
+        """Bytes after the proxy protocol header once it is complete (b'' while it is not);
+        None when it is invalid: counted, and the connection closed (as dnsdist 1.7.3)."""
+        self.buf += data
+        header = read_header(self.buf, self.path.settings.proxy_max_payload)
+        if header is False:
+            return b""
+        if header is None:
+            self.path.stats.proxy_protocol_invalid += 1
+            self._close()
+            return None
+        source, self.proxied_local, self.proxy_values, size = header
+        self.client = source or self.peer
+        rest = bytes(self.buf[size:])
+        self.buf.clear()
+        self.awaiting_proxy = False
+        return rest
+
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.awaiting_proxy:
+            data = self.take_proxy_header(data)
+            if not data:
+                return
         self.buf += data
         while len(self.buf) >= 2:
             n = (self.buf[0] << 8) | self.buf[1]
@@ -106,8 +136,8 @@ class TCPClientConnection(asyncio.Protocol):
             self._close()
             return
         now = time.time()
-        self.path.rings.queries.append((now, self.peer, q, 1))
-        self.path.process(q, self.peer, self.fe, None, False, now, self._reply)
+        self.path.rings.queries.append((now, self.client, q, 1))
+        self.path.process(q, self.client, self.fe, None, False, now, self._reply)
 
     def _reply(self, resp: bytes | None) -> None:
         self.busy = False
@@ -130,8 +160,8 @@ class TCPClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer:
             self.timer.cancel()
-        if self.peer is not None:
-            self.path.tcp_client_gone(self.peer)
+        if self.client is not None:
+            self.path.tcp_client_gone(self.client)
         host = getattr(self, "counted_host", None)
         if host is not None:
             self.per_client[host] -= 1

@@ -27,7 +27,7 @@ class Rule:
 
 
 def unsupported_parts(rule: Rule) -> list[str]:
-    """What in a rule pydist cannot carry out yet: selectors that never match (DoH, KV,
+    """What in a rule pydist cannot carry out yet: selectors that never match (DoH, LMDB stores,
     proxy protocol...) and actions it only keeps; the engine says so rather than ignore them."""
     out: list[str] = []
 

@@ -581,6 +581,24 @@ def _packed(host: str) -> bytes:
     return ipaddress.ip_address(host.split("%", 1)[0]).packed
 
 
+class ProxyProtocolValueRule(Selector):
+    """A TLV of the incoming proxy protocol header (setProxyProtocolACL clients), by type and
+    optionally by exact value."""
+
+    def __init__(self, kind: int, value: bytes | None = None) -> None:
+        self.kind, self.value = kind, value
+
+    def matches(self, dq: Any) -> bool:
+        for kind, value in dq.proxy_values or ():
+            if kind == self.kind and (self.value is None or value == self.value):
+                return True
+        return False
+
+    def __str__(self) -> str:
+        verb = "is present" if self.value is None else "matches"
+        return f"proxy protocol value of type {self.kind} {verb}"
+
+
 class SNIRule(Selector):
     """The TLS server name of a DoT query, compared as dnsdist does (exact bytes)."""
 
