@@ -52,6 +52,7 @@ class FrameStreamLogger:
             self.dropped += 1
             return
         self.queue.append(struct.pack("!I", len(record)) + record)
+        self.sent += 1      # as dnsdist: counted once handed to the writer, connected or not
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -93,7 +94,6 @@ class FrameStreamLogger:
         while True:
             while self.queue:
                 writer.write(self.queue.popleft())
-                self.sent += 1
             await writer.drain()
             if writer.transport.is_closing():
                 return
