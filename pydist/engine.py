@@ -13,6 +13,8 @@ from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import BackendTCPPool
 from pydist.backend.udp import BackendUDP
 from pydist.dns.netmask import family_of
+from pydist.frontend import pktinfo
+from pydist.frontend.pktinfo import is_wildcard
 from pydist.frontend.tcp import TCPClientConnection
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
@@ -37,6 +39,7 @@ def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
     fam = family_of(fe.host)
     opts = fe.options
     addr = fe.address()
+    fe.pktinfo = is_wildcard(fe.host)
     try:
         if fe.tls is not None:
             fe.tls.load()
@@ -48,6 +51,8 @@ def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if opts.get("interface"):
                 _bind_device(s, str(opts["interface"]), addr, log)
+            if is_wildcard(fe.host):
+                pktinfo.enable(s, fam)
             s.bind((fe.host, fe.port))
             s.setblocking(False)
             fe.sock_udp = s
@@ -143,9 +148,12 @@ class Engine:
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
                 self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
-                                     fe.udp_state)
+                                     fe.udp_state, fe.pktinfo)
             if fe.sock_tcp is not None and fe.tls is not None:
-                from pydist.frontend.tls import make_tls_protocol, schedule_ticket_rotation
+                from pydist.frontend.tls import (
+                    make_tls_protocol,
+                    schedule_ticket_rotation,
+                )
                 await self.loop.create_server(
                     lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
                                                     fe.tls, self.reg.settings.verbose),

@@ -13,8 +13,10 @@ from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
+from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
 from pydist.frontend.proxied import ProxiedUDPSocket, read_header
-from pydist.rule_path import RulePath, connection_sni, incoming_proxy, sendto as _sendto
+from pydist.rule_path import RulePath, connection_sni, query_origin
+from pydist.rule_path import sendto as _sendto
 from pydist.rules.responses import apply_response_rules
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
@@ -41,6 +43,8 @@ class PacketPath(RulePath):
         rules_allow_fast_path = self.refresh_rules()
         self.proxied_servers = tuple(s for s in self.reg.servers if s.use_proxy)
         self.proxy_acl = self.reg.proxy_acl if self.reg.proxy_acl.to_strings() else None
+        self.origin_info = self.proxy_acl is not None or any(
+            f.pktinfo for f in self.reg.frontends)
         self.fast_cache = pool.cache if (
             pool.cache is not None and policy.side_effect_free and rules_allow_fast_path
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
@@ -48,9 +52,12 @@ class PacketPath(RulePath):
             and self.settings.stale_cache_entries_ttl == 0) else None
 
     # ---- UDP frontend: drained, not called back per datagram
-    def udp_readable(self, sock: socket.socket, fe: Any) -> None:
+    def udp_readable(self, sock: socket.socket, fe: Any, pktinfo: bool = False) -> None:
+        """Drain one listener. `pktinfo`: a wildcard listener, whose datagrams are read with
+        their destination address so each answer leaves from it (pydist/frontend/pktinfo.py)."""
         recvfrom = sock.recvfrom
-        sendto = sock.sendto
+        recvmsg = sock.recvmsg
+        out = sock
         stats = self.stats
         acl = self.reg.acl
         acl_memo = acl.memo
@@ -65,13 +72,18 @@ class PacketPath(RulePath):
         queries = 0
         for _ in range(UDP_BUDGET):
             try:
-                data, addr = recvfrom(MAX_UDP_QUERY + 1)
+                if pktinfo:
+                    data, anc, _, addr = recvmsg(MAX_UDP_QUERY + 1, ANCILLARY_SIZE)
+                    local = destination(anc, fe.decl.port)
+                    out = sock if local is None else LocalUDPSocket(sock, *local)
+                else:
+                    data, addr = recvfrom(MAX_UDP_QUERY + 1)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 continue
             if proxy_acl is not None and proxy_acl.match(addr[0]):
-                self.proxied_udp(data, addr, fe, sock, now)
+                self.proxied_udp(data, addr, fe, out, now)
                 continue
             n = len(data)
             if n < 12 or n > MAX_UDP_QUERY:
@@ -103,7 +115,7 @@ class PacketPath(RulePath):
                     if data[2] & 0x01:
                         stats.rdqueries += 1
                     try:
-                        sendto(resp, addr)
+                        out.sendto(resp, addr)
                     except OSError:
                         pass
                     hits += 1
@@ -113,7 +125,7 @@ class PacketPath(RulePath):
                     else:
                         stats.count_rcode(rcode)
                     continue
-            self.process(data, addr, fe, sock, True, now, None)
+            self.process(data, addr, fe, out, True, now, None)
         if queries:
             stats.queries += queries
             fe.queries += queries
@@ -184,8 +196,8 @@ class PacketPath(RulePath):
             ecs_defaults(pdq, self.settings)
             if pdq.protocol == "DNS over TLS":
                 pdq.sni = connection_sni(reply)
-            if self.proxy_acl is not None:
-                incoming_proxy(pdq, fe_sock, reply)
+            if self.origin_info:
+                query_origin(pdq, fe_sock, reply)
         server = policy(pool.servers, pdq)
         cache = None if skip_cache else pool.cache
         ecs = 0

@@ -47,6 +47,7 @@ class FrontendDecl:
     tcp: bool = True
     tls: Any = None
     kind: str = "plain"           # plain | tls | doh | dnscrypt
+    pktinfo: bool = False         # a wildcard UDP listener reading each query's destination
     options: dict = field(default_factory=dict)
     sock_udp: Any = None
     sock_tcp: Any = None

@@ -24,13 +24,15 @@ RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bou
 
 
 
-def incoming_proxy(dq: DNSQuestion, fe_sock: Any, reply: Callable | None) -> None:
-    """A proxied query's TLVs and destination, from its UDP stand-in socket or TCP connection."""
+def query_origin(dq: DNSQuestion, fe_sock: Any, reply: Callable | None) -> None:
+    """What the listener learnt beyond its socket: the real destination of a query to a
+    wildcard listener, a proxied query's destination and TLVs (from the UDP stand-in socket
+    or the TCP connection)."""
     source = fe_sock if fe_sock is not None else getattr(reply, "__self__", None)
     values = getattr(source, "values" if fe_sock is not None else "proxy_values", None)
     if values is not None:
         dq.proxy_values = list(values)
-    local = getattr(source, "local" if fe_sock is not None else "proxied_local", None)
+    local = getattr(source, "local" if fe_sock is not None else "destination", None)
     if local is not None:
         dq.local = local
 
@@ -94,8 +96,8 @@ class RulePath:
         ecs_defaults(dq, self.settings)     # what Lua reads, and what rules may change
         if dq.protocol == "DNS over TLS":
             dq.sni = connection_sni(reply)
-        if self.proxy_acl is not None:
-            incoming_proxy(dq, fe_sock, reply)
+        if self.origin_info:
+            query_origin(dq, fe_sock, reply)
         memo = self.rule_memo
         if memo is not None:
             dq.matched = []

@@ -31,12 +31,15 @@ class TCPClientConnection(asyncio.Protocol):
         self.client: Any = None          # the peer, or the source its proxy protocol header names
         self.awaiting_proxy = False      # a setProxyProtocolACL source: its header comes first
         self.proxy_values: list | None = None
-        self.proxied_local: Any = None
+        self.destination: Any = None    # the real local address (wildcard listener) or proxied
         self.started = self.last_active = time.monotonic()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.peer = self.client = transport.get_extra_info("peername")
+        if self.fe.decl.pktinfo:        # a wildcard listener: the address this client reached
+            sockname = transport.get_extra_info("sockname")
+            self.destination = tuple(sockname[:2]) if sockname else None
         reg = self.path.reg
         host = self.peer[0] if self.peer else ""
         if not reg.acl.match(host):
@@ -91,7 +94,8 @@ class TCPClientConnection(asyncio.Protocol):
             self.path.stats.proxy_protocol_invalid += 1
             self._close()
             return None
-        source, self.proxied_local, self.proxy_values, size = header
+        source, destination, self.proxy_values, size = header
+        self.destination = destination or self.destination
         self.client = source or self.peer
         rest = bytes(self.buf[size:])
         self.buf.clear()
