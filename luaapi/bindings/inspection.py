@@ -102,6 +102,32 @@ def register(rt: Any) -> None:
         rt.show(format_top(counts, as_int(top)))
     rt.fn("topResponses", top_responses, no_side_effect=True)
 
+    def top_slow(top: Any = 10, msec: Any = 500, labels: Any = None, *a: Any) -> None:
+        """Answers slower than msec (timeouts always are), by name, as dnsdist counts them."""
+        counts: Counter = Counter()
+        limit = as_int(msec) * 1000
+        for entry in list(rings().responses):
+            if 0 <= entry[3] <= limit:
+                continue
+            name = _qname(entry[2], as_int(labels) if labels is not None else None)
+            if name is not None:
+                counts[name] += 1
+        rt.show(format_top(counts, as_int(top)))
+    rt.fn("topSlow", top_slow, no_side_effect=True)
+
+    def top_bandwidth(top: Any = 10, *a: Any) -> None:
+        """Bytes per client address, its queries and its answers added up (as dnsdist's
+        getTopBandwidth walks both rings; timeouts carry none)."""
+        counts: Counter = Counter()
+        for entry in list(rings().queries):
+            if entry[1]:
+                counts[entry[1][0]] += len(entry[2])
+        for entry in list(rings().responses):
+            if entry[1]:
+                counts[entry[1][0]] += len(entry[2]) if entry[3] >= 0 else 0
+        rt.show(format_top(counts, as_int(top)))
+    rt.fn("topBandwidth", top_bandwidth, no_side_effect=True)
+
     def top_clients(top: Any = 10, *a: Any) -> None:
         counts: Counter = Counter(entry[1][0] for entry in list(rings().queries) if entry[1])
         rt.show(format_top(counts, as_int(top)))

@@ -118,12 +118,17 @@ def test_make_key_shape(start_proc: Starter, responder: object) -> None:
         assert re.fullmatch(r'setKey\("[A-Za-z0-9+/]{43}="\)\n', out[impl]["makeKey()"])
 
 
+TOP_CMDS = ["topQueries()", "topClients()", "topResponses()", "topQueries(1)",
+            "topSlow(10, 0)", "topSlow(1, 0, 1)", "topSlow()", "topBandwidth()", "topBandwidth(0)"]
+
+
 def test_top_tables_identical(start_proc: Starter, responder: object) -> None:
-    out = _run_both(start_proc, responder, ["topQueries()", "topClients()", "topResponses()",
-                                            "topQueries(1)"], queries=2)
-    for cmd in ("topQueries()", "topClients()", "topResponses()", "topQueries(1)"):
+    out = _run_both(start_proc, responder, TOP_CMDS, queries=2)
+    for cmd in TOP_CMDS:
         assert out["pydist"][cmd] == out["dnsdist"][cmd], cmd
     assert "q0.example." in out["pydist"]["topQueries()"]
+    assert "q1.example." in out["pydist"]["topSlow(10, 0)"]       # a backend answer takes > 0 ms
+    assert "127.0.0.1" in out["pydist"]["topBandwidth()"]
 
 
 def _mask_grepq(text: str) -> list[str]:
