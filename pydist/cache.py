@@ -378,25 +378,29 @@ class PacketCache:
         if key is None:
             return
         shard = hash(key) % self.number_of_shards
-        if self._shard_counts[shard] >= self._shard_capacity:
+        counts = self._shard_counts
+        if counts[shard] >= self._shard_capacity:
             return
         now_s = int(now)
         if now_s == self._last_second:
             now_s = self._last_second  # share one int object per second across entries
         else:
             self._last_second = now_s
-        validity = now_s + lifetime
         shared = self._shared_offsets
-        if len(shared) > 4096:
-            shared.clear()
-        offsets = shared.setdefault(offsets, offsets)
-        ident = self._ident_of(query, qname_end)
-        new = _Entry(bytes(response), now_s, validity, offsets, ident)
+        same = shared.get(offsets)
+        if same is None:
+            if len(shared) > 4096:
+                shared.clear()
+            shared[offsets] = offsets
+        else:
+            offsets = same
+        ident = _client_subnet(query, qname_end) if self.parse_ecs else None
+        new = _Entry(bytes(response), now_s, now_s + lifetime, offsets, ident)
         cache = self._maps[udp]
         old = cache.get(key)
         if old is None:
             cache[key] = new
-            self._shard_counts[shard] += 1
+            counts[shard] += 1
             return
         if old.validity > now_s and old.ident != ident:
             self.insert_collisions += 1

@@ -189,7 +189,7 @@ class PacketPath(RulePath):
                 pool = self.reg.pools.get(dq.pool)
                 if pool is None:    # dnsdist's getPool() throws: dropped, nothing counted
                     return self._drop(reply)
-        policy = self.reg.policy_for(pool)
+        policy = pool.policy or self.reg.policy      # Registry.policy_for, written out
         pdq = dq
         if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
             pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
@@ -198,7 +198,7 @@ class PacketPath(RulePath):
                 pdq.sni = connection_sni(reply)
             if self.origin_info:
                 query_origin(pdq, fe_sock, reply)
-        server = policy(pool.servers, pdq)
+        server = policy.fn(pool.servers, pdq)      # ServerPolicy.__call__, one frame fewer
         cache = None if skip_cache else pool.cache
         ecs = 0
         zero = None
@@ -310,11 +310,12 @@ class PacketPath(RulePath):
     def udp_backend_response(self, server: Any, data: bytes, st: InFlight) -> None:
         """A UDP backend answer matched its slot: restore ID and flags, cache, relay."""
         now = time.time()
-        resp = self._restore(data, st)
+        f = st.flags          # _restore() written out: this runs for every UDP answer
+        counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
+                                             (data[3] & 0xEF) | (f & 0x10))) + data[4:]
         usec = (now - st.sent) * 1e6
         server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
         delay, skip = 0, False
-        counted = resp
         if self.response_rules:
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
@@ -328,7 +329,10 @@ class PacketPath(RulePath):
         elif delay > 0:
             self.loop.call_later(delay / 1000.0, _sendto, st.fe_sock, resp, st.client)
         else:
-            _sendto(st.fe_sock, resp, st.client)
+            try:
+                st.fe_sock.sendto(resp, st.client)
+            except OSError:
+                pass
 
     def tcp_backend_response(self, server: Any, data: bytes | None, st: InFlight) -> None:
         """A TCP backend answer (or None when the backend gave up)."""
@@ -376,15 +380,20 @@ class PacketPath(RulePath):
         stats.responses += 1
         if rcode < 0:
             rcode = resp[3] & 0x0F
-        if rcode == 2:
+        cache = st.cache
+        if cache is not None and insert:
+            cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now,
+                         getattr(st, "temp_failure_ttl", None))   # SetTempFailureCacheTTL
+        if rcode == 0:        # Stats.count_rcode written out
+            stats.frontend_noerror += 1
+        elif rcode == 3:
+            stats.frontend_nxdomain += 1
+        elif rcode == 2:
             stats.servfail_responses += 1
-        if st.cache is not None and insert:
-            st.cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now,
-                            getattr(st, "temp_failure_ttl", None))   # SetTempFailureCacheTTL
-        stats.count_rcode(rcode)
-        st.frontend.responses += 1
-        self.rings.responses.append((now, st.client, resp, usec, server.address_str,
-                                    st.frontend.proto))
+            stats.frontend_servfail += 1
+        fe = st.frontend
+        fe.responses += 1
+        self.rings.responses.append((now, st.client, resp, usec, server.address_str, fe.proto))
 
     @staticmethod
     def _restore(data: bytes, st: InFlight) -> bytes:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydist.backend.server import DownstreamState
+from pydist.backend.server import DOWN, UP, DownstreamState
 from pydist.dns.burtle import burtle_ci
 
 Servers = Sequence[DownstreamState]
@@ -55,9 +55,10 @@ INT_MAX = 2147483647
 
 def least_outstanding(servers: Servers, dq: Any = None) -> DownstreamState | None:
     """Min of (outstanding, order, latency) over up servers; one-server fast path."""
-    if len(servers) == 1:
+    if len(servers) == 1:     # every miss of a one-server pool: is_up() written out
         s = servers[0]
-        return s if s.is_up() else None
+        a = s.availability
+        return s if a != DOWN and (a == UP or s.up_status) else None
     best = None
     best_key = None
     for s in servers:

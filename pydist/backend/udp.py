@@ -76,11 +76,15 @@ class BackendUDP:
         else:
             server.outstanding += 1
         inflight[sid] = state
-        sock = self.socks[self.next_sock]
-        if len(self.socks) > 1:
-            self.next_sock = (self.next_sock + 1) % len(self.socks)
+        socks = self.socks
+        sock = socks[self.next_sock]
+        if len(socks) > 1:
+            self.next_sock = (self.next_sock + 1) % len(socks)
         try:
-            sock.send(proxy + sid.to_bytes(2, "big") + query[2:])
+            if proxy:
+                sock.send(proxy + sid.to_bytes(2, "big") + query[2:])
+            else:
+                sock.send(sid.to_bytes(2, "big") + query[2:])
         except OSError:
             server.send_errors += 1
             self.stats.downstream_send_errors += 1

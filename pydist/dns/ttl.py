@@ -12,6 +12,8 @@ import struct
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_COUNTS = struct.Struct("!4H")
+_RR_HEAD = struct.Struct("!HHIH")   # type, class, TTL, rdlength
 _TYPE_OPT = 41
 _TYPE_SOA = 6
 _CLASS_IN = 1
@@ -66,14 +68,19 @@ def message_end(pkt: bytes | bytearray) -> int:
 
 
 def _walk(resp: bytes) -> tuple[list[int], int, bool]:
-    """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority'."""
+    """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority'.
+
+    Hot at every cache insert: a whole RR header is read with one unpack when it fits and a
+    name that is a lone compression pointer is skipped inline; the tail of a truncated packet
+    goes through the careful field-by-field steps.
+    """
     offsets: list[int] = []
     min_ttl = NO_TTL
     soa = False
     end = len(resp)
     if end < 12:
         return offsets, min_ttl, soa
-    qdcount, ancount, nscount, arcount = struct.unpack_from("!4H", resp, 4)
+    qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(resp, 4)
     pos = 12
     for _ in range(qdcount):
         pos = skip_name(resp, pos)
@@ -81,29 +88,50 @@ def _walk(resp: bytes) -> tuple[list[int], int, bool]:
             return offsets, min_ttl, soa
         pos += 4
     auth_end = ancount + nscount
-    for n in range(ancount + nscount + arcount):
-        pos = skip_name(resp, pos)
-        if pos < 0 or pos + 4 > end:
+    rr_head = _RR_HEAD.unpack_from
+    for n in range(auth_end + arcount):
+        if pos < end and resp[pos] >= 0xC0:
+            pos += 2
+            if pos > end:
+                break
+        else:
+            pos = skip_name(resp, pos)
+            if pos < 0:
+                break
+        if pos + 10 > end:          # a truncated last RR: as far as its fields go
+            ttl, is_soa = _truncated_rr(resp, pos)
+            if ttl is not None:
+                offsets.append(pos + 4)
+                min_ttl = min(min_ttl, ttl)
+            soa = soa or (is_soa and ancount <= n < auth_end)
             break
-        rtype, rclass = struct.unpack_from("!HH", resp, pos)
-        pos += 4
+        rtype, rclass, ttl, rdlen = rr_head(resp, pos)
         if rtype == _TYPE_OPT:
             break
         if rtype == _TYPE_SOA and rclass == _CLASS_IN and ancount <= n < auth_end:
             soa = True
-        if pos + 4 > end:
-            break
-        ttl = _U32.unpack_from(resp, pos)[0]
-        offsets.append(pos)
+        offsets.append(pos + 4)
         if ttl < min_ttl:
             min_ttl = ttl
-        pos += 4
-        if pos + 2 > end:
-            break
-        pos += 2 + _U16.unpack_from(resp, pos)[0]
+        pos += 10 + rdlen
         if pos > end:
             break
     return offsets, min_ttl, soa
+
+
+def _truncated_rr(resp: bytes, pos: int) -> tuple[int | None, bool]:
+    """An RR header cut short at ``pos``: (its TTL if the TTL fits, whether it is IN SOA);
+    an OPT header counts as neither."""
+    end = len(resp)
+    if pos + 4 > end:
+        return None, False
+    rtype, rclass = _U16.unpack_from(resp, pos)[0], _U16.unpack_from(resp, pos + 2)[0]
+    if rtype == _TYPE_OPT:
+        return None, False
+    is_soa = rtype == _TYPE_SOA and rclass == _CLASS_IN
+    if pos + 8 > end:
+        return None, is_soa
+    return _U32.unpack_from(resp, pos + 4)[0], is_soa
 
 
 def ttl_offsets(resp: bytes) -> tuple[int, ...]:

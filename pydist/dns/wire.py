@@ -48,9 +48,26 @@ def question_end(pkt: bytes) -> int:
 
 
 def parse_question(pkt: bytes) -> tuple[int, int, int]:
-    """(qname_end, qtype, qclass) of the first question; raises WireError."""
-    end = question_end(pkt)
-    if end + 4 > len(pkt):
+    """(qname_end, qtype, qclass) of the first question; raises WireError.
+
+    Runs for every query that misses the exact-bytes cache level: question_end's loop is
+    repeated here rather than called.
+    """
+    off = 12
+    n = len(pkt)
+    while True:
+        if off >= n:
+            raise WireError("qname runs past the end")
+        ll = pkt[off]
+        if ll == 0:
+            break
+        if ll > 63:
+            raise WireError("bad label length")
+        off += ll + 1
+        if off > 12 + 255:
+            raise WireError("qname too long")
+    end = off + 1
+    if end + 4 > n:
         raise WireError("question truncated")
     return end, (pkt[end] << 8) | pkt[end + 1], (pkt[end + 2] << 8) | pkt[end + 3]
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pydist.backend.healthcheck import update_health
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import AddressError, NetmaskGroup, parse_address
 from pydist.dns.synth import notimp_for_empty, self_answer
-from pydist.dns.wire import WireError, parse_question, text_to_wire
+from pydist.dns.wire import WireError, parse_question, question_end, text_to_wire
 from pydist.policies import first_available, least_outstanding, round_robin
 from pydist.stats import ENTRY_NAMES, Stats, format_dump_stats
 
@@ -50,6 +51,23 @@ def test_parse_question() -> None:
 def test_parse_question_refuses_garbage(bad: bytes) -> None:
     with pytest.raises(WireError):
         parse_question(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=70), max_size=8), st.binary(max_size=6))
+def test_parse_question_agrees_with_question_end(labels: list[bytes], tail: bytes) -> None:
+    """The inlined qname loop accepts and refuses exactly what question_end does."""
+    pkt = b"\x00" * 12 + b"".join(bytes([len(lab)]) + lab for lab in labels) + tail
+    try:
+        end = question_end(pkt)
+    except WireError:
+        end = None
+    if end is None or end + 4 > len(pkt):
+        with pytest.raises(WireError):
+            parse_question(pkt)
+    else:
+        assert parse_question(pkt) == (end, pkt[end] << 8 | pkt[end + 1],
+                                       pkt[end + 2] << 8 | pkt[end + 3])
 
 
 def test_self_answer_keeps_flags_and_readds_edns() -> None:
