@@ -56,7 +56,7 @@ class PacketPath(RulePath):
         """Drain one listener. `pktinfo`: a wildcard listener, whose datagrams are read with
         their destination address so each answer leaves from it (pydist/frontend/pktinfo.py)."""
         recvfrom = sock.recvfrom
-        recvmsg = sock.recvmsg
+        recvmsg = sock.recvmsg if pktinfo else None
         out = sock
         stats = self.stats
         acl = self.reg.acl
