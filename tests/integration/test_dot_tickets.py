@@ -209,12 +209,14 @@ def test_resumption_without_tickets(impl: str, start_proc: Starter, responder,
                                     certs: CertSet) -> None:
     """numberOfStoredSessions=0 alone does not stop tickets; with tickets off as well nothing
     resumes. With tickets off and sessions stored, TLS 1.2 clients resume by session ID on
-    pydist; dnsdist 1.7.3 drops a session from OpenSSL's cache when the client closes first
-    (it frees the connection without a close_notify), so there such clients never resume."""
-    cases = (("sessionTickets=false", impl == "pydist"),
+    pydist; dnsdist 1.7.3 drops a session from OpenSSL's cache when it frees a connection the
+    client closed first (no close_notify), so there it depends on which comes first, that or
+    the client's next connection: not asserted for dnsdist."""
+    cases = (("sessionTickets=false", True if impl == "pydist" else None),
              ("sessionTickets=false, numberOfStoredSessions=0", False),
              ("numberOfStoredSessions=0", True))
     for opts, resumes in cases:
         proc = _start(start_proc, impl, certs, responder.address, opts)
         session, _ = _connect(proc, certs.ca_path)
-        assert _connect(proc, certs.ca_path, session)[1] is resumes, opts
+        reused = _connect(proc, certs.ca_path, session)[1]
+        assert resumes is None or reused is resumes, opts
