@@ -194,8 +194,9 @@ class PacketPath(RulePath):
         if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
             pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
             ecs_defaults(pdq, self.settings)
-            if pdq.protocol == "DNS over TLS":
+            if pdq.protocol != "Do53 UDP" and pdq.protocol != "Do53 TCP":
                 pdq.sni = connection_sni(reply)
+                pdq.http = getattr(reply, "http", None)
             if self.origin_info:
                 query_origin(pdq, fe_sock, reply)
         server = policy.fn(pool.servers, pdq)      # ServerPolicy.__call__, one frame fewer
@@ -300,6 +301,8 @@ class PacketPath(RulePath):
         if ring:
             self.rings.responses.append((time.time(), addr, resp, 0, None, fe.proto))
         if reply is not None:
+            if ring and hasattr(reply, "self_answered"):    # DoH: not a cache hit
+                reply.self_answered = True
             reply(resp)
         elif delay_ms > 0:
             self.loop.call_later(delay_ms / 1000.0, _sendto, fe_sock, resp, addr)
@@ -409,5 +412,9 @@ class PacketPath(RulePath):
                                      server.address_str if server is not None else None,
                                      st.frontend.proto))
         if st.tcp_reply is not None:
-            st.tcp_reply(None)
+            timed_out = getattr(st.tcp_reply, "timeout", None)    # DoH answers 502
+            if timed_out is not None:
+                timed_out()
+            else:
+                st.tcp_reply(None)
 

@@ -46,6 +46,7 @@ class FrontendDecl:
     udp: bool = True
     tcp: bool = True
     tls: Any = None
+    doh: Any = None               # a DOHFrontend (addDOHLocal)
     kind: str = "plain"           # plain | tls | doh | dnscrypt
     pktinfo: bool = False         # a wildcard UDP listener reading each query's destination
     options: dict = field(default_factory=dict)
