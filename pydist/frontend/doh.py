@@ -103,7 +103,9 @@ class DOHRequest:
         self.version, self.body, self.peer, self.send = version, body, peer, send
         self.edns_added = False
         self.done = False
-        self.tls_info: tuple[bool, str] | None = None   # (session reused, TLS version)
+        self.counted: Callable[[], None] = lambda: None     # the connection's "seen" mark
+        # (session reused, TLS version, first request of its connection to reach the handler)
+        self.tls_info: tuple[bool, str, bool] | None = None
         self.sni = ""
         self.http_response: tuple[int, bytes, str] | None = None
 
@@ -206,6 +208,7 @@ class DOHHandler:
             return self._send(req, 403, "Forbidden", b"dns query not allowed because of ACL")
         if doh.tls is not None:
             self._tls_counters(req)
+            req.counted()
         if route == "dnsdist":
             return self._send(req, 404, "Not Found",
                               b"there is no endpoint configured for this path")
@@ -232,10 +235,12 @@ class DOHHandler:
         self._dispatch(req, query)
 
     def _tls_counters(self, req: DOHRequest) -> None:
-        """As dnsdist 1.7.3: a TLS session and a TLS version query counted per request."""
+        """As dnsdist 1.7.3 (observed): the TLS version counted per request that reaches the
+        DoH handler, the session (new or resumed) at the first such request of a connection."""
         counters = self.doh.tls.counters
-        reused, version = req.tls_info or (False, "")
-        counters["tlsResumptions" if reused else "tlsNewSessions"] += 1
+        reused, version, first = req.tls_info or (False, "", False)
+        if first:
+            counters["tlsResumptions" if reused else "tlsNewSessions"] += 1
         from pydist.tls.frontend_context import version_counter
         counters[version_counter(version)] += 1
 

@@ -44,6 +44,7 @@ class DOHConnection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.counted = False
         self.requests = 0
+        self.session_counted = False
         self.started = time.monotonic()
 
     # --- connection
@@ -121,11 +122,14 @@ class DOHConnection(asyncio.Protocol):
                                              * (time.monotonic() - self.started)) / 100
 
     # --- requests
-    def tls_info(self) -> tuple[bool, str] | None:
+    def tls_info(self) -> tuple[bool, str, bool] | None:
         t = self.transport
         if self.handler.doh.tls is None or not hasattr(t, "session_reused"):
             return None
-        return t.session_reused(), t.version()
+        return t.session_reused(), t.version(), not self.session_counted
+
+    def _mark_counted(self) -> None:
+        self.session_counted = True
 
     def sni(self) -> str:
         return getattr(self.transport, "sni", None) or ""
@@ -135,6 +139,7 @@ class DOHConnection(asyncio.Protocol):
         req = DOHRequest(method, path, host, self.scheme, headers, version, body, self.peer,
                          send)
         req.tls_info = self.tls_info()
+        req.counted = self._mark_counted
         req.sni = self.sni()
         self.inflight += 1
         self.requests += 1
@@ -226,7 +231,8 @@ class _H1:
         # a fresh parser fed with what followed this one (pipelined requests)
         tail, closed = self.h11.trailing_data
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
-        self.h11.receive_data(bytes(tail))
+        if tail:
+            self.h11.receive_data(bytes(tail))    # b"" would mean the client closed
         if closed:
             self.h11.receive_data(b"")
         self.busy = False
