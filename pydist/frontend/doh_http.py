@@ -23,7 +23,7 @@ from pydist.frontend.doh import MAX_BODY, DOHHandler, DOHRequest
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H1_GARBAGE = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
               b"Connection: close\r\nContent-Length: 11\r\n\r\nBad Request")
-_H1_ORDER = ("date", "connection", "content-length", "server")
+H1_TIMEOUT = 10.0
 
 
 class DOHConnection(asyncio.Protocol):
@@ -59,22 +59,26 @@ class DOHConnection(asyncio.Protocol):
         self.counted = True
         self._arm()
 
+    def _timeout(self) -> float:
+        """h2o's: HTTP/2 connections idle for idleTimeout get a GOAWAY; anything else (no
+        request yet, HTTP/1) is closed after its fixed 10 s request timeout."""
+        return self.handler.doh.idle_timeout if isinstance(self.proto, _H2) else H1_TIMEOUT
+
     def _arm(self) -> None:
         self.last_active = time.monotonic()
         if self.timer is None and not self.closed:
-            self.timer = asyncio.get_running_loop().call_later(self.handler.doh.idle_timeout,
-                                                               self._idle)
+            self.timer = asyncio.get_running_loop().call_later(self._timeout(), self._idle)
 
     def _idle(self) -> None:
         self.timer = None
         if self.closed:
             return
-        left = self.last_active + self.handler.doh.idle_timeout - time.monotonic()
+        left = self.last_active + self._timeout() - time.monotonic()
         if self.inflight or left > 0.001:
             self.timer = asyncio.get_running_loop().call_later(max(left, 0.1), self._idle)
             return
         if isinstance(self.proto, _H2):
-            self.proto.goaway()
+            self.proto.goaway(0, b"idle timeout")
         self.close()
 
     def data_received(self, data: bytes) -> None:
@@ -88,6 +92,10 @@ class DOHConnection(asyncio.Protocol):
                 return                  # maybe HTTP/2: wait for the whole preface
             data, self.buf = self.buf, b""
             self.proto = _H2(self) if data.startswith(H2_PREFACE) else _H1(self)
+            if self.timer is not None and isinstance(self.proto, _H2):
+                self.timer.cancel()      # from now on the HTTP/2 idle timeout applies
+                self.timer = None
+                self._arm()
         try:
             self.proto.feed(data)
         except Exception:                # a framing bug must cost this client only
@@ -252,14 +260,40 @@ class _H2:
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16777216})
         self.h2.initiate_connection()
         self.streams: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
+        self.skip, self.head = len(H2_PREFACE), b""     # frame-header tracking
+
+    def _frames_fit(self, data: bytes) -> bool:
+        """Follow the frame headers: h2o refuses a frame longer than its maximum as soon as
+        the header says so (h2 would first buffer the whole frame)."""
+        i, n, limit = 0, len(data), self.h2.max_inbound_frame_size
+        while i < n:
+            if self.skip:
+                step = min(self.skip, n - i)
+                self.skip -= step
+                i += step
+                continue
+            need = 9 - len(self.head)
+            self.head += data[i:i + need]
+            i += need
+            if len(self.head) == 9:
+                length = int.from_bytes(self.head[:3], "big")
+                if length > limit:
+                    return False
+                self.skip, self.head = length, b""
+        return True
 
     def feed(self, data: bytes) -> None:
+        if not self._frames_fit(data):
+            self.goaway(6)               # FRAME_SIZE_ERROR, and the connection closed
+            self.conn.close()
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError:
             self._flush()
             self.conn.close()
             return
+
         for ev in events:
             if isinstance(ev, h2.events.RequestReceived):
                 self.streams[ev.stream_id] = (list(ev.headers), bytearray())
@@ -324,8 +358,8 @@ class _H2:
         if body:
             self.h2.reset_stream(stream_id)
 
-    def goaway(self) -> None:
-        self.h2.close_connection()
+    def goaway(self, code: int, why: bytes = b"") -> None:
+        self.h2.close_connection(error_code=code, additional_data=why or None)
         self._flush()
 
     def _flush(self) -> None:
