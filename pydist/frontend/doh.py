@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydist.dns.ecs import locate_opt
+from pydist.dns.netmask import AddressError, parse_address
 from pydist.dns.wire import WireError, parse_question
 
 OPT_4096 = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
@@ -156,6 +157,20 @@ def strip_opt(resp: bytes) -> bytes:
     return resp[:10] + arcount.to_bytes(2, "big") + resp[12:start]
 
 
+def forwarded_for(req: DOHRequest) -> None:
+    """trustForwardedForHeader: the right-most X-Forwarded-For address (a port allowed) is the
+    client, for the ACL, rules and logs; one that does not parse leaves the peer as it is."""
+    values = [v for n, v in req.headers if n == "x-forwarded-for"]
+    if not values:
+        return
+    text = values[-1].split(",")[-1].strip()
+    try:
+        host, port = parse_address(text, 0)
+    except AddressError:
+        return
+    req.peer = (host, port)
+
+
 class DOHReply:
     """The packet path's reply callback for one request (None: dropped, 403), and its
     `timeout()` for a backend that never answered (502), as dnsdist 1.7.3."""
@@ -202,6 +217,8 @@ class DOHHandler:
         if route == "h2o":
             return self._send(req, 404, "File Not Found", b"not found", count=False)
         reg = self.path.reg
+        if doh.trust_xff:
+            forwarded_for(req)
         host = req.peer[0] if req.peer else ""
         if not reg.acl.match(host):
             reg.stats.acl_drops += 1

@@ -77,3 +77,39 @@ def test_http_rules_and_actions_match_dnsdist(start_proc: Starter, responder) ->
     assert py[2] == dd[2] and "http[X-Test] ~ ^ab" in dd[2]
     assert py[3] == dd[3]
     assert py[4] == dd[4] and dd[4]["self-answered"] != "0"
+
+
+ACL_CONF = """setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portctl}")
+setKey("KEY")
+setACL({"192.0.2.0/24"})
+addDOHLocal("127.0.0.1:{portxff}", nil, nil, "/dns-query", {trustForwardedForHeader=true})
+addDOHLocal("127.0.0.1:{portdoh}")
+newServer({address="{backend}"})
+addAction(makeRule("192.0.2.7/32"), RCodeAction(DNSRCode.REFUSED))
+""".replace("KEY", KEY)
+
+
+def test_acl_and_forwarded_for_match_dnsdist(start_proc: Starter, responder) -> None:
+    """The ACL answers 403; with trustForwardedForHeader the right-most X-Forwarded-For
+    address (a port allowed) is the client for the ACL and the rules, garbage is ignored."""
+    forwarded = ["", "192.0.2.5", "10.0.0.1, 192.0.2.7", "192.0.2.7:5353", "garbage"]
+    seen = {}
+    for impl in available_impls():
+        proc = start_proc(impl, ACL_CONF, {"backend": responder.address})
+        out = []
+        with client(False) as c:
+            path = f"/dns-query?dns={b64(query_wire('acl.example.'))}"
+            for value in forwarded:
+                headers = {"X-Forwarded-For": value} if value else None
+                out.append(do(c, f"http://127.0.0.1:{proc.addr('portxff')[1]}", "GET", path,
+                              None, headers).summary())
+            out.append(do(c, f"http://127.0.0.1:{proc.addr('portdoh')[1]}", "GET", path,
+                          None, {"X-Forwarded-For": "192.0.2.5"}).summary())
+        stats = run_cli(impl, ["-C", str(proc.conf), "-e", "dumpStats()"]).stdout
+        drops = re.search(r"acl-drops\s+(\d+)", stats)
+        seen[impl] = (out, drops.group(1) if drops else None)
+    assert seen["pydist"] == seen["dnsdist"]
+    statuses = [s[0] for s in seen["dnsdist"][0]]
+    assert statuses == [403, 200, 200, 200, 403, 403] and seen["dnsdist"][1] == "3"
