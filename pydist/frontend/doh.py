@@ -16,6 +16,7 @@ from typing import Any
 
 from pydist.dns.ecs import locate_opt
 from pydist.dns.netmask import AddressError, parse_address
+from pydist.dns.ttl import min_ttl
 from pydist.dns.wire import WireError, parse_question
 
 OPT_4096 = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
@@ -31,6 +32,17 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 # (reason, body) of the errors dnsdist sends without its custom headers
 DEFAULT_ERRORS = {400: "invalid DNS query", 403: "dns query not allowed",
                   502: "no downstream server available", 500: "Internal Server Error"}
+
+
+_date_cache: list = [0, ""]
+
+
+def http_date() -> str:
+    """The Date header, formatted once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0], _date_cache[1] = now, email.utils.formatdate(now, usegmt=True)
+    return _date_cache[1]
 
 
 class DOHCounters:
@@ -135,17 +147,6 @@ def decode_dns_param(path: str) -> bytes | None:
         return base64.b64decode(text)
     except (binascii.Error, ValueError):
         return None
-
-
-def min_ttl(resp: bytes) -> int | None:
-    """The lowest TTL of the answer's records (OPT excluded), for Cache-Control."""
-    try:
-        import dnslib
-        rec = dnslib.DNSRecord.parse(resp)
-    except Exception:
-        return None
-    ttls = [rr.ttl for rr in rec.rr + rec.auth + rec.ar if rr.rtype != 41]
-    return min(ttls) if ttls else None
 
 
 def strip_opt(resp: bytes) -> bytes:
@@ -331,5 +332,5 @@ class DOHHandler:
         if count:
             self.doh.counters.count_status(req.version, status)
         head = [("server", self.doh.server_tokens)] if self.doh.server_tokens else []
-        head.append(("date", email.utils.formatdate(usegmt=True)))
+        head.append(("date", http_date()))
         req.send(status, reason or REASONS.get(status, "Unknown"), head + headers, body)

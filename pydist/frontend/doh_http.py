@@ -252,8 +252,11 @@ class _H2:
 
     def __init__(self, conn: DOHConnection) -> None:
         self.conn = conn
+        # our own answer headers are already valid and lowercase: not checked again per answer
         config = h2.config.H2Configuration(client_side=False, header_encoding="latin-1",
-                                           validate_inbound_headers=True)
+                                           validate_inbound_headers=True,
+                                           validate_outbound_headers=False,
+                                           normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(config=config)
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,     # as h2o
