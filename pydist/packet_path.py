@@ -325,7 +325,9 @@ class PacketPath(RulePath):
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
         if server.use_ecs:
             resp = ecs_response(resp, st)
-        self.stats.latency_sample(usec)
+        reply = st.tcp_reply
+        if reply is None or not hasattr(reply, "self_answered"):
+            self.stats.latency_sample(usec)     # as 1.7.3: DoH answers are no sample
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)

@@ -30,6 +30,9 @@ pc = newPacketCache(1000)
 getPool(""):setCache(pc)
 """.replace("KEY", KEY)
 HEADERS = {"X-API-Key": "key1"}
+STATS = ("queries", "responses", "latency-count", "noncompliant-queries", "cache-hits",
+         "cache-misses", "acl-drops", "frontend-noerror", "frontend-nxdomain", "self-answered",
+         "downstream-timeouts", "empty-queries")
 GOOD = b64(query_wire("example.com."))
 QR_SET = bytearray(query_wire("qr.example.")); QR_SET[2] |= 0x80
 # (name, method, path, body): what dnsdist answers 200, 400 (its three texts), 404 (h2o's
@@ -115,7 +118,9 @@ def test_requests_answers_and_counters_match_dnsdist(start_proc: Starter, respon
         seen[impl] = (replies, scraped(), strip_ports(str(api["dohFrontends"]), ports),
                       strip_ports(fronts, ports),
                       strip_ports(console(proc, "showDOHResponseCodes()"), ports),
-                      strip_ports(console(proc, "showBinds()"), (proc.addr()[1],) + ports))
+                      strip_ports(console(proc, "showBinds()"), (proc.addr()[1],) + ports),
+                      {k: v for k, v in re.findall(r"([a-z0-9-]+)\s+(\d+)",
+                                                   console(proc, "dumpStats()")) if k in STATS})
     py, dd = seen["pydist"], seen["dnsdist"]
     for key, reply in dd[0].items():
         assert py[0][key].summary() == reply.summary(), key
@@ -128,4 +133,5 @@ def test_requests_answers_and_counters_match_dnsdist(start_proc: Starter, respon
     assert py[2] == dd[2]                 # the API's dohFrontends
     assert py[3] == dd[3] and "HTTP/2" in dd[3]
     assert py[4] == dd[4] and "- HTTP/2:" in dd[4]
+    assert py[6] == dd[6] and dd[6]["latency-count"] != "0"
     assert py[5] == dd[5] and "TCP (DNS over HTTPS)" in dd[5] and "TCP (DNS over HTTP) " in dd[5]
