@@ -212,7 +212,9 @@ class PacketPath(RulePath):
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
-            if zero is None:
+            if zero is None and fe.is_doh:
+                resp, cache_key = doh_lookup(cache, data, qname_end, key_udp, now, stale, not ecs)
+            elif zero is None:
                 resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
             else:
                 resp, cache_key, zero = zero_scope_lookup(cache, zero, data, qname_end, key_udp,
@@ -420,3 +422,16 @@ class PacketPath(RulePath):
             else:
                 st.tcp_reply(None)
 
+
+
+def doh_lookup(cache: Any, data: bytes, qname_end: int, key_udp: bool, now: float, stale: int,
+               exact: bool) -> tuple[Any, Any]:
+    """dnsdist 1.7.3 on a DoH query: the TCP key first, then (the query goes to the backend
+    over UDP) the UDP key, whose answer serves only without TC; the pool counts each lookup."""
+    resp, key = cache.lookup(data, qname_end, False, now, stale, exact=exact)
+    if resp is not None or not key_udp:
+        return resp, key
+    resp, key = cache.lookup(data, qname_end, True, now, stale, exact=exact)
+    if resp is not None and resp[2] & 0x02:
+        return None, key
+    return resp, key

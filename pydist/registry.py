@@ -27,6 +27,7 @@ class ClientState:
         self.decl = decl
         self.proto = proto
         self.is_dot = proto == "TCP" and decl.kind == "tls"     # feeds latency-dot-avg*
+        self.is_doh = decl.kind == "doh"        # two cache lookups, TCP then UDP key
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}

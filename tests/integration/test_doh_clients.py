@@ -97,6 +97,10 @@ def test_doh_shares_the_udp_cache_key(impl: str, start_proc: Starter, responder,
         assert r.status == 200 and responder.count("tcp.example.") == 2
     seen = [(t, len(d)) for t, _, d in responder.raw if b"\x03tcp\x07example" in d]
     assert [t for t, _ in seen] == ["tcp", "udp"]            # DoH goes to the backend over UDP
+    # the pool counts each DoH lookup: the TCP key, then the UDP key (hit for shared.example)
+    stats = console(proc, "getPool(''):getCache():getStats()['hits'] .. ' ' .. "
+                          "getPool(''):getCache():getStats()['misses']")
+    assert stats.split() == ["1", "5"], stats
 
 
 @pytest.mark.parametrize("impl", BOTH)
