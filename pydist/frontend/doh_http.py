@@ -24,6 +24,7 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H1_GARBAGE = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
               b"Connection: close\r\nContent-Length: 11\r\n\r\nBad Request")
 H1_TIMEOUT = 10.0
+PIPELINE_LIMIT = 65536      # bytes of pipelined HTTP/1 requests read ahead of the answers
 
 
 class DOHConnection(asyncio.Protocol):
@@ -164,10 +165,14 @@ class _H1:
         self.current: tuple | None = None
         self.body = bytearray()
         self.busy = False
+        self.paused = False
 
     def feed(self, data: bytes) -> None:
         self.h11.receive_data(data)
         self._pump()
+        if self.busy and not self.paused and len(self.h11.trailing_data[0]) > PIPELINE_LIMIT:
+            self.paused = True           # pipelined requests wait in the kernel, not here
+            self.conn.transport.pause_reading()
 
     def _pump(self) -> None:
         conn = self.conn
@@ -245,6 +250,10 @@ class _H1:
             self.h11.receive_data(b"")
         self.busy = False
         self._pump()
+        if self.paused and not conn.closed and \
+                len(self.h11.trailing_data[0]) <= PIPELINE_LIMIT // 2:
+            self.paused = False
+            conn.transport.resume_reading()
 
 
 class _H2:
@@ -263,6 +272,7 @@ class _H2:
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16777216})
         self.h2.initiate_connection()
         self.streams: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
+        self.waiting: dict[int, bytes] = {}     # answer bytes beyond the flow-control window
         self.skip, self.head = len(H2_PREFACE), b""     # frame-header tracking
 
     def _frames_fit(self, data: bytes) -> bool:
@@ -309,6 +319,11 @@ class _H2:
                 self._dispatch(ev.stream_id)
             elif isinstance(ev, h2.events.StreamReset):
                 self.streams.pop(ev.stream_id, None)
+                self.waiting.pop(ev.stream_id, None)
+            elif isinstance(ev, h2.events.WindowUpdated) and self.waiting:
+                for sid in ([ev.stream_id] if ev.stream_id else list(self.waiting)):
+                    if sid in self.waiting:
+                        self._send_body(sid, self.waiting.pop(sid))
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 self._flush()
                 self.conn.close()
@@ -351,15 +366,20 @@ class _H2:
         conn._arm()
 
     def _send_body(self, stream_id: int, body: bytes) -> None:
-        """A DNS answer fits the initial window and frame size; larger ones are cut."""
-        size = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size)
-        while body and size > 0:
-            chunk, body = body[:size], body[size:]
-            self.h2.send_data(stream_id, chunk, end_stream=not body)
+        """As much as the client's windows allow; the rest waits for its WINDOW_UPDATE (many
+        answers in flight on one connection share its window)."""
+        try:
             size = min(self.h2.local_flow_control_window(stream_id),
                        self.h2.max_outbound_frame_size)
+            while body and size > 0:
+                chunk, body = body[:size], body[size:]
+                self.h2.send_data(stream_id, chunk, end_stream=not body)
+                size = min(self.h2.local_flow_control_window(stream_id),
+                           self.h2.max_outbound_frame_size)
+        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+            return                       # the stream is gone meanwhile
         if body:
-            self.h2.reset_stream(stream_id)
+            self.waiting[stream_id] = body
 
     def goaway(self, code: int, why: bytes = b"") -> None:
         self.h2.close_connection(error_code=code, additional_data=why or None)

@@ -59,12 +59,19 @@ class FakeTransport:
     def __init__(self) -> None:
         self.out = bytearray()
         self.closed = False
+        self.paused = False
 
     def write(self, data: bytes) -> None:
         self.out += data
 
     def close(self) -> None:
         self.closed = True
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 5555) if name == "peername" else default
@@ -78,15 +85,16 @@ class FakeState:
 class FakeHandler:
     """Answers each request with its method and path, after a loop turn when `later`."""
 
-    def __init__(self, later: bool = False) -> None:
+    def __init__(self, later: bool = False, size: int = 0) -> None:
         self.doh = DOHFrontend([], {})
+        self.size = size                 # answer with this many bytes instead
         self.fe = FakeState()
         self.later = later
         self.seen: list[DOHRequest] = []
 
     def handle(self, req: DOHRequest) -> None:
         self.seen.append(req)
-        body = f"{req.method} {req.path}".encode()
+        body = f"{req.method} {req.path}".encode() if not self.size else b"x" * self.size
 
         def answer() -> None:
             req.send(200, "OK", [("server", "s"), ("date", "d"), ("x-a", "b")], body)
@@ -96,8 +104,9 @@ class FakeHandler:
             answer()
 
 
-def _connection(later: bool = False) -> tuple[DOHConnection, FakeTransport, FakeHandler]:
-    handler = FakeHandler(later)
+def _connection(later: bool = False, size: int = 0
+                ) -> tuple[DOHConnection, FakeTransport, FakeHandler]:
+    handler = FakeHandler(later, size)
     conn = DOHConnection(handler, {})  # type: ignore[arg-type]
     transport = FakeTransport()
     conn.connection_made(transport)
@@ -167,3 +176,49 @@ def test_http2_broken_frames_close_only_that_connection() -> None:
         return transport
     transport = asyncio.run(run())
     assert transport.closed and b"\x00\x00\x00\x01" in bytes(transport.out)   # PROTOCOL_ERROR
+
+
+def test_http2_answers_wait_for_the_clients_window() -> None:
+    """Three 30 kB answers on one connection exceed its 64 kB window: the rest is sent when
+    the client opens it again, never reset."""
+    async def run() -> dict[int, int]:
+        conn, transport, _ = _connection(later=True, size=30000)
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        for sid in (1, 3, 5):
+            client.send_headers(sid, [(":method", "GET"), (":path", "/q"), (":scheme", "https"),
+                                      (":authority", "a")], end_stream=True)
+        conn.data_received(client.data_to_send())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        got: dict[int, int] = {}
+        ended: set[int] = set()
+        for _ in range(10):
+            data, transport.out = bytes(transport.out), bytearray()
+            for ev in client.receive_data(data):
+                if isinstance(ev, h2.events.DataReceived):
+                    got[ev.stream_id] = got.get(ev.stream_id, 0) + len(ev.data)
+                    client.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    ended.add(ev.stream_id)
+                assert not isinstance(ev, h2.events.StreamReset)
+            conn.data_received(client.data_to_send())
+            if ended == {1, 3, 5}:
+                break
+        return got
+    assert asyncio.run(run()) == {1: 30000, 3: 30000, 5: 30000}
+
+
+def test_http1_pipelining_is_read_ahead_only_so_far() -> None:
+    async def run() -> tuple[bool, bool, int]:
+        conn, transport, handler = _connection(later=True)
+        one = b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
+        conn.data_received(one * 3000)              # about 90 kB of requests at once
+        paused = transport.paused
+        for _ in range(20000):
+            await asyncio.sleep(0)
+            if len(handler.seen) == 3000 and transport.out.count(b"HTTP/1.1 200") == 3000:
+                break
+        return paused, transport.paused, len(handler.seen)
+    paused, still, answered = asyncio.run(run())
+    assert paused and not still and answered == 3000
