@@ -7,7 +7,14 @@ from typing import Any
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.tls import METHODS as TLS_METHODS
 from luaapi.bindings.tls import TLSFrontendHandle, _files, _method
-from luaapi.convert import as_int, as_str, is_table, str_or_list, table_to_dict, table_to_list
+from luaapi.convert import (
+    as_int,
+    as_str,
+    is_table,
+    str_or_list,
+    table_to_dict,
+    table_to_list,
+)
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.frontend.doh import ResponseMapEntry
@@ -136,7 +143,7 @@ def register(rt: Any) -> None:
 
 
 def _row(cells: list[Any]) -> str:
-    return f"{str(cells[0]):<3} {str(cells[1]):<20} " + " ".join(f"{str(c):<15}" for c in cells[2:])
+    return f"{cells[0]!s:<3} {cells[1]!s:<20} " + " ".join(f"{c!s:<15}" for c in cells[2:])
 
 
 def frontends_table(decls: list[FrontendDecl]) -> str:

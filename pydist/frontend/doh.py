@@ -178,7 +178,7 @@ class DOHReply:
 
     __slots__ = ("handler", "req", "self_answered")
 
-    def __init__(self, handler: "DOHHandler", req: DOHRequest) -> None:
+    def __init__(self, handler: DOHHandler, req: DOHRequest) -> None:
         self.handler, self.req = handler, req
         self.self_answered = False     # set by the packet path: such answers keep our OPT
 

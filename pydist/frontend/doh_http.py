@@ -11,12 +11,12 @@ import time
 from collections import deque
 from typing import Any
 
-import h11
 import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import h11
 
 from pydist.frontend.doh import MAX_BODY, DOHHandler, DOHRequest
 

@@ -77,7 +77,7 @@ def raw_exchange(where: tuple[str, int], data: bytes, timeout: float = 3.0,
             if not chunk:
                 break
             out += chunk
-    except socket.timeout:
+    except TimeoutError:
         out += b"<timeout>"
     except (ConnectionResetError, ssl.SSLError):
         out += b"<reset>"

@@ -114,7 +114,8 @@ def test_requests_answers_and_counters_match_dnsdist(start_proc: Starter, respon
             "proto=TCP (DNS over HTTP),thread=0}") == 0)
         api = get_json(web, "/api/v1/servers/localhost", HEADERS)
         # the next ticket key rotation is a time: the column is masked
-        fronts = re.sub(r"\d{10}\s*$", "T", console(proc, "showDOHFrontends()"), flags=re.M)
+        fronts = re.sub(r"\d{10}\s*$", "T", console(proc, "showDOHFrontends()"),
+                        flags=re.MULTILINE)
         seen[impl] = (replies, scraped(), strip_ports(str(api["dohFrontends"]), ports),
                       strip_ports(fronts, ports),
                       strip_ports(console(proc, "showDOHResponseCodes()"), ports),
