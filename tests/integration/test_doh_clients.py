@@ -57,10 +57,11 @@ def test_dnspython_and_kdig_get_answers(impl: str, start_proc: Starter, responde
     assert (f"No certificate provided for DoH endpoint 127.0.0.1:{plain}, running in DNS over "
             "HTTP mode instead of DNS over HTTPS") in proc.output.splitlines()
     q = dns.message.make_query("dnspython.example.", "A")
+    verify = ssl.create_default_context(cafile=certs.ca_path)
     for version in (dns.query.HTTPVersion.H1, dns.query.HTTPVersion.H2):
         for post in (True, False):
             ans = dns.query.https(q, "127.0.0.1", port=doh, path="/dns-query", post=post,
-                                  verify=ssl.create_default_context(cafile=certs.ca_path), http_version=version, timeout=5)
+                                  verify=verify, http_version=version, timeout=5)
             assert ans.answer[0][0].address == "192.0.2.1", (version, post)
             assert ans.id == q.id
     kdig = shutil.which("kdig")
@@ -122,7 +123,8 @@ def test_frontend_methods_reload_and_rotate(impl: str, start_proc: Starter, resp
     assert "rror" not in out
     console(proc, "getDOHFrontend(0):reloadCertificates()")
     ans = dns.query.https(dns.message.make_query("after.example.", "A"), "127.0.0.1",
-                          port=proc.addr("portdoh")[1], verify=ssl.create_default_context(cafile=certs.ca_path), timeout=5)
+                          port=proc.addr("portdoh")[1],
+                          verify=ssl.create_default_context(cafile=certs.ca_path), timeout=5)
     assert ans.answer[0][0].address == "192.0.2.1"
     console(proc, "getDOHFrontend(7)")
     proc.wait_for(r"^Error: trying to get DOH frontend with index 7u but we only have 2u "
