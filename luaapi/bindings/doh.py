@@ -131,7 +131,8 @@ def register(rt: Any) -> None:
             raise LuaArgError("This function requires at least 3 parameter(s)")
         hdrs = None
         if is_table(headers):
-            hdrs = [(str(k), str(v)) for k, v in sorted(table_to_dict(headers).items())]
+            hdrs = [(str(k).lower(), str(v)) for k, v in
+                    sorted(table_to_dict(headers).items(), key=lambda kv: str(kv[0]))]
         return MapEntryHandle(ResponseMapEntry(as_str(regex), as_int(status),
                                                as_str(content).encode("latin-1"), hdrs))
     rt.fn("newDOHResponseMapEntry", map_entry)

@@ -69,7 +69,9 @@ class DOHFrontend:
         self.tls = tls
         self.counters = DOHCounters()
         headers = options.get("customResponseHeaders") or {}
-        self.custom_headers = [(str(k), str(v)) for k, v in sorted(headers.items())] \
+        # dnsdist's std::map order (by the names as written), names sent lowercase as h2o does
+        self.custom_headers = [(str(k).lower(), str(v)) for k, v in
+                               sorted(headers.items(), key=lambda kv: str(kv[0]))] \
             if isinstance(headers, dict) else []
         self.server_tokens = str(options.get("serverTokens", "h2o/dnsdist"))
         self.cache_control = options.get("sendCacheControlHeaders", True) is not False

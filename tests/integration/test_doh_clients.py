@@ -26,7 +26,8 @@ controlSocket("127.0.0.1:{portctl}")
 setKey("KEY")
 addDOHLocal("127.0.0.1:{portdoh}", "CERT", "PRIV")
 addDOHLocal("127.0.0.1:{portplain}", nil, nil, {"/q"}, {serverTokens="tok",
-            sendCacheControlHeaders=false})
+            sendCacheControlHeaders=false, customResponseHeaders={
+              ["X-Foo"]="a", ["Access-Control-Allow-Origin"]="*", ["strict-transport-security"]="1"}})
 newServer({address="{backend}"})
 pc = newPacketCache(1000)
 getPool(""):setCache(pc)
@@ -77,6 +78,10 @@ def test_dnspython_and_kdig_get_answers(impl: str, start_proc: Starter, responde
             r = do(c, f"http://127.0.0.1:{plain}", "GET",
                    f"/q?dns={b64(query_wire('plain.example.'))}")
         assert r.status == 200 and ("server", "tok") in r.headers
+        # std::map order of the names as written, sent lowercase
+        custom = [k for k, _ in r.headers if k in ("access-control-allow-origin", "x-foo",
+                                                   "strict-transport-security")]
+        assert custom == ["access-control-allow-origin", "x-foo", "strict-transport-security"]
         assert not any(k == "cache-control" for k, _ in r.headers)
         assert dns.message.from_wire(r.body).answer[0][0].address == "192.0.2.1"
 
