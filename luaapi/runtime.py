@@ -35,6 +35,7 @@ BINDING_MODULES = (
     "luaapi.bindings.remotelog",
     "luaapi.bindings.proxyprotocol",
     "luaapi.bindings.tls",
+    "luaapi.bindings.doh",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",

@@ -37,7 +37,7 @@ class DNSQuestion(HeaderFlags):
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
                  "protocol", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
-                 "lua_handle", "proxy_values", "sni", "unique_id")
+                 "lua_handle", "proxy_values", "sni", "unique_id", "http")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
@@ -64,8 +64,11 @@ class DNSQuestion(HeaderFlags):
         self.proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
         self.delay_ms = 0
         self.protocol = "Do53 TCP" if tcp else "Do53 UDP"
-        if getattr(decl, "kind", "") == "tls":
+        kind = getattr(decl, "kind", "")
+        if kind == "tls":
             self.protocol = "DNS over TLS"
+        elif kind == "doh":
+            self.protocol = "DNS over HTTPS"
         self.settings_add_edns = True
         self.payload_size = 1232
         self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
@@ -73,6 +76,7 @@ class DNSQuestion(HeaderFlags):
         self.lua_handle: Any = None             # the `dq` a Lua policy saw, made on demand
         self.sni = ""                           # the TLS server name a DoT client sent
         self.unique_id: bytes | None = None     # protobuf message id, made when first logged
+        self.http: Any = None                   # a DoH query's DOHRequest (HTTP rules)
 
     # --- question
     @property

@@ -149,7 +149,16 @@ class Engine:
             if fe.sock_udp is not None:
                 self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
                                      fe.udp_state, fe.pktinfo)
-            if fe.sock_tcp is not None and fe.tls is not None:
+            if fe.sock_tcp is not None and fe.doh is not None:
+                from pydist.frontend.doh_http import make_doh_protocol
+                await self.loop.create_server(
+                    lambda fe=fe: make_doh_protocol(self.path, fe, self.per_client_tcp,
+                                                    self.reg.settings.verbose),
+                    sock=fe.sock_tcp)
+                if fe.tls is not None:
+                    from pydist.frontend.tls import schedule_ticket_rotation
+                    schedule_ticket_rotation(self.loop, fe.tls)
+            elif fe.sock_tcp is not None and fe.tls is not None:
                 from pydist.frontend.tls import (
                     make_tls_protocol,
                     schedule_ticket_rotation,

@@ -194,8 +194,9 @@ class PacketPath(RulePath):
         if pdq is None and policy.needs_dq:      # hashed and Lua policies read the query
             pdq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
             ecs_defaults(pdq, self.settings)
-            if pdq.protocol == "DNS over TLS":
+            if pdq.protocol != "Do53 UDP" and pdq.protocol != "Do53 TCP":
                 pdq.sni = connection_sni(reply)
+                pdq.http = getattr(reply, "http", None)
             if self.origin_info:
                 query_origin(pdq, fe_sock, reply)
         server = policy.fn(pool.servers, pdq)      # ServerPolicy.__call__, one frame fewer
@@ -211,7 +212,9 @@ class PacketPath(RulePath):
         if cache is not None:
             key_udp = udp and not (server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
-            if zero is None:
+            if zero is None and fe.is_doh:
+                resp, cache_key = doh_lookup(cache, data, qname_end, key_udp, now, stale, not ecs)
+            elif zero is None:
                 resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
             else:
                 resp, cache_key, zero = zero_scope_lookup(cache, zero, data, qname_end, key_udp,
@@ -300,6 +303,8 @@ class PacketPath(RulePath):
         if ring:
             self.rings.responses.append((time.time(), addr, resp, 0, None, fe.proto))
         if reply is not None:
+            if ring and hasattr(reply, "self_answered"):    # DoH: not a cache hit
+                reply.self_answered = True
             reply(resp)
         elif delay_ms > 0:
             self.loop.call_later(delay_ms / 1000.0, _sendto, fe_sock, resp, addr)
@@ -322,7 +327,9 @@ class PacketPath(RulePath):
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
         if server.use_ecs:
             resp = ecs_response(resp, st)
-        self.stats.latency_sample(usec)
+        reply = st.tcp_reply
+        if reply is None or not hasattr(reply, "self_answered"):
+            self.stats.latency_sample(usec)     # as 1.7.3: DoH answers are no sample
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         if st.tcp_reply is not None:
             st.tcp_reply(resp)
@@ -409,5 +416,22 @@ class PacketPath(RulePath):
                                      server.address_str if server is not None else None,
                                      st.frontend.proto))
         if st.tcp_reply is not None:
-            st.tcp_reply(None)
+            timed_out = getattr(st.tcp_reply, "timeout", None)    # DoH answers 502
+            if timed_out is not None:
+                timed_out()
+            else:
+                st.tcp_reply(None)
 
+
+
+def doh_lookup(cache: Any, data: bytes, qname_end: int, key_udp: bool, now: float, stale: int,
+               exact: bool) -> tuple[Any, Any]:
+    """dnsdist 1.7.3 on a DoH query: the TCP key first, then (the query goes to the backend
+    over UDP) the UDP key, whose answer serves only without TC; the pool counts each lookup."""
+    resp, key = cache.lookup(data, qname_end, False, now, stale, exact=exact)
+    if resp is not None or not key_udp:
+        return resp, key
+    resp, key = cache.lookup(data, qname_end, True, now, stale, exact=exact)
+    if resp is not None and resp[2] & 0x02:
+        return None, key
+    return resp, key

@@ -27,6 +27,7 @@ class ClientState:
         self.decl = decl
         self.proto = proto
         self.is_dot = proto == "TCP" and decl.kind == "tls"     # feeds latency-dot-avg*
+        self.is_doh = decl.kind == "doh"        # two cache lookups, TCP then UDP key
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}
@@ -46,6 +47,7 @@ class FrontendDecl:
     udp: bool = True
     tcp: bool = True
     tls: Any = None
+    doh: Any = None               # a DOHFrontend (addDOHLocal)
     kind: str = "plain"           # plain | tls | doh | dnscrypt
     pktinfo: bool = False         # a wildcard UDP listener reading each query's destination
     options: dict = field(default_factory=dict)

@@ -37,8 +37,9 @@ def query_origin(dq: DNSQuestion, fe_sock: Any, reply: Callable | None) -> None:
         dq.local = local
 
 def connection_sni(reply: Callable | None) -> str:
-    """The SNI of the DoT connection a TCP reply callback belongs to ('' when none was sent)."""
-    conn = getattr(reply, "__self__", None)
+    """The SNI of the DoT connection a TCP reply callback belongs to, or of a DoH request's
+    ('' when none was sent)."""
+    conn = getattr(reply, "__self__", reply)
     return getattr(conn, "sni", "") or ""
 
 
@@ -94,8 +95,9 @@ class RulePath:
         None when the query was dropped or answered."""
         dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
         ecs_defaults(dq, self.settings)     # what Lua reads, and what rules may change
-        if dq.protocol == "DNS over TLS":
+        if dq.protocol != "Do53 UDP" and dq.protocol != "Do53 TCP":
             dq.sni = connection_sni(reply)
+            dq.http = getattr(reply, "http", None)
         if self.origin_info:
             query_origin(dq, fe_sock, reply)
         memo = self.rule_memo

@@ -8,12 +8,13 @@ from typing import Any, Callable
 
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import NMGHandle, _mask_text
-from luaapi.bindings.rules import ActionHandle
+from luaapi.bindings.rules import ActionHandle, response_config
 from luaapi.convert import as_int, as_str, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
 from pydist.rules import actions as A
+from pydist.rules import http as H
 
 _MARK_LUA = """
 local record, getinfo = __pydist_record_unsupported, debug.getinfo
@@ -97,21 +98,7 @@ def register(rt: Any) -> None:
     reg = rt.registry
     install_marker(rt)
 
-    # --- listeners pydist does not serve yet (DoH, DNSCrypt); DoT is in bindings/tls.py
-
-    def add_doh_local(addr: Any = None, certs: Any = None, keys: Any = None, urls: Any = None,
-                      opts: Any = None, *a: Any) -> None:
-        if runtime_refused(rt, "addDOHLocal"):
-            return
-        nargs((addr,) if addr is not None else (), 1)
-        plain = certs is None or (isinstance(certs, str) and not certs)
-        _listener(rt, "doh", addr, opts, 80 if plain else 443)
-        if plain and reg.mode != "client":    # client mode evaluates listeners as no-ops
-            host, port = parse_address(as_str(addr), 80)
-            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            rt.log(f"No certificate provided for DoH endpoint {shown}, running in DNS over HTTP "
-                   "mode instead of DNS over HTTPS")
-    unsupported(rt, "addDOHLocal", add_doh_local)
+    # --- listeners pydist does not serve yet (DNSCrypt); DoT is in bindings/tls.py, DoH in doh.py
 
     def add_dnscrypt_bind(*a: Any) -> None:
         if runtime_refused(rt, "addDNSCryptBind"):
@@ -119,15 +106,6 @@ def register(rt: Any) -> None:
         nargs(a, 4)
         _listener(rt, "dnscrypt", a[0], a[4] if len(a) > 4 else None)
     unsupported(rt, "addDNSCryptBind", add_dnscrypt_bind)
-    doh_frontend = ObjectHandle("DOHFrontend")
-    rt.fn("getDOHFrontend", lambda n, *a: doh_frontend)
-    rt.fn("getDOHFrontendCount", lambda *a: len([d for d in getattr(reg, "declared_only", [])
-                                                  if d.kind == "doh"]))
-
-    def doh_map_entry(*a: Any) -> ObjectHandle:
-        nargs(a, 3)
-        return ObjectHandle("DOHResponseMapEntry")
-    rt.fn("newDOHResponseMapEntry", doh_map_entry)
 
     # --- SNMP
     def snmp_agent(traps: Any = None, *a: Any) -> None:
@@ -157,8 +135,12 @@ def register(rt: Any) -> None:
             # dnsdist 1.7.3 hands its unordered_map out highest type first (observed)
             sorted(((as_int(k), _raw(v)) for k, v in t.items()), key=lambda kv: -kv[0])
             if is_table(t) else [])))
-    rt.fn("HTTPStatusAction", lambda s, *a: ActionHandle(
-        A.ObjectAction(f"return an HTTP status of {as_int(s)}")))
+    def http_status_action(status: Any, body: Any = "", ctype: Any = "", opts: Any = None,
+                           *a: Any) -> ActionHandle:
+        raw = as_str(body).encode("latin-1")
+        return ActionHandle(H.HTTPStatusAction(as_int(status), raw, as_str(ctype or ""),
+                                               response_config(opts)))
+    rt.fn("HTTPStatusAction", http_status_action)
 
     # --- tuning knobs accepted as no-ops (pydist has no such thread/pipe/socket option)
     config_only = ("setMaxCachedTCPConnectionsPerDownstream", "setOutgoingDoHWorkerThreads",

@@ -112,5 +112,8 @@ def _binds(reg: Any) -> list[tuple[Any, str]]:
         if f.udp and f.kind in ("plain", "dnscrypt"):
             out.append((f.udp_state, "UDP" + suffix[f.kind]))
         if f.tcp:
-            out.append((f.tcp_state, "TCP" + suffix[f.kind]))
+            label = suffix[f.kind]
+            if f.kind == "doh" and f.tls is None:
+                label = " (DNS over HTTP)"
+            out.append((f.tcp_state, "TCP" + label))
     return out

@@ -21,6 +21,7 @@ from pydist.dns.wire import WireError, qtype_from_text
 from pydist.rules import actions as A
 from pydist.rules import more_actions as MA
 from pydist.rules import svc as SVC
+from pydist.rules import http as H
 from pydist.rules import selectors as S
 from pydist.rules.chain import ChainError, Rule, unsupported_parts
 from pydist.rules.cppsort import std_sort
@@ -321,12 +322,28 @@ class DQHandle:
 
     def getServerNameIndication(self, *a: Any) -> str: return self._dq.sni
     def getProtocol(self, *a: Any) -> str: return self._dq.protocol
-    def getHTTPPath(self, *a: Any) -> str: return ""
-    def getHTTPQueryString(self, *a: Any) -> str: return ""
-    def getHTTPHost(self, *a: Any) -> str: return ""
-    def getHTTPScheme(self, *a: Any) -> str: return ""
-    def getHTTPHeaders(self, *a: Any) -> Any: return self._rt.lua.table()
-    def setHTTPResponse(self, *a: Any) -> None: pass
+    def getHTTPPath(self, *a: Any) -> str:
+        return self._dq.http.http_path() if self._dq.http is not None else ""
+
+    def getHTTPQueryString(self, *a: Any) -> str:
+        return self._dq.http.query_string() if self._dq.http is not None else ""
+
+    def getHTTPHost(self, *a: Any) -> str:
+        return self._dq.http.host if self._dq.http is not None else ""
+
+    def getHTTPScheme(self, *a: Any) -> str:
+        return self._dq.http.scheme if self._dq.http is not None else ""
+
+    def getHTTPHeaders(self, *a: Any) -> Any:
+        http = self._dq.http
+        return self._rt.lua.table_from(http.header_map() if http is not None else {})
+
+    def setHTTPResponse(self, status: Any = None, body: Any = "", ctype: Any = "",
+                        *a: Any) -> None:
+        """Takes effect when a DoH query is then answered (as dnsdist's DOHUnit)."""
+        if self._dq.http is not None:
+            raw = body.encode("latin-1") if isinstance(body, str) else bytes(body or b"")
+            self._dq.http.http_response = (as_int(status), raw, as_str(ctype or ""))
     def sendTrap(self, *a: Any) -> None: pass
     def getTag(self, k: Any, *a: Any) -> str: return self._dq.get_tag(as_str(k))
     def setTag(self, k: Any, v: Any, *a: Any) -> None: self._dq.set_tag(as_str(k), as_str(v))
@@ -519,13 +536,12 @@ def register(rt: Any) -> None:
     rt.fn("ERCodeRule", lambda r, *a: sel(S.ERCodeRule(as_int(r, C.UINT8))))
     rt.fn("EDNSVersionRule", lambda v, *a: sel(S.EDNSVersionRule(as_int(v, C.UINT8))))
     rt.fn("EDNSOptionRule", lambda c, *a: sel(S.EDNSOptionRule(as_int(c, C.UINT16))))
-    # transports pydist does not have yet (DoH): never match
+    # transports: DoT's SNI, DoH's request
     rt.fn("SNIRule", lambda n, *a: sel(S.SNIRule(as_str(n, C.STRING))))
-    rt.fn("HTTPPathRule", lambda p, *a: sel(S.NeverRule(f"url path == {as_str(p, C.STRING)}")))
-    rt.fn("HTTPPathRegexRule",
-          lambda p, *a: sel(S.NeverRule(f"http path ~ {as_str(p, C.STRING)}")))
-    rt.fn("HTTPHeaderRule", lambda h, v, *a: sel(S.NeverRule(
-        f"http[{as_str(h, C.STRING)}] ~ {as_str(v, C.STRING)}")))
+    rt.fn("HTTPPathRule", lambda p, *a: sel(H.HTTPPathRule(as_str(p, C.STRING))))
+    rt.fn("HTTPPathRegexRule", lambda p, *a: sel(H.HTTPPathRegexRule(as_str(p, C.STRING))))
+    rt.fn("HTTPHeaderRule", lambda h, v, *a: sel(H.HTTPHeaderRule(as_str(h, C.STRING),
+                                                                  as_str(v, C.STRING))))
 
     def ppv_rule(t: Any, v: Any = None, *a: Any) -> RuleHandle:
         value = None if v is None else as_str(v, C.OPT_STRING).encode("latin-1")

@@ -140,8 +140,8 @@ def register(rt: Any) -> None:
     rt.fn("getTLSFrontendCount", lambda *a: len(_tls_decls(reg)), no_side_effect=True)
 
     def reload_all(*a: Any) -> None:
-        """A renewed certificate (Let's Encrypt) picked up by every DoT listener, no restart."""
-        for decl in _tls_decls(reg):
+        """A renewed certificate (Let's Encrypt) picked up by every DoT and DoH listener."""
+        for decl in [f for f in reg.frontends if f.tls is not None]:
             if decl.tls.ctx is None:
                 continue
             try:

@@ -1,6 +1,7 @@
 """Sending one query to one side, over UDP or TCP, from a chosen loopback source."""
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 import struct
@@ -37,10 +38,43 @@ def _dot_context() -> ssl.SSLContext:
     return ctx
 
 
-def send(query: Query, port: int | None, timeout: float, host: str = "127.0.0.1") -> Exchange:
+def send_doh(query: Query, target: tuple[str, str, int], timeout: float,
+             host: str = "127.0.0.1") -> Exchange:
+    """POST the query to a DoH listener over HTTP/1.1; a status other than 200 is no answer
+    (a drop, as the comparer counts those; the status is kept as the reason)."""
+    scheme, url, port = target
+    sent_at = time.time()
+    if scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=_dot_context(), source_address=(query.source, 0))
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                          source_address=(query.source, 0))
+    try:
+        conn.request("POST", url, body=query.wire,
+                     headers={"content-type": "application/dns-message"})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            return Exchange(None, sent_at, f"HTTP status {resp.status}")
+        return Exchange(body, sent_at)
+    except (socket.timeout, TimeoutError):
+        return Exchange(None, sent_at, "timeout")
+    except (ConnectionError, OSError, ssl.SSLError, http.client.HTTPException) as exc:
+        return Exchange(None, sent_at, f"{type(exc).__name__}")
+    finally:
+        conn.close()
+
+
+def send(query: Query, port: int | None, timeout: float, host: str = "127.0.0.1",
+         doh: tuple[str, str, int] | None = None) -> Exchange:
     """Send once and wait for the matching answer; a timeout or a closed connection is a drop."""
     sent_at = time.time()
     qid = query.wire[:2]
+    if query.https:
+        if doh is None:
+            return Exchange(None, sent_at, "no listener for this transport")
+        return send_doh(query, doh, timeout, host)
     if port is None:
         return Exchange(None, sent_at, "no listener for this transport")
     try:

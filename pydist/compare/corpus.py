@@ -62,6 +62,8 @@ def generated_queries(text: str, rng: random.Random) -> list[Query]:
         lines += [f"{name} A", f"{name} AAAA", f"{name} A +tcp"]
     if "addTLSLocal" in text:   # DoT listeners are compared too (throwaway cert if needed)
         lines += ["example.com A +tls", "example.net AAAA +tls +do"]
+    if "addDOHLocal" in text:   # and DoH ones (plain HTTP when the certificate is not here)
+        lines += ["example.com A +https", "example.net AAAA +https +do"]
     return [parse_query_line(line, f"generated:{i + 1}", rng) for i, line in enumerate(lines)]
 
 

@@ -174,6 +174,7 @@ def _replay(opts: Options, sides: list[Side], outcome: Outcome) -> None:
     """Each query to both sides at once, at most opts.rate queries a second."""
     ports = [side.target_port() for side in sides]
     dot_ports = [side.dot_port() for side in sides]
+    doh_targets = [side.doh_target() for side in sides]
     interval = 1.0 / opts.rate if opts.rate > 0 else 0.0
     with ThreadPoolExecutor(max_workers=2) as pool:
         next_at = time.monotonic()
@@ -183,8 +184,9 @@ def _replay(opts: Options, sides: list[Side], outcome: Outcome) -> None:
                 time.sleep(delay)  # rate limiting, not synchronisation
             next_at = max(next_at + interval, time.monotonic())
             pa, pb = dot_ports if query.tls else ports
-            fa = pool.submit(send, query, pa, opts.timeout)
-            fb = pool.submit(send, query, pb, opts.timeout)
+            da, db = doh_targets if query.https else (None, None)
+            fa = pool.submit(send, query, pa, opts.timeout, doh=da)
+            fb = pool.submit(send, query, pb, opts.timeout, doh=db)
             ea, eb = fa.result(), fb.result()
             outcome.queries_sent += 1
             tolerance = opts.ttl_tolerance + int(abs(ea.sent_at - eb.sent_at))

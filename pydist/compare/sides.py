@@ -189,6 +189,14 @@ class Side:
                 return int(parts[-1].rsplit(":", 1)[1])
         return None
 
+    def doh_target(self) -> tuple[str, str, int] | None:
+        """(scheme, first URL path, port) of the first DoH listener, where `+https` goes."""
+        for kind, text in self.notes():
+            if kind == "doh":
+                scheme, url, addr = text.split("\t")
+                return scheme, url, int(addr.rsplit(":", 1)[1])
+        return None
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

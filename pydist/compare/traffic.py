@@ -25,6 +25,7 @@ class Query:
     tcp: bool = False
     source: str = "127.0.0.1"
     tls: bool = False          # DNS over TLS, to the config's first addTLSLocal listener
+    https: bool = False        # DNS over HTTPS (POST), to the config's first addDOHLocal
 
     def describe(self) -> str:
         try:
@@ -33,7 +34,8 @@ class Query:
             text = f"{q.name} {dns.rdatatype.to_text(q.rdtype)}"
         except Exception:
             text = f"<{len(self.wire)} raw bytes>"
-        extras = [("tls" if self.tls else "tcp" if self.tcp else "udp")]
+        extras = [("https" if self.https else "tls" if self.tls else "tcp" if self.tcp
+                   else "udp")]
         if self.source != "127.0.0.1":
             extras.append(f"from {self.source}")
         return f"{text} ({', '.join(extras)}) [{self.origin}]"
@@ -66,7 +68,7 @@ def build_query(name: str, qtype: str, *, do: bool = False, cd: bool = False, rd
 
 
 def parse_query_line(line: str, origin: str, rng: random.Random) -> Query:
-    """`name type [+tcp] [+tls] [+do] [+cd] [-rd] [+edns] [src=127.0.0.x]`; ValueError says what
+    """`name type [+tcp] [+tls] [+https] [+do] [+cd] [-rd] [+edns] [src=127.0.0.x]`; ValueError says what
     is wrong."""
     tokens = line.split()
     if len(tokens) < 2:
@@ -80,12 +82,13 @@ def parse_query_line(line: str, origin: str, rng: random.Random) -> Query:
         dns.rdatatype.from_text(qtype.upper())
     except dns.exception.DNSException:
         raise ValueError(f"unknown query type {qtype!r}") from None
-    flags = {"tcp": False, "tls": False, "do": False, "cd": False, "rd": True, "edns": None}
+    flags = {"tcp": False, "tls": False, "https": False, "do": False, "cd": False, "rd": True,
+             "edns": None}
     source = "127.0.0.1"
     for opt in options:
-        if opt in ("+tcp", "+tls", "+do", "+cd", "+rd", "+edns"):
+        if opt in ("+tcp", "+tls", "+https", "+do", "+cd", "+rd", "+edns"):
             flags[opt[1:]] = True
-        elif opt in ("-rd", "-edns", "-tcp", "-tls", "-do", "-cd"):
+        elif opt in ("-rd", "-edns", "-tcp", "-tls", "-https", "-do", "-cd"):
             flags[opt[1:]] = False
         elif opt.startswith("src=") or opt.startswith("@"):
             source = opt.split("=", 1)[1] if opt.startswith("src=") else opt[1:]
@@ -99,8 +102,9 @@ def parse_query_line(line: str, origin: str, rng: random.Random) -> Query:
             raise ValueError(f"unknown option {opt!r}")
     wire = build_query(name, qtype.upper(), do=bool(flags["do"]), cd=bool(flags["cd"]),
                        rd=bool(flags["rd"]), edns=flags["edns"], rng=rng)  # type: ignore[arg-type]
-    tls = bool(flags["tls"])
-    return Query(origin, wire, tcp=bool(flags["tcp"]) or tls, source=source, tls=tls)
+    tls, https = bool(flags["tls"]), bool(flags["https"])
+    return Query(origin, wire, tcp=bool(flags["tcp"]) or tls or https, source=source, tls=tls,
+                 https=https)
 
 
 def read_query_file(path: str, rng: random.Random | None = None) -> tuple[list[Query], list[BadInput]]:

@@ -182,7 +182,12 @@ addDOHLocal = function(a, certs, keys, ...)
     end
     certs = nil; keys = nil
   end
-  return orig_addDOHLocal(PC.listenaddr(a, "addDOHLocal"), certs, keys, ...)
+  local addr = PC.listenaddr(a, "addDOHLocal")
+  local urls, url = select(1, ...), "/dns-query"
+  if type(urls) == "string" then url = urls
+  elseif type(urls) == "table" and urls[1] ~= nil then url = tostring(urls[1]) end
+  PC.note("doh", ((certs ~= nil and certs ~= "") and "https" or "http") .. "\t" .. url .. "\t" .. addr)
+  return orig_addDOHLocal(addr, certs, keys, ...)
 end
 if addDNSCryptBind ~= nil then
   addDNSCryptBind = function(a, ...)

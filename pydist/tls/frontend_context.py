@@ -153,8 +153,9 @@ class FrontendTLS:
     """One addTLSLocal's context, its ticket keys, reloadable certificates and counters."""
 
     def __init__(self, certs: Sequence[str], keys: Sequence[str], options: dict[str, Any],
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, alpn: Sequence[str] = ()) -> None:
         self.certs, self.keys = list(certs), list(keys)
+        self.alpn = list(alpn)          # DoH: h2 and http/1.1, as h2o offers
         self.options = options
         self.log = log
         self.ctx: ssl.SSLContext | None = None
@@ -187,6 +188,8 @@ class FrontendTLS:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.set_ciphers("DEFAULT")      # OpenSSL's defaults, as dnsdist (not Python's own list)
         self._set_options(ctx)
+        if self.alpn:
+            ctx.set_alpn_protocols(self.alpn)
         ptr = libssl.ctx_pointer(ctx)
         libssl.set_min_version(ptr, self.min_version)
         libssl.set_session_id_context(ptr, b"")     # Python sets "Python"; dnsdist none

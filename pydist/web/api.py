@@ -71,7 +71,8 @@ def localhost(reg: Any) -> dict[str, Any]:
         "rules": [views.rule_json(r, i, True) for i, r in enumerate(reg.rules["query"].rules)],
         "acl": ", ".join(reg.acl.to_strings()),
         "local": ", ".join(dict.fromkeys(fe.address() for fe in reg.frontends)),
-        "dohFrontends": [],
+        "dohFrontends": [doh_json(fe, i) for i, fe in
+                         enumerate(f for f in reg.frontends if f.doh is not None)],
     }
     for key, kind in views.RESPONSE_CHAINS:
         d[key] = [views.rule_json(r, i, False) for i, r in enumerate(reg.rules[kind].rules)]
@@ -110,3 +111,18 @@ def pool(reg: Any, name: str) -> dict[str, Any] | None:
         return None
     return {"stats": views.pool_stats(p),
             "servers": [views.server_json(s, i) for i, s in enumerate(p.servers)]}
+
+
+def doh_json(decl: Any, index: int) -> dict[str, Any]:
+    """One DoH listener in the API's dohFrontends, dnsdist 1.7.3's keys."""
+    c = decl.doh.counters
+    d: dict[str, Any] = {"address": decl.address(), "bad-requests": c.bad_requests,
+                         "error-responses": c.error_responses, "get-queries": c.get_queries,
+                         "http-connects": c.http_connects}
+    for v in (1, 2):
+        for status, n in c.status[v].items():
+            d[f"http{v}-{status}-responses"] = n
+        d[f"http{v}-queries"] = c.version_queries[v]
+    d.update({"id": index, "post-queries": c.post_queries,
+              "redirect-responses": c.redirect_responses, "valid-responses": c.valid_responses})
+    return d

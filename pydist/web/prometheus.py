@@ -91,6 +91,29 @@ def _frontends(out: list[str], reg: Any) -> None:
                 _tls_samples(out, label, cs.decl.tls)
     for suffix, kind, help_text in H.DOH_FRONTEND_METRICS:
         _head(out, f"dnsdist_frontend_{suffix}", kind, help_text)
+    for decl in reg.frontends:
+        if decl.doh is not None:
+            _doh_samples(out, decl)
+
+
+def _doh_samples(out: list[str], decl: Any) -> None:
+    """One DoH listener's dnsdist_frontend_doh_* samples, in dnsdist 1.7.3's order."""
+    c = decl.doh.counters
+    base = f'frontend="{decl.address()}",thread="0"'
+    f = "dnsdist_frontend_"
+    out.append(f"{f}http_connects{{{base}}} {c.http_connects}")
+    out.append(f'{f}doh_http_method_queries{{method="get",{base}}} {c.get_queries}')
+    out.append(f'{f}doh_http_method_queries{{method="post",{base}}} {c.post_queries}')
+    for v in (1, 2):
+        out.append(f'{f}doh_http_version_queries{{version="{v}",{base}}} {c.version_queries[v]}')
+    out.append(f"{f}doh_bad_requests{{{base}}} {c.bad_requests}")
+    for kind, n in (("error", c.error_responses), ("redirect", c.redirect_responses),
+                    ("valid", c.valid_responses)):
+        out.append(f'{f}doh_responses{{type="{kind}",{base}}} {n}')
+    for v in (1, 2):
+        for status, n in c.status[v].items():
+            out.append(f'{f}doh_version_status_responses{{httpversion="{v}",status="{status}",'
+                       f"{base}}} {n}")
 
 
 def _tls_samples(out: list[str], label: str, tls: Any) -> None:

@@ -64,7 +64,10 @@ def client_states(reg: Any) -> Iterator[Any]:
 
 
 def proto_label(cs: Any) -> str:
-    """"TCP (DNS over TLS)" for a DoT listener, as dnsdist's API type and metrics label."""
+    """"TCP (DNS over TLS)" for a DoT listener, "TCP (DNS over HTTPS)" (or HTTP, without
+    certificates) for a DoH one: dnsdist's API type and metrics label."""
+    if cs.decl.kind == "doh":
+        return cs.proto + (" (DNS over HTTPS)" if cs.decl.tls is not None else " (DNS over HTTP)")
     return cs.proto + (" (DNS over TLS)" if cs.decl.tls is not None else "")
 
 

@@ -240,6 +240,34 @@ def test_dot_queries_replayed_with_a_throwaway_certificate(tmp_path, capsys):
     assert where and all("(tls)" in w for w in where), report["differences"]
 
 
+DOH_CONFIG = """
+newServer({address="9.9.9.9"})
+setLocal("0.0.0.0:53")
+addDOHLocal("0.0.0.0:443", "/etc/letsencrypt/live/absent/fullchain.pem",
+            "/etc/letsencrypt/live/absent/privkey.pem", {"/q"})
+getPool(""):setCache(newPacketCache(100))
+addAction("blocked.example.", RCodeAction(DNSRCode.REFUSED))
+"""
+
+
+def test_doh_queries_replayed_over_plain_http(tmp_path, capsys):
+    """+https queries are POSTed to each side's first addDOHLocal URL (plain HTTP when the
+    config's files are absent); a rule planted on one side shows over DoH."""
+    conf = tmp_path / "doh.conf"
+    conf.write_text(DOH_CONFIG)
+    queries = tmp_path / "doh.txt"
+    queries.write_text("example.com A +https\nexample.com A +https\nblocked.example A +https\n")
+    code, report = _run(tmp_path, conf, "--queries", str(queries), "--metrics")
+    assert code == 0, capsys.readouterr().out
+    assert report["queries_sent"] == 3
+    assert any("run as plain DoH over HTTP" in n for n in report["not_comparable"])
+    code, report = _run(tmp_path, conf, "--queries", str(queries),
+                        "--extra-lua-b", 'addAction("example.com.", RCodeAction(DNSRCode.NXDOMAIN))')
+    assert code == 1
+    where = [d["where"] for d in report["differences"] if d["kind"] == "rcode"]
+    assert where and all("(https)" in w for w in where), report["differences"]
+
+
 def _children_of(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
