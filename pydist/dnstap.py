@@ -12,12 +12,12 @@ import asyncio
 import ipaddress
 import struct
 import time
-from collections import deque
 from typing import Any
 
 from pydist.protobuf import field_bytes as fb
 from pydist.protobuf import field_varint as fv
 from pydist.protobuf import varint
+from pydist.remotelog import QueuedSender
 
 CONTENT_TYPE = b"protobuf:dnstap.Dnstap"
 CONTROL_ACCEPT, CONTROL_START, CONTROL_READY = 1, 2, 4
@@ -31,35 +31,25 @@ def _control(kind: int) -> bytes:
     return b"\0\0\0\0" + struct.pack("!I", len(body)) + body
 
 
-class FrameStreamLogger:
+class FrameStreamLogger(QueuedSender):
     """One frame-stream connection (TCP address or unix socket path) and its record queue."""
 
     def __init__(self, target: str, host: str | None, port: int, options: dict[str, Any]) -> None:
+        super().__init__(int(options.get("outputQueueSize") or 64) * 8)
         self.target, self.host, self.port = target, host, port
         self.reopen = float(options.get("reopenInterval") or 5)
-        self.max_queued = int(options.get("outputQueueSize") or 64) * 8
-        self.queue: deque[bytes] = deque()
         self.sent = self.dropped = 0
-        self.task: asyncio.Task | None = None
-        self.wakeup: asyncio.Event | None = None
 
     def __str__(self) -> str:
         return (f"FrameStreamLogger to {self.target} ({self.sent} frames sent, {self.dropped} "
                 "dropped, 0 permanent failures)")
 
     def send(self, record: bytes) -> None:
-        if len(self.queue) >= self.max_queued:
+        """As dnsdist: a frame counts as sent once handed to the writer, connected or not."""
+        if self.queue_record(struct.pack("!I", len(record)) + record):
+            self.sent += 1
+        else:
             self.dropped += 1
-            return
-        self.queue.append(struct.pack("!I", len(record)) + record)
-        self.sent += 1      # as dnsdist: counted once handed to the writer, connected or not
-        if self.wakeup is not None:
-            self.wakeup.set()
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.task is None:
-            self.wakeup = asyncio.Event()
-            self.task = loop.create_task(self._run())
 
     async def _run(self) -> None:
         while True:
@@ -88,17 +78,6 @@ class FrameStreamLogger:
         body = await reader.readexactly(size)
         if escape != 0 or struct.unpack_from("!I", body)[0] != CONTROL_ACCEPT:
             raise ValueError("the collector did not accept the stream")
-
-    async def _drain(self, writer: asyncio.StreamWriter) -> None:
-        assert self.wakeup is not None
-        while True:
-            while self.queue:
-                writer.write(self.queue.popleft())
-            await writer.drain()
-            if writer.transport.is_closing():
-                return
-            self.wakeup.clear()
-            await self.wakeup.wait()
 
 
 def _fixed32(number: int, value: int) -> bytes:

@@ -28,18 +28,56 @@ QUERY, RESPONSE = 1, 2
 PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4}
 
 
-class RemoteLogger:
+class QueuedSender:
+    """A bounded queue of framed records and the task that writes them to one connection:
+    the packet path only appends; a slow or absent collector costs drops, never waiting."""
+
+    def __init__(self, max_queued: int) -> None:
+        self.max_queued = max_queued
+        self.queue: deque[bytes] = deque()
+        self.task: asyncio.Task | None = None
+        self.wakeup: asyncio.Event | None = None
+
+    def queue_record(self, framed: bytes) -> bool:
+        """False when the queue is full (the caller counts the drop)."""
+        if len(self.queue) >= self.max_queued:
+            return False
+        self.queue.append(framed)
+        if self.wakeup is not None:
+            self.wakeup.set()
+        return True
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.task is None:
+            self.wakeup = asyncio.Event()
+            self.task = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _drain(self, writer: asyncio.StreamWriter, timeout: float | None = None) -> None:
+        """Write what is queued, then wait for more, until the connection goes."""
+        assert self.wakeup is not None
+        while True:
+            while self.queue:
+                writer.write(self.queue.popleft())
+            await asyncio.wait_for(writer.drain(), timeout)
+            if writer.transport.is_closing():
+                return
+            self.wakeup.clear()
+            await self.wakeup.wait()
+
+
+class RemoteLogger(QueuedSender):
     """newRemoteLogger(address[, timeout[, maxQueuedEntries[, reconnectWaitTime]]])."""
 
     def __init__(self, host: str, port: int, timeout: float = 2.0, max_queued: int = 100,
                  reconnect_wait: float = 1.0, log: Callable[[str], None] = print) -> None:
+        super().__init__(max_queued)
         self.host, self.port = host, port
-        self.timeout, self.max_queued, self.reconnect_wait = timeout, max_queued, reconnect_wait
+        self.timeout, self.reconnect_wait = timeout, reconnect_wait
         self.log = log
-        self.queue: deque[bytes] = deque()
         self.processed = self.drops = 0
-        self.task: asyncio.Task | None = None
-        self.wakeup: asyncio.Event | None = None
 
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -48,19 +86,12 @@ class RemoteLogger:
         return f"{self.address()} ({self.processed} processed, {self.drops} dropped)"
 
     def send(self, message: bytes) -> None:
-        """Queue one record (the packet path never waits on the collector)."""
-        if len(self.queue) >= self.max_queued or len(message) > 0xFFFF:
+        """Queue one record (2-byte length framing)."""
+        if len(message) > 0xFFFF or not self.queue_record(struct.pack("!H", len(message))
+                                                          + message):
             self.drops += 1
             return
-        self.queue.append(struct.pack("!H", len(message)) + message)
         self.processed += 1
-        if self.wakeup is not None:
-            self.wakeup.set()
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.task is None:
-            self.wakeup = asyncio.Event()
-            self.task = loop.create_task(self._run())
 
     async def _run(self) -> None:
         while True:
@@ -69,7 +100,7 @@ class RemoteLogger:
                 await asyncio.sleep(self.reconnect_wait)
                 continue
             try:
-                await self._drain(writer)
+                await self._drain(writer, self.timeout)
             except (TimeoutError, OSError):
                 pass
             finally:
@@ -86,17 +117,6 @@ class RemoteLogger:
             self.log(f"Error connecting to remote logger {addr}: connecting to {addr} "
                      f"failed: {why}")
             return None
-
-    async def _drain(self, writer: asyncio.StreamWriter) -> None:
-        assert self.wakeup is not None
-        while True:
-            while self.queue:
-                writer.write(self.queue.popleft())
-            await asyncio.wait_for(writer.drain(), self.timeout)
-            if writer.transport.is_closing():
-                return
-            self.wakeup.clear()
-            await self.wakeup.wait()
 
 
 def new_message_id() -> bytes:

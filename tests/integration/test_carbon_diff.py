@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pydist_proc import poll_until, query
+from tests.helpers.receivers import serve_connections
 
 CONF = """setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
@@ -27,22 +27,14 @@ class Graphite:
     """A carbon receiver: each connection's bytes are one batch."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.batches: list[str] = []
-        threading.Thread(target=self._run, daemon=True).start()
+        self.port = serve_connections(self._read)
 
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while chunk := conn.recv(65536):
-                    data += chunk
-            self.batches.append(data.decode())
+    def _read(self, conn: socket.socket) -> None:
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        self.batches.append(data.decode())
 
 
 def _lines(batch: str, port: int, other: int, listen: tuple[int, int]) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 
 import dnslib
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from tests.conftest import BOTH, ResponderFactory, Starter, available_impls
 from tests.helpers.pbdecode import decode
 from tests.helpers.pydist_proc import poll_until, query
+from tests.helpers.receivers import serve_connections
 
 NESTED = {12: {}, 13: {2: {}}}
 CONF = """setSecurityPollSuffix("")
@@ -31,28 +31,17 @@ class Collector:
     """Length-prefixed protobuf messages from any number of connections, in arrival order."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.messages: list[bytes] = []
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+        self.port = serve_connections(self._read)
 
     def _read(self, conn: socket.socket) -> None:
         buf = b""
-        with conn:
-            while chunk := conn.recv(65536):
-                buf += chunk
-                while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
-                    n = struct.unpack("!H", buf[:2])[0]
-                    self.messages.append(buf[2:2 + n])
-                    buf = buf[2 + n:]
+        while chunk := conn.recv(65536):
+            buf += chunk
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+                n = struct.unpack("!H", buf[:2])[0]
+                self.messages.append(buf[2:2 + n])
+                buf = buf[2 + n:]
 
 
 def cname_chain(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord:
