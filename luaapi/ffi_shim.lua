@@ -206,7 +206,8 @@ local shim = {
     P.set_tag(dqh, fstring(label), fstring(value))
   end,
   dnsdist_ffi_dnsquestion_set_http_response = function(dq, status, body, len, ctype)
-    P.http(dqh, "response")
+    P.set_http_response(dqh, tonumber(status), fstring(body, len),
+                        ctype ~= nil and fstring(ctype) or "")
   end,
   dnsdist_ffi_dnsquestion_get_trailing_data = function(dq, out)
     local s = P.trailing_data(dqh)

@@ -130,19 +130,28 @@ def edns_options(h: Any) -> Any:
                                  for code, data in h._dq.edns_options()])
 
 
-def _doh(h: Any) -> bool:
-    return "HTTPS" in str(h._dq.protocol)
-
-
-def http(h: Any, what: str) -> None:
-    """NULL (and set_http_response does nothing) outside DoH, as in dnsdist."""
-    if _doh(h):
-        raise FFIUnsupported(f"the HTTP {what} of a DoH query is not available in pydist's FFI")
+def http(h: Any, what: str) -> str | None:
+    """A DoH query's request part; NULL outside DoH, as in dnsdist."""
+    req = h._dq.http
+    if req is None:
+        return None
+    if what == "path":
+        return req.http_path()
+    if what == "query string":
+        return req.query_string()
+    return req.host if what == "host" else req.scheme
 
 
 def http_headers(h: Any) -> Any:
-    http(h, "headers")
-    return h._rt.lua.table()
+    req = h._dq.http
+    return h._rt.lua.table_from(req.header_map() if req is not None else {})
+
+
+def set_http_response(h: Any, status: int, body: Any, ctype: str) -> None:
+    """The HTTP answer of a DoH query answered by the action (ignored outside DoH)."""
+    if h._dq.http is not None:
+        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
+        h._dq.http.http_response = (int(status), raw, str(ctype))
 
 
 def trailing_data(h: Any) -> bytes:
@@ -191,6 +200,7 @@ ACCESSORS = {
     "get": get, "set": set_, "ecs_prefix_length": ecs_prefix_length, "sni": sni,
     "get_tag": get_tag, "set_tag": set_tag, "tag_array": tag_array,
     "edns_options": edns_options, "http": http, "http_headers": http_headers,
+    "set_http_response": set_http_response,
     "trailing_data": trailing_data, "set_trailing_data": set_trailing_data,
     "send_trap": send_trap, "spoof_raw": spoof_raw, "spoof_addrs": spoof_addrs,
     "whashed": whashed, "chashed": chashed,

@@ -1,6 +1,6 @@
 """Rules on DoH queries side by side with dnsdist 1.7.3: HTTPPathRule, HTTPPathRegexRule,
 HTTPHeaderRule, HTTPStatusAction (error and redirect), dq:getProtocol()/getHTTP*() and
-dq:setHTTPResponse() from Lua, a drop (403), self-answered rcodes (their OPT RR kept), the
+dq:setHTTPResponse() from Lua and their FFI forms, a drop (403), self-answered rcodes (their OPT RR kept), the
 responses map, and the counters those leave."""
 from __future__ import annotations
 
@@ -38,10 +38,17 @@ addAction("teapot.example.", HTTPStatusAction(418, "teapot body", "text/x-tea"))
 addAction("redir.example.", HTTPStatusAction(307, "https://example.org/x"))
 addAction("setresp.example.", LuaAction(function(dq)
   dq:setHTTPResponse(200, "hello", "text/x-hello") return DNSAction.ServFail, "" end))
+local ffi = require("ffi")
+addAction("ffi.example.", LuaFFIAction(function(dq)
+  local body = ffi.string(ffi.C.dnsdist_ffi_dnsquestion_get_http_path(dq)) .. "|"
+    .. ffi.string(ffi.C.dnsdist_ffi_dnsquestion_get_http_scheme(dq))
+  ffi.C.dnsdist_ffi_dnsquestion_set_http_response(dq, 200, body, #body, "text/x-ffi")
+  return DNSAction.ServFail
+end))
 getDOHFrontend(0):setResponsesMap({newDOHResponseMapEntry("^/$", 307, "https://welcome.test"),
   newDOHResponseMapEntry("^/teapot", 418, "short and stout", {["x-map"]="1"})})
 """.replace("KEY", KEY)
-NAMES = ["drop", "refused", "teapot", "redir", "setresp", "hdr", "hdr2", "lua", "plain"]
+NAMES = ["drop", "refused", "teapot", "redir", "setresp", "hdr", "hdr2", "lua", "plain", "ffi"]
 
 
 def test_http_rules_and_actions_match_dnsdist(start_proc: Starter, responder) -> None:
@@ -72,6 +79,7 @@ def test_http_rules_and_actions_match_dnsdist(start_proc: Starter, responder) ->
     for key, summary in dd[0].items():
         assert py[0][key] == summary, key
     assert dd[0]["teapot"][0] == 418 and dd[0]["drop"][0] == 403 and dd[0]["/"][0] == 307
+    assert b"/dns-query|http" in repr(dd[0]["ffi"]).encode()   # the FFI HTTP accessors
     assert py[1] == dd[1] == ["seen DNS over HTTPS|/dns-query|?x=y&dns="
                               f"{b64(query_wire('lua.example.'))}|127.0.0.1:PORT|http|Bar|nil"]
     assert py[2] == dd[2] and "http[X-Test] ~ ^ab" in dd[2]
