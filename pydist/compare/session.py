@@ -1,6 +1,7 @@
 """One comparison run: check-config, start both sides, replay traffic, console, metrics, stop."""
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
@@ -93,6 +94,7 @@ def run(opts: Options) -> Outcome:
     outcome = Outcome(bad_input=list(opts.bad_input))
     with tempfile.TemporaryDirectory(prefix="pydist-compare-") as tmp:
         write_self_signed(Path(tmp) / "compare-dot.pem", Path(tmp) / "compare-dot.key")
+        (Path(tmp) / "compare-dot.tickets").write_bytes(os.urandom(80))
         responder = Responder().start()
         sides: list[Side] = []
         try:

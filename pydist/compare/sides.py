@@ -82,7 +82,8 @@ class Side:
             web_port=self.web_port, web_api_key=self.api_key, notes_path=str(self.notes_path),
             upstream_map=self.upstream_map, map_loopback_upstreams=self.map_loopback,
             enable_metrics=self.metrics, extra_lua=self.extra_lua,
-            tls_cert=str(self.workdir / "compare-dot.pem"), tls_key=str(self.workdir / "compare-dot.key"))
+            tls_cert=str(self.workdir / "compare-dot.pem"), tls_key=str(self.workdir / "compare-dot.key"),
+            tls_tickets=str(self.workdir / "compare-dot.tickets"))
         self.wrapper.write_text(render_wrapper(plan))
 
     # -- helpers -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ class WrapperPlan:
     extra_lua: str = ""
     tls_cert: str = ""          # stands in for DoT certificates that are not on this machine
     tls_key: str = ""
+    tls_tickets: str = ""       # ... and for ticket key files (one random 80-byte key)
 
 
 def normalize_upstream(addr: str, default_port: int = 53) -> str:
@@ -164,8 +165,15 @@ addTLSLocal = function(a, certs, keys, ...)
       for k, v in pairs(opts) do copy[k] = v end
       for _, k in ipairs({"ticketKeyFile", "ocspResponses", "keyLogFile"}) do
         if copy[k] ~= nil and (k == "keyLogFile" or not PC.readable(copy[k])) then
-          PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): " .. k .. " left out")
-          copy[k] = nil
+          if k == "ticketKeyFile" and PC_TLS_TICKETS ~= "" then
+            -- both sides share one throwaway key (dropping the file can crash 1.7.3 when
+            -- ticketsKeysRotationDelay is 0: no key at all)
+            PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): ticketKeyFile replaced by a throwaway key file")
+            copy[k] = PC_TLS_TICKETS
+          else
+            PC.note("substituted", "addTLSLocal(" .. tostring(a) .. "): " .. k .. " left out")
+            copy[k] = nil
+          end
         end
       end
       return orig_addTLSLocal(PC.listenaddr(a, "addTLSLocal"), PC_TLS_CERT, PC_TLS_KEY, copy, select(2, ...))
@@ -276,6 +284,7 @@ def render_wrapper(plan: WrapperPlan) -> str:
         f"local PC_METRICS = {'true' if plan.enable_metrics else 'false'}",
         f"local PC_TLS_CERT = {_lua_str(plan.tls_cert)}",
         f"local PC_TLS_KEY = {_lua_str(plan.tls_key)}",
+        f"local PC_TLS_TICKETS = {_lua_str(plan.tls_tickets)}",
     ]
     tail = ["-- extra lines (test-only differences)", plan.extra_lua] if plan.extra_lua else []
     return "\n".join(head) + "\n" + _BODY + "\n".join(tail) + "\n"

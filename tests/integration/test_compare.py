@@ -310,3 +310,21 @@ def test_terminated_comparer_leaves_nothing_running(setup):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_absent_ticket_key_file_is_replaced_for_both_sides(tmp_path, capsys):
+    """A ticketKeyFile that is not on this machine becomes one throwaway key shared by both
+    sides. Dropping it instead, with ticketsKeysRotationDelay=0, left 1.7.3 without any key
+    and it crashed during the replay (corpus config 19)."""
+    conf = tmp_path / "tickets.conf"
+    conf.write_text(DOT_CONFIG.replace(
+        '"/etc/letsencrypt/live/absent/privkey.pem")',
+        '"/etc/letsencrypt/live/absent/privkey.pem", {ticketsKeysRotationDelay=0, '
+        'ticketKeyFile="/etc/dnsdist/absent-tickets.key"})'))
+    queries = tmp_path / "dot.txt"
+    queries.write_text("example.com A +tls\nexample.net AAAA +tls\nexample.com A\n")
+    code, report = _run(tmp_path, conf, "--queries", str(queries))
+    assert code == 0, capsys.readouterr().out
+    assert report["queries_sent"] == 3 and not report.get("failures")
+    assert any("ticketKeyFile replaced by a throwaway key file" in n
+               for n in report["not_comparable"])
