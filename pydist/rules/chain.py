@@ -163,6 +163,8 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
     dq.payload_size = settings.payload_size_self_generated
     orig_flags = (dq.data[2], dq.data[3])
     verdict, extra = run_query_chain(rules, dq)
+    if verdict == A.NONE and not dq.data[2] & 0x80:
+        return True           # the usual outcome: on to the pool (the last test below)
     if verdict == A.DROP:
         stats.rule_drop += 1
         path._drop(reply)
