@@ -40,13 +40,16 @@ end, function(f, slot)
   return finish(f(slots[slot]))
 end, function(slot, handle)
   slots[slot] = handle
+end, function()
+  started = false deadline = huge
 end
 """
 
 
-def guarded(rt: Any) -> tuple[Any, Any, Any]:
-    """(protected call, plain call, set slot): f(slots[slot]) under the time limit; one set
-    per runtime."""
+def guarded(rt: Any) -> tuple[Any, Any, Any, Any]:
+    """(protected call, plain call, set slot, end a plain call that raised): f(slots[slot])
+    under the time limit; one set per runtime. A plain call that raises never reaches its
+    own ending, and the guard would otherwise stay armed for whatever Lua runs next."""
     funcs = getattr(rt, "_lua_guard", None)
     if funcs is None:
         funcs = rt._lua_guard = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
