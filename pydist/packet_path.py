@@ -15,7 +15,7 @@ from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
 from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
 from pydist.frontend.proxied import ProxiedUDPSocket, read_header
-from pydist.rule_path import RulePath, connection_sni, query_origin
+from pydist.rule_path import RulePath, connection_sni, left_as_is, query_origin
 from pydist.rule_path import sendto as _sendto
 from pydist.rules.responses import apply_response_rules
 
@@ -45,11 +45,16 @@ class PacketPath(RulePath):
         self.proxy_acl = self.reg.proxy_acl if self.reg.proxy_acl.to_strings() else None
         self.origin_info = self.proxy_acl is not None or any(
             f.pktinfo for f in self.reg.frontends)
-        self.fast_cache = pool.cache if (
-            pool.cache is not None and policy.side_effect_free and rules_allow_fast_path
+        exact_ok = (
+            pool.cache is not None and policy.side_effect_free
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
             and not any(s.tcp_only or s.use_ecs for s in pool.servers)
-            and self.settings.stale_cache_entries_ttl == 0) else None
+            and self.settings.stale_cache_entries_ttl == 0)
+        self.fast_cache = pool.cache if exact_ok and rules_allow_fast_path else None
+        # after rules that left a UDP query as it came (a LuaAction returning None...), the
+        # full path's cache lookup would find what the exact-bytes level holds
+        self.cache_after_rules = (pool.cache if exact_ok and self.query_rules
+                                  and not self.cachehit_rules else None)
 
     # ---- UDP frontend: drained, not called back per datagram
     def udp_readable(self, sock: socket.socket, fe: Any, pktinfo: bool = False) -> None:
@@ -183,6 +188,14 @@ class PacketPath(RulePath):
                                    reply)
             if dq is None:
                 return
+            late = self.cache_after_rules
+            if late is not None and reply is None and udp and left_as_is(dq, data):
+                resp = late.lookup_exact(data, True, int(now))
+                if resp is not None:      # counted as the hit below (_answer's UDP case)
+                    stats.cache_hits += 1
+                    stats.count_rcode(resp[3] & 0x0F)
+                    stats.zero_latency_samples(1)
+                    return _sendto(fe_sock, resp, addr)
             data = bytes(dq.data)
             skip_cache = dq.skip_cache
             if dq.pool is not None:

@@ -132,9 +132,10 @@ class RulePath:
     @staticmethod
     def _remember(memo: dict, data: bytes, dq: DNSQuestion) -> None:
         """Remember a pure chain's pass-through for these bytes, when nothing was changed."""
-        if (dq.pool is None and not dq.skip_cache and dq.tags is None and not dq.delay_ms
-                and dq.temp_failure_ttl is None and dq.data == data
-                and all(r.action.pure for r in dq.matched)):
+        for r in dq.matched:      # checked first: cheap, and false at once with a LuaAction
+            if not r.action.pure:
+                return
+        if left_as_is(dq, data):
             if len(memo) >= RULE_MEMO_MAX:
                 memo.clear()
             memo[data[2:]] = tuple(dq.matched)
@@ -163,6 +164,13 @@ class RulePath:
         if out is None:
             return None, 0, True
         return self._restore(out, st), delay, skip
+
+
+def left_as_is(dq: DNSQuestion, data: bytes) -> bool:
+    """The rules changed nothing that routes or answers the query, so what happens next
+    depends on its bytes alone (what the exact-bytes cache level is keyed on)."""
+    return (dq.pool is None and not dq.skip_cache and dq.tags is None and not dq.delay_ms
+            and dq.temp_failure_ttl is None and dq.data == data)
 
 
 def sendto(sock: Any, resp: bytes, addr: Any) -> None:

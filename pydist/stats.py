@@ -82,6 +82,12 @@ class Stats:
             return
         self.latency0_1 += n
         self.latency_count += n
+        if n == 1:      # one answer of the full path: the same factors, no powers to compute
+            self.latency_avg100 *= 0.99
+            self.latency_avg1000 *= 0.999
+            self.latency_avg10000 *= 0.9999
+            self.latency_avg1000000 *= 0.999999
+            return
         self.latency_avg100 *= 0.99 ** n
         self.latency_avg1000 *= 0.999 ** n
         self.latency_avg10000 *= 0.9999 ** n

@@ -509,7 +509,7 @@ def register(rt: Any) -> None:
             if not is_function(f):
                 raise fail(f, C.LUA_RULE_FUNC)
 
-            plain = guarded(rt)[1]
+            _, plain, _, disarm = guarded(rt)
             handle, slot = shared_handle(rt, DQHandle)
 
             def call(dq: Any, _f: Any = f) -> bool:
@@ -517,6 +517,7 @@ def register(rt: Any) -> None:
                 try:
                     return bool(plain(_f, slot))
                 except Exception as e:
+                    disarm()
                     rt.log(f"{label} failed inside Lua: {e}")
                     return False
             return sel(cls(call))

@@ -45,6 +45,11 @@ class Action:
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return CONTINUE
 
+    def runner(self) -> Callable[[Any], tuple[int, str | None]]:
+        """What a chain calls per query: the action itself, or a function doing the same
+        without the frame of __call__."""
+        return self
+
     def __str__(self) -> str:
         return self.text
 
@@ -361,6 +366,9 @@ class LuaAction(Action):
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return self.func(dq)
+
+    def runner(self) -> Callable[[Any], tuple[int, str | None]]:
+        return self.func
 
 
 class ContinueAction(Action):

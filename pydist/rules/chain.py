@@ -17,10 +17,11 @@ _creation = count()
 class Rule:
     """One (selector, action) pair with its name, UUID, creation order and match counter."""
 
-    __slots__ = ("selector", "action", "name", "uuid", "order", "matches")
+    __slots__ = ("selector", "action", "name", "uuid", "order", "matches", "run")
 
     def __init__(self, selector: Any, action: Any, name: str = "", uuid: str | None = None) -> None:
         self.selector, self.action, self.name = selector, action, name
+        self.run = action.runner() if isinstance(action, A.Action) else action   # per query
         self.uuid = uuid or str(uuidlib.uuid4())
         self.order = next(_creation)
         self.matches = 0
@@ -139,7 +140,7 @@ def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
             r.matches += 1
             if matched is not None:
                 matched.append(r)
-            verdict, extra = r.action(dq)
+            verdict, extra = r.run(dq)
             if verdict == A.NONE or verdict == A.NOOP or not 0 <= verdict <= A.SPOOF_RAW:
                 continue      # as dnsdist: a verdict it does not know lets the chain go on
             if verdict == A.DELAY:
@@ -162,6 +163,8 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
     dq.payload_size = settings.payload_size_self_generated
     orig_flags = (dq.data[2], dq.data[3])
     verdict, extra = run_query_chain(rules, dq)
+    if verdict == A.NONE and not dq.data[2] & 0x80:
+        return True           # the usual outcome: on to the pool (the last test below)
     if verdict == A.DROP:
         stats.rule_drop += 1
         path._drop(reply)

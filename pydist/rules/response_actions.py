@@ -119,6 +119,9 @@ class LuaResponseAction(ResponseAction):
     def __call__(self, dr: Any) -> tuple[int, str | None]:
         return self.func(dr)
 
+    def runner(self) -> Callable[[Any], tuple[int, str | None]]:
+        return self.func
+
 
 def rr_ttl_fields(resp: bytes | bytearray) -> list[tuple[int, int, int, int]]:
     """(section, qclass, qtype, offset of the TTL) of each RR after the question, OPT excluded."""

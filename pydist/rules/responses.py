@@ -50,7 +50,7 @@ def run_response_chain(rules: tuple, dr: Any) -> bool:
         if not r.selector.matches(dr):
             continue
         r.matches += 1
-        verdict, extra = r.action(dr)
+        verdict, extra = r.run(dr)
         if verdict == A.R_ALLOW or verdict == A.R_HEADER_MODIFY:
             return True
         if verdict == A.R_DROP:
