@@ -35,21 +35,28 @@ class CDBFile:
         self.tables = _HEADER.unpack_from(data, 0)
 
     def get(self, key: bytes) -> bytes | None:
+        """The key's first value; None when absent, or when the file is damaged there (a table
+        or record pointing outside it), as tinycdb's lookup fails rather than reading past."""
         h = cdb_hash(key)
         i = (h & 0xFF) * 2
         pos, slots = self.tables[i], self.tables[i + 1]
-        if slots == 0:
-            return None
         data = self.data
+        if slots == 0 or pos + slots * 8 > len(data):
+            return None
         start = (h >> 8) % slots
         for n in range(slots):
             slot_hash, rec = _PAIR.unpack_from(data, pos + ((start + n) % slots) * 8)
             if rec == 0:
                 return None
             if slot_hash == h:
+                if rec + 8 > len(data):
+                    return None
                 klen, dlen = _PAIR.unpack_from(data, rec)
+                end = rec + 8 + klen + dlen
+                if end > len(data):
+                    return None
                 if data[rec + 8:rec + 8 + klen] == key:
-                    return data[rec + 8 + klen:rec + 8 + klen + dlen]
+                    return data[rec + 8 + klen:end]
         return None
 
 
