@@ -75,6 +75,8 @@ class FrameStreamLogger(QueuedSender):
     @staticmethod
     async def _expect_accept(reader: asyncio.StreamReader) -> None:
         escape, size = struct.unpack("!II", await reader.readexactly(8))
+        if size > 512:              # a control frame is a few dozen bytes: not a collector
+            raise ValueError("oversized control frame")
         body = await reader.readexactly(size)
         if escape != 0 or struct.unpack_from("!I", body)[0] != CONTROL_ACCEPT:
             raise ValueError("the collector did not accept the stream")
