@@ -34,6 +34,7 @@ BINDING_MODULES = (
     "luaapi.bindings.carbon",
     "luaapi.bindings.remotelog",
     "luaapi.bindings.proxyprotocol",
+    "luaapi.bindings.querycount",
     "luaapi.bindings.tls",
     "luaapi.bindings.doh",
     "luaapi.bindings.tcpstats",

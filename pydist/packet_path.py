@@ -50,7 +50,11 @@ class PacketPath(RulePath):
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
             and not any(s.tcp_only or s.use_ecs for s in pool.servers)
             and self.settings.stale_cache_entries_ttl == 0)
-        self.fast_cache = pool.cache if exact_ok and rules_allow_fast_path else None
+        counter = self.reg.query_counter
+        self.query_counter = counter if counter.enabled else None
+        counting = self.query_counter is not None      # every query must reach the counter
+        self.fast_cache = pool.cache if exact_ok and rules_allow_fast_path and not counting \
+            else None
         # after rules that left a UDP query as it came (a LuaAction returning None...), the
         # full path's cache lookup would find what the exact-bytes level holds
         self.cache_after_rules = (pool.cache if exact_ok and self.query_rules
@@ -161,6 +165,15 @@ class PacketPath(RulePath):
         self.process(query, client, fe, ProxiedUDPSocket(sock, proxy, values, destination), True,
                      now, None)
 
+    def _count_query(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
+                     fe: Any, udp: bool, now: float) -> None:
+        """setQueryCount(true): counted before the rules, under the name or a filter's key."""
+        dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+        try:
+            self.query_counter.count(str(dq.qname).rstrip(".") or ".", lambda: dq)
+        except Exception as e:  # noqa: BLE001 -- a failing Lua filter: said, query not counted
+            self._rule_bug(e, "Error in the query count filter, query not counted")
+
     # ---- the full path, shared by UDP and TCP
     def process(self, data: bytes, addr: Any, fe: Any, fe_sock: Any, udp: bool, now: float,
                 reply: Callable[[bytes | None], None] | None) -> None:
@@ -179,6 +192,8 @@ class PacketPath(RulePath):
             qname_end, qtype, qclass = parse_question(data)
         except WireError:
             return self._drop(reply)
+        if self.query_counter is not None:
+            self._count_query(data, qname_end, qtype, qclass, addr, fe, udp, now)
         pool = self.default_pool
         flags = (data[2] << 8) | data[3]
         skip_cache = False

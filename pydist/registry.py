@@ -10,6 +10,7 @@ from pydist.dns.netmask import NetmaskGroup
 from pydist.dynblocks import DynBlocks
 from pydist.policies import BUILTIN, ServerPolicy
 from pydist.rules.chain import RuleChain
+from pydist.querycount import QueryCounter
 from pydist.stats import Stats
 from pydist.web.settings import WebSettings
 
@@ -134,6 +135,7 @@ class Registry:
         self.cli_locals: list[str] = []
         self.acl = NetmaskGroup(DEFAULT_ACL)
         self.proxy_acl = NetmaskGroup(())            # setProxyProtocolACL (empty: none)
+        self.query_counter = QueryCounter()          # setQueryCount / getQueryCounters
         self.console_acl = NetmaskGroup(DEFAULT_CONSOLE_ACL)
         self.servers: list[DownstreamState] = []
         self.pools: dict[str, ServerPool] = {"": ServerPool("")}

@@ -123,11 +123,13 @@ class RulePath:
                 self._remember(memo, data, dq)
         return dq
 
-    def _rule_bug(self, e: Exception) -> None:
+    def _rule_bug(self, e: Exception, what: str = "Error while applying rules, query dropped"
+                  ) -> None:
+        """Said at most once a minute, so a broken rule cannot flood the log."""
         now = time.monotonic()
         if now - getattr(self, "_last_rule_bug", -60.0) >= 60.0:
             self._last_rule_bug = now
-            self.reg.log(f"Error while applying rules, query dropped: {e!r}")
+            self.reg.log(f"{what}: {e!r}")
 
     @staticmethod
     def _remember(memo: dict, data: bytes, dq: DNSQuestion) -> None:

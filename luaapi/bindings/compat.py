@@ -95,7 +95,6 @@ def _listener(rt: Any, kind: str, addr: Any, opts: Any, default_port: int = 0) -
 
 
 def register(rt: Any) -> None:
-    reg = rt.registry
     install_marker(rt)
 
     # --- listeners pydist does not serve yet (DNSCrypt); DoT is in bindings/tls.py, DoH in doh.py
@@ -153,8 +152,7 @@ def register(rt: Any) -> None:
                   "setMaxIdleDoHConnectionsPerDownstream", "setTCPDownstreamCleanupInterval",
                   "setTCPDownstreamMaxIdleTime", "setOutgoingTLSSessionsCacheCleanupDelay",
                   "setOutgoingTLSSessionsCacheMaxTicketValidity",
-                  "setOutgoingTLSSessionsCacheMaxTicketsPerBackend", "setQueryCount",
-                  "setQueryCountFilter", "clearQueryCounters",
+                  "setOutgoingTLSSessionsCacheMaxTicketsPerBackend",
                   "clearConsoleHistory")
     for fname in runtime_ok:
         rt.fn(fname, lambda *a: None)
