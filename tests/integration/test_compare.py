@@ -222,24 +222,6 @@ addAction("blocked.example.", RCodeAction(DNSRCode.REFUSED))
 """
 
 
-def test_dot_queries_replayed_with_a_throwaway_certificate(tmp_path, capsys):
-    """+tls queries go to each side's addTLSLocal listener (served with a generated certificate
-    when the config's files are absent); a rule planted on one side shows over DoT."""
-    conf = tmp_path / "dot.conf"
-    conf.write_text(DOT_CONFIG)
-    queries = tmp_path / "dot.txt"
-    queries.write_text("example.com A +tls\nexample.com A +tls\nblocked.example A +tls\n")
-    code, report = _run(tmp_path, conf, "--queries", str(queries), "--metrics")
-    assert code == 0, capsys.readouterr().out
-    assert report["queries_sent"] == 3
-    assert any("throwaway certificate" in n for n in report["not_comparable"])
-    code, report = _run(tmp_path, conf, "--queries", str(queries),
-                        "--extra-lua-b", 'addAction("example.com.", RCodeAction(DNSRCode.NXDOMAIN))')
-    assert code == 1
-    where = [d["where"] for d in report["differences"] if d["kind"] == "rcode"]
-    assert where and all("(tls)" in w for w in where), report["differences"]
-
-
 DOH_CONFIG = """
 newServer({address="9.9.9.9"})
 setLocal("0.0.0.0:53")
@@ -250,22 +232,29 @@ addAction("blocked.example.", RCodeAction(DNSRCode.REFUSED))
 """
 
 
-def test_doh_queries_replayed_over_plain_http(tmp_path, capsys):
-    """+https queries are POSTed to each side's first addDOHLocal URL (plain HTTP when the
-    config's files are absent); a rule planted on one side shows over DoH."""
-    conf = tmp_path / "doh.conf"
-    conf.write_text(DOH_CONFIG)
-    queries = tmp_path / "doh.txt"
-    queries.write_text("example.com A +https\nexample.com A +https\nblocked.example A +https\n")
+@pytest.mark.parametrize("config,flag,substitution", [
+    (DOT_CONFIG, "tls", "throwaway certificate"),
+    (DOH_CONFIG, "https", "run as plain DoH over HTTP"),
+], ids=["dot", "doh"])
+def test_encrypted_queries_replayed(tmp_path, capsys, config: str, flag: str,
+                                    substitution: str):
+    """+tls queries go to each side's addTLSLocal listener (served with a generated certificate
+    when the config's files are absent), +https ones are POSTed to the first addDOHLocal URL
+    (plain HTTP when they are absent); a rule planted on one side shows over that transport."""
+    conf = tmp_path / f"{flag}.conf"
+    conf.write_text(config)
+    queries = tmp_path / f"{flag}.txt"
+    queries.write_text(f"example.com A +{flag}\nexample.com A +{flag}\n"
+                       f"blocked.example A +{flag}\n")
     code, report = _run(tmp_path, conf, "--queries", str(queries), "--metrics")
     assert code == 0, capsys.readouterr().out
     assert report["queries_sent"] == 3
-    assert any("run as plain DoH over HTTP" in n for n in report["not_comparable"])
+    assert any(substitution in n for n in report["not_comparable"])
     code, report = _run(tmp_path, conf, "--queries", str(queries),
                         "--extra-lua-b", 'addAction("example.com.", RCodeAction(DNSRCode.NXDOMAIN))')
     assert code == 1
     where = [d["where"] for d in report["differences"] if d["kind"] == "rcode"]
-    assert where and all("(https)" in w for w in where), report["differences"]
+    assert where and all(f"({flag})" in w for w in where), report["differences"]
 
 
 def _children_of(pid: int) -> list[int]:
