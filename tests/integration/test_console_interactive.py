@@ -68,3 +68,30 @@ def test_client_output_max_msg_size(start_proc: Starter, tmp_path: Path, server:
     assert big["pydist"] == (0, "Connection closed by the server.\n", "")
     fits = _client_runs(small, 'string.rep("x", 50)')
     assert fits["pydist"] == fits["dnsdist"] == (0, "x" * 50 + "\n", "")
+
+
+@pytest.mark.parametrize("server", BOTH)
+def test_history_recall_after_error_redraws_cleanly(start_proc: Starter, tmp_path: Path,
+                                                    server: str) -> None:
+    """An error reply ends without a newline (both servers send it so): the client ends the
+    line, so the next prompt starts a line of its own and a recalled line (up arrow) is drawn
+    after the prompt, not over the error text."""
+    proc = start_proc(server, CONF, ready=r"Accepting control connections")
+    home = tmp_path / "home"
+    home.mkdir()
+    child = spawn_client(proc.conf, home)
+    child.expect_exact("> ")
+    child.sendline("nosuch()")
+    child.expect_exact("in main chunk")
+    child.expect_exact("> ")
+    assert child.before == "\r\n"             # the prompt at the start of its own line
+    child.send("\x1b[A")                      # up arrow: recall "nosuch()"
+    child.expect_exact("nosuch()")
+    assert "\r" not in child.before and "\x1b[" not in child.before   # nothing overdrawn
+    child.send("\r")
+    child.expect_exact("in main chunk")
+    child.expect_exact("> ")
+    child.sendline("quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
