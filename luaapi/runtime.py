@@ -40,6 +40,7 @@ BINDING_MODULES = (
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",
+    "luaapi.bindings.pydist_ns",
 )
 
 
