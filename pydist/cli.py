@@ -69,6 +69,18 @@ def out(line: str) -> None:
     sys.stdout.buffer.flush()
 
 
+def pydist_version_line() -> str:
+    """The installed build's own identity, on a line after dnsdist's."""
+    from importlib import metadata
+
+    from pydist import __version__
+    try:
+        version = metadata.version("pydist")
+    except metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        version = __version__
+    return f"pydist {version} (Python {sys.version.split()[0]})"
+
+
 def parse_args(argv: list[str]) -> Options | int:
     o = Options()
     try:
@@ -107,8 +119,9 @@ def parse_args(argv: list[str]) -> Options | int:
         elif k in ("-v", "--verbose"):
             o.verbose = True
         elif k in ("-V", "--version"):
-            out(VERSION_LINE)
+            out(VERSION_LINE)     # dnsdist's two lines first and unchanged: scripts parse them
             out(FEATURES)
+            out(pydist_version_line())
             return 0
         elif k == "--check-config":
             o.check = True
@@ -225,7 +238,10 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     loop.run_until_complete(engine.start())
     for address in reg.console_addresses:
         engine.open_console(address)
-    if not o.supervised:
+    if o.supervised:
+        from pydist.sdnotify import notify
+        notify("READY=1")
+    else:
         start_stdin_console(loop, engine, executor)
     loop.run_until_complete(engine.stopped.wait())
     return engine.exit_code or 0
