@@ -41,6 +41,7 @@ BINDING_MODULES = (
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",
     "luaapi.bindings.pydist_ns",
+    "luaapi.bindings.logcfg",
 )
 
 
