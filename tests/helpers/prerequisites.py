@@ -45,6 +45,15 @@ def _dnsdist_version() -> str:
     return res.stdout.split("\n", 1)[0]
 
 
+def _private_mount_namespace() -> bool:
+    try:
+        res = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                             capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0
+
+
 def missing() -> list[str]:
     """One line per absent prerequisite."""
     out = [f"{p.name} ({p.why}): install the Debian package `{p.debian_package}`"
@@ -55,6 +64,9 @@ def missing() -> list[str]:
         version = _dnsdist_version()
         if not version.startswith(DNSDIST_VERSION):
             out.append(f"dnsdist is `{version}`, the differential tests need 1.7.3")
+    if not _private_mount_namespace():
+        out.append("private mount namespaces (`unshare -m`, as root): the syslog differential "
+                   "test gives each server its own /dev/log")
     if not (corpus_dir() / "expected.tsv").exists():
         out.append(f"the config corpus ({corpus_dir()}/expected.tsv): set PYDIST_CORPUS to the "
                    "directory holding configs/ and expected.tsv")

@@ -8,17 +8,10 @@ import json
 import pytest
 
 from tests.conftest import Starter
+from tests.helpers.conf import LOG_EVENTS_CONFIG
 from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query, run_cli
 
-CONFIG = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-newServer({address="127.0.0.1:9", checkInterval=1, name="dead"})
-local dbr = dynBlockRulesGroup()
-dbr:setQueryRate(5, 1, "Exceeded query rate", 60)
-function maintenance() dbr:apply() end
-addAction(QNameRule("boom.example."), LuaAction(function(dq) error("boom") end))
-"""
+CONFIG = LOG_EVENTS_CONFIG
 
 
 def _events(p: DnsdistProcess, before_json: int) -> list[dict[str, object]]:

@@ -7,19 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.helpers.conf import LOG_EVENTS_CONFIG
 from tests.helpers.pydist_proc import free_port, poll_until, query
 from tests.helpers.syslog_ns import NamespacedProcess, SyslogCapture
 
-CONFIG = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-setSyslogFacility("local3")
-newServer({address="127.0.0.1:9", checkInterval=1, name="dead"})
-local dbr = dynBlockRulesGroup()
-dbr:setQueryRate(5, 1, "Exceeded query rate", 60)
-function maintenance() dbr:apply() end
-addAction(QNameRule("boom.example."), LuaAction(function(dq) error("boom") end))
-"""
+CONFIG = 'setSyslogFacility("local3")\n' + LOG_EVENTS_CONFIG   # before any line is logged
 _SYSLOG = re.compile(r"<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d dnsdist\[\d+\]: (.*)$", re.S)
 LOCAL3 = 19
 KEY_LINES = ("Listening on 127.0.0.1:", "dnsdist 1.7.3 comes with ABSOLUTELY NO WARRANTY",

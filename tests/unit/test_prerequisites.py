@@ -17,6 +17,7 @@ def test_absent_programs_and_corpus_are_named(tmp_path: Path,
         assert any(line.startswith(f"{p.name} (") and p.debian_package in line
                    for line in lines), p.name
     assert any("PYDIST_CORPUS" in line for line in lines)
+    assert any("unshare" in line for line in lines)
     assert "PYDIST_TESTS_ALLOW_MISSING=1" in prerequisites.banner(lines)
 
 
