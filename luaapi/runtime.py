@@ -42,6 +42,7 @@ BINDING_MODULES = (
     "luaapi.bindings.deprecated",
     "luaapi.bindings.pydist_ns",
     "luaapi.bindings.logcfg",
+    "luaapi.bindings.testbench",
 )
 
 

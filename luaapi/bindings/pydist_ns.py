@@ -3,7 +3,7 @@ does not run on dnsdist (where `pydist` is nil); a dnsdist config never sees the
 module may add functions to it through `namespace(rt)`."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from luaapi.convert import as_bool, fail, is_table, table_to_dict
 
@@ -14,6 +14,11 @@ def namespace(rt: Any) -> Any:
     if table is None:
         table = rt.globals["pydist"] = rt.lua.table()
     return table
+
+
+def add(rt: Any, name: str, func: Callable[..., Any]) -> None:
+    """`pydist.<name>`, with dnsdist-style errors as every binding has."""
+    namespace(rt)[name] = rt.wrap(func)
 
 
 def register(rt: Any) -> None:
