@@ -56,6 +56,8 @@ def check_commands(prefix: Path, site: Path, tmp: Path) -> None:
     assert key.returncode == 0 and key.stdout.startswith('setKey("'), key.stderr
     compare = run([str(prefix / "pydist-compare"), "--help"], tmp)
     assert compare.returncode == 0 and "usage: pydist-compare" in compare.stdout, compare.stderr
+    bench = run([str(prefix / "pydist-test"), "--help"], tmp)
+    assert bench.returncode == 0 and "usage: pydist-test" in bench.stdout, bench.stderr
     where = run([str(prefix / "python"), "-c", "import pydist.cli, luaapi; "
                  "print(pydist.cli.__file__); print(luaapi.__file__)"], tmp)
     assert all(line.startswith(str(site)) for line in where.stdout.split()), where.stdout
@@ -78,6 +80,7 @@ def test_wheel_holds_only_pydist_packages_and_data(wheel: Path) -> None:
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "pydist-key = pydist.keytool:main" in entry_points
+    assert "pydist-test = pydist.testbench.cli:main" in entry_points
 
 
 def test_pip_install_of_the_wheel(wheel: Path, tmp_path: Path) -> None:
