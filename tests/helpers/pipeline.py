@@ -5,6 +5,7 @@ import socket
 import ssl
 import time
 
+import dns.exception
 import dns.message
 
 from tests.helpers.dot import client_context
@@ -27,9 +28,10 @@ def connect(where: tuple[str, int], ca_path: str | None = None,
 
 
 def read_answers(sock: socket.socket, count: int, timeout: float = 10.0
-                 ) -> tuple[list[dns.message.Message], bool]:
-    """Up to `count` answers in the order they arrive, and whether the server closed."""
-    out: list[dns.message.Message] = []
+                 ) -> tuple[list, bool]:
+    """Up to `count` answers in the order they arrive (dnspython messages, or the raw bytes of
+    one that does not parse), and whether the server closed."""
+    out: list = []
     buf = b""
     deadline = time.monotonic() + timeout
     closed = False
@@ -45,7 +47,11 @@ def read_answers(sock: socket.socket, count: int, timeout: float = 10.0
         buf += chunk
         while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
             n = int.from_bytes(buf[:2], "big")
-            out.append(dns.message.from_wire(buf[2:2 + n]))
+            try:
+                out.append(dns.message.from_wire(buf[2:2 + n]))
+            except dns.exception.DNSException:
+                out.append(buf[2:2 + n])      # kept as bytes: what does not parse
+
             buf = buf[2 + n:]
     return out, closed
 
