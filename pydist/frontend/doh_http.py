@@ -19,6 +19,7 @@ import h2.settings
 import h11
 
 from pydist.frontend.doh import MAX_BODY, DOHHandler, DOHRequest
+from pydist.frontend.tcp import over_connection_limit
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H1_GARBAGE = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -53,6 +54,10 @@ class DOHConnection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        if over_connection_limit(self.fe):     # maxConcurrentTCPConnections, as TCP and DoT
+            self.closed = True
+            transport.close()
+            return
         self.handler.doh.counters.http_connects += 1
         c = self.fe.tcp_counters
         c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 0) + 1
