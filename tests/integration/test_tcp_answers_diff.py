@@ -5,14 +5,13 @@ malformed answer dropped when ECS was added to the query."""
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import dns.message
 import dnslib
 import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
-from tests.helpers.dot import CertSet, make_cert_set
+from tests.helpers.dot import CertSet, certs  # noqa: F401 -- the certs fixture
 from tests.helpers.pipeline import connect, framed, read_answers
 from tests.helpers.pydist_proc import run_cli
 from tests.helpers.responder import default_handler
@@ -81,11 +80,6 @@ def backend(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord | bytes | l
     if name.startswith("fwdopt."):
         return forward_pointer(q, True)
     return default_handler()(q, transport)
-
-
-@pytest.fixture
-def certs(tmp_path: Path) -> CertSet:
-    return make_cert_set(tmp_path / "certs")
 
 
 def _start(start_proc: Starter, impl: str, certs: CertSet, responder_factory: ResponderFactory,

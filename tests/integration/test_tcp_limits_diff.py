@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import BOTH, Starter
-from tests.helpers.dot import CertSet, make_cert_set
+from tests.helpers.dot import CertSet, certs  # noqa: F401 -- the certs fixture
 from tests.helpers.pipeline import closed_by_peer, connect, framed, read_answers
 from tests.helpers.pydist_proc import poll_until, run_cli
 
@@ -24,11 +23,6 @@ setKey("KEY")
 setTCPRecvTimeout(10)
 newServer{address="{backend}"}
 """.replace("KEY", KEY)
-
-
-@pytest.fixture
-def certs(tmp_path: Path) -> CertSet:
-    return make_cert_set(tmp_path / "certs")
 
 
 def _answered(s: socket.socket, qid: int) -> bool:

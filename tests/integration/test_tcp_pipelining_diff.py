@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import BOTH, ResponderFactory, Starter
 from tests.helpers.doh import b64
-from tests.helpers.dot import CertSet, make_cert_set
+from tests.helpers.dot import CertSet, certs  # noqa: F401 -- the certs fixture
 from tests.helpers.pipeline import closed_by_peer, connect, framed, read_answers
 from tests.helpers.pydist_proc import query
 from tests.helpers.responder import default_handler
@@ -27,11 +27,6 @@ newServer{address="{backend}"}
 pc = newPacketCache(1000)
 getPool(""):setCache(pc)
 """
-
-
-@pytest.fixture
-def certs(tmp_path: Path) -> CertSet:
-    return make_cert_set(tmp_path / "certs")
 
 
 def _start(start_proc: Starter, impl: str, certs: CertSet, backend: str, localopts: str = ""):
