@@ -53,7 +53,7 @@ def test_a_thousand_pipelined_cache_hits_are_all_answered(impl: str, over: str,
     assert proc.lines[logged:] == []
 
 
-@pytest.mark.parametrize("impl", ["pydist"])
+@pytest.mark.parametrize("impl", BOTH)
 def test_pipelined_hits_after_a_backend_answer_leave_the_backend_connection_alone(
         impl: str, start_proc: Starter, responder, certs: CertSet) -> None:
     """The chain starts from a backend answer (a miss first, then hits): the shared backend
@@ -67,7 +67,8 @@ def test_pipelined_hits_after_a_backend_answer_leave_the_backend_connection_alon
         answers, _ = read_answers(s, 601, timeout=20)
     assert len(answers) == 601
     assert query(proc.addr(), "again.pipe.test.", tcp=True) is not None
-    assert responder.tcp_connections == 1          # the one backend connection, still in use
+    if impl == "pydist":     # pydist shares its backend connections: the one, still in use
+        assert responder.tcp_connections == 1   # (dnsdist 1.7.3 opens one per client conn)
     assert proc.lines[logged:] == []
 
 
