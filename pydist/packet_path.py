@@ -299,7 +299,9 @@ class PacketPath(RulePath):
         transfer, `more` set on all but the last)."""
         if xfr:
             return lambda resp, more=False, st=state: self.tcp_xfr_response(resp, st, more)
-        return lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st)
+        # a transfer asked over UDP (towards a TCP-only backend): its last message only
+        return lambda resp, more=False, s=server, st=state: \
+            None if more else self.tcp_backend_response(s, resp, st)
 
     def _send_proxied(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
                       udp: bool, dq: DNSQuestion | None, reply: Callable | None,
