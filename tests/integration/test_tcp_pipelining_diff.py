@@ -4,6 +4,7 @@ never reads its answers costs bounded memory and does not stop others; a listene
 lets pipelined queries overlap towards the backends (answers out of order)."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -17,11 +18,13 @@ from tests.conftest import BOTH, ResponderFactory, Starter
 from tests.helpers.doh import b64
 from tests.helpers.dot import CertSet, certs  # noqa: F401 -- the certs fixture
 from tests.helpers.pipeline import closed_by_peer, connect, framed, read_answers
-from tests.helpers.pydist_proc import query
+from tests.helpers.pydist_proc import query, run_cli
 from tests.helpers.responder import default_handler
 
 CONF = """setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}"{localopts})
+controlSocket("127.0.0.1:{portctl}")
+setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
 addTLSLocal("127.0.0.1:{portdot}", "{cert}", "{key}")
 newServer{address="{backend}"}
 pc = newPacketCache(1000)
@@ -110,6 +113,17 @@ def test_a_client_that_never_reads_keeps_memory_flat(impl: str, start_proc: Star
     assert outcome and outcome[-1] == "closed", outcome
     assert peak - before < 20_000, (before, peak)     # kB: 100,000 answers are over 5 MB
     assert proc.alive()
+    assert _client_timeouts(proc) >= 1                 # dnsdist's write timeout counts here
+
+
+def _client_timeouts(proc) -> int:
+    """The TCP row's 'Client timeouts' column of showTCPStats()."""
+    out = run_cli(proc.impl, ["-C", str(proc.conf), "-e", "showTCPStats()"]).stdout
+    head = next(ln for ln in out.splitlines() if ln.startswith("#   Address"))
+    col = re.split(r"\s{2,}", head.strip()).index("Client timeouts")
+    rows = [re.split(r"\s{2,}", ln.strip()) for ln in out.splitlines()
+            if f":{proc.values['port']} " in ln]
+    return max(int(row[col]) for row in rows)
 
 
 def slow_handler(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord | None:
