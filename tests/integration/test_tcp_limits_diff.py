@@ -103,3 +103,26 @@ def test_max_tcp_connection_duration(impl: str, start_proc: Starter, responder) 
     assert 1.0 <= busy_for <= 3.2, busy_for
     assert 1.0 <= idle_for <= 3.5, idle_for
     assert served >= 3
+
+
+PER_CONN_CONF = """setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+setMaxTCPQueriesPerConnection(3)
+setMaxTCPConnectionsPerClient(1)
+newServer{address="{backend}"}
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_queries_per_connection_and_connections_per_client(impl: str, start_proc: Starter,
+                                                           responder) -> None:
+    """Ten pipelined queries with setMaxTCPQueriesPerConnection(3): n+1 answered, then the
+    connection closed; a second connection from the same client closed at once."""
+    proc = start_proc(impl, PER_CONN_CONF, {"backend": responder.address})
+    with connect(proc.addr()) as s:
+        assert _answered(s, 0)
+        with socket.create_connection(proc.addr(), timeout=3) as other:
+            assert closed_by_peer(other, 3)
+        s.sendall(b"".join(framed(f"q{i}.limit.test.", i) for i in range(1, 10)))
+        answers, closed = read_answers(s, 10, timeout=5)
+    assert [a.id for a in answers] == [1, 2, 3] and closed
