@@ -55,7 +55,6 @@ class TCPClientConnection(asyncio.Protocol):
         self.pumping = False
         self.reading_paused = False
         self.writing_paused = False
-        self.answered = 0
         self.received = 0
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
@@ -270,8 +269,6 @@ class TCPClientConnection(asyncio.Protocol):
         if resp is None:
             self._close()
             return
-        if not more:
-            self.answered += 1
         self.transport.write(len(resp).to_bytes(2, "big") + resp)
         self._arm()
         if not more:
@@ -299,9 +296,10 @@ class TCPClientConnection(asyncio.Protocol):
                 del self.per_client[host]
             c = self.fe.tcp_counters
             c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 1) - 1
-            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration
+            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration;
+            # its query count is of the queries read (d_queriesCount), answered or not
             c["tcpAvgQueriesPerConnection"] = (99 * c.get("tcpAvgQueriesPerConnection", 0)
-                                               + self.answered) / 100
+                                               + self.received) / 100
             c["tcpAvgConnectionDuration"] = (99 * c.get("tcpAvgConnectionDuration", 0) + 1000
                                              * (time.monotonic() - self.started)) / 100
             self.counted_host = None

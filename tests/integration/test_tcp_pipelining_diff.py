@@ -18,7 +18,7 @@ from tests.conftest import BOTH, ResponderFactory, Starter
 from tests.helpers.doh import b64
 from tests.helpers.dot import CertSet, certs  # noqa: F401 -- the certs fixture
 from tests.helpers.pipeline import closed_by_peer, connect, framed, read_answers
-from tests.helpers.pydist_proc import query, run_cli
+from tests.helpers.pydist_proc import poll_until, query, run_cli
 from tests.helpers.responder import default_handler
 
 CONF = """setSecurityPollSuffix("")
@@ -193,3 +193,27 @@ def test_pipelined_doh_requests_are_all_answered(impl: str, start_proc: Starter,
             buf += chunk
     assert statuses == [200] * 500
     assert proc.lines[logged:] == []
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_a_query_left_unanswered_counts_in_the_average(impl: str, start_proc: Starter,
+                                                       responder_factory: ResponderFactory,
+                                                       certs: CertSet) -> None:
+    """showTCPStats' 'Avg queries/conn' counts the queries read (dnsdist's d_queriesCount):
+    a client gone before its slow answer still counts its query."""
+    b = responder_factory(slow_handler)
+    proc = _start(start_proc, impl, certs, b.address)
+    with connect(proc.addr()) as s:
+        s.sendall(framed("slow.gone.test.", 1))
+        poll_until(lambda: b.count("slow.gone.test."))
+    poll_until(lambda: _tcp_stat(proc, "Connections") == "0", timeout=5)
+    assert _tcp_stat(proc, "Avg queries/conn") == "0.010000"
+
+
+def _tcp_stat(proc, column: str) -> str:
+    out = run_cli(proc.impl, ["-C", str(proc.conf), "-e", "showTCPStats()"]).stdout
+    lines = out.split("Backends:")[0].splitlines()
+    head = next(ln for ln in lines if ln.startswith("#   Address"))
+    col = re.split(r"\s{2,}", head.strip()).index(column)
+    rows = [re.split(r"\s{2,}", ln.strip()) for ln in lines if f":{proc.values['port']} " in ln]
+    return rows[-1][col]
