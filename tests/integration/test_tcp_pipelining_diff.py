@@ -25,7 +25,7 @@ CONF = """setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}"{localopts})
 controlSocket("127.0.0.1:{portctl}")
 setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
-addTLSLocal("127.0.0.1:{portdot}", "{cert}", "{key}")
+addTLSLocal("127.0.0.1:{portdot}", "{cert}", "{key}"{localopts})
 newServer{address="{backend}"}
 pc = newPacketCache(1000)
 getPool(""):setCache(pc)
@@ -133,15 +133,17 @@ def slow_handler(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord | None
     return default_handler()(q, transport)
 
 
+@pytest.mark.parametrize("over", ["tcp", "dot"])
 @pytest.mark.parametrize("max_in_flight", [0, 10])
 @pytest.mark.parametrize("impl", BOTH)
 def test_listener_max_in_flight_lets_pipelined_queries_overlap(
-        impl: str, max_in_flight: int, start_proc: Starter,
+        impl: str, max_in_flight: int, over: str, start_proc: Starter,
         responder_factory: ResponderFactory, certs: CertSet) -> None:
     b = responder_factory(slow_handler)
     opts = f", {{maxInFlight={max_in_flight}}}" if max_in_flight else ""
     proc = _start(start_proc, impl, certs, b.address, opts)
-    with connect(proc.addr()) as s:
+    where = proc.addr("portdot" if over == "dot" else "port")
+    with connect(where, certs.ca_path if over == "dot" else None) as s:
         s.sendall(framed("slow.mif.test.", 1) + framed("fast.mif.test.", 2)
                   + framed("fast2.mif.test.", 3))
         answers, _ = read_answers(s, 3, timeout=5)
@@ -149,6 +151,11 @@ def test_listener_max_in_flight_lets_pipelined_queries_overlap(
     if max_in_flight:
         assert sorted(ids) == [1, 2, 3] and ids[-1] == 1     # the slow one last
         assert b.tcp_connections >= 2                        # more backend connections
+    elif over == "dot" and impl == "dnsdist":
+        # dnsdist 1.7.3's DoT stall: after a backend answer it waits for the socket to be
+        # readable while the next queries sit decrypted in OpenSSL's buffer, so they are not
+        # answered until the client sends more. pydist answers them (a deliberate difference).
+        assert ids == [1]
     else:
         assert ids == [1, 2, 3]                              # in order, one at a time
 
