@@ -7,8 +7,8 @@ serial is read at the end of the SOA rdata (its names may be compressed), as dns
 """
 from __future__ import annotations
 
-from pydist.dns.ttl import records_end, skip_name
-from pydist.dns.wire import WireError, parse_question
+from pydist.dns.reader import WireError, counts, records, records_end
+from pydist.dns.wire import parse_question
 
 XFR_TYPES = (251, 252)          # IXFR, AXFR
 _SOA, _IN = 6, 1
@@ -37,7 +37,9 @@ class XFRProgress:
         """Count this message's SOA records; True when it ends the transfer. A message that
         does not parse counts nothing and ends nothing (dnsdist ignores its parse error)."""
         self.started = True
-        if records_end(resp) < 0:
+        try:
+            records_end(resp)
+        except WireError:
             return False
         if resp[3] & 0x0F:
             return True
@@ -58,18 +60,12 @@ class XFRProgress:
 
 def _soa_serials(resp: bytes) -> list[int | None]:
     """The serial of each IN SOA record of the answer section, in order (None: rdata < 22)."""
-    qdcount, ancount = (resp[4] << 8) | resp[5], (resp[6] << 8) | resp[7]
-    pos = 12
-    for _ in range(qdcount):
-        pos = skip_name(resp, pos) + 4
+    an = counts(resp)[1]
     out: list[int | None] = []
-    for _ in range(ancount):
-        pos = skip_name(resp, pos)
-        rtype, rclass = (resp[pos] << 8) | resp[pos + 1], (resp[pos + 2] << 8) | resp[pos + 3]
-        rdlen = (resp[pos + 8] << 8) | resp[pos + 9]
-        rdata_end = pos + 10 + rdlen
-        if rtype == _SOA and rclass == _IN:
-            out.append(None if rdlen < 22 else
-                       int.from_bytes(resp[rdata_end - 20:rdata_end - 16], "big"))
-        pos = rdata_end
+    for rr in records(resp):
+        if rr.index >= an:
+            break
+        if rr.rtype == _SOA and rr.rclass == _IN:
+            end = rr.rdata + rr.rdlen
+            out.append(None if rr.rdlen < 22 else int.from_bytes(resp[end - 20:end - 16], "big"))
     return out

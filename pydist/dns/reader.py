@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple
 
 MAX_NAME = 255            # wire length of a name, root byte included (RFC 1035 3.1)
 MAX_LABEL = 63
+MAX_JUMPS = 100           # compression pointers followed in one name, as dnsdist's DNSName
 TYPE_OPT = 41
 TYPE_SOA = 6
 CLASS_IN = 1
@@ -106,12 +107,13 @@ def name_end(pkt: bytes | bytearray, pos: int) -> int:
 
 def name_labels(pkt: bytes | bytearray, pos: int) -> tuple[tuple[bytes, ...], int]:
     """The labels of the name at `pos`, compression pointers followed, and the offset just
-    past the name in place. A pointer must point before the label it sits in (as dnsdist's
-    DNSName refuses forward references), so the walk always ends."""
+    past the name in place, as dnsdist's DNSName decompresses it: a pointer must point before
+    the name (part) it continues (no forward reference, no loop), at most MAX_JUMPS of them."""
     labels: list[bytes] = []
     end = len(pkt)
     after = -1
     total = 1
+    jumps = 0
     floor = pos
     while True:
         if pos >= end:
@@ -125,7 +127,8 @@ def name_labels(pkt: bytes | bytearray, pos: int) -> tuple[tuple[bytes, ...], in
             target = ((length & 0x3F) << 8) | pkt[pos + 1]
             if after < 0:
                 after = pos + 2
-            if target >= floor:
+            jumps += 1
+            if target >= floor or jumps > MAX_JUMPS:
                 raise WireError("compression pointer does not point backwards")
             pos = floor = target
             continue
@@ -278,6 +281,26 @@ def records(pkt: bytes | bytearray) -> Iterator[Record]:
         if pos > end:
             raise WireError("rdata runs past the end")
         yield Record(start, rtype, rclass, ttl, rdlen, rdata, index)
+
+
+def check_names(pkt: bytes | bytearray) -> None:
+    """Walk every question and record with its names decompressed, as dnsdist's PacketReader
+    reads an answer it takes EDNS/ECS out of: WireError where that reader throws."""
+    qd, an, ns, ar = counts(pkt)
+    end = len(pkt)
+    pos = 12
+    for _ in range(qd):
+        pos = name_labels(pkt, pos)[1]
+        if pos + 4 > end:
+            raise WireError("question runs past the end")
+        pos += 4
+    for _ in range(an + ns + ar):
+        pos = name_labels(pkt, pos)[1]
+        if pos + 10 > end:
+            raise WireError("record header runs past the end")
+        pos += 10 + _U16.unpack_from(pkt, pos + 8)[0]
+        if pos > end:
+            raise WireError("rdata runs past the end")
 
 
 def records_end(pkt: bytes | bytearray) -> int:

@@ -11,7 +11,8 @@ from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import BackendConnection, BackendTCPPool
 from pydist.backend.udp import answer_matches
 from pydist.backend.xfr import XFRProgress, is_xfr
-from pydist.dns.ecs import checked_name_end, parses_as_dnsdist
+from pydist.dns.ecs import parses_as_dnsdist
+from pydist.dns.reader import WireError, name_labels
 from pydist.stats import Stats
 
 
@@ -69,6 +70,13 @@ def test_answer_matches_as_response_content_matches() -> None:
     other = dnslib.DNSRecord.question("other.example.", "A").reply().pack()
     assert not answer_matches(other, question, False, stats)
     assert stats.noncompliant_responses == 2
+
+
+def checked_name_end(pkt: bytes, pos: int) -> int:
+    try:
+        return name_labels(pkt, pos)[1]
+    except WireError:
+        return -1
 
 
 def test_names_decompressed_as_dnsdist() -> None:
