@@ -16,6 +16,7 @@ from pydist.dns.netmask import family_of
 from pydist.frontend import pktinfo
 from pydist.frontend.pktinfo import is_wildcard
 from pydist.frontend.tcp import TCPClientConnection
+from pydist.frontend.udp import UDPFrontend
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
@@ -121,7 +122,7 @@ class Engine:
             return
         if not server.tcp_only:
             server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,
-                                    self.path.udp_backend_response, self.reg.stats,
+                                    self.path.backends.udp_answer, self.reg.stats,
                                     self.reg.settings)
         server.tcp_pool = BackendTCPPool(self.loop, server)
         self.path.refresh()
@@ -147,8 +148,8 @@ class Engine:
         await self.health.initial()
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
-                self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
-                                     fe.udp_state, fe.pktinfo)
+                listener = UDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
+                self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
             if fe.sock_tcp is not None and fe.doh is not None:
                 from pydist.frontend.doh_http import make_doh_protocol
                 await self.loop.create_server(
@@ -190,7 +191,7 @@ class Engine:
             timeout = self.reg.settings.udp_timeout
             for s in self.reg.servers:
                 if s.udp is not None:
-                    s.udp.sweep(path.tick, timeout, path.udp_timeout)
+                    s.udp.sweep(path.tick, timeout, path.backends.timed_out)
                 s.update_rates(elapsed)
             self._clean_caches()
             for hook in self.maintenance_hooks:

@@ -12,6 +12,7 @@ from pydist.policies import BUILTIN, ServerPolicy
 from pydist.rules.chain import RuleChain
 from pydist.querycount import QueryCounter
 from pydist.stats import Stats
+from pydist.transport import Transport, listener_transport
 from pydist.web.settings import WebSettings
 
 SERVE, CHECK, CLIENT = "serve", "check-config", "client"
@@ -27,8 +28,12 @@ class ClientState:
     def __init__(self, decl: "FrontendDecl", proto: str) -> None:
         self.decl = decl
         self.proto = proto
-        self.is_dot = proto == "TCP" and decl.kind == "tls"     # feeds latency-dot-avg*
-        self.is_doh = decl.kind == "doh"        # two cache lookups, TCP then UDP key
+        self.transport = listener_transport(decl.kind, proto == "UDP")
+        # what the rings record, as dnsdist 1.7.3: DoT queries as DoTCP, and every answer
+        # as the transport of its socket (DoUDP or DoTCP)
+        self.socket_transport = Transport.DO53_UDP if proto == "UDP" else Transport.DO53_TCP
+        self.ring_transport = Transport.DOH if self.transport is Transport.DOH \
+            else self.socket_transport
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}

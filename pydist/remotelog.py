@@ -25,7 +25,6 @@ from pydist.protobuf import field_bytes as fb
 from pydist.protobuf import field_varint as fv
 
 QUERY, RESPONSE = 1, 2
-PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4}
 
 
 class QueuedSender:
@@ -143,7 +142,7 @@ def pb_message(kind: int, dq: Any, message_id: bytes, packet: bytes, server_id: 
     client, local = dq.remote, dq.local
     src = _packed(client[0])
     out = [fv(1, kind), _time_fields(9, 10, now), fb(2, message_id),
-           fv(4, 1 if len(src) == 4 else 2), fv(5, PROTOCOLS.get(dq.protocol, 1)),
+           fv(4, 1 if len(src) == 4 else 2), fv(5, dq.transport.protobuf_code),
            fb(6, src), fb(7, _packed(local[0])), fv(8, len(packet)),
            _time_fields(9, 10, now), fv(11, struct.unpack_from("!H", packet)[0]),
            fb(12, fb(1, str(dq.qname).encode("latin-1")) + fv(2, dq.qtype) + fv(3, dq.qclass)),

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from pydist.frontend.proxied import read_header
+from pydist.verdict import ANSWER, FORWARD, QueryOrigin
 
 TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
                          "tcpClientTimeouts", "tcpDownstreamTimeouts", "tcpCurrentConnections",
@@ -245,18 +246,40 @@ class TCPClientConnection(asyncio.Protocol):
         return bool(limit) and self.received > limit or self._duration_reached()
 
     def _start(self, q: bytes) -> None:
+        """Intake, the query step, and its verdict acted on."""
         self.in_flight += 1
         self.received += 1
-        stats = self.path.stats
-        stats.queries += 1
-        self.fe.queries += 1
-        if q[2] & 0x80:
-            stats.noncompliant_queries += 1
+        path = self.path
+        path.count_query(self.fe)
+        now = time.time()
+        if not path.accept_query(q, self.client, self.fe, now):
             self._close()
             return
-        now = time.time()
-        self.path.rings.queries.append((now, self.client, q, 1))
-        self.path.process(q, self.client, self.fe, None, False, now, self._reply)
+        v = path.query_step(q, self.client, self.destination, self.fe.transport, self.fe, now,
+                            self.origin())
+        if v.kind == ANSWER:
+            self._reply(v.data)
+        elif v.kind != FORWARD or not path.backends.forward(v, self):
+            self._reply(None)
+
+    def origin(self) -> QueryOrigin | None:
+        """What the connection learnt beyond its addresses (its proxy protocol TLVs)."""
+        if self.proxy_values is None:
+            return None
+        return QueryOrigin("", None, self.proxy_values)
+
+    # --- the sink of the queries this connection forwarded (pydist/frontend/sink.py)
+    def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
+        self._reply(resp)
+
+    def answer_part(self, st: Any, resp: bytes) -> None:
+        self._reply(resp, True)
+
+    def end(self, st: Any) -> None:
+        self._reply(None)
+
+    def timed_out(self, st: Any) -> None:
+        self._reply(None)
 
     # --- answers out
     def _reply(self, resp: bytes | None, more: bool = False) -> None:

@@ -1,0 +1,43 @@
+"""What the query step decides, as dnsdist's processQuery: drop, answer now, or forward to a
+backend. The step sends nothing; the frontend that received the query acts on the verdict."""
+from __future__ import annotations
+
+from typing import Any
+
+DROP_KIND, ANSWER, FORWARD = 0, 1, 2
+
+
+class Verdict:
+    """One query's outcome. ANSWER: `data` to send (after `delay_ms` over UDP: DelayAction);
+    `generated` is False for a cache hit (DoH keeps its added OPT only on generated answers).
+    FORWARD: `server`, the prepared query `data`, the in-flight `state`, the proxy protocol
+    `proxy` header (useProxyProtocol) and `xfr` (a zone transfer over TCP)."""
+
+    __slots__ = ("kind", "data", "delay_ms", "generated", "server", "state", "proxy", "xfr")
+
+    def __init__(self, kind: int, data: bytes = b"", delay_ms: int = 0, generated: bool = True,
+                 server: Any = None, state: Any = None, proxy: bytes | None = None,
+                 xfr: bool = False) -> None:
+        self.kind, self.data, self.delay_ms, self.generated = kind, data, delay_ms, generated
+        self.server, self.state, self.proxy, self.xfr = server, state, proxy, xfr
+
+
+DROP = Verdict(DROP_KIND)
+
+
+def answer(data: bytes, delay_ms: int = 0, generated: bool = True) -> Verdict:
+    return Verdict(ANSWER, data, delay_ms, generated)
+
+
+def forward(server: Any, data: bytes, state: Any, proxy: bytes | None, xfr: bool) -> Verdict:
+    return Verdict(FORWARD, data, 0, True, server, state, proxy, xfr)
+
+
+class QueryOrigin:
+    """What the connection knew about a query beyond its addresses: the TLS server name, the
+    DoH request (HTTP rules), the proxy protocol TLVs. None of them for plain Do53."""
+
+    __slots__ = ("sni", "http", "proxy_values")
+
+    def __init__(self, sni: str = "", http: Any = None, proxy_values: list | None = None) -> None:
+        self.sni, self.http, self.proxy_values = sni, http, proxy_values
