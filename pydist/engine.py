@@ -93,7 +93,23 @@ class Engine:
         self.console_servers: list = []
         self.web_server: Any = None
         self.carbon_task: Any = None
-        registry.engine = self
+        registry.observers.append(self)
+
+    # --- what the registry tells its observer (pydist.registry.RegistryObserver)
+    def config_changed(self) -> None:
+        self.path.refresh()
+
+    def web_declared(self) -> None:
+        self.start_web()
+
+    def carbon_declared(self) -> None:
+        self.start_carbon()
+
+    def console_declared(self, address: tuple[str, int]) -> None:
+        self.open_console(address)
+
+    def remote_logger_declared(self, logger: Any) -> None:
+        logger.start(self.loop)
 
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
@@ -223,7 +239,8 @@ class Engine:
     def start_web(self) -> None:
         """Serve the socket webserver() bound (at startup, or at once when called at runtime)."""
         from pydist.web.server import start_web_server
-        self.web_server = start_web_server(self.loop, self.reg, self.web_server)
+        self.web_server = start_web_server(self.loop, self.reg, self.web_server,
+                                           self.maintenance_hooks)
 
     # --- console
     def open_console(self, address: tuple[str, int] | None = None) -> None:

@@ -19,7 +19,6 @@ from luaapi.convert import (
 from luaapi.errors import PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.dnstap import FrameStreamLogger
-from pydist.registry import SERVE
 from pydist.remotelog import RemoteLogger
 from pydist.rules.remotelog import (
     DnstapLogAction,
@@ -60,10 +59,7 @@ def register(rt: Any) -> None:
 
     def started(logger: Any) -> RemoteLoggerHandle:
         """Loggers connect only when serving (never in --check-config or the console client)."""
-        if reg.mode == SERVE:
-            reg.remote_loggers.append(logger)
-            if reg.engine is not None:
-                logger.start(reg.engine.loop)
+        reg.declare_remote_logger(logger)
         return RemoteLoggerHandle(logger)
 
     def frame_stream_tcp(addr: Any, opts: Any = None, *a: Any) -> RemoteLoggerHandle:
