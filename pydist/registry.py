@@ -133,7 +133,7 @@ class Settings:
 
 
 class RegistryObserver(Protocol):
-    """What the runtime (pydist.engine.Engine) is told when the registry changes while serving."""
+    """What the runtime (the Engine) is told when the registry changes while serving."""
 
     def server_added(self, server: DownstreamState) -> None: ...
 
