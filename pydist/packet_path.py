@@ -9,7 +9,7 @@ from typing import Any, Callable
 from pydist.backend.udp import InFlight
 from pydist.dns.ecs import ecs_defaults, ecs_response, zero_scope_lookup
 from pydist.dns.proxyprotocol import header_for_query
-from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
+from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp, truncate_tc
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
@@ -343,6 +343,8 @@ class PacketPath(RulePath):
     def udp_backend_response(self, server: Any, data: bytes, st: InFlight) -> None:
         """A UDP backend answer matched its slot: restore ID and flags, cache, relay."""
         now = time.time()
+        if data[2] & 0x02 and self.settings.truncate_tc:     # before the rules and the cache
+            data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
         f = st.flags          # _restore() written out: this runs for every UDP answer
         counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
                                              (data[3] & 0xEF) | (f & 0x10))) + data[4:]
