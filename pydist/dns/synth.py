@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydist.dns.ecs import locate_opt
 from pydist.dns.ttl import skip_name
-from pydist.dns.wire import QR, TC, edns_info
+from pydist.dns.wire import QR, TC, edns_info, find_opt
 
 
 def opt_rr(payload: int, do: bool, ext_rcode: int = 0) -> bytes:
@@ -14,8 +14,12 @@ def opt_rr(payload: int, do: bool, ext_rcode: int = 0) -> bytes:
 
 def self_answer(query: bytes, qname_end: int, rcode: int, add_edns: bool, payload: int,
                 extra_flags: int = 0) -> bytes:
-    """Header + question with QR and rcode set, the query's other flags kept, EDNS re-added."""
+    """Header + question with QR and rcode set, the query's other flags kept, EDNS re-added.
+    As dnsdist 1.7.3 (its EDNS handling of a query turned into an answer only knows a query
+    whose one extra record is an OPT), a query carrying other records is echoed whole."""
     flags = (((query[2] << 8) | query[3]) | QR | extra_flags) & ~0x000F | (rcode & 0xF)
+    if query[6:12] != b"\x00\x00\x00\x00\x00\x00" and not lone_opt(query, qname_end):
+        return query[:2] + flags.to_bytes(2, "big") + query[4:]
     edns = edns_info(query, qname_end)
     arcount = 1 if (edns is not None and add_edns) else 0
     out = (query[:2] + flags.to_bytes(2, "big") + b"\x00\x01\x00\x00\x00\x00"
@@ -23,6 +27,11 @@ def self_answer(query: bytes, qname_end: int, rcode: int, add_edns: bool, payloa
     if arcount:
         out += opt_rr(payload, edns[1])
     return out
+
+
+def lone_opt(query: bytes, qname_end: int) -> bool:
+    """True when the query's only record past the question is its OPT."""
+    return query[10:12] == b"\x00\x01" and find_opt(query, qname_end) >= 0
 
 
 def notimp_for_empty(query: bytes) -> bytes:
