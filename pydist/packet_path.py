@@ -343,8 +343,11 @@ class PacketPath(RulePath):
     def udp_backend_response(self, server: Any, data: bytes, st: InFlight) -> None:
         """A UDP backend answer matched its slot: restore ID and flags, cache, relay."""
         now = time.time()
-        if data[2] & 0x02 and self.settings.truncate_tc:     # before the rules and the cache
-            data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
+        if data[2] & 0x02:
+            if self._doh_retry_over_tcp(server, st):
+                return
+            if self.settings.truncate_tc:                    # before the rules and the cache
+                data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
         f = st.flags          # _restore() written out: this runs for every UDP answer
         counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
                                              (data[3] & 0xEF) | (f & 0x10))) + data[4:]
@@ -370,6 +373,18 @@ class PacketPath(RulePath):
                 st.fe_sock.sendto(resp, st.client)
             except OSError:
                 pass
+
+    def _doh_retry_over_tcp(self, server: Any, st: InFlight) -> bool:
+        """A TC=1 answer to a DoH query: as dnsdist 1.7.3, asked again over TCP to the same
+        server, and the DoH client gets that answer. False when it is not a DoH query."""
+        reply = st.tcp_reply
+        if reply is None or not hasattr(reply, "self_answered") or server.tcp_pool is None:
+            return False
+        proxy = header_for_query(st.client, st.frontend, True, None) if server.use_proxy \
+            else b""
+        server.tcp_pool.query(st.query, lambda resp, s=server, t=st:
+                              self.tcp_backend_response(s, resp, t), proxy, None)
+        return True
 
     def tcp_backend_response(self, server: Any, data: bytes | None, st: InFlight) -> None:
         """A TCP backend answer (or None when the backend gave up)."""
