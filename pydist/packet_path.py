@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
 from pydist.dns.ecs import ecs_defaults, ecs_response, zero_scope_lookup
-from pydist.dns.proxyprotocol import header_for_query
+from pydist.dns.proxyprotocol import header_for_query, proxy_destination
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp, truncate_tc
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dns.xpf import add_xpf
@@ -295,8 +295,12 @@ class PacketPath(RulePath):
     def _send_proxied(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
                       udp: bool, dq: DNSQuestion | None, reply: Callable | None) -> None:
         """useProxyProtocol: the header before each UDP datagram, or at the start of a TCP
-        connection that only this TCP client uses."""
-        proxy = header_for_query(addr, fe, not udp, dq)
+        connection that only this TCP client uses. As dnsdist 1.7.3, a DoH query's header
+        says TCP, and one whose X-Forwarded-For client is not of the listener's family
+        (v4-mapped v6 included) cannot be given one: dropped, answered 502."""
+        if fe.is_doh and (":" in addr[0]) != (":" in proxy_destination(fe, dq)[0]):
+            return reply.timeout()
+        proxy = header_for_query(addr, fe, not udp or fe.is_doh, dq)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state, proxy):
                 return self._drop(reply)
