@@ -231,7 +231,8 @@ class PacketPath(RulePath):
         cache = None if skip_cache else pool.cache
         ecs = 0
         zero = None
-        if server is not None and server.use_ecs and (pdq is None or pdq.use_ecs):
+        # as 1.7.3, with no server the pool's setECS() stands for its useClientSubnet
+        if (server.use_ecs if server is not None else pool.ecs) and (pdq is None or pdq.use_ecs):
             # facts §10.3: ECS after the policy, before the cache (the key holds the subnet)
             data, ecs, zero = self._add_ecs(data, addr, pdq, cache, server)
             if data is None:
