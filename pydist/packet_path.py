@@ -363,6 +363,8 @@ class PacketPath(RulePath):
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
+        elif st.__class__ is not InFlight:      # a query rule's DelayAction (RuleInFlight)
+            delay = st.delay_ms
         if server.use_ecs:
             resp = ecs_response(resp, st)
         reply = st.tcp_reply
