@@ -82,6 +82,9 @@ class RuleHandle:
         return str(self.sel)
 
 
+_rt: Any = None      # the runtime, for printStats' console output (set by register)
+
+
 class ActionHandle:
     """An action as Lua holds it (shared_ptr<DNSAction> / shared_ptr<DNSResponseAction>)."""
 
@@ -89,10 +92,14 @@ class ActionHandle:
         self.act = act
 
     def printStats(self, *a: Any) -> None:
-        pass
+        """dnsdist's `name<TAB>value` lines, in its std::map order (actions with counters)."""
+        stats = getattr(self.act, "stats", None)
+        if stats is not None and _rt is not None:
+            _rt.show("".join(f"{k}\t{v}\n" for k, v in sorted(stats().items())))
 
     def getStats(self, *a: Any) -> Any:
-        return None
+        stats = getattr(self.act, "stats", None)
+        return _rt.lua.table_from(stats()) if stats is not None and _rt is not None else None
 
     def reload(self, *a: Any) -> None:
         pass
@@ -425,6 +432,8 @@ CHAINS = (  # (chain key, Lua infix, add function, response actions?)
 
 
 def register(rt: Any) -> None:
+    global _rt
+    _rt = rt
     rt = ArityCheckedRuntime(rt)
     reg = rt.registry
     sel = lambda s: RuleHandle(s)  # noqa: E731
