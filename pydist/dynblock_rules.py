@@ -125,7 +125,7 @@ class DynBlockRulesGroup:
         self.blocks = blocks
         self.rings = rings          # set by the engine; None in check-config and client modes
         self.rules: list[RateRule] = []
-        self.masks = (32, 128)
+        self.masks = (32, 128, 0)       # setMasks(v4, v6, port bits)
         self.excluded = NetmaskGroup()
         self.included = NetmaskGroup()
         self.excluded_domains = SuffixMatchNode()

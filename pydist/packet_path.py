@@ -110,7 +110,7 @@ class PacketPath(RulePath):
                 continue
             qring((now, addr, data, 0))
             if cache is not None:
-                if blocks is not None and blocks.may_block(addr[0], now):
+                if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                     resp = None           # a dynamic block may apply: the full path decides
                 elif memo is not None:    # a pure chain: its remembered verdict, counted
                     matched = memo.get(data[2:])

@@ -88,7 +88,7 @@ class DynBlockRulesGroupHandle:
         self.note("dynBlockRulesGroup():setSuffixMatchRuleFFI")
 
     def setMasks(self, v4: Any = 32, v6: Any = 128, port: Any = 0, *a: Any) -> None:
-        self.group.masks = (as_int(v4), as_int(v6))
+        self.group.masks = (as_int(v4), as_int(v6), as_int(port))
 
     def setQuiet(self, q: Any = True, *a: Any) -> None:
         self.group.quiet = bool(q)

@@ -231,7 +231,7 @@ def apply_dynblocks(path: Any, blocks: Any, dq: Any, addr: Any, fe: Any, fe_sock
     """Dynamic blocks, netmasks then suffixes (facts §11): RULES to go on to the query rules,
     FORWARD to skip them (a NoRecurse block), DONE when the query was dropped or answered."""
     now = dq.now
-    hit = blocks.lookup_address(addr[0], now)
+    hit = blocks.lookup_address(addr[0], now, addr[1])
     if hit is None and blocks.names:
         hit = blocks.lookup_name(dq.qname.key, now)
     if hit is None:
