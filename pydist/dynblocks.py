@@ -253,7 +253,7 @@ def host_network(host: str, v4: int = 32, v6: int = 128, port: int = 0,
 
 # --- the exceed* functions and the group rules read the ring buffers
 def count_queries(rings: Any, seconds: int, now: float, qtype: int | None = None,
-                  masks: tuple[int, int, int] = (32, 128, 0)) -> Counter:
+                  masks: tuple[int, ...] = (32, 128, 0)) -> Counter:
     """Queries per client network in the last `seconds` (the whole ring when 0)."""
     cutoff = now - seconds if seconds else 0.0
     counts: Counter = Counter()
@@ -269,7 +269,7 @@ def count_queries(rings: Any, seconds: int, now: float, qtype: int | None = None
 
 
 def count_responses(rings: Any, seconds: int, now: float, rcode: int | None = None,
-                    by_bytes: bool = False, masks: tuple[int, int, int] = (32, 128, 0)) -> Counter:
+                    by_bytes: bool = False, masks: tuple[int, ...] = (32, 128, 0)) -> Counter:
     """Responses (or their bytes) per client network in the last `seconds`, timeouts left out."""
     cutoff = now - seconds if seconds else 0.0
     counts: Counter = Counter()
@@ -285,12 +285,11 @@ def count_responses(rings: Any, seconds: int, now: float, rcode: int | None = No
     return counts
 
 
-def _client_key(client: Any, masks: tuple[int, int, int]) -> Network:
+def _client_key(client: Any, masks: tuple[int, ...]) -> Network:
     """What a ring entry's client counts under: its network, or its address and port range."""
-    v4, v6, port_bits = masks
-    if port_bits:
-        return host_network(client[0], v4, v6, client[1], port_bits)
-    return host_network(client[0], v4, v6)
+    if len(masks) > 2 and masks[2]:
+        return host_network(client[0], masks[0], masks[1], client[1], masks[2])
+    return host_network(client[0], masks[0], masks[1])
 
 
 def _qtype_of(pkt: bytes) -> int:
