@@ -271,6 +271,9 @@ class PacketPath(RulePath):
                 # as 1.7.3: this SERVFAIL is not counted in the frontend's responses
                 return self._answer(ans, addr, fe, fe_sock, reply, count=False, fe_count=False)
             return self._drop(reply)
+        qps = server.qps
+        if not qps.passthrough:           # firstAvailable's token, spent on a query sent
+            qps.check()
         if dq is None and not self.response_rules:
             state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
                              cache, cache_key, data, qname_end, flags, reply)
