@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from tests.conftest import ResponderFactory, Starter
 from tests.helpers.doh import b64, client, do, query_wire
-from tests.helpers.pydist_proc import IMPLS
+from tests.helpers.pydist_proc import DnsdistProcess
+from tests.helpers.sides import assert_same, views_of_both
 
 CONF = """setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
@@ -38,11 +39,14 @@ addAction("pt.test.", LuaFFIPerThreadAction([[
     ffi.C.dnsdist_ffi_dnsquestion_set_http_response(dq, 200, "pt", 2, "text/x-pt")
     return DNSAction.Nxdomain
   end]]))
-addAction("lua.test.", LuaAction(function(dq) dq:setHTTPResponse(200, "lua", "text/x-l") return DNSAction.None end))
-addAction("lua418.test.", LuaAction(function(dq) dq:setHTTPResponse(418, "lua", "text/x-l") return DNSAction.None end))
-addAction("luanoct.test.", LuaAction(function(dq) dq:setHTTPResponse(200, "lua", "") return DNSAction.None end))
-addAction("lua404.test.", LuaAction(function(dq) dq:setHTTPResponse(404, "", "") return DNSAction.None end))
-addAction("luanx.test.", LuaAction(function(dq) dq:setHTTPResponse(200, "lua", "text/x-l") return DNSAction.Nxdomain end))
+local function lua_setter(status, body, ctype, verdict)
+  return function(dq) dq:setHTTPResponse(status, body, ctype) return verdict end
+end
+addAction("lua.test.", LuaAction(lua_setter(200, "lua", "text/x-l", DNSAction.None)))
+addAction("lua418.test.", LuaAction(lua_setter(418, "lua", "text/x-l", DNSAction.None)))
+addAction("luanoct.test.", LuaAction(lua_setter(200, "lua", "", DNSAction.None)))
+addAction("lua404.test.", LuaAction(lua_setter(404, "", "", DNSAction.None)))
+addAction("luanx.test.", LuaAction(lua_setter(200, "lua", "text/x-l", DNSAction.Nxdomain)))
 """
 NAMES = ("none", "nx", "tea", "nul", "drop", "refused", "hm", "cont", "pt", "lua", "luanx",
          "lua418", "luanoct", "lua404")
@@ -51,14 +55,10 @@ NAMES = ("none", "nx", "tea", "nul", "drop", "refused", "hm", "cont", "pt", "lua
 def test_http_response_set_by_rules_as_dnsdist(start_proc: Starter,
                                                responder_factory: ResponderFactory) -> None:
     backend = responder_factory()
-    views = {}
-    for impl in IMPLS:
-        proc = start_proc(impl, CONF, {"backend": backend.address})
+
+    def answers(proc: DnsdistProcess) -> list:
         base = f"http://127.0.0.1:{proc.addr('portdoh')[1]}"
         with client(False) as c:
-            views[impl] = [(name, do(c, base, "GET", "/dns-query?dns="
-                                     + b64(query_wire(name + ".test."))).summary())
-                           for name in NAMES]
-        proc.stop()
-    for mine, theirs in zip(views["pydist"], views["dnsdist"], strict=True):
-        assert mine == theirs
+            return [(name, do(c, base, "GET", "/dns-query?dns="
+                              + b64(query_wire(name + ".test."))).summary()) for name in NAMES]
+    assert_same(views_of_both(start_proc, CONF, lambda: {"backend": backend.address}, answers))

@@ -8,7 +8,8 @@ import dns.edns
 import dns.message
 
 from tests.conftest import ResponderFactory, Starter
-from tests.helpers.pydist_proc import IMPLS, send_message
+from tests.helpers.pydist_proc import send_message
+from tests.helpers.sides import assert_same, views_of_both
 
 CONF = r"""
 setSecurityPollSuffix("")
@@ -77,10 +78,4 @@ def _answers(proc) -> list:
 def test_edns_options_and_spoof_as_dnsdist(start_proc: Starter,
                                            responder_factory: ResponderFactory) -> None:
     backend = responder_factory()
-    views = {}
-    for impl in IMPLS:
-        proc = start_proc(impl, CONF, {"backend": backend.address})
-        views[impl] = _answers(proc)
-        proc.stop()
-    for mine, theirs in zip(views["pydist"], views["dnsdist"], strict=True):
-        assert mine == theirs
+    assert_same(views_of_both(start_proc, CONF, lambda: {"backend": backend.address}, _answers))

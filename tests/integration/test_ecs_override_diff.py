@@ -42,8 +42,9 @@ def _run(proc, backend) -> list:
             assert r is not None
             got = backend.raw[-1][2]
             start = got.index(b"\x00\x00\x29")     # the root-owned OPT RR
+            answer = r.to_text().split("\n", 1)[1]          # without the ID line
             seen.append((tcp, ecs_first, client_ecs, got[start:].hex(),
-                         [(o.otype, o.to_wire().hex()) for o in r.options], r.to_text().split("\n", 1)[1]))
+                         [(o.otype, o.to_wire().hex()) for o in r.options], answer))
     return seen
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from tests.conftest import ResponderFactory, Starter
-from tests.helpers.pydist_proc import IMPLS, query, run_cli
+from tests.helpers.pydist_proc import query, run_cli
+from tests.helpers.sides import assert_same, views_of_both
 from tests.integration.test_ecs_diff import echo_ecs
 
 CONF = """
@@ -46,11 +47,5 @@ def _run(proc) -> list:
 def test_pool_ecs_without_servers_as_dnsdist(start_proc: Starter,
                                             responder_factory: ResponderFactory) -> None:
     for ecs in ("true", "false"):
-        views = {}
-        for impl in IMPLS:
-            backend = responder_factory(echo_ecs)
-            proc = start_proc(impl, CONF, {"backend": backend.address, "ecs": ecs})
-            views[impl] = _run(proc)
-            proc.stop()
-        for mine, theirs in zip(views["pydist"], views["dnsdist"], strict=True):
-            assert mine == theirs, ecs
+        assert_same(views_of_both(start_proc, CONF, lambda: {
+            "backend": responder_factory(echo_ecs).address, "ecs": ecs}, _run), ecs)

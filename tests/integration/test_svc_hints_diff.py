@@ -6,7 +6,8 @@ from __future__ import annotations
 import dns.message
 
 from tests.conftest import ResponderFactory, Starter
-from tests.helpers.pydist_proc import IMPLS
+from tests.helpers.pydist_proc import DnsdistProcess
+from tests.helpers.sides import assert_same, views_of_both
 from tests.integration.test_ecs_proxy_diff import exchange
 
 CONF = """
@@ -32,13 +33,10 @@ addAction("addr.test.", SpoofSVCAction({c1, c2}, {ttl=30}))
 def test_svc_hint_order_as_dnsdist(start_proc: Starter,
                                    responder_factory: ResponderFactory) -> None:
     backend = responder_factory()
-    views = {}
-    for impl in IMPLS:
-        proc = start_proc(impl, CONF, {"backend": backend.address})
-        views[impl] = [exchange(proc.addr(), dns.message.make_query(
+
+    def answers(proc: DnsdistProcess) -> list:
+        return [exchange(proc.addr(), dns.message.make_query(
             name, qtype, use_edns=edns).to_wire(), tcp=tcp)[0][2:].hex()
             for name in ("svc.test.", "addr.test.") for qtype in ("HTTPS", "SVCB")
             for edns in (False, 0) for tcp in (False, True)]
-        proc.stop()
-    for mine, theirs in zip(views["pydist"], views["dnsdist"], strict=True):
-        assert mine == theirs
+    assert_same(views_of_both(start_proc, CONF, lambda: {"backend": backend.address}, answers))

@@ -7,7 +7,8 @@ import dns.edns
 import dns.message
 
 from tests.conftest import ResponderFactory, Starter
-from tests.helpers.pydist_proc import IMPLS, poll_until, run_cli, send_message
+from tests.helpers.pydist_proc import poll_until, run_cli, send_message
+from tests.helpers.sides import assert_same, views_of_both
 
 CONF = """
 setSecurityPollSuffix("")
@@ -40,12 +41,10 @@ def _run(proc, tees) -> list:
 
 
 def test_tee_action_as_dnsdist(start_proc: Starter, responder_factory: ResponderFactory) -> None:
-    views = {}
-    for impl in IMPLS:
-        backend, tee1, tee2 = (responder_factory() for _ in range(3))
-        proc = start_proc(impl, CONF, {"backend": backend.address, "tee1": tee1.address,
-                                       "tee2": tee2.address})
-        views[impl] = _run(proc, (tee1, tee2))
-        proc.stop()
-    for mine, theirs in zip(views["pydist"], views["dnsdist"], strict=True):
-        assert mine == theirs
+    tees: list = []
+
+    def values() -> dict[str, object]:
+        tees[:] = [responder_factory(), responder_factory()]
+        return {"backend": responder_factory().address, "tee1": tees[0].address,
+                "tee2": tees[1].address}
+    assert_same(views_of_both(start_proc, CONF, values, lambda proc: _run(proc, tees)))

@@ -7,8 +7,7 @@ import dns.message
 import dnslib
 
 from tests.conftest import ResponderFactory, Starter
-from tests.helpers.pydist_proc import IMPLS
-
+from tests.helpers.sides import assert_same, views_of_both
 from tests.integration.test_ecs_proxy_diff import exchange
 
 CONF = """
@@ -52,11 +51,5 @@ def _run(proc) -> list:
 def test_truncate_tc_as_dnsdist(start_proc: Starter, responder_factory: ResponderFactory) -> None:
     for extra in ("truncateTC(true)", "truncateTC(true) setAddEDNSToSelfGeneratedResponses(false)",
                   ""):
-        views = {}
-        for impl in IMPLS:
-            backend = responder_factory(truncated)
-            proc = start_proc(impl, CONF, {"backend": backend.address, "extra": extra})
-            views[impl] = _run(proc)
-            proc.stop()
-        for mine, theirs in zip(views["pydist"], views["dnsdist"], strict=True):
-            assert mine == theirs, extra
+        assert_same(views_of_both(start_proc, CONF, lambda: {
+            "backend": responder_factory(truncated).address, "extra": extra}, _run), extra)
