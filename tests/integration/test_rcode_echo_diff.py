@@ -1,4 +1,4 @@
-"""Answers made from the query by a rule (RCodeAction, ERCodeAction, TCAction, Lua verdicts),
+"""Answers made from the query (RCodeAction, ERCodeAction, TCAction, Lua verdicts, no server),
 pydist against real dnsdist 1.7.3, byte for byte (the ID aside): a query whose only extra
 record is its OPT gets a fresh OPT; a query carrying other records (answer, authority,
 additional) is echoed whole, its OPT and options included, with the new flags and rcode."""
@@ -21,11 +21,14 @@ addAction("rc.test.", RCodeAction(DNSRCode.REFUSED))
 addAction("rcaa.test.", RCodeAction(DNSRCode.NXDOMAIN, {aa=true, ra=false}))
 addAction("erc.test.", ERCodeAction(DNSRCode.BADVERS))
 addAction("tc.test.", TCAction())
+setServFailWhenNoServer(true)
+getPool("empty")
+addAction("nosrv.test.", PoolAction("empty"))
 addAction("lua.test.", LuaAction(function(dq) return DNSAction.Nxdomain end))
 addAction("hm.test.", LuaAction(function(dq)
   dq.dh:setQR(true) dq.rcode = 4 return DNSAction.HeaderModify end))
 """
-NAMES = ("rc.test.", "rcaa.test.", "erc.test.", "tc.test.", "lua.test.", "hm.test.")
+NAMES = ("rc.test.", "rcaa.test.", "erc.test.", "tc.test.", "lua.test.", "hm.test.", "nosrv.test.")
 SHAPES = ("bare", "edns", "records", "records+edns", "additional+edns")
 
 
