@@ -9,8 +9,8 @@ from typing import Any, Callable
 from pydist.backend.udp import InFlight, answer_matches
 from pydist.backend.xfr import XFR_TYPES
 from pydist.dns.ecs import ecs_defaults, ecs_response, zero_scope_lookup
-from pydist.dns.proxyprotocol import header_for_query
-from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
+from pydist.dns.proxyprotocol import header_for_query, proxy_destination
+from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp, truncate_tc
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
@@ -111,7 +111,7 @@ class PacketPath(RulePath):
                 continue
             qring((now, addr, data, 0))
             if cache is not None:
-                if blocks is not None and blocks.may_block(addr[0], now):
+                if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                     resp = None           # a dynamic block may apply: the full path decides
                 elif memo is not None:    # a pure chain: its remembered verdict, counted
                     matched = memo.get(data[2:])
@@ -233,7 +233,8 @@ class PacketPath(RulePath):
         cache = None if skip_cache or xfr else pool.cache
         ecs = 0
         zero = None
-        if server is not None and server.use_ecs and (pdq is None or pdq.use_ecs):
+        # as 1.7.3, with no server the pool's setECS() stands for its useClientSubnet
+        if (server.use_ecs if server is not None else pool.ecs) and (pdq is None or pdq.use_ecs):
             # facts §10.3: ECS after the policy, before the cache (the key holds the subnet)
             data, ecs, zero = self._add_ecs(data, addr, pdq, cache, server)
             if data is None:
@@ -272,6 +273,9 @@ class PacketPath(RulePath):
                 # as 1.7.3: this SERVFAIL is not counted in the frontend's responses
                 return self._answer(ans, addr, fe, fe_sock, reply, count=False, fe_count=False)
             return self._drop(reply)
+        qps = server.qps
+        if not qps.passthrough:           # firstAvailable's token, spent on a query sent
+            qps.check()
         if dq is None and not self.response_rules:
             state = InFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now, self.tick,
                              cache, cache_key, data, qname_end, flags, reply)
@@ -307,8 +311,12 @@ class PacketPath(RulePath):
                       udp: bool, dq: DNSQuestion | None, reply: Callable | None,
                       xfr: bool) -> None:
         """useProxyProtocol: the header before each UDP datagram, or at the start of a TCP
-        connection that only this TCP client uses."""
-        proxy = header_for_query(addr, fe, not udp, dq)
+        connection that only this TCP client uses. As dnsdist 1.7.3, a DoH query's header
+        says TCP, and one whose X-Forwarded-For client is not of the listener's family
+        (v4-mapped v6 included) cannot be given one: dropped, answered 502."""
+        if fe.is_doh and (":" in addr[0]) != (":" in proxy_destination(fe, dq)[0]):
+            return reply.timeout()
+        proxy = header_for_query(addr, fe, not udp or fe.is_doh, dq)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state, proxy):
                 return self._drop(reply)
@@ -355,6 +363,11 @@ class PacketPath(RulePath):
     def udp_backend_response(self, server: Any, data: bytes, st: InFlight) -> None:
         """A UDP backend answer matched its slot: restore ID and flags, cache, relay."""
         now = time.time()
+        if data[2] & 0x02:
+            if self._doh_retry_over_tcp(server, st):
+                return
+            if self.settings.truncate_tc:                    # before the rules and the cache
+                data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
         f = st.flags          # _restore() written out: this runs for every UDP answer
         counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
                                              (data[3] & 0xEF) | (f & 0x10))) + data[4:]
@@ -365,6 +378,8 @@ class PacketPath(RulePath):
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
+        elif st.__class__ is not InFlight:      # a query rule's DelayAction (RuleInFlight)
+            delay = st.delay_ms
         if server.use_ecs:
             resp = ecs_response(resp, st)
             if resp is None:
@@ -382,6 +397,18 @@ class PacketPath(RulePath):
                 st.fe_sock.sendto(resp, st.client)
             except OSError:
                 pass
+
+    def _doh_retry_over_tcp(self, server: Any, st: InFlight) -> bool:
+        """A TC=1 answer to a DoH query: as dnsdist 1.7.3, asked again over TCP to the same
+        server, and the DoH client gets that answer. False when it is not a DoH query."""
+        reply = st.tcp_reply
+        if reply is None or not hasattr(reply, "self_answered") or server.tcp_pool is None:
+            return False
+        proxy = header_for_query(st.client, st.frontend, True, None) if server.use_proxy \
+            else b""
+        server.tcp_pool.query(st.query, lambda resp, s=server, t=st:
+                              self.tcp_backend_response(s, resp, t), proxy, None)
+        return True
 
     def tcp_backend_response(self, server: Any, data: bytes | None, st: InFlight) -> None:
         """A TCP backend answer (or None when the backend gave up). One that is not an answer

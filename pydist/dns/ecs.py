@@ -4,7 +4,8 @@ take what dnsdist added back out of the response. Pure functions on bytes that n
 Observed on dnsdist 1.7.3: a query without OPT gets `OPT(payload 512, rcode/version/flags 0)`
 holding only the ECS option, and the whole OPT leaves the response again; a query with an OPT
 but no ECS gets the option appended to its options and only that option leaves the response; a
-client's own ECS is kept unless the override is on (then its content is replaced in place).
+client's own ECS is kept unless the override is on: then an option of the same size is
+replaced in place, one of another size removed and the new one appended after the others.
 """
 from __future__ import annotations
 
@@ -108,7 +109,10 @@ def apply_ecs(query: bytes, option: bytes, override: bool) -> tuple[bytes | None
         if code == OPT_ECS:
             if not override:
                 return query, NOTHING_ADDED
-            new = query[rdata:s] + option + query[e:end]
+            if e - s == len(option):      # as dnsdist 1.7.3: same size, replaced in place
+                new = query[rdata:s] + option + query[e:end]
+            else:                         # else removed, and the new one put after the others
+                new = query[rdata:s] + query[e:end] + option
             return _with_rdata(query, start, end, new), NOTHING_ADDED
     return _with_rdata(query, start, end, query[rdata:end] + option), ECS_ADDED
 

@@ -185,16 +185,21 @@ class DOHReply:
         self.self_answered = False     # set by the packet path: such answers keep our OPT
 
     def __call__(self, resp: bytes | None) -> None:
-        custom = self.req.http_response
-        if custom is not None:          # HTTPStatusAction, dq:setHTTPResponse()
-            self.handler.answer(self.req, custom[0], custom[1], custom[2])
-            return
-        if resp is None:
+        if resp is None:                # dropped: 403 even with an HTTP answer set
             self.handler.answer(self.req, 403, b"")
+            return
+        custom = self.req.http_response
+        if custom is not None and self.self_answered:   # HTTPStatusAction, setHTTPResponse()
+            self.handler.answer(self.req, custom[0], custom[1], custom[2])
             return
         if self.req.edns_added and not self.self_answered:
             resp = strip_opt(resp)
-        self.handler.answer(self.req, 200, resp)
+        if custom is None:
+            self.handler.answer(self.req, 200, resp)
+        elif custom[0] == 200:  # as 1.7.3: a backend's answer replaces the body set, not the type
+            self.handler.answer(self.req, 200, resp, custom[2])
+        else:                   # ... and any other status set gives h2o's 500
+            self.handler.answer(self.req, 500, b"")
 
     def timeout(self) -> None:
         self.handler.answer(self.req, 502, b"")
