@@ -1,8 +1,7 @@
 """Answers pydist makes itself (no-server SERVFAIL, NOTIMP, truncation), built from the query bytes."""
 from __future__ import annotations
 
-from pydist.dns.ecs import locate_opt
-from pydist.dns.ttl import skip_name
+from pydist.dns.reader import WireError, opt_record
 from pydist.dns.wire import QR, TC, edns_info, find_opt
 
 
@@ -52,10 +51,15 @@ def truncate_tc(response: bytes, qname_end: int, add_edns: bool) -> bytes:
     """truncateTC(true) on a TC=1 backend answer, as dnsdist 1.7.3: header + question, the
     answer's flags and rcode kept, and its OPT re-added bare (same UDP size and DO) when
     setAddEDNSToSelfGeneratedResponses is on."""
-    start = locate_opt(response)[0] if add_edns else -1
-    head = response[:6] + b"\x00\x00\x00\x00" + (b"\x00\x01" if start >= 0 else b"\x00\x00")
+    opt = None
+    if add_edns:
+        try:
+            opt = opt_record(response)
+        except WireError:
+            pass
+    head = response[:6] + b"\x00\x00\x00\x00" + (b"\x00\x01" if opt is not None else b"\x00\x00")
     out = head + response[12:qname_end + 4]
-    if start < 0:
+    if opt is None:
         return out
-    rr = skip_name(response, start)      # type, then the UDP size, ext-rcode, version, flags
-    return out + opt_rr((response[rr + 2] << 8) | response[rr + 3], bool(response[rr + 6] & 0x80))
+    # the OPT's class is the UDP size, its TTL the ext-rcode, version and flags (DO)
+    return out + opt_rr(opt.rclass, bool(opt.ttl & 0x8000))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydist.dns.ecs import locate_opt
+from pydist.dns.reader import locate_opt
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.dns.ttl import min_ttl
 from pydist.dns.wire import WireError, parse_question
