@@ -41,3 +41,6 @@ OPT_STRING = "N5boost8optionalINSt7__cxx1112basic_stringIcSt11char_traitsIcESaIc
 LUA_FFI_RULE_FUNC = "St8functionIFbP25dnsdist_ffi_dnsquestion_tEE"
 LUA_FFI_ACTION_FUNC = "St8functionIFiP25dnsdist_ffi_dnsquestion_tEE"
 LUA_FFI_RESPONSE_FUNC = "St8functionIFiP25dnsdist_ffi_dnsquestion_tEE"
+# dq:spoof()'s argument: a table of ComboAddress or of strings
+SPOOF_VALUES = ("N5boost7variantISt6vectorISt4pairIi12ComboAddressESaIS4_EEJS1_IS2_IiNSt7__cxx11"
+                "12basic_stringIcSt11char_traitsIcESaIcEEEESaISD_EEEEE")

@@ -176,6 +176,7 @@ class PacketCache:
         self.skip_options = frozenset(skipped)
         self._shard_capacity = max_entries // number_of_shards
         self._shard_counts = [0] * number_of_shards
+        self._dnsdist_shards = False      # see _shard_of
         # [tcp, udp]: one dict per transport, so the UDP/TCP byte of dnsdist's key is implied.
         self._maps: tuple[dict[CacheKey, _Entry], dict[CacheKey, _Entry]] = ({}, {})
         self._exact: tuple[dict[bytes, _Exact], dict[bytes, _Exact]] = ({}, {})
@@ -235,6 +236,23 @@ class PacketCache:
             return None
         out.append(query[pos:])
         return b"".join(out)
+
+    def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
+        """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
+        full. Its hash is costly in Python, and no shard can be full while the cache holds
+        fewer entries than one shard's share: until then any spread will do, and the counts
+        are redone the dnsdist way when the cache first reaches that size."""
+        if self._dnsdist_shards:
+            return self._pieces(key, bool(udp)) % self.number_of_shards
+        if len(self._maps[0]) + len(self._maps[1]) + 1 < self._shard_capacity:
+            return 0
+        self._dnsdist_shards = True
+        counts = [0] * self.number_of_shards
+        for side in (0, 1):
+            for k in self._maps[side]:
+                counts[self._pieces(k, bool(side)) % self.number_of_shards] += 1
+        self._shard_counts = counts
+        return self._shard_of(key, udp)
 
     def _pieces(self, key: CacheKey, udp: bool) -> int:
         """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
@@ -377,7 +395,7 @@ class PacketCache:
         key = lookup_key if lookup_key is not None else self.make_key(query, qname_end)
         if key is None:
             return
-        shard = hash(key) % self.number_of_shards
+        shard = self._shard_of(key, udp)
         counts = self._shard_counts
         if counts[shard] >= self._shard_capacity:
             return
@@ -429,7 +447,7 @@ class PacketCache:
         n = self.number_of_shards
         for udp in (0, 1):
             for key, entry in list(self._maps[udp].items()):
-                yield udp, key, entry, hash(key) % n
+                yield udp, key, entry, self._shard_of(key, udp)
 
     def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
         entry = self._maps[udp].pop(key)

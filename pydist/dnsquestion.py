@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydist.dns.ttl import message_end
+from pydist.dns.reader import message_end, opt_after_question, options
 from pydist.rules.names import DNSName, labels_from_wire
 from pydist.transport import Transport, listener_transport
 
@@ -116,12 +116,7 @@ class DNSQuestion(HeaderFlags):
     # --- EDNS
     def opt_offset(self) -> int:
         """Offset of an OPT RR right after the question (plain queries), or -1."""
-        d = self.data
-        off = self.qname_end + 4
-        if (len(d) >= off + 11 and d[6:10] == b"\x00\x00\x00\x00" and d[10:12] != b"\x00\x00"
-                and d[off] == 0 and d[off + 1] == 0 and d[off + 2] == 41):
-            return off
-        return -1
+        return opt_after_question(self.data, self.qname_end)
 
     def edns_do(self) -> bool:
         off = self.opt_offset()
@@ -133,13 +128,8 @@ class DNSQuestion(HeaderFlags):
             return []
         d = self.data
         rdlen = (d[off + 9] << 8) | d[off + 10]
-        pos, end, out = off + 11, min(len(d), off + 11 + rdlen), []
-        while pos + 4 <= end:
-            code = (d[pos] << 8) | d[pos + 1]
-            ln = (d[pos + 2] << 8) | d[pos + 3]
-            out.append((code, bytes(d[pos + 4:pos + 4 + ln])))
-            pos += 4 + ln
-        return out
+        return [(code, bytes(d[s + 4:e]))
+                for code, s, e in options(d, off + 11, off + 11 + rdlen, strict=False)]
 
     # --- bytes after the message (dnsdist forwards them as they came)
     def trailing_data(self) -> bytes:

@@ -52,7 +52,8 @@ class Stat:
 
 @dataclass
 class StatNode:
-    """One name of the response tree; `fullname` keeps the case first seen ("" for the root)."""
+    """One name of the response tree; `fullname` is its label as first seen and its parent's
+    fullname ("" for the root), as dnsdist builds it."""
     fullname: str = ""
     labels_count: int = 0
     stat: Stat = field(default_factory=Stat)
@@ -64,8 +65,8 @@ class StatNode:
         for i in range(len(labels) - 1, -1, -1):
             key = labels[i].lower()
             child = node.children.get(key)
-            if child is None:
-                text = str(DNSName(labels[i:]))
+            if child is None:         # as dnsdist: the label as first seen, then the parent's
+                text = labels[i].decode("latin-1") + "." + node.fullname
                 child = node.children[key] = StatNode(text, len(labels) - i)
             node = child
         s = node.stat
@@ -101,20 +102,30 @@ class SuffixRule:
 
 
 def response_tree(rings: Any, seconds: int, now: float) -> StatNode:
-    """The names answered in the last `seconds` (timeouts count as drops)."""
-    root = StatNode()
+    """The names answered by servers in the last `seconds` (timeouts count as drops), oldest
+    first as dnsdist walks its ring (a name's first spelling wins). As 1.7.3 (observed): rule
+    answers are not in its ring, a timeout adds no bytes, and an answer relayed over TCP
+    counts its 2-byte length prefix (DoH answers, relayed over TCP too here, are counted so)."""
     cutoff = now - seconds if seconds else 0.0
+    window = []
     for entry in reversed(rings.responses):
         if entry[0] < cutoff:
             break
+        if entry[4] is not None or (entry[3] is not None and entry[3] < 0):  # not a rule's
+            window.append(entry)
+    root = StatNode()
+    for entry in reversed(window):
         pkt = entry[2]
         try:
             question_end(pkt)
             labels = labels_from_wire(pkt, 12)
         except (WireError, IndexError):
             continue
-        timeout = entry[3] is not None and entry[3] < 0
-        root.submit(labels, -1 if timeout else pkt[3] & 0x0F, len(pkt))
+        if entry[3] is not None and entry[3] < 0:
+            root.submit(labels, -1, 0)
+        else:
+            tcp = len(entry) > 5 and entry[5] == "TCP"
+            root.submit(labels, pkt[3] & 0x0F, len(pkt) + (2 if tcp else 0))
     return root
 
 
@@ -125,7 +136,7 @@ class DynBlockRulesGroup:
         self.blocks = blocks
         self.rings = rings          # set by the engine; None in check-config and client modes
         self.rules: list[RateRule] = []
-        self.masks = (32, 128)
+        self.masks = (32, 128, 0)       # setMasks(v4, v6, port bits)
         self.excluded = NetmaskGroup()
         self.included = NetmaskGroup()
         self.excluded_domains = SuffixMatchNode()

@@ -24,7 +24,34 @@ ACTION_TEXT = {DROP: "Drop", NXDOMAIN: "Send NXDomain", REFUSED: "Send Refused",
                TRUNCATE: "Truncate over UDP", NORECURSE: "Set rd=0", NOOP: "Do nothing",
                NONE: "Do nothing"}
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class PortRange:
+    """dnsdist's AddressAndPortRange for setMasks(32, v6, port > 0): one IPv4 client address
+    and the top `bits` bits of its source port, shown as `address:port/bits`."""
+
+    __slots__ = ("network_address", "port", "bits")
+    version, prefixlen, max_prefixlen = 4, 32, 32
+
+    def __init__(self, address: ipaddress.IPv4Address, port: int, bits: int) -> None:
+        self.network_address, self.bits = address, bits
+        self.port = port & ~(0xFFFF >> bits) & 0xFFFF
+
+    def key(self) -> tuple[int, int]:
+        return int(self.network_address), self.port >> (16 - self.bits)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PortRange) and (self.network_address, self.port, self.bits) \
+            == (other.network_address, other.port, other.bits)
+
+    def __hash__(self) -> int:
+        return hash((self.network_address, self.port, self.bits))
+
+    def __str__(self) -> str:
+        return f"{self.network_address}:{self.port}/{self.bits}"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network | PortRange
 
 
 class DynBlock:
@@ -48,6 +75,8 @@ class DynBlocks:
         # hot-path index: family -> ((prefix length, {address >> host bits: block}), ...),
         # longest prefix first; rebuilt on every change (changes are rare, lookups are not)
         self.index: dict[int, tuple[tuple[int, dict[int, DynBlock]], ...]] = {4: (), 6: ()}
+        # setMasks with port bits: ((bits, {(address, port >> (16 - bits)): block}), ...)
+        self.port_index: tuple[tuple[int, dict[tuple[int, int], DynBlock]], ...] = ()
         self.names: dict[tuple[bytes, ...], tuple[str, DynBlock]] = {}
         self.max_labels = 0
         self.default_action = DROP
@@ -57,21 +86,27 @@ class DynBlocks:
         self.active = False
 
     # --- lookups (packet path)
-    def lookup_address(self, host: str, now: float) -> DynBlock | None:
-        """The most specific live block covering host."""
+    def lookup_address(self, host: str, now: float, port: int = 0) -> DynBlock | None:
+        """The most specific live block covering host (and its source port, for blocks made
+        with setMasks' port bits)."""
         version, value = _address_int(host)
         if not version:
             return None
+        if self.port_index and version == 4:
+            for bits, ports in self.port_index:
+                b = ports.get((value, port >> (16 - bits)))
+                if b is not None:
+                    return b if now < b.until else None
         for shift, table in self.index[version]:
             b = table.get(value >> shift)
             if b is not None:
                 return b if now < b.until else None
         return None
 
-    def may_block(self, host: str, now: float) -> bool:
+    def may_block(self, host: str, now: float, port: int = 0) -> bool:
         """Could a block apply to this client (a live address block, or any suffix block)?
         False lets a cache hit skip the full path."""
-        return bool(self.names) or self.lookup_address(host, now) is not None
+        return bool(self.names) or self.lookup_address(host, now, port) is not None
 
     def lookup_name(self, key: tuple[bytes, ...], now: float) -> DynBlock | None:
         """The live block on the qname or its closest enclosing suffix."""
@@ -154,12 +189,17 @@ class DynBlocks:
 
     def _reindex(self) -> None:
         index: dict[int, dict[int, dict[int, DynBlock]]] = {4: {}, 6: {}}
+        ports: dict[int, dict[tuple[int, int], DynBlock]] = {}
         for net, block in self.nets.items():
+            if isinstance(net, PortRange):
+                ports.setdefault(net.bits, {})[net.key()] = block
+                continue
             bits = net.max_prefixlen
             shift = bits - net.prefixlen
             index[net.version].setdefault(shift, {})[int(net.network_address) >> shift] = block
         self.index = {v: tuple((shift, tables[shift]) for shift in sorted(tables))
                       for v, tables in index.items()}
+        self.port_index = tuple((bits, ports[bits]) for bits in sorted(ports, reverse=True))
 
     def _changed(self) -> None:
         self._reindex()
@@ -201,17 +241,21 @@ def _address_int(host: str) -> tuple[int, int]:
     return 6, value
 
 
-def host_network(host: str, v4: int = 32, v6: int = 128) -> Network:
-    """The client's address truncated to the group's masks (setMasks)."""
+def host_network(host: str, v4: int = 32, v6: int = 128, port: int = 0,
+                 port_bits: int = 0) -> Network:
+    """The client's address truncated to the group's masks (setMasks); with port bits, an
+    IPv4 client kept whole (v4 32) is told apart by its source port's top bits, as 1.7.3."""
     ip = ipaddress.ip_address(host.split("%", 1)[0])
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if port_bits and ip.version == 4 and v4 == 32:
+        return PortRange(ip, port, min(port_bits, 16))
     return ipaddress.ip_network((ip, v4 if ip.version == 4 else v6), strict=False)
 
 
 # --- the exceed* functions and the group rules read the ring buffers
 def count_queries(rings: Any, seconds: int, now: float, qtype: int | None = None,
-                  masks: tuple[int, int] = (32, 128)) -> Counter:
+                  masks: tuple[int, ...] = (32, 128, 0)) -> Counter:
     """Queries per client network in the last `seconds` (the whole ring when 0)."""
     cutoff = now - seconds if seconds else 0.0
     counts: Counter = Counter()
@@ -222,12 +266,12 @@ def count_queries(rings: Any, seconds: int, now: float, qtype: int | None = None
             pkt = entry[2]
             if _qtype_of(pkt) != qtype:
                 continue
-        counts[host_network(entry[1][0], *masks)] += 1
+        counts[_client_key(entry[1], masks)] += 1
     return counts
 
 
 def count_responses(rings: Any, seconds: int, now: float, rcode: int | None = None,
-                    by_bytes: bool = False, masks: tuple[int, int] = (32, 128)) -> Counter:
+                    by_bytes: bool = False, masks: tuple[int, ...] = (32, 128, 0)) -> Counter:
     """Responses (or their bytes) per client network in the last `seconds`, timeouts left out."""
     cutoff = now - seconds if seconds else 0.0
     counts: Counter = Counter()
@@ -239,8 +283,15 @@ def count_responses(rings: Any, seconds: int, now: float, rcode: int | None = No
             continue
         if rcode is not None and (pkt[3] & 0x0F) != rcode:
             continue
-        counts[host_network(entry[1][0], *masks)] += len(pkt) if by_bytes else 1
+        counts[_client_key(entry[1], masks)] += len(pkt) if by_bytes else 1
     return counts
+
+
+def _client_key(client: Any, masks: tuple[int, ...]) -> Network:
+    """What a ring entry's client counts under: its network, or its address and port range."""
+    if len(masks) > 2 and masks[2]:
+        return host_network(client[0], masks[0], masks[1], client[1], masks[2])
+    return host_network(client[0], masks[0], masks[1])
 
 
 def _qtype_of(pkt: bytes) -> int:

@@ -11,15 +11,15 @@ from pydist.backend.dispatch import BackendDispatch
 from pydist.backend.udp import InFlight, answer_matches
 from pydist.backend.xfr import XFR_TYPES
 from pydist.dns.ecs import ecs_response, zero_scope_lookup
-from pydist.dns.proxyprotocol import header_for_query
-from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
+from pydist.dns.proxyprotocol import header_for_query, proxy_destination
+from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp, truncate_tc
 from pydist.dns.wire import WireError, edns_info, parse_question
 from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
 from pydist.rule_path import RulePath, left_as_is
 from pydist.rules.responses import apply_response_rules
 from pydist.transport import UDP_PATH, Transport
-from pydist.verdict import DROP, QueryOrigin, Verdict, answer, forward
+from pydist.verdict import DROP, NO_DOWNSTREAM, QueryOrigin, Verdict, answer, forward
 
 
 class PacketPath(RulePath):
@@ -140,7 +140,8 @@ class PacketPath(RulePath):
         cache = None if skip_cache or xfr else pool.cache
         ecs = 0
         zero = None
-        if server is not None and server.use_ecs and (pdq is None or pdq.use_ecs):
+        # as 1.7.3, with no server the pool's setECS() stands for its useClientSubnet
+        if (server.use_ecs if server is not None else pool.ecs) and (pdq is None or pdq.use_ecs):
             # facts §10.3: ECS after the policy, before the cache (the key holds the subnet)
             data, ecs, zero = self._add_ecs(data, addr, pdq, cache, server)
             if data is None:
@@ -179,6 +180,9 @@ class PacketPath(RulePath):
                 # as 1.7.3: this SERVFAIL is not counted in the frontend's responses
                 return self.local_answer(ans, addr, fe, transport, count=False, fe_count=False)
             return DROP
+        qps = server.qps
+        if not qps.passthrough:           # firstAvailable's token, spent on a query sent
+            qps.check()
         if dq is None and not self.response_rules:
             state = InFlight(data[:2], addr, fe, data[12:qname_end + 4], now, self.tick,
                              cache, cache_key, data, qname_end, flags, transport)
@@ -190,7 +194,15 @@ class PacketPath(RulePath):
             state.zero = zero
         if server.xpf_code:                 # after the cache: its key never holds the record
             data = add_xpf(data, server.xpf_code, not udp, addr, (fe.decl.host, fe.decl.port))
-        proxy = header_for_query(addr, fe, not udp, pdq) if server.use_proxy else None
+        proxy = None
+        if server.use_proxy:
+            # as dnsdist 1.7.3, a DoH query's header says TCP (it came over a stream), and one
+            # whose X-Forwarded-For client is not of the listener's family (v4-mapped v6
+            # included) cannot be given one: no downstream (DoH answers 502)
+            doh = transport is Transport.DOH
+            if doh and (":" in addr[0]) != (":" in proxy_destination(fe, pdq)[0]):
+                return NO_DOWNSTREAM
+            proxy = header_for_query(addr, fe, not udp or doh, pdq)
         return forward(server, data, state, proxy, xfr)
 
     def tcp_client_gone(self, peer: Any) -> None:
@@ -223,6 +235,8 @@ class PacketPath(RulePath):
         """A UDP backend answer matched its slot: restore ID and flags, rules, cache; the
         bytes to send (None: dropped) and the delay asked by the rules (ms, UDP clients)."""
         now = time.time()
+        if data[2] & 0x02 and self.settings.truncate_tc:    # before the rules and the cache
+            data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
         f = st.flags          # _restore() written out: this runs for every UDP answer
         counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
                                              (data[3] & 0xEF) | (f & 0x10))) + data[4:]
@@ -233,6 +247,8 @@ class PacketPath(RulePath):
             resp, delay, skip = self._response_rules(server, data, st, now)
             if resp is None:
                 return None, 0    # no latency sample for a dropped answer (as dnsdist 1.7.3)
+        elif st.__class__ is not InFlight:      # a query rule's DelayAction (RuleInFlight)
+            delay = st.delay_ms
         if server.use_ecs:
             resp = ecs_response(resp, st)
             if resp is None:

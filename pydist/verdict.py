@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-DROP_KIND, ANSWER, FORWARD = 0, 1, 2
+DROP_KIND, ANSWER, FORWARD, NO_DOWNSTREAM_KIND = 0, 1, 2, 3
 
 
 class Verdict:
@@ -23,6 +23,9 @@ class Verdict:
 
 
 DROP = Verdict(DROP_KIND)
+# the query cannot be sent to the server chosen (a DoH client's family cannot go in a proxy
+# protocol header): DoH answers 502 "no downstream server available", other transports drop
+NO_DOWNSTREAM = Verdict(NO_DOWNSTREAM_KIND)
 
 
 def answer(data: bytes, delay_ms: int = 0, generated: bool = True) -> Verdict:

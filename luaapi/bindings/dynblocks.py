@@ -13,7 +13,8 @@ from luaapi.convert import (as_float, as_int, as_str, fail, is_function, is_tabl
 from luaapi.bindings.frontends import netmask_list
 from luaapi.errors import LuaArgError
 from pydist.dns.wire import qtype_to_text
-from pydist.dynblock_rules import DynBlockRulesGroup, RateRule, Stat, StatNode, SuffixRule
+from pydist.dynblock_rules import (DynBlockRulesGroup, RateRule, Stat, StatNode, SuffixRule,
+                                   response_tree)
 from pydist.dynblocks import (ACTION_TEXT, DROP, NONE, NOOP, NORECURSE, NXDOMAIN, REFUSED,
                               TRUNCATE, count_queries, count_responses, host_network, over_rate)
 from pydist.rules.selectors import rcode_text
@@ -88,7 +89,7 @@ class DynBlockRulesGroupHandle:
         self.note("dynBlockRulesGroup():setSuffixMatchRuleFFI")
 
     def setMasks(self, v4: Any = 32, v6: Any = 128, port: Any = 0, *a: Any) -> None:
-        self.group.masks = (as_int(v4), as_int(v6))
+        self.group.masks = (as_int(v4), as_int(v6), as_int(port))
 
     def setQuiet(self, q: Any = True, *a: Any) -> None:
         self.group.quiet = bool(q)
@@ -123,11 +124,15 @@ class DynBlockRulesGroupHandle:
 
 
 class StatNodeHandle:
-    """The node a setSuffixMatchRule visitor gets: fullname, labelsCount."""
+    """The node a visitor gets: fullname, labelsCount, numChildren()."""
 
     def __init__(self, node: StatNode) -> None:
         self.fullname = node.fullname
         self.labelsCount = node.labels_count
+        self._children = len(node.children)
+
+    def numChildren(self, *a: Any) -> int:
+        return self._children
 
 
 class StatHandle:
@@ -192,6 +197,19 @@ def register(rt: Any) -> None:
         reg.dynblock_groups.append(g)
         return DynBlockRulesGroupHandle(g, note)
     rt.fn("dynBlockRulesGroup", group)
+
+    def stat_node_resp_ring(visitor: Any, seconds: Any = None, *a: Any) -> None:
+        """statNodeRespRing(visitor[, seconds]): the visitor on every name of the response
+        ring's tree (the last `seconds`, all when 0 or absent), its answer ignored."""
+        if not is_function(visitor):
+            raise fail(visitor, "St8functionIFvRK8StatNodeRKNS0_4StatES4_EE")
+        if reg.rings is None:
+            return
+        tree = response_tree(reg.rings, as_int(seconds) if seconds is not None else 0,
+                             time.time())
+        tree.visit(lambda node, own, total: visitor(StatNodeHandle(node), StatHandle(own),
+                                                    StatHandle(total)))
+    rt.fn("statNodeRespRing", stat_node_resp_ring)
 
     def exceed(counter: Callable[[Any, int, float], Any], responses: bool) -> Callable:
         def run(rate: Any, seconds: Any, *a: Any) -> Any:

@@ -149,10 +149,13 @@ def http_headers(h: Any) -> Any:
 
 
 def set_http_response(h: Any, status: int, body: Any, ctype: str) -> None:
-    """The HTTP answer of a DoH query answered by the action (ignored outside DoH)."""
+    """The HTTP answer of a DoH query (ignored outside DoH). Unlike dq:setHTTPResponse(), the
+    FFI form also turns the query into an answer (QR=1, as dnsdist 1.7.3), so the HTTP answer
+    is sent whatever verdict the action returns."""
     if h._dq.http is not None:
         raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
         h._dq.http.http_response = (int(status), raw, str(ctype))
+        h._dq.set_flag(2, 0x80, True)
 
 
 def trailing_data(h: Any) -> bytes:

@@ -82,6 +82,9 @@ class RuleHandle:
         return str(self.sel)
 
 
+_rt: Any = None      # the runtime, for printStats' console output (set by register)
+
+
 class ActionHandle:
     """An action as Lua holds it (shared_ptr<DNSAction> / shared_ptr<DNSResponseAction>)."""
 
@@ -89,10 +92,14 @@ class ActionHandle:
         self.act = act
 
     def printStats(self, *a: Any) -> None:
-        pass
+        """dnsdist's `name<TAB>value` lines, in its std::map order (actions with counters)."""
+        stats = getattr(self.act, "stats", None)
+        if stats is not None and _rt is not None:
+            _rt.show("".join(f"{k}\t{v}\n" for k, v in sorted(stats().items())))
 
     def getStats(self, *a: Any) -> Any:
-        return None
+        stats = getattr(self.act, "stats", None)
+        return _rt.lua.table_from(stats()) if stats is not None and _rt is not None else None
 
     def reload(self, *a: Any) -> None:
         pass
@@ -244,6 +251,21 @@ class HeaderHandle:
         self._dq.set_flag(3, 0x80, self._dq.rd)
 
 
+class EDNSOptionViewHandle:
+    """dnsdist's EDNSOptionView: the values of one option code, with `:count()` and
+    `:getValues()` (a 1-based table of strings) as Lua actions read them."""
+
+    def __init__(self, rt: Any) -> None:
+        self._rt = rt
+        self.values: list[str] = []
+
+    def count(self, *a: Any) -> int:
+        return len(self.values)
+
+    def getValues(self, *a: Any) -> Any:
+        return self._rt.lua.table_from(self.values)
+
+
 class DQHandle:
     """dnsdist's DNSQuestion as Lua sees it, over a pydist DNSQuestion."""
 
@@ -356,17 +378,23 @@ class DQHandle:
         return self._rt.lua.table_from(dict(self._dq.tags or {}))
 
     def getEDNSOptions(self, *a: Any) -> Any:
-        out: dict[int, Any] = {}
+        """code -> EDNSOptionView, as dnsdist: every value of that code, in query order."""
+        out: dict[int, EDNSOptionViewHandle] = {}
         for code, data in self._dq.edns_options():
-            out.setdefault(code, []).append(data.decode("latin-1"))
-        return self._rt.lua.table_from({k: self._rt.lua.table_from(v) for k, v in out.items()})
+            out.setdefault(code, EDNSOptionViewHandle(self._rt)).values.append(
+                data.decode("latin-1"))
+        return self._rt.lua.table_from(out)
 
     def spoof(self, what: Any, *a: Any) -> None:
-        items = [as_str(x) for x in table_to_list(what)] if is_table(what) else [as_str(what)]
-        try:
-            A.SpoofAction(items)(self._dq)
-        except ValueError:
-            A.SpoofRawAction([x.encode("latin-1") for x in items])(self._dq)
+        """As dnsdist 1.7.3's two overloads: a table of newCA() spoofs addresses, a table of
+        strings spoofs raw rdata (even strings that read as addresses); anything else fails."""
+        if not is_table(what):
+            raise fail(what, C.SPOOF_VALUES)
+        items = table_to_list(what)
+        if items and all(isinstance(x, ComboAddressHandle) for x in items):
+            A.SpoofAction([x.host for x in items])(self._dq)
+        else:
+            A.SpoofRawAction([_lua_bytes(x) for x in items])(self._dq)
 
     def addProxyProtocolValue(self, kind: Any, value: Any, *a: Any) -> None:
         """A TLV for the proxy protocol header sent to useProxyProtocol backends."""
@@ -404,6 +432,8 @@ CHAINS = (  # (chain key, Lua infix, add function, response actions?)
 
 
 def register(rt: Any) -> None:
+    global _rt
+    _rt = rt
     rt = ArityCheckedRuntime(rt)
     reg = rt.registry
     sel = lambda s: RuleHandle(s)  # noqa: E731

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
-from pydist.transport import UDP_PATH
+from pydist.dns.proxyprotocol import header_for_query
+from pydist.transport import UDP_PATH, Transport
 from pydist.verdict import Verdict
 
 
@@ -44,9 +45,19 @@ class BackendDispatch:
 
     def udp_answer(self, server: Any, data: bytes, st: InFlight) -> None:
         """A UDP backend answer matched its slot."""
+        if data[2] & 0x02 and st.transport is Transport.DOH and server.tcp_pool is not None:
+            return self._doh_retry_over_tcp(server, st)
         resp, delay = self.path.udp_response_step(server, data, st)
         if resp is not None:
             st.sink.answer(st, resp, delay)
+
+    def _doh_retry_over_tcp(self, server: Any, st: InFlight) -> None:
+        """A TC=1 answer to a DoH query: as dnsdist 1.7.3, asked again over TCP to the same
+        server, and the DoH client gets that answer."""
+        proxy = header_for_query(st.client, st.frontend, True, None) if server.use_proxy \
+            else b""
+        server.tcp_pool.query(st.query, lambda resp, more=False: self.tcp_answer(server, resp, st),
+                              proxy, None)
 
     def tcp_answer(self, server: Any, data: bytes | None, st: InFlight) -> None:
         resp = self.path.tcp_response_step(server, data, st)

@@ -4,14 +4,14 @@ take what dnsdist added back out of the response. Pure functions on bytes that n
 Observed on dnsdist 1.7.3: a query without OPT gets `OPT(payload 512, rcode/version/flags 0)`
 holding only the ECS option, and the whole OPT leaves the response again; a query with an OPT
 but no ECS gets the option appended to its options and only that option leaves the response; a
-client's own ECS is kept unless the override is on (then its content is replaced in place).
+client's own ECS is kept unless the override is on: then an option of the same size is
+replaced in place, one of another size removed and the new one appended after the others.
 """
 from __future__ import annotations
 
 import ipaddress
 
-from pydist.dns.reader import WireError, check_names
-from pydist.dns.ttl import records_end, skip_name
+from pydist.dns.reader import Record, WireError, check_names, opt_record, options, records_end
 
 OPT_ECS = 8
 _TYPE_OPT = 41
@@ -40,82 +40,43 @@ def ecs_option(address: str, prefix: int) -> bytes:
     return OPT_ECS.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
 
 
-def locate_opt(pkt: bytes) -> tuple[int, int]:
-    """(start, end) of the first OPT RR in the additional section, or (-1, -1)."""
-    n = len(pkt)
-    if n < 12:
-        return -1, -1
-    qd, an, ns, ar = (int.from_bytes(pkt[i:i + 2], "big") for i in (4, 6, 8, 10))
-    pos = 12
-    for _ in range(qd):
-        pos = skip_name(pkt, pos)
-        if pos < 0 or pos + 4 > n:
-            return -1, -1
-        pos += 4
-    for i in range(an + ns + ar):
-        start = pos
-        pos = skip_name(pkt, pos)
-        if pos < 0 or pos + 10 > n:
-            return -1, -1
-        rtype = (pkt[pos] << 8) | pkt[pos + 1]
-        rdlen = (pkt[pos + 8] << 8) | pkt[pos + 9]
-        end = pos + 10 + rdlen
-        if end > n:
-            return -1, -1
-        if rtype == _TYPE_OPT and i >= an + ns:
-            return start, end
-        pos = end
-    return -1, -1
+def _with_rdata(pkt: bytes, opt: Record, rdata: bytes) -> bytes:
+    """The packet with the OPT record `opt` given a new rdata."""
+    return pkt[:opt.rdata - 2] + len(rdata).to_bytes(2, "big") + rdata + pkt[opt.rdata + opt.rdlen:]
 
 
-def _options(pkt: bytes, rdata: int, end: int) -> list[tuple[int, int, int]] | None:
-    """(code, start, end) of each option in an OPT rdata, or None when it is garbled."""
-    out = []
-    pos = rdata
-    while pos < end:
-        if pos + 4 > end:
-            return None
-        code = (pkt[pos] << 8) | pkt[pos + 1]
-        nxt = pos + 4 + ((pkt[pos + 2] << 8) | pkt[pos + 3])
-        if nxt > end:
-            return None
-        out.append((code, pos, nxt))
-        pos = nxt
-    return out
-
-
-def _with_rdata(pkt: bytes, start: int, end: int, rdata: bytes) -> bytes:
-    """The packet with the OPT RR at start..end given a new rdata."""
-    head = skip_name(pkt, start) + 8
-    return pkt[:head] + len(rdata).to_bytes(2, "big") + rdata + pkt[end:]
+def _opt_options(pkt: bytes) -> tuple[Record | None, list[tuple[int, int, int]]]:
+    """The OPT record and its options; (None, []) without one; WireError when garbled."""
+    opt = opt_record(pkt)
+    if opt is None:
+        return None, []
+    return opt, options(pkt, opt.rdata, opt.rdata + opt.rdlen)
 
 
 def apply_ecs(query: bytes, option: bytes, override: bool) -> tuple[bytes | None, int]:
     """The query as sent to a useClientSubnet backend and what was added (ECS_ADDED,
     EDNS_ADDED or NOTHING_ADDED); None when the query is too garbled to carry ECS (dropped)."""
-    start, end = locate_opt(query)
-    if start < 0:
-        if len(query) < 12 or _walk_fails(query):
-            return None, NOTHING_ADDED
+    try:
+        opt, opts = _opt_options(query)
+        if opt is None:
+            records_end(query)          # every record must walk before an OPT is appended
+    except WireError:
+        return None, NOTHING_ADDED
+    if opt is None:
         ar = ((query[10] << 8) | query[11]) + 1
         rr = _ADDED_OPT_HEAD + len(option).to_bytes(2, "big") + option
         return query[:10] + ar.to_bytes(2, "big") + query[12:] + rr, EDNS_ADDED
-    rdata = skip_name(query, start) + 10
-    opts = _options(query, rdata, end)
-    if opts is None:
-        return None, NOTHING_ADDED
+    rdata, end = opt.rdata, opt.rdata + opt.rdlen
     for code, s, e in opts:
         if code == OPT_ECS:
             if not override:
                 return query, NOTHING_ADDED
-            new = query[rdata:s] + option + query[e:end]
-            return _with_rdata(query, start, end, new), NOTHING_ADDED
-    return _with_rdata(query, start, end, query[rdata:end] + option), ECS_ADDED
-
-
-def _walk_fails(query: bytes) -> bool:
-    """True when the records cannot be walked to the end of the packet."""
-    return records_end(query) < 0
+            if e - s == len(option):      # as dnsdist 1.7.3: same size, replaced in place
+                new = query[rdata:s] + option + query[e:end]
+            else:                         # else removed, and the new one put after the others
+                new = query[rdata:s] + query[e:end] + option
+            return _with_rdata(query, opt, new), NOTHING_ADDED
+    return _with_rdata(query, opt, query[rdata:end] + option), ECS_ADDED
 
 
 def strip_ecs(resp: bytes, added: int) -> bytes:
@@ -123,20 +84,20 @@ def strip_ecs(resp: bytes, added: int) -> bytes:
     ECS option (ECS_ADDED). An answer without OPT, or a garbled one, is left as it came."""
     if added == NOTHING_ADDED:
         return resp
-    start, end = locate_opt(resp)
-    if start < 0:
+    try:
+        opt, opts = _opt_options(resp)
+    except WireError:
         return resp
+    if opt is None:
+        return resp
+    end = opt.rdata + opt.rdlen
     if added == EDNS_ADDED:
         ar = max(0, ((resp[10] << 8) | resp[11]) - 1)
-        return resp[:10] + ar.to_bytes(2, "big") + resp[12:start] + resp[end:]
-    rdata = skip_name(resp, start) + 10
-    opts = _options(resp, rdata, end)
-    if opts is None:
-        return resp
+        return resp[:10] + ar.to_bytes(2, "big") + resp[12:opt.start] + resp[end:]
     kept = b"".join(resp[s:e] for code, s, e in opts if code != OPT_ECS)
-    if len(kept) == end - rdata:
+    if len(kept) == opt.rdlen:
         return resp
-    return _with_rdata(resp, start, end, kept)
+    return _with_rdata(resp, opt, kept)
 
 
 def query_for_backend(query: bytes, remote: tuple, dq: object, settings: object
@@ -178,11 +139,11 @@ def zero_scope_lookup(cache: object, client_query: bytes, query: bytes, qname_en
 
 def scope_is_zero(resp: bytes) -> bool:
     """True when the answer's OPT holds an ECS option with scope prefix 0."""
-    start, end = locate_opt(resp)
-    if start < 0:
+    try:
+        _, opts = _opt_options(resp)
+    except WireError:
         return False
-    rdata = skip_name(resp, start) + 10
-    for code, s, e in _options(resp, rdata, end) or ():
+    for code, s, e in opts:
         if code == OPT_ECS:
             return e - s >= 8 and resp[s + 7] == 0
     return False

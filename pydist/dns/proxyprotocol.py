@@ -73,9 +73,15 @@ def parse_header(data: bytes) -> tuple[dict, int] | None:
 
 def header_for_query(remote: tuple, frontend: object, tcp: bool, dq: object) -> bytes:
     """The header for one query: client address, the frontend's address, TLVs from the rules."""
-    decl = getattr(frontend, "decl", frontend)
-    local = (decl.host, decl.port) if decl is not None else ("0.0.0.0", 0)
-    if dq is not None:
-        local = dq.local            # the proxied destination for setProxyProtocolACL clients
+    local = proxy_destination(frontend, dq)
     values = getattr(dq, "proxy_values", None) if dq is not None else None
     return proxy_header(remote, local, tcp, values or ())
+
+
+def proxy_destination(frontend: object, dq: object) -> tuple:
+    """The destination a query's header names: the frontend's address, or the proxied
+    destination of a setProxyProtocolACL client."""
+    if dq is not None:
+        return dq.local
+    decl = getattr(frontend, "decl", frontend)
+    return (decl.host, decl.port) if decl is not None else ("0.0.0.0", 0)

@@ -1,9 +1,11 @@
 """The one DNS wire reader: every walk over names, records and EDNS options goes through here.
 
 Every function is bounds-checked and raises `WireError` (one error type) on data it cannot
-walk: a label or record running past the end, a label length of the reserved 0x40/0x80 kinds,
-a name longer than 255 bytes, a compression pointer that does not point backwards, an option
-running past its OPT record. The one exception is `ttl_walk`, which, like pdns's
+walk: a label or record running past the end, an option running past its OPT record; and,
+where a name is read as dnsdist's DNSName reads it (questions, `name_labels`), a label length
+of the reserved 0x40/0x80 kinds, a name longer than 255 bytes, a compression pointer that does
+not point backwards. Names are skipped in place (`name_end`) as pdns's DNSPacketMangler skips
+them, which is how dnsdist walks records to age TTLs, find the OPT and measure a packet. The one exception is `ttl_walk`, which, like pdns's
 DNSPacketMangler that dnsdist ages cached answers with, walks a damaged answer as far as it
 goes and reports what it saw.
 
@@ -84,10 +86,10 @@ def question(pkt: bytes | bytearray) -> tuple[int, int, int]:
 
 
 def name_end(pkt: bytes | bytearray, pos: int) -> int:
-    """Offset just past the name at `pos` in place (a compression pointer ends it; the
-    pointer is not followed)."""
+    """Offset just past the name at `pos` in place, skipped as pdns's DNSPacketMangler skips
+    it (dnsdist's TTL ageing, packet length and OPT search): a byte >= 0xC0 is a compression
+    pointer that ends the name (not followed), any other byte a label length."""
     end = len(pkt)
-    start = pos
     while True:
         if pos >= end:
             raise WireError("name runs past the end")
@@ -98,11 +100,7 @@ def name_end(pkt: bytes | bytearray, pos: int) -> int:
             if pos + 2 > end:
                 raise WireError("compression pointer runs past the end")
             return pos + 2
-        if length > MAX_LABEL:
-            raise WireError("bad label type")
         pos += length + 1
-        if pos - start >= MAX_NAME:
-            raise WireError("name too long")
 
 
 def name_labels(pkt: bytes | bytearray, pos: int) -> tuple[tuple[bytes, ...], int]:
@@ -329,15 +327,25 @@ def message_end(pkt: bytes | bytearray) -> int:
         return len(pkt)
 
 
-def locate_opt(pkt: bytes | bytearray) -> tuple[int, int]:
-    """(start, end) of the first OPT record of the additional section, or (-1, -1) when there
-    is none; WireError when the records before it cannot be walked."""
+def opt_record(pkt: bytes | bytearray) -> Record | None:
+    """The first OPT record of the additional section, None when there is none; WireError
+    when the records before it cannot be walked."""
     _, an, ns, _ = counts(pkt)
     first_additional = an + ns
     for rr in records(pkt):
         if rr.rtype == TYPE_OPT and rr.index >= first_additional:
-            return rr.start, rr.rdata + rr.rdlen
-    return -1, -1
+            return rr
+    return None
+
+
+def locate_opt(pkt: bytes | bytearray) -> tuple[int, int]:
+    """(start, end) of the first OPT record of the additional section, or (-1, -1) when there
+    is none or the packet cannot be walked to it."""
+    try:
+        rr = opt_record(pkt)
+    except WireError:
+        return -1, -1
+    return (-1, -1) if rr is None else (rr.start, rr.rdata + rr.rdlen)
 
 
 def opt_after_question(pkt: bytes | bytearray, qname_end_: int) -> int:
@@ -352,20 +360,24 @@ def opt_after_question(pkt: bytes | bytearray, qname_end_: int) -> int:
     return -1
 
 
-def options(pkt: bytes | bytearray, rdata: int, end: int) -> list[tuple[int, int, int]]:
+def options(pkt: bytes | bytearray, rdata: int, end: int,
+            strict: bool = True) -> list[tuple[int, int, int]]:
     """(code, start, end) of each EDNS option in the OPT rdata `rdata`..`end` (start is the
-    option's code, end just past its data); WireError when an option runs past `end`."""
+    option's code, end just past its data); WireError when an option runs past `end`, or with
+    `strict=False` the options before it (what dnsdist's getEDNSOptions leaves in its map)."""
     if end > len(pkt):
-        raise WireError("OPT rdata runs past the end")
+        if strict:
+            raise WireError("OPT rdata runs past the end")
+        end = len(pkt)
     out = []
     pos = rdata
     while pos < end:
-        if pos + 4 > end:
-            raise WireError("option header runs past the OPT record")
-        code = (pkt[pos] << 8) | pkt[pos + 1]
-        nxt = pos + 4 + ((pkt[pos + 2] << 8) | pkt[pos + 3])
+        nxt = pos + 4 + ((pkt[pos + 2] << 8) | pkt[pos + 3]) if pos + 4 <= end else end + 1
         if nxt > end:
+            if not strict:
+                break
             raise WireError("option runs past the OPT record")
+        code = (pkt[pos] << 8) | pkt[pos + 1]
         out.append((code, pos, nxt))
         pos = nxt
     return out

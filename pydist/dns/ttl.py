@@ -9,30 +9,11 @@ from __future__ import annotations
 
 import struct
 
-from pydist.dns import reader
-from pydist.dns.reader import NO_TTL, WireError, message_end, name_end, ttl_walk
+from pydist.dns.reader import NO_TTL, message_end, ttl_walk
 
-__all__ = ["NO_TTL", "message_end", "records_end", "skip_name"]
+__all__ = ["NO_TTL", "message_end"]
 _U32 = struct.Struct("!I")
 _walk = ttl_walk
-
-
-def skip_name(buf: bytes, pos: int) -> int:
-    """Offset just past the wire name at ``pos`` (a pointer ends it), or -1 if it cannot be
-    walked: reader.name_end for the callers that test for -1."""
-    try:
-        return name_end(buf, pos)
-    except WireError:
-        return -1
-
-
-def records_end(pkt: bytes) -> int:
-    """Offset just past the last record the header counts, or -1 when the packet runs short
-    of them: reader.records_end for the callers that test for -1."""
-    try:
-        return reader.records_end(pkt)
-    except WireError:
-        return -1
 
 
 def ttl_offsets(resp: bytes) -> tuple[int, ...]:

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydist.dns.ecs import locate_opt
+from pydist.dns.reader import locate_opt
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.dns.ttl import min_ttl
 from pydist.dns.wire import WireError, parse_question
-from pydist.verdict import ANSWER, FORWARD, QueryOrigin
+from pydist.verdict import ANSWER, FORWARD, NO_DOWNSTREAM_KIND, QueryOrigin
 
 OPT_4096 = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
 MAX_BODY = 65535
@@ -186,16 +186,21 @@ class DOHReply:
 
     def send(self, resp: bytes | None, generated: bool = False) -> None:
         """`generated`: an answer pydist made (rules, no server), which keeps our added OPT."""
-        custom = self.req.http_response
-        if custom is not None:          # HTTPStatusAction, dq:setHTTPResponse()
-            self.handler.answer(self.req, custom[0], custom[1], custom[2])
-            return
-        if resp is None:
+        if resp is None:                # dropped: 403 even with an HTTP answer set
             self.handler.answer(self.req, 403, b"")
+            return
+        custom = self.req.http_response
+        if custom is not None and generated:     # HTTPStatusAction, setHTTPResponse()
+            self.handler.answer(self.req, custom[0], custom[1], custom[2])
             return
         if self.req.edns_added and not generated:
             resp = strip_opt(resp)
-        self.handler.answer(self.req, 200, resp)
+        if custom is None:
+            self.handler.answer(self.req, 200, resp)
+        elif custom[0] == 200:  # as 1.7.3: a backend's answer replaces the body set, not the type
+            self.handler.answer(self.req, 200, resp, custom[2])
+        else:                   # ... and any other status set gives h2o's 500
+            self.handler.answer(self.req, 500, b"")
 
     # --- the sink (pydist/frontend/sink.py)
     def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
@@ -288,6 +293,8 @@ class DOHHandler:
                             QueryOrigin(req.sni, req, None))
         if v.kind == ANSWER:
             reply.send(v.data, v.generated)
+        elif v.kind == NO_DOWNSTREAM_KIND:
+            reply.timed_out(None)
         elif v.kind != FORWARD or not path.backends.forward(v, reply):
             reply.send(None)
 

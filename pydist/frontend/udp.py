@@ -95,7 +95,7 @@ class UDPFrontend:
                 continue
             qring((now, addr, data, DO53_UDP))
             if cache is not None:
-                if blocks is not None and blocks.may_block(addr[0], now):
+                if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                     resp = None           # a dynamic block may apply: the full path decides
                 elif memo is not None:    # a pure chain: its remembered verdict, counted
                     matched = memo.get(data[2:])

@@ -6,7 +6,7 @@ import uuid as uuidlib
 from itertools import count
 from typing import Any
 
-from pydist.dns.synth import opt_rr, self_answer
+from pydist.dns.synth import lone_opt, opt_rr, self_answer
 from pydist.rules import actions as A
 from pydist.rules import selectors as S
 from pydist.rules.responses import apply_response_rules
@@ -203,7 +203,7 @@ def self_answered(path: Any, dq: Any, orig_flags: tuple[int, int]) -> Verdict:
     else:
         resp = bytearray(self_answer(bytes(dq.data), dq.qname_end, dq.rcode,
                                      dq.settings_add_edns, dq.payload_size))
-        if dq.ercode and resp[11] == 1 and len(resp) >= dq.qname_end + 4 + 11:
+        if dq.ercode and lone_opt(resp, dq.qname_end):      # not on an echoed query
             off = dq.qname_end + 4
             resp[off:off + 11] = opt_rr(dq.payload_size, dq.edns_do(), dq.ercode)
     resp[2] = (resp[2] & 0xFE) | (orig_flags[0] & 0x01)
@@ -228,7 +228,7 @@ def apply_dynblocks(path: Any, blocks: Any, dq: Any) -> int | Verdict:
     FORWARD to skip them (a NoRecurse block), else the verdict (the query dropped or answered)."""
     now = dq.now
     addr = dq.remote
-    hit = blocks.lookup_address(addr[0], now)
+    hit = blocks.lookup_address(addr[0], now, addr[1])
     if hit is None and blocks.names:
         hit = blocks.lookup_name(dq.qname.key, now)
     if hit is None:

@@ -2,9 +2,11 @@
 TeeAction (facts §10.3), with dnsdist 1.7.3's texts and wire layouts (checked against it)."""
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
+from pydist.dns.ecs import query_for_backend
 from pydist.dns.netmask import format_address
 from pydist.dns.synth import opt_rr
 from pydist.rules.actions import CONTINUE, HEADER_MODIFY, Action, ResponseConfig
@@ -95,6 +97,8 @@ class TeeAction(Action):
         self.host, self.port, self.add_ecs = host, port, add_ecs
         self.sock: socket.socket | None = None
         self.queries = self.responses = self.send_errors = self.tcp_drops = 0
+        self.recv_errors = 0
+        self.rcodes = [0] * 16          # answers by rcode, for dnsdist's counters
 
     def _socket(self) -> socket.socket:
         if self.sock is None:
@@ -102,25 +106,53 @@ class TeeAction(Action):
             self.sock = socket.socket(fam, socket.SOCK_DGRAM)
             self.sock.setblocking(False)
             self.sock.connect((self.host, self.port))
+            try:        # answers counted as they come, as dnsdist's receiving thread does
+                asyncio.get_running_loop().add_reader(self.sock, self._drain)
+            except RuntimeError:
+                pass    # no loop (check-config, tests): counted before the next copy
         return self.sock
+
+    def _drain(self) -> None:
+        """Read and count the answers of earlier copies."""
+        sock = self.sock
+        while sock is not None:
+            try:
+                data = sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.recv_errors += 1
+                return
+            self.responses += 1
+            if len(data) >= 12:
+                self.rcodes[data[3] & 0x0F] += 1
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         if dq.tcp:
             self.tcp_drops += 1
             return CONTINUE
+        query = bytes(dq.data)
+        if self.add_ecs:        # the subnet the query would carry to a useClientSubnet server
+            query = query_for_backend(query, dq.remote, dq, None)[0]
+            if query is None:
+                return CONTINUE
         try:
             sock = self._socket()
-            while True:                      # count the answers of earlier copies
-                try:
-                    sock.recv(4096)
-                    self.responses += 1
-                except (BlockingIOError, InterruptedError):
-                    break
-            sock.send(bytes(dq.data))
+            self._drain()
+            sock.send(query)
             self.queries += 1
         except OSError:
             self.send_errors += 1
         return CONTINUE
+
+    def stats(self) -> dict[str, int]:
+        """dnsdist 1.7.3's TeeAction::getStats()."""
+        rc = self.rcodes
+        return {"queries": self.queries, "responses": self.responses,
+                "recv-errors": self.recv_errors, "send-errors": self.send_errors,
+                "noerrors": rc[0], "nxdomains": rc[3], "refuseds": rc[5], "servfails": rc[2],
+                "other-rcode": self.responses - rc[0] - rc[3] - rc[5] - rc[2],
+                "tcp-drops": self.tcp_drops}
 
     def __str__(self) -> str:
         return f"tee to {format_address(self.host, self.port)}"

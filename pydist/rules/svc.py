@@ -95,13 +95,12 @@ class SpoofSVCAction(Action):
             rdata = r.rdata()
             body += b"\xc0\x0c" + qtype + b"\x00\x01" + ttl + len(rdata).to_bytes(2, "big") + rdata
         extra = 0
-        for r in self.records:
-            owner = r.target if r.target.labels else dq.qname
-            for rtype, hints in ((1, r.ipv4hints), (28, r.ipv6hints)):
-                for addr in hints:
-                    body += names.write(owner, len(body)) + rtype.to_bytes(2, "big") + b"\x00\x01"
-                    body += ttl + len(addr).to_bytes(2, "big") + addr
-                    extra += 1
+        for rtype, hints in ((1, _hints(self.records, dq.qname, 4)),
+                             (28, _hints(self.records, dq.qname, 6))):
+            for owner, addr in hints:
+                body += names.write(owner, len(body)) + rtype.to_bytes(2, "big") + b"\x00\x01"
+                body += ttl + len(addr).to_bytes(2, "big") + addr
+                extra += 1
         if edns_do is not None:
             body += opt_rr(dq.payload_size, edns_do)
             extra += 1
@@ -113,6 +112,23 @@ class SpoofSVCAction(Action):
 
     def __str__(self) -> str:
         return "spoof SVC record "
+
+
+def _hints(records: list[SVCRecordParameters], qname: DNSName, family: int
+           ) -> list[tuple[DNSName, bytes]]:
+    """The (owner, address) hint records of one family as dnsdist 1.7.3 writes them: a set of
+    (DNSName, ComboAddress), so duplicates go (names compared without case, the first
+    spelling kept) and the order is theirs: DNSName's (the lowercased wire bytes compared
+    from the end), then ComboAddress's (an IPv4 address as its in-memory 32-bit integer,
+    that is its bytes from the last; IPv6 bytes as they are). A "." target is kept as the root
+    name and written as the query's name."""
+    seen: dict[tuple[bytes, bytes], tuple[DNSName, bytes]] = {}
+    for r in records:
+        owner = r.target if r.target.labels else qname     # "." sorts as itself: first
+        name_key = r.target.to_wire().lower()[::-1]
+        for addr in (r.ipv4hints if family == 4 else r.ipv6hints):
+            seen.setdefault((name_key, addr[::-1] if family == 4 else addr), (owner, addr))
+    return [seen[k] for k in sorted(seen)]
 
 
 class _Compressor:

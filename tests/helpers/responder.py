@@ -7,7 +7,8 @@ from typing import Callable
 
 import dnslib
 
-from pydist.dns.ecs import OPT_ECS, locate_opt
+from pydist.dns.ecs import OPT_ECS
+from pydist.dns.reader import locate_opt
 from pydist.dns.proxyprotocol import SIGNATURE, parse_header
 
 Handler = Callable[[dnslib.DNSRecord, str], "dnslib.DNSRecord | bytes | list | None"]

@@ -7,7 +7,8 @@ import socket
 import dnslib
 import pytest
 
-from pydist.dns.ecs import ecs_option, locate_opt
+from pydist.dns.ecs import ecs_option
+from pydist.dns.reader import locate_opt
 from tests.conftest import BOTH, Starter
 from tests.helpers.pydist_proc import DnsdistProcess, poll_until
 from tests.helpers.responder import Responder

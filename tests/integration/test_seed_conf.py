@@ -90,7 +90,7 @@ def test_rewrite_is_loopback_only(responder_factory: ResponderFactory) -> None:
     """The rewrite keeps the cache and ACL lines, drops 10.254.1.1, and removes tls=."""
     text = SEED.read_text() if SEED.exists() else FALLBACK
     conf = loopback_seed(text, lambda host: responder_factory(host=host))
-    assert "10.254.1.1" not in conf and "tls=" not in conf and "853" not in conf
+    assert "10.254.1.1" not in conf and "tls=" not in conf and ":853\"" not in conf
     assert 'addACL("0.0.0.0/0")' in conf and "newPacketCache(100000" in conf
     assert conf.count("newServer(") == text.count("newServer(")
     for host in re.findall(r'address="\[?([^"\]]+?)\]?:\d+"', conf):

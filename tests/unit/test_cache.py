@@ -16,7 +16,7 @@ import dns.rrset
 import pytest
 
 from pydist.cache import PacketCache
-from pydist.dns.ttl import skip_name
+from pydist.dns.reader import name_end
 
 T0 = 1_700_000_000.25
 
@@ -28,7 +28,7 @@ def query(name: str = "www.example.com.", qtype: str = "A", qid: int = 1234, **k
 
 
 def qend(wire: bytes) -> int:
-    return skip_name(wire, 12)
+    return name_end(wire, 12)
 
 
 def answer(wire: bytes, ttls=(3600,), rcode: int = 0, soa_ttl: int | None = None,

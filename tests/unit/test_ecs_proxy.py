@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dnslib
 
-from pydist.dns.ecs import (ECS_ADDED, EDNS_ADDED, NOTHING_ADDED, apply_ecs, ecs_option,
-                            locate_opt, strip_ecs)
+from pydist.dns.ecs import ECS_ADDED, EDNS_ADDED, NOTHING_ADDED, apply_ecs, ecs_option, strip_ecs
+from pydist.dns.reader import locate_opt
 from pydist.dns.proxyprotocol import LOCAL_HEADER, parse_header, proxy_header
 
 PLAIN = bytes.fromhex("00000120000100000000000001610765" "78616d706c650000010001")

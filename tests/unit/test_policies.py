@@ -152,9 +152,13 @@ def test_least_outstanding_prefers_the_faster_server_on_ties() -> None:
 
 def test_first_available_honours_qps_limits() -> None:
     limited, other = server(order=1, qps=3), server(order=2)
-    picks = [P.first_available([limited, other]) for _ in range(10)]
+    picks = []
+    for _ in range(10):          # the packet path spends the token of a query it sends
+        picks.append(P.first_available([limited, other]))
+        picks[-1].qps.check()
     assert picks[:3] == [limited] * 3                 # the burst: 3 tokens
-    assert all(p is other for p in picks[3:])         # then skipped, as dnsdist's qps.check()
+    assert all(p is other for p in picks[3:])         # then skipped
+    assert P.first_available([limited, other]) is other   # looking spends no token
     zero = server(order=1, qps=0)                     # explicit qps=0: never a token
     assert P.first_available([zero, other]) is other
     other.up_status = False

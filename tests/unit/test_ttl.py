@@ -6,7 +6,10 @@ import dns.message
 import dns.rrset
 from hypothesis import given, settings, strategies as st
 
+import pytest
+
 from pydist.dns import ttl
+from pydist.dns.reader import WireError, name_end
 
 
 def _answer(ttls=(300, 60), auth_soa: int | None = None, edns: bool = True, rcode: int = 0) -> bytes:
@@ -56,9 +59,17 @@ def test_offsets_then_age_and_set() -> None:
 
 
 def test_skip_name_handles_pointer_and_truncation() -> None:
-    assert ttl.skip_name(b"\x03www\x00", 0) == 5
-    assert ttl.skip_name(b"\x03www\xc0\x0c", 0) == 6
-    assert ttl.skip_name(b"\x03ww", 0) == -1
+    assert name_end(b"\x03www\x00", 0) == 5
+    assert name_end(b"\x03www\xc0\x0c", 0) == 6
+    with pytest.raises(WireError):
+        name_end(b"\x03ww", 0)
+
+
+def skip_name(resp: bytes, pos: int) -> int:
+    try:
+        return name_end(resp, pos)
+    except WireError:
+        return -1
 
 
 @settings(max_examples=300, deadline=None)
@@ -91,12 +102,12 @@ def _reference_walk(resp: bytes) -> tuple[list[int], int, bool]:
     qd, an, ns, ar = struct.unpack_from("!4H", resp, 4)
     pos = 12
     for _ in range(qd):
-        pos = ttl.skip_name(resp, pos)
+        pos = skip_name(resp, pos)
         if pos < 0 or pos + 4 > end:
             return offsets, min_ttl, soa
         pos += 4
     for n in range(an + ns + ar):
-        pos = ttl.skip_name(resp, pos)
+        pos = skip_name(resp, pos)
         if pos < 0 or pos + 4 > end:
             break
         rtype, rclass = struct.unpack_from("!HH", resp, pos)
