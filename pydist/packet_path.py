@@ -19,7 +19,7 @@ from pydist.dnsquestion import DNSQuestion
 from pydist.rule_path import RulePath, left_as_is
 from pydist.rules.responses import apply_response_rules
 from pydist.transport import UDP_PATH, Transport
-from pydist.verdict import DROP, NO_DOWNSTREAM, QueryOrigin, Verdict, answer, forward
+from pydist.verdict import DROP, NO_DOWNSTREAM, QueryOrigin, Verdict, answer
 
 
 class PacketPath(RulePath):
@@ -85,9 +85,9 @@ class PacketPath(RulePath):
 
     # ---- the query step, shared by every transport (dnsdist's processQuery)
     def query_step(self, data: bytes, addr: Any, local: Any, transport: Transport, fe: Any,
-                   now: float, origin: QueryOrigin | None = None) -> Verdict:
-        """One query after intake: dropped, answered now, or to forward (the server, the
-        prepared query and its in-flight state). Sends nothing: the frontend acts on it.
+                   now: float, origin: QueryOrigin | None = None) -> Verdict | InFlight:
+        """One query after intake: dropped, answered now, or to forward (its in-flight state,
+        holding the server and the prepared query). Sends nothing: the frontend acts on it.
         `local`: the address the query reached when the listener's own is not it (wildcard
         listener, proxy protocol), else None."""
         stats = self.stats
@@ -203,7 +203,9 @@ class PacketPath(RulePath):
             if doh and (":" in addr[0]) != (":" in proxy_destination(fe, pdq)[0]):
                 return NO_DOWNSTREAM
             proxy = header_for_query(addr, fe, not udp or doh, pdq)
-        return forward(server, data, state, proxy, xfr)
+        # the FORWARD verdict is the in-flight state itself, told where and what to send
+        state.server, state.wire, state.proxy, state.xfr = server, data, proxy, xfr
+        return state
 
     def tcp_client_gone(self, peer: Any) -> None:
         """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""

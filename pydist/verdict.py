@@ -8,18 +8,17 @@ DROP_KIND, ANSWER, FORWARD, NO_DOWNSTREAM_KIND = 0, 1, 2, 3
 
 
 class Verdict:
-    """One query's outcome. ANSWER: `data` to send (after `delay_ms` over UDP: DelayAction);
-    `generated` is False for a cache hit (DoH keeps its added OPT only on generated answers).
-    FORWARD: `server`, the prepared query `data`, the in-flight `state`, the proxy protocol
-    `proxy` header (useProxyProtocol) and `xfr` (a zone transfer over TCP)."""
+    """One query's outcome when it is not forwarded. ANSWER: `data` to send (after `delay_ms`
+    over UDP: DelayAction); `generated` is False for a cache hit (DoH keeps its added OPT only
+    on generated answers). A FORWARD verdict is the query's in-flight state
+    (pydist.backend.udp.InFlight, `kind` FORWARD): `server`, the prepared query `wire`, the
+    proxy protocol header `proxy` (useProxyProtocol) and `xfr` (a zone transfer over TCP)."""
 
-    __slots__ = ("kind", "data", "delay_ms", "generated", "server", "state", "proxy", "xfr")
+    __slots__ = ("kind", "data", "delay_ms", "generated")
 
-    def __init__(self, kind: int, data: bytes = b"", delay_ms: int = 0, generated: bool = True,
-                 server: Any = None, state: Any = None, proxy: bytes | None = None,
-                 xfr: bool = False) -> None:
+    def __init__(self, kind: int, data: bytes = b"", delay_ms: int = 0,
+                 generated: bool = True) -> None:
         self.kind, self.data, self.delay_ms, self.generated = kind, data, delay_ms, generated
-        self.server, self.state, self.proxy, self.xfr = server, state, proxy, xfr
 
 
 DROP = Verdict(DROP_KIND)
@@ -30,10 +29,6 @@ NO_DOWNSTREAM = Verdict(NO_DOWNSTREAM_KIND)
 
 def answer(data: bytes, delay_ms: int = 0, generated: bool = True) -> Verdict:
     return Verdict(ANSWER, data, delay_ms, generated)
-
-
-def forward(server: Any, data: bytes, state: Any, proxy: bytes | None, xfr: bool) -> Verdict:
-    return Verdict(FORWARD, data, 0, True, server, state, proxy, xfr)
 
 
 class QueryOrigin:

@@ -8,7 +8,6 @@ from typing import Any, Callable
 from pydist.backend.udp import InFlight
 from pydist.dns.proxyprotocol import header_for_query
 from pydist.transport import UDP_PATH, Transport
-from pydist.verdict import Verdict
 
 
 class BackendDispatch:
@@ -17,30 +16,30 @@ class BackendDispatch:
     def __init__(self, path: Any) -> None:
         self.path = path
 
-    def forward(self, verdict: Verdict, sink: Any, out: Any = None) -> bool:
-        """Send the prepared query; False when it could not be sent (the frontend drops it).
+    def forward(self, st: InFlight, sink: Any, out: Any = None) -> bool:
+        """Send a FORWARD verdict's query (the in-flight state `st`); False when it could not
+        be sent (the frontend drops it).
         `sink` is the frontend answering it (pydist/frontend/sink.py), `out` what it answers
         through (UDP: the socket or its stand-in)."""
-        st = verdict.state
         st.sink = sink
         st.out = out
-        server = verdict.server
+        server = st.server
         udp = st.transport in UDP_PATH
         if udp and not server.tcp_only:
             backend = server.udp
             if backend is None:
                 return False
-            if verdict.proxy is None:
-                return backend.send(verdict.data, st)
-            return backend.send(verdict.data, st, verdict.proxy)
+            if st.proxy is None:
+                return backend.send(st.wire, st)
+            return backend.send(st.wire, st, st.proxy)
         pool = server.tcp_pool
         if pool is None:
             return False
-        on_answer = self._on_tcp_answer(server, st, verdict.xfr)
-        if verdict.proxy is None:
-            pool.query(verdict.data, on_answer)
+        on_answer = self._on_tcp_answer(server, st, st.xfr)
+        if st.proxy is None:
+            pool.query(st.wire, on_answer)
         else:   # a connection that only this TCP client uses (dnsdist 1.7.3)
-            pool.query(verdict.data, on_answer, verdict.proxy, None if udp else st.client)
+            pool.query(st.wire, on_answer, st.proxy, None if udp else st.client)
         return True
 
     def udp_answer(self, server: Any, data: bytes, st: InFlight) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import family_of
 from pydist.transport import Transport
+from pydist.verdict import FORWARD
 
 DRAIN_BUDGET = 256
 
@@ -17,7 +18,14 @@ class InFlight:
     that frontend answers through (the UDP socket, or its pktinfo/proxy stand-in)."""
     __slots__ = ("orig_id", "client", "frontend", "question", "sent", "sent_tick",
                  "cache", "cache_key", "query", "qname_end", "flags", "transport", "sink", "out",
-                 "ecs", "zero")
+                 "ecs", "zero", "server", "wire", "proxy", "xfr")
+    # A FORWARD verdict is the in-flight state itself (pydist/verdict.py: no second object per
+    # forwarded query): `server`, the prepared query `wire`, the `proxy` header, `xfr`.
+    kind = FORWARD
+
+    @property
+    def state(self) -> "InFlight":
+        return self
 
     def __init__(self, orig_id: bytes, client: Any, frontend: Any, question: bytes,
                  sent: float, sent_tick: int, cache: Any, cache_key: Any, query: bytes,

@@ -57,11 +57,11 @@ addAction("gone.test.", DropAction())
     assert path.query_step(query("gone.test."), CLIENT, None, Transport.DO53_UDP, fe, 1.0) is DROP
     v = path.query_step(query("slow.test."), CLIENT, None, Transport.DO53_UDP, fe, 1.0)
     assert v.kind == FORWARD and v.server is reg.servers[0]
-    assert v.state.transport is Transport.DO53_UDP and v.state.sink is None
-    assert v.state.delay_ms == 50        # DelayAction: applied by the UDP frontend to the answer
+    assert v.transport is Transport.DO53_UDP and v.sink is None
+    assert v.delay_ms == 50        # DelayAction: applied by the UDP frontend to the answer
     tcp = FrontendDecl("127.0.0.1", 53, kind="tls").tcp_state
     v = path.query_step(query("other.test."), CLIENT, None, tcp.transport, tcp, 1.0)
-    assert v.kind == FORWARD and v.state.transport is Transport.DOT
+    assert v.kind == FORWARD and v.transport is Transport.DOT
 
 
 def test_one_transport_enumeration_names_each_consumer() -> None:
