@@ -16,10 +16,6 @@ DROP, NXDOMAIN, REFUSED, SPOOF, ALLOW, HEADER_MODIFY, POOL, DELAY, TRUNCATE, SER
 R_ALLOW, R_DELAY, R_DROP, R_HEADER_MODIFY, R_SERVFAIL, R_NONE = range(6)
 
 CONTINUE = (NONE, None)
-# The text of a drop that is not a rule's verdict: in dnsdist, an exception out of an action
-# (a logging action's alter function failing) ends the query's processing, and no drop counter
-# counts it.
-UNCOUNTED = "uncounted"
 
 
 class ResponseConfig:

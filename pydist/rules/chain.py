@@ -166,8 +166,7 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
     if verdict == A.NONE and not dq.data[2] & 0x80:
         return True           # the usual outcome: on to the pool (the last test below)
     if verdict == A.DROP:
-        if extra is not A.UNCOUNTED:
-            stats.rule_drop += 1
+        stats.rule_drop += 1
         path._drop(reply)
         return False
     if verdict in (A.NXDOMAIN, A.REFUSED, A.SERVFAIL):

@@ -6,7 +6,8 @@ As dnsdist 1.7.3: the requestor is enciphered with ipEncryptKey (pydist/ipcipher
 alter function runs; the alter function gets the query (or answer) and the message, and may
 change the message's fields. When the alter function fails (or the key is not 16 bytes), the
 exception ends the query's processing in dnsdist: nothing is logged, the query (or answer)
-is dropped and no drop counter moves; the Lua side's Alter callable reports that as False.
+is dropped and no drop counter moves (RuleFailed); the Lua side's Alter callable reports the
+failure as False.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from typing import Any
 from pydist import ipcipher
 from pydist.dnstap import DnstapMessage
 from pydist.remotelog import QUERY, RESPONSE, PBMessage, RemoteLogger, new_message_id
-from pydist.rules.actions import CONTINUE, DROP, UNCOUNTED, Action
-from pydist.rules.response_actions import R_CONTINUE, R_DROP, ResponseAction
+from pydist.rules.actions import CONTINUE, Action
+from pydist.rules.response_actions import R_CONTINUE, ResponseAction
+from pydist.rules.selectors import RuleFailed
 
 Alter = Callable[[Any, Any], bool]     # (dq or dr, message) -> False when the function failed
 
@@ -30,8 +32,8 @@ def message_id(dq: Any) -> bytes:
 
 
 def _pb(kind: int, dq: Any, server_id: str, ip_key: bytes, alter: Alter | None,
-        include_cname: bool = False) -> bytes | None:
-    """The message to send, or None when the query's processing must end (see the module)."""
+        include_cname: bool = False) -> bytes:
+    """The message to send; :raises RuleFailed: the query's processing ends (see the module)."""
     msg = PBMessage(kind, dq, message_id(dq), bytes(dq.data), include_cname)
     if server_id:
         msg.server_id = server_id
@@ -39,11 +41,15 @@ def _pb(kind: int, dq: Any, server_id: str, ip_key: bytes, alter: Alter | None,
         try:
             msg.requestor = (ipcipher.encrypt_host(str(dq.remote[0]), ip_key),
                              int(dq.remote[1]))
-        except ValueError:
-            return None
-    if alter is not None and not alter(dq, msg):
-        return None
+        except ValueError as e:
+            raise RuleFailed(str(e)) from None
+    _alter(alter, dq, msg)
     return msg.serialize()
+
+
+def _alter(alter: Alter | None, dq: Any, msg: Any) -> None:
+    if alter is not None and not alter(dq, msg):
+        raise RuleFailed("the alter function failed")
 
 
 class RemoteLogAction(Action):
@@ -52,10 +58,7 @@ class RemoteLogAction(Action):
         self.logger, self.server_id, self.ip_key, self.alter = logger, server_id, ip_key, alter
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
-        data = _pb(QUERY, dq, self.server_id, self.ip_key, self.alter)
-        if data is None:
-            return DROP, UNCOUNTED
-        self.logger.send(data)
+        self.logger.send(_pb(QUERY, dq, self.server_id, self.ip_key, self.alter))
         return CONTINUE
 
     def __str__(self) -> str:
@@ -70,10 +73,8 @@ class RemoteLogResponseAction(ResponseAction):
         self.ip_key, self.alter = ip_key, alter
 
     def __call__(self, dr: Any) -> tuple[int, str | None]:
-        data = _pb(RESPONSE, dr, self.server_id, self.ip_key, self.alter, self.include_cname)
-        if data is None:
-            return R_DROP, UNCOUNTED
-        self.logger.send(data)
+        self.logger.send(_pb(RESPONSE, dr, self.server_id, self.ip_key, self.alter,
+                             self.include_cname))
         return R_CONTINUE
 
     def __str__(self) -> str:
@@ -86,8 +87,7 @@ class DnstapLogAction(Action):
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         msg = DnstapMessage(self.identity, dq, bytes(dq.data), None, dq.now)
-        if self.alter is not None and not self.alter(dq, msg):
-            return DROP, UNCOUNTED
+        _alter(self.alter, dq, msg)
         self.logger.send(msg.serialize())
         return CONTINUE
 
@@ -101,8 +101,7 @@ class DnstapLogResponseAction(ResponseAction):
 
     def __call__(self, dr: Any) -> tuple[int, str | None]:
         msg = DnstapMessage(self.identity, dr, None, bytes(dr.data), dr.query_time)
-        if self.alter is not None and not self.alter(dr, msg):
-            return R_DROP, UNCOUNTED
+        _alter(self.alter, dr, msg)
         self.logger.send(msg.serialize())
         return R_CONTINUE
 
