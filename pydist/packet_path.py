@@ -48,7 +48,7 @@ class PacketPath(RulePath):
         exact_ok = (
             pool.cache is not None and policy.side_effect_free
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
-            and not any(s.tcp_only or s.use_ecs for s in pool.servers)
+            and not any(s.tcp_only or s.use_ecs for s in pool.servers) and not pool.ecs
             and self.settings.stale_cache_entries_ttl == 0)
         counter = self.reg.query_counter
         self.query_counter = counter if counter.enabled else None
@@ -231,8 +231,9 @@ class PacketPath(RulePath):
         cache = None if skip_cache else pool.cache
         ecs = 0
         zero = None
-        if server is not None and server.use_ecs and (pdq is None or pdq.use_ecs):
-            # facts §10.3: ECS after the policy, before the cache (the key holds the subnet)
+        if (server.use_ecs if server is not None else pool.ecs) and (pdq is None or pdq.use_ecs):
+            # facts §10.3: ECS after the policy, before the cache (the key holds the subnet);
+            # with no server to send to, the pool's setECS decides (the cache may still answer)
             data, ecs, zero = self._add_ecs(data, addr, pdq, cache, server)
             if data is None:
                 return self._drop(reply)

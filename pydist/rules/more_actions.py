@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from pydist.dns.ecs import query_for_backend
 from pydist.dns.netmask import format_address
 from pydist.dns.synth import opt_rr
 from pydist.rules.actions import CONTINUE, HEADER_MODIFY, Action, ResponseConfig
@@ -89,7 +90,9 @@ class SetEDNSOptionAction(Action):
 
 class TeeAction(Action):
     """Copies UDP queries to another server and goes on; TCP queries are not copied (as
-    dnsdist). Answers are read and counted, never relayed."""
+    dnsdist). Answers are read and counted, never relayed. With addECS the copy carries the
+    ECS option the query would get towards a backend (a query too garbled for one is not
+    copied, as in dnsdist)."""
 
     def __init__(self, host: str, port: int, add_ecs: bool = False) -> None:
         self.host, self.port, self.add_ecs = host, port, add_ecs
@@ -116,7 +119,12 @@ class TeeAction(Action):
                     self.responses += 1
                 except (BlockingIOError, InterruptedError):
                     break
-            sock.send(bytes(dq.data))
+            data: bytes | None = bytes(dq.data)
+            if self.add_ecs:
+                data, _ = query_for_backend(data, dq.remote, dq, None)
+                if data is None:
+                    return CONTINUE
+            sock.send(data)
             self.queries += 1
         except OSError:
             self.send_errors += 1
