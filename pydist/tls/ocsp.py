@@ -9,6 +9,7 @@ serial 0, an issuer that is not PEM crashes it), pydist refuses with an error in
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,8 +22,7 @@ class OCSPError(Exception):
 
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return Path(path).read_bytes()
     except OSError:
         raise OCSPError(f"Unable to open '{path}' when loading the {what} to generate an OCSP "
                         "response") from None
@@ -61,7 +61,6 @@ def generate_response(cert_path: str, ca_cert_path: str, ca_key_path: str, out_p
     except (ValueError, TypeError):
         raise OCSPError("Error while signing the OCSP response") from None
     try:
-        with open(out_path, "wb") as f:
-            f.write(der)
+        Path(out_path).write_bytes(der)
     except OSError:
         raise OCSPError("Error opening file for writing the OCSP response") from None

@@ -133,13 +133,11 @@ function maintenance() g:apply() end
 """
 
 
-@pytest.mark.parametrize("impl", BOTH)
-def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
-                                             responder_factory: ResponderFactory) -> None:
-    """setSuffixMatchRule: the visitor sees the response tree (post-order, own and subtree
-    counts); what it returns true for is blocked unless excluded."""
-    backend = responder_factory()
-    proc = start_proc(impl, SMT, {"backend": backend.address})
+def _smt_blocks(impl: str, conf: str, start_proc: Starter,
+                responder_factory: ResponderFactory, reason: str):
+    """Answers for three names under nx.test. and two under ok.test., then nx.test. blocked
+    (Refused) with `reason` once maintenance() applied the group; the process."""
+    proc = start_proc(impl, conf, {"backend": responder_factory().address})
     where = proc.addr()
     for name in ("a.nx.test.", "b.nx.test.", "c.nx.test.", "a.ok.test.", "b.ok.test."):
         assert query(where, name) is not None
@@ -149,7 +147,17 @@ def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
         return r is not None and r.rcode() == 5
     poll_until(refused, timeout=6)
     assert proc.wait_for(r"Inserting dynamic block for nx") == \
-        "Inserting dynamic block for nx.test for 5 seconds: many nx"
+        f"Inserting dynamic block for nx.test for 5 seconds: {reason}"
+    return proc
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
+                                             responder_factory: ResponderFactory) -> None:
+    """setSuffixMatchRule: the visitor sees the response tree (post-order, own and subtree
+    counts); what it returns true for is blocked unless excluded."""
+    proc = _smt_blocks(impl, SMT, start_proc, responder_factory, "many nx")
+    where = proc.addr()
     r = query(where, "x.b.ok.test.")                    # excluded domain: never blocked
     assert r is not None and r.rcode() == 0
     visits = {ln for ln in proc.output.splitlines() if ln.startswith("VISIT")}
@@ -280,18 +288,7 @@ def test_suffix_match_rule_ffi_visits_and_blocks(impl: str, start_proc: Starter,
     """setSuffixMatchRuleFFI: the visitor gets a dnsdist_ffi_stat_node_t* and reads the node
     through dnsdist 1.7.3's accessors, which the config declares (own counts, and the node's
     with everything below); a true answer blocks the name with the rule's reason."""
-    backend = responder_factory()
-    proc = start_proc(impl, SMT_FFI, {"backend": backend.address})
-    where = proc.addr()
-    for name in ("a.nx.test.", "b.nx.test.", "c.nx.test.", "a.ok.test.", "b.ok.test."):
-        assert query(where, name) is not None
-
-    def refused() -> bool:
-        r = query(where, "z.nx.test.", timeout=0.5)
-        return r is not None and r.rcode() == 5
-    poll_until(refused, timeout=6)
-    assert proc.wait_for(r"Inserting dynamic block for nx") == \
-        "Inserting dynamic block for nx.test for 5 seconds: smt ffi"
+    proc = _smt_blocks(impl, SMT_FFI, start_proc, responder_factory, "smt ffi")
     visits = {ln for ln in proc.output.splitlines() if ln.startswith("VISIT")}
     assert {"VISIT a.nx.test. nil 3 0 1ULL 0ULL 1ULL 0ULL 0ULL 1ULL 0ULL 1ULL 0ULL 0ULL cdata",
             "VISIT ok.test. nil 2 2 0ULL 0ULL 0ULL 0ULL 0ULL 2ULL 2ULL 0ULL 0ULL 0ULL cdata",
