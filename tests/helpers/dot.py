@@ -11,6 +11,7 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+import pytest
 
 from tests.helpers.pydist_proc import DnsdistProcess, run_cli
 from tools.tls_certs import Issued, make_ca, make_server
@@ -121,3 +122,9 @@ def stapled_ocsp(addr: tuple[str, int], alpn: bytes | None = None) -> list[bytes
         conn.do_handshake()
         conn.shutdown()
     return stapled
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> CertSet:
+    """A fixture for modules that import it: a CA and a dot.test server pair in tmp_path."""
+    return make_cert_set(tmp_path / "certs")

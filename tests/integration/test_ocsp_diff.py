@@ -10,7 +10,7 @@ import pytest
 from cryptography.x509 import ocsp
 
 from tests.conftest import Starter
-from tests.helpers.dot import CertSet, make_cert_set, stapled_ocsp
+from tests.helpers.dot import CertSet, certs, stapled_ocsp  # noqa: F401 -- the fixture
 from tests.helpers.pydist_proc import run_cli
 
 GENERATE = """setSecurityPollSuffix("")
@@ -22,11 +22,6 @@ newServer{address="{backend}"}
 addTLSLocal("127.0.0.1:{portdot}", "CERT", "KEY", {ocspResponses={"OCSP"}})
 addDOHLocal("127.0.0.1:{portdoh}", "CERT", "KEY", "/dns-query", {ocspResponses={"OCSP"}})
 """
-
-
-@pytest.fixture
-def certs(tmp_path: Path) -> CertSet:
-    return make_cert_set(tmp_path / "certs")
 
 
 def _generate(impl: str, certs: CertSet, out: Path, tmp_path: Path) -> None:
