@@ -28,21 +28,24 @@ class LMDBKVStore:
                  log: Callable[[str], None]) -> None:
         self.path, self.db_name, self.log = path, db_name, log
         name = db_name.encode("latin-1")
+        meta_error = None
         try:
             lmdbcheck.check_file(path, name)
         except OSError as e:
             raise LMDBOpenError(f"Unable to open database file {path}: {e.strerror}") from None
         except lmdbcheck.DamagedFile as e:
-            raise LMDBOpenError(f"Unable to open database file {path}: MDB_CORRUPTED: "
-                                f"Located page was wrong type ({e})") from None
-        except lmdbcheck.MetaError:
-            pass                                # liblmdb's own words below
+            raise _corrupted(path, str(e)) from None
+        except lmdbcheck.MetaError as e:
+            meta_error = str(e)                 # liblmdb says why in its words, just below
         try:
             self.env = lmdb.open(path, subdir=False, readonly=True, lock=not no_lock,
                                  map_size=MAP_SIZE, max_dbs=MAX_DBS, readahead=False)
         except lmdb.Error as e:
             raise LMDBOpenError(f"Unable to open database file {path}: "
                                 f"{_reason(e, path)}") from None
+        if meta_error is not None:  # liblmdb took meta pages pydist did not: not read further
+            self.env.close()
+            raise _corrupted(path, meta_error)
         try:
             self.dbi = self.env.open_db(name, create=False)
         except lmdb.Error as e:
@@ -85,6 +88,11 @@ class LMDBKVStore:
     def reload(self) -> bool:
         """LMDB stores see writes at once: dnsdist's reload() does nothing and says false."""
         return False
+
+
+def _corrupted(path: str, why: str) -> LMDBOpenError:
+    return LMDBOpenError(f"Unable to open database file {path}: MDB_CORRUPTED: Located page "
+                         f"was wrong type ({why})")
 
 
 def _reason(e: lmdb.Error, prefix: str) -> str:

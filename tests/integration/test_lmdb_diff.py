@@ -137,14 +137,16 @@ def test_store_methods_as_dnsdist(tmp_path: Path) -> None:
     assert "[exact-wire]" in out["pydist"].stdout and "false" in out["pydist"].stdout
 
 
-@pytest.mark.parametrize("case", ["missing", "nodb", "notlmdb", "args"])
+@pytest.mark.parametrize("case", ["missing", "nodb", "notlmdb", "empty", "args"])
 def test_open_errors_as_dnsdist(case: str, tmp_path: Path) -> None:
     db = tmp_path / "kv.lmdb"
     write_lmdb(db, "dnsdist", ITEMS)
     bad = tmp_path / "bad.lmdb"
     bad.write_bytes(b"not an LMDB file at all" * 400)
+    (tmp_path / "empty.lmdb").write_bytes(b"")
     call = {"missing": f'"{tmp_path}/none.lmdb", "dnsdist"', "nodb": f'"{db}", "other"',
-            "notlmdb": f'"{bad}", "dnsdist"', "args": f'"{db}"'}[case]
+            "notlmdb": f'"{bad}", "dnsdist"', "empty": f'"{tmp_path}/empty.lmdb", "dnsdist"',
+            "args": f'"{db}"'}[case]
     conf = tmp_path / "e.conf"
     conf.write_text(f'setSecurityPollSuffix("")\nkvs = newLMDBKVStore({call})\n')
     out = {impl: run_cli(impl, ["--check-config", "-C", str(conf)]) for impl in
