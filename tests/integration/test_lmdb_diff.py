@@ -11,6 +11,7 @@ import dns.message
 import pytest
 
 from tests.conftest import BOTH, Starter
+from tests.helpers.cdb import write_cdb
 from tests.helpers.lmdb import write_lmdb
 from tests.helpers.pydist_proc import poll_until, run_cli, send_message
 
@@ -112,7 +113,7 @@ def test_writes_seen_at_once(impl: str, start_proc: Starter, responder, tmp_path
 
 
 LUA_METHODS = """setSecurityPollSuffix("")
-kvs = newLMDBKVStore("@DB@", "dnsdist")
+kvs = @STORE@
 print("[" .. kvs:lookup("example.com") .. "]")
 print("[" .. kvs:lookup(newDNSName("Example.com")) .. "]")
 print("[" .. kvs:lookup(newDNSName("example.com"), false) .. "]")
@@ -125,16 +126,24 @@ print(kvs:reload())
 """
 
 
-def test_store_methods_as_dnsdist(tmp_path: Path) -> None:
-    db = tmp_path / "kv.lmdb"
-    write_lmdb(db, "dnsdist", ITEMS)
+@pytest.mark.parametrize("kind", ["lmdb", "cdb"])
+def test_store_methods_as_dnsdist(kind: str, tmp_path: Path) -> None:
+    """lookup, lookupSuffix and reload() (false for LMDB, a forced re-read for CDB)."""
+    db = tmp_path / f"kv.{kind}"
+    if kind == "lmdb":
+        write_lmdb(db, "dnsdist", ITEMS)
+        store = f'newLMDBKVStore("{db}", "dnsdist")'
+    else:
+        write_cdb(db, ITEMS)
+        store = f'newCDBKVStore("{db}", 0)'
     conf = tmp_path / "m.conf"
-    conf.write_text(LUA_METHODS.replace("@DB@", str(db)))
+    conf.write_text(LUA_METHODS.replace("@STORE@", store))
     out = {impl: run_cli(impl, ["--check-config", "-C", str(conf)]) for impl in
            ("dnsdist", "pydist")}
     assert out["pydist"].returncode == out["dnsdist"].returncode == 0
     assert out["pydist"].stdout == out["dnsdist"].stdout
-    assert "[exact-wire]" in out["pydist"].stdout and "false" in out["pydist"].stdout
+    assert "[exact-wire]" in out["pydist"].stdout
+    assert ("\nfalse\n" if kind == "lmdb" else "\ntrue\n") in out["pydist"].stdout
 
 
 @pytest.mark.parametrize("case", ["missing", "nodb", "notlmdb", "empty", "args"])
