@@ -49,7 +49,7 @@ class PacketPath(RulePath):
         exact_ok = (
             pool.cache is not None and policy.side_effect_free
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
-            and not any(s.tcp_only or s.use_ecs for s in pool.servers)
+            and not any(s.tcp_only or s.use_ecs for s in pool.servers) and not pool.ecs
             and self.settings.stale_cache_entries_ttl == 0)
         counter = self.reg.query_counter
         self.query_counter = counter if counter.enabled else None

@@ -88,6 +88,8 @@ def register(rt: Any) -> None:
         if is_table(options.get("customResponseHeaders")):
             options["customResponseHeaders"] = {
                 str(k): str(v) for k, v in table_to_dict(options["customResponseHeaders"]).items()}
+        if is_table(options.get("ocspResponses")):      # as addTLSLocal's: a list of files
+            options["ocspResponses"] = _files(options["ocspResponses"])
         url_list = ["/dns-query"] if urls is None else str_or_list(urls, "std::string")
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if plain:

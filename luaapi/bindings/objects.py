@@ -7,6 +7,7 @@ from typing import Any
 
 from luaapi.convert import as_bool, as_int, as_str, fail, is_table, table_to_list
 from luaapi.errors import DnsdistError, PdnsError
+from pydist import ipcipher
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address, \
     parse_netmask
 from pydist.qps import QPSLimiter
@@ -119,6 +120,19 @@ class ComboAddressHandle:
 
     def toRaw(self, *a: Any) -> str:
         return ipaddress.ip_address(self.host).packed.decode("latin-1")
+
+    def ipencrypt(self, key: Any, *a: Any) -> "ComboAddressHandle":
+        return self._ipcipher(key, ipcipher.encrypt_host)
+
+    def ipdecrypt(self, key: Any, *a: Any) -> "ComboAddressHandle":
+        return self._ipcipher(key, ipcipher.decrypt_host)
+
+    def _ipcipher(self, key: Any, f: Any) -> "ComboAddressHandle":
+        """ipcipher (pydist/ipcipher.py); the port is kept."""
+        try:
+            return ComboAddressHandle(f(self.host, as_str(key).encode("latin-1")), self.port)
+        except ValueError as e:
+            raise DnsdistError(str(e)) from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ComboAddressHandle) and (self.host, self.port) == (other.host, other.port)

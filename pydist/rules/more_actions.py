@@ -91,7 +91,9 @@ class SetEDNSOptionAction(Action):
 
 class TeeAction(Action):
     """Copies UDP queries to another server and goes on; TCP queries are not copied (as
-    dnsdist). Answers are read and counted, never relayed."""
+    dnsdist). Answers are read and counted, never relayed. With addECS the copy carries the
+    ECS option the query would get towards a backend (a query too garbled for one is not
+    copied, as in dnsdist)."""
 
     def __init__(self, host: str, port: int, add_ecs: bool = False) -> None:
         self.host, self.port, self.add_ecs = host, port, add_ecs
