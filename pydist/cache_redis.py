@@ -55,9 +55,22 @@ def decode_value(raw: Any) -> tuple[bytes, int, int] | None:
     if not isinstance(raw, bytes) or len(raw) < _HEAD_SIZE + 12 or not raw.startswith(_VALUE_MAGIC):
         return None
     added, validity = _TIMES.unpack_from(raw, len(_VALUE_MAGIC))
-    if added > validity:
-        return None
-    return raw[_HEAD_SIZE:], added, validity
+    response = raw[_HEAD_SIZE:]
+    if added > validity or not response[2] & 0x80 or response[4:6] != b"\x00\x01":
+        return None      # not a DNS answer to one question
+    return response, added, validity
+
+
+def answers_key(response: bytes, key: Any) -> bool:
+    """Is ``response`` an answer to the question in ``key`` (name, type, class)? Guards against
+    a value written under the wrong key by anything but pydist."""
+    raw = key[0] if isinstance(key, tuple) else key
+    end = 10
+    while end < len(raw) and raw[end] != 0:
+        end += 1 + raw[end]
+    name_len = end + 1 - 10
+    return (response[12:12 + name_len].lower() == raw[10:10 + name_len]
+            and response[12 + name_len:16 + name_len] == raw[10 + name_len:14 + name_len])
 
 
 class RedisLevel:
@@ -109,7 +122,7 @@ class RedisLevel:
             c.redis_misses += 1
             return None
         value = decode_value(raw)
-        if value is None:
+        if value is None or not answers_key(value[0], key):
             c.redis_errors += 1
             return None
         response, added, validity = value
