@@ -290,7 +290,9 @@ class PacketPath(RulePath):
             now = time.time()
             if found is not None and cache.bring_in(key_udp, cache_key, ident, found, now):
                 resp, _ = cache.lookup(data, qname_end, key_udp, now, 0, exact=not ecs)
-                if resp is not None:
+                if resp is not None:    # a hit of the cache's second level, not a miss
+                    self.stats.cache_misses -= 1
+                    cache.misses -= 1
                     return self._cache_hit(resp, dq, qname_end, qtype, qclass, addr, fe,
                                            fe_sock, udp, now, reply)
             self._forward(data, addr, fe, fe_sock, udp, now, reply, dq, pdq, server, cache,

@@ -237,6 +237,8 @@ def test_two_instances_share_answers(start_proc: Starter, responder: Responder,
     assert counters(b)["cache-redis-hits"] == 1
     third = query(b.addr(), "shared.example.")         # now a local hit on b
     assert third is not None and counters(b)["cache-redis-hits"] == 1
+    # answered from the cache's second level: a hit, not a miss, in dnsdist's counters
+    assert stat(b, "cache-hits") == 2 and stat(b, "cache-misses") == 0
 
 
 def test_ecs_scoped_answers_never_cross_subnets(start_proc: Starter, responder_factory,
