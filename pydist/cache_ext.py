@@ -260,7 +260,7 @@ def start(reg: Any, loop: asyncio.AbstractEventLoop) -> None:
                 ns = ",".join(p.name for p in pools)
             ext.redis = RedisLevel(opts.redis, opts.redis_timeout, ns.encode(), ext.counters,
                                    reg.log)
-            ext.redis.start()
+            ext.redis.start(loop)
             cache.second_level = ext.redis
 
 

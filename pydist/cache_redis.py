@@ -16,7 +16,9 @@ Failure rules: a lookup never takes longer than ``redisTimeout`` (counted as a t
 error is counted and the query goes to a backend as if Redis were not configured; after a
 connection error Redis is left alone for one second (lookups counted as skipped), so a dead
 Redis costs a query nothing. Writes are fire-and-forget, at most ``MAX_PENDING_WRITES`` at a
-time (beyond that they are skipped and counted).
+time (beyond that they are skipped and counted). A lookup that ran out of budget is not
+cancelled: its MGET finishes on its own (at most ``MAX_BATCHES`` of them), so a slow Redis
+never has its connections torn down and rebuilt per query.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ _VALUE_MAGIC = b"PDC1"
 _TIMES = struct.Struct("!QQ")
 _HEAD_SIZE = len(_VALUE_MAGIC) + _TIMES.size
 MAX_PENDING_WRITES = 1000
+MAX_BATCHES = 8             # MGETs in flight at once; beyond, lookups are skipped (counted)
 DOWN_HOLD = 1.0             # seconds Redis is left alone after a connection error
 WRITE_TIMEOUT = 1.0
 
@@ -73,8 +76,29 @@ def answers_key(response: bytes, key: Any) -> bool:
             and response[12 + name_len:16 + name_len] == raw[10 + name_len:14 + name_len])
 
 
+class _Batch:
+    """The lookups of one loop iteration: one MGET, one timer for the budget."""
+
+    __slots__ = ("items", "done", "timer")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[bytes, Any, Callable[[Any], None]]] = []
+        self.done = False
+        self.timer: Any = None
+
+
+Found = tuple[bytes, int, int, tuple[int, ...]]
+"""What a lookup found: (answer, added, validity, TTL offsets)."""
+
+
 class RedisLevel:
-    """One cache's shared level: the client, the budget and the counters it feeds."""
+    """One cache's shared level: the client, the budget and the counters it feeds.
+
+    Cost: redis-py spends tens of microseconds of Python per command, so the lookups of one
+    loop iteration (a drained batch of datagrams) go out as one MGET with one timer for the
+    budget, and the writes of one iteration as one pipeline; a query waits on a callback,
+    not a task of its own.
+    """
 
     def __init__(self, url: str, timeout: float, namespace: bytes, counters: Any,
                  log: Callable[[str], None]) -> None:
@@ -84,40 +108,84 @@ class RedisLevel:
         self.counters = counters
         self.log = log
         self.client: Any = None
+        self.loop: Any = None
         self.down_until = 0.0
         self.reachable = True        # for one log line per outage, not one per query
-        self.pending = 0
+        self.open: _Batch | None = None
+        self.batches_in_flight = 0
+        self.writes: list[tuple[bytes, bytes, int]] = []
+        self.pending = 0             # writes queued or in flight
         self.tasks: set[asyncio.Task] = set()
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Create the client (no connection yet: the first lookup makes one)."""
         from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        # a blocking pool: a burst of misses waits for a connection within the lookup
-        # budget instead of failing with "Too many connections"; no retries, the budget is short
+        # a blocking pool: a burst waits for a connection instead of failing with "Too many
+        # connections"; no retries, the budget is short
         pool = BlockingConnectionPool.from_url(
-            self.url, max_connections=32, timeout=None, socket_connect_timeout=1.0,
+            self.url, max_connections=MAX_BATCHES + 2, timeout=None, socket_connect_timeout=1.0,
             socket_timeout=1.0, retry=Retry(NoBackoff(), 0))
         self.client = Redis(connection_pool=pool)
+        self.loop = loop
 
-    async def fetch(self, udp: bool, key: Any, ident: Any, now: float
-                    ) -> tuple[bytes, int, int, tuple[int, ...]] | None:
-        """(answer, added, validity, TTL offsets) for ``key``, or None (miss, timeout, error)."""
-        c = self.counters
-        if self.client is None or time.monotonic() < self.down_until:
-            c.redis_skipped += 1
-            return None
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ---- lookups
+    def lookup(self, udp: bool, key: Any, ident: Any, on_done: Callable[[Found | None], None]
+               ) -> None:
+        """Ask Redis for ``key``; ``on_done`` is called once, with what was found or None
+        (miss, timeout, error, Redis left alone after an error), within the budget."""
+        if (self.client is None or self.batches_in_flight >= MAX_BATCHES
+                or time.monotonic() < self.down_until):
+            self.counters.redis_skipped += 1
+            return on_done(None)
+        batch = self.open
+        if batch is None:
+            batch = self.open = _Batch()
+            self.loop.call_soon(self._send, batch)
+        batch.items.append((redis_key(self.namespace, udp, key, ident), key, on_done))
+
+    def _send(self, batch: _Batch) -> None:
+        self.open = None
+        self.batches_in_flight += 1
+        batch.timer = self.loop.call_later(self.timeout, self._expire, batch)
+        self._spawn(self._mget(batch))
+
+    async def _mget(self, batch: _Batch) -> None:
         try:
-            raw = await asyncio.wait_for(self.client.get(redis_key(self.namespace, udp, key,
-                                                                   ident)), self.timeout)
-        except asyncio.TimeoutError:
-            c.redis_timeouts += 1
-            return None
-        except Exception as e:  # noqa: BLE001 -- whatever Redis does, the query goes on
+            values = await self.client.mget([item[0] for item in batch.items])
+        except Exception as e:  # noqa: BLE001 -- whatever Redis does, the queries go on
+            if not batch.done:
+                self.counters.redis_errors += len(batch.items)
             self._failed(e)
-            return None
+            values = None
+        finally:
+            self.batches_in_flight -= 1
+        if batch.done:           # the budget ran out first: already answered, counted
+            return
+        batch.done = True
+        batch.timer.cancel()
+        if values is None:
+            return _finish(batch, [None] * len(batch.items), self.log)
         self._back()
+        now = int(time.time())
+        _finish(batch, [self._found(raw, item[1], now) for item, raw in
+                        zip(batch.items, values)], self.log)
+
+    def _expire(self, batch: _Batch) -> None:
+        if batch.done:
+            return
+        batch.done = True
+        self.counters.redis_timeouts += len(batch.items)
+        _finish(batch, [None] * len(batch.items), self.log)
+
+    def _found(self, raw: Any, key: Any, now: int) -> Found | None:
+        c = self.counters
         if raw is None:
             c.redis_misses += 1
             return None
@@ -126,12 +194,13 @@ class RedisLevel:
             c.redis_errors += 1
             return None
         response, added, validity = value
-        if validity <= int(now):
+        if validity <= now:
             c.redis_misses += 1
             return None
         c.redis_hits += 1
         return response, added, validity, ttl_offsets(response)
 
+    # ---- writes
     def store(self, udp: bool, key: Any, ident: Any, response: bytes, added: int,
               validity: int, now: float) -> None:
         """Write one entry in the background with its remaining lifetime as Redis TTL."""
@@ -142,27 +211,36 @@ class RedisLevel:
             self.counters.redis_write_skips += 1
             return
         self.pending += 1
-        task = asyncio.get_running_loop().create_task(
-            self._write(redis_key(self.namespace, udp, key, ident),
-                        encode_value(response, added, validity), ttl))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.writes.append((redis_key(self.namespace, udp, key, ident),
+                            encode_value(response, added, validity), ttl))
+        if len(self.writes) == 1:
+            self.loop.call_soon(self._flush_writes)
 
-    async def _write(self, rkey: bytes, value: bytes, ttl: int) -> None:
+    def _flush_writes(self) -> None:
+        writes, self.writes = self.writes, []
+        if writes:
+            self._spawn(self._pipeline(writes))
+
+    async def _pipeline(self, writes: list[tuple[bytes, bytes, int]]) -> None:
         try:
-            await asyncio.wait_for(self.client.set(rkey, value, ex=ttl), WRITE_TIMEOUT)
-            self.counters.redis_writes += 1
+            pipe = self.client.pipeline(transaction=False)
+            for rkey, value, ttl in writes:
+                pipe.set(rkey, value, ex=ttl)
+            await asyncio.wait_for(pipe.execute(), WRITE_TIMEOUT)
+            self.counters.redis_writes += len(writes)
         except asyncio.TimeoutError:
             self.counters.redis_timeouts += 1
         except Exception as e:  # noqa: BLE001
+            self.counters.redis_errors += 1
             self._failed(e)
         finally:
-            self.pending -= 1
+            self.pending -= len(writes)
 
+    # ---- reachability
     def _failed(self, e: Exception) -> None:
         from redis.exceptions import ConnectionError as RedisConnectionError
-        self.counters.redis_errors += 1
-        if isinstance(e, (RedisConnectionError, OSError)):
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+        if isinstance(e, (RedisConnectionError, RedisTimeoutError, OSError)):
             self.down_until = time.monotonic() + DOWN_HOLD
             if self.reachable:
                 self.reachable = False
@@ -173,9 +251,11 @@ class RedisLevel:
             self.reachable = True
             self.log(f"The shared cache level at {self.url} is reachable again")
 
-    async def close(self) -> None:
-        if self.client is not None:
-            try:
-                await asyncio.wait_for(self.client.aclose(), 1.0)
-            except Exception:  # noqa: BLE001 -- closing at exit: nothing left to do
-                pass
+
+def _finish(batch: _Batch, results: list[Found | None], log: Callable[[str], None]) -> None:
+    """Hand each query its result; one failing continuation does not stop the others."""
+    for (_, _, on_done), found in zip(batch.items, results):
+        try:
+            on_done(found)
+        except Exception as e:  # noqa: BLE001 -- a bug: said, and the batch goes on
+            log(f"Error after a shared cache lookup: {e}")

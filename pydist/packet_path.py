@@ -283,12 +283,9 @@ class PacketPath(RulePath):
                       skip_cache: bool) -> None:
         """A local miss on a cache with a shared level: Redis is asked within its budget; an
         answer found there is stored locally and served as a hit, else the query goes on."""
-        async def ask() -> None:
-            level = cache.second_level
-            ident = cache.ident_for(data, qname_end)
-            found = await level.fetch(key_udp, cache_key, ident, time.time())
+        def found(entry: Any) -> None:
             now = time.time()
-            if found is not None and cache.bring_in(key_udp, cache_key, ident, found, now):
+            if entry is not None and cache.bring_in(key_udp, cache_key, ident, entry, now):
                 resp, _ = cache.lookup(data, qname_end, key_udp, now, 0, exact=not ecs)
                 if resp is not None:    # a hit of the cache's second level, not a miss
                     self.stats.cache_misses -= 1
@@ -297,7 +294,8 @@ class PacketPath(RulePath):
                                            fe_sock, udp, now, reply)
             self._forward(data, addr, fe, fe_sock, udp, now, reply, dq, pdq, server, cache,
                           cache_key, ecs, zero, qname_end, qtype, qclass, flags, skip_cache)
-        self.loop.create_task(ask())
+        ident = cache.ident_for(data, qname_end)
+        cache.second_level.lookup(key_udp, cache_key, ident, found)
 
     def _forward(self, data: bytes, addr: Any, fe: Any, fe_sock: Any, udp: bool, now: float,
                  reply: Callable | None, dq: DNSQuestion | None, pdq: DNSQuestion | None,

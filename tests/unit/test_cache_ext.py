@@ -280,3 +280,49 @@ def test_redis_value_must_answer_the_key() -> None:
     assert not answers_key(answer(query("www.example.com.", "AAAA")), k)
     https = query("www.example.com.", "HTTPS")     # type 65: 0x41, an ASCII letter
     assert answers_key(answer(https), pc.make_key(https, qend(https)))
+
+
+class FakeRedis:
+    """mget/pipeline as redis-py's asyncio client has them; `delay` makes Redis slow."""
+
+    def __init__(self, values: dict[bytes, bytes], delay: float = 0.0) -> None:
+        self.values = values
+        self.delay = delay
+        self.mgets: list[list[bytes]] = []
+
+    async def mget(self, keys: list[bytes]) -> list[bytes | None]:
+        self.mgets.append(keys)
+        await asyncio.sleep(self.delay)
+        return [self.values.get(k) for k in keys]
+
+
+def test_redis_lookups_of_one_iteration_share_one_mget_and_one_budget() -> None:
+    from pydist.cache_redis import RedisLevel
+
+    async def run() -> None:
+        counters = cache_ext.CacheCounters()
+        level = RedisLevel("redis://x", 0.05, b"", counters, print)
+        level.loop = asyncio.get_running_loop()
+        pc = PacketCache(10)
+        q1, q2, q3 = query("a.example."), query("b.example."), query("c.example.")
+        k1, k2, k3 = (pc.make_key(q, qend(q)) for q in (q1, q2, q3))
+        far = int(__import__("time").time()) + 100
+        level.client = FakeRedis({redis_key(b"", True, k1, None): encode_value(answer(q1), 1, far),
+                                  redis_key(b"", True, k2, None): b"garbage"})
+        got: list[object] = []
+        for k in (k1, k2, k3):
+            level.lookup(True, k, None, got.append)
+        while len(got) < 3:
+            await asyncio.sleep(0.001)
+        assert len(level.client.mgets) == 1 and len(level.client.mgets[0]) == 3
+        assert got[0][0] == answer(q1) and got[1] is None and got[2] is None
+        assert (counters.redis_hits, counters.redis_errors, counters.redis_misses) == (1, 1, 1)
+        level.client.delay = 0.5                     # slower than the budget of 50 ms
+        late: list[object] = []
+        level.lookup(True, k1, None, late.append)
+        level.lookup(True, k2, None, late.append)
+        await asyncio.sleep(0.2)
+        assert late == [None, None] and counters.redis_timeouts == 2
+        await asyncio.sleep(0.4)                     # the MGET ends later: nothing twice
+        assert late == [None, None] and counters.redis_hits == 1
+    asyncio.run(run())
