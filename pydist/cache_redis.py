@@ -27,6 +27,7 @@ import struct
 import time
 from typing import Any, Callable
 
+from pydist.cache_counters import CacheCounters
 from pydist.dns.ttl import ttl_offsets
 
 _VALUE_MAGIC = b"PDC1"
@@ -100,7 +101,7 @@ class RedisLevel:
     not a task of its own.
     """
 
-    def __init__(self, url: str, timeout: float, namespace: bytes, counters: Any,
+    def __init__(self, url: str, timeout: float, namespace: bytes, counters: CacheCounters,
                  log: Callable[[str], None]) -> None:
         self.url = url
         self.timeout = timeout

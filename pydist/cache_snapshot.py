@@ -30,6 +30,8 @@ import struct
 import zlib
 from typing import Any, Callable
 
+from pydist.cache import PacketCache
+from pydist.cache_counters import CacheCounters
 from pydist.dns.ttl import ttl_offsets
 
 MAGIC = b"PYDISTCACHE\x00"
@@ -115,7 +117,7 @@ def _chunk(body: bytes, pos: int) -> tuple[bytes, int]:
     return bytes(body[pos + 2:end]), end
 
 
-def save(cache: Any, path: str, now: float) -> int:
+def save(cache: PacketCache, path: str, now: float) -> int:
     """Write every entry of ``cache`` to ``path`` (atomically: a temporary file renamed over
     it); returns the number of entries written. :raises OSError: the file cannot be written."""
     entries = [(bool(udp), key, entry) for udp in (0, 1)
@@ -128,7 +130,7 @@ def save(cache: Any, path: str, now: float) -> int:
     return len(entries)
 
 
-def load(cache: Any, path: str, now: float, keep_for: int, counters: Any,
+def load(cache: PacketCache, path: str, now: float, keep_for: int, counters: CacheCounters,
          log: Callable[[str], None]) -> int:
     """Bring the entries of ``path`` into ``cache``; entries expired more than ``keep_for``
     seconds ago are dropped. A missing file is no error (a first start); any other problem is

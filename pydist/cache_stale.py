@@ -24,9 +24,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from pydist.cache_counters import CacheCounters
 from pydist.dns.wire import WireError, parse_question
+
+if TYPE_CHECKING:
+    from pydist.backend.server import DownstreamState
+    from pydist.cache import PacketCache
 
 STALE_ANSWER_TTL = 30      # RFC 8767 §5: the TTL of a stale answer
 FAILURE_RECHECK = 30.0     # RFC 8767 §5: seconds before a failed refresh is tried again
@@ -66,8 +71,9 @@ class TokenBucket:
 class Refresher:
     """Background refreshes of one cache: single-flight per key, failures held back."""
 
-    def __init__(self, cache: Any, counters: Any, pick_server: Callable[[], Any],
-                 timeout: float, log: Callable[[str], None]) -> None:
+    def __init__(self, cache: PacketCache, counters: CacheCounters,
+                 pick_server: Callable[[], DownstreamState | None], timeout: float,
+                 log: Callable[[str], None]) -> None:
         self.cache = cache
         self.counters = counters
         self.pick_server = pick_server

@@ -146,6 +146,7 @@ class Engine:
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:
             self.server_added(s)
+        self._start_cache_extensions()      # snapshots read before any query is
         await self.health.initial()
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
@@ -175,7 +176,6 @@ class Engine:
                     lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
                     sock=fe.sock_tcp)
         self.path.refresh()
-        self._start_cache_extensions()
         self.loop.call_later(1.0, self._tick)
 
     def _start_cache_extensions(self) -> None:

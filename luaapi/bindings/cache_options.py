@@ -9,6 +9,7 @@ from luaapi.bindings.pydist_ns import pydist_fn
 from luaapi.convert import as_float, as_int, as_str, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
 from pydist import cache_ext
+from pydist.cache_counters import COUNTERS
 from pydist.cache_ext import CacheOptions, Prefetch
 from pydist.stats import format_dump_stats
 
@@ -94,6 +95,6 @@ def register(rt: Any) -> None:
 
     def cache_stats(*_: Any) -> None:
         stats = reg.stats
-        rt.show(format_dump_stats([(n, stats.extra[n]()) for n in cache_ext.COUNTERS
+        rt.show(format_dump_stats([(n, stats.extra[n]()) for n in COUNTERS
                                    if n in stats.extra]))
     pydist_fn(rt, "cacheStats", cache_stats)
