@@ -4,7 +4,9 @@ backend the test controls, snapshots across a restart, and the shared level in a
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -338,6 +340,13 @@ def test_metrics_and_api_list_the_counters_only_when_configured(
         port = int(proc.values["portweb"])
         _, _, metrics = request(port, "/metrics", {"X-API-Key": "k"})
         assert (b"# TYPE dnsdist_cache_stale_served counter" in metrics) is present
+        assert shutil.which("promtool"), "promtool is required (Debian prometheus)"
+        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics,
+                              capture_output=True)
+        # the text parses; the only lint is dnsdist's own naming (counters without _total)
+        problems = [ln for ln in (lint.stdout + lint.stderr).decode().splitlines()
+                    if not ln.endswith('should have "_total" suffix')]
+        assert problems == []
         _, _, body = request(port, "/api/v1/servers/localhost/statistics", {"X-API-Key": "k"})
         assert (b'"cache-stale-served"' in body) is present
         dump = run_cli("pydist", ["-C", str(proc.conf), "-e", "dumpStats()"]).stdout
