@@ -365,3 +365,27 @@ def test_same_config_runs_on_dnsdist(tmp_path: Path) -> None:
         res = run_cli(impl, ["--check-config", "-C", str(conf)])
         assert res.returncode == 0 and f"Configuration '{conf}' OK!" in res.stdout, res.stdout
 
+
+
+@pytest.mark.parametrize("opts,message", [
+    ('redis="localhost:6379"', "redis wants a redis://, rediss:// or unix:// URL"),
+    ("redisTimeout=0", "redisTimeout must be positive"),
+    ("prefetch={remaining=100}", "0 < remaining < 100"),
+    ("prefetch=3", "prefetch must be a table"),
+])
+def test_bad_options_are_config_errors(tmp_path: Path, opts: str, message: str) -> None:
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"pc = newPacketCache(10)\npydist.cacheOptions(pc, {{{opts}}})\n")
+    res = run_cli("pydist", ["--check-config", "-C", str(conf)])
+    assert res.returncode == 1 and message in res.stdout + res.stderr
+
+
+def test_unknown_option_warned_and_wrong_object_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "c.conf"
+    conf.write_text("pc = newPacketCache(10)\npydist.cacheOptions(pc, {staleWindw=5})\n")
+    res = run_cli("pydist", ["--check-config", "-C", str(conf)])
+    assert res.returncode == 0
+    assert "Warning: pydist.cacheOptions: unknown option 'staleWindw' ignored" in res.stdout
+    conf.write_text("pydist.cacheOptions(newServer('127.0.0.1:1'), {staleWindow=5})\n")
+    res = run_cli("pydist", ["--check-config", "-C", str(conf)])
+    assert res.returncode == 1 and "must be a packet cache" in res.stdout + res.stderr
