@@ -34,6 +34,8 @@ _VALUE_MAGIC = b"PDC1"
 _TIMES = struct.Struct("!QQ")
 _HEAD_SIZE = len(_VALUE_MAGIC) + _TIMES.size
 MAX_PENDING_WRITES = 1000
+WRITE_GATHER = 0.01         # seconds writes are gathered before one pipeline sends them
+WRITE_BATCH = 64            # ... or fewer, when this many are waiting
 MAX_BATCHES = 8             # MGETs in flight at once; beyond, lookups are skipped (counted)
 DOWN_HOLD = 1.0             # seconds Redis is left alone after a connection error
 WRITE_TIMEOUT = 1.0
@@ -97,8 +99,8 @@ class RedisLevel:
 
     Cost: redis-py spends tens of microseconds of Python per command, so the lookups of one
     loop iteration (a drained batch of datagrams) go out as one MGET with one timer for the
-    budget, and the writes of one iteration as one pipeline; a query waits on a callback,
-    not a task of its own.
+    budget, and the writes of up to 10 ms (or 64 writes) as one pipeline (about 20 µs a
+    write instead of 100); a query waits on a callback, not a task of its own.
     """
 
     def __init__(self, url: str, timeout: float, namespace: bytes, counters: CacheCounters,
@@ -115,6 +117,7 @@ class RedisLevel:
         self.open: _Batch | None = None
         self.batches_in_flight = 0
         self.writes: list[tuple[bytes, bytes, int]] = []
+        self.write_timer: Any = None
         self.pending = 0             # writes queued or in flight
         self.tasks: set[asyncio.Task] = set()
 
@@ -214,8 +217,11 @@ class RedisLevel:
         self.pending += 1
         self.writes.append((redis_key(self.namespace, udp, key, ident),
                             encode_value(response, added, validity), ttl))
-        if len(self.writes) == 1:
-            self.loop.call_soon(self._flush_writes)
+        if len(self.writes) == 1:       # gathered for a short while: one pipeline for many
+            self.write_timer = self.loop.call_later(WRITE_GATHER, self._flush_writes)
+        elif len(self.writes) >= WRITE_BATCH:
+            self.write_timer.cancel()
+            self._flush_writes()
 
     def _flush_writes(self) -> None:
         writes, self.writes = self.writes, []
