@@ -326,3 +326,51 @@ def test_redis_lookups_of_one_iteration_share_one_mget_and_one_budget() -> None:
         await asyncio.sleep(0.4)                     # the MGET ends later: nothing twice
         assert late == [None, None] and counters.redis_hits == 1
     asyncio.run(run())
+
+
+class FakePipeline:
+    def __init__(self, owner: "FakeWriter") -> None:
+        self.owner = owner
+        self.sets: list[tuple[bytes, bytes, int]] = []
+
+    def set(self, key: bytes, value: bytes, ex: int) -> None:
+        self.sets.append((key, value, ex))
+
+    async def execute(self) -> None:
+        self.owner.in_flight += 1
+        self.owner.most = max(self.owner.most, self.owner.in_flight)
+        await asyncio.sleep(0.02)
+        self.owner.in_flight -= 1
+        self.owner.batches.append(len(self.sets))
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.in_flight = self.most = 0
+
+    def pipeline(self, transaction: bool = True) -> FakePipeline:
+        return FakePipeline(self)
+
+
+def test_redis_writes_gathered_into_few_pipelines() -> None:
+    from pydist.cache_redis import MAX_PIPELINES, WRITE_BATCH, RedisLevel
+
+    async def run() -> None:
+        counters = cache_ext.CacheCounters()
+        level = RedisLevel("redis://x", 0.05, b"", counters, print)
+        level.loop = asyncio.get_running_loop()
+        level.client = FakeWriter()
+        now = __import__("time").time()
+        for i in range(300):
+            level.store(True, b"key%d" % i, None, b"\x00" * 20, int(now), int(now) + 60, now)
+        while level.pending:
+            await asyncio.sleep(0.005)
+        assert sum(level.client.batches) == 300 == counters.redis_writes
+        assert level.client.most <= MAX_PIPELINES
+        assert len(level.client.batches) < 300 // WRITE_BATCH + 4
+        level.store(True, b"late", None, b"\x00" * 20, int(now), int(now) + 60, now)
+        while level.pending:      # one write alone goes out after the gathering delay
+            await asyncio.sleep(0.005)
+        assert level.client.batches[-1] == 1
+    asyncio.run(run())
