@@ -29,6 +29,7 @@ from pydist.cache_stale import (
 
 @dataclass(frozen=True)
 class Prefetch:
+    """``prefetch = {minHits, remaining, qps}``: which entries are refreshed early, how often."""
     min_hits: int = 3
     remaining: int = 10       # percent of the TTL left below which a hot entry is refreshed
     qps: float = 100.0        # prefetch budget: refresh queries per second
@@ -68,24 +69,38 @@ class ExtendedPacketCache(PacketCache):
                stale_ok_for: int = 0, orig_flags: int | None = None,
                exact: bool = True) -> tuple[bytearray | None, CacheKey | None]:
         ext = self.ext
+        if ext.options.stale_window:
+            stale = self._stale(query, qname_end, udp, now, stale_ok_for, orig_flags)
+            if stale is not None:
+                return stale
+        buf, key = super().lookup(query, qname_end, udp, now, stale_ok_for, orig_flags, exact)
+        if buf is not None and ext.options.prefetch is not None:
+            entry = self._maps[udp].get(key)
+            if entry is not None:
+                self._count_hit(entry, udp, key, query, qname_end, int(now), now)
+        return buf, key
+
+    def _stale(self, query: bytes, qname_end: int, udp: bool, now: float, stale_ok_for: int,
+               orig_flags: int | None) -> tuple[bytearray, CacheKey] | None:
+        """An expired entry inside the stale window, served with the stale TTL (a refresh
+        started); None when there is none (dnsdist's own lookup decides then)."""
         key = self.make_key(query, qname_end)
         entry = self._maps[udp].get(key) if key is not None else None
         now_s = int(now)
-        if entry is not None and entry.validity <= now_s:
-            expired_for = now_s - entry.validity
-            if (expired_for >= stale_ok_for and expired_for < ext.options.stale_window
-                    and stale_eligible(entry.response, ext.options.stale_rcodes)
-                    and (not self.parse_ecs or self._ident_matches(entry, query, qname_end))):
-                buf = self._serve(entry, query, qname_end, udp, now_s, ext.options.stale_ttl,
-                                  orig_flags, False)
-                if buf is not None:
-                    self.hits += 1
-                    ext.counters.stale_served += 1
-                    self._refresh(udp, key, query, qname_end, now, stale=True)
-                    return buf, key
-        buf, key = super().lookup(query, qname_end, udp, now, stale_ok_for, orig_flags, exact)
-        if buf is not None and entry is not None and ext.options.prefetch is not None:
-            self._count_hit(entry, udp, key, query, qname_end, now_s, now)
+        if entry is None or entry.validity > now_s:
+            return None
+        expired_for = now_s - entry.validity
+        opts = self.ext.options
+        if (expired_for < stale_ok_for or expired_for >= opts.stale_window
+                or not stale_eligible(entry.response, opts.stale_rcodes)
+                or (self.parse_ecs and not self._ident_matches(entry, query, qname_end))):
+            return None
+        buf = self._serve(entry, query, qname_end, udp, now_s, opts.stale_ttl, orig_flags, False)
+        if buf is None:
+            return None
+        self.hits += 1
+        self.ext.counters.stale_served += 1
+        self._refresh(udp, key, query, qname_end, now, stale=True)
         return buf, key
 
     def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:

@@ -85,16 +85,16 @@ def test_stale_served_within_window_and_refreshed_once(start_proc: Starter,
     h = Switchable(ttl=1)
     backend = responder_factory(h)
     proc = start(start_proc, backend, "staleWindow=30")
-    assert ttl_of(query(proc.addr(), "pop.example.")) == 1
+    assert ttl_of(query(proc.addr(), "pop.example.", timeout=3)) == 1
     h.ttl, h.address, h.delay = 300, "192.0.2.2", 0.5     # the refresh is slow and new
     first = poll_until(lambda: (lambda r: r if r and ttl_of(r) == 30 else None)(
-        query(proc.addr(), "pop.example.")), timeout=5, interval=0.1)
+        query(proc.addr(), "pop.example.", timeout=3)), timeout=5, interval=0.1)
     assert first.answer[0][0].address == "192.0.2.1"
     for _ in range(20):            # while the one refresh is in flight: stale, no new query
-        r = query(proc.addr(), "pop.example.")
+        r = query(proc.addr(), "pop.example.", timeout=3)
         assert r is not None and r.rcode() == dns.rcode.NOERROR
     fresh = poll_until(lambda: (lambda r: r if r and r.answer[0][0].address == "192.0.2.2"
-                                else None)(query(proc.addr(), "pop.example.")), timeout=5)
+                                else None)(query(proc.addr(), "pop.example.", timeout=3)), timeout=5)
     assert ttl_of(fresh) > 290
     assert backend.count("pop.example.") == 2          # the first query and ONE refresh
     c = counters(proc)
@@ -125,14 +125,14 @@ def test_servfail_refresh_keeps_the_stale_answer(start_proc: Starter, responder_
     h = Switchable(ttl=1)
     backend = responder_factory(h)
     proc = start(start_proc, backend, "staleWindow=30")
-    assert query(proc.addr(), "sf.example.") is not None
+    assert query(proc.addr(), "sf.example.", timeout=3) is not None
     h.servfail = True
-    poll_until(lambda: (lambda r: r and ttl_of(r) == 30)(query(proc.addr(), "sf.example.")),
+    poll_until(lambda: (lambda r: r and ttl_of(r) == 30)(query(proc.addr(), "sf.example.", timeout=3)),
                timeout=5, interval=0.1)
     poll_until(lambda: counters(proc).get("cache-refresh-failures") == 1, timeout=5,
                interval=0.1)
     for _ in range(10):
-        r = query(proc.addr(), "sf.example.")
+        r = query(proc.addr(), "sf.example.", timeout=3)
         assert r is not None and r.rcode() == dns.rcode.NOERROR and ttl_of(r) == 30
     assert backend.count("sf.example.") == 2
 
@@ -143,7 +143,7 @@ def test_prefetch_keeps_a_hot_name_from_expiring(start_proc: Starter, responder_
     proc = start(start_proc, backend, "prefetch={minHits=2, remaining=60, qps=50}")
     end = time.monotonic() + 5
     while time.monotonic() < end:
-        r = query(proc.addr(), "hot.example.")
+        r = query(proc.addr(), "hot.example.", timeout=3)
         assert r is not None and r.rcode() == dns.rcode.NOERROR and ttl_of(r) >= 1
         time.sleep(0.1)            # a client's pace, not synchronisation
     assert stat(proc, "cache-misses") == 1             # never expired: one miss, ever
