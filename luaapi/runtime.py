@@ -20,7 +20,6 @@ BINDING_MODULES = (
     "luaapi.bindings.servers",
     "luaapi.bindings.pools",
     "luaapi.bindings.ffi_policy",
-    "luaapi.bindings.pydist_ns",
     "luaapi.bindings.caches",
     "luaapi.bindings.cache_options",
     "luaapi.bindings.consolecfg",
@@ -42,6 +41,9 @@ BINDING_MODULES = (
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",
+    "luaapi.bindings.pydist_ns",
+    "luaapi.bindings.logcfg",
+    "luaapi.bindings.testbench",
 )
 
 

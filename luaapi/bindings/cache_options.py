@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from luaapi.bindings.caches import CacheHandle
-from luaapi.bindings.pydist_ns import pydist_fn
+from luaapi.bindings.pydist_ns import add
 from luaapi.convert import as_float, as_int, as_str, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
 from pydist import cache_ext
@@ -78,7 +78,7 @@ def register(rt: Any) -> None:
         if not is_table(opts):
             raise LuaArgError("pydist.cacheOptions: the second argument must be an option table")
         cache_ext.enable(handle.cache, parse_options(table_to_dict(opts), rt.log), reg.stats)
-    pydist_fn(rt, "cacheOptions", cache_options)
+    add(rt, "cacheOptions", cache_options)
 
     def save_cache(pc: Any = None, path: Any = None, *_: Any) -> None:
         cache = _handle(pc, "pydist.saveCache").cache
@@ -91,10 +91,10 @@ def register(rt: Any) -> None:
         n = cache_ext.save(cache, target, rt.log)
         rt.show(f"Saved {n} entries to '{target}'\n" if n >= 0 else
                 f"Error: the snapshot could not be written to '{target}'\n")
-    pydist_fn(rt, "saveCache", save_cache)
+    add(rt, "saveCache", save_cache)
 
     def cache_stats(*_: Any) -> None:
         stats = reg.stats
         rt.show(format_dump_stats([(n, stats.extra[n]()) for n in COUNTERS
                                    if n in stats.extra]))
-    pydist_fn(rt, "cacheStats", cache_stats)
+    add(rt, "cacheStats", cache_stats)

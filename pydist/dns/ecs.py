@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from pydist.dns.reader import WireError, check_names
 from pydist.dns.ttl import records_end, skip_name
 
 OPT_ECS = 8
@@ -187,9 +188,25 @@ def scope_is_zero(resp: bytes) -> bool:
     return False
 
 
-def ecs_response(resp: bytes, st: object) -> bytes:
+def parses_as_dnsdist(resp: bytes) -> bool:
+    """True when every record of the answer walks with its names decompressed as dnsdist's
+    PacketReader does (reader.check_names). dnsdist reads an answer this way when it takes
+    out the EDNS/ECS it added, so one failing here is dropped (observed: a forward compression
+    pointer in an answer record's owner, with an OPT record, and ECS added to the query)."""
+    try:
+        check_names(resp)
+    except WireError:
+        return False
+    return True
+
+
+def ecs_response(resp: bytes, st: object) -> bytes | None:
     """A useClientSubnet backend's answer on its way back: a scope-0 answer goes into the
-    cache under the client's own query (zero-scope), then what we added is taken out."""
+    cache under the client's own query (zero-scope), then what we added is taken out. None:
+    dnsdist 1.7.3 drops it (it added EDNS/ECS, the answer has additional records, and they do
+    not parse)."""
+    if st.ecs != NOTHING_ADDED and resp[10:12] != b"\x00\x00" and not parses_as_dnsdist(resp):
+        return None
     zero = st.zero
     if zero is not None and scope_is_zero(resp):
         st.cache_key, st.query = zero
