@@ -305,6 +305,7 @@ class PacketPath(RulePath):
                  qtype: int, qclass: int, flags: int, skip_cache: bool) -> None:
         """After the cache: to the server the policy picked (or no-policy's outcome)."""
         stats = self.stats
+        xfr = not udp and qtype in XFR_TYPES      # a zone transfer: relayed message by message
         if server is None:
             stats.no_policy += 1
             if self.settings.servfail_when_no_server:
