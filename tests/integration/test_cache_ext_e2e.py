@@ -241,6 +241,13 @@ def test_two_instances_share_answers(start_proc: Starter, responder: Responder,
     assert third is not None and counters(b)["cache-redis-hits"] == 1
     # answered from the cache's second level: a hit, not a miss, in dnsdist's counters
     assert stat(b, "cache-hits") == 2 and stat(b, "cache-misses") == 0
+    # over TCP too (its own key, as dnsdist keys the transport)
+    assert query(a.addr(), "shared.example.", tcp=True) is not None
+    poll_until(lambda: redis_server.keys() == 2, timeout=5)
+    over_tcp = query(b.addr(), "shared.example.", tcp=True)
+    assert over_tcp is not None and over_tcp.answer[0][0].address == "192.0.2.1"
+    assert responder.count("shared.example.") == 2     # a's TCP miss only
+    assert counters(b)["cache-redis-hits"] == 2
 
 
 def test_ecs_scoped_answers_never_cross_subnets(start_proc: Starter, responder_factory,
