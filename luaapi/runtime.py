@@ -21,6 +21,7 @@ BINDING_MODULES = (
     "luaapi.bindings.pools",
     "luaapi.bindings.ffi_policy",
     "luaapi.bindings.caches",
+    "luaapi.bindings.cache_options",
     "luaapi.bindings.consolecfg",
     "luaapi.bindings.web",
     "luaapi.bindings.inspection",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 import time
@@ -92,6 +93,7 @@ class Engine:
         self.console_servers: list = []
         self.web_server: Any = None
         self.carbon_task: Any = None
+        self.shutdown_hooks: list[Callable[[], None]] = []
         registry.engine = self
 
     # --- backends
@@ -144,6 +146,7 @@ class Engine:
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:
             self.server_added(s)
+        self._start_cache_extensions()      # snapshots read before any query is
         await self.health.initial()
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
@@ -174,6 +177,31 @@ class Engine:
                     sock=fe.sock_tcp)
         self.path.refresh()
         self.loop.call_later(1.0, self._tick)
+
+    def _start_cache_extensions(self) -> None:
+        """pydist.cacheOptions: snapshots read, refreshers and Redis ready; the snapshots are
+        written again at shutdown, SIGTERM included (after which the process still dies of
+        the signal, as it would without them)."""
+        from pydist import cache_ext
+        if not cache_ext.configured_caches(self.reg):
+            return
+        cache_ext.start(self.reg, self.loop)
+        if cache_ext.wants_shutdown_save(self.reg):
+            self.shutdown_hooks.append(lambda: cache_ext.save_all(self.reg))
+            self.loop.add_signal_handler(signal.SIGTERM, self._terminated)
+
+    def _terminated(self) -> None:
+        self._run_shutdown_hooks()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _run_shutdown_hooks(self) -> None:
+        hooks, self.shutdown_hooks = self.shutdown_hooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as e:  # noqa: BLE001 -- one hook failing must not stop the others
+                self.reg.log(f"Error at shutdown: {e}")
 
     def _tick(self) -> None:
         """Once a second: health checks, UDP timeouts, rates, cache cleaning, Lua maintenance()."""
@@ -249,6 +277,7 @@ class Engine:
     console_execute: Callable[[str], str] = staticmethod(lambda line: "")
 
     def shutdown(self, code: int = 0) -> None:
+        self._run_shutdown_hooks()
         self.exit_code = code
         self.stopped.set()
 

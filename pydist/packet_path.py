@@ -251,19 +251,62 @@ class PacketPath(RulePath):
                 resp, cache_key, zero = zero_scope_lookup(cache, zero, data, qname_end, key_udp,
                                                           now, stale, ecs > 0)
             if resp is not None:
-                delay = dq.delay_ms if dq is not None and udp else 0
-                if self.cachehit_rules:
-                    resp, delay, _ = apply_response_rules(
-                        self.cachehit_rules, resp, qname_end, qtype, qclass, addr, fe, not udp,
-                        now, dq.tags if dq is not None else None, delay,
-                        query=(dq.unique_id, now) if dq is not None else None)
-                    if resp is None:
-                        return self._drop(reply)
-                stats.cache_hits += 1
-                # as 1.7.3: cache hits (UDP or TCP) are not counted in the frontend's responses
-                return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay,
-                                    fe_count=False)
+                return self._cache_hit(resp, dq, qname_end, qtype, qclass, addr, fe, fe_sock,
+                                       udp, now, reply)
             stats.cache_misses += 1
+            if cache.second_level is not None and cache_key is not None:
+                # pydist.cacheOptions' shared level: asked before a backend (cache_ext.py)
+                return self._second_level(cache, cache_key, key_udp, ecs, data, addr, fe,
+                                          fe_sock, udp, reply, dq, pdq, server, zero,
+                                          qname_end, qtype, qclass, flags, skip_cache)
+        self._forward(data, addr, fe, fe_sock, udp, now, reply, dq, pdq, server, cache,
+                      cache_key, ecs, zero, qname_end, qtype, qclass, flags, skip_cache)
+
+    def _cache_hit(self, resp: bytearray, dq: DNSQuestion | None, qname_end: int, qtype: int,
+                   qclass: int, addr: Any, fe: Any, fe_sock: Any, udp: bool, now: float,
+                   reply: Callable | None) -> None:
+        """An answer from the cache: the cache-hit rules, counted, sent."""
+        delay = dq.delay_ms if dq is not None and udp else 0
+        if self.cachehit_rules:
+            resp, delay, _ = apply_response_rules(
+                self.cachehit_rules, resp, qname_end, qtype, qclass, addr, fe, not udp,
+                now, dq.tags if dq is not None else None, delay,
+                query=(dq.unique_id, now) if dq is not None else None)
+            if resp is None:
+                return self._drop(reply)
+        self.stats.cache_hits += 1
+        # as 1.7.3: cache hits (UDP or TCP) are not counted in the frontend's responses
+        return self._answer(resp, addr, fe, fe_sock, reply, ring=False, delay_ms=delay,
+                            fe_count=False)
+
+    def _second_level(self, cache: Any, cache_key: Any, key_udp: bool, ecs: int, data: bytes,
+                      addr: Any, fe: Any, fe_sock: Any, udp: bool, reply: Callable | None,
+                      dq: DNSQuestion | None, pdq: DNSQuestion | None, server: Any, zero: Any,
+                      qname_end: int, qtype: int, qclass: int, flags: int,
+                      skip_cache: bool) -> None:
+        """A local miss on a cache with a shared level: Redis is asked within its budget; an
+        answer found there is stored locally and served as a hit, else the query goes on."""
+        def found(entry: Any) -> None:
+            now = time.time()
+            if entry is not None and cache.bring_in(key_udp, cache_key, ident, entry, now):
+                resp, _ = cache.lookup(data, qname_end, key_udp, now, 0, exact=not ecs)
+                if resp is not None:    # a hit of the cache's second level, not a miss
+                    self.stats.cache_misses -= 1
+                    cache.misses -= 1
+                    return self._cache_hit(resp, dq, qname_end, qtype, qclass, addr, fe,
+                                           fe_sock, udp, now, reply)
+            self._forward(data, addr, fe, fe_sock, udp, now, reply, dq, pdq, server, cache,
+                          cache_key, ecs, zero, qname_end, qtype, qclass, flags, skip_cache)
+        ident = cache.ident_for(data, qname_end)
+        cache.second_level.lookup(key_udp, cache_key, ident, found)
+
+    def _forward(self, data: bytes, addr: Any, fe: Any, fe_sock: Any, udp: bool, now: float,
+                 reply: Callable | None, dq: DNSQuestion | None, pdq: DNSQuestion | None,
+                 server: Any, cache: Any, cache_key: Any, ecs: int, zero: Any, qname_end: int,
+                 qtype: int, qclass: int, flags: int, skip_cache: bool) -> None:
+        """After the cache: to the server the policy picked (or no-policy's outcome)."""
+        stats = self.stats
+        xfr = not udp and qtype in XFR_TYPES      # a zone transfer: relayed message by message
         if server is None:
             stats.no_policy += 1
             if self.settings.servfail_when_no_server:
