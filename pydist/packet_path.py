@@ -290,7 +290,17 @@ class PacketPath(RulePath):
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+        self._to_tcp_pool(server, data, state, addr, fe, udp)
+
+    def _to_tcp_pool(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
+                     udp: bool, proxy: bytes = b"", owner: Any = None) -> None:
+        """Hand the query to the server's TCP, DoT or DoH connections; a DoH server with
+        addXForwardedHeaders also gets who asked, and how."""
+        done = lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st)  # noqa: E731
+        if server.x_forwarded:
+            server.tcp_pool.query(data, done, proxy, owner, forwarded_for(addr, fe, udp))
+        else:
+            server.tcp_pool.query(data, done, proxy, owner)
 
     def _send_proxied(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
                       udp: bool, dq: DNSQuestion | None, reply: Callable | None) -> None:
@@ -303,8 +313,7 @@ class PacketPath(RulePath):
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st),
-                              proxy, None if udp else addr)
+        self._to_tcp_pool(server, data, state, addr, fe, udp, proxy, None if udp else addr)
 
     def tcp_client_gone(self, peer: Any) -> None:
         """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
@@ -380,7 +389,12 @@ class PacketPath(RulePath):
         now = time.time()
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
-        server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
+        udp_client = st.tcp_reply is None
+        if udp_client:   # as 1.7.3 counts a UDP query's answer over TCP, DoT or DoH: as UDP's
+            server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
+            self.stats.latency_sample(usec)
+        else:
+            server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
         counted = resp
         skip = False
         if self.response_rules:
@@ -391,7 +405,9 @@ class PacketPath(RulePath):
                 return
         if server.use_ecs:
             resp = ecs_response(resp, st)
-        self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
+        # ... but not in the server's responses
+        self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip,
+                      not udp_client)
         if st.frontend.is_dot:
             self.stats.dot_latency_sample(usec)
         if st.tcp_reply is None:
@@ -407,10 +423,12 @@ class PacketPath(RulePath):
             st.tcp_reply(resp)
 
     def _account(self, server: Any, resp: bytes, st: InFlight, now: float, usec: float,
-                 udp_key: bool, rcode: int = -1, insert: bool = True) -> None:
+                 udp_key: bool, rcode: int = -1, insert: bool = True,
+                 server_counted: bool = True) -> None:
         """What every relayed backend answer counts and feeds, whatever its transport; the
         rcode counted is the backend's, before response rules (as dnsdist 1.7.3)."""
-        server.responses += 1
+        if server_counted:
+            server.responses += 1
         stats = self.stats
         stats.responses += 1
         if rcode < 0:
@@ -450,6 +468,19 @@ class PacketPath(RulePath):
             else:
                 st.tcp_reply(None)
 
+
+
+def forwarded_for(addr: Any, fe: Any, udp: bool) -> tuple[str, int, bytes]:
+    """x-forwarded-for, -port and -proto of a query, as dnsdist 1.7.3 names its frontends."""
+    if udp:
+        proto = b"dns-over-udp"
+    elif fe.is_doh:
+        proto = b"dns-over-https" if fe.decl.tls is not None else b"dns-over-http"
+    elif fe.decl.kind == "tls":
+        proto = b"dns-over-tls"
+    else:
+        proto = b"dns-over-tcp"
+    return str(addr[0]), int(addr[1]), proto
 
 
 def doh_lookup(cache: Any, data: bytes, qname_end: int, key_udp: bool, now: float, stale: int,

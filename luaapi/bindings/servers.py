@@ -184,8 +184,8 @@ def register(rt: Any) -> None:
         reg.add_server(server, pools)
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
-        if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
-            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for DoT configs
+        if server.options.get("tls") and server.tls is None:
+            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for TLS configs
             try:     # as dnsdist: the TLS context is made here, in --check-config too
                 server.tls = BackendTLS(server.options)
             except TLSConfigError as e:

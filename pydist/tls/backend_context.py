@@ -122,7 +122,7 @@ def describe_error(conn: SSL.Connection, e: Exception) -> str:
 
 
 class BackendTLS:
-    """A DoT server's client side: validation, CA store, SNI and a small session cache."""
+    """A DoT or DoH server's client side: validation, CA store, SNI, a small session cache."""
 
     MAX_SESSIONS = 20
 
@@ -144,6 +144,8 @@ class BackendTLS:
         ctx = SSL.Context(SSL.TLS_METHOD)
         ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
+        if o.get("dohPath"):
+            ctx.set_alpn_protos([b"h2"])     # a DoH server: HTTP/2 only, as dnsdist asks
         if o.get("ciphers"):
             try:
                 ctx.set_cipher_list(str(o["ciphers"]).encode())
