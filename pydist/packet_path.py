@@ -238,7 +238,8 @@ class PacketPath(RulePath):
                 return self._drop(reply)
         cache_key = None
         if cache is not None:
-            key_udp = udp and not (server is not None and server.tcp_only)
+            # as 1.7.3: a UDP client's key is the UDP one, whatever carries the query on
+            key_udp = udp and not (fe.is_doh and server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
             if zero is None and fe.is_doh:
                 resp, cache_key = doh_lookup(cache, data, qname_end, key_udp, now, stale, not ecs)
@@ -406,7 +407,7 @@ class PacketPath(RulePath):
         if server.use_ecs:
             resp = ecs_response(resp, st)
         # ... but not in the server's responses
-        self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip,
+        self._account(server, resp, st, now, usec, udp_client, counted[3] & 0x0F, not skip,
                       not udp_client)
         if st.frontend.is_dot:
             self.stats.dot_latency_sample(usec)
@@ -472,10 +473,10 @@ class PacketPath(RulePath):
 
 def forwarded_for(addr: Any, fe: Any, udp: bool) -> tuple[str, int, bytes]:
     """x-forwarded-for, -port and -proto of a query, as dnsdist 1.7.3 names its frontends."""
-    if udp:
-        proto = b"dns-over-udp"
-    elif fe.is_doh:
+    if fe.is_doh:      # (process() is told udp=True for DoH: its backend path is UDP's)
         proto = b"dns-over-https" if fe.decl.tls is not None else b"dns-over-http"
+    elif udp:
+        proto = b"dns-over-udp"
     elif fe.decl.kind == "tls":
         proto = b"dns-over-tls"
     else:

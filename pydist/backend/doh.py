@@ -256,6 +256,7 @@ class DoHConnection(asyncio.Protocol):
             st.reply(None)
             return
         st.attempt += 1
+        st.status, st.length, st.body = 0, None, bytearray()     # the next answer from scratch
         self.pool.send(st, self.proxy)
 
     def fail_all(self) -> None:
