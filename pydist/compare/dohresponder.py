@@ -25,6 +25,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
+from pydist.compare.responder import build_answer
+
 PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 DNS_MESSAGE = "application/dns-message"
 # not HTTP/2: read as a frame header, it announces a 4.7 MB frame (a connection error)
@@ -59,6 +61,13 @@ class DoHReply:
 
 
 Handler = Callable[[DoHRequest], DoHReply]
+
+
+def stand_in_answer(req: DoHRequest) -> DoHReply:
+    """The comparer's DoH stand-in: the plain responder's deterministic answer to the body (a
+    body that is no query gets a 400, as a DoH server answers it)."""
+    answer = build_answer(req.body, req.index)
+    return DoHReply(body=answer) if answer is not None else DoHReply(status=400, content_type=None)
 
 
 class DoHResponder:
