@@ -224,9 +224,8 @@ class DoHConnection(asyncio.Protocol):
             if st is not None:
                 self._ended(event.stream_id, st)
         elif isinstance(event, h2.events.StreamReset):
-            st = self.streams.pop(event.stream_id, None)
-            if event.error_code:
-                self._stream_error(st)
+            if event.error_code:       # without one (nghttp2 too) the query waits for the timeout
+                self._stream_error(self.streams.pop(event.stream_id, None))
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.dead = True
 
