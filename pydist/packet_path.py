@@ -406,9 +406,9 @@ class PacketPath(RulePath):
                 return
         if server.use_ecs:
             resp = ecs_response(resp, st)
-        # ... but not in the server's responses
+        # ... but not in the server's responses, nor a DoH client's (observed likewise)
         self._account(server, resp, st, now, usec, udp_client, counted[3] & 0x0F, not skip,
-                      not udp_client)
+                      not udp_client and not st.frontend.is_doh)
         if st.frontend.is_dot:
             self.stats.dot_latency_sample(usec)
         if st.tcp_reply is None:

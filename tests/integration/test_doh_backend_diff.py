@@ -234,3 +234,29 @@ def test_certificate_refused_keeps_the_server_down(start_proc: Starter, certs: C
                 proc.wait_for(r"TLS handshake with backend doh .* failed: .*hostname mismatch")
             assert console(proc, "showServers()").count(" down ") == 1
             assert not up.received()
+
+
+def test_dot_and_doh_clients_to_a_doh_server(start_proc: Starter, certs: CertSet) -> None:
+    """DoT and DoH (HTTP) listeners in front of a DoH server: answered, and named in
+    x-forwarded-proto as dnsdist names them; the counters as dnsdist's."""
+    from tests.helpers.doh import client, do, query_wire
+    from tests.helpers.dot import dot_query
+    got = {}
+    for impl in IMPLS:
+        with doh_upstream(certs) as up:
+            conf = head(f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", "{certs.key}")\n'
+                        'addDOHLocal("127.0.0.1:{portdoh}")\n') + doh_server(
+                up, certs, ", addXForwardedHeaders=true")
+            proc = start_proc(impl, conf)
+            dot = dot_query(proc.addr("portdot"), "dot.example.", certs.ca_path)
+            with client(http2=False, plain=True) as c:
+                doh = do(c, f"http://127.0.0.1:{proc.values['portdoh']}", "POST", "/dns-query",
+                         query_wire("doh.example."),
+                         {"content-type": "application/dns-message"})
+            assert dot is not None and doh.status == 200, (impl, doh)
+            metrics = server_metrics(proc)
+            got[impl] = {"protos": [r.header("x-forwarded-proto") for r in queries_seen(up)],
+                         "metrics": {k: metrics[k] for k in STEADY},
+                         "stats": {k: v for k, v in global_stats(proc).items() if k in GLOBAL}}
+    assert got["pydist"] == got["dnsdist"]
+    assert got["pydist"]["protos"] == ["dns-over-tls", "dns-over-http"]
