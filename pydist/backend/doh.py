@@ -38,6 +38,7 @@ import h2.settings
 from pydist.backend.server import DownstreamState
 from pydist.backend.tcp import account_closed
 from pydist.backend.tls import TLSHandshakeError, open_tls
+from pydist.h2frames import FrameLengths
 
 Reply = Callable[[bytes | None], None]
 Origin = tuple[str, int, bytes]     # client address, client port, x-forwarded-proto value
@@ -100,8 +101,7 @@ class DoHConnection(asyncio.Protocol):
         self.streams: dict[int, _Stream] = {}
         self.dead = False          # takes no new stream (GOAWAY, stream error, garbage)
         self.failed = False        # garbage received: nothing more is read
-        self.head = b""            # a frame header cut between two reads
-        self.skip = 0              # bytes of the current frame still to come
+        self.frames = FrameLengths()     # rule 6: a frame too long fails the session at once
         self.closed = False
         self.counted = False
         self.timer: asyncio.TimerHandle | None = None
@@ -164,7 +164,7 @@ class DoHConnection(asyncio.Protocol):
         if self.closed or self.dead and self.failed:
             return
         try:
-            if self._oversized(data):
+            if self.frames.too_long(data, MAX_FRAME):
                 self.h2.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
                 raise h2.exceptions.ProtocolError("frame too large")
             events = self.h2.receive_data(data)
@@ -179,27 +179,6 @@ class DoHConnection(asyncio.Protocol):
         self._flush()
         if not self.streams and (self.dead or self.health):
             self.close()
-
-    def _oversized(self, data: bytes) -> bool:
-        """A frame header announcing more than the 16 kB frames allowed: nghttp2 fails the
-        session on that header, h2 would wait for the whole (maybe never coming) frame."""
-        i, n = 0, len(data)
-        while i < n:
-            if self.skip:
-                step = min(self.skip, n - i)
-                self.skip -= step
-                i += step
-                continue
-            need = 9 - len(self.head)
-            self.head += data[i:i + need]
-            i += need
-            if len(self.head) < 9:
-                return False
-            self.skip = int.from_bytes(self.head[:3], "big")
-            self.head = b""
-            if self.skip > MAX_FRAME:
-                return True
-        return False
 
     def _event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.ResponseReceived):

@@ -25,7 +25,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from pydist.compare.responder import build_answer
+from pydist.compare.client import recv_exact
+from pydist.compare.responder import build_answer, stop_serving
 
 PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 DNS_MESSAGE = "application/dns-message"
@@ -112,11 +113,7 @@ class DoHResponder:
         return self
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for key in list(self._sel.get_map().values()):
-            key.fileobj.close()     # type: ignore[union-attr]
-        self._sel.close()
+        stop_serving(self._stop, self._thread, self._sel)
         with self.lock:
             conns = list(self._open)
         for conn in conns:
@@ -252,26 +249,16 @@ def _read_proxy_header(sock: socket.socket) -> bytes:
         head = sock.recv(16, socket.MSG_PEEK)
     if len(head) < 16 or not head.startswith(PROXY_SIGNATURE):
         return b""
-    return _recv_exactly(sock, 16 + int.from_bytes(head[14:16], "big"))
+    return recv_exact(sock, 16 + int.from_bytes(head[14:16], "big"))
 
 
 def _read_tls_proxy_header(sock: socket.socket) -> tuple[bytes, bytes]:
     """Inside TLS the client's first bytes are the HTTP/2 preface or a proxy header, both at
     least 16 bytes long: reading 16 decides. Returns (header, bytes read past it)."""
-    head = _recv_exactly(sock, 16)
+    head = recv_exact(sock, 16)
     if not head.startswith(PROXY_SIGNATURE):
         return b"", head
-    return head + _recv_exactly(sock, int.from_bytes(head[14:16], "big")), b""
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    out = b""
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("closed")
-        out += chunk
-    return out
+    return head + recv_exact(sock, int.from_bytes(head[14:16], "big")), b""
 
 
 def _close(sock: socket.socket) -> None:
