@@ -154,6 +154,9 @@ class DoHConnection(asyncio.Protocol):
     # --- below: the TLS layer
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        if self.closed:              # the server was removed while this one was opening
+            transport.close()
+            return
         self.counted = True
         self.pool.opened(self)
         if self.proxy:
@@ -327,6 +330,8 @@ class DoHBackendPool:
         """Rule 5's connect outcomes; `retries` attempts while the connect is refused."""
         tcp = self.server.tcp
         for _ in range(max(1, self.retries)):
+            if conn.closed:
+                return
             tcp["tcpNewConnections"] += 1
             try:
                 await asyncio.wait_for(open_tls(self.loop, self.server, conn, self.log),

@@ -260,3 +260,25 @@ def test_dot_and_doh_clients_to_a_doh_server(start_proc: Starter, certs: CertSet
                          "stats": {k: v for k, v in global_stats(proc).items() if k in GLOBAL}}
     assert got["pydist"] == got["dnsdist"]
     assert got["pydist"]["protos"] == ["dns-over-tls", "dns-over-http"]
+
+
+def test_doh_server_added_and_removed_at_runtime(start_proc: Starter, certs: CertSet,
+                                                 responder) -> None:
+    """newServer() from the console opens a DoH server that serves its pool at once after its
+    first check; rmServer() closes it."""
+    got = {}
+    for impl in IMPLS:
+        with doh_upstream(certs) as up:
+            proc = start_proc(impl, head('addAction("late.example.", PoolAction("late"))\n')
+                              + f'newServer{{address="{responder.address}"}}\n')
+            line = doh_server(up, certs, ', pool="late"', name="late").strip()
+            console(proc, line)
+            poll_until(lambda: any(" late <addr> up " in r for r in server_row(proc)),
+                       timeout=8)
+            ans = query(proc.addr(), "late.example.", tcp=True)
+            rows = server_row(proc)
+            console(proc, "rmServer(1)")
+            got[impl] = (ans is not None, rows, server_row(proc),
+                         len(queries_seen(up)) == 1)
+    assert got["pydist"] == got["dnsdist"]
+    assert got["pydist"][0] and got["pydist"][3]
