@@ -81,6 +81,8 @@ class DoHResponder:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert_path, key_path)
         self.ctx.set_alpn_protocols(["h2"])
+        self.ctx.sni_callback = self._note_sni
+        self.server_names: list[str | None] = []      # the SNI of each TLS handshake
         self.requests: list[DoHRequest] = []
         self.connections = 0
         self.lock = threading.Lock()
@@ -124,6 +126,10 @@ class DoHResponder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _note_sni(self, sslobj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        with self.lock:
+            self.server_names.append(name)
 
     def received(self) -> list[DoHRequest]:
         with self.lock:

@@ -131,8 +131,10 @@ class BackendTLS:
         self.validate = options.get("validateCertificates", True) is not False
         self.subject_name = str(options.get("subjectName") or "")
         self.subject_addr = str(options.get("subjectAddr") or "")
-        self.sni = str(options.get("sni") or "") or (
-            self.subject_name if self.subject_name and not _is_ip(self.subject_name) else "")
+        # as dnsdist 1.7.3: the SNI is the subjectName; it has no `sni` option (observed: a
+        # `sni` beside subjectName is ignored)
+        self.sni = self.subject_name if self.subject_name and not _is_ip(self.subject_name) \
+            else ""
         self.sessions: list[SSL.Session] = []
         self.last_failure = ""
         self.ctx = self._build()

@@ -79,6 +79,7 @@ def test_answers_requests_counters_and_outputs(start_proc: Starter, certs: CertS
                 "requests": [request_shape(r) for r in reqs],
                 "bodies": [(len(r.body), r.tls, r.proxy) for r in reqs],
                 "one connection": len({r.connection for r in reqs}) == 1,
+                "sni": set(up.server_names),
                 "servers": server_row(proc),
                 "metrics": {k: v for k, v in server_metrics(proc).items() if k in STEADY},
                 "stats": {k: v for k, v in global_stats(proc).items() if k in GLOBAL},
@@ -89,6 +90,7 @@ def test_answers_requests_counters_and_outputs(start_proc: Starter, certs: CertS
                            (":path", "/dns-query")]
     assert ("x-forwarded-proto", "dns-over-udp") in reqs[0]
     assert ("x-forwarded-proto", "dns-over-tcp") in reqs[1]
+    assert seen["pydist"]["sni"] == {"dot.test"}
 
 
 def test_udp_answer_larger_than_the_client_size_is_truncated(start_proc: Starter,
@@ -282,3 +284,28 @@ def test_doh_server_added_and_removed_at_runtime(start_proc: Starter, certs: Cer
                          len(queries_seen(up)) == 1)
     assert got["pydist"] == got["dnsdist"]
     assert got["pydist"][0] and got["pydist"][3]
+
+
+TLS_VARIANTS = {
+    "no name, no validation": 'validateCertificates=false',
+    "sni beside subjectName": 'subjectName="dot.test", sni="sni.test", validateCertificates=false',
+    "ciphers": 'subjectName="dot.test", caStore="{ca}", ciphers="ECDHE-RSA-AES256-GCM-SHA384", '
+               'ciphersTLS13="TLS_AES_256_GCM_SHA384"',
+}
+
+
+@pytest.mark.parametrize("variant", list(TLS_VARIANTS))
+def test_tls_options_of_a_doh_server(variant: str, start_proc: Starter, certs: CertSet) -> None:
+    """The DoT backends' TLS options on a DoH server: the SNI sent, the :authority, served."""
+    got = {}
+    for impl in IMPLS:
+        with doh_upstream(certs) as up:
+            opts = TLS_VARIANTS[variant].replace("{ca}", certs.ca_path)
+            conf = head() + (f'newServer{{address="{up.address()}", tls="openssl", '
+                             f'dohPath="/dns-query", name="doh", {opts}}}\n')
+            proc = start_proc(impl, conf)
+            ans = query(proc.addr(), "tls.example.", tcp=True)
+            got[impl] = (ans is not None, set(up.server_names),
+                         {r.header(":authority") for r in up.received()})
+    assert got["pydist"] == got["dnsdist"]
+    assert got["pydist"][0]
