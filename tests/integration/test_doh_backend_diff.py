@@ -309,3 +309,22 @@ def test_tls_options_of_a_doh_server(variant: str, start_proc: Starter, certs: C
                          {r.header(":authority") for r in up.received()})
     assert got["pydist"] == got["dnsdist"]
     assert got["pydist"][0]
+
+
+def test_refused_connections_are_retried_then_dropped(start_proc: Starter, certs: CertSet,
+                                                      port: int) -> None:
+    """A DoH server forced up on a closed port: `retries` connects per query, then nothing."""
+    got = {}
+    for impl in IMPLS:
+        conf = head() + (f'newServer{{address="127.0.0.1:{port}", tls="openssl", '
+                         f'subjectName="dot.test", caStore="{certs.ca_path}", '
+                         'dohPath="/dns-query", name="doh", retries=3}\n'
+                         'getServer(0):setUp()\n')
+        proc = start_proc(impl, conf, ready="Console ACL")
+        udp = query(proc.addr(), "refused.example.")
+        tcp = query(proc.addr(), "refused.example.", tcp=True)
+        metrics = poll_until(lambda: (m := server_metrics(proc))["tcpnewconnections"] >= 6 and m)
+        got[impl] = (udp, tcp, {k: metrics[k] for k in STEADY + ("tcpnewconnections",
+                                                                  "tcpcurrentconnections")})
+    assert got["pydist"] == got["dnsdist"]
+    assert got["pydist"][2]["tcpnewconnections"] == 6
