@@ -99,7 +99,7 @@ class Engine:
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
-        if server.options.get("tls") and not server.options.get("dohPath"):
+        if server.options.get("tls"):
             # TLS modules load only for configs that use DoT (pyOpenSSL costs ~19 MB of RSS)
             from pydist.backend.tls import TLSBackendPool
             from pydist.tls.backend_context import BackendTLS
@@ -110,16 +110,13 @@ class Engine:
                 self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
                 server.unusable = True
                 return
-            server.tcp_pool = TLSBackendPool(self.loop, server, self.reg.log)
+            if server.is_doh:
+                from pydist.backend.doh import DoHBackendPool
+                server.tcp_pool = DoHBackendPool(self.loop, server, self.reg.log,
+                                                 self.reg.settings.verbose)
+            else:
+                server.tcp_pool = TLSBackendPool(self.loop, server, self.reg.log)
             self.path.refresh()
-            return
-        if server.options.get("dohPath"):
-            what = "DNS over HTTPS"
-            self.reg.log(f"Warning: outgoing {what} (tls=\"{server.options.get('tls')}\") to "
-                         f"{server.name_with_addr()} is not supported by pydist yet: this server "
-                         "will stay down and receive no query")
-            server.unusable = True
-            server.up_status = False
             return
         if not server.tcp_only:
             server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,

@@ -241,7 +241,8 @@ class PacketPath(RulePath):
                 return self._drop(reply)
         cache_key = None
         if cache is not None:
-            key_udp = udp and not (server is not None and server.tcp_only)
+            # as 1.7.3: a UDP client's key is the UDP one, whatever carries the query on
+            key_udp = udp and not (fe.is_doh and server is not None and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
             if zero is None and fe.is_doh:
                 resp, cache_key = doh_lookup(cache, data, qname_end, key_udp, now, stale, not ecs)
@@ -339,7 +340,17 @@ class PacketPath(RulePath):
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, self._on_tcp_answer(server, state, xfr))
+        self._to_tcp_pool(server, data, state, addr, fe, udp, xfr)
+
+    def _to_tcp_pool(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
+                     udp: bool, xfr: bool, proxy: bytes = b"", owner: Any = None) -> None:
+        """Hand the query to the server's TCP, DoT or DoH connections; a DoH server with
+        addXForwardedHeaders also gets who asked, and how."""
+        done = self._on_tcp_answer(server, state, xfr)
+        if server.x_forwarded:
+            server.tcp_pool.query(data, done, proxy, owner, forwarded_for(addr, fe, udp))
+        else:
+            server.tcp_pool.query(data, done, proxy, owner)
 
     def _on_tcp_answer(self, server: Any, state: InFlight, xfr: bool) -> Callable[..., None]:
         """What the backend's TCP connection calls with the answer (each message of a zone
@@ -366,8 +377,7 @@ class PacketPath(RulePath):
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, self._on_tcp_answer(server, state, xfr), proxy,
-                              None if udp else addr)
+        self._to_tcp_pool(server, data, state, addr, fe, udp, xfr, proxy, None if udp else addr)
 
     def tcp_client_gone(self, peer: Any) -> None:
         """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
@@ -465,7 +475,12 @@ class PacketPath(RulePath):
         now = time.time()
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
-        server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
+        udp_client = st.tcp_reply is None
+        if udp_client:   # as 1.7.3 counts a UDP query's answer over TCP, DoT or DoH: as UDP's
+            server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
+            self.stats.latency_sample(usec)
+        else:
+            server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
         counted = resp
         skip = False
         if self.response_rules:
@@ -480,7 +495,9 @@ class PacketPath(RulePath):
                 if st.tcp_reply is not None:
                     st.tcp_reply(None)
                 return
-        self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
+        # ... but not in the server's responses, nor a DoH client's (observed likewise)
+        self._account(server, resp, st, now, usec, udp_client, counted[3] & 0x0F, not skip,
+                      not udp_client and not st.frontend.is_doh)
         if st.frontend.is_dot:
             self.stats.dot_latency_sample(usec)
         if st.tcp_reply is None:
@@ -507,10 +524,12 @@ class PacketPath(RulePath):
             st.tcp_reply(None)
 
     def _account(self, server: Any, resp: bytes, st: InFlight, now: float, usec: float,
-                 udp_key: bool, rcode: int = -1, insert: bool = True) -> None:
+                 udp_key: bool, rcode: int = -1, insert: bool = True,
+                 server_counted: bool = True) -> None:
         """What every relayed backend answer counts and feeds, whatever its transport; the
         rcode counted is the backend's, before response rules (as dnsdist 1.7.3)."""
-        server.responses += 1
+        if server_counted:
+            server.responses += 1
         stats = self.stats
         stats.responses += 1
         if rcode < 0:
@@ -550,6 +569,19 @@ class PacketPath(RulePath):
             else:
                 st.tcp_reply(None)
 
+
+
+def forwarded_for(addr: Any, fe: Any, udp: bool) -> tuple[str, int, bytes]:
+    """x-forwarded-for, -port and -proto of a query, as dnsdist 1.7.3 names its frontends."""
+    if fe.is_doh:      # (process() is told udp=True for DoH: its backend path is UDP's)
+        proto = b"dns-over-https" if fe.decl.tls is not None else b"dns-over-http"
+    elif udp:
+        proto = b"dns-over-udp"
+    elif fe.decl.kind == "tls":
+        proto = b"dns-over-tls"
+    else:
+        proto = b"dns-over-tcp"
+    return str(addr[0]), int(addr[1]), proto
 
 
 def doh_lookup(cache: Any, data: bytes, qname_end: int, key_udp: bool, now: float, stale: int,

@@ -9,6 +9,7 @@ from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import AddressError, parse_address
+from pydist.registry import CLIENT
 from pydist.tls.names import TLSConfigError
 
 INT_OPTS = ("order", "weight", "qps", "retries", "tcpConnectTimeout", "tcpSendTimeout",
@@ -184,8 +185,8 @@ def register(rt: Any) -> None:
         reg.add_server(server, pools)
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
-        if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
-            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for DoT configs
+        if server.options.get("tls") and server.tls is None:
+            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for TLS configs
             try:     # as dnsdist: the TLS context is made here, in --check-config too
                 server.tls = BackendTLS(server.options)
             except TLSConfigError as e:
@@ -209,6 +210,8 @@ def register(rt: Any) -> None:
     def get_server(which: Any = None, *rest: Any) -> Any:
         if which is None:
             raise LuaArgError("Unable to convert parameter from nil to boost::variant<unsigned long, std::string>")
+        if reg.mode == CLIENT:   # `-c`/`-e`: as 1.7.3, a fresh stand-in without address, always
+            return handle_for(rt, DownstreamState("0.0.0.0", 0))
         if isinstance(which, str) and not which.isdigit():
             for s in reg.servers:
                 if s.uuid == which:

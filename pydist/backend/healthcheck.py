@@ -139,6 +139,8 @@ async def check_once(loop: Any, server: DownstreamState,
     except Exception as e:  # a broken checkFunction fails the check, as dnsdist's catch does
         return [(False, f"Error checking the health of backend {nwa}: {e}")]
     timeout = float(server.options.get("checkTimeout") or 1000) / 1000.0
+    if server.is_doh:
+        return await _doh_outcomes(server, q, timeout)
     use_tcp = bool(server.options.get("checkTCP")) or server.tcp_only
     try:
         if use_tcp:
@@ -159,6 +161,22 @@ async def check_once(loop: Any, server: DownstreamState,
                         f"from {addr}"),
                 (False, f"Invalid health check response id {q.qid} from backend {nwa}, "
                         f"expecting {q.qid}")]
+    return [check_response(server, q, resp)]
+
+
+async def _doh_outcomes(server: DownstreamState, q: CheckQuery, timeout: float) -> list[Outcome]:
+    """Over DoH (a connection of its own, checkTimeout its read deadline): dnsdist 1.7.3 says
+    nothing about a check that got no status 200 or no answer, only about the DNS answer."""
+    from pydist.backend.doh import DoHBackendPool, doh_check   # loaded only for DoH servers
+    if not isinstance(server.tcp_pool, DoHBackendPool):
+        return [(False, "")]
+    try:
+        resp = await asyncio.wait_for(
+            doh_check(server, q.packet, LOCAL_HEADER if server.use_proxy else b""), timeout + 1)
+    except TimeoutError:
+        resp = None
+    if resp is None:
+        return [(False, "")]
     return [check_response(server, q, resp)]
 
 

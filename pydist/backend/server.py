@@ -46,7 +46,10 @@ class DownstreamState:
         self.pools: list[str] = []
         self.availability = AUTO
         self.up_status = False
-        self.tcp_only = bool(opts["tcpOnly"] or opts["tls"] or opts["dohPath"])
+        # as dnsdist 1.7.3: dohPath means DoH only with tls; alone it is ignored (plain Do53)
+        self.is_doh = bool(opts["tls"] and opts["dohPath"])
+        self.tcp_only = bool(opts["tcpOnly"] or opts["tls"])
+        self.x_forwarded = self.is_doh and bool(opts["addXForwardedHeaders"])
         self.use_ecs = bool(opts["useClientSubnet"])        # one flag test on the packet path
         self.use_proxy = bool(opts["useProxyProtocol"])
         self.xpf_code = int(opts["addXPF"] or 0)           # XPF record type, 0 = none
@@ -68,7 +71,7 @@ class DownstreamState:
         # transport, filled by the engine when serving
         self.udp = None
         self.tcp_pool = None
-        self.tls = None           # BackendTLS for a DoT server
+        self.tls = None           # BackendTLS for a DoT or DoH server
 
     def is_up(self) -> bool:
         if self.availability == DOWN:
