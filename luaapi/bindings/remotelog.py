@@ -4,7 +4,7 @@ DnstapLogAction and DnstapLogResponseAction (dnstap). An alterFunction is accept
 about (it is not called)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luaapi.bindings.rules import ActionHandle
 from luaapi.convert import (
@@ -18,15 +18,11 @@ from luaapi.convert import (
 )
 from luaapi.errors import PdnsError
 from pydist.dns.netmask import AddressError, parse_address
-from pydist.dnstap import FrameStreamLogger
 from pydist.registry import SERVE
-from pydist.remotelog import RemoteLogger
-from pydist.rules.remotelog import (
-    DnstapLogAction,
-    DnstapLogResponseAction,
-    RemoteLogAction,
-    RemoteLogResponseAction,
-)
+
+if TYPE_CHECKING:   # the loggers (asyncio, dnslib) load only when a config makes one
+    from pydist.dnstap import FrameStreamLogger
+    from pydist.remotelog import RemoteLogger
 
 LOGGER = "St10shared_ptrI21RemoteLoggerInterfaceE"
 
@@ -52,6 +48,7 @@ def register(rt: Any) -> None:
             host, port = parse_address(as_str(addr), 0)
         except AddressError as e:
             raise PdnsError(str(e)) from None
+        from pydist.remotelog import RemoteLogger
         logger = RemoteLogger(host, port, 2.0 if timeout is None else as_float(timeout),
                               100 if queued is None else as_int(queued),
                               1.0 if wait is None else as_float(wait), reg.log)
@@ -73,11 +70,13 @@ def register(rt: Any) -> None:
         except AddressError as e:
             raise PdnsError(str(e)) from None
         options = table_to_dict(opts) if opts is not None else {}
+        from pydist.dnstap import FrameStreamLogger
         return started(FrameStreamLogger(text, host, port, options))
     rt.fn("newFrameStreamTcpLogger", frame_stream_tcp)
 
     def frame_stream_unix(path: Any, opts: Any = None, *a: Any) -> RemoteLoggerHandle:
         options = table_to_dict(opts) if opts is not None else {}
+        from pydist.dnstap import FrameStreamLogger
         return started(FrameStreamLogger(as_str(path), None, 0, options))
     rt.fn("newFrameStreamUnixLogger", frame_stream_unix)
 
@@ -98,23 +97,29 @@ def register(rt: Any) -> None:
 
     def log_action(logger: Any, alter: Any = None, opts: Any = None, *a: Any) -> ActionHandle:
         note_alter("RemoteLogAction", alter)
-        return ActionHandle(RemoteLogAction(logger_of(logger), server_id(opts)))
+        logger = logger_of(logger)
+        from pydist.rules.remotelog import RemoteLogAction
+        return ActionHandle(RemoteLogAction(logger, server_id(opts)))
     rt.fn("RemoteLogAction", log_action)
 
     def log_response(logger: Any, alter: Any = None, cname: Any = None, opts: Any = None,
                      *a: Any) -> ActionHandle:
         note_alter("RemoteLogResponseAction", alter)
         include = False if cname is None else as_bool(cname)
-        return ActionHandle(RemoteLogResponseAction(logger_of(logger), server_id(opts), include))
+        logger = logger_of(logger)
+        from pydist.rules.remotelog import RemoteLogResponseAction
+        return ActionHandle(RemoteLogResponseAction(logger, server_id(opts), include))
     rt.fn("RemoteLogResponseAction", log_response)
 
     def dnstap_action(response: bool) -> Any:
         name = "DnstapLogResponseAction" if response else "DnstapLogAction"
-        cls = DnstapLogResponseAction if response else DnstapLogAction
 
         def make(identity: Any, logger: Any, alter: Any = None, *a: Any) -> ActionHandle:
             note_alter(name, alter)
-            return ActionHandle(cls(as_str(identity), logger_of(logger)))
+            logger = logger_of(logger)
+            from pydist.rules import remotelog as actions   # loaded once a logger exists
+            cls = actions.DnstapLogResponseAction if response else actions.DnstapLogAction
+            return ActionHandle(cls(as_str(identity), logger))
         return make
     rt.fn("DnstapLogAction", dnstap_action(False))
     rt.fn("DnstapLogResponseAction", dnstap_action(True))

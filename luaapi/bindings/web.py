@@ -10,7 +10,6 @@ from luaapi.convert import as_bool, as_int, as_str, fail, is_function, is_table,
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address
 from pydist.web.credentials import Credential, WorkFactorError, hash_password, is_hashed
-from pydist.web.server import bind_web_socket
 
 _PLAIN_PW = ("Passing a plain-text password via the 'password' parameter to "
              "'setWebserverConfig()' is not advised, please consider generating a hashed one "
@@ -105,6 +104,7 @@ def register(rt: Any) -> None:
             web.sock.close()
             web.sock = None
         where = format_address(host, port)
+        from pydist.web.server import bind_web_socket   # h11 and the router: web configs only
         try:
             web.sock = bind_web_socket(host, port)
         except OSError as e:
