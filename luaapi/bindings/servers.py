@@ -8,6 +8,7 @@ from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table
                             str_or_list, table_to_dict)
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.backend.server import DownstreamState
+from pydist.backend.udp import connect_error
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.tls.names import TLSConfigError
 
@@ -184,6 +185,9 @@ def register(rt: Any) -> None:
         reg.add_server(server, pools)
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
+            error = None if server.tcp_only else connect_error(server)   # UDP sockets only
+            if error is not None:
+                rt.log(error)
         if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
             from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for DoT configs
             try:     # as dnsdist: the TLS context is made here, in --check-config too
