@@ -205,24 +205,31 @@ def register(rt: Any) -> None:
                 if s.uuid == which:
                     return s
             raise DnsdistError(f"Trying to get the server with UUID {which}, but it does not exist")
-        i = as_int(which)
-        if not 0 <= i < len(reg.servers):
-            raise DnsdistError(f"Trying to get the server at index {i}, but only {len(reg.servers)} servers are configured")
+        return server_at(as_int(which))
+
+    def server_at(i: int) -> DownstreamState:
+        """g_dstates.at(n): n read as a C++ unsigned int (-1 is 4294967295), the range error
+        of std::vector::at as dnsdist 1.7.3 lets it through."""
+        i &= 0xFFFFFFFF
+        if i >= len(reg.servers):
+            raise DnsdistError(f"vector::_M_range_check: __n (which is {i}) >= this->size() "
+                               f"(which is {len(reg.servers)})")
         return reg.servers[i]
 
     def get_server(which: Any = None, *rest: Any) -> Any:
         if which is None:
             raise LuaArgError("Unable to convert parameter from nil to boost::variant<unsigned long, std::string>")
         if isinstance(which, str) and not which.isdigit():
+            import uuid   # a uuid is parsed only when one is asked for
+            try:
+                wanted = str(uuid.UUID(which))
+            except ValueError:
+                raise DnsdistError("invalid uuid string") from None
             for s in reg.servers:
-                if s.uuid == which:
+                if s.uuid == wanted:
                     return handle_for(rt, s)
             return None
-        i = as_int(which)
-        if 0 <= i < len(reg.servers):
-            return handle_for(rt, reg.servers[i])
-        rt.log(f"Error: trying to get the server at position {i}, but only {len(reg.servers)} servers are configured")
-        return None
+        return handle_for(rt, server_at(as_int(which)))
     rt.fn("getServer", get_server, no_side_effect=True)
     rt.fn("getServers", lambda *a: rt.lua.table_from([handle_for(rt, s) for s in reg.servers]),
           no_side_effect=True)
