@@ -3,12 +3,14 @@
 Tooling that starts dnsdist and sends a query a moment later must get an answer from pydist
 too, so the start is measured the way such tooling meets it: exec, then a UDP query every few
 milliseconds until one is answered through the backend. Both binaries run the same config,
-interleaved, repeated; medians are reported (the machine may be busy with other work).
+interleaved, repeated; medians are reported (the machine may be busy with other work), with
+the CPU seconds the process used until then, which other load barely moves.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -29,10 +31,13 @@ class StartupResult:
 
     answer_s: list[float] = field(default_factory=list)
     check_s: list[float] = field(default_factory=list)
+    answer_cpu_s: list[float] = field(default_factory=list)
+    check_cpu_s: list[float] = field(default_factory=list)
     error: str | None = None
 
     def medians(self) -> dict[str, float | None]:
-        return {"answer_s": median(self.answer_s), "check_s": median(self.check_s)}
+        return {k: median(getattr(self, k))
+                for k in ("answer_s", "check_s", "answer_cpu_s", "check_cpu_s")}
 
 
 def _answered(sock: socket.socket, port: int) -> bool:
@@ -45,8 +50,9 @@ def _answered(sock: socket.socket, port: int) -> bool:
 
 
 def time_to_answer(argv: list[str], port: int, log_path: str, group: procs.ProcessGroup,
-                   cwd: str, deadline_s: float = 20.0) -> float:
-    """Seconds from starting argv until it answers a query on port.
+                   cwd: str, deadline_s: float = 20.0) -> tuple[float, float]:
+    """Seconds from starting argv until it answers a query on port, and the CPU seconds it
+    used by then.
 
     :raises RuntimeError: when it exits or does not answer within deadline_s.
     """
@@ -57,7 +63,7 @@ def time_to_answer(argv: list[str], port: int, log_path: str, group: procs.Proce
         try:
             while time.monotonic() - start < deadline_s:
                 if _answered(sock, port):
-                    return time.monotonic() - start
+                    return time.monotonic() - start, procs.cpu_seconds(proc.pid)
                 if proc.poll() is not None:
                     raise RuntimeError(f"exited with {proc.returncode} before answering")
             raise RuntimeError(f"no answer within {deadline_s:.0f}s")
@@ -65,17 +71,20 @@ def time_to_answer(argv: list[str], port: int, log_path: str, group: procs.Proce
             group.stop(proc)
 
 
-def time_check_config(argv: list[str], cwd: str) -> float:
-    """Seconds `argv --check-config` takes.
+def time_check_config(argv: list[str], cwd: str) -> tuple[float, float]:
+    """Seconds `argv --check-config` takes, and its CPU seconds.
 
     :raises RuntimeError: when it does not say the configuration is OK.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     out = subprocess.run(argv, capture_output=True, timeout=60, cwd=cwd, check=False)
     took = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if out.returncode != 0:
         raise RuntimeError(f"--check-config exited {out.returncode}: {out.stdout[-300:]!r}")
-    return took
+    return took, cpu
 
 
 def measure(sides: list[tuple[str, list[str]]], backend_port: int, repeat: int, workdir: str,
@@ -93,11 +102,15 @@ def measure(sides: list[tuple[str, list[str]]], backend_port: int, repeat: int, 
             with open(conf, "w", encoding="utf-8") as f:
                 f.write(configs.under_test(port, backend_port))
             try:
-                res.answer_s.append(time_to_answer(
+                wall, cpu = time_to_answer(
                     procs.pinned(core, [*command, "--supervised", "--disable-syslog", "-C", conf]),
-                    port, os.path.join(workdir, f"startup-{label}-{rep}.log"), group, cwd))
-                res.check_s.append(time_check_config(
-                    procs.pinned(core, [*command, "--check-config", "-C", conf]), cwd))
+                    port, os.path.join(workdir, f"startup-{label}-{rep}.log"), group, cwd)
+                res.answer_s.append(wall)
+                res.answer_cpu_s.append(cpu)
+                wall, cpu = time_check_config(
+                    procs.pinned(core, [*command, "--check-config", "-C", conf]), cwd)
+                res.check_s.append(wall)
+                res.check_cpu_s.append(cpu)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
                 res.error = f"{label}: {e}"
                 continue
@@ -111,7 +124,8 @@ def table(results: dict[str, StartupResult]) -> str:
     py, dd = results["pydist"].medians(), results["dnsdist"].medians()
     lines = ["start-up (median s)  | pydist | dnsdist | difference",
              "---------------------+--------+---------+-----------"]
-    for key, name in (("answer_s", "exec to first answer"), ("check_s", "--check-config")):
+    for key, name in (("answer_s", "exec to first answer"), ("check_s", "--check-config"),
+                      ("answer_cpu_s", "  CPU s until answer"), ("check_cpu_s", "  CPU s of check")):
         p, d = py[key], dd[key]
         diff = "-" if p is None or d is None else f"{p - d:+.3f}"
         lines.append(f"{name:<20} | {_s(p):>6} | {_s(d):>7} | {diff:>10}")
