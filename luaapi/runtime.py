@@ -98,6 +98,8 @@ def _method_getter(wrap: Callable) -> Callable[[Any, Any], Any]:
         entry = cache.get(key)
         if entry is None:
             kind, func = lua_member(type(obj), name)
+            if len(cache) > 4096:         # names built at run time (`o["x" .. i]`)
+                cache.clear()
             entry = cache[key] = (kind, wrap(func) if kind == _METHOD else None)
         kind, fn = entry
         if kind == _METHOD:
