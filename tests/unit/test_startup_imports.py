@@ -17,7 +17,7 @@ PLAIN = 'setLocal("127.0.0.1:5300")\nnewServer("127.0.0.1:5301")\n' \
 # Loaded lazily: only configs (or console lines) that use them import these.
 DEFERRED = ("asyncio", "h11", "nacl", "dnslib", "uuid", "pydist.web.server", "pydist.web.router",
             "pydist.dnstap", "pydist.remotelog", "pydist.frontend.doh", "pydist.carbon",
-            "importlib.resources")
+            "importlib.resources", "hashlib")
 
 
 def modules_after_check(tmp_path: Path, config: str) -> set[str]:
