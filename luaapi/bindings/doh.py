@@ -20,6 +20,9 @@ from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
 from pydist.tls.names import TLSConfigError
 
+if TYPE_CHECKING:   # the DoH frontend loads only when a config declares a map entry
+    from pydist.frontend.doh import ResponseMapEntry
+
 
 def doh_decls(reg: Any) -> list[FrontendDecl]:
     return [f for f in reg.frontends if f.kind == "doh"]
@@ -48,9 +51,6 @@ class DOHFrontendHandle(TLSFrontendHandle):
         """Paths answered from the map (redirects, a welcome page) before any DNS parsing."""
         items = table_to_list(entries) if is_table(entries) else []
         self.decl.doh.responses_map = [e.entry for e in items if isinstance(e, MapEntryHandle)]
-
-if TYPE_CHECKING:   # the DoH frontend loads only when a config declares a map entry
-    from pydist.frontend.doh import ResponseMapEntry
 
 
 class MapEntryHandle:
