@@ -246,6 +246,8 @@ class Engine:
     # --- web server
     def start_web(self) -> None:
         """Serve the socket webserver() bound (at startup, or at once when called at runtime)."""
+        if self.reg.web.sock is None:   # h11 and the router load only for a webserver()
+            return
         from pydist.web.server import start_web_server
         self.web_server = start_web_server(self.loop, self.reg, self.web_server)
 

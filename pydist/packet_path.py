@@ -135,6 +135,10 @@ class PacketPath(RulePath):
                     else:
                         stats.count_rcode(rcode)
                     continue
+            if queries:   # the rules may read getStatisticsCounters(): this query counts
+                stats.queries += queries
+                fe.queries += queries
+                queries = 0
             self.process(data, addr, fe, out, True, now, None)
         if queries:
             stats.queries += queries

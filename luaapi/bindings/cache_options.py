@@ -2,16 +2,17 @@
 ``pydist.cacheStats()``: pydist's cache features (pydist/cache_ext.py, docs/cache.md)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luaapi.bindings.caches import CacheHandle
 from luaapi.bindings.pydist_ns import add
 from luaapi.convert import as_float, as_int, as_str, is_table, table_to_dict, table_to_list
 from luaapi.errors import LuaArgError
-from pydist import cache_ext
 from pydist.cache_counters import COUNTERS
-from pydist.cache_ext import CacheOptions, Prefetch
 from pydist.stats import format_dump_stats
+
+if TYPE_CHECKING:   # the features (asyncio, redis-py) load only for a config that uses them
+    from pydist.cache_ext import CacheOptions, Prefetch
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -29,6 +30,7 @@ def _prefetch(value: Any) -> Prefetch | None:
         raise LuaArgError("pydist.cacheOptions: prefetch must be a table "
                           "{minHits=N, remaining=PERCENT, qps=N}")
     t = table_to_dict(value)
+    from pydist.cache_ext import Prefetch
     p = Prefetch(min_hits=as_int(t.get("minHits", 3)), remaining=as_int(t.get("remaining", 10)),
                  qps=as_float(t.get("qps", 100)))
     if p.min_hits < 1 or not 0 < p.remaining < 100 or p.qps < 0:
@@ -67,6 +69,7 @@ def parse_options(opts: dict[Any, Any], log: Any) -> CacheOptions:
             kw["refresh_timeout"] = as_float(value)
         else:
             log(f"Warning: pydist.cacheOptions: unknown option '{name}' ignored")
+    from pydist.cache_ext import CacheOptions
     return CacheOptions(**kw)
 
 
@@ -77,11 +80,13 @@ def register(rt: Any) -> None:
         handle = _handle(pc, "pydist.cacheOptions")
         if not is_table(opts):
             raise LuaArgError("pydist.cacheOptions: the second argument must be an option table")
+        from pydist import cache_ext
         cache_ext.enable(handle.cache, parse_options(table_to_dict(opts), rt.log), reg.stats)
     add(rt, "cacheOptions", cache_options)
 
     def save_cache(pc: Any = None, path: Any = None, *_: Any) -> None:
         cache = _handle(pc, "pydist.saveCache").cache
+        from pydist import cache_ext
         if not isinstance(cache, cache_ext.ExtendedPacketCache):
             raise LuaArgError("pydist.saveCache: this cache has no pydist.cacheOptions")
         target = as_str(path) if path is not None else cache.ext.options.snapshot

@@ -130,6 +130,8 @@ class DynBlockRulesGroupHandle:
 class StatNodeHandle:
     """The node a visitor gets: fullname, labelsCount, numChildren()."""
 
+    LUA_FIELDS = ("fullname", "labelsCount")
+
     def __init__(self, node: StatNode) -> None:
         self.fullname = node.fullname
         self.labelsCount = node.labels_count
@@ -141,6 +143,8 @@ class StatNodeHandle:
 
 class StatHandle:
     """The counts a visitor gets (own ones, and the node's with all below it)."""
+
+    LUA_FIELDS = ("queries", "noerrors", "nxdomains", "servfails", "drops", "bytes")
 
     def __init__(self, stat: Stat) -> None:
         self.queries, self.noerrors, self.nxdomains = stat.queries, stat.noerrors, stat.nxdomains

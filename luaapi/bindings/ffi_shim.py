@@ -4,7 +4,6 @@ DNSQuestion the Lua `dq` wraps. Accessors pydist cannot honour raise FFIUnsuppor
 the calling rule or action reports like any Lua error, rather than answering wrongly."""
 from __future__ import annotations
 
-import importlib.resources
 import ipaddress
 from typing import Any
 
@@ -215,6 +214,7 @@ def shim(rt: Any) -> Any:
     once per runtime."""
     m = getattr(rt, "_ffi_shim", None)
     if m is None:
-        code = importlib.resources.files("luaapi").joinpath("ffi_shim.lua").read_text()
+        from luaapi.runtime import read_package_text
+        code = read_package_text("ffi_shim.lua")
         m = rt._ffi_shim = rt.lua.execute(code, rt.lua.table_from(ACCESSORS))
     return m

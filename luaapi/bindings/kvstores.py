@@ -2,20 +2,22 @@
 the stores' lookup/lookupSuffix/reload methods and the rules and actions that look them up."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luaapi.bindings.objects import ComboAddressHandle, DNSNameHandle
 from luaapi.bindings.rules import ActionHandle, RuleHandle
 from luaapi.convert import as_bool, as_int, as_str, fail
 from luaapi.errors import DnsdistError
 from pydist import kvstore as K
-from pydist.lmdbstore import LMDBKVStore, LMDBOpenError
 from pydist.registry import CLIENT
 from pydist.rules import kv as KV
 
 KV_STORE = "St10shared_ptrI15KeyValueStoreE"
 LOOKUP_KEY = "St10shared_ptrI17KeyValueLookupKeyE"
 
+
+if TYPE_CHECKING:
+    from pydist.lmdbstore import LMDBKVStore
 
 class KVStoreHandle:
     """What newCDBKVStore() and newLMDBKVStore() return; no store in console client mode
@@ -78,6 +80,7 @@ def register(rt: Any) -> None:
     def lmdb(path: Any, db_name: Any, no_lock: Any = None, *a: Any) -> KVStoreHandle:
         if reg.mode == CLIENT:
             return KVStoreHandle(None)
+        from pydist.lmdbstore import LMDBKVStore, LMDBOpenError   # lmdb only when used
         try:
             return KVStoreHandle(LMDBKVStore(as_str(path), as_str(db_name),
                                              _opt_bool(no_lock, False), reg.log))

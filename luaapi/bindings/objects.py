@@ -7,7 +7,6 @@ from typing import Any
 
 from luaapi.convert import as_bool, as_int, as_str, fail, is_table, table_to_list
 from luaapi.errors import DnsdistError, PdnsError
-from pydist import ipcipher
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address, \
     parse_netmask
 from pydist.qps import QPSLimiter
@@ -122,9 +121,11 @@ class ComboAddressHandle:
         return ipaddress.ip_address(self.host).packed.decode("latin-1")
 
     def ipencrypt(self, key: Any, *a: Any) -> "ComboAddressHandle":
+        from pydist import ipcipher      # cryptography loads only when asked for
         return self._ipcipher(key, ipcipher.encrypt_host)
 
     def ipdecrypt(self, key: Any, *a: Any) -> "ComboAddressHandle":
+        from pydist import ipcipher
         return self._ipcipher(key, ipcipher.decrypt_host)
 
     def _ipcipher(self, key: Any, f: Any) -> "ComboAddressHandle":

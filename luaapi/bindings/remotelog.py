@@ -5,7 +5,7 @@ query or answer and the message object: DNSDistProtoBufMessage's and DnstapMessa
 1.7.3 has them) and RemoteLogAction's ipEncryptKey; makeIPCipherKey."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luaapi.bindings.luacall import protected_caller
 from luaapi.bindings.objects import ComboAddressHandle, NetmaskHandle, to_dnsname
@@ -22,17 +22,12 @@ from luaapi.convert import (
     table_to_list,
 )
 from luaapi.errors import PdnsError
-from pydist import ipcipher
 from pydist.dns.netmask import AddressError, format_address, parse_address, parse_netmask
-from pydist.dnstap import DnstapMessage, FrameStreamLogger
 from pydist.registry import SERVE
-from pydist.remotelog import RESPONSE, PBMessage, RemoteLogger
-from pydist.rules.remotelog import (
-    DnstapLogAction,
-    DnstapLogResponseAction,
-    RemoteLogAction,
-    RemoteLogResponseAction,
-)
+
+if TYPE_CHECKING:   # the loggers (asyncio, dnslib) load only when a config makes one
+    from pydist.dnstap import DnstapMessage, FrameStreamLogger
+    from pydist.remotelog import PBMessage, RemoteLogger
 
 LOGGER = "St10shared_ptrI21RemoteLoggerInterfaceE"
 
@@ -75,6 +70,7 @@ class PBMessageHandle:
         self._msg.tags.extend(as_str(t) for t in table_to_list(tags))
 
     def setProtobufResponseType(self, sec: Any = None, usec: Any = None, *a: Any) -> None:
+        from pydist.remotelog import RESPONSE
         self._msg.kind = RESPONSE
         self._msg.query_time = (0 if sec is None else as_int(sec),
                                 0 if usec is None else as_int(usec))
@@ -166,6 +162,7 @@ def register(rt: Any) -> None:
     reg = rt.registry
 
     def make_key(password: Any, *a: Any) -> str:
+        from pydist import ipcipher     # cryptography loads only for configs that use it
         return ipcipher.make_key(as_str(password).encode("latin-1")).decode("latin-1")
     rt.fn("makeIPCipherKey", make_key)
 
@@ -175,6 +172,7 @@ def register(rt: Any) -> None:
             host, port = parse_address(as_str(addr), 0)
         except AddressError as e:
             raise PdnsError(str(e)) from None
+        from pydist.remotelog import RemoteLogger
         logger = RemoteLogger(host, port, 2.0 if timeout is None else as_float(timeout),
                               100 if queued is None else as_int(queued),
                               1.0 if wait is None else as_float(wait), reg.log)
@@ -196,11 +194,13 @@ def register(rt: Any) -> None:
         except AddressError as e:
             raise PdnsError(str(e)) from None
         options = table_to_dict(opts) if opts is not None else {}
+        from pydist.dnstap import FrameStreamLogger
         return started(FrameStreamLogger(text, host, port, options))
     rt.fn("newFrameStreamTcpLogger", frame_stream_tcp)
 
     def frame_stream_unix(path: Any, opts: Any = None, *a: Any) -> RemoteLoggerHandle:
         options = table_to_dict(opts) if opts is not None else {}
+        from pydist.dnstap import FrameStreamLogger
         return started(FrameStreamLogger(as_str(path), None, 0, options))
     rt.fn("newFrameStreamUnixLogger", frame_stream_unix)
 
@@ -220,6 +220,7 @@ def register(rt: Any) -> None:
 
     def log_action(logger: Any, alter: Any = None, opts: Any = None, *a: Any) -> ActionHandle:
         sid, key = options(opts)
+        from pydist.rules.remotelog import RemoteLogAction   # loaded once a logger exists
         return ActionHandle(RemoteLogAction(logger_of(logger), sid, key,
                                             alter_of(alter, DQHandle, PBMessageHandle)))
     rt.fn("RemoteLogAction", log_action)
@@ -228,15 +229,17 @@ def register(rt: Any) -> None:
                      *a: Any) -> ActionHandle:
         include = False if cname is None else as_bool(cname)
         sid, key = options(opts)
+        from pydist.rules.remotelog import RemoteLogResponseAction
         return ActionHandle(RemoteLogResponseAction(
             logger_of(logger), sid, include, key, alter_of(alter, DRHandle, PBMessageHandle)))
     rt.fn("RemoteLogResponseAction", log_response)
 
     def dnstap_action(response: bool) -> Any:
-        cls = DnstapLogResponseAction if response else DnstapLogAction
         dq_cls = DRHandle if response else DQHandle
 
         def make(identity: Any, logger: Any, alter: Any = None, *a: Any) -> ActionHandle:
+            from pydist.rules import remotelog as actions   # loaded once a logger exists
+            cls = actions.DnstapLogResponseAction if response else actions.DnstapLogAction
             return ActionHandle(cls(as_str(identity), logger_of(logger),
                                     alter_of(alter, dq_cls, DnstapMessageHandle)))
         return make

@@ -13,7 +13,6 @@ from luaapi.convert import as_int, as_str, is_table, str_or_list, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
-from pydist.tls import ocsp
 from pydist.tls.names import HANDSHAKE_ERRORS, TLSConfigError
 
 TLS_OPTIONS = LISTENER_OPTIONS + (
@@ -154,6 +153,7 @@ def register(rt: Any) -> None:
     def generate_ocsp(cert: Any, ca_cert: Any, ca_key: Any, out: Any, days: Any, minutes: Any,
                       *a: Any) -> None:
         """Runs in every mode, --check-config included, as dnsdist's does."""
+        from pydist.tls import ocsp     # cryptography's x509 only when asked for
         try:
             ocsp.generate_response(as_str(cert), as_str(ca_cert), as_str(ca_key), as_str(out),
                                    as_int(days), as_int(minutes))

@@ -149,6 +149,8 @@ async def check_once(loop: Any, server: DownstreamState,
             resp = await asyncio.wait_for(_udp_exchange(loop, server, q.packet), timeout)
     except TimeoutError:
         return [(False, f"Timeout while waiting for the health check response from backend {nwa}")]
+    except CheckConnectError as e:     # no route: one failure, nothing was sent
+        return [(False, f"Error checking the health of backend {nwa}: {e}")]
     except (OSError, asyncio.IncompleteReadError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         if use_tcp:
@@ -180,6 +182,10 @@ async def _doh_outcomes(server: DownstreamState, q: CheckQuery, timeout: float) 
     return [check_response(server, q, resp)]
 
 
+class CheckConnectError(Exception):
+    """The check's UDP socket could not be connected (no route to the backend)."""
+
+
 async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> bytes:
     """A fresh connected socket per check; the first datagram back is judged."""
     sock = socket.socket(family_of(server.host), socket.SOCK_DGRAM)
@@ -188,7 +194,10 @@ async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> byt
         src = server.options.get("source") or ""
         if src and "@" not in src:
             sock.bind((src, 0))
-        sock.connect(server.addr)
+        try:
+            sock.connect(server.addr)
+        except OSError as e:
+            raise CheckConnectError(f"connecting to {server.address_str}: {e.strerror}") from None
         # useProxyProtocol: dnsdist 1.7.3 sends its checks behind a LOCAL header
         await loop.sock_sendall(sock, LOCAL_HEADER + query if server.use_proxy else query)
         return await loop.sock_recv(sock, 512)
@@ -201,7 +210,14 @@ async def _tcp_exchange(server: DownstreamState, query: bytes,
     if server.tls is not None:
         from pydist.backend.tls import tls_exchange   # loaded only for DoT servers
         return await tls_exchange(server, query, log)
-    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+    except ConnectionRefusedError:
+        raise
+    except OSError as e:    # no route: dnsdist's connect() fails before anything is written
+        if e.strerror is None:
+            raise
+        raise CheckConnectError(f"connecting to {server.address_str}: {e.strerror}") from None
     try:
         writer.write((LOCAL_HEADER if server.use_proxy else b"") + len(query).to_bytes(2, "big")
                      + query)

@@ -2,7 +2,6 @@
 TeeAction (facts §10.3), with dnsdist 1.7.3's texts and wire layouts (checked against it)."""
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
@@ -108,6 +107,7 @@ class TeeAction(Action):
             self.sock = socket.socket(fam, socket.SOCK_DGRAM)
             self.sock.setblocking(False)
             self.sock.connect((self.host, self.port))
+            import asyncio      # serving has it loaded; --check-config never gets here
             try:        # answers counted as they come, as dnsdist's receiving thread does
                 asyncio.get_running_loop().add_reader(self.sock, self._drain)
             except RuntimeError:

@@ -174,11 +174,12 @@ class BackendTLS:
             ctx.set_verify(SSL.VERIFY_NONE)
         return ctx
 
-    def new_layer(self, inner: asyncio.Protocol) -> ClientTLSLayer:
-        """A client layer for one new connection to the backend."""
-        return ClientTLSLayer(self.new_connection(), inner)
+    def new_layer(self, inner: asyncio.Protocol, resume: bool = True) -> ClientTLSLayer:
+        """A client layer for one new connection to the backend (offering a kept session
+        unless resume is False)."""
+        return ClientTLSLayer(self.new_connection(resume), inner)
 
-    def new_connection(self) -> SSL.Connection:
+    def new_connection(self, resume: bool = True) -> SSL.Connection:
         conn = SSL.Connection(self.ctx, None)
         conn.set_connect_state()
         if self.sni:
@@ -195,7 +196,7 @@ class BackendTLS:
             elif self.subject_addr:
                 packed = ipaddress.ip_address(self.subject_addr).packed
                 _lib.X509_VERIFY_PARAM_set1_ip(param, packed, len(packed))
-        if self.sessions:
+        if resume and self.sessions:
             conn.set_session(self.sessions.pop())
         return conn
 
