@@ -10,6 +10,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q pydist luaapi > /dev/null   # bytecode once: start-up is half compile otherwise
 	touch $(STAMP)
 
 ## run: serve conf.d/default.conf, a caching forwarder on 127.0.0.1:5300 (UDP and TCP)

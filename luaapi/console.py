@@ -39,6 +39,7 @@ local type, tostring, tonumber, next, select = type, tostring, tonumber, next, s
 
 local function handler(e)
   if type(e) ~= "string" then e = tostring(e) end
+  if e == "Unknown Lua error" then return e end   -- luaapi.runtime.LuaWriteError
   return traceback(e, 1)
 end
 
@@ -215,9 +216,11 @@ def _cast_error(lua_type: str) -> str:
 
 
 def _strip_runner_frame(message: str) -> str:
-    """Drop the xpcall and runner frames at the bottom: dnsdist calls the chunk from C."""
+    """Drop the xpcall and runner frames at the bottom: dnsdist calls the chunk from C; and
+    show bindings as the C functions they are in dnsdist."""
+    from luaapi.runtime import clean_wrapper_frames
     cut = message.rfind(_XPCALL_FRAME)
-    return message[:cut] if cut >= 0 else message
+    return clean_wrapper_frames(message[:cut] if cut >= 0 else message)
 
 
 def render_remote(outcome: Outcome) -> str:

@@ -29,6 +29,7 @@ typedef struct dnsdist_ffi_raw_value {
   const char* value;
   uint16_t size;
 } dnsdist_ffi_raw_value_t;
+typedef struct dnsdist_ffi_stat_node_t dnsdist_ffi_stat_node_t;
 ]])
 local cast, new, fstring, tonumber, type, error = real.cast, real.new, real.string, tonumber,
   type, error
@@ -228,8 +229,38 @@ local shim = {
     edit(P.spoof_addrs, raw_values(values, count))
   end,
 }
+-- setSuffixMatchRuleFFI's node accessors (dnsdist-lua-inspection-ffi.h). dnsdist 1.7.3 exports
+-- them but does not declare them: a config declares them with ffi.cdef first, and without that
+-- ffi.C fails as there, "missing declaration for symbol '...'".
+local node = nil        -- the StatNode being visited (a Lua table), during the visitor's call only
+local stat = {}
+for _, f in ipairs({"queries", "noerrors", "nxdomains", "servfails", "drops"}) do
+  stat["dnsdist_ffi_stat_node_get_" .. f .. "_count"] = function(p)
+    return cast("uint64_t", node[f])
+  end
+  stat["dnsdist_ffi_stat_node_get_children_" .. f .. "_count"] = function(p)
+    return cast("uint64_t", node["children_" .. f])
+  end
+end
+stat.dnsdist_ffi_stat_node_get_labels_count = function(p) return node.labels end
+stat.dnsdist_ffi_stat_node_get_children_count = function(p) return node.children end
+stat.dnsdist_ffi_stat_node_get_full_name_raw = function(p, name, len)
+  raw_out(node.fullname, name, len)
+end
+-- offered once declared: ffi.cdef is wrapped to install those the config has just declared
+local function declare_stat(defs)
+  real.cdef(defs)
+  for name, f in pairs(stat) do
+    if rawget(shim, name) == nil then
+      local ok, err = pcall(function() return real.C[name] end)
+      if ok or not string.find(tostring(err), "missing declaration", 1, true) then
+        shim[name] = f
+      end
+    end
+  end
+end
 local C = setmetatable(shim, {__index = real.C})
-package.loaded.ffi = setmetatable({C = C}, {__index = real})
+package.loaded.ffi = setmetatable({C = C, cdef = declare_stat}, {__index = real})
 
 local list_ptr = cast("const dnsdist_ffi_servers_list_t*", 0)
 local dq_ptr = cast("dnsdist_ffi_dnsquestion_t*", 0)
@@ -299,6 +330,20 @@ function M.per_thread(code, wrap, ctype, none)
     end
     if g == nil then return none end
     return g(h)
+  end
+end
+-- setSuffixMatchRuleFFI: visitor(node pointer) -> boolean, for the node in n (Python); errors
+-- raise, as LuaWrapper's do out of dynBlockRulesGroup:apply()
+local node_ptr = cast("dnsdist_ffi_stat_node_t*", 1)    -- a stand-in, not NULL (== nil)
+function M.smt_visitor(f)
+  local fn = {f}
+  return function(n)
+    node, keep = n, {}
+    local ok, ret = pcall(fn[1], node_ptr)
+    node, keep = nil, {}
+    if not ok then error(ret, 0) end
+    if type(ret) ~= "boolean" then error(cast_error(ret, "b"), 0) end
+    return ret
   end
 end
 function M.load_policy(code)

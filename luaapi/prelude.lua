@@ -21,7 +21,12 @@ function __pydist_wrap(f)
   end
 end
 
+-- dnsdist's words for an exception LuaWrapper does not know (a write to a member the object
+-- lacks): no position, no traceback
+local UNKNOWN = "Unknown Lua error"
+
 local function handler(e)
+  if type(e) == "userdata" and tostring(e) == UNKNOWN then return UNKNOWN end
   if type(e) == "table" and e.pdns then
     return {pdns = e.pdns, tb = debug.traceback("Exception thrown by a callback function called by Lua. ", 2)}
   end

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import importlib
-import importlib.resources
 import inspect
+import os
 import re
 import sys
 from typing import Any, Callable
@@ -21,6 +21,7 @@ BINDING_MODULES = (
     "luaapi.bindings.pools",
     "luaapi.bindings.ffi_policy",
     "luaapi.bindings.caches",
+    "luaapi.bindings.cache_options",
     "luaapi.bindings.consolecfg",
     "luaapi.bindings.web",
     "luaapi.bindings.inspection",
@@ -56,36 +57,85 @@ def _required_args(func: Callable) -> int:
                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
-def _get_attribute(obj: Any, name: Any) -> Any:
-    """No door from Lua into Python internals (private names refused); a member the object
-    lacks is nil, as LuaWrapper's userdata give, so `dq:nosuch()` fails as in dnsdist."""
-    if not isinstance(name, str) or name.startswith("_"):
-        raise AttributeError(f"access to '{name}' is not allowed")
-    return getattr(obj, name, None)
+# What Lua sees of a Python object: dnsdist's surface and nothing else. Only the handle
+# classes of luaapi (written with dnsdist's method and field names) show anything: their
+# methods, their properties, and the plain instance fields named in their LUA_FIELDS; a name
+# with "_" is Python's (console_str: the console's hook), dnsdist's are camelCase. Any
+# other name, and every member of any other object, reads as nil, as a member LuaWrapper's
+# userdata lack does in dnsdist (`getServer(0).rt` is nil, `.rt.registry` "attempt to index
+# field 'rt' (a nil value)"); so no walk reaches the registry, the engine or Python itself.
+_NIL, _METHOD, _VALUE = 0, 1, 2
+_CONSTANT_TYPES = (int, float, str, bool)
+
+
+def lua_member(cls: type, name: Any) -> tuple[int, Any]:
+    """(kind, function) for cls.name as Lua may see it: _METHOD with the function,
+    _VALUE (read or written on the object each time) or _NIL."""
+    if not isinstance(name, str) or not cls.__module__.startswith("luaapi."):
+        return _NIL, None
+    if name in getattr(cls, "LUA_FIELDS", ()):
+        return _VALUE, None
+    if "_" in name:
+        return _NIL, None
+    for klass in cls.__mro__[:-1]:        # object's members are Python's, never dnsdist's
+        if name not in klass.__dict__:
+            continue
+        member = klass.__dict__[name]     # None: a subclass hides its parent's method
+        if inspect.isfunction(member):
+            return _METHOD, member
+        if isinstance(member, (property, *_CONSTANT_TYPES)):
+            return _VALUE, None
+        return _NIL, None                 # slots, descriptors, nested classes
+    return _NIL, None
 
 
 def _method_getter(wrap: Callable) -> Callable[[Any, Any], Any]:
-    """_get_attribute, but a method comes back as a Lua function (one per class and name,
-    made once) whose errors carry the caller's line, as dnsdist's `obj:method()` errors do:
-    `[string "chunk"]:3: Unable to convert parameter ...`."""
-    cache: dict[tuple[type, str], Any] = {}
+    """Lua's `obj.name`: a method comes back as a Lua function (one per class and name, made
+    once) whose errors carry the caller's line, as dnsdist's `obj:method()` errors do
+    (`[string "chunk"]:3: Unable to convert parameter ...`); a field is read; the rest is nil.
+    One dict lookup per access once a (class, name) pair has been seen: dq fields are read
+    per query."""
+    cache: dict[tuple[type, Any], tuple[int, Any]] = {}
 
     def get(obj: Any, name: Any) -> Any:
-        value = _get_attribute(obj, name)
-        if not inspect.ismethod(value) or value.__self__ is not obj:
-            return value
         key = (type(obj), name)
-        fn = cache.get(key)
-        if fn is None:
-            fn = cache[key] = wrap(value.__func__)
-        return fn
+        entry = cache.get(key)
+        if entry is None:
+            kind, func = lua_member(type(obj), name)
+            if len(cache) > 4096:         # names built at run time (`o["x" .. i]`)
+                cache.clear()
+            entry = cache[key] = (kind, wrap(func) if kind == _METHOD else None)
+        kind, fn = entry
+        if kind == _METHOD:
+            return fn
+        return getattr(obj, name, None) if kind == _VALUE else None
     return get
 
 
+class LuaWriteError(Exception):
+    """A write to a member the object does not have; dnsdist's LuaWrapper fails it with a
+    non-standard exception, shown as 'Unknown Lua error'."""
+
+    def __str__(self) -> str:
+        return "Unknown Lua error"
+
+
 def _set_attribute(obj: Any, name: Any, value: Any) -> None:
-    if not isinstance(name, str) or name.startswith("_"):
-        raise AttributeError(f"access to '{name}' is not allowed")
+    """Lua's `obj.name = v`: only fields dnsdist lets Lua write (properties with a setter,
+    LUA_FIELDS)."""
+    kind, _ = lua_member(type(obj), name)
+    if kind != _VALUE:
+        raise LuaWriteError()
+    member = inspect.getattr_static(obj, name, None)
+    if isinstance(member, property) and member.fset is None:
+        raise LuaWriteError()
     setattr(obj, name, value)
+
+
+def read_package_text(name: str) -> str:
+    """A Lua file shipped beside this module (importlib.resources costs 5 ms of start-up)."""
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as f:
+        return f.read()
 
 
 class ConfigError(Exception):
@@ -111,6 +161,26 @@ end
 """
 
 
+# Where `require` looks in dnsdist 1.7.3 as distributions ship it (linked to the system's
+# LuaJIT 2.1.0-beta3): modules installed for the system's Lua 5.1 are found, as they are by
+# dnsdist, and a missing module fails with the same list of places.
+_LUA_PATH = ("./?.lua;/usr/share/luajit-2.1.0-beta3/?.lua;/usr/local/share/lua/5.1/?.lua;"
+             "/usr/local/share/lua/5.1/?/init.lua;/usr/share/lua/5.1/?.lua;"
+             "/usr/share/lua/5.1/?/init.lua")
+_LUA_CPATH = ("./?.so;/usr/local/lib/lua/5.1/?.so;/usr/lib/{multiarch}/lua/5.1/?.so;"
+              "/usr/local/lib/lua/5.1/loadall.so")
+
+
+def set_search_paths(lua: Any) -> None:
+    """package.path and package.cpath as dnsdist's, unless LUA_PATH / LUA_CPATH set them."""
+    package = lua.globals().package
+    if "LUA_PATH" not in os.environ:
+        package.path = _LUA_PATH
+    if "LUA_CPATH" not in os.environ:
+        multiarch = f"{os.uname().machine}-linux-gnu"
+        package.cpath = _LUA_CPATH.format(multiarch=multiarch)
+
+
 class LuaConfig:
     """One Lua state: bindings registered, config run, console lines executed later in it."""
 
@@ -124,14 +194,18 @@ class LuaConfig:
                                    attribute_handlers=(_method_getter(lambda f: wrap[0](f)),
                                                        _set_attribute))
         g = self.lua.globals()
-        g.python = None
+        # lupa's `python` module: neither a global nor a module `require` finds, as in dnsdist
+        self.lua.execute("python = nil; package.loaded.python = nil")
+        set_search_paths(self.lua)
         g["__pydist_classify"] = errors.classify
         self.sweep_python_refs = self.lua.execute(_PYREF_GUARD)
-        prelude = importlib.resources.files("luaapi").joinpath("prelude.lua").read_text()
-        self.lua.execute(prelude)
+        prelude = read_package_text("prelude.lua")
+        self.lua.execute(prelude, name=PRELUDE_CHUNK)
         self._wrap = g["__pydist_wrap"]
         wrap.append(self._wrap)
         self._run = g["__pydist_run"]
+        for plumbing in ("__pydist_classify", "__pydist_wrap", "__pydist_run"):
+            g[plumbing] = None        # held from Python now; dnsdist has no such globals
         self.globals = g
         for modname in BINDING_MODULES:
             importlib.import_module(modname).register(self)
@@ -190,7 +264,13 @@ class LuaConfig:
         raise ConfigError([f"Fatal Lua error: {clean_traceback(res[1])}"])
 
 
-_PY_FRAME = re.compile(r'^\t\[string "<python>"\]:\d+: in function (\'[^\']+\')$')
+# The prelude's chunk name: its frames are the binding wrappers, C functions in dnsdist.
+PRELUDE_CHUNK = "<pydist>"
+_PY_FRAME = re.compile(r'^\t\[string "<(?:python|pydist)>"\]:\d+: in function (\'[^\']+\')$')
+# A binding reached by a tail call (`return getServer(9)`) has no name in Lua's traceback;
+# dnsdist's C function then shows as its address.
+_WRAPPER_FRAME = re.compile(r'^\t\[string "<pydist>"\]:\d+: in function (\'[^\']+\'|<.+>)$')
+_C_ADDRESS = f"\t[C]: at 0x{id(re) & 0xFFFFFFFFFFFF:012x}"
 _HIDDEN = ("\t[C]: in function 'xpcall'", "\t[C]: in function 'error'",
            "\t[C]: in function 'pcall'")
 
@@ -202,11 +282,33 @@ def clean_traceback(text: str) -> str:
         m = _PY_FRAME.match(line)
         if m:
             lines.append(f"\t[C]: in function {m.group(1)}")
-        elif '[string "<python>"]' in line or line in _HIDDEN:
+        elif '[string "<python>"]' in line or '[string "<pydist>"]' in line or line in _HIDDEN:
             continue
         else:
             lines.append(line)
     return "\n".join(lines)
+
+
+def clean_wrapper_frames(text: str) -> str:
+    """A console traceback with the binding wrappers shown as dnsdist's C functions: named
+    (`[C]: in function 'getServer'`) or, reached by a tail call, by address. Frames of
+    functions the user defined are kept as they are."""
+    head, sep, frames = text.partition("\nstack traceback:\n")
+    if not sep:
+        return text
+    lines = frames.split("\n")
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if line == "\t[C]: in function 'error'" and i + 1 < len(lines) \
+                and _WRAPPER_FRAME.match(lines[i + 1]):
+            continue
+        m = _WRAPPER_FRAME.match(line)
+        if m:
+            named = m.group(1).startswith("'")
+            out.append(f"\t[C]: in function {m.group(1)}" if named else _C_ADDRESS)
+        elif '[string "<pydist>"]' not in line:
+            out.append(line)
+    return head + sep + "\n".join(out)
 
 
 def print_lines(lines: list[str]) -> None:

@@ -7,8 +7,8 @@ one dict per transport. That makes a lookup one C-speed dict probe and collision
 burtle key itself is computed only by ``dump()``, where users see it.
 
 Known differences from dnsdist 1.7.3 (all invisible on the wire):
-* shard assignment uses Python's ``hash(key)`` instead of ``burtle % shards`` (same capacity rule,
-  maxEntries // shards per shard, but which entry lands in which shard differs);
+* shard assignment uses Python's ``hash(key)`` until a shard is 80 % full, then dnsdist's
+  ``burtle % shards`` (see _shard_of): the same entries are refused when a shard is full;
 * true 32-bit hash collisions cannot happen, so ``lookup_collisions``/``insert_collisions`` only
   count an ECS subnet mismatch under an equal key (parseECS with the ECS option skipped);
 * the shard locks do not exist (one thread), so ``deferred_inserts``/``deferred_lookups`` stay 0.
@@ -43,10 +43,11 @@ _U32 = struct.Struct("!I")
 class _Entry:
     """One cached answer: the backend's bytes, when it was added, when it expires."""
 
-    __slots__ = ("response", "added", "validity", "offsets", "ident")
+    __slots__ = ("response", "added", "validity", "offsets", "ident", "shard")
 
     def __init__(self, response: bytes, added: int, validity: int,
-                 offsets: tuple[int, ...], ident: object) -> None:
+                 offsets: tuple[int, ...], ident: object, shard: int = 0) -> None:
+        self.shard = shard        # its shard, worked out once (see PacketCache._shard_of)
         self.response = response
         self.added = added
         self.validity = validity  # set to 0 when removed, so exact-level records see it die
@@ -140,6 +141,10 @@ def _qname_len(wire: bytes, start: int) -> int:
 
 class PacketCache:
     """A dnsdist packet cache (newPacketCache) with an exact-bytes fast level for hits."""
+
+    # pydist's shared level (pydist/cache_redis.py), consulted by the packet path on a miss;
+    # a class attribute, so a cache without pydist.cacheOptions pays one attribute read per miss
+    second_level: object = None
 
     def __init__(self, max_entries: int, *, max_ttl: int = 86400, min_ttl: int = 0,
                  temporary_failure_ttl: int = 60, max_negative_ttl: int = 3600,
@@ -239,18 +244,20 @@ class PacketCache:
 
     def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
         """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
-        full. Its hash is costly in Python, and no shard can be full while the cache holds
-        fewer entries than one shard's share: until then any spread will do, and the counts
-        are redone the dnsdist way when the cache first reaches that size."""
+        full. Its hash costs about 15 us in Python, and a shard can only be full once it holds
+        its share: until one shard (spread by Python's hash, as even as dnsdist's) reaches 80 %
+        of its share, that spread stands in, and the counts are redone the dnsdist way then."""
         if self._dnsdist_shards:
             return self._pieces(key, bool(udp)) % self.number_of_shards
-        if len(self._maps[0]) + len(self._maps[1]) + 1 < self._shard_capacity:
-            return 0
+        shard = hash(key) % self.number_of_shards
+        if (self._shard_counts[shard] + 1) * 5 < self._shard_capacity * 4:
+            return shard
         self._dnsdist_shards = True
         counts = [0] * self.number_of_shards
         for side in (0, 1):
-            for k in self._maps[side]:
-                counts[self._pieces(k, bool(side)) % self.number_of_shards] += 1
+            for k, entry in self._maps[side].items():
+                entry.shard = self._pieces(k, bool(side)) % self.number_of_shards
+                counts[entry.shard] += 1
         self._shard_counts = counts
         return self._shard_of(key, udp)
 
@@ -323,26 +330,38 @@ class PacketCache:
         if self.parse_ecs and not self._ident_matches(entry, query, qname_end):
             self.lookup_collisions += 1
             return None, key
+        buf = self._serve(entry, query, qname_end, udp, now_s,
+                          self.stale_ttl if stale else None, orig_flags, exact)
+        if buf is None:
+            return None, key
+        self.hits += 1
+        return buf, key
+
+    def _serve(self, entry: _Entry, query: bytes, qname_end: int, udp: bool, now_s: int,
+               stale_ttl: int | None, orig_flags: int | None, exact: bool) -> bytearray | None:
+        """The answer to send for a matching entry: the query's ID, name case, RD and CD
+        bits, TTLs aged (or set to ``stale_ttl`` for an expired entry); fresh answers also go
+        into the exact-bytes level. None when the stored answer is too short for the query."""
         response = entry.response
         buf = bytearray(response)
         buf[0:2] = query[0:2]
         if len(response) > 12:
             if len(response) < qname_end:
-                return None, key
+                return None
             buf[12:qname_end] = query[12:qname_end]
         _rd_cd_restored(buf, query, orig_flags)
         if not self.dont_age:
-            if stale:
-                set_ttls_at(buf, entry.offsets, self.stale_ttl)
+            if stale_ttl is not None:
+                set_ttls_at(buf, entry.offsets, stale_ttl)
             else:
                 age_ttls_at(buf, entry.offsets, now_s - entry.added)
-        self.hits += 1
-        if exact and not stale and (orig_flags is None or orig_flags == (query[2] << 8 | query[3])):
+        if exact and stale_ttl is None and (orig_flags is None
+                                            or orig_flags == (query[2] << 8 | query[3])):
             ex = self._exact[udp]
             if len(ex) >= self._exact_limit:
                 ex.clear()
             ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
-        return buf, key
+        return buf
 
     def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
         """The exact-bytes level: a shared ready-to-send buffer (query ID already in it), or None.
@@ -370,40 +389,50 @@ class PacketCache:
         return buf
 
     def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
-               response: bytes, now: float, temp_failure_ttl: int | None = None) -> None:
-        """Store a backend answer under the key its query was looked up with (facts §4.2)."""
+               response: bytes, now: float, temp_failure_ttl: int | None = None) -> _Entry | None:
+        """Store a backend answer under the key its query was looked up with (facts §4.2);
+        returns the entry stored, or None."""
         size = len(response)
         if size < 12 or size > MAX_ENTRY_SIZE:
-            return
+            return None
         rcode = response[3] & 0x0F
         if rcode == _RCODE_SERVFAIL or rcode == _RCODE_REFUSED:
             lifetime = self.temporary_failure_ttl if temp_failure_ttl is None else temp_failure_ttl
             if lifetime == 0:
-                return
+                return None
             offsets = ttl_offsets(response)
         else:
             lifetime, soa, offsets = min_ttl_and_soa(response)
             if lifetime is None:
-                return
+                return None
             if rcode == _RCODE_NXDOMAIN or (rcode == 0 and soa):
                 lifetime = min(lifetime, self.max_negative_ttl)
             elif lifetime > self.max_ttl:
                 lifetime = self.max_ttl
             if lifetime < self.min_ttl:
                 self.ttl_too_shorts += 1
-                return
+                return None
         key = lookup_key if lookup_key is not None else self.make_key(query, qname_end)
         if key is None:
-            return
-        shard = self._shard_of(key, udp)
-        counts = self._shard_counts
-        if counts[shard] >= self._shard_capacity:
-            return
+            return None
         now_s = int(now)
         if now_s == self._last_second:
             now_s = self._last_second  # share one int object per second across entries
         else:
             self._last_second = now_s
+        ident = _client_subnet(query, qname_end) if self.parse_ecs else None
+        return self.store(udp, key, bytes(response), now_s, now_s + lifetime, offsets, ident,
+                          now_s)
+
+    def store(self, udp: bool, key: CacheKey, response: bytes, added: int, validity: int,
+              offsets: tuple[int, ...], ident: object, now_s: int) -> _Entry | None:
+        """Put one answer under ``key`` as dnsdist's insert does (shard capacity, an ECS
+        collision, a longer-lived entry kept); also how a snapshot or the shared level brings
+        an entry in with its own times. Returns the entry stored, or None."""
+        shard = self._shard_of(key, udp)
+        counts = self._shard_counts
+        if counts[shard] >= self._shard_capacity:
+            return None
         shared = self._shared_offsets
         same = shared.get(offsets)
         if same is None:
@@ -412,21 +441,21 @@ class PacketCache:
             shared[offsets] = offsets
         else:
             offsets = same
-        ident = _client_subnet(query, qname_end) if self.parse_ecs else None
-        new = _Entry(bytes(response), now_s, now_s + lifetime, offsets, ident)
+        new = _Entry(response, added, validity, offsets, ident, shard)
         cache = self._maps[udp]
         old = cache.get(key)
         if old is None:
             cache[key] = new
             counts[shard] += 1
-            return
+            return new
         if old.validity > now_s and old.ident != ident:
             self.insert_collisions += 1
-            return
+            return None
         if new.validity <= old.validity:
-            return
+            return None
         old.validity = 0
         cache[key] = new
+        return new
 
     def _ident_of(self, query: bytes, qname_end: int) -> object:
         """What dnsdist compares beyond the key: only the ECS subnet (parseECS), else None.
@@ -444,10 +473,9 @@ class PacketCache:
 
     def _entries_by_shard(self):
         """Every (transport, key, entry, shard) in a stable order."""
-        n = self.number_of_shards
         for udp in (0, 1):
             for key, entry in list(self._maps[udp].items()):
-                yield udp, key, entry, self._shard_of(key, udp)
+                yield udp, key, entry, entry.shard
 
     def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
         entry = self._maps[udp].pop(key)

@@ -1,13 +1,11 @@
 """The composition root: dnsdist's command line, the three modes, exit codes."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import getopt
 import os
 import sys
-import threading
 from typing import Any, Callable
 
 from pydist.registry import CHECK, CLIENT, SERVE, FrontendDecl, Registry
@@ -220,6 +218,8 @@ def drop_privileges(o: Options) -> None:
 
 
 def serve(reg: Registry, lua: Any, o: Options) -> int:
+    import asyncio   # the engine's modules load only when serving: --check-config stays quick
+
     import uvloop
     from pydist.engine import BindError, Engine, bind_frontend, startup_banner
     add_positional_backends(reg, lua, o)
@@ -272,6 +272,9 @@ def make_console_executor(lua: Any) -> Callable[[str], str]:
 
 def start_stdin_console(loop: Any, engine: Any, executor: Callable[[str], str]) -> None:
     """dnsdist's local console: lines from stdin run in the Lua state; EOF ends the process."""
+    import asyncio
+    import threading
+
     def reader() -> None:
         for line in sys.stdin:
             line = line.rstrip("\n")

@@ -90,6 +90,22 @@ def _time(number_sec: int, t: float) -> bytes:
     return fv(number_sec, sec) + _fixed32(number_sec + 1, int((t - sec) * 1_000_000_000))
 
 
+class DnstapMessage:
+    """One Dnstap record (dnsdist's DnstapMessage): CLIENT_QUERY when `response` is None, else
+    CLIENT_RESPONSE; an alter function may append `extra` fields (setExtra), each one sent
+    after the message, as dnsdist appends them."""
+
+    __slots__ = ("body", "extra")
+
+    def __init__(self, identity: str, dq: Any, query: bytes | None, response: bytes | None,
+                 query_time: float) -> None:
+        self.body = dnstap_record(identity, dq, query, response, query_time)
+        self.extra: list[bytes] = []
+
+    def serialize(self) -> bytes:
+        return self.body + b"".join(fb(3, e) for e in self.extra)
+
+
 def dnstap_record(identity: str, dq: Any, query: bytes | None, response: bytes | None,
                   query_time: float) -> bytes:
     """One Dnstap record: CLIENT_QUERY when `response` is None, else CLIENT_RESPONSE."""

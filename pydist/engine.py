@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 import time
@@ -93,6 +94,7 @@ class Engine:
         self.console_servers: list = []
         self.web_server: Any = None
         self.carbon_task: Any = None
+        self.shutdown_hooks: list[Callable[[], None]] = []
         registry.observers.append(self)
 
     # --- what the registry tells its observer (pydist.registry.RegistryObserver)
@@ -114,7 +116,7 @@ class Engine:
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
         """Open the transport of a server, at startup or when newServer() runs at runtime."""
-        if server.options.get("tls") and not server.options.get("dohPath"):
+        if server.options.get("tls"):
             # TLS modules load only for configs that use DoT (pyOpenSSL costs ~19 MB of RSS)
             from pydist.backend.tls import TLSBackendPool
             from pydist.tls.backend_context import BackendTLS
@@ -125,16 +127,13 @@ class Engine:
                 self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
                 server.unusable = True
                 return
-            server.tcp_pool = TLSBackendPool(self.loop, server, self.reg.log)
+            if server.is_doh:
+                from pydist.backend.doh import DoHBackendPool
+                server.tcp_pool = DoHBackendPool(self.loop, server, self.reg.log,
+                                                 self.reg.settings.verbose)
+            else:
+                server.tcp_pool = TLSBackendPool(self.loop, server, self.reg.log)
             self.path.refresh()
-            return
-        if server.options.get("dohPath"):
-            what = "DNS over HTTPS"
-            self.reg.log(f"Warning: outgoing {what} (tls=\"{server.options.get('tls')}\") to "
-                         f"{server.name_with_addr()} is not supported by pydist yet: this server "
-                         "will stay down and receive no query")
-            server.unusable = True
-            server.up_status = False
             return
         if not server.tcp_only:
             server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,
@@ -161,6 +160,7 @@ class Engine:
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:
             self.server_added(s)
+        self._start_cache_extensions()      # snapshots read before any query is
         await self.health.initial()
         for fe in self.reg.frontends:
             if fe.sock_udp is not None:
@@ -191,6 +191,31 @@ class Engine:
                     sock=fe.sock_tcp)
         self.path.refresh()
         self.loop.call_later(1.0, self._tick)
+
+    def _start_cache_extensions(self) -> None:
+        """pydist.cacheOptions: snapshots read, refreshers and Redis ready; the snapshots are
+        written again at shutdown, SIGTERM included (after which the process still dies of
+        the signal, as it would without them)."""
+        from pydist import cache_ext
+        if not cache_ext.configured_caches(self.reg):
+            return
+        cache_ext.start(self.reg, self.loop)
+        if cache_ext.wants_shutdown_save(self.reg):
+            self.shutdown_hooks.append(lambda: cache_ext.save_all(self.reg))
+            self.loop.add_signal_handler(signal.SIGTERM, self._terminated)
+
+    def _terminated(self) -> None:
+        self._run_shutdown_hooks()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _run_shutdown_hooks(self) -> None:
+        hooks, self.shutdown_hooks = self.shutdown_hooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as e:  # noqa: BLE001 -- one hook failing must not stop the others
+                self.reg.log(f"Error at shutdown: {e}")
 
     def _tick(self) -> None:
         """Once a second: health checks, UDP timeouts, rates, cache cleaning, Lua maintenance()."""
@@ -238,6 +263,8 @@ class Engine:
     # --- web server
     def start_web(self) -> None:
         """Serve the socket webserver() bound (at startup, or at once when called at runtime)."""
+        if self.reg.web.sock is None:   # h11 and the router load only for a webserver()
+            return
         from pydist.web.server import start_web_server
         self.web_server = start_web_server(self.loop, self.reg, self.web_server,
                                            self.maintenance_hooks)
@@ -267,6 +294,7 @@ class Engine:
     console_execute: Callable[[str], str] = staticmethod(lambda line: "")
 
     def shutdown(self, code: int = 0) -> None:
+        self._run_shutdown_hooks()
         self.exit_code = code
         self.stopped.set()
 

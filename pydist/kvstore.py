@@ -101,6 +101,17 @@ class CDBKVStore:
             self._reload(now)
         return None if self.db is None else self.db.get(key)
 
+    def get_range(self, key: bytes) -> tuple[bool, bytes | None]:
+        """Range lookups need an ordered store: a CDB one never finds a range (dnsdist's
+        KeyValueStore::getRangeValue)."""
+        return False, None
+
+    def reload(self) -> bool:
+        """reload(): read the file again now, whatever its modification time."""
+        self.mtime = -1.0
+        self._reload(time.time())
+        return self.mtime != -1.0
+
 
 # --- lookup keys: the keys one query gives, in the order dnsdist tries them
 
@@ -109,7 +120,10 @@ class QNameKey:
         self.wire = wire
 
     def keys(self, dq: Any) -> list[bytes]:
-        labels = list(dq.qname.key)     # lower case, no trailing dot in the text form
+        return self.name_keys(dq.qname.key)
+
+    def name_keys(self, labels: tuple[bytes, ...]) -> list[bytes]:
+        """Lower-case labels to keys (no trailing dot in the text form)."""
         return [_wire(labels) if self.wire else _text(labels)]
 
     def __str__(self) -> str:
@@ -121,7 +135,10 @@ class SuffixKey:
         self.min_labels, self.wire = min_labels, wire
 
     def keys(self, dq: Any) -> list[bytes]:
-        labels = list(dq.qname.key)     # lower case; the root alone is never a key
+        return self.name_keys(dq.qname.key)
+
+    def name_keys(self, labels: tuple[bytes, ...]) -> list[bytes]:
+        """Lower-case labels to keys, longest first; the root alone is never a key."""
         out = []
         for i in range(len(labels)):
             rest = labels[i:]
@@ -142,12 +159,15 @@ class SourceIPKey:
         self.v4_bits, self.v6_bits, self.include_port = v4_bits, v6_bits, include_port
 
     def keys(self, dq: Any) -> list[bytes]:
-        ip = ipaddress.ip_address(str(dq.remote[0]).split("%", 1)[0])
+        return self.address_keys(str(dq.remote[0]), int(dq.remote[1]))
+
+    def address_keys(self, host: str, port: int) -> list[bytes]:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
         bits = self.v4_bits if ip.version == 4 else self.v6_bits
         net = ipaddress.ip_network(f"{ip}/{bits}", strict=False)
         key = net.network_address.packed
         if self.include_port:
-            key += struct.pack("!H", int(dq.remote[1]))
+            key += struct.pack("!H", port)
         return [key]
 
     def __str__(self) -> str:
@@ -169,10 +189,10 @@ class TagKey:
         return f"value of the tag named '{self.tag}'"
 
 
-def _wire(labels: list[bytes]) -> bytes:
+def _wire(labels: tuple[bytes, ...]) -> bytes:
     """Wire format of these labels, root included."""
     return b"".join(bytes((len(label),)) + label for label in labels) + b"\x00"
 
 
-def _text(labels: list[bytes]) -> bytes:
+def _text(labels: tuple[bytes, ...]) -> bytes:
     return b".".join(labels)

@@ -19,7 +19,7 @@ from pydist.dnsquestion import DNSQuestion
 from pydist.rule_path import RulePath, left_as_is
 from pydist.rules.responses import apply_response_rules
 from pydist.transport import UDP_PATH, Transport
-from pydist.verdict import DROP, NO_DOWNSTREAM, QueryOrigin, Verdict, answer
+from pydist.verdict import DROP, NO_DOWNSTREAM, Deferred, QueryOrigin, Verdict, answer
 
 
 class PacketPath(RulePath):
@@ -47,7 +47,7 @@ class PacketPath(RulePath):
         exact_ok = (
             pool.cache is not None and policy.side_effect_free
             and not (policy.name == "firstAvailable" and any(not s.qps.passthrough for s in pool.servers))
-            and not any(s.tcp_only or s.use_ecs for s in pool.servers)
+            and not any(s.tcp_only or s.use_ecs for s in pool.servers) and not pool.ecs
             and self.settings.stale_cache_entries_ttl == 0)
         counter = self.reg.query_counter
         self.query_counter = counter if counter.enabled else None
@@ -148,7 +148,9 @@ class PacketPath(RulePath):
                 return DROP
         cache_key = None
         if cache is not None:
-            key_udp = udp and not (server is not None and server.tcp_only)
+            # as 1.7.3: a UDP client's key is the UDP one, whatever carries the query on
+            key_udp = udp and not (transport is Transport.DOH and server is not None
+                                   and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
             if zero is None and transport is Transport.DOH:
                 resp, cache_key = doh_lookup(cache, data, qname_end, key_udp, now, stale, not ecs)
@@ -158,19 +160,67 @@ class PacketPath(RulePath):
                 resp, cache_key, zero = zero_scope_lookup(cache, zero, data, qname_end, key_udp,
                                                           now, stale, ecs > 0)
             if resp is not None:
-                delay = dq.delay_ms if dq is not None and udp else 0
-                if self.cachehit_rules:
-                    resp, delay, _ = apply_response_rules(
-                        self.cachehit_rules, resp, qname_end, qtype, qclass, addr, fe, not udp,
-                        now, dq.tags if dq is not None else None, delay,
-                        query=(dq.unique_id, now) if dq is not None else None)
-                    if resp is None:
-                        return DROP
-                stats.cache_hits += 1
-                # as 1.7.3: cache hits (UDP or TCP) are not counted in the frontend's responses
-                return self.local_answer(resp, addr, fe, transport, ring=False, delay_ms=delay,
-                                         fe_count=False)
+                return self._cache_hit(resp, dq, qname_end, qtype, qclass, addr, fe, transport,
+                                       udp, now)
             stats.cache_misses += 1
+            if cache.second_level is not None and cache_key is not None:
+                # pydist.cacheOptions' shared level: asked before a backend (cache_ext.py)
+                return self._second_level(cache, cache_key, key_udp, ecs, data, addr, fe,
+                                          transport, udp, dq, pdq, server, zero, qname_end,
+                                          qtype, qclass, flags, skip_cache)
+        return self._forward(data, addr, fe, transport, udp, now, dq, pdq, server, cache,
+                             cache_key, ecs, zero, qname_end, qtype, qclass, flags, skip_cache)
+
+    def _cache_hit(self, resp: bytes, dq: DNSQuestion | None, qname_end: int, qtype: int,
+                   qclass: int, addr: Any, fe: Any, transport: Transport, udp: bool,
+                   now: float) -> Verdict:
+        """An answer from the cache: the cache-hit rules, counted, to send."""
+        delay = dq.delay_ms if dq is not None and udp else 0
+        if self.cachehit_rules:
+            resp, delay, _ = apply_response_rules(
+                self.cachehit_rules, resp, qname_end, qtype, qclass, addr, fe, not udp,
+                now, dq.tags if dq is not None else None, delay,
+                query=(dq.unique_id, now) if dq is not None else None)
+            if resp is None:
+                return DROP
+        self.stats.cache_hits += 1
+        # as 1.7.3: cache hits (UDP or TCP) are not counted in the frontend's responses
+        return self.local_answer(resp, addr, fe, transport, ring=False, delay_ms=delay,
+                                 fe_count=False)
+
+    def _second_level(self, cache: Any, cache_key: Any, key_udp: bool, ecs: int, data: bytes,
+                      addr: Any, fe: Any, transport: Transport, udp: bool,
+                      dq: DNSQuestion | None, pdq: DNSQuestion | None, server: Any, zero: Any,
+                      qname_end: int, qtype: int, qclass: int, flags: int,
+                      skip_cache: bool) -> Deferred:
+        """A local miss on a cache with a shared level: Redis is asked within its budget; an
+        answer found there is stored locally and served as a hit, else the query goes on.
+        The verdict comes later: the frontend is handed it through the Deferred."""
+        deferred = Deferred()
+
+        def found(entry: Any) -> None:
+            now = time.time()
+            if entry is not None and cache.bring_in(key_udp, cache_key, ident, entry, now):
+                resp, _ = cache.lookup(data, qname_end, key_udp, now, 0, exact=not ecs)
+                if resp is not None:    # a hit of the cache's second level, not a miss
+                    self.stats.cache_misses -= 1
+                    cache.misses -= 1
+                    return deferred.resolve(self._cache_hit(resp, dq, qname_end, qtype, qclass,
+                                                            addr, fe, transport, udp, now))
+            deferred.resolve(self._forward(data, addr, fe, transport, udp, now, dq, pdq, server,
+                                           cache, cache_key, ecs, zero, qname_end, qtype, qclass,
+                                           flags, skip_cache))
+        ident = cache.ident_for(data, qname_end)
+        cache.second_level.lookup(key_udp, cache_key, ident, found)
+        return deferred
+
+    def _forward(self, data: bytes, addr: Any, fe: Any, transport: Transport, udp: bool,
+                 now: float, dq: DNSQuestion | None, pdq: DNSQuestion | None, server: Any,
+                 cache: Any, cache_key: Any, ecs: int, zero: Any, qname_end: int, qtype: int,
+                 qclass: int, flags: int, skip_cache: bool) -> Verdict | InFlight:
+        """After the cache: to the server the policy picked (or no-policy's outcome)."""
+        stats = self.stats
+        xfr = not udp and qtype in XFR_TYPES      # a zone transfer: relayed message by message
         if server is None:
             stats.no_policy += 1
             if self.settings.servfail_when_no_server:
@@ -270,7 +320,12 @@ class PacketPath(RulePath):
         now = time.time()
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
-        server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
+        udp_client = st.transport.is_udp
+        if udp_client:   # as 1.7.3 counts a UDP query's answer over TCP, DoT or DoH: as UDP's
+            server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
+            self.stats.latency_sample(usec)
+        else:
+            server.latency_usec_tcp = server.latency_usec_tcp * 127 / 128 + usec / 128
         counted = resp
         skip = False
         if self.response_rules:
@@ -281,10 +336,12 @@ class PacketPath(RulePath):
             resp = ecs_response(resp, st)
             if resp is None:
                 return None
-        self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
+        # ... but not in the server's responses, nor a DoH client's (observed likewise)
+        self._account(server, resp, st, now, usec, udp_client, counted[3] & 0x0F, not skip,
+                      not udp_client and st.transport is not Transport.DOH)
         if st.transport is Transport.DOT:
             self.stats.dot_latency_sample(usec)
-        if st.transport is Transport.DO53_UDP:    # a UDP client behind a TCP-only backend
+        if udp_client:    # a UDP client behind a TCP-only backend
             edns = edns_info(st.query, st.qname_end)
             limit = max(512, edns[0]) if edns else 512
             if len(resp) > limit:
@@ -292,10 +349,12 @@ class PacketPath(RulePath):
         return resp
 
     def _account(self, server: Any, resp: bytes, st: InFlight, now: float, usec: float,
-                 udp_key: bool, rcode: int = -1, insert: bool = True) -> None:
+                 udp_key: bool, rcode: int = -1, insert: bool = True,
+                 server_counted: bool = True) -> None:
         """What every relayed backend answer counts and feeds, whatever its transport; the
         rcode counted is the backend's, before response rules (as dnsdist 1.7.3)."""
-        server.responses += 1
+        if server_counted:
+            server.responses += 1
         stats = self.stats
         stats.responses += 1
         if rcode < 0:

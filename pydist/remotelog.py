@@ -131,29 +131,86 @@ def _packed(host: str) -> bytes:
     return ipaddress.ip_address(str(host).split("%", 1)[0]).packed
 
 
-def pb_message(kind: int, dq: Any, message_id: bytes, packet: bytes, server_id: str | None,
-               response: bytes = b"", include_cname: bool = False) -> bytes:
-    """One PBDNSMessage for a query (kind 1) or its answer (kind 2), fields in dnsdist's order.
+class PBMessage:
+    """One PBDNSMessage for a query (kind 1) or its answer (kind 2), dnsdist 1.7.3's
+    DNSDistProtoBufMessage: built from `dq` when serialized, with what an alter function (or
+    ipEncryptKey) set in place of the query's own values. Fields in dnsdist's order; the
+    request's second time field is always the time of serializing, as in dnsdist (so a
+    setTime() shows in the first one only).
 
     `dq` gives the client and listener addresses, the protocol, the question and the time the
     query arrived (`dq.now`); `packet` is what is logged in inBytes and the ID.
     """
-    now = time.time()
-    client, local = dq.remote, dq.local
-    src = _packed(client[0])
-    out = [fv(1, kind), _time_fields(9, 10, now), fb(2, message_id),
-           fv(4, 1 if len(src) == 4 else 2), fv(5, dq.transport.protobuf_code),
-           fb(6, src), fb(7, _packed(local[0])), fv(8, len(packet)),
-           _time_fields(9, 10, now), fv(11, struct.unpack_from("!H", packet)[0]),
-           fb(12, fb(1, str(dq.qname).encode("latin-1")) + fv(2, dq.qtype) + fv(3, dq.qclass)),
-           fv(20, int(client[1])), fv(21, int(local[1]))]
-    if server_id:
-        out.append(fb(3, server_id.encode("latin-1")))
-    part = _time_fields(5, 6, getattr(dq, "query_time", dq.now))
-    if kind == RESPONSE:
-        part += fv(1, packet[3] & 0x0F) + b"".join(_records(packet, include_cname))
-    out.append(fb(13, part))
-    return b"".join(out)
+
+    __slots__ = ("kind", "answer", "dq", "message_id", "packet", "include_cname", "server_id",
+                 "requestor", "responder", "bytes", "time", "query_time", "rcode", "ecs",
+                 "question", "rrs", "tags")
+
+    def __init__(self, kind: int, dq: Any, message_id: bytes, packet: bytes,
+                 include_cname: bool = False) -> None:
+        self.kind, self.dq, self.message_id, self.packet = kind, dq, message_id, packet
+        self.answer = kind == RESPONSE      # built from an answer: its rcode and records
+        self.include_cname = include_cname
+        self.server_id: str | None = None
+        self.requestor: tuple[str, int] | None = None
+        self.responder: tuple[str, int] | None = None
+        self.bytes: int | None = None
+        self.time: tuple[int, int] | None = None
+        self.query_time: tuple[int, int] | None = None
+        self.rcode: int | None = None
+        self.ecs: bytes | None = None           # the network address, masked
+        self.question: tuple[str, int, int] | None = None
+        self.rrs: list[bytes] = []
+        self.tags: list[str] = []
+
+    def add_rr(self, name: str, rtype: int, rclass: int, ttl: int, rdata: bytes) -> None:
+        self.rrs.append(_rr(name, rtype, rclass, ttl, rdata))
+
+    def serialize(self) -> bytes:
+        dq, packet = self.dq, self.packet
+        now = time.time()
+        client = self.requestor or (str(dq.remote[0]), int(dq.remote[1]))
+        local = self.responder or (str(dq.local[0]), int(dq.local[1]))
+        src = _packed(client[0])
+        qname, qtype, qclass = self.question or (str(dq.qname), dq.qtype, dq.qclass)
+        first = (fv(9, self.time[0]) + fv(10, self.time[1]) if self.time is not None
+                 else _time_fields(9, 10, now))
+        out = [fv(1, self.kind), first, fb(2, self.message_id),
+               fv(4, 1 if len(src) == 4 else 2), fv(5, dq.transport.protobuf_code),
+               fb(6, src), fb(7, _packed(local[0])),
+               fv(8, len(packet) if self.bytes is None else self.bytes),
+               _time_fields(9, 10, now), fv(11, struct.unpack_from("!H", packet)[0]),
+               fb(12, fb(1, qname.encode("latin-1")) + fv(2, qtype) + fv(3, qclass)),
+               fv(20, client[1]), fv(21, local[1])]
+        if self.server_id:
+            out.append(fb(3, self.server_id.encode("latin-1")))
+        if self.ecs is not None:
+            out.append(fb(14, self.ecs))
+        part = (fv(5, self.query_time[0]) + fv(6, self.query_time[1])
+                if self.query_time is not None
+                else _time_fields(5, 6, getattr(dq, "query_time", dq.now)))
+        if self.answer:
+            part += fv(1, packet[3] & 0x0F if self.rcode is None else self.rcode)
+            part += b"".join(_records(packet, self.include_cname))
+        elif self.rcode is not None:
+            part += fv(1, self.rcode)
+        part += b"".join(self.rrs)
+        part += b"".join(fb(4, t.encode("latin-1")) for t in self.tags)
+        out.append(fb(13, part))
+        return b"".join(out)
+
+
+def pb_message(kind: int, dq: Any, message_id: bytes, packet: bytes, server_id: str | None,
+               response: bytes = b"", include_cname: bool = False) -> bytes:
+    """One PBDNSMessage as the logging actions send it when no alter function changes it."""
+    msg = PBMessage(kind, dq, message_id, packet, include_cname)
+    msg.server_id = server_id
+    return msg.serialize()
+
+
+def _rr(name: str, rtype: int, rclass: int, ttl: int, rdata: bytes) -> bytes:
+    return fb(2, fb(1, name.encode("latin-1")) + fv(2, rtype) + fv(3, rclass) + fv(4, ttl)
+              + fb(5, rdata))
 
 
 def _records(packet: bytes, include_cname: bool) -> list[bytes]:
@@ -170,6 +227,5 @@ def _records(packet: bytes, include_cname: bool) -> list[bytes]:
             rdata = str(rr.rdata.label).encode("latin-1")
         else:
             continue
-        out.append(fb(2, fb(1, str(rr.rname).encode("latin-1")) + fv(2, rr.rtype)
-                      + fv(3, rr.rclass) + fv(4, rr.ttl) + fb(5, rdata)))
+        out.append(_rr(str(rr.rname), rr.rtype, rr.rclass, rr.ttl, rdata))
     return out

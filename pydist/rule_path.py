@@ -66,8 +66,8 @@ class RulePath:
         strip", and the client's own query for the zero-scope lookup, or None)."""
         zero = data
         data, added = query_for_backend(data, addr, dq, self.settings)
-        if cache is None or not cache.parse_ecs or server is None \
-                or server.options["disableZeroScope"]:
+        if cache is None or not cache.parse_ecs or (server is not None
+                                                    and server.options["disableZeroScope"]):
             zero = None
         return data, added or -1, zero
 

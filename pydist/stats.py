@@ -53,7 +53,10 @@ class Stats:
         self.latency_dot_avg100 = self.latency_dot_avg1000 = 0.0
         self.latency_dot_avg10000 = self.latency_dot_avg1000000 = 0.0
         self.with_dot = False           # a DoT listener exists: DOT_LATENCY_NAMES are listed
+        # pydist's own entries (pydist/cache_ext.py), listed after dnsdist's only once a
+        # feature registers them, so dnsdist's tables stay as they are otherwise
         self.extra: dict[str, Callable[[], float]] = {}
+        self.extra_help: dict[str, str] = {}
 
     def latency_sample(self, usec: float) -> None:
         """One backend answer relayed: histogram, averages, sum and count as dnsdist keeps them."""
@@ -129,6 +132,8 @@ class Stats:
                 out.append((name, self.value(name)))
             if name == "latency-avg1000000" and self.with_dot:
                 out.extend((n, getattr(self, _attr(n))) for n in DOT_LATENCY_NAMES)
+        if self.extra:
+            out.extend((n, fn()) for n, fn in self.extra.items())
         return out
 
 

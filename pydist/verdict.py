@@ -2,9 +2,9 @@
 backend. The step sends nothing; the frontend that received the query acts on the verdict."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-DROP_KIND, ANSWER, FORWARD, NO_DOWNSTREAM_KIND = 0, 1, 2, 3
+DROP_KIND, ANSWER, FORWARD, NO_DOWNSTREAM_KIND, DEFERRED_KIND = 0, 1, 2, 3, 4
 
 
 class Verdict:
@@ -29,6 +29,30 @@ NO_DOWNSTREAM = Verdict(NO_DOWNSTREAM_KIND)
 
 def answer(data: bytes, delay_ms: int = 0, generated: bool = True) -> Verdict:
     return Verdict(ANSWER, data, delay_ms, generated)
+
+
+class Deferred:
+    """A verdict that comes later (the cache's shared level is asked first): the frontend
+    says what to do with it (`then`), the query step `resolve`s it."""
+
+    __slots__ = ("act", "verdict")
+    kind = DEFERRED_KIND
+
+    def __init__(self) -> None:
+        self.act: Callable[[Any], None] | None = None
+        self.verdict: Any = None
+
+    def then(self, act: Callable[[Any], None]) -> None:
+        if self.verdict is not None:
+            act(self.verdict)
+        else:
+            self.act = act
+
+    def resolve(self, verdict: Any) -> None:
+        if self.act is not None:
+            self.act(verdict)
+        else:
+            self.verdict = verdict
 
 
 class QueryOrigin:

@@ -6,7 +6,6 @@ from typing import Any
 
 from luaapi.convert import as_int, as_str
 from luaapi.errors import PdnsError
-from pydist.carbon import CarbonServer
 from pydist.dns.netmask import AddressError, parse_address
 
 
@@ -19,6 +18,7 @@ def register(rt: Any) -> None:
             host, port = parse_address(as_str(addr), 2003)
         except AddressError as e:
             raise PdnsError(str(e)) from None
+        from pydist.carbon import CarbonServer   # loaded only by configs that export to Carbon
         reg.carbon_servers.append(CarbonServer(
             host, port, "" if name is None else as_str(name),
             30 if interval is None else as_int(interval),

@@ -2,7 +2,7 @@
 getDOHFrontendCount, showDOHFrontends, showDOHResponseCodes."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.tls import METHODS as TLS_METHODS
@@ -17,9 +17,11 @@ from luaapi.convert import (
 )
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
-from pydist.frontend.doh import ResponseMapEntry
 from pydist.registry import FrontendDecl
 from pydist.tls.names import TLSConfigError
+
+if TYPE_CHECKING:   # the DoH frontend loads only when a config declares a map entry
+    from pydist.frontend.doh import ResponseMapEntry
 
 
 def doh_decls(reg: Any) -> list[FrontendDecl]:
@@ -88,6 +90,8 @@ def register(rt: Any) -> None:
         if is_table(options.get("customResponseHeaders")):
             options["customResponseHeaders"] = {
                 str(k): str(v) for k, v in table_to_dict(options["customResponseHeaders"]).items()}
+        if is_table(options.get("ocspResponses")):      # as addTLSLocal's: a list of files
+            options["ocspResponses"] = _files(options["ocspResponses"])
         url_list = ["/dns-query"] if urls is None else str_or_list(urls, "std::string")
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if plain:
@@ -133,6 +137,7 @@ def register(rt: Any) -> None:
         if is_table(headers):
             hdrs = [(str(k).lower(), str(v)) for k, v in
                     sorted(table_to_dict(headers).items(), key=lambda kv: str(kv[0]))]
+        from pydist.frontend.doh import ResponseMapEntry
         return MapEntryHandle(ResponseMapEntry(as_str(regex), as_int(status),
                                                as_str(content).encode("latin-1"), hdrs))
     rt.fn("newDOHResponseMapEntry", map_entry)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from luaapi.bindings.ffi_shim import shim
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import ComboAddressHandle, NMGHandle, to_dnsname
 from luaapi.convert import (as_float, as_int, as_str, fail, is_function, is_table, table_items,
@@ -39,9 +40,9 @@ def _opt_float(v: Any) -> float:
 class DynBlockRulesGroupHandle:
     """dynBlockRulesGroup() as Lua holds it; the rate logic lives in pydist.dynblock_rules."""
 
-    def __init__(self, group: DynBlockRulesGroup, note_unsupported: Callable[[str], None]) -> None:
+    def __init__(self, group: DynBlockRulesGroup, rt: Any) -> None:
         self.group = group
-        self.note = note_unsupported
+        self.rt = rt
         self.excluded_domains: list[str] = []
         self.smt_text = ""
 
@@ -86,7 +87,10 @@ class DynBlockRulesGroupHandle:
 
     def setSuffixMatchRuleFFI(self, *a: Any) -> None:
         _nargs(a, 5)
-        self.note("dynBlockRulesGroup():setSuffixMatchRuleFFI")
+        if not is_function(a[4]):
+            raise fail(a[4], "St8functionIFbP23dnsdist_ffi_stat_node_tEE")
+        self.group.suffix_rule = SuffixRule(as_int(a[0]), as_str(a[1]), as_int(a[2]),
+                                            _opt_action(a[3]), _ffi_visitor(self.rt, a[4]))
 
     def setMasks(self, v4: Any = 32, v6: Any = 128, port: Any = 0, *a: Any) -> None:
         self.group.masks = (as_int(v4), as_int(v6), as_int(port))
@@ -126,6 +130,8 @@ class DynBlockRulesGroupHandle:
 class StatNodeHandle:
     """The node a visitor gets: fullname, labelsCount, numChildren()."""
 
+    LUA_FIELDS = ("fullname", "labelsCount")
+
     def __init__(self, node: StatNode) -> None:
         self.fullname = node.fullname
         self.labelsCount = node.labels_count
@@ -137,6 +143,8 @@ class StatNodeHandle:
 
 class StatHandle:
     """The counts a visitor gets (own ones, and the node's with all below it)."""
+
+    LUA_FIELDS = ("queries", "noerrors", "nxdomains", "servfails", "drops", "bytes")
 
     def __init__(self, stat: Stat) -> None:
         self.queries, self.noerrors, self.nxdomains = stat.queries, stat.noerrors, stat.nxdomains
@@ -152,6 +160,22 @@ def _lua_visitor(f: Any) -> Callable[[StatNode, Stat, Stat], tuple[bool, str | N
         block = bool(res[0]) if res else False
         reason = res[1] if len(res) > 1 and isinstance(res[1], str) else None
         return block, reason
+    return visit
+
+
+def _ffi_visitor(rt: Any, f: Any) -> Callable[[StatNode, Stat, Stat], tuple[bool, str | None]]:
+    """visitor(node pointer) -> block, reading the node through the FFI shim's
+    dnsdist_ffi_stat_node_* accessors; the rule's own reason is the block's (1.7.3 has no
+    FFI setter for it)."""
+    g = shim(rt).smt_visitor(f)
+
+    def visit(node: StatNode, own: Stat, total: Stat) -> tuple[bool, str | None]:
+        fields = {"fullname": node.fullname, "labels": node.labels_count,
+                  "children": len(node.children)}
+        for name in ("queries", "noerrors", "nxdomains", "servfails", "drops"):
+            fields[name] = getattr(own, name)
+            fields["children_" + name] = getattr(total, name)
+        return bool(g(rt.lua.table_from(fields))), None
     return visit
 
 
@@ -187,15 +211,10 @@ def register(rt: Any) -> None:
     reg = rt.registry
     blocks = reg.dynblocks
 
-    def note(what: str) -> None:
-        entry = f"{what}()"
-        if entry not in reg.unsupported:
-            reg.unsupported.append(entry)
-
     def group(*a: Any) -> DynBlockRulesGroupHandle:
         g = DynBlockRulesGroup(blocks, rings=lambda: reg.rings)
         reg.dynblock_groups.append(g)
-        return DynBlockRulesGroupHandle(g, note)
+        return DynBlockRulesGroupHandle(g, rt)
     rt.fn("dynBlockRulesGroup", group)
 
     def stat_node_resp_ring(visitor: Any, seconds: Any = None, *a: Any) -> None:

@@ -4,7 +4,6 @@ DNSQuestion the Lua `dq` wraps. Accessors pydist cannot honour raise FFIUnsuppor
 the calling rule or action reports like any Lua error, rather than answering wrongly."""
 from __future__ import annotations
 
-import importlib.resources
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -217,7 +216,8 @@ def shim(rt: Any) -> Any:
     once per runtime."""
     m = getattr(rt, "_ffi_shim", None)
     if m is None:
-        code = importlib.resources.files("luaapi").joinpath("ffi_shim.lua").read_text()
+        from luaapi.runtime import read_package_text
+        code = read_package_text("ffi_shim.lua")
         accessors = dict(ACCESSORS, **hashed_accessors(rt.registry.policy_settings))
         m = rt._ffi_shim = rt.lua.execute(code, rt.lua.table_from(accessors))
     return m

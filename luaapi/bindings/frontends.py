@@ -5,9 +5,9 @@ from typing import Any
 
 from luaapi.bindings.misc import runtime_refused
 from luaapi.convert import as_str, check_count, is_table, table_to_dict, table_to_list
-from luaapi.errors import PdnsError
+from luaapi.errors import DnsdistError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address, parse_netmask
-from pydist.registry import FrontendDecl
+from pydist.registry import ClientState, FrontendDecl
 
 LISTENER_OPTIONS = ("reusePort", "tcpFastOpenQueueSize", "interface", "cpus",
                     "tcpListenQueueSize", "maxInFlight", "maxConcurrentTCPConnections")
@@ -69,8 +69,8 @@ def register(rt: Any) -> None:
         try:
             with open(name) as f:
                 lines = f.read().splitlines()
-        except OSError:
-            raise PdnsError(f"Could not open '{name}': No such file or directory") from None
+        except OSError as e:     # a std::runtime_error in dnsdist: 'Caught exception: ...'
+            raise DnsdistError(f"Could not open '{name}': {e.strerror}") from None
         masks = []
         for line in lines:
             line = line.split("#", 1)[0].strip()
@@ -99,8 +99,34 @@ def register(rt: Any) -> None:
     def get_bind(n: Any) -> Any:
         binds = _binds(reg)
         i = int(n)
-        return binds[i][0] if 0 <= i < len(binds) else None
+        return BindHandle(binds[i][0]) if 0 <= i < len(binds) else None
     rt.fn("getBind", get_bind, no_side_effect=True)
+
+
+class BindHandle:
+    """dnsdist's ClientState as getBind() hands it to Lua: one listening socket."""
+
+    def __init__(self, state: ClientState) -> None:
+        self._state = state
+
+    def toString(self, *a: Any) -> str:
+        return self._state.address()
+
+    tostring = toString
+
+    def getEffectiveTLSProvider(self, *a: Any) -> str:
+        """The TLS library serving this socket: OpenSSL for DoT and DoH (pydist's TLS, and
+        dnsdist 1.7.3's build has no GnuTLS: provider="gnutls" gets OpenSSL too), "" for
+        plain DNS."""
+        return "openssl" if self._state.decl.kind in ("tls", "doh") else ""
+
+    @property
+    def muted(self) -> bool:
+        return False
+
+    def console_str(self) -> str:
+        """What the console prints for `getBind(0)`."""
+        return self._state.console_str()
 
 
 def _binds(reg: Any) -> list[tuple[Any, str]]:

@@ -75,7 +75,7 @@ def error_text(tb: Any) -> str:
     for line in str(tb).split("\n"):
         if line == "\t[C]: in function 'xpcall'" or line.startswith("\t[builtin#"):
             break
-        if '[string "<python>"]' not in line:     # the guard's own frames
+        if '[string "<python>"]' not in line and '[string "<pydist>"]' not in line:   # plumbing
             lines.append(line)
     return "\n".join(lines)
 

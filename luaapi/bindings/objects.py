@@ -120,6 +120,21 @@ class ComboAddressHandle:
     def toRaw(self, *a: Any) -> str:
         return ipaddress.ip_address(self.host).packed.decode("latin-1")
 
+    def ipencrypt(self, key: Any, *a: Any) -> "ComboAddressHandle":
+        from pydist import ipcipher      # cryptography loads only when asked for
+        return self._ipcipher(key, ipcipher.encrypt_host)
+
+    def ipdecrypt(self, key: Any, *a: Any) -> "ComboAddressHandle":
+        from pydist import ipcipher
+        return self._ipcipher(key, ipcipher.decrypt_host)
+
+    def _ipcipher(self, key: Any, f: Any) -> "ComboAddressHandle":
+        """ipcipher (pydist/ipcipher.py); the port is kept."""
+        try:
+            return ComboAddressHandle(f(self.host, as_str(key).encode("latin-1")), self.port)
+        except ValueError as e:
+            raise DnsdistError(str(e)) from None
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ComboAddressHandle) and (self.host, self.port) == (other.host, other.port)
 

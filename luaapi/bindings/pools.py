@@ -47,6 +47,8 @@ class PoolHandle:
 class PolicyHandle:
     """Lua's view of a ServerPolicy."""
 
+    LUA_FIELDS = ("name", "isLua")
+
     def __init__(self, policy: ServerPolicy) -> None:
         self.policy = policy
         self.name = policy.name

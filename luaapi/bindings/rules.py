@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
-import uuid as uuidlib
 import re
 import sys
 from typing import Any, Callable
@@ -201,6 +200,7 @@ def rule_params(p: Any) -> tuple[str, str | None]:
     name = d.get("name")
     uuid = d.get("uuid")
     if uuid is not None:
+        import uuid as uuidlib   # parsed only when a config names one (see pydist.uuids)
         try:    # shown as boost prints it: lowercase, with dashes
             uuid = str(uuidlib.UUID(as_str(uuid)))
         except ValueError:

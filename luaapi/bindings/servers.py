@@ -8,7 +8,9 @@ from luaapi.convert import (as_bool, as_int, as_str, fail, is_function, is_table
                             str_or_list, table_to_dict)
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.backend.server import DownstreamState
+from pydist.backend.udp import connect_error
 from pydist.dns.netmask import AddressError, parse_address
+from pydist.registry import CLIENT
 from pydist.tls.names import TLSConfigError
 
 INT_OPTS = ("order", "weight", "qps", "retries", "tcpConnectTimeout", "tcpSendTimeout",
@@ -183,8 +185,11 @@ def register(rt: Any) -> None:
         reg.add_server(server, pools)
         if reg.serving:
             rt.log(f"Added downstream server {server.address_str}")
-        if server.options.get("tls") and not server.options.get("dohPath") and server.tls is None:
-            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for DoT configs
+            error = None if server.tcp_only else connect_error(server)   # UDP sockets only
+            if error is not None:
+                rt.log(error)
+        if server.options.get("tls") and server.tls is None:
+            from pydist.tls.backend_context import BackendTLS   # pyOpenSSL only for TLS configs
             try:     # as dnsdist: the TLS context is made here, in --check-config too
                 server.tls = BackendTLS(server.options)
             except TLSConfigError as e:
@@ -200,24 +205,33 @@ def register(rt: Any) -> None:
                 if s.uuid == which:
                     return s
             raise DnsdistError(f"Trying to get the server with UUID {which}, but it does not exist")
-        i = as_int(which)
-        if not 0 <= i < len(reg.servers):
-            raise DnsdistError(f"Trying to get the server at index {i}, but only {len(reg.servers)} servers are configured")
+        return server_at(as_int(which))
+
+    def server_at(i: int) -> DownstreamState:
+        """g_dstates.at(n): n read as a C++ unsigned int (-1 is 4294967295), the range error
+        of std::vector::at as dnsdist 1.7.3 lets it through."""
+        i &= 0xFFFFFFFF
+        if i >= len(reg.servers):
+            raise DnsdistError(f"vector::_M_range_check: __n (which is {i}) >= this->size() "
+                               f"(which is {len(reg.servers)})")
         return reg.servers[i]
 
     def get_server(which: Any = None, *rest: Any) -> Any:
         if which is None:
             raise LuaArgError("Unable to convert parameter from nil to boost::variant<unsigned long, std::string>")
+        if reg.mode == CLIENT:   # `-c`/`-e`: as 1.7.3, a fresh stand-in without address, always
+            return handle_for(rt, DownstreamState("0.0.0.0", 0))
         if isinstance(which, str) and not which.isdigit():
+            import uuid   # a uuid is parsed only when one is asked for
+            try:
+                wanted = str(uuid.UUID(which))
+            except ValueError:
+                raise DnsdistError("invalid uuid string") from None
             for s in reg.servers:
-                if s.uuid == which:
+                if s.uuid == wanted:
                     return handle_for(rt, s)
             return None
-        i = as_int(which)
-        if 0 <= i < len(reg.servers):
-            return handle_for(rt, reg.servers[i])
-        rt.log(f"Error: trying to get the server at position {i}, but only {len(reg.servers)} servers are configured")
-        return None
+        return handle_for(rt, server_at(as_int(which)))
     rt.fn("getServer", get_server, no_side_effect=True)
     rt.fn("getServers", lambda *a: rt.lua.table_from([handle_for(rt, s) for s in reg.servers]),
           no_side_effect=True)

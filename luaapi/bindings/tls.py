@@ -9,7 +9,7 @@ from typing import Any
 
 from luaapi.bindings.frontends import LISTENER_OPTIONS
 from luaapi.bindings.misc import runtime_refused
-from luaapi.convert import as_str, is_table, str_or_list, table_to_dict
+from luaapi.convert import as_int, as_str, is_table, str_or_list, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError, PdnsError
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.registry import FrontendDecl
@@ -149,6 +149,17 @@ def register(rt: Any) -> None:
             except TLSConfigError as e:
                 reg.log(f"Error reloading certificates for frontend {decl.address()}: {e}")
     rt.fn("reloadAllCertificates", reload_all)
+
+    def generate_ocsp(cert: Any, ca_cert: Any, ca_key: Any, out: Any, days: Any, minutes: Any,
+                      *a: Any) -> None:
+        """Runs in every mode, --check-config included, as dnsdist's does."""
+        from pydist.tls import ocsp     # cryptography's x509 only when asked for
+        try:
+            ocsp.generate_response(as_str(cert), as_str(ca_cert), as_str(ca_key), as_str(out),
+                                   as_int(days), as_int(minutes))
+        except ocsp.OCSPError as e:
+            raise DnsdistError(str(e)) from None
+    rt.fn("generateOCSPResponse", generate_ocsp)
 
     rt.fn("showTLSContexts", lambda *a: rt.show(contexts_table(_tls_decls(reg))),
           no_side_effect=True)

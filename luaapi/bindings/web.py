@@ -10,7 +10,6 @@ from luaapi.convert import as_bool, as_int, as_str, fail, is_function, is_table,
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address
 from pydist.web.credentials import Credential, WorkFactorError, hash_password, is_hashed
-from pydist.web.server import bind_web_socket
 
 _PLAIN_PW = ("Passing a plain-text password via the 'password' parameter to "
              "'setWebserverConfig()' is not advised, please consider generating a hashed one "
@@ -28,6 +27,8 @@ _DEPRECATED_PW = ("Passing a plain-text password to 'webserver()' is deprecated,
 class WebRequest:
     """dnsdist's WebRequest in a registerWebHandler() callback (read it from Lua)."""
 
+    LUA_FIELDS = ("path", "method", "body", "version", "getvars", "postvars", "headers")
+
     def __init__(self, rt: Any, req: dict[str, Any]) -> None:
         self.path, self.method, self.body = req["path"], req["method"], req["body"]
         self.version = int(str(req["version"]).replace(".", "") or 11)
@@ -38,6 +39,8 @@ class WebRequest:
 
 class WebResponse:
     """dnsdist's WebResponse: the handler sets status, body and headers."""
+
+    LUA_FIELDS = ("status", "body", "headers")
 
     def __init__(self, rt: Any) -> None:
         self.status = 200
@@ -72,7 +75,7 @@ def register(rt: Any) -> None:
 
     def credential(value: Any, warning: str) -> Credential:
         text = as_str(value)
-        if text and not is_hashed(text):
+        if not is_hashed(text):     # an empty one too, as dnsdist 1.7.3 warns
             rt.log(warning)
         return Credential(text, web.hash_plaintext)
 
@@ -105,6 +108,7 @@ def register(rt: Any) -> None:
             web.sock.close()
             web.sock = None
         where = format_address(host, port)
+        from pydist.web.server import bind_web_socket   # h11 and the router: web configs only
         try:
             web.sock = bind_web_socket(host, port)
         except OSError as e:

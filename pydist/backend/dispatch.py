@@ -36,10 +36,13 @@ class BackendDispatch:
         if pool is None:
             return False
         on_answer = self._on_tcp_answer(server, st, st.xfr)
-        if st.proxy is None:
-            pool.query(st.wire, on_answer)
-        else:   # a connection that only this TCP client uses (dnsdist 1.7.3)
-            pool.query(st.wire, on_answer, st.proxy, None if udp else st.client)
+        proxy = st.proxy or b""
+        # a proxied query from a TCP client: a connection only this client uses (dnsdist 1.7.3)
+        owner = None if udp or st.proxy is None else st.client
+        if server.x_forwarded:   # a DoH server with addXForwardedHeaders: who asked, and how
+            pool.query(st.wire, on_answer, proxy, owner, forwarded_for(st))
+        else:
+            pool.query(st.wire, on_answer, proxy, owner)
         return True
 
     def udp_answer(self, server: Any, data: bytes, st: InFlight) -> None:
@@ -88,3 +91,17 @@ class BackendDispatch:
         """A UDP query that never got its answer (the sweep): ringed, its frontend told."""
         self.path.timed_out(st, server)
         st.sink.timed_out(st)
+
+
+def forwarded_for(st: InFlight) -> tuple[str, int, bytes]:
+    """x-forwarded-for, -port and -proto of a query, as dnsdist 1.7.3 names its frontends."""
+    t = st.transport
+    if t is Transport.DOH:
+        proto = b"dns-over-https" if st.frontend.decl.tls is not None else b"dns-over-http"
+    elif t is Transport.DOT:
+        proto = b"dns-over-tls"
+    elif t.is_udp:
+        proto = b"dns-over-udp"
+    else:
+        proto = b"dns-over-tcp"
+    return str(st.client[0]), int(st.client[1]), proto

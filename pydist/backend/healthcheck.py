@@ -139,6 +139,8 @@ async def check_once(loop: Any, server: DownstreamState,
     except Exception as e:  # a broken checkFunction fails the check, as dnsdist's catch does
         return [(False, f"Error checking the health of backend {nwa}: {e}")]
     timeout = float(server.options.get("checkTimeout") or 1000) / 1000.0
+    if server.is_doh:
+        return await _doh_outcomes(server, q, timeout)
     use_tcp = bool(server.options.get("checkTCP")) or server.tcp_only
     try:
         if use_tcp:
@@ -147,6 +149,8 @@ async def check_once(loop: Any, server: DownstreamState,
             resp = await asyncio.wait_for(_udp_exchange(loop, server, q.packet), timeout)
     except TimeoutError:
         return [(False, f"Timeout while waiting for the health check response from backend {nwa}")]
+    except CheckConnectError as e:     # no route: one failure, nothing was sent
+        return [(False, f"Error checking the health of backend {nwa}: {e}")]
     except (OSError, asyncio.IncompleteReadError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         if use_tcp:
@@ -162,6 +166,26 @@ async def check_once(loop: Any, server: DownstreamState,
     return [check_response(server, q, resp)]
 
 
+async def _doh_outcomes(server: DownstreamState, q: CheckQuery, timeout: float) -> list[Outcome]:
+    """Over DoH (a connection of its own, checkTimeout its read deadline): dnsdist 1.7.3 says
+    nothing about a check that got no status 200 or no answer, only about the DNS answer."""
+    from pydist.backend.doh import DoHBackendPool, doh_check   # loaded only for DoH servers
+    if not isinstance(server.tcp_pool, DoHBackendPool):
+        return [(False, "")]
+    try:
+        resp = await asyncio.wait_for(
+            doh_check(server, q.packet, LOCAL_HEADER if server.use_proxy else b""), timeout + 1)
+    except TimeoutError:
+        resp = None
+    if resp is None:
+        return [(False, "")]
+    return [check_response(server, q, resp)]
+
+
+class CheckConnectError(Exception):
+    """The check's UDP socket could not be connected (no route to the backend)."""
+
+
 async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> bytes:
     """A fresh connected socket per check; the first datagram back is judged."""
     sock = socket.socket(family_of(server.host), socket.SOCK_DGRAM)
@@ -170,7 +194,10 @@ async def _udp_exchange(loop: Any, server: DownstreamState, query: bytes) -> byt
         src = server.options.get("source") or ""
         if src and "@" not in src:
             sock.bind((src, 0))
-        sock.connect(server.addr)
+        try:
+            sock.connect(server.addr)
+        except OSError as e:
+            raise CheckConnectError(f"connecting to {server.address_str}: {e.strerror}") from None
         # useProxyProtocol: dnsdist 1.7.3 sends its checks behind a LOCAL header
         await loop.sock_sendall(sock, LOCAL_HEADER + query if server.use_proxy else query)
         return await loop.sock_recv(sock, 512)
@@ -183,7 +210,14 @@ async def _tcp_exchange(server: DownstreamState, query: bytes,
     if server.tls is not None:
         from pydist.backend.tls import tls_exchange   # loaded only for DoT servers
         return await tls_exchange(server, query, log)
-    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+    except ConnectionRefusedError:
+        raise
+    except OSError as e:    # no route: dnsdist's connect() fails before anything is written
+        if e.strerror is None:
+            raise
+        raise CheckConnectError(f"connecting to {server.address_str}: {e.strerror}") from None
     try:
         writer.write((LOCAL_HEADER if server.use_proxy else b"") + len(query).to_bytes(2, "big")
                      + query)

@@ -1,11 +1,11 @@
 """Downstream servers: what the config declared about a backend, its state and its counters."""
 from __future__ import annotations
 
-import uuid as uuidlib
 from typing import Any
 
 from pydist.dns.netmask import format_address
 from pydist.qps import QPSLimiter
+from pydist.uuids import random_uuid
 
 UP, DOWN, AUTO = "Up", "Down", "Auto"
 
@@ -37,7 +37,7 @@ class DownstreamState:
         self.address_str = format_address(host, port)
         self.explicit_name = opts["name"] is not None
         self.name: str = str(opts["name"]) if self.explicit_name else self.address_str
-        self.uuid: str = canonical_uuid(opts["id"]) if opts["id"] else str(uuidlib.uuid4())
+        self.uuid: str = canonical_uuid(opts["id"]) if opts["id"] else random_uuid()
         self.order = int(opts["order"])
         self.weight = int(opts["weight"])
         qps = opts["qps"]
@@ -46,7 +46,10 @@ class DownstreamState:
         self.pools: list[str] = []
         self.availability = AUTO
         self.up_status = False
-        self.tcp_only = bool(opts["tcpOnly"] or opts["tls"] or opts["dohPath"])
+        # as dnsdist 1.7.3: dohPath means DoH only with tls; alone it is ignored (plain Do53)
+        self.is_doh = bool(opts["tls"] and opts["dohPath"])
+        self.tcp_only = bool(opts["tcpOnly"] or opts["tls"])
+        self.x_forwarded = self.is_doh and bool(opts["addXForwardedHeaders"])
         self.use_ecs = bool(opts["useClientSubnet"])        # one flag test on the packet path
         self.use_proxy = bool(opts["useProxyProtocol"])
         self.xpf_code = int(opts["addXPF"] or 0)           # XPF record type, 0 = none
@@ -68,7 +71,7 @@ class DownstreamState:
         # transport, filled by the engine when serving
         self.udp = None
         self.tcp_pool = None
-        self.tls = None           # BackendTLS for a DoT server
+        self.tls = None           # BackendTLS for a DoT or DoH server
 
     def is_up(self) -> bool:
         if self.availability == DOWN:
@@ -118,8 +121,9 @@ class DownstreamState:
 
 def canonical_uuid(text: Any) -> str:
     """The id as dnsdist prints it (boost's lowercase form); chashed hashes this text."""
+    import uuid   # only configs naming an id parse one (see pydist.uuids)
     try:
-        return str(uuidlib.UUID(str(text)))
+        return str(uuid.UUID(str(text)))
     except ValueError:
         return str(text)
 

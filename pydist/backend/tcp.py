@@ -13,6 +13,14 @@ Reply = Callable[..., None]
 """reply(answer or None); for a zone transfer's messages before the last, reply(answer, True)."""
 
 
+def account_closed(tcp: dict[str, Any], queries: int, started: float) -> None:
+    """dnsdist's moving averages over closed connections (showTCPStats), ms for duration."""
+    tcp["tcpAvgQueriesPerConnection"] = (99 * tcp.get("tcpAvgQueriesPerConnection", 0)
+                                         + queries) / 100
+    tcp["tcpAvgConnectionDuration"] = (99 * tcp.get("tcpAvgConnectionDuration", 0) + 1000
+                                       * (time.monotonic() - started)) / 100
+
+
 class BackendConnection(asyncio.Protocol):
     """One connection to a backend. Answers are matched to queries by ID, so a backend with
     maxInFlight > 1 may answer in any order; an answer whose ID matches nothing in flight
@@ -263,11 +271,7 @@ class BackendTCPPool:
     def forget(self, conn: BackendConnection) -> None:
         tcp = self.server.tcp
         if conn in self.live:
-            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration
-            tcp["tcpAvgQueriesPerConnection"] = (99 * tcp.get("tcpAvgQueriesPerConnection", 0)
-                                                 + conn.queries) / 100
-            tcp["tcpAvgConnectionDuration"] = (99 * tcp.get("tcpAvgConnectionDuration", 0) + 1000
-                                               * (time.monotonic() - conn.started)) / 100
+            account_closed(tcp, conn.queries, conn.started)
         self.live.discard(conn)
         tcp["tcpCurrentConnections"] = len(self.live)
         if conn in self.idle:

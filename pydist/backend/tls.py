@@ -29,9 +29,9 @@ def note_failure(server: DownstreamState, why: str, log: Callable[[str], None]) 
 
 
 async def open_tls(loop: Any, server: DownstreamState, inner: asyncio.Protocol,
-                   log: Callable[[str], None]) -> TLSLayer:
+                   log: Callable[[str], None], resume: bool = True) -> TLSLayer:
     """Connect, run the handshake, return the layer. :raises TLSHandshakeError, OSError:"""
-    layer = server.tls.new_layer(inner)
+    layer = server.tls.new_layer(inner, resume)
     try:
         await loop.create_connection(lambda: layer, server.host, server.port)
         result = await layer.handshake
@@ -85,18 +85,17 @@ class _OneAnswer(asyncio.Protocol):
 
 
 async def tls_exchange(server: DownstreamState, query: bytes, log: Callable[[str], None]) -> bytes:
-    """One health-check query over a fresh TLS connection (resuming a session when it can)."""
+    """One health-check query over a fresh TLS connection, apart from the query connections'
+    sessions: as in dnsdist 1.7.3, checks neither resume one nor count in tlsResumptions."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[bytes] = loop.create_future()
     try:
-        layer = await open_tls(loop, server, _OneAnswer(fut), log)
+        layer = await open_tls(loop, server, _OneAnswer(fut), log, resume=False)
     except BaseException:
         fut.cancel()       # the reader's connection_lost comes later: nobody will await it
         raise
     try:
         layer.write(len(query).to_bytes(2, "big") + query)
-        resp = await fut
-        server.tls.keep_session(layer)
-        return resp
+        return await fut
     finally:
         layer.close()

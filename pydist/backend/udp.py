@@ -63,6 +63,35 @@ def answer_matches(data: bytes, question: bytes, allow_empty: bool, stats: Any) 
     return got == question or got.lower() == question.lower()
 
 
+def unconnected_socket(server: DownstreamState) -> socket.socket:
+    """A non-blocking UDP socket for the backend, bound to its `source` address if any."""
+    s = socket.socket(family_of(server.host), socket.SOCK_DGRAM)
+    s.setblocking(False)
+    src = server.options.get("source") or ""
+    if src and "@" not in src:
+        try:
+            s.bind((src, 0))
+        except OSError:
+            pass
+    return s
+
+
+def connect_error(server: DownstreamState) -> str | None:
+    """dnsdist's log line when the backend's socket cannot be connected (no route: an offline
+    host, a v6 server on a v4-only host), else None. A UDP connect sends nothing; dnsdist
+    logs this and keeps serving, the server's health checks then mark it down."""
+    s = unconnected_socket(server)
+    try:
+        s.connect(server.addr)
+    except OSError as e:
+        where = server.address_str
+        return (f"Error connecting to new server with address {where}: "
+                f"connecting socket to {where}: {e.strerror}")
+    finally:
+        s.close()
+    return None
+
+
 class BackendUDP:
     """The sockets to one backend and its ID table, as dnsdist's DownstreamState::idStates."""
 
@@ -80,15 +109,11 @@ class BackendUDP:
         n = max(1, int(server.options.get("sockets") or 1))
         self.socks: list[socket.socket] = []
         for _ in range(n):
-            s = socket.socket(family_of(server.host), socket.SOCK_DGRAM)
-            s.setblocking(False)
-            src = server.options.get("source") or ""
-            if src and "@" not in src:
-                try:
-                    s.bind((src, 0))
-                except OSError:
-                    pass
-            s.connect(server.addr)
+            s = unconnected_socket(server)
+            try:
+                s.connect(server.addr)
+            except OSError:
+                pass    # logged by newServer (connect_error); sends fail and count as errors
             loop.add_reader(s.fileno(), self._drain, s)
             self.socks.append(s)
         self.next_sock = 0

@@ -20,7 +20,7 @@ class Exchange:
     error: str = ""
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def recv_exact(sock: socket.socket, size: int) -> bytes:
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))
@@ -83,8 +83,8 @@ def send(query: Query, port: int | None, timeout: float, host: str = "127.0.0.1"
                                           source_address=(query.source, 0)) as raw:
                 sock = _dot_context().wrap_socket(raw) if query.tls else raw
                 sock.sendall(struct.pack("!H", len(query.wire)) + query.wire)
-                size = struct.unpack("!H", _recv_exact(sock, 2))[0]
-                return Exchange(_recv_exact(sock, size), sent_at)
+                size = struct.unpack("!H", recv_exact(sock, 2))[0]
+                return Exchange(recv_exact(sock, size), sent_at)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((query.source, 0))
             sock.settimeout(timeout)

@@ -62,6 +62,16 @@ def build_answer(wire: bytes, index: int) -> bytes | None:
     return response.to_wire()
 
 
+def stop_serving(stop: threading.Event, thread: threading.Thread,
+                 sel: selectors.BaseSelector) -> None:
+    """End a responder's serving thread, then close every socket it watched."""
+    stop.set()
+    thread.join(timeout=5)
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()     # type: ignore[union-attr]
+    sel.close()
+
+
 class Responder:
     """UDP and TCP stand-ins on free loopback ports, served from one background thread."""
 
@@ -101,11 +111,7 @@ class Responder:
         return self
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for key in list(self._sel.get_map().values()):
-            key.fileobj.close()
-        self._sel.close()
+        stop_serving(self._stop, self._thread, self._sel)
 
     def _run(self) -> None:
         buffers: dict[socket.socket, bytearray] = {}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pydist.compare.client import send
 from pydist.compare.diff import Difference, compare_answers, compare_lines
-from pydist.compare.metrics import compare_metrics, known_additions, scrape
+from pydist.compare.metrics import TCP_CARRIED_NOTE, compare_metrics, known_additions, scrape
+from pydist.compare.dohresponder import DoHResponder, stand_in_answer
 from pydist.compare.responder import Responder
 from pydist.compare.sides import RunResult, Side, SideFailed
 from pydist.compare.tlscert import write_self_signed
@@ -96,17 +97,22 @@ def run(opts: Options) -> Outcome:
         write_self_signed(Path(tmp) / "compare-dot.pem", Path(tmp) / "compare-dot.key")
         (Path(tmp) / "compare-dot.tickets").write_bytes(os.urandom(80))
         responder = Responder().start()
+        doh = DoHResponder(stand_in_answer, str(Path(tmp) / "compare-dot.pem"),
+                           str(Path(tmp) / "compare-dot.key"), count=len(responder.ports)).start()
         sides: list[Side] = []
         try:
             sides = [Side("dnsdist", opts.dnsdist, opts.config, Path(tmp), responder.ports, opts.upstreams,
-                          opts.map_loopback, opts.metrics, opts.extra_lua_a, env=opts.env),
+                          opts.map_loopback, opts.metrics, opts.extra_lua_a, env=opts.env,
+                          doh_ports=doh.ports),
                      Side("pydist", opts.pydist, opts.config, Path(tmp), responder.ports, opts.upstreams,
-                          opts.map_loopback, opts.metrics, opts.extra_lua_b, env=opts.env)]
+                          opts.map_loopback, opts.metrics, opts.extra_lua_b, env=opts.env,
+                          doh_ports=doh.ports)]
             _run_sides(opts, sides, outcome)
         finally:
             for side in sides:
                 side.stop()
             responder.close()
+            doh.close()
     if outcome.failures:
         outcome.verdict = "failed"
     elif outcome.findings:
@@ -158,7 +164,10 @@ def _run_sides(opts: Options, sides: list[Side], outcome: Outcome) -> None:
     if opts.metrics:
         try:
             ma, mb = scrape(a.web_port, a.api_key), scrape(b.web_port, b.api_key)
-            outcome.add(compare_metrics(ma, mb, a.normalize, b.normalize), "/metrics")
+            carried = any(kind == "tcpcarried" for kind, _ in a.notes())
+            outcome.add(compare_metrics(ma, mb, a.normalize, b.normalize, carried), "/metrics")
+            if carried:
+                outcome.not_comparable.append(TCP_CARRIED_NOTE)
             outcome.not_comparable = sorted(set(outcome.not_comparable) | set(known_additions(ma, mb)))
         except Exception as exc:  # a side whose web server misbehaves is a difference, not a crash
             outcome.add([Difference("metric-scrape", f"scraping /metrics failed: {exc}")], "/metrics")

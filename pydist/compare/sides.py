@@ -67,6 +67,7 @@ class Side:
     console_key: str = "MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74="
     api_key: str = "pydist-compare-api-key"
     env: dict[str, str] = field(default_factory=dict)
+    doh_ports: list[int] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     lines: list[tuple[float, str]] = field(default_factory=list)
 
@@ -83,7 +84,7 @@ class Side:
             upstream_map=self.upstream_map, map_loopback_upstreams=self.map_loopback,
             enable_metrics=self.metrics, extra_lua=self.extra_lua,
             tls_cert=str(self.workdir / "compare-dot.pem"), tls_key=str(self.workdir / "compare-dot.key"),
-            tls_tickets=str(self.workdir / "compare-dot.tickets"))
+            tls_tickets=str(self.workdir / "compare-dot.tickets"), doh_ports=self.doh_ports)
         self.wrapper.write_text(render_wrapper(plan))
 
     # -- helpers -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ class WrapperPlan:
     tls_cert: str = ""          # stands in for DoT certificates that are not on this machine
     tls_key: str = ""
     tls_tickets: str = ""       # ... and for ticket key files (one random 80-byte key)
+    doh_ports: list[int] = field(default_factory=list)   # DoH stand-ins, one per responder port
 
 
 def normalize_upstream(addr: str, default_port: int = 53) -> str:
@@ -96,7 +97,7 @@ function PC.readable(files)
 end
 PC.tags = {}
 PC.ntags = 0
-function PC.standin(pools)
+function PC.standinindex(pools)
   local names = {}
   if type(pools) == "string" then names = {pools}
   elseif type(pools) == "table" then for _, p in pairs(pools) do names[#names + 1] = tostring(p) end end
@@ -106,7 +107,27 @@ function PC.standin(pools)
     PC.tags[tag] = PC.ntags % #PC_RESPONDER + 1
     PC.ntags = PC.ntags + 1
   end
-  return "127.0.0.1:" .. PC_RESPONDER[PC.tags[tag]], tag
+  return PC.tags[tag], tag
+end
+function PC.standin(pools)
+  local index, tag = PC.standinindex(pools)
+  return "127.0.0.1:" .. PC_RESPONDER[index], tag
+end
+-- a DoH server (tls and dohPath, as dnsdist 1.7.3 requires both) goes to the DoH stand-in of
+-- its pools, whose throwaway certificate nobody can validate: validation is turned off
+function PC.dohupstream(t)
+  local key = PC.norm(t.address)
+  local mapped = PC_UPSTREAMS[key]
+  if mapped == nil and PC.isloopback(key) and not PC_MAP_LOOPBACK then return end
+  if mapped == nil then
+    local index, tag = PC.standinindex(t.pool)
+    mapped = "127.0.0.1:" .. PC_DOH[index]
+    PC.note("upstream", key .. "\t" .. mapped .. "\tDoH responder pools=" .. tag)
+  else
+    PC.note("upstream", key .. "\t" .. mapped .. "\tmapped")
+  end
+  PC.note("substituted", "newServer DoH to " .. key .. ": certificate validation off for the DoH responder")
+  t.address = mapped; t.validateCertificates = false; t.caStore = nil
 end
 function PC.upstream(addr, pools)
   if addr == nil then return nil end
@@ -128,6 +149,14 @@ newServer = function(a, ...)
   if type(a) == "table" then
     local t = {}
     for k, v in pairs(a) do t[k] = v end
+    if t.tcpOnly == true or (t.tls ~= nil and t.dohPath ~= nil) then
+      -- its UDP clients' answers are not in its responses counter (dnsdist 1.7.3)
+      PC.note("tcpcarried", tostring(t.address))
+    end
+    if t.tls ~= nil and t.dohPath ~= nil and #PC_DOH > 0 then
+      PC.dohupstream(t)
+      return orig_newServer(t, ...)
+    end
     if t.tls ~= nil then
       PC.note("notcomparable", "newServer tls=" .. tostring(t.tls) .. " to " .. tostring(t.address) .. " replaced by plain DNS")
       t.tls = nil; t.subjectName = nil; t.caStore = nil; t.validateCertificates = nil
@@ -285,6 +314,7 @@ def render_wrapper(plan: WrapperPlan) -> str:
         f"local PC_TLS_CERT = {_lua_str(plan.tls_cert)}",
         f"local PC_TLS_KEY = {_lua_str(plan.tls_key)}",
         f"local PC_TLS_TICKETS = {_lua_str(plan.tls_tickets)}",
+        f"local PC_DOH = {_lua_int_list(plan.doh_ports)}",
     ]
     tail = ["-- extra lines (test-only differences)", plan.extra_lua] if plan.extra_lua else []
     return "\n".join(head) + "\n" + _BODY + "\n".join(tail) + "\n"

@@ -19,12 +19,14 @@ import base64
 import os
 import struct
 
-import nacl.exceptions
-import nacl.secret
+from typing import TYPE_CHECKING
 
-KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE  # 32
-NONCE_SIZE = nacl.secret.SecretBox.NONCE_SIZE  # 24
-MAC_SIZE = nacl.secret.SecretBox.MACBYTES  # 16
+if TYPE_CHECKING:   # libsodium loads on the first message, not at start-up
+    import nacl.secret
+
+KEY_SIZE = 32    # crypto_secretbox_KEYBYTES
+NONCE_SIZE = 24  # crypto_secretbox_NONCEBYTES
+MAC_SIZE = 16    # crypto_secretbox_MACBYTES
 LENGTH_SIZE = 4
 DEFAULT_CONSOLE_PORT = 5199
 DEFAULT_MAX_MSG_SIZE = 10_000_000
@@ -173,6 +175,7 @@ def _box(key: bytes, direction: str) -> nacl.secret.SecretBox:
         raise ConsoleCryptoError(
             f"Invalid {direction} key of size {len(key)}, use setKey() to set a valid key"
         )
+    import nacl.secret
     return nacl.secret.SecretBox(key)
 
 
@@ -192,6 +195,7 @@ def decrypt(key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
     if len(ciphertext) < MAC_SIZE:
         raise ConsoleCryptoError(f"Could not decrypt message of size {len(ciphertext)}")
     box = _box(key, "decryption")
+    import nacl.exceptions
     try:
         return box.decrypt(ciphertext, nonce)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):

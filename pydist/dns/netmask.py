@@ -71,27 +71,37 @@ def _sort_key(net: IPNetwork) -> tuple:
 class NetmaskGroup:
     """A set of netmasks with a per-address verdict memo, so a hot-path check is a dict lookup."""
 
-    __slots__ = ("_nets", "_memo")
+    __slots__ = ("_nets", "_negated", "_memo")
 
     def __init__(self, masks: Iterable[str] = ()) -> None:
         self._nets: list[IPNetwork] = []
+        self._negated: set[IPNetwork] = set()   # "!mask" entries: excluded, as in dnsdist
         self._memo: dict[str, bool] = {}
         for m in masks:
             self.add(m)
 
     def add(self, mask: str | IPNetwork) -> None:
-        net = mask if not isinstance(mask, str) else parse_netmask(mask)
+        """A mask, or with a leading "!" an exception to the wider masks (dnsdist's tree keeps
+        one polarity per mask: the last one added)."""
+        negated = isinstance(mask, str) and mask.startswith("!")
+        net = mask if not isinstance(mask, str) else parse_netmask(mask[1:] if negated else mask)
         if net not in self._nets:
             self._nets.append(net)
+        if negated:
+            self._negated.add(net)
+        else:
+            self._negated.discard(net)
         self._memo.clear()
 
     def remove(self, mask: str) -> None:
-        net = parse_netmask(mask)
+        net = parse_netmask(mask[1:] if mask.startswith("!") else mask)
         self._nets = [n for n in self._nets if n != net]
+        self._negated.discard(net)
         self._memo.clear()
 
     def clear(self) -> None:
         self._nets.clear()
+        self._negated.clear()
         self._memo.clear()
 
     def match(self, host: str) -> bool:
@@ -109,11 +119,17 @@ class NetmaskGroup:
             ip = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            mapped = ip.ipv4_mapped
-            if any(mapped in n for n in self._nets if n.version == 4):
-                return True
-        return any(ip in n for n in self._nets if n.version == ip.version)
+        if ip.version == 6 and ip.ipv4_mapped is not None and self._verdict(ip.ipv4_mapped):
+            return True
+        return self._verdict(ip)
+
+    def _verdict(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """The most specific mask holding ip decides (a "!" one excludes)."""
+        if not self._negated:
+            return any(ip in n for n in self._nets if n.version == ip.version)
+        best = max((n for n in self._nets if n.version == ip.version and ip in n),
+                   key=lambda n: n.prefixlen, default=None)
+        return best is not None and best not in self._negated
 
     @property
     def memo(self) -> dict[str, bool]:
@@ -125,7 +141,8 @@ class NetmaskGroup:
 
     def to_strings(self) -> list[str]:
         """Masks sorted the way dnsdist's NetmaskGroup prints them (IPv4 first)."""
-        return [str(n) for n in sorted(self._nets, key=_sort_key)]
+        return [("!" if n in self._negated else "") + str(n)
+                for n in sorted(self._nets, key=_sort_key)]
 
     def __str__(self) -> str:
         return ", ".join(self.to_strings())

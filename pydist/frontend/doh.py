@@ -18,7 +18,7 @@ from pydist.dns.reader import locate_opt
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.dns.ttl import min_ttl
 from pydist.dns.wire import WireError, parse_question
-from pydist.verdict import ANSWER, FORWARD, NO_DOWNSTREAM_KIND, QueryOrigin
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, NO_DOWNSTREAM_KIND, QueryOrigin
 
 OPT_4096 = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
 MAX_BODY = 65535
@@ -202,6 +202,19 @@ class DOHReply:
         else:                   # ... and any other status set gives h2o's 500
             self.handler.answer(self.req, 500, b"")
 
+    def act(self, v: Any) -> None:
+        """The query step's verdict: the answer (200), forwarded (answered through the sink),
+        waited for, no downstream (502) or dropped (403)."""
+        kind = v.kind
+        if kind == ANSWER:
+            self.send(v.data, v.generated)
+        elif kind == DEFERRED_KIND:
+            v.then(self.act)
+        elif kind == NO_DOWNSTREAM_KIND:
+            self.timed_out(None)
+        elif kind != FORWARD or not self.handler.path.backends.forward(v, self):
+            self.send(None)
+
     # --- the sink (pydist/frontend/sink.py)
     def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
         self.send(resp)
@@ -289,14 +302,8 @@ class DOHHandler:
         if not path.accept_query(query, req.peer, self.fe, now):    # checkQueryHeaders
             return self.answer(req, 400, b"")
         reply = DOHReply(self, req)
-        v = path.query_step(query, req.peer, None, self.fe.transport, self.fe, now,
-                            QueryOrigin(req.sni, req, None))
-        if v.kind == ANSWER:
-            reply.send(v.data, v.generated)
-        elif v.kind == NO_DOWNSTREAM_KIND:
-            reply.timed_out(None)
-        elif v.kind != FORWARD or not path.backends.forward(v, reply):
-            reply.send(None)
+        reply.act(path.query_step(query, req.peer, None, self.fe.transport, self.fe, now,
+                                  QueryOrigin(req.sni, req, None)))
 
     # --- answers
     def answer(self, req: DOHRequest, status: int, body: bytes, ctype: str = "",

@@ -20,6 +20,7 @@ import h11
 
 from pydist.frontend.doh import MAX_BODY, DOHHandler, DOHRequest
 from pydist.frontend.tcp import over_connection_limit
+from pydist.h2frames import FrameLengths
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H1_GARBAGE = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -306,30 +307,10 @@ class _H2:
         self.h2.initiate_connection()
         self.streams: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
         self.waiting: dict[int, bytes] = {}     # answer bytes beyond the flow-control window
-        self.skip, self.head = len(H2_PREFACE), b""     # frame-header tracking
-
-    def _frames_fit(self, data: bytes) -> bool:
-        """Follow the frame headers: h2o refuses a frame longer than its maximum as soon as
-        the header says so (h2 would first buffer the whole frame)."""
-        i, n, limit = 0, len(data), self.h2.max_inbound_frame_size
-        while i < n:
-            if self.skip:
-                step = min(self.skip, n - i)
-                self.skip -= step
-                i += step
-                continue
-            need = 9 - len(self.head)
-            self.head += data[i:i + need]
-            i += need
-            if len(self.head) == 9:
-                length = int.from_bytes(self.head[:3], "big")
-                if length > limit:
-                    return False
-                self.skip, self.head = length, b""
-        return True
+        self.frames = FrameLengths(len(H2_PREFACE))
 
     def feed(self, data: bytes) -> None:
-        if not self._frames_fit(data):
+        if self.frames.too_long(data, self.h2.max_inbound_frame_size):
             self.goaway(6)               # FRAME_SIZE_ERROR, and the connection closed
             self.conn.close()
             return

@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from pydist.frontend.proxied import read_header
-from pydist.verdict import ANSWER, FORWARD, QueryOrigin
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, QueryOrigin
 
 TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
                          "tcpClientTimeouts", "tcpDownstreamTimeouts", "tcpCurrentConnections",
@@ -255,11 +255,18 @@ class TCPClientConnection(asyncio.Protocol):
         if not path.accept_query(q, self.client, self.fe, now):
             self._close()
             return
-        v = path.query_step(q, self.client, self.destination, self.fe.transport, self.fe, now,
-                            self.origin())
-        if v.kind == ANSWER:
+        self._act(path.query_step(q, self.client, self.destination, self.fe.transport, self.fe,
+                                  now, self.origin()))
+
+    def _act(self, v: Any) -> None:
+        """A verdict: answered, forwarded (answered through the sink), waited for, or the
+        query failed (the connection closed, as dnsdist)."""
+        kind = v.kind
+        if kind == ANSWER:
             self._reply(v.data)
-        elif v.kind != FORWARD or not path.backends.forward(v, self):
+        elif kind == DEFERRED_KIND:
+            v.then(self._act)
+        elif kind != FORWARD or not self.path.backends.forward(v, self):
             self._reply(None)
 
     def origin(self) -> QueryOrigin | None:

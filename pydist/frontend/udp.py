@@ -10,7 +10,7 @@ from typing import Any
 from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
 from pydist.frontend.proxied import ProxiedUDPSocket, read_header
 from pydist.transport import Transport
-from pydist.verdict import ANSWER, FORWARD, QueryOrigin
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, QueryOrigin
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
@@ -119,6 +119,10 @@ class UDPFrontend:
                     else:
                         stats.count_rcode(rcode)
                     continue
+            if queries:   # the rules may read getStatisticsCounters(): this query counts
+                stats.queries += queries
+                fe.queries += queries
+                queries = 0
             full_path(data, addr, out, now, local)
         if queries:
             stats.queries += queries
@@ -129,9 +133,13 @@ class UDPFrontend:
 
     def full_path(self, data: bytes, addr: Any, out: Any, now: float, local: Any = None,
                   origin: QueryOrigin | None = None) -> None:
-        """The query step, and its verdict acted on: sent (at once or after DelayAction's
-        wait), forwarded (answered later through `answer`), or nothing (dropped)."""
-        v = self.path.query_step(data, addr, local, DO53_UDP, self.fe, now, origin)
+        """The query step, and its verdict acted on."""
+        self.act(self.path.query_step(data, addr, local, DO53_UDP, self.fe, now, origin),
+                 addr, out)
+
+    def act(self, v: Any, addr: Any, out: Any) -> None:
+        """A verdict: sent (at once or after DelayAction's wait), forwarded (answered later
+        through `answer`), waited for (DEFERRED), or nothing (dropped)."""
         kind = v.kind
         if kind == FORWARD:
             self.dispatch.forward(v, self, out)
@@ -140,6 +148,8 @@ class UDPFrontend:
                 self.loop.call_later(v.delay_ms / 1000.0, sendto, out, v.data, addr)
             else:
                 sendto(out, v.data, addr)
+        elif kind == DEFERRED_KIND:
+            v.then(lambda later: self.act(later, addr, out))
 
     def proxied(self, data: bytes, proxy: Any, sock: Any, now: float) -> None:
         """A datagram from a setProxyProtocolACL source: counted, its header required (see

@@ -2,7 +2,6 @@
 the query chain's verdicts are turned into drops, answers or a pool here."""
 from __future__ import annotations
 
-import uuid as uuidlib
 from itertools import count
 from typing import Any
 
@@ -10,6 +9,7 @@ from pydist.dns.synth import lone_opt, opt_rr, self_answer
 from pydist.rules import actions as A
 from pydist.rules import selectors as S
 from pydist.rules.responses import apply_response_rules
+from pydist.uuids import random_uuid
 from pydist.verdict import DROP, Verdict
 
 _creation = count()
@@ -23,7 +23,7 @@ class Rule:
     def __init__(self, selector: Any, action: Any, name: str = "", uuid: str | None = None) -> None:
         self.selector, self.action, self.name = selector, action, name
         self.run = action.runner() if isinstance(action, A.Action) else action   # per query
-        self.uuid = uuid or str(uuidlib.uuid4())
+        self.uuid = uuid or random_uuid()
         self.order = next(_creation)
         self.matches = 0
 

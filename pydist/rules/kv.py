@@ -1,5 +1,6 @@
-"""Rules and actions on key-value stores (pydist/kvstore.py): KeyValueStoreLookupRule,
-KeyValueStoreLookupAction and their range-based forms, as dnsdist 1.7.3 runs them."""
+"""Rules and actions on key-value stores (pydist/kvstore.py, pydist/lmdbstore.py):
+KeyValueStoreLookupRule, KeyValueStoreLookupAction and their range-based forms, as dnsdist 1.7.3
+runs them."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,14 +10,14 @@ from pydist.rules.selectors import Selector
 
 
 class KeyValueStoreLookupRule(Selector):
-    """Matches when one of the query's keys is in the store."""
+    """Matches when one of the query's keys is in the store (the ranged form: in a range)."""
 
     def __init__(self, store: Any, key: Any, ranged: bool = False) -> None:
         self.store, self.key, self.ranged = store, key, ranged
 
     def matches(self, dq: Any) -> bool:
-        if self.ranged:             # range lookups need LMDB: a CDB store never matches
-            return False
+        if self.ranged:
+            return any(self.store.get_range(k)[0] for k in self.key.keys(dq))
         return any(self.store.get(k) is not None for k in self.key.keys(dq))
 
     def __str__(self) -> str:
@@ -32,12 +33,17 @@ class KeyValueStoreLookupAction(Action):
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         found = b""
-        if not self.ranged:
-            for k in self.key.keys(dq):
+        for k in self.key.keys(dq):
+            if self.ranged:
+                # as dnsdist: a value read for a key before its range's start is kept
+                hit, value = self.store.get_range(k)
+                found = found if value is None else value
+            else:
                 value = self.store.get(k)
-                if value is not None:
-                    found = value
-                    break
+                hit = value is not None
+                found = found if value is None else value
+            if hit:
+                break
         dq.set_tag(self.tag, found.decode("latin-1"))
         return CONTINUE
 

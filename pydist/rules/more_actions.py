@@ -2,7 +2,6 @@
 TeeAction (facts §10.3), with dnsdist 1.7.3's texts and wire layouts (checked against it)."""
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
@@ -91,7 +90,9 @@ class SetEDNSOptionAction(Action):
 
 class TeeAction(Action):
     """Copies UDP queries to another server and goes on; TCP queries are not copied (as
-    dnsdist). Answers are read and counted, never relayed."""
+    dnsdist). Answers are read and counted, never relayed. With addECS the copy carries the
+    ECS option the query would get towards a backend (a query too garbled for one is not
+    copied, as in dnsdist)."""
 
     def __init__(self, host: str, port: int, add_ecs: bool = False) -> None:
         self.host, self.port, self.add_ecs = host, port, add_ecs
@@ -106,6 +107,7 @@ class TeeAction(Action):
             self.sock = socket.socket(fam, socket.SOCK_DGRAM)
             self.sock.setblocking(False)
             self.sock.connect((self.host, self.port))
+            import asyncio      # serving has it loaded; --check-config never gets here
             try:        # answers counted as they come, as dnsdist's receiving thread does
                 asyncio.get_running_loop().add_reader(self.sock, self._drain)
             except RuntimeError:

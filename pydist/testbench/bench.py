@@ -23,7 +23,7 @@ from pydist.dns.wire import WireError, parse_question
 from pydist.frontend.udp import MAX_UDP_QUERY
 from pydist.packet_path import PacketPath
 from pydist.transport import Transport
-from pydist.verdict import ANSWER, FORWARD
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD
 from pydist.registry import ClientState, Registry
 from pydist.rings import Rings
 from pydist.rules.chain import Rule
@@ -66,8 +66,9 @@ class _Capture:
     """The client's side, a stand-in frontend (the sink of a forwarded query): the answer sent,
     or the drop."""
 
-    def __init__(self, loop: "_InstantLoop") -> None:
+    def __init__(self, loop: "_InstantLoop", udp: bool) -> None:
         self.loop = loop
+        self.udp = udp
         self.resp: bytes | None = None
         self.done = False
 
@@ -76,6 +77,15 @@ class _Capture:
             self.loop.delay_ms = delay_ms
         self.resp = None if resp is None else bytes(resp)
         self.done = True
+
+    def act(self, v: Any, backends: Any) -> None:
+        """The query step's verdict, acted on as a frontend would (DelayAction: UDP only)."""
+        if v.kind == ANSWER:
+            self.take(v.data, v.delay_ms if self.udp else 0)
+        elif v.kind == DEFERRED_KIND:
+            v.then(lambda later: self.act(later, backends))
+        elif v.kind != FORWARD or not backends.forward(v, self, self):
+            self.take(None)
 
     def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
         self.take(resp, delay_ms if st.transport is Transport.DO53_UDP else 0)
@@ -197,7 +207,7 @@ class TestBench:
             trace.outcome, trace.error = "drop", f"malformed: {e}"
             return
         before = _matches(self.reg)
-        capture = _Capture(self.loop)
+        capture = _Capture(self.loop, fe.transport is Transport.DO53_UDP)
         self.forwarded.clear()
         self.loop.delay_ms = 0
         saved = self._standins_for_dry() if self.dry else None
@@ -210,11 +220,8 @@ class TestBench:
         transport = fe.transport
         try:
             with policies:
-                v = self.path.query_step(data, client, None, transport, fe, time.time())
-                if v.kind == ANSWER:
-                    capture.take(v.data, v.delay_ms if transport is Transport.DO53_UDP else 0)
-                elif v.kind != FORWARD or not self.path.backends.forward(v, capture, capture):
-                    capture.take(None)
+                capture.act(self.path.query_step(data, client, None, transport, fe, time.time()),
+                            self.path.backends)
         except Exception as e:  # noqa: BLE001 -- a trace reports a failing rule, never dies
             trace.outcome, trace.error = "error", f"{type(e).__name__}: {e}"
         finally:

@@ -122,7 +122,7 @@ def describe_error(conn: SSL.Connection, e: Exception) -> str:
 
 
 class BackendTLS:
-    """A DoT server's client side: validation, CA store, SNI and a small session cache."""
+    """A DoT or DoH server's client side: validation, CA store, SNI, a small session cache."""
 
     MAX_SESSIONS = 20
 
@@ -131,8 +131,10 @@ class BackendTLS:
         self.validate = options.get("validateCertificates", True) is not False
         self.subject_name = str(options.get("subjectName") or "")
         self.subject_addr = str(options.get("subjectAddr") or "")
-        self.sni = str(options.get("sni") or "") or (
-            self.subject_name if self.subject_name and not _is_ip(self.subject_name) else "")
+        # as dnsdist 1.7.3: the SNI is the subjectName; it has no `sni` option (observed: a
+        # `sni` beside subjectName is ignored)
+        self.sni = self.subject_name if self.subject_name and not _is_ip(self.subject_name) \
+            else ""
         self.sessions: list[SSL.Session] = []
         self.last_failure = ""
         self.ctx = self._build()
@@ -144,6 +146,8 @@ class BackendTLS:
         ctx = SSL.Context(SSL.TLS_METHOD)
         ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
+        if o.get("dohPath"):
+            ctx.set_alpn_protos([b"h2"])     # a DoH server: HTTP/2 only, as dnsdist asks
         if o.get("ciphers"):
             try:
                 ctx.set_cipher_list(str(o["ciphers"]).encode())
@@ -170,11 +174,12 @@ class BackendTLS:
             ctx.set_verify(SSL.VERIFY_NONE)
         return ctx
 
-    def new_layer(self, inner: asyncio.Protocol) -> ClientTLSLayer:
-        """A client layer for one new connection to the backend."""
-        return ClientTLSLayer(self.new_connection(), inner)
+    def new_layer(self, inner: asyncio.Protocol, resume: bool = True) -> ClientTLSLayer:
+        """A client layer for one new connection to the backend (offering a kept session
+        unless resume is False)."""
+        return ClientTLSLayer(self.new_connection(resume), inner)
 
-    def new_connection(self) -> SSL.Connection:
+    def new_connection(self, resume: bool = True) -> SSL.Connection:
         conn = SSL.Connection(self.ctx, None)
         conn.set_connect_state()
         if self.sni:
@@ -191,7 +196,7 @@ class BackendTLS:
             elif self.subject_addr:
                 packed = ipaddress.ip_address(self.subject_addr).packed
                 _lib.X509_VERIFY_PARAM_set1_ip(param, packed, len(packed))
-        if self.sessions:
+        if resume and self.sessions:
             conn.set_session(self.sessions.pop())
         return conn
 

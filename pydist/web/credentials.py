@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 from collections import OrderedDict
 
@@ -26,6 +24,7 @@ class WorkFactorError(ValueError):
 
 
 def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int = _HASH_LEN) -> bytes:
+    import hashlib   # OpenSSL's hashes load with the first credential used, not at start-up
     return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=dklen,
                           maxmem=256 * r * n * p + (1 << 20))
 
@@ -97,10 +96,12 @@ class Credential:
 
     @staticmethod
     def _tag(supplied: str) -> bytes:
+        import hashlib
         return hashlib.sha256(supplied.encode("latin-1", "replace")).digest()
 
     def compute(self, supplied: str) -> bool:
         """The comparison itself, touching no shared state: safe in a worker thread."""
+        import hmac
         given = supplied.encode("latin-1", "replace")
         if self.hashed is None:
             return hmac.compare_digest(given, self.text.encode("latin-1", "replace"))

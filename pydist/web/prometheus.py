@@ -20,13 +20,15 @@ def _head(out: list[str], name: str, kind: str, help_text: str, type_name: str =
     out.append(f"# TYPE {type_name or name} {kind}")
 
 
-def _globals(out: list[str], entries: list[tuple[str, float]]) -> dict[str, float]:
+def _globals(out: list[str], entries: list[tuple[str, float]],
+             extra_help: dict[str, str]) -> dict[str, float]:
     values = dict(entries)
     for name, value in entries:
-        if name in NOT_EXPORTED or name not in H.ENTRY_HELP:
+        help_text = H.ENTRY_HELP.get(name) or extra_help.get(name)
+        if name in NOT_EXPORTED or help_text is None:
             continue
         metric = "dnsdist_" + name.replace("-", "_")
-        _head(out, metric, "gauge" if name in GAUGES else "counter", H.ENTRY_HELP[name])
+        _head(out, metric, "gauge" if name in GAUGES else "counter", help_text)
         out.append(f"{metric} {cpp_number(value)}")
     return values
 
@@ -173,7 +175,7 @@ def _top_offenders(out: list[str], top: Any) -> None:
 def render(reg: Any, top: Any = None) -> str:
     """The whole /metrics body; `top` is the TopOffenders ranking when the server keeps one."""
     out: list[str] = []
-    values = _globals(out, reg.stats.snapshot(include_special=False))
+    values = _globals(out, reg.stats.snapshot(include_special=False), reg.stats.extra_help)
     _histogram(out, values)
     _servers(out, reg)
     _frontends(out, reg)

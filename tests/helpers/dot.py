@@ -102,6 +102,28 @@ def frontend_counters(proc: DnsdistProcess) -> dict[str, str]:
     return out
 
 
+def stapled_ocsp(addr: tuple[str, int], alpn: bytes | None = None) -> list[bytes]:
+    """The OCSP responses a TLS listener staples for a client that asks (one handshake)."""
+    import socket
+    import struct
+
+    from OpenSSL import SSL
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    if alpn is not None:
+        ctx.set_alpn_protos([alpn])
+    stapled: list[bytes] = []
+    ctx.set_ocsp_client_callback(lambda conn, data, _: stapled.append(data) or True)
+    with socket.create_connection(addr, timeout=3) as raw:
+        raw.settimeout(None)            # pyOpenSSL on a socket wants it blocking, and
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 3, 0))  # bounded
+        conn = SSL.Connection(ctx, raw)
+        conn.request_ocsp()
+        conn.set_connect_state()
+        conn.do_handshake()
+        conn.shutdown()
+    return stapled
+
+
 @pytest.fixture
 def certs(tmp_path: Path) -> CertSet:
     """A fixture for modules that import it: a CA and a dot.test server pair in tmp_path."""

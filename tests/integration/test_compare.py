@@ -317,3 +317,39 @@ def test_absent_ticket_key_file_is_replaced_for_both_sides(tmp_path, capsys):
     assert report["queries_sent"] == 3 and not report.get("failures")
     assert any("ticketKeyFile replaced by a throwaway key file" in n
                for n in report["not_comparable"])
+
+
+DOH_BACKEND_CONFIG = """
+newServer({address="9.9.9.10:443", tls="openssl", subjectName="dns.quad9.test",
+           caStore="/nonexistent/ca.pem", dohPath="/dns-query", pool="doh"})
+newServer({address="192.0.2.53"})
+setLocal("0.0.0.0:53")
+addAction("doh.example.", PoolAction("doh"))
+getPool("doh"):setCache(newPacketCache(100))
+"""
+
+
+def test_doh_upstreams_go_to_the_doh_responder(tmp_path, capsys, monkeypatch):
+    """A DoH server (tls and dohPath) is moved to the comparer's loopback DoH responder, its
+    certificate validation turned off (the CA store named is not on this machine either), and
+    both sides' queries for its pool reach it over HTTP/2."""
+    import pydist.compare.session as session
+    made: list = []
+
+    class Recording(session.DoHResponder):
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            made.append(self)
+    monkeypatch.setattr(session, "DoHResponder", Recording)
+    conf = tmp_path / "doh-backend.conf"
+    conf.write_text(DOH_BACKEND_CONFIG)
+    queries = tmp_path / "q.txt"
+    queries.write_text("doh.example A\ndoh.example A\ndoh.example A +tcp\nother.example A\n")
+    code, report = _run(tmp_path, conf, "--queries", str(queries), "--metrics",
+                        "--console", "showServers()")
+    assert code == 0, capsys.readouterr().out
+    assert any("9.9.9.10:443: certificate validation off for the DoH responder" in n
+               for n in report["not_comparable"])
+    bodies = [r for r in made[0].received() if b"\x03doh\x07example" in r.body]
+    # per side: the first UDP query and the TCP one (own cache key); the repeat is a hit
+    assert len(bodies) == 4 and all(r.tls for r in bodies)

@@ -21,6 +21,7 @@ from tests.helpers.dot import (
     frontend_counters,
     make_cert_set,
     peer_certificate,
+    stapled_ocsp,
 )
 from tests.helpers.pydist_proc import poll_until, query, run_cli
 from tools.tls_certs import make_ocsp_response
@@ -168,20 +169,7 @@ def test_key_log_file_and_ocsp_stapling(start_proc: Starter, responder, certs: C
     ocsp.write_bytes(response)
     proc = _start(start_proc, "pydist", certs, responder.address,
                   f', {{keyLogFile="{keylog}", ocspResponses={{"{ocsp}"}}}}')
-    from OpenSSL import SSL
-    ctx = SSL.Context(SSL.TLS_METHOD)
-    stapled = []
-    ctx.set_ocsp_client_callback(lambda conn, data, _: stapled.append(data) or True)
-    import socket
-    import struct
-    with socket.create_connection(proc.addr("portdot"), timeout=3) as raw:
-        raw.settimeout(None)            # pyOpenSSL on a socket wants it blocking, and
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 3, 0))  # bounded
-        conn = SSL.Connection(ctx, raw)
-        conn.request_ocsp()
-        conn.set_connect_state()
-        conn.do_handshake()
-        conn.shutdown()
+    stapled = stapled_ocsp(proc.addr("portdot"))
     assert stapled == [response]
     poll_until(lambda: keylog.exists() and b"CLIENT_TRAFFIC_SECRET_0" in keylog.read_bytes())
 

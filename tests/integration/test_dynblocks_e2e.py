@@ -133,13 +133,11 @@ function maintenance() g:apply() end
 """
 
 
-@pytest.mark.parametrize("impl", BOTH)
-def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
-                                             responder_factory: ResponderFactory) -> None:
-    """setSuffixMatchRule: the visitor sees the response tree (post-order, own and subtree
-    counts); what it returns true for is blocked unless excluded."""
-    backend = responder_factory()
-    proc = start_proc(impl, SMT, {"backend": backend.address})
+def _smt_blocks(impl: str, conf: str, start_proc: Starter,
+                responder_factory: ResponderFactory, reason: str):
+    """Answers for three names under nx.test. and two under ok.test., then nx.test. blocked
+    (Refused) with `reason` once maintenance() applied the group; the process."""
+    proc = start_proc(impl, conf, {"backend": responder_factory().address})
     where = proc.addr()
     for name in ("a.nx.test.", "b.nx.test.", "c.nx.test.", "a.ok.test.", "b.ok.test."):
         assert query(where, name) is not None
@@ -149,7 +147,17 @@ def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
         return r is not None and r.rcode() == 5
     poll_until(refused, timeout=6)
     assert proc.wait_for(r"Inserting dynamic block for nx") == \
-        "Inserting dynamic block for nx.test for 5 seconds: many nx"
+        f"Inserting dynamic block for nx.test for 5 seconds: {reason}"
+    return proc
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_suffix_match_rule_visits_and_blocks(impl: str, start_proc: Starter,
+                                             responder_factory: ResponderFactory) -> None:
+    """setSuffixMatchRule: the visitor sees the response tree (post-order, own and subtree
+    counts); what it returns true for is blocked unless excluded."""
+    proc = _smt_blocks(impl, SMT, start_proc, responder_factory, "many nx")
+    where = proc.addr()
     r = query(where, "x.b.ok.test.")                    # excluded domain: never blocked
     assert r is not None and r.rcode() == 0
     visits = {ln for ln in proc.output.splitlines() if ln.startswith("VISIT")}
@@ -225,3 +233,89 @@ def test_dynblock_actions_as_dnsdist(start_proc: Starter,
     assert views["pydist"] == views["dnsdist"]
     assert blocked["pydist"] == blocked["dnsdist"]
     assert views["pydist"][2][2][0] == 0 and "TC" in views["pydist"][2][2][1]
+
+
+SMT_FFI = HEAD + """
+local ffi = require("ffi")
+local C = ffi.C
+ffi.cdef[[
+  typedef struct dnsdist_ffi_stat_node_t dnsdist_ffi_stat_node_t;
+  uint64_t dnsdist_ffi_stat_node_get_queries_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_noerrors_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_nxdomains_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_servfails_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_drops_count(const dnsdist_ffi_stat_node_t* node);
+  unsigned int dnsdist_ffi_stat_node_get_labels_count(const dnsdist_ffi_stat_node_t* node);
+  void dnsdist_ffi_stat_node_get_full_name_raw(const dnsdist_ffi_stat_node_t* node,
+                                               const char** name, size_t* nameSize);
+  unsigned int dnsdist_ffi_stat_node_get_children_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_children_queries_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_children_noerrors_count(const dnsdist_ffi_stat_node_t* node);
+  uint64_t dnsdist_ffi_stat_node_get_children_nxdomains_count(const dnsdist_ffi_stat_node_t* n);
+  uint64_t dnsdist_ffi_stat_node_get_children_servfails_count(const dnsdist_ffi_stat_node_t* n);
+  uint64_t dnsdist_ffi_stat_node_get_children_drops_count(const dnsdist_ffi_stat_node_t* node);
+]]
+local g = dynBlockRulesGroup()
+g:setSuffixMatchRuleFFI(10, "smt ffi", 5, DNSAction.Refused, function(node, extra)
+  local name = ffi.new("const char*[1]")
+  local size = ffi.new("size_t[1]")
+  C.dnsdist_ffi_stat_node_get_full_name_raw(node, name, size)
+  local full = ffi.string(name[0], size[0])
+  print(string.format("VISIT %s %s %d %d %s %s %s %s %s %s %s %s %s %s %s", full,
+        tostring(extra), C.dnsdist_ffi_stat_node_get_labels_count(node),
+        C.dnsdist_ffi_stat_node_get_children_count(node),
+        tostring(C.dnsdist_ffi_stat_node_get_queries_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_noerrors_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_nxdomains_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_servfails_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_drops_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_children_queries_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_children_noerrors_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_children_nxdomains_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_children_servfails_count(node)),
+        tostring(C.dnsdist_ffi_stat_node_get_children_drops_count(node)),
+        type(C.dnsdist_ffi_stat_node_get_queries_count(node))))
+  return full == "nx.test." and C.dnsdist_ffi_stat_node_get_children_nxdomains_count(node) >= 3
+end)
+g:excludeDomains({"ok.test."})
+function maintenance() g:apply() end
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_suffix_match_rule_ffi_visits_and_blocks(impl: str, start_proc: Starter,
+                                                 responder_factory: ResponderFactory) -> None:
+    """setSuffixMatchRuleFFI: the visitor gets a dnsdist_ffi_stat_node_t* and reads the node
+    through dnsdist 1.7.3's accessors, which the config declares (own counts, and the node's
+    with everything below); a true answer blocks the name with the rule's reason."""
+    proc = _smt_blocks(impl, SMT_FFI, start_proc, responder_factory, "smt ffi")
+    visits = {ln for ln in proc.output.splitlines() if ln.startswith("VISIT")}
+    assert {"VISIT a.nx.test. nil 3 0 1ULL 0ULL 1ULL 0ULL 0ULL 1ULL 0ULL 1ULL 0ULL 0ULL cdata",
+            "VISIT ok.test. nil 2 2 0ULL 0ULL 0ULL 0ULL 0ULL 2ULL 2ULL 0ULL 0ULL 0ULL cdata",
+            } <= visits, sorted(visits)
+    assert any(re.fullmatch(r"VISIT  nil 0 1 0ULL( 0ULL){4} \d+ULL \d+ULL \d+ULL 0ULL 0ULL cdata",
+                            v) for v in visits), sorted(visits)
+
+
+UNDECLARED = HEAD + """
+local g = dynBlockRulesGroup()
+g:setSuffixMatchRuleFFI(10, "smt ffi", 5, DNSAction.Refused, function(node)
+  local ok, err = pcall(function()
+    return require("ffi").C.dnsdist_ffi_stat_node_get_queries_count(node)
+  end)
+  errlog("VISITERR " .. tostring(err))
+  return false
+end)
+function maintenance() g:apply() end
+"""
+
+
+@pytest.mark.parametrize("impl", BOTH)
+def test_suffix_match_rule_ffi_accessors_need_declaring(impl: str, start_proc: Starter,
+                                                        responder_factory: ResponderFactory
+                                                        ) -> None:
+    """dnsdist 1.7.3 does not declare the node accessors itself: undeclared, they fail."""
+    proc = start_proc(impl, UNDECLARED, {"backend": responder_factory().address})
+    assert query(proc.addr(), "a.test.") is not None
+    assert re.search(r"VISITERR \[string \"chunk\"\]:\d+: missing declaration for symbol "
+                     "'dnsdist_ffi_stat_node_get_queries_count'", proc.wait_for("VISITERR"))

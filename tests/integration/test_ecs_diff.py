@@ -3,13 +3,16 @@ backend receives (echoed back in a TXT answer), the ECS steering actions and set
 client's answer with what was added taken out again."""
 from __future__ import annotations
 
+import re
+
 import dns.edns
 import dns.message
 import dnslib
 import pytest
 
 from tests.conftest import ResponderFactory, Starter, available_impls
-from tests.helpers.pydist_proc import send_message
+from tests.helpers.conf import console_prelude
+from tests.helpers.pydist_proc import poll_until, run_cli, send_message
 
 CONF = """
 setSecurityPollSuffix("")
@@ -68,3 +71,59 @@ def test_client_subnet_as_dnsdist(start_proc: Starter,
     assert views["pydist"] == views["dnsdist"]
     first = views["pydist"][0][2]
     assert "ecs=0001180" in first[0][0] and first[1] == -1    # 127.0.0.0/24 sent, OPT removed
+
+
+TEE = CONF + """
+addAction(AllRule(), TeeAction("{tee}", true))
+"""
+
+
+def test_tee_action_adds_ecs_as_dnsdist(start_proc: Starter,
+                                        responder_factory: ResponderFactory) -> None:
+    """TeeAction(addr, true): the copy carries the ECS option a backend would get (prefix
+    length, fixed subnet and override actions included); TCP queries are not copied."""
+    seen = {}
+    for impl in ("dnsdist", "pydist"):
+        tee = responder_factory()
+        proc = start_proc(impl, TEE, {"ecs": responder_factory(echo_ecs).address,
+                                      "plain": responder_factory(echo_ecs).address,
+                                      "tee": tee.address})
+        for name, edns, ecs in QUERIES:
+            _ask(proc.addr(), name, edns, ecs, False)
+        _ask(proc.addr(), "tcp.test.", True, None, True)
+        # every UDP query but plain.test.'s, whose PoolAction ends the chain before the tee
+        poll_until(lambda: len(tee.raw) >= len(QUERIES) - 1, timeout=5)
+        seen[impl] = [data[2:] for _, _, data in tee.raw]        # without the query ID
+    assert seen["pydist"] == seen["dnsdist"]
+    assert len(seen["pydist"]) == len(QUERIES) - 1
+    assert b"\x00\x08" in seen["pydist"][0]                        # an ECS option was added
+
+
+POOL_ECS = """
+newServer({address="{backend}", useClientSubnet=true})
+pc = newPacketCache(100)
+getPool(""):setCache(pc)
+getPool(""):setECS(POOLECS)
+setServFailWhenNoServer(true)
+"""
+
+
+@pytest.mark.parametrize("pool_ecs", [True, False])
+def test_pool_ecs_when_no_server_is_up(pool_ecs: bool, start_proc: Starter,
+                                       responder_factory: ResponderFactory) -> None:
+    """getPool():setECS(true): with no server to send to, the query still gets its ECS before
+    the cache lookup, so an answer cached from a useClientSubnet server is found; without it
+    the lookup misses and the query gets a ServFail."""
+    seen = {}
+    for impl in ("dnsdist", "pydist"):
+        conf = console_prelude(backend=False) + POOL_ECS.replace("POOLECS", str(pool_ecs).lower())
+        proc = start_proc(impl, conf, {"backend": responder_factory(echo_ecs).address})
+        first = _ask(proc.addr(), "www.test.", True, None, False)
+        run_cli(impl, ["-C", str(proc.conf), "-e", "getServer(0):setDown()"])
+        later = [_ask(proc.addr(), "www.test.", edns, None, tcp)
+                 for edns in (True, False) for tcp in (False, True)]
+        # the TTLs age with the time each side's console took: left out
+        seen[impl] = [([re.sub(r" \d+ IN ", " IN ", a) for a in answer], *rest)
+                      for answer, *rest in [first] + later]
+    assert seen["pydist"] == seen["dnsdist"]
+    assert (seen["pydist"][1] == seen["pydist"][0]) is pool_ecs

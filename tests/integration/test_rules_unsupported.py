@@ -1,4 +1,4 @@
-"""Selectors pydist cannot match yet (DoH, LMDB stores) and actions it only keeps are
+"""Selectors pydist cannot match yet and actions it only keeps are
 never silently ignored: serving warns about each, and the rest of the chain still works.
 Lua FFI rules and actions are carried out now: no warning, and they act."""
 from __future__ import annotations
@@ -13,8 +13,6 @@ newServer({address="{backend}"})
 addAction(SNIRule("secret.example"), DropAction())
 addAction(AndRule({QTypeRule("A"), NotRule(HTTPPathRule("/dns-query"))}), NoneAction())
 addAction(ProxyProtocolValueRule(2), DropAction())
-kvs = newLMDBKVStore("/nonexistent.lmdb", "db")
-addAction(KeyValueStoreLookupRule(kvs, KeyValueLookupKeyQName()), DropAction())
 addAction(AllRule(), SNMPTrapAction("trap"))
 local ffi = require("ffi")
 addAction(LuaFFIRule(function(dq) return ffi.C.dnsdist_ffi_dnsquestion_get_qtype(dq) == 16 end),
@@ -33,7 +31,6 @@ def test_never_matching_selectors_are_named_at_startup(start_proc: Starter,
     for part in ("action 'send SNMP trap' in addAction()",):
         assert f"Warning: {part}{SUFFIX}" in proc.output.splitlines()
     assert "Lua FFI" not in proc.output
-    assert "key-value store" in proc.output
     r = query(proc.addr(), "www.example.")
     assert r is not None and r.answer          # neither the SNI nor the TLV rule fires here
     r = query(proc.addr(), "blocked.test.")

@@ -126,3 +126,16 @@ def test_rcode_notes_report_non_noerror() -> None:
                     rss_kib=1, rcodes={"NOERROR": 5, "SERVFAIL": 2})
     results = {"udp-hit": {"pydist": SideResult(runs=[bad, bad]), "dnsdist": SideResult(runs=[ok])}}
     assert report.rcode_notes(results) == ["# udp-hit pydist: non-NOERROR answers: SERVFAIL 4"]
+
+
+def test_startup_table_reports_medians_and_difference() -> None:
+    from tools.benchlib import startup
+    py = startup.StartupResult(answer_s=[0.3, 0.1, 0.2], check_s=[0.1, 0.1, 0.4],
+                               answer_cpu_s=[0.09], check_cpu_s=[0.08])
+    dd = startup.StartupResult(answer_s=[0.02, 0.03, 0.025], check_s=[0.01],
+                               answer_cpu_s=[0.01], check_cpu_s=[0.01])
+    lines = startup.table({"pydist": py, "dnsdist": dd}).splitlines()
+    assert lines[2].split("|") == ["exec to first answer ", "  0.200 ", "   0.025 ", "     +0.175"]
+    assert lines[3].split("|")[1:] == ["  0.100 ", "   0.010 ", "     +0.090"]
+    assert startup.table({"pydist": startup.StartupResult(error="x"),
+                          "dnsdist": dd}).splitlines()[2].endswith("-")

@@ -71,6 +71,6 @@ def test_errors_read_like_dnsdist(code: str, message: str) -> None:
 
 def test_unsupported_directives_record_their_line() -> None:
     cfg, logs = run('setLocal("127.0.0.1:5300")\n\nsnmpAgent(true)\n'
-                    'kvs = newLMDBKVStore("/nonexistent.lmdb", "db")\n')
-    assert cfg.registry.unsupported == ["snmpAgent() at line 3", "newLMDBKVStore() at line 4"]
+                    'f = newDynBPFFilter()\n')
+    assert cfg.registry.unsupported == ["snmpAgent() at line 3", "newDynBPFFilter() at line 4"]
     assert logs == []

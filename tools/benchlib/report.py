@@ -42,12 +42,18 @@ def row(name: str, py: SideResult, dd: SideResult) -> list[str]:
     ]
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
-    """Fixed-width text: a header line, a rule and one line per row."""
-    widths = [max(w, *(len(r[i]) for r in rows)) if rows else w for i, (_, w) in enumerate(COLUMNS)]
+def table(rows: Sequence[Sequence[str]], sides: tuple[str, str] = ("pydist", "dnsdist")) -> str:
+    """Fixed-width text: a header line, a rule and one line per row; ``sides`` name the two
+    compared servers in the header (tools/bench --cache compares pydist with itself)."""
+    columns = COLUMNS
+    if sides != ("pydist", "dnsdist"):
+        columns = tuple((h.replace("pydist", sides[0]).replace("dnsdist", sides[1])
+                         .replace("py/dd", f"{sides[0]}/{sides[1]}"), w) for h, w in COLUMNS)
+    widths = [max(w, len(columns[i][0]), *(len(r[i]) for r in rows)) if rows else w
+              for i, (_, w) in enumerate(COLUMNS)]
     def fmt(cells: Sequence[str]) -> str:
         return " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = [fmt([h for h, _ in COLUMNS]), "-+-".join("-" * w for w in widths)]
+    lines = [fmt([h for h, _ in columns]), "-+-".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]
     return "\n".join(lines)
 

@@ -40,6 +40,7 @@ class Side:
 
     label: str
     command: list[str]
+    extra_config: str = ""  # appended to the config under test (tools/bench --cache)
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Runner:
         dot_conf = (procs.free_port(), *self._certs()) if sc.dot else None
         conf = self._write(f"{name}.conf", configs.under_test(
             port, self.backend_port, rules=self.s.rules + sc.rules,
-            lua_action=self.s.lua_action or sc.lua_action, dot=dot_conf))
+            lua_action=self.s.lua_action or sc.lua_action, dot=dot_conf) + side.extra_config)
         argv = procs.pinned(self.s.server_core,
                             [*side.command, "--supervised", "--disable-syslog", "-C", conf])
         log_name = f"{name}.log"
