@@ -18,7 +18,7 @@ from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
 from pydist.rule_path import RulePath, left_as_is
 from pydist.rules.responses import apply_response_rules
-from pydist.transport import UDP_PATH, Transport
+from pydist.transport import DATAGRAM, DO53_UDP, DOH, DOT, UDP_PATH, Transport
 from pydist.verdict import DROP, NO_DOWNSTREAM, Deferred, QueryOrigin, Verdict, answer
 
 
@@ -117,7 +117,7 @@ class PacketPath(RulePath):
             if dq.__class__ is Verdict:
                 return dq
             late = self.cache_after_rules
-            if late is not None and transport is Transport.DO53_UDP and left_as_is(dq, data):
+            if late is not None and transport is DO53_UDP and left_as_is(dq, data):
                 resp = late.lookup_exact(data, True, int(now))
                 if resp is not None:      # counted as the hit below (local_answer's UDP case)
                     stats.cache_hits += 1
@@ -149,10 +149,10 @@ class PacketPath(RulePath):
         cache_key = None
         if cache is not None:
             # as 1.7.3: a UDP client's key is the UDP one, whatever carries the query on
-            key_udp = udp and not (transport is Transport.DOH and server is not None
+            key_udp = udp and not (transport is DOH and server is not None
                                    and server.tcp_only)
             stale = 0 if server is not None else self.settings.stale_cache_entries_ttl
-            if zero is None and transport is Transport.DOH:
+            if zero is None and transport is DOH:
                 resp, cache_key = doh_lookup(cache, data, qname_end, key_udp, now, stale, not ecs)
             elif zero is None:
                 resp, cache_key = cache.lookup(data, qname_end, key_udp, now, stale, exact=not ecs)
@@ -249,7 +249,7 @@ class PacketPath(RulePath):
             # as dnsdist 1.7.3, a DoH query's header says TCP (it came over a stream), and one
             # whose X-Forwarded-For client is not of the listener's family (v4-mapped v6
             # included) cannot be given one: no downstream (DoH answers 502)
-            doh = transport is Transport.DOH
+            doh = transport is DOH
             if doh and (":" in addr[0]) != (":" in proxy_destination(fe, pdq)[0]):
                 return NO_DOWNSTREAM
             proxy = header_for_query(addr, fe, not udp or doh, pdq)
@@ -272,7 +272,7 @@ class PacketPath(RulePath):
             self.stats.count_rcode(resp[3] & 0x0F)
         if sample:
             self.stats.zero_latency_samples(1)
-            if transport is Transport.DOT:
+            if transport is DOT:
                 self.stats.dot_latency_sample(0.0)
         if fe_count:
             fe.responses += 1
@@ -305,7 +305,7 @@ class PacketPath(RulePath):
             resp = ecs_response(resp, st)
             if resp is None:
                 return None, 0
-        if st.transport is not Transport.DOH:
+        if st.transport is not DOH:
             self.stats.latency_sample(usec)     # as 1.7.3: DoH answers are no sample
         self._account(server, resp, st, now, usec, True, counted[3] & 0x0F, not skip)
         return resp, delay
@@ -320,7 +320,7 @@ class PacketPath(RulePath):
         now = time.time()
         resp = self._restore(data, st)
         usec = (now - st.sent) * 1e6
-        udp_client = st.transport.is_udp
+        udp_client = st.transport in DATAGRAM
         if udp_client:   # as 1.7.3 counts a UDP query's answer over TCP, DoT or DoH: as UDP's
             server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
             self.stats.latency_sample(usec)
@@ -338,8 +338,8 @@ class PacketPath(RulePath):
                 return None
         # ... but not in the server's responses, nor a DoH client's (observed likewise)
         self._account(server, resp, st, now, usec, udp_client, counted[3] & 0x0F, not skip,
-                      not udp_client and st.transport is not Transport.DOH)
-        if st.transport is Transport.DOT:
+                      not udp_client and st.transport is not DOH)
+        if st.transport is DOT:
             self.stats.dot_latency_sample(usec)
         if udp_client:    # a UDP client behind a TCP-only backend
             edns = edns_info(st.query, st.qname_end)

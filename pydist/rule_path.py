@@ -18,7 +18,7 @@ from pydist.rules.chain import (
 )
 from pydist.rules.responses import RuleInFlight, apply_response_rules
 from pydist.rules.selectors import RuleFailed
-from pydist.transport import Transport
+from pydist.transport import DATAGRAM, Transport
 from pydist.verdict import DROP, QueryOrigin, Verdict
 
 RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bounded memory)
@@ -151,7 +151,7 @@ class RulePath:
         try:
             out, delay, skip = apply_response_rules(
                 self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
-                not st.transport.is_udp, now, tags, delay, server, skip_query,
+                st.transport not in DATAGRAM, now, tags, delay, server, skip_query,
                 (getattr(st, "unique_id", None), st.sent))
         except Exception as e:        # a bug: said (rate-limited), the answer dropped
             self._rule_bug(e)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from pydist.backend.udp import InFlight
 from pydist.dns.proxyprotocol import header_for_query
-from pydist.transport import UDP_PATH, Transport
+from pydist.transport import DOH, UDP_PATH, Transport
 
 
 class BackendDispatch:
@@ -47,7 +47,7 @@ class BackendDispatch:
 
     def udp_answer(self, server: Any, data: bytes, st: InFlight) -> None:
         """A UDP backend answer matched its slot."""
-        if data[2] & 0x02 and st.transport is Transport.DOH and server.tcp_pool is not None:
+        if data[2] & 0x02 and st.transport is DOH and server.tcp_pool is not None:
             return self._doh_retry_over_tcp(server, st)
         resp, delay = self.path.udp_response_step(server, data, st)
         if resp is not None:

@@ -9,12 +9,11 @@ from typing import Any
 
 from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
 from pydist.frontend.proxied import ProxiedUDPSocket, read_header
-from pydist.transport import Transport
+from pydist.transport import DO53_UDP
 from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, QueryOrigin
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
-DO53_UDP = Transport.DO53_UDP
 
 
 def sendto(sock: Any, resp: bytes, addr: Any) -> None:
@@ -134,8 +133,11 @@ class UDPFrontend:
     def full_path(self, data: bytes, addr: Any, out: Any, now: float, local: Any = None,
                   origin: QueryOrigin | None = None) -> None:
         """The query step, and its verdict acted on."""
-        self.act(self.path.query_step(data, addr, local, DO53_UDP, self.fe, now, origin),
-                 addr, out)
+        v = self.path.query_step(data, addr, local, DO53_UDP, self.fe, now, origin)
+        if v.kind == FORWARD:        # the usual miss: no second call
+            self.dispatch.forward(v, self, out)
+        else:
+            self.act(v, addr, out)
 
     def act(self, v: Any, addr: Any, out: Any) -> None:
         """A verdict: sent (at once or after DelayAction's wait), forwarded (answered later
