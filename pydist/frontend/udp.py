@@ -56,6 +56,7 @@ class UDPFrontend:
         blocks = path.dynblocks
         proxy_acl = path.proxy_acl
         full_path = self.full_path
+        do53_udp = DO53_UDP
         now = time.time()
         now_s = int(now)
         hits = 0
@@ -92,7 +93,7 @@ class UDPFrontend:
             if data[2] & 0x80:
                 stats.noncompliant_queries += 1
                 continue
-            qring((now, addr, data, DO53_UDP))
+            qring((now, addr, data, do53_udp))
             if cache is not None:
                 if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                     resp = None           # a dynamic block may apply: the full path decides
