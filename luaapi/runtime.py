@@ -37,6 +37,7 @@ BINDING_MODULES = (
     "luaapi.bindings.querycount",
     "luaapi.bindings.tls",
     "luaapi.bindings.doh",
+    "luaapi.bindings.dnscrypt",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",

@@ -199,7 +199,7 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
         for fe in reg.frontends:
             bind_frontend(fe, reg.log)
             if fe.tcp:
-                out(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH"}.get(fe.kind, ""))
+                out(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH", "dnscrypt": " for DNSCrypt"}.get(fe.kind, ""))
     except BindError as e:
         out(str(e))
         return 1

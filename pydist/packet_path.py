@@ -204,7 +204,8 @@ class PacketPath(RulePath):
             if dq is None:
                 return
             late = self.cache_after_rules
-            if late is not None and reply is None and udp and left_as_is(dq, data):
+            if late is not None and reply is None and udp and not fe.is_dnscrypt \
+                    and left_as_is(dq, data):
                 resp = late.lookup_exact(data, True, int(now))
                 if resp is not None:      # counted as the hit below (_answer's UDP case)
                     stats.cache_hits += 1
@@ -320,7 +321,7 @@ class PacketPath(RulePath):
                 count: bool = True, ring: bool = True, delay_ms: int = 0,
                 fe_count: bool = True, sample: bool = True) -> None:
         """Send an answer that did not come from a backend; cache hits stay out of the ring."""
-        if count:
+        if count and not fe.is_dnscrypt:
             self.stats.count_rcode(resp[3] & 0x0F)
         if sample:
             self.stats.zero_latency_samples(1)

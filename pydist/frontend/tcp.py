@@ -16,6 +16,8 @@ TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGa
 class TCPClientConnection(asyncio.Protocol):
     """One client connection; queries are answered in order, as dnsdist does without maxInFlight."""
 
+    ring_proto: int | str = 1            # the queries ring's protocol (grepq: DoTCP)
+
     def __init__(self, path: Any, fe: Any, per_client: dict[str, int]) -> None:
         self.path = path
         self.fe = fe
@@ -135,13 +137,21 @@ class TCPClientConnection(asyncio.Protocol):
         stats = self.path.stats
         stats.queries += 1
         self.fe.queries += 1
+        q = self.unwrap(q)
+        if q is None:
+            return
         if q[2] & 0x80:
             stats.noncompliant_queries += 1
             self._close()
             return
         now = time.time()
-        self.path.rings.queries.append((now, self.client, q, 1))
+        self.path.rings.queries.append((now, self.client, q, self.ring_proto))
         self.path.process(q, self.client, self.fe, None, False, now, self._reply)
+
+    def unwrap(self, q: bytes) -> bytes | None:
+        """The DNS query a framed message carries (DNSCrypt decrypts here); None when this
+        connection dealt with it already (answered or closed)."""
+        return q
 
     def _reply(self, resp: bytes | None) -> None:
         self.busy = False

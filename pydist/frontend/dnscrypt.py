@@ -1,0 +1,117 @@
+"""DNSCrypt listeners (addDNSCryptBind): the UDP drain and the TCP protocol around the packet
+path. The query is decrypted here, then runs the packet path as any other (ACL already
+applied, rules, cache, backends); its answer is encrypted on the way out by the socket (UDP)
+or the connection (TCP) the path answers through.
+
+Counted as dnsdist 1.7.3 counts (observed on the binary):
+  - a datagram shorter than a DNS header: non-compliant, not a query;
+  - anything else that passes the ACL is a query, on the frontend too; what is neither an
+    encrypted query nor a certificate request is dropped silently (no other counter);
+  - a decrypted query shorter than a header, or with QR set: non-compliant, dropped;
+  - a decrypted query without a question gets its NOTIMP in clear (1.7.3 sends it before
+    the encryption step);
+  - over TCP, a certificate request is answered with an empty message (a zero length and no
+    bytes: 1.7.3 queues an empty response there) and the connection goes on; anything that is
+    not DNSCrypt closes the connection.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from pydist.dnscrypt.query import DNSCryptQuery, read_packet
+from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
+from pydist.frontend.tcp import TCPClientConnection
+from pydist.packet_path import MAX_UDP_QUERY, UDP_BUDGET
+from pydist.rule_path import sendto
+
+RING_UDP, RING_TCP = "DNSCryptUDP", "DNSCryptTCP"     # grepq's protocol names
+
+
+class DNSCryptUDPSocket:
+    """What the packet path answers one DNSCrypt UDP query through: encrypts, then sends."""
+
+    __slots__ = ("query", "sock")
+
+    def __init__(self, sock: Any, query: DNSCryptQuery) -> None:
+        self.sock, self.query = sock, query
+
+    def sendto(self, data: bytes, client: Any) -> int:
+        packet = self.query.encrypt_response(data, False)
+        return 0 if packet is None else self.sock.sendto(packet, client)
+
+
+def udp_readable(path: Any, sock: socket.socket, fe: Any, pktinfo: bool = False) -> None:
+    """Drain one DNSCrypt UDP listener (bounded per wake-up, as the plain drain)."""
+    stats = path.stats
+    acl = path.reg.acl
+    ctx = fe.decl.dnscrypt
+    now = time.time()
+    for _ in range(UDP_BUDGET):
+        try:
+            if pktinfo:
+                data, anc, _, addr = sock.recvmsg(MAX_UDP_QUERY + 1, ANCILLARY_SIZE)
+                local = destination(anc, fe.decl.port)
+                out: Any = sock if local is None else LocalUDPSocket(sock, *local)
+            else:
+                data, addr = sock.recvfrom(MAX_UDP_QUERY + 1)
+                out = sock
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            continue
+        if len(data) < 12 or len(data) > MAX_UDP_QUERY:
+            stats.noncompliant_queries += 1
+            continue
+        if not acl.match(addr[0]):
+            stats.acl_drops += 1
+            continue
+        stats.queries += 1
+        fe.queries += 1
+        read = read_packet(ctx, data, False, now)
+        if read is None:
+            continue
+        query, state = read
+        if state is None:                       # the certificate answer, in clear
+            sendto(out, query, addr)
+        elif len(query) < 12 or query[2] & 0x80:
+            stats.noncompliant_queries += 1
+        else:
+            path.rings.queries.append((now, addr, query, RING_UDP))
+            sink = out if query[4:6] == b"\x00\x00" else DNSCryptUDPSocket(out, state)
+            path.process(query, addr, fe, sink, True, now, None)
+
+
+class DNSCryptTCPConnection(TCPClientConnection):
+    """A DNSCrypt TCP client: the TCP frontend, with each query opened and answer sealed."""
+
+    ring_proto = RING_TCP
+
+    def __init__(self, path: Any, fe: Any, per_client: dict[str, int]) -> None:
+        super().__init__(path, fe, per_client)
+        self.query: DNSCryptQuery | None = None     # the query in progress (one at a time)
+
+    def unwrap(self, packet: bytes) -> bytes | None:
+        read = read_packet(self.fe.decl.dnscrypt, packet, True, time.time())
+        if read is None:
+            self._close()
+            return None
+        query, self.query = read
+        if self.query is None:          # a certificate request: 1.7.3's empty answer
+            self.busy = False
+            self.transport.write(b"\x00\x00")
+            self._next()
+            return None
+        if len(query) < 12:
+            self.path.stats.noncompliant_queries += 1
+            self._close()
+            return None
+        if query[4:6] == b"\x00\x00":    # its NOTIMP goes out in clear
+            self.query = None
+        return query
+
+    def _reply(self, resp: bytes | None) -> None:
+        if resp is not None and self.query is not None:
+            resp = self.query.encrypt_response(resp, True)
+        super()._reply(resp)
