@@ -217,7 +217,32 @@ def _cast_error(lua_type: str) -> str:
 def _strip_runner_frame(message: str) -> str:
     """Drop the xpcall and runner frames at the bottom: dnsdist calls the chunk from C."""
     cut = message.rfind(_XPCALL_FRAME)
-    return message[:cut] if cut >= 0 else message
+    return _binding_frames(message[:cut] if cut >= 0 else message)
+
+
+def _wrapper_lines() -> tuple[int, int]:
+    """(line of __pydist_wrap's inner function, line of its `error(msg, 2)`) in prelude.lua."""
+    import importlib.resources
+    text = importlib.resources.files("luaapi").joinpath("prelude.lua").read_text()
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("function __pydist_wrap"))
+    raise_at = next(i for i in range(start, len(lines)) if "error(msg, 2)" in lines[i])
+    return start + 2, raise_at + 1
+
+
+_FN_LINE, _RAISE_LINE = _wrapper_lines()
+_RAISED = f'\t[C]: in function \'error\'\n\t[string "<python>"]:{_RAISE_LINE}: in function '
+# dnsdist names the C function a binding is (LuaWrapper); a tail call (`return f()`, the
+# console's first try) shows only its address, which varies from run to run anyway
+C_FUNCTION_AT = "\t[C]: at 0x55555555a000"
+
+
+def _binding_frames(message: str) -> str:
+    """A binding's error raised from the Lua wrapper of a Python function: show the frame as
+    dnsdist's C function frame, named when Lua knows the name."""
+    anonymous = _RAISED + f'<[string "<python>"]:{_FN_LINE}>'
+    message = message.replace(anonymous, C_FUNCTION_AT)
+    return message.replace(_RAISED, "\t[C]: in function ")
 
 
 def render_remote(outcome: Outcome) -> str:

@@ -1,0 +1,256 @@
+"""DNSCrypt listeners side by side with real dnsdist 1.7.3, through the tests' own DNSCrypt
+client: the same key files (made by dnsdist and by pydist, each served by both), the same
+certificate TXT answer byte for byte, the same answers over UDP and TCP for both exchange
+versions, the same padding (fixed client nonces give the same encrypted lengths), the same
+truncation, the same fate for bad input, and the same counters, console texts and metrics.
+
+dnsdist 1.7.3 cannot be the client side: it has no DNSCrypt towards backends (newServer has no
+such option), so the client here is tests/helpers/dnscrypt.py, itself checked by dnsdist.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dnslib
+import pytest
+
+from pydist.dnscrypt import crypto
+from pydist.dnscrypt.cert import DNSCryptCert
+from tests.conftest import ResponderFactory, Starter
+from tests.helpers.conf import KEY
+from tests.helpers.dnscrypt import DNSCryptClient
+from tests.helpers.pydist_proc import IMPLS, run_cli
+from tests.helpers.responder import default_handler
+from tests.helpers.web import metric_samples, request
+
+PROVIDER = "2.dnscrypt-cert.test"
+GEN_DNSDIST = """
+generateDNSCryptProviderKeys("{d}/prov.pub", "{d}/prov.key")
+generateDNSCryptCertificate("{d}/prov.key", "{d}/r1.cert", "{d}/r1.key", 1, os.time() - 600, os.time() + 86400)
+generateDNSCryptCertificate("{d}/prov.key", "{d}/r2.cert", "{d}/r2.key", 2, os.time() - 600, os.time() + 86400, DNSCryptExchangeVersion.VERSION2)
+generateDNSCryptCertificate("{d}/prov.key", "{d}/old.cert", "{d}/old.key", 9, 0, 100)
+"""
+GEN_PYDIST = """
+generateDNSCryptCertificate("{d}/prov.key", "{d}/r3.cert", "{d}/r3.key", 3, os.time() - 600, os.time() + 86400, DNSCryptExchangeVersion.VERSION2)
+generateDNSCryptProviderKeys("{d}/prov2.pub", "{d}/prov2.key")
+generateDNSCryptCertificate("{d}/prov2.key", "{d}/r4.cert", "{d}/r4.key", 4, os.time() - 600, os.time() + 86400)
+generateDNSCryptCertificate("{d}/prov.key", "{d}/r5.cert", "{d}/r5.key", 5, os.time() - 600, os.time() + 86400)
+"""
+CONF = """setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+controlSocket("127.0.0.1:{portctl}")
+setKey("KEY")
+webserver("127.0.0.1:{portweb}")
+setWebserverConfig({apiKey="key1"})
+newServer({address="{backend}"})
+getPool(""):setCache(newPacketCache(1000))
+addDNSCryptBind("127.0.0.1:{portdc}", "PROVIDER", {"D/r1.cert", "D/r2.cert", "D/r3.cert", "D/old.cert"}, {"D/r1.key", "D/r2.key", "D/r3.key", "D/old.key"})
+addDNSCryptBind("127.0.0.1:{portdc2}", "2.Other.TEST.", "D/r4.cert", "D/r4.key", {reusePort=true})
+addAction("spoof.test.", SpoofAction("192.0.2.99"))
+addAction("nx.test.", RCodeAction(DNSRCode.NXDOMAIN))
+""".replace("KEY", KEY).replace("PROVIDER", PROVIDER)
+STATS = ("queries", "responses", "noncompliant-queries", "cache-hits", "cache-misses",
+         "rdqueries", "empty-queries", "frontend-noerror", "frontend-nxdomain", "acl-drops",
+         "self-answered", "latency-count")
+CONSOLE = ("showDNSCryptBinds()", "showBinds()", "getDNSCryptBindCount()",
+           "getDNSCryptBind(0):printCertificates()", "getDNSCryptBind(1):getProviderName()",
+           "getDNSCryptBind(0):getCertificate(2):getSerial()",
+           "getDNSCryptBind(0):getCertificate(1):getTSEnd() - "
+           "getDNSCryptBind(0):getCertificate(1):getTSStart()",
+           "getDNSCryptBind(0):getCertificate(1):getMagic()",
+           "getDNSCryptBind(0):getCertificate(0):getResolverPublicKey() == "
+           "getDNSCryptBind(0):getCertificatePair(0):getCertificate():getResolverPublicKey() "
+           "and 'same' or 'different'",
+           "#getDNSCryptBind(0):getCertificatePairs()", "getDNSCryptBind(0)",
+           "getDNSCryptBind(7)", "getDNSCryptBind(0):getCertificatePair(1):isActive()",
+           "getDNSCryptBind(0):getCertificate(9)", "getDNSCryptBind(0):markActive(1)",
+           "getDNSCryptBind(0):markInactive(7)", "getDNSCryptBind(0):removeInactiveCertificate(2)",
+           "getDNSCryptBind(0):getCertificate('a')",
+           'addDNSCryptBind("127.0.0.1:1", "x", "a", "b")',
+           'printDNSCryptProviderFingerprint("D/prov.pub")',
+           'printDNSCryptProviderFingerprint("D/missing.pub")', "DNSCryptExchangeVersion")
+
+
+def big_handler() -> Any:
+    """The default answers, and 30 A records below big.test. (more than a padded query)."""
+    base = default_handler()
+
+    def handle(q: dnslib.DNSRecord, transport: str) -> dnslib.DNSRecord | None:
+        if str(q.q.qname).endswith("big.test."):
+            r = q.reply()
+            for i in range(30):
+                r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, ttl=300,
+                                       rdata=dnslib.A(f"192.0.2.{i}")))
+            return r
+        return base(q, transport)
+    return handle
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    """Provider keys and certificates made by dnsdist, then more made by pydist with them."""
+    d = tmp_path / "keys"
+    d.mkdir()
+    for impl, text in (("dnsdist", GEN_DNSDIST), ("pydist", GEN_PYDIST)):
+        conf = tmp_path / f"gen-{impl}.conf"
+        conf.write_text(text.replace("{d}", str(d)))
+        res = run_cli(impl, ["--check-config", "-C", str(conf)])
+        assert res.returncode == 0, res.stdout + res.stderr
+    sizes = {p.name: p.stat().st_size for p in d.iterdir()}
+    assert sizes["prov.pub"] == sizes["prov2.pub"] == 32
+    assert sizes["prov.key"] == sizes["prov2.key"] == 64
+    assert sizes["r1.cert"] == sizes["r3.cert"] == 124 and sizes["r3.key"] == 32
+    return d
+
+
+def console(proc: Any, cmd: str) -> str:
+    res = run_cli(proc.impl, ["-C", str(proc.conf), "-e", cmd])
+    return res.stdout + res.stderr
+
+
+def normalized(text: str, proc: Any) -> str:
+    """Ports, this run's key directory and C frame addresses out of a console text."""
+    for name in ("portdc", "portdc2", "port"):
+        text = text.replace(str(proc.values[name]), name.upper())
+    return re.sub(r"\[C\]: at 0x[0-9a-f]+", "[C]: at ADDR", text)
+
+
+def raw_tcp(where: tuple[str, int], *packets: bytes) -> list[bytes | None]:
+    """Send framed packets on one connection, one at a time; what each got (None: closed)."""
+    out: list[bytes | None] = []
+    with socket.create_connection(where, timeout=2) as s:
+        for packet in packets:
+            try:
+                s.sendall(struct.pack("!H", len(packet)) + packet)
+                head = s.recv(2)
+                size = struct.unpack("!H", head)[0] if len(head) == 2 else -1
+                body = b""
+                while 0 <= len(body) < size:
+                    chunk = s.recv(size - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
+                out.append(body if size >= 0 else None)
+            except (TimeoutError, ConnectionError):
+                out.append(None)
+    return out
+
+
+def records(rrsets: list) -> list[str]:
+    """The records without their TTL (a cache hit may cross a second boundary)."""
+    return [re.sub(r" \d+ IN ", " IN ", rr.to_text()) for rr in rrsets]
+
+
+def summary(reply: Any) -> tuple:
+    m = reply.message
+    return (m.rcode(), m.flags, records(m.answer), reply.size, reply.padding)
+
+
+def battery(client: DNSCryptClient, certs: list[DNSCryptCert]) -> dict[str, Any]:
+    """Everything one implementation answers; fixed nonces keep the encrypted sizes comparable."""
+    out: dict[str, Any] = {}
+    raw = client.exchange(dns.message.make_query(PROVIDER.upper(), "TXT").to_wire())
+    out["cert-answer"] = raw[2:] if raw else None
+    for cert in certs:
+        for tcp in (False, True):
+            tag = f"{cert.serial}-{'tcp' if tcp else 'udp'}"
+            for i, name in enumerate(("a.example.test.", "a.example.test.", "spoof.test.",
+                                      "x.nx.test.", "big.test.")):
+                q = dns.message.make_query(name, "A")
+                nonce = bytes([cert.serial, tcp, i]) * 4
+                packet, _ = client.encrypt(q.to_wire(), cert, tcp, nonce=nonce)
+                got = client.exchange(packet, tcp)
+                out[f"{tag}-{i}-{name}"] = got and summary(client.decrypt(got, cert, nonce))
+    cert = certs[0]
+    wire = dns.message.make_query("pad.example.test.", "A").to_wire()
+    for pad in (512, 1024):
+        packet, nonce = client.encrypt(wire, cert, pad_to=pad, nonce=b"P" * 12)
+        out[f"pad-{pad}"] = summary(client.decrypt(client.exchange(packet), cert, nonce))
+    out.update(bad_input(client, cert))
+    return out
+
+
+def bad_input(client: DNSCryptClient, cert: DNSCryptCert) -> dict[str, Any]:
+    """Bad magic, wrong key, short and garbage packets, bad padding: what comes back."""
+    wire = dns.message.make_query("bad.example.test.", "A").to_wire()
+    packet, _ = client.encrypt(wire, cert)
+    flipped = bytearray(packet)
+    flipped[100] ^= 1
+    key = crypto.shared_key(cert.version, cert.resolver_public_key, client.secret)
+    nonce = b"B" * 12
+
+    def sealed(body: bytes) -> bytes:
+        return cert.client_magic + client.public + nonce + crypto.seal(
+            cert.version, key, nonce + bytes(12), body)
+    qr = bytearray(wire)
+    qr[2] |= 0x80
+    empty = bytearray(wire[:12])
+    empty[5] = 0
+    udp = {
+        "short": b"\x00" * 5, "header-size": os.urandom(20), "garbage": os.urandom(300),
+        "bad-magic": b"XXXXXXXX" + packet[8:], "flipped": bytes(flipped),
+        "wrong-key": packet[:8] + os.urandom(32) + packet[40:],
+        "under-256": client.encrypt(wire, cert, pad_to=len(wire) + 1)[0],
+        "plain-query": wire, "other-txt": dns.message.make_query("x.test.", "TXT").to_wire(),
+        "no-padding": sealed(wire + bytes(200)), "decrypted-short": sealed(b"\x12\x34\x80"
+                                                                           + bytes(200)),
+        "qr-set": client.encrypt(bytes(qr), cert)[0],
+    }
+    out: dict[str, Any] = {f"udp-{k}": client.exchange(v) for k, v in udp.items()}
+    empty_packet, _ = client.encrypt(bytes(empty), cert, nonce=b"E" * 12)
+    got = client.exchange(empty_packet)
+    out["udp-empty"] = got and got[2:]           # NOTIMP, in clear
+    cert_request = dns.message.make_query(PROVIDER, "TXT").to_wire()
+    query, qnonce = client.encrypt(wire, cert, True)
+    tcp = raw_tcp(client.where, cert_request, query)
+    out["tcp-cert-then-query"] = (tcp[0], tcp[1] and records(
+        client.decrypt(tcp[1], cert, qnonce).message.answer))
+    out["tcp-garbage"] = raw_tcp(client.where, os.urandom(100), query)
+    out["tcp-long-padding"] = raw_tcp(client.where,
+                                      client.encrypt(wire, cert, True, pad_to=len(wire) + 300)[0])
+    return out
+
+
+def test_dnscrypt_as_dnsdist(start_proc: Starter, responder_factory: ResponderFactory,
+                             keys: Path) -> None:
+    backend = responder_factory(big_handler())
+    conf = CONF.replace("D/", f"{keys}/")
+    public = (keys / "prov.pub").read_bytes()
+    client_keys = crypto.box_keypair()
+    seen: dict[str, Any] = {}
+    for impl in IMPLS:
+        proc = start_proc(impl, conf, {"backend": backend.address})
+        client = DNSCryptClient(proc.addr("portdc"), PROVIDER, public)
+        client.public, client.secret = client_keys
+        certs = client.fetch_certs()
+        other = DNSCryptClient(proc.addr("portdc2"), "2.other.test", (keys / "prov2.pub")
+                               .read_bytes())
+        answers = battery(client, certs)
+        answers["other-bind"] = [c.serial for c in other.fetch_certs()]
+        texts = {cmd: normalized(console(proc, cmd.replace("D/", f"{keys}/")), proc)
+                 for cmd in CONSOLE}
+        stats = dict(re.findall(r"([a-z0-9-]+)\s+(\d+)", console(proc, "dumpStats()")))
+        _, _, body = request(int(proc.values["portweb"]), "/metrics", {"X-API-Key": "key1"})
+        frontends = {normalized(k, proc): v for k, v in metric_samples(body.decode()).items()
+                     if "DNSCrypt" in k and ("_queries" in k or "_responses" in k)}
+        grepq = sorted(re.findall(r"(DNSCrypt\w+|Do\w+)\s.*?(\S+\.)\s+A\s",
+                                  console(proc, 'grepq("test", 100)')))
+        seen[impl] = ([c.serial for c in certs], answers, texts,
+                      {k: stats[k] for k in STATS}, frontends, grepq)
+    py, dd = seen["pydist"], seen["dnsdist"]
+    assert py[0] == dd[0] == [1, 2, 3]           # the expired certificate is not listed
+    assert dd[1]["1-udp-4-big.test."][1] & 0x0200 and dd[1]["1-tcp-4-big.test."][1] & 0x0200 == 0
+    assert dd[1]["udp-empty"] is not None and dd[1]["tcp-cert-then-query"][0] == b""
+    for key, value in dd[1].items():
+        assert py[1][key] == value, key
+    for cmd, text in dd[2].items():
+        assert py[2][cmd] == text, (cmd, py[2][cmd], text)
+    assert py[3] == dd[3]
+    assert py[4] == dd[4] and len(dd[4]) == 8
+    assert py[5] == dd[5] and ("DNSCryptTCP", "a.example.test.") in dd[5]
