@@ -254,3 +254,54 @@ def test_dnscrypt_as_dnsdist(start_proc: Starter, responder_factory: ResponderFa
     assert py[3] == dd[3]
     assert py[4] == dd[4] and len(dd[4]) == 8
     assert py[5] == dd[5] and ("DNSCryptTCP", "a.example.test.") in dd[5]
+
+
+ROTATION = (  # (console line, then what to observe)
+    ('getDNSCryptBind(0):generateAndLoadInMemoryCertificate("D/prov.key", 10, os.time() - 60, '
+     'os.time() + 3600, DNSCryptExchangeVersion.VERSION2)'),
+    ('getDNSCryptBind(0):generateAndLoadInMemoryCertificate("D/prov.key", 10, os.time() - 60, '
+     'os.time() + 3600)'),
+    'getDNSCryptBind(0):generateAndLoadInMemoryCertificate("D/missing.key", 11, 0, 2000000000)',
+    "getDNSCryptBind(0):markInactive(1)",
+    "getDNSCryptBind(0):removeInactiveCertificate(1)",
+    'getDNSCryptBind(0):loadNewCertificate("D/r5.cert", "D/r5.key", false)',
+    'getDNSCryptBind(0):loadNewCertificate("D/missing.cert", "D/r5.key")',
+    "getDNSCryptBind(0):markActive(5)",
+    "getDNSCryptBind(0):reloadCertificates()",
+)
+
+
+def test_key_rotation_as_dnsdist(start_proc: Starter, responder_factory: ResponderFactory,
+                                 keys: Path) -> None:
+    """generateAndLoadInMemoryCertificate / loadNewCertificate for the next serial, markInactive
+    (no longer advertised, still served), removeInactiveCertificate (no longer served),
+    markActive, reloadCertificates (back to the files): each step seen by a client."""
+    conf = CONF.replace("D/", f"{keys}/")
+    public = (keys / "prov.pub").read_bytes()
+    r1 = DNSCryptCert((keys / "r1.cert").read_bytes())
+    r5 = DNSCryptCert((keys / "r5.cert").read_bytes())
+    seen: dict[str, list] = {}
+    for impl in IMPLS:
+        proc = start_proc(impl, conf, {"backend": responder_factory().address})
+        client = DNSCryptClient(proc.addr("portdc"), PROVIDER, public)
+        steps = []
+
+        def answered(cert: DNSCryptCert, client: DNSCryptClient = client) -> bool:
+            try:
+                return client.query(dns.message.make_query("r.example.test.", "A"), cert) \
+                    is not None
+            except AssertionError:
+                return False
+        for line in ROTATION:
+            text = console(proc, line.replace("D/", f"{keys}/"))
+            certs = client.fetch_certs()      # each one checked against the provider key
+            newest = certs[-1]
+            table = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "DATE",
+                           console(proc, "getDNSCryptBind(0):printCertificates()"))
+            steps.append((normalized(text, proc), [c.serial for c in certs], answered(r1),
+                          answered(r5), answered(newest), table))
+        seen[impl] = steps
+    assert seen["pydist"] == seen["dnsdist"]
+    serials = [s[1] for s in seen["dnsdist"]]
+    assert serials[0] == [1, 2, 3, 10] and serials[3] == [2, 3, 10]
+    assert [s[2] for s in seen["dnsdist"]][3:5] == [True, False]    # inactive served, removed not
