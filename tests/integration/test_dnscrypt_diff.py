@@ -305,3 +305,49 @@ def test_key_rotation_as_dnsdist(start_proc: Starter, responder_factory: Respond
     serials = [s[1] for s in seen["dnsdist"]]
     assert serials[0] == [1, 2, 3, 10] and serials[3] == [2, 3, 10]
     assert [s[2] for s in seen["dnsdist"]][3:5] == [True, False]    # inactive served, removed not
+
+
+LOGGING = """setSecurityPollSuffix("")
+newServer({address="{backend}"})
+addDNSCryptBind("127.0.0.1:{portdc}", "PROVIDER", "D/r1.cert", "D/r1.key")
+rl = newRemoteLogger("127.0.0.1:COLLECTOR")
+addAction(AllRule(), RemoteLogAction(rl))
+fs = newFrameStreamTcpLogger("127.0.0.1:FSTRM")
+addAction(AllRule(), DnstapLogAction("ident", fs))
+addAction(AllRule(), LuaAction(function(dq)
+  local answer = {["DNSCrypt UDP"]="192.0.2.5", ["DNSCrypt TCP"]="192.0.2.6"}
+  return DNSAction.Spoof, answer[dq:getProtocol()] or "192.0.2.7"
+end))
+""".replace("PROVIDER", PROVIDER)
+
+
+def test_loggers_name_the_dnscrypt_transport(start_proc: Starter,
+                                             responder_factory: ResponderFactory,
+                                             keys: Path) -> None:
+    """The protobuf socketProtocol and the dnstap socket_protocol of DNSCrypt queries, and
+    dq:getProtocol()."""
+    from tests.helpers.pbdecode import decode
+    from tests.helpers.pydist_proc import poll_until
+    from tests.integration.test_dnstap_diff import FrameStreamReader
+    from tests.integration.test_remotelog_diff import Collector
+    seen = {}
+    for impl in IMPLS:
+        collector = Collector()
+        fstrm = socket.create_server(("127.0.0.1", 0))
+        reader = FrameStreamReader(fstrm)
+        conf = LOGGING.replace("D/", f"{keys}/").replace("COLLECTOR", str(collector.port)) \
+            .replace("FSTRM", str(fstrm.getsockname()[1]))
+        proc = start_proc(impl, conf, {"backend": responder_factory().address})
+        client = DNSCryptClient(proc.addr("portdc"), PROVIDER, (keys / "prov.pub").read_bytes())
+        cert = client.fetch_certs()[0]
+        spoofed = []
+        for tcp in (False, True):
+            reply = client.query(dns.message.make_query("log.example.", "A"), cert, tcp)
+            assert reply is not None
+            spoofed.append(records(reply.message.answer))
+        poll_until(lambda c=collector, r=reader: len(c.messages) >= 2 and len(r.frames) >= 2)
+        seen[impl] = ([dict(decode(m))[5] for m in collector.messages],
+                      [dict(dict(decode(f, {14: {}}))[14])[3] for f in reader.frames], spoofed)
+        fstrm.close()
+    assert seen["pydist"] == seen["dnsdist"]
+    assert seen["dnsdist"][0] == [5, 6] and "192.0.2.6" in seen["dnsdist"][2][1][0]
