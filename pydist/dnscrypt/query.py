@@ -61,9 +61,9 @@ class DNSCryptQuery:
                 return None
         limit = MAX_TCP_RESPONSE if tcp else MAX_UDP_RESPONSE
         required = RESPONSE_HEADER + crypto.MAC_SIZE + len(response)
-        padding = self.padding_size(required, min(limit, required + MAX_RESPONSE_PADDING))
-        if padding == 0 or required + padding > limit:
+        if required >= limit:         # no room for the padding's 0x80: dnsdist drops it
             return None
+        padding = self.padding_size(required, min(limit, required + MAX_RESPONSE_PADDING))
         nonce = self.client_nonce + os.urandom(12)
         body = bytes(response) + b"\x80" + bytes(padding - 1)     # a cached answer: bytearray
         return RESOLVER_MAGIC + nonce + crypto.seal(self.pair.cert.version, self.key, nonce, body)

@@ -125,13 +125,13 @@ class DNSCryptClient:
                     s.send(packet)
                     return s.recv(65535)
                 s.sendall(struct.pack("!H", len(packet)) + packet)
-                head = _recv_exact(s, 2)
-                return None if head is None else _recv_exact(s, struct.unpack("!H", head)[0])
+                head = recv_exact(s, 2)
+                return None if head is None else recv_exact(s, struct.unpack("!H", head)[0])
             except (TimeoutError, ConnectionError, OSError):
                 return None
 
 
-def _recv_exact(s: socket.socket, n: int) -> bytes | None:
+def recv_exact(s: socket.socket, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:
         chunk = s.recv(n - len(buf))

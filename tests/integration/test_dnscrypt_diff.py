@@ -24,7 +24,7 @@ from pydist.dnscrypt import crypto
 from pydist.dnscrypt.cert import DNSCryptCert
 from tests.conftest import ResponderFactory, Starter
 from tests.helpers.conf import KEY
-from tests.helpers.dnscrypt import DNSCryptClient
+from tests.helpers.dnscrypt import DNSCryptClient, recv_exact
 from tests.helpers.pydist_proc import IMPLS, run_cli
 from tests.helpers.responder import default_handler
 from tests.helpers.web import metric_samples, request
@@ -128,15 +128,8 @@ def raw_tcp(where: tuple[str, int], *packets: bytes) -> list[bytes | None]:
         for packet in packets:
             try:
                 s.sendall(struct.pack("!H", len(packet)) + packet)
-                head = s.recv(2)
-                size = struct.unpack("!H", head)[0] if len(head) == 2 else -1
-                body = b""
-                while 0 <= len(body) < size:
-                    chunk = s.recv(size - len(body))
-                    if not chunk:
-                        break
-                    body += chunk
-                out.append(body if size >= 0 else None)
+                head = recv_exact(s, 2)
+                out.append(None if head is None else recv_exact(s, struct.unpack("!H", head)[0]))
             except (TimeoutError, ConnectionError):
                 out.append(None)
     return out

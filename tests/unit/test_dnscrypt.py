@@ -167,6 +167,14 @@ def test_exchange_round_trip(tmp_path, version: int, tcp: bool) -> None:
     assert len(again[1].encrypt_response(answer, tcp)) == reply.size
 
 
+def test_answer_too_large_to_seal_is_dropped(tmp_path) -> None:
+    ctx, _ = make_context(tmp_path, [(1, 2, int(time.time()) + 3600)])
+    state = DNSCryptQuery(ctx.pairs[0], bytes(32), b"N" * 12, 4300)
+    assert state.encrypt_response(bytes(4048), False) is None      # 48 + 4048 = 4096
+    assert state.encrypt_response(bytes(4047), False) is not None
+    assert state.encrypt_response(bytes(65535 - 48), True) is None
+
+
 def test_padding_size_as_dnsdist_computes_it(tmp_path) -> None:
     ctx, _ = make_context(tmp_path, [(1, 1, int(time.time()) + 3600)])
     pair = ctx.pairs[0]
