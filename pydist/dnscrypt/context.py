@@ -12,12 +12,13 @@ order they were loaded. As dnsdist 1.7.3:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydist.dnscrypt import cert as C
 from pydist.dnscrypt import crypto
 
 CERT_TTL = 3600          # DNSCRYPT_CERTIFICATE_RESPONSE_TTL in 1.7.3 (observed)
+SHARED_KEYS = 4096       # client keys whose shared key a pair remembers (then it starts over)
 
 
 class DNSCryptError(Exception):
@@ -30,6 +31,18 @@ class CertificatePair:
     private_key: bytes
     public_key: bytes
     active: bool = True
+    # X25519 costs ~70 us a query and clients keep their key for many queries (dnsdist computes
+    # it each time): the box keys by client public key, bounded, gone with the pair
+    shared: dict[bytes, bytes | None] = field(default_factory=dict, repr=False)
+
+    def shared_key(self, client_public: bytes) -> bytes | None:
+        key = self.shared.get(client_public, b"")
+        if key == b"":
+            if len(self.shared) >= SHARED_KEYS:
+                self.shared.clear()
+            key = self.shared[client_public] = crypto.shared_key(
+                self.cert.version, client_public, self.private_key)
+        return key
 
 
 def load_pair(cert_file: str, key_file: str) -> CertificatePair:

@@ -102,7 +102,7 @@ def read_packet(ctx: DNSCryptContext, packet: bytes, tcp: bool,
 
 def _decrypt(pair: CertificatePair, packet: bytes, tcp: bool) -> tuple[bytes, DNSCryptQuery] | None:
     version = pair.cert.version
-    key = crypto.shared_key(version, packet[8:40], pair.private_key)
+    key = pair.shared_key(packet[8:40])
     if key is None:
         return None
     client_nonce = packet[40:52]

@@ -245,3 +245,15 @@ def _garbage_ctx() -> DNSCryptContext:
 
 
 GARBAGE_CTX = _garbage_ctx()     # its client magic is zeros: random input reaches the box
+
+
+def test_shared_keys_remembered_per_pair_and_bounded(tmp_path, monkeypatch) -> None:
+    import pydist.dnscrypt.context as context
+    monkeypatch.setattr(context, "SHARED_KEYS", 2)
+    ctx, _ = make_context(tmp_path, [(1, 2, int(time.time()) + 3600)])
+    pair = ctx.pairs[0]
+    clients = [crypto.box_keypair()[0] for _ in range(3)]
+    for pk in clients:
+        assert pair.shared_key(pk) == crypto.shared_key(2, pk, pair.private_key)
+    assert len(pair.shared) == 1                   # started over at the bound
+    assert pair.shared_key(bytes(32)) is None and pair.shared[bytes(32)] is None
