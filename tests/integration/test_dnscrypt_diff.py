@@ -51,7 +51,7 @@ setWebserverConfig({apiKey="key1"})
 newServer({address="{backend}"})
 getPool(""):setCache(newPacketCache(1000))
 addDNSCryptBind("127.0.0.1:{portdc}", "PROVIDER", {"D/r1.cert", "D/r2.cert", "D/r3.cert", "D/old.cert"}, {"D/r1.key", "D/r2.key", "D/r3.key", "D/old.key"})
-addDNSCryptBind("127.0.0.1:{portdc2}", "2.Other.TEST.", "D/r4.cert", "D/r4.key", {reusePort=true})
+addDNSCryptBind("0.0.0.0:{portdc2}", "2.Other.TEST.", "D/r4.cert", "D/r4.key", {reusePort=true})
 addAction("spoof.test.", SpoofAction("192.0.2.99"))
 addAction("nx.test.", RCodeAction(DNSRCode.NXDOMAIN))
 """.replace("KEY", KEY).replace("PROVIDER", PROVIDER)
@@ -222,10 +222,16 @@ def test_dnscrypt_as_dnsdist(start_proc: Starter, responder_factory: ResponderFa
         client = DNSCryptClient(proc.addr("portdc"), PROVIDER, public)
         client.public, client.secret = client_keys
         certs = client.fetch_certs()
-        other = DNSCryptClient(proc.addr("portdc2"), "2.other.test", (keys / "prov2.pub")
-                               .read_bytes())
+        # a wildcard listener: answers leave from the address each query was sent to
+        other = DNSCryptClient(("127.0.0.2", proc.addr("portdc2")[1]), "2.other.test",
+                               (keys / "prov2.pub").read_bytes())
         answers = battery(client, certs)
-        answers["other-bind"] = [c.serial for c in other.fetch_certs()]
+        other_certs = other.fetch_certs()
+        for tcp in (False, True):
+            reply = other.query(dns.message.make_query("w.example.test.", "A"), other_certs[0],
+                                tcp)
+            answers[f"other-bind-{tcp}"] = reply and records(reply.message.answer)
+        answers["other-bind"] = [c.serial for c in other_certs]
         texts = {cmd: normalized(console(proc, cmd.replace("D/", f"{keys}/")), proc)
                  for cmd in CONSOLE}
         stats = dict(re.findall(r"([a-z0-9-]+)\s+(\d+)", console(proc, "dumpStats()")))
