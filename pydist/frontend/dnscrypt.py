@@ -41,11 +41,22 @@ class DNSCryptUDPSocket:
         packet = self.query.encrypt_response(data, False)
         return 0 if packet is None else self.sock.sendto(packet, client)
 
+    @property
+    def local(self) -> Any:
+        """The query's destination, from a wildcard or proxied socket (dq.localaddr)."""
+        return getattr(self.sock, "local", None)
+
+    @property
+    def values(self) -> Any:
+        """The proxy protocol TLVs of a proxied query."""
+        return getattr(self.sock, "values", None)
+
 
 def udp_readable(path: Any, sock: socket.socket, fe: Any, pktinfo: bool = False) -> None:
     """Drain one DNSCrypt UDP listener (bounded per wake-up, as the plain drain)."""
     stats = path.stats
     acl = path.reg.acl
+    proxy_acl = path.proxy_acl
     ctx = fe.decl.dnscrypt
     now = time.time()
     for _ in range(UDP_BUDGET):
@@ -61,14 +72,20 @@ def udp_readable(path: Any, sock: socket.socket, fe: Any, pktinfo: bool = False)
             break
         except OSError:
             continue
-        if len(data) < 12 or len(data) > MAX_UDP_QUERY:
+        if proxy_acl is not None and proxy_acl.match(addr[0]):
+            proxied = path.read_proxied(data, addr, fe, out)    # header first, then DNSCrypt
+            if proxied is None:
+                continue
+            data, addr, out = proxied
+        elif len(data) < 12 or len(data) > MAX_UDP_QUERY:
             stats.noncompliant_queries += 1
             continue
-        if not acl.match(addr[0]):
+        elif not acl.match(addr[0]):
             stats.acl_drops += 1
             continue
-        stats.queries += 1
-        fe.queries += 1
+        else:
+            stats.queries += 1
+            fe.queries += 1
         read = read_packet(ctx, data, False, now)
         if read is None:
             continue

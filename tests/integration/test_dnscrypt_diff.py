@@ -350,3 +350,53 @@ def test_loggers_name_the_dnscrypt_transport(start_proc: Starter,
         fstrm.close()
     assert seen["pydist"] == seen["dnsdist"]
     assert seen["dnsdist"][0] == [5, 6] and "192.0.2.6" in seen["dnsdist"][2][1][0]
+
+
+PROXIED = """setSecurityPollSuffix("")
+controlSocket("127.0.0.1:{portctl}")
+setKey("KEY")
+newServer({address="{backend}"})
+addDNSCryptBind("127.0.0.1:{portdc}", "PROVIDER", "D/r2.cert", "D/r2.key")
+setProxyProtocolACL({"127.0.0.0/8"})
+addAction(ProxyProtocolValueRule(2, "tlv"), SpoofAction("192.0.2.99"))
+""".replace("KEY", KEY).replace("PROVIDER", PROVIDER)
+
+
+def test_proxy_protocol_before_dnscrypt(start_proc: Starter, responder_factory: ResponderFactory,
+                                        keys: Path) -> None:
+    """From a setProxyProtocolACL source the header comes first, then DNSCrypt: the proxied
+    client is the query's source, its TLVs reach the rules, a missing header drops."""
+    from pydist.dns.proxyprotocol import proxy_header
+    seen = {}
+    for impl in IMPLS:
+        proc = start_proc(impl, PROXIED.replace("D/", f"{keys}/"),
+                          {"backend": responder_factory().address})
+        where = proc.addr("portdc")
+        client = DNSCryptClient(where, PROVIDER, (keys / "prov.pub").read_bytes())
+        cert_request = dns.message.make_query(PROVIDER, "TXT").to_wire()
+        header = proxy_header(("192.0.2.10", 5555), where, False)
+        raw = client.exchange(header + cert_request)
+        cert = DNSCryptCert(raw[-124:])
+        out: dict[str, Any] = {"cert": raw[2:]}
+        for name, prefix in (("plain", header), ("tlv", proxy_header(
+                ("192.0.2.10", 5555), where, False, [(2, b"tlv")])), ("none", b"")):
+            packet, nonce = client.encrypt(dns.message.make_query("p.test.", "A").to_wire(), cert)
+            got = client.exchange(prefix + packet)
+            out[name] = got and records(client.decrypt(got, cert, nonce).message.answer)
+        packet, nonce = client.encrypt(dns.message.make_query("t.test.", "A").to_wire(), cert,
+                                       True)
+        with socket.create_connection(where, timeout=2) as s:
+            s.sendall(proxy_header(("192.0.2.11", 6666), where, True)
+                      + struct.pack("!H", len(packet)) + packet)
+            head = recv_exact(s, 2)
+            body = head and recv_exact(s, struct.unpack("!H", head)[0])
+            out["tcp"] = body and records(client.decrypt(body, cert, nonce).message.answer)
+        stats = dict(re.findall(r"([a-z0-9-]+)\s+(\d+)", console(proc, "dumpStats()")))
+        out["stats"] = {k: stats[k] for k in ("queries", "proxy-protocol-invalid",
+                                              "noncompliant-queries", "self-answered")}
+        out["clients"] = sorted(set(re.findall(r"(192\.0\.2\.1\d):\d+\s+DNSCrypt",
+                                               console(proc, 'grepq("test")'))))
+        seen[impl] = out
+    assert seen["pydist"] == seen["dnsdist"]
+    assert seen["dnsdist"]["none"] is None and "192.0.2.99" in seen["dnsdist"]["tlv"][0]
+    assert seen["dnsdist"]["clients"] == ["192.0.2.10", "192.0.2.11"]
