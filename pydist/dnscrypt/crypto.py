@@ -61,10 +61,13 @@ def _hchacha20(key: bytes, inp: bytes) -> bytes:
 
 
 def shared_key(version: int, public: bytes, secret: bytes) -> bytes | None:
-    """The box key of (their public key, our secret key); None for a low-order public key."""
+    """The box key of (their public key, our secret key); None for a low-order public key or
+    an exchange version dnsdist does not know (a crafted certificate file)."""
     try:
         if version == VERSION1:
             return nb.crypto_box_beforenm(public, secret)
+        if version != VERSION2:
+            return None
         return _hchacha20(nb.crypto_scalarmult(secret, public), _ZERO16)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):
         return None

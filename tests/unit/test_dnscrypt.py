@@ -68,6 +68,7 @@ def test_low_order_public_key_gives_no_shared_key() -> None:
     _, sk = crypto.box_keypair()
     assert crypto.shared_key(1, bytes(32), sk) is None
     assert crypto.shared_key(2, bytes(32), sk) is None
+    assert crypto.shared_key(0, crypto.box_keypair()[0], sk) is None     # unknown es-version
 
 
 def test_certificate_layout_and_signature() -> None:
