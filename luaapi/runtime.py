@@ -41,6 +41,9 @@ BINDING_MODULES = (
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",
+    "luaapi.bindings.pydist_ns",
+    "luaapi.bindings.logcfg",
+    "luaapi.bindings.testbench",
 )
 
 

@@ -45,7 +45,8 @@ Syntax: dnsdist [-C,--config file] [-c,--client [IP[:PORT]]]
 -V,--version          Show dnsdist version information and exit
 """
 LONG_OPTS = ["acl=", "check-config", "client", "config=", "disable-syslog", "execute=", "gid=",
-             "help", "local=", "setkey=", "supervised", "uid=", "verbose", "version"]
+             "help", "local=", "setkey=", "supervised", "uid=", "verbose", "version",
+             "log-format="]      # the last one is pydist's own: text (dnsdist's) or json
 
 
 class Options:
@@ -62,11 +63,25 @@ class Options:
         self.gid: str | None = None
         self.verbose = False
         self.positional: list[str] = []
+        self.syslog = True
+        self.log_format = "text"
 
 
 def out(line: str) -> None:
     sys.stdout.buffer.write(line.encode("latin-1", "replace") + b"\n")
     sys.stdout.buffer.flush()
+
+
+def pydist_version_line() -> str:
+    """The installed build's own identity, on a line after dnsdist's."""
+    from importlib import metadata
+
+    from pydist import __version__
+    try:
+        version = metadata.version("pydist")
+    except metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        version = __version__
+    return f"pydist {version} (Python {sys.version.split()[0]})"
 
 
 def parse_args(argv: list[str]) -> Options | int:
@@ -107,13 +122,21 @@ def parse_args(argv: list[str]) -> Options | int:
         elif k in ("-v", "--verbose"):
             o.verbose = True
         elif k in ("-V", "--version"):
-            out(VERSION_LINE)
+            out(VERSION_LINE)     # dnsdist's two lines first and unchanged: scripts parse them
             out(FEATURES)
+            out(pydist_version_line())
             return 0
         elif k == "--check-config":
             o.check = True
         elif k == "--supervised":
             o.supervised = True
+        elif k == "--disable-syslog":
+            o.syslog = False
+        elif k == "--log-format":
+            if v not in ("text", "json"):
+                print(f"dnsdist: --log-format takes 'text' or 'json', not '{v}'", file=sys.stderr)
+                return 1
+            o.log_format = v
     o.positional = rest
     return o
 
@@ -124,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(o, int):
         return o
     mode = CLIENT if o.client else CHECK if o.check else SERVE
-    reg = Registry(mode, log=out)
+    reg = Registry(mode, log=out if mode == CLIENT else make_log_sink(o))
     reg.settings.verbose = o.verbose
     if o.key is not None:
         try:
@@ -142,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         lua.run_file(o.config)
     except ConfigError as e:
         for line in e.lines:
-            out(line)
+            reg.log(line)
         return 1
     if mode == CLIENT:
         return run_client_mode(reg, o)
@@ -150,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         out(f"Configuration '{o.config}' OK!")
         return 0
     return serve(reg, lua, o)
+
+
+def make_log_sink(o: Options) -> Callable[[str], None]:
+    """dnsdist's logging: stdout, plus syslog unless --disable-syslog (pydist.logs)."""
+    from pydist.logs import LogSink, Syslog
+    return LogSink(Syslog() if o.syslog else None, json_format=o.log_format == "json")
 
 
 def run_client_mode(reg: Registry, o: Options) -> int:
@@ -199,15 +228,16 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
         for fe in reg.frontends:
             bind_frontend(fe, reg.log)
             if fe.tcp:
-                out(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH", "dnscrypt": " for DNSCrypt"}.get(fe.kind, ""))
+                reg.log(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH",
+                                                          "dnscrypt": " for DNSCrypt"}.get(fe.kind, ""))
     except BindError as e:
-        out(str(e))
+        reg.log(str(e))
         return 1
     if o.uid or o.gid:
         try:
             drop_privileges(o)
         except (KeyError, OSError) as e:
-            out(f"Fatal error: unable to change user or group: {e}")
+            reg.log(f"Fatal error: unable to change user or group: {e}")
             return 1
     reg.config_done = True
     loop = uvloop.new_event_loop()
@@ -221,11 +251,14 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     lua.sweep_python_refs()
     startup_banner(reg)
     for item in dict.fromkeys(reg.unsupported):
-        out(f"Warning: {item} is accepted but not carried out by pydist yet")
+        reg.log(f"Warning: {item} is accepted but not carried out by pydist yet")
     loop.run_until_complete(engine.start())
     for address in reg.console_addresses:
         engine.open_console(address)
-    if not o.supervised:
+    if o.supervised:
+        from pydist.sdnotify import notify
+        notify("READY=1")
+    else:
         start_stdin_console(loop, engine, executor)
     loop.run_until_complete(engine.stopped.wait())
     return engine.exit_code or 0

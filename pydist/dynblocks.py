@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
+from pydist.dns.reader import WireError, question
+
 # DNSAction values (facts §10.1)
 DROP, NXDOMAIN, REFUSED, TRUNCATE, NONE, NOOP, NORECURSE = 0, 1, 2, 8, 10, 11, 12
 ACTION_TEXT = {DROP: "Drop", NXDOMAIN: "Send NXDomain", REFUSED: "Send Refused",
@@ -242,11 +244,11 @@ def count_responses(rings: Any, seconds: int, now: float, rcode: int | None = No
 
 
 def _qtype_of(pkt: bytes) -> int:
-    off = 12
-    n = len(pkt)
-    while off < n and pkt[off] != 0:
-        off += pkt[off] + 1
-    return (pkt[off + 1] << 8) | pkt[off + 2] if off + 2 < n else -1
+    """The question's qtype, -1 for a packet without a readable question."""
+    try:
+        return question(pkt)[1]
+    except WireError:
+        return -1
 
 
 def over_rate(counts: Counter, rate: float, seconds: int, rings: Any, now: float,

@@ -6,7 +6,8 @@ import socket
 import time
 from typing import Any, Callable
 
-from pydist.backend.udp import InFlight
+from pydist.backend.udp import InFlight, answer_matches
+from pydist.backend.xfr import XFR_TYPES
 from pydist.dns.ecs import ecs_defaults, ecs_response, zero_scope_lookup
 from pydist.dns.proxyprotocol import header_for_query
 from pydist.dns.synth import notimp_for_empty, self_answer, truncate_for_udp
@@ -240,7 +241,8 @@ class PacketPath(RulePath):
             if self.origin_info:
                 query_origin(pdq, fe_sock, reply)
         server = policy.fn(pool.servers, pdq)      # ServerPolicy.__call__, one frame fewer
-        cache = None if skip_cache else pool.cache
+        xfr = not udp and qtype in XFR_TYPES      # as 1.7.3: transfers skip the cache
+        cache = None if skip_cache or xfr else pool.cache
         ecs = 0
         zero = None
         if server is not None and server.use_ecs and (pdq is None or pdq.use_ecs):
@@ -295,17 +297,27 @@ class PacketPath(RulePath):
         if server.xpf_code:                 # after the cache: its key never holds the record
             data = add_xpf(data, server.xpf_code, not udp, addr, (fe.decl.host, fe.decl.port))
         if server.use_proxy:
-            return self._send_proxied(server, data, state, addr, fe, udp, pdq, reply)
+            return self._send_proxied(server, data, state, addr, fe, udp, pdq, reply, xfr)
         if udp and not server.tcp_only:
             if server.udp is None or not server.udp.send(data, state):
                 return self._drop(reply)
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st))
+        server.tcp_pool.query(data, self._on_tcp_answer(server, state, xfr))
+
+    def _on_tcp_answer(self, server: Any, state: InFlight, xfr: bool) -> Callable[..., None]:
+        """What the backend's TCP connection calls with the answer (each message of a zone
+        transfer, `more` set on all but the last)."""
+        if xfr:
+            return lambda resp, more=False, st=state: self.tcp_xfr_response(resp, st, more)
+        # a transfer asked over UDP (towards a TCP-only backend): its last message only
+        return lambda resp, more=False, s=server, st=state: \
+            None if more else self.tcp_backend_response(s, resp, st)
 
     def _send_proxied(self, server: Any, data: bytes, state: InFlight, addr: Any, fe: Any,
-                      udp: bool, dq: DNSQuestion | None, reply: Callable | None) -> None:
+                      udp: bool, dq: DNSQuestion | None, reply: Callable | None,
+                      xfr: bool) -> None:
         """useProxyProtocol: the header before each UDP datagram, or at the start of a TCP
         connection that only this TCP client uses."""
         proxy = header_for_query(addr, fe, not udp, dq)
@@ -315,8 +327,8 @@ class PacketPath(RulePath):
             return
         if server.tcp_pool is None:
             return self._drop(reply)
-        server.tcp_pool.query(data, lambda resp, s=server, st=state: self.tcp_backend_response(s, resp, st),
-                              proxy, None if udp else addr)
+        server.tcp_pool.query(data, self._on_tcp_answer(server, state, xfr), proxy,
+                              None if udp else addr)
 
     def tcp_client_gone(self, peer: Any) -> None:
         """A TCP client closed: so do the proxied backend connections it owned (dnsdist 1.7.3)."""
@@ -367,6 +379,8 @@ class PacketPath(RulePath):
                 return            # no latency sample for a dropped answer (as dnsdist 1.7.3)
         if server.use_ecs:
             resp = ecs_response(resp, st)
+            if resp is None:
+                return
         reply = st.tcp_reply
         if reply is None or not hasattr(reply, "self_answered"):
             self.stats.latency_sample(usec)     # as 1.7.3: DoH answers are no sample
@@ -382,10 +396,11 @@ class PacketPath(RulePath):
                 pass
 
     def tcp_backend_response(self, server: Any, data: bytes | None, st: InFlight) -> None:
-        """A TCP backend answer (or None when the backend gave up)."""
-        if data is None or len(data) < 12:
-            if data is not None:
-                self.stats.noncompliant_responses += 1
+        """A TCP backend answer (or None when the backend gave up). One that is not an answer
+        to the question asked is dropped as over UDP; dnsdist 1.7.3 then closes the client's
+        TCP connection."""
+        if data is None or not answer_matches(data, st.question,
+                                              self.settings.allow_empty_response, self.stats):
             if st.tcp_reply is not None:
                 st.tcp_reply(None)
             return
@@ -403,6 +418,10 @@ class PacketPath(RulePath):
                 return
         if server.use_ecs:
             resp = ecs_response(resp, st)
+            if resp is None:
+                if st.tcp_reply is not None:
+                    st.tcp_reply(None)
+                return
         self._account(server, resp, st, now, usec, False, counted[3] & 0x0F, not skip)
         if st.frontend.is_dot:
             self.stats.dot_latency_sample(usec)
@@ -417,6 +436,17 @@ class PacketPath(RulePath):
                 pass
         else:
             st.tcp_reply(resp)
+
+    @staticmethod
+    def tcp_xfr_response(data: bytes | None, st: InFlight, more: bool = False) -> None:
+        """One message of a zone transfer: relayed as it came with the client's ID, as dnsdist
+        1.7.3 does (no response rules, no counters, no latency sample, never cached). After
+        the last one dnsdist never frees the query's place on the client connection, which it
+        then closes (observed): the end of the transfer ends the connection here too."""
+        if data is not None:
+            st.tcp_reply(st.orig_id + data[2:], True)
+        if data is None or not more:
+            st.tcp_reply(None)
 
     def _account(self, server: Any, resp: bytes, st: InFlight, now: float, usec: float,
                  udp_key: bool, rcode: int = -1, insert: bool = True) -> None:

@@ -1,12 +1,14 @@
 """Shared fixtures: free ports, loopback responders, pydist/dnsdist processes."""
 from __future__ import annotations
 
-import shutil
+import os
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
+from tests.helpers import prerequisites
 from tests.helpers.pydist_proc import IMPLS, DnsdistProcess, free_port
 from tests.helpers.responder import Handler, Responder
 
@@ -14,19 +16,29 @@ Starter = Callable[..., DnsdistProcess]
 ResponderFactory = Callable[..., Responder]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A missing dnsdist, tool or corpus stops the run loudly (tests/helpers/prerequisites.py)."""
+    absent = prerequisites.missing()
+    if not absent:
+        return
+    text = prerequisites.banner(absent)
+    if os.environ.get(prerequisites.ALLOW_MISSING) == "1":
+        print(text, file=sys.stderr)
+        return
+    pytest.exit(text, returncode=3)
+
+
 def impl_param(impl: str) -> object:
-    """A parametrize value; the real-dnsdist side is skipped when dnsdist is not installed."""
-    marks = [] if impl == "pydist" or shutil.which("dnsdist") else \
-        [pytest.mark.skip(reason="dnsdist not installed")]
-    return pytest.param(impl, marks=marks, id=impl)
+    """A parametrize value; the real-dnsdist side fails (never skips) without dnsdist."""
+    return pytest.param(impl, id=impl)
 
 
 BOTH = [impl_param(i) for i in IMPLS]
 
 
 def available_impls() -> tuple[str, ...]:
-    """pydist, and real dnsdist when it is installed (for tests that run both side by side)."""
-    return IMPLS if shutil.which("dnsdist") else ("pydist",)
+    """Both sides, always: a differential test without dnsdist must fail, not shrink."""
+    return IMPLS
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ def register(rt: Any) -> None:
     # --- tuning knobs accepted as no-ops (pydist has no such thread/pipe/socket option)
     config_only = ("setMaxCachedTCPConnectionsPerDownstream", "setOutgoingDoHWorkerThreads",
                    "setTCPInternalPipeBufferSize", "setUDPMultipleMessagesVectorSize",
-                   "setUDPSocketBufferSizes", "setSyslogFacility", "addCapabilitiesToRetain")
+                   "setUDPSocketBufferSizes", "addCapabilitiesToRetain")
     for fname in config_only:
         rt.fn(fname, lambda *a, _n=fname: runtime_refused(rt, _n) and None)
     runtime_ok = ("setRingBuffersLockRetries",

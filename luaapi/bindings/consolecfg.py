@@ -8,6 +8,7 @@ from typing import Any
 from luaapi.bindings.frontends import netmask_list
 from luaapi.convert import as_bool, as_int, as_str
 from luaapi.errors import PdnsError
+from pydist.console.keywords import help_text
 from pydist.console.protocol import b64decode_lenient
 from pydist.dns.netmask import AddressError, parse_address
 
@@ -23,6 +24,10 @@ def decode_key(text: str) -> bytes | None:
 
 def register(rt: Any) -> None:
     reg = rt.registry
+
+    def show_help(command: Any = None, *a: Any) -> None:
+        rt.show(help_text(None if command is None else as_str(command)))
+    rt.fn("help", show_help, no_side_effect=True)
 
     def control_socket(addr: Any, *a: Any) -> None:
         try:

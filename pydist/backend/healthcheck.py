@@ -20,6 +20,7 @@ from typing import Any
 from pydist.backend.server import AUTO, DownstreamState
 from pydist.dns.netmask import family_of
 from pydist.dns.proxyprotocol import LOCAL_HEADER
+from pydist.dns.reader import name_end
 from pydist.dns.wire import WireError, name_to_text, qtype_from_text, qtype_to_text, text_to_wire
 
 Outcome = tuple[bool, str]          # (success, verbose reason when it failed)
@@ -119,7 +120,7 @@ def check_response(server: DownstreamState, q: CheckQuery, resp: bytes) -> Outco
 def _mismatch(nwa: str, q: CheckQuery, resp: bytes) -> str:
     try:
         name = name_to_text(resp, 12)
-        end = 12 + len(text_to_wire(name))
+        end = name_end(resp, 12)
         rtype = (resp[end] << 8) | resp[end + 1]
         rclass = (resp[end + 2] << 8) | resp[end + 3]
     except (IndexError, WireError):

@@ -7,20 +7,24 @@ from collections.abc import Callable
 from typing import Any
 
 from pydist.backend.server import DownstreamState
+from pydist.backend.xfr import XFRProgress, is_xfr
 
-Reply = Callable[[bytes | None], None]
+Reply = Callable[..., None]
+"""reply(answer or None); for a zone transfer's messages before the last, reply(answer, True)."""
 
 
 class BackendConnection(asyncio.Protocol):
     """One connection to a backend. Answers are matched to queries by ID, so a backend with
     maxInFlight > 1 may answer in any order; an answer whose ID matches nothing in flight
-    ends the connection and its queries without retry (as dnsdist 1.7.3 does)."""
+    ends the connection and its queries without retry (as dnsdist 1.7.3 does). A zone
+    transfer keeps its ID until its last message (backend/xfr.py)."""
 
     def __init__(self, pool: BackendTCPPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.pending: dict[bytes, tuple[bytes, Reply, int]] = {}   # by the 2 ID bytes
+        self.xfr: dict[bytes, XFRProgress] = {}     # the zone transfers among them
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.started = time.monotonic()
@@ -38,6 +42,8 @@ class BackendConnection(asyncio.Protocol):
 
     def send(self, query: bytes, reply: Reply, attempt: int) -> None:
         self.pending[query[:2]] = (query, reply, attempt)
+        if is_xfr(query):
+            self.xfr[query[:2]] = XFRProgress()
         self.queries += 1
         data = len(query).to_bytes(2, "big") + query
         if self.proxy and self.queries == 1:      # proxy protocol: the header opens the stream
@@ -57,13 +63,33 @@ class BackendConnection(asyncio.Protocol):
                 return
             resp = bytes(self.buf[2:2 + n])
             del self.buf[:2 + n]
-            entry = self.pending.pop(resp[:2], None)
+            key = resp[:2]
+            xfr = self.xfr.get(key) if self.xfr else None
+            if xfr is not None and len(resp) >= 12 and not xfr.finished(resp):
+                self._rearm()                  # a transfer's message, more to come
+                self._deliver(self.pending[key][1], resp, True)
+                continue
+            self.xfr.pop(key, None)
+            entry = self.pending.pop(key, None)
             if entry is None:          # unexpected answer (wrong ID, or nothing asked)
                 self._fail(retry=False)
                 return
             self._rearm()
             self.pool.release(self)
-            entry[1](resp)
+            self._deliver(entry[1], resp)
+
+    def _deliver(self, reply: Reply, resp: bytes | None, more: bool = False) -> None:
+        """Hand an answer to its client side. Whatever goes wrong there is that client's
+        problem: this connection, shared by other clients' queries, carries on."""
+        try:
+            if more:
+                reply(resp, True)
+            else:
+                reply(resp)
+        except Exception as e:  # noqa: BLE001 -- isolation boundary between connections
+            self.pool.loop.call_exception_handler({
+                "message": f"Error relaying an answer from {self.pool.server.address_str}",
+                "exception": e})
 
     def _rearm(self) -> None:
         """The receive timeout runs while something is in flight, from the last answer."""
@@ -99,11 +125,13 @@ class BackendConnection(asyncio.Protocol):
         if self.transport and not self.closed:
             self.closed = True
             self.transport.close()
-        for query, reply, attempt in pending.values():
-            if retry:
+        started = {k for k, x in self.xfr.items() if x.started}
+        self.xfr = {}
+        for key, (query, reply, attempt) in pending.items():
+            if retry and key not in started:   # a transfer half relayed is not sent again
                 self.pool.retry(query, reply, attempt, self.proxy, self.owner)
             else:
-                reply(None)
+                self._deliver(reply, None)
 
 
 class BackendTCPPool:

@@ -33,6 +33,23 @@ class InFlight:
         self.tcp_reply = tcp_reply
 
 
+def answer_matches(data: bytes, question: bytes, allow_empty: bool, stats: Any) -> bool:
+    """dnsdist's responseContentMatches, for UDP and TCP answers alike: a response (QR set),
+    for the question asked (name compared without case, type, class); a header-only answer
+    only when its rcode is not NOERROR/NXDOMAIN, or setAllowEmptyResponse is on. Refusals
+    other than another question count as noncompliant-responses."""
+    if len(data) < 12 or not data[2] & 0x80:
+        stats.noncompliant_responses += 1
+        return False
+    if data[5] == 0 and data[4] == 0:
+        if (data[3] & 0x0F) in (0, 3) and not allow_empty:
+            stats.noncompliant_responses += 1
+            return False
+        return True
+    got = data[12:12 + len(question)]
+    return got == question or got.lower() == question.lower()
+
+
 class BackendUDP:
     """The sockets to one backend and its ID table, as dnsdist's DownstreamState::idStates."""
 
@@ -112,13 +129,8 @@ class BackendUDP:
             state = inflight.get(sid)
             if state is None:
                 continue
-            q = state.question
-            if data[5] == 0 and data[4] == 0:
-                rcode = data[3] & 0x0F
-                if rcode in (0, 3) and not self.settings.allow_empty_response:
-                    stats.noncompliant_responses += 1
-                    continue
-            elif data[12:12 + len(q)] != q and data[12:12 + len(q)].lower() != q.lower():
+            if not answer_matches(data, state.question, self.settings.allow_empty_response,
+                                  stats):
                 continue
             del inflight[sid]
             self.server.outstanding -= 1

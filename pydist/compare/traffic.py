@@ -26,6 +26,7 @@ class Query:
     source: str = "127.0.0.1"
     tls: bool = False          # DNS over TLS, to the config's first addTLSLocal listener
     https: bool = False        # DNS over HTTPS (POST), to the config's first addDOHLocal
+    client: str = ""           # a pcap query's captured source address (the rules test bench)
 
     def describe(self) -> str:
         try:
@@ -183,11 +184,12 @@ def _decode_frame(path: str, number: int, link: int, frame: bytes, queries: list
         return
     if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
         return
+    client = str(ipaddress.ip_address(bytes(ip.src)))
     transport = ip.data
     if isinstance(transport, dpkt.udp.UDP) and transport.dport == 53:
         payload = bytes(transport.data)
         if _is_query(payload):
-            queries.append(Query(origin, payload, tcp=False))
+            queries.append(Query(origin, payload, tcp=False, client=client))
         elif payload:
             bad.append(BadInput(origin, "UDP packet to port 53 is not a DNS query"))
     elif isinstance(transport, dpkt.tcp.TCP) and transport.dport == 53:
@@ -195,7 +197,7 @@ def _decode_frame(path: str, number: int, link: int, frame: bytes, queries: list
         syn = bool(transport.flags & dpkt.tcp.TH_SYN)
         for first, message in streams.add(key, transport.seq, syn, bytes(transport.data), origin):
             if _is_query(message):
-                queries.append(Query(first, message, tcp=True))
+                queries.append(Query(first, message, tcp=True, client=client))
             else:
                 bad.append(BadInput(first, "TCP message to port 53 is not a DNS query"))
     elif isinstance(transport, dpkt.tcp.TCP) and transport.dport == 853:

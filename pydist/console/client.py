@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from pydist.console import protocol
+from pydist.console import keywords, protocol
 from pydist.console.server import format_peer
 
 HISTORY_NAME = ".pydist_history"
@@ -29,78 +29,8 @@ KEY_MISMATCH = (
 )
 CONNECTION_CLOSED = "Connection closed by the server."
 
-# Completion words from dnsdist 1.7.3's console keyword table (as help() lists it):
-# a trailing "(" marks a function taking parameters, "()" one without.
-_KEYWORDS = """
-addACL( addAction( addBPFFilterDynBlocks( addCapabilitiesToRetain( addConsoleACL(
-addDNSCryptBind( addDOHLocal( addDynBlocks( addDynBlockSMT( addLocal(
-addCacheHitResponseAction( addResponseAction( addSelfAnsweredResponseAction( addTLSLocal(
-AllowAction() AllowResponseAction() AllRule() AndRule( benchRule( carbonServer(
-clearConsoleHistory() clearDynBlocks() clearQueryCounters() clearRules() controlSocket(
-ContinueAction( DelayAction( DelayResponseAction( delta() DNSSECRule() DnstapLogAction(
-DnstapLogResponseAction( DropAction() DropResponseAction() DSTPortRule( dumpStats()
-dynBlockRulesGroup() EDNSVersionRule( EDNSOptionRule( ERCodeAction( ERCodeRule(
-exceedNXDOMAINs( exceedQRate( exceedQTypeRate( exceedRespByterate( exceedServFails(
-firstAvailable generateDNSCryptCertificate( generateDNSCryptProviderKeys( getAction( getBind(
-getBindCount() getDNSCryptBind( getDNSCryptBindCount() getDOHFrontend( getDOHFrontendCount()
-getOutgoingTLSSessionCacheSize() getPool( getPoolServers( getQueryCounters( getResponseRing()
-getRespRing() getServer( getServers() getStatisticsCounters() getTopCacheHitResponseRules(
-getTopResponseRules( getTopRules( getTopSelfAnsweredResponseRules( getTLSContext(
-getTLSFrontend( getTLSFrontendCount() grepq( hashPassword( HTTPHeaderRule( HTTPPathRegexRule(
-HTTPPathRule( HTTPStatusAction( inClientStartup() includeDirectory( KeyValueLookupKeyQName(
-KeyValueLookupKeySourceIP( KeyValueLookupKeySuffix( KeyValueLookupKeyTag(
-KeyValueStoreLookupAction( KeyValueStoreRangeLookupAction( KeyValueStoreLookupRule(
-KeyValueStoreRangeLookupRule( LogAction( LogResponseAction( LuaAction( LuaFFIAction(
-LuaFFIPerThreadAction( LuaFFIPerThreadResponseAction( LuaFFIResponseAction( LuaFFIRule(
-LuaResponseAction( LuaRule( makeIPCipherKey( makeKey() makeRule( MaxQPSIPRule( MaxQPSRule(
-mvCacheHitResponseRule( mvCacheHitResponseRuleToTop() mvResponseRule( mvResponseRuleToTop()
-mvRule( mvRuleToTop() mvSelfAnsweredResponseRule( mvSelfAnsweredResponseRuleToTop()
-NetmaskGroupRule( newBPFFilter( newCA( newCDBKVStore( newDNSName( newDNSNameSet()
-newDynBPFFilter( newFrameStreamTcpLogger( newFrameStreamUnixLogger( newLMDBKVStore( newNMG()
-newPacketCache( newQPSLimiter( newRemoteLogger( newRuleAction( newServer( newServerPolicy(
-newSuffixMatchNode() newSVCRecordParameters( NegativeAndSOAAction( NoneAction() NotRule(
-OpcodeRule( OrRule( PoolAction( PoolAvailableRule( PoolOutstandingRule(
-printDNSCryptProviderFingerprint( ProbaRule( ProxyProtocolValueRule( QClassRule(
-QNameLabelsCountRule( QNameRule( QNameSetRule( QNameWireLengthRule( QPSAction( QPSPoolAction(
-QTypeRule( RCodeAction( RCodeRule( RDRule() RecordsCountRule( RecordsTypeCountRule( RegexRule(
-registerDynBPFFilter( reloadAllCertificates() RemoteLogAction( RemoteLogResponseAction(
-requestTCPStatesDump() rmACL( rmCacheHitResponseRule( rmResponseRule( rmRule(
-rmSelfAnsweredResponseRule( rmServer( roundrobin sendCustomTrap( setACL( setACLFromFile(
-setAddEDNSToSelfGeneratedResponses( setAllowEmptyResponse( setAPIWritable(
-setCacheCleaningDelay( setCacheCleaningPercentage( setConsistentHashingBalancingFactor(
-setConsoleACL( setConsoleConnectionsLogging( setConsoleMaximumConcurrentConnections(
-setConsoleOutputMaxMsgSize( setDefaultBPFFilter( setDynBlocksAction(
-setDynBlocksPurgeInterval( setDropEmptyQueries( setECSOverride( setECSSourcePrefixV4(
-setECSSourcePrefixV6( setKey( setLocal( setMaxCachedDoHConnectionsPerDownstream(
-setMaxCachedTCPConnectionsPerDownstream( setMaxTCPClientThreads( setMaxTCPConnectionDuration(
-setMaxTCPConnectionsPerClient( setMaxTCPQueriesPerConnection( setMaxTCPQueuedConnections(
-setMaxUDPOutstanding( setPayloadSizeOnSelfGeneratedAnswers( setPoolServerPolicy(
-setPoolServerPolicyLua( setPoolServerPolicyLuaFFI( setPoolServerPolicyLuaFFIPerThread(
-setProxyProtocolACL( setProxyProtocolApplyACLToProxiedClients(
-setProxyProtocolMaximumPayloadSize( setQueryCount( setQueryCountFilter(
-setRingBuffersLockRetries( setRingBuffersSize( setRoundRobinFailOnNoServer( setRules(
-setSecurityPollInterval( setSecurityPollSuffix( setServerPolicy( setServerPolicyLua(
-setServerPolicyLuaFFI( setServerPolicyLuaFFIPerThread( setServFailWhenNoServer(
-setStaleCacheEntriesTTL( setSyslogFacility( setTCPInternalPipeBufferSize( setTCPRecvTimeout(
-setTCPSendTimeout( setUDPMultipleMessagesVectorSize( setUDPSocketBufferSizes( setUDPTimeout(
-setVerboseHealthChecks( setWebserverConfig( setWeightedBalancingFactor( setWHashedPertubation(
-show( showACL() showBinds() showCacheHitResponseRules( showConsoleACL() showDNSCryptBinds()
-showDOHFrontends() showDOHResponseCodes() showDynBlocks() showPools() showPoolServerPolicy(
-showResponseLatency() showResponseRules( showRules( showSecurityStatus()
-showSelfAnsweredResponseRules( showServerPolicy() showServers( showTCPStats()
-showTLSContexts() showTLSErrorCounters() showVersion() showWebserverConfig() shutdown()
-snmpAgent( SetAdditionalProxyProtocolValueAction( SetDisableECSAction()
-SetDisableValidationAction() SetECSAction( SetECSOverrideAction( SetECSPrefixLengthAction(
-SetMacAddrAction( SetEDNSOptionAction( SetNoRecurseAction() setOutgoingDoHWorkerThreads(
-SetProxyProtocolValuesAction( SetSkipCacheAction() SetSkipCacheResponseAction() SetTagAction(
-SetTagResponseAction( SetTempFailureCacheTTLAction( SNIRule( SNMPTrapAction(
-SNMPTrapResponseAction( SpoofAction( SpoofCNAMEAction( SpoofRawAction( SpoofSVCAction(
-SuffixMatchNodeRule( TagRule( TCAction() TCPRule( TeeAction( testCrypto() TimedIPSetRule()
-topBandwidth( topCacheHitResponseRules( topClients( topQueries( topResponses(
-topResponseRules( topRules( topSelfAnsweredResponseRules( topSlow( TrailingDataRule()
-truncateTC( unregisterDynBPFFilter( webserver( whashed chashed wrandom
-"""
-KEYWORDS: tuple[str, ...] = tuple(_KEYWORDS.split())
+# Completion words: dnsdist 1.7.3's console keyword table, the one help() lists.
+KEYWORDS: tuple[str, ...] = keywords.completions()
 
 _VALID, _CLOSED = range(2)
 
@@ -138,6 +68,7 @@ class ConsoleClient:
         self._sock: socket.socket | None = None
         self._session: protocol.ConsoleSession | None = None
         self.max_msg_size = protocol.DEFAULT_MAX_MSG_SIZE
+        self.line_open = False     # the last reply left the cursor mid-line (errors do)
 
     def connect(self, host: str, port: int) -> None:
         """Connect and exchange nonces.
@@ -190,9 +121,16 @@ class ConsoleClient:
             reply = self._session.decrypt(self._key, body)
         except protocol.ConsoleCryptoError as exc:
             raise FatalError(str(exc)) from None
-        self._out.write(reply.decode("utf-8", "surrogateescape"))
+        text = reply.decode("utf-8", "surrogateescape")
+        self._out.write(text)
         self._out.flush()
+        self.line_open = not text.endswith("\n")
         return _VALID
+
+    def end_line(self) -> None:
+        self._out.write("\n")
+        self._out.flush()
+        self.line_open = False
 
     def _send(self, data: bytes) -> None:
         assert self._sock is not None
@@ -306,6 +244,10 @@ def _interactive(client: ConsoleClient) -> None:
                 continue
             if client.send_message(line, True) != _VALID:
                 break
+            if client.line_open:
+                # dnsdist's error replies end without a newline: the prompt would start
+                # mid-line, and readline redraws a recalled history line over the error
+                client.end_line()
     finally:
         if journal is not None:
             journal.close()

@@ -1,137 +1,38 @@
-"""TTL walks over wire-format DNS answers, as dnsdist's ageDNSPacket/getDNSPacketMinTTL do.
+"""TTLs of wire-format DNS answers, as dnsdist's ageDNSPacket/getDNSPacketMinTTL see them.
 
-Pure functions on bytes that never raise: a truncated or garbled packet is walked as far as it
-goes (like pdns's DNSPacketMangler, which stops at the first out-of-range read). The walk skips
-every question, then visits each RR of answer, authority and additional, stopping at the first
-OPT RR. Compression pointers are skipped, never followed.
+Pure functions on bytes that never raise: the walk (pydist.dns.reader.ttl_walk) goes as far as
+a truncated or garbled packet goes, like pdns's DNSPacketMangler. It skips every question, then
+visits each RR of answer, authority and additional, stopping at the first OPT RR.
 """
 
 from __future__ import annotations
 
 import struct
 
-_U16 = struct.Struct("!H")
+from pydist.dns import reader
+from pydist.dns.reader import NO_TTL, WireError, message_end, name_end, ttl_walk
+
+__all__ = ["NO_TTL", "message_end", "records_end", "skip_name"]
 _U32 = struct.Struct("!I")
-_COUNTS = struct.Struct("!4H")
-_RR_HEAD = struct.Struct("!HHIH")   # type, class, TTL, rdlength
-_TYPE_OPT = 41
-_TYPE_SOA = 6
-_CLASS_IN = 1
-NO_TTL = 0xFFFFFFFF
-"""What dnsdist's getDNSPacketMinTTL returns when it saw no RR (UINT32_MAX)."""
+_walk = ttl_walk
 
 
 def skip_name(buf: bytes, pos: int) -> int:
-    """Offset just past the wire name at ``pos`` (a pointer ends it), or -1 if it runs off."""
-    end = len(buf)
-    while True:
-        if pos >= end:
-            return -1
-        length = buf[pos]
-        pos += 1
-        if length == 0:
-            return pos
-        if length >= 0xC0:
-            pos += 1
-            return pos if pos <= end else -1
-        pos += length
-
-
-def records_end(pkt: bytes | bytearray) -> int:
-    """Offset just past the last record the header counts, or -1 when the packet runs short of
-    them: what follows is trailing data (dnsdist's getDNSPacketLength)."""
-    end = len(pkt)
-    if end < 12:
+    """Offset just past the wire name at ``pos`` (a pointer ends it), or -1 if it cannot be
+    walked: reader.name_end for the callers that test for -1."""
+    try:
+        return name_end(buf, pos)
+    except WireError:
         return -1
-    qdcount, ancount, nscount, arcount = struct.unpack_from("!4H", pkt, 4)
-    pos = 12
-    for _ in range(qdcount):
-        pos = skip_name(pkt, pos)
-        if pos < 0 or pos + 4 > end:
-            return -1
-        pos += 4
-    for _ in range(ancount + nscount + arcount):
-        pos = skip_name(pkt, pos)
-        if pos < 0 or pos + 10 > end:
-            return -1
-        pos += 10 + _U16.unpack_from(pkt, pos + 8)[0]
-        if pos > end:
-            return -1
-    return pos
 
 
-def message_end(pkt: bytes | bytearray) -> int:
-    """Where the message ends and trailing data starts: the whole packet when it cannot be
-    walked, as getDNSPacketLength answers."""
-    end = records_end(pkt)
-    return len(pkt) if end < 0 else end
-
-
-def _walk(resp: bytes) -> tuple[list[int], int, bool]:
-    """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority'.
-
-    Hot at every cache insert: a whole RR header is read with one unpack when it fits and a
-    name that is a lone compression pointer is skipped inline; the tail of a truncated packet
-    goes through the careful field-by-field steps.
-    """
-    offsets: list[int] = []
-    min_ttl = NO_TTL
-    soa = False
-    end = len(resp)
-    if end < 12:
-        return offsets, min_ttl, soa
-    qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(resp, 4)
-    pos = 12
-    for _ in range(qdcount):
-        pos = skip_name(resp, pos)
-        if pos < 0 or pos + 4 > end:
-            return offsets, min_ttl, soa
-        pos += 4
-    auth_end = ancount + nscount
-    rr_head = _RR_HEAD.unpack_from
-    for n in range(auth_end + arcount):
-        if pos < end and resp[pos] >= 0xC0:
-            pos += 2
-            if pos > end:
-                break
-        else:
-            pos = skip_name(resp, pos)
-            if pos < 0:
-                break
-        if pos + 10 > end:          # a truncated last RR: as far as its fields go
-            ttl, is_soa = _truncated_rr(resp, pos)
-            if ttl is not None:
-                offsets.append(pos + 4)
-                min_ttl = min(min_ttl, ttl)
-            soa = soa or (is_soa and ancount <= n < auth_end)
-            break
-        rtype, rclass, ttl, rdlen = rr_head(resp, pos)
-        if rtype == _TYPE_OPT:
-            break
-        if rtype == _TYPE_SOA and rclass == _CLASS_IN and ancount <= n < auth_end:
-            soa = True
-        offsets.append(pos + 4)
-        if ttl < min_ttl:
-            min_ttl = ttl
-        pos += 10 + rdlen
-        if pos > end:
-            break
-    return offsets, min_ttl, soa
-
-
-def _truncated_rr(resp: bytes, pos: int) -> tuple[int | None, bool]:
-    """An RR header cut short at ``pos``: (its TTL if the TTL fits, whether it is IN SOA);
-    an OPT header counts as neither."""
-    end = len(resp)
-    if pos + 4 > end:
-        return None, False
-    rtype, rclass = _U16.unpack_from(resp, pos)[0], _U16.unpack_from(resp, pos + 2)[0]
-    if rtype == _TYPE_OPT:
-        return None, False
-    is_soa = rtype == _TYPE_SOA and rclass == _CLASS_IN
-    if pos + 8 > end:
-        return None, is_soa
-    return _U32.unpack_from(resp, pos + 4)[0], is_soa
+def records_end(pkt: bytes) -> int:
+    """Offset just past the last record the header counts, or -1 when the packet runs short
+    of them: reader.records_end for the callers that test for -1."""
+    try:
+        return reader.records_end(pkt)
+    except WireError:
+        return -1
 
 
 def ttl_offsets(resp: bytes) -> tuple[int, ...]:

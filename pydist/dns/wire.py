@@ -1,5 +1,17 @@
-"""Reading queries straight from their bytes: header fields, the question, EDNS."""
+"""Reading queries straight from their bytes: header fields, the question, EDNS, QType names.
+The walks themselves are pydist.dns.reader's (the one wire reader); the names here are the
+ones the packet path has always called."""
 from __future__ import annotations
+
+from pydist.dns.reader import (  # noqa: F401 -- escape_label, text_to_wire, WireError re-exported
+    WireError,
+    escape_label,
+    name_text,
+    opt_after_question,
+    qname_end,
+    question,
+    text_to_wire,
+)
 
 QR = 0x8000
 OPCODE_MASK = 0x7800
@@ -26,115 +38,12 @@ QTYPE_NAMES = {
 QTYPE_NUMBERS = {v: k for k, v in QTYPE_NAMES.items()}
 
 
-class WireError(ValueError):
-    """A packet too malformed to take the packet path."""
-
-
-def question_end(pkt: bytes) -> int:
-    """Offset just past the first question's qname (no compression allowed there)."""
-    off = 12
-    n = len(pkt)
-    while True:
-        if off >= n:
-            raise WireError("qname runs past the end")
-        ll = pkt[off]
-        if ll == 0:
-            return off + 1
-        if ll > 63:
-            raise WireError("bad label length")
-        off += ll + 1
-        if off > 12 + 255:
-            raise WireError("qname too long")
-
-
-def parse_question(pkt: bytes) -> tuple[int, int, int]:
-    """(qname_end, qtype, qclass) of the first question; raises WireError.
-
-    Runs for every query that misses the exact-bytes cache level: question_end's loop is
-    repeated here rather than called.
-    """
-    off = 12
-    n = len(pkt)
-    while True:
-        if off >= n:
-            raise WireError("qname runs past the end")
-        ll = pkt[off]
-        if ll == 0:
-            break
-        if ll > 63:
-            raise WireError("bad label length")
-        off += ll + 1
-        if off > 12 + 255:
-            raise WireError("qname too long")
-    end = off + 1
-    if end + 4 > n:
-        raise WireError("question truncated")
-    return end, (pkt[end] << 8) | pkt[end + 1], (pkt[end + 2] << 8) | pkt[end + 3]
-
-
-def name_to_text(pkt: bytes, start: int = 12, end: int | None = None) -> str:
-    """Presentation form with a trailing dot, escaping as DNSName::toString does."""
-    labels = []
-    off = start
-    while True:
-        ll = pkt[off]
-        if ll == 0:
-            break
-        raw = pkt[off + 1: off + 1 + ll]
-        labels.append(escape_label(raw))
-        off += ll + 1
-    return ".".join(labels) + "." if labels else "."
-
-
-def escape_label(raw: bytes) -> str:
-    out = []
-    for b in raw:
-        if b in (0x2E, 0x5C):
-            out.append("\\" + chr(b))
-        elif 0x21 <= b <= 0x7E:
-            out.append(chr(b))
-        else:
-            out.append("\\%03d" % b)
-    return "".join(out)
-
-
-def text_to_wire(name: str) -> bytes:
-    """Wire form of a presentation name (dots, \\. and \\DDD escapes)."""
-    if name in ("", "."):
-        return b"\x00"
-    labels: list[bytes] = []
-    cur = bytearray()
-    i = 0
-    while i < len(name):
-        c = name[i]
-        if c == "\\" and i + 1 < len(name):
-            if name[i + 1: i + 4].isdigit() and len(name[i + 1: i + 4]) == 3:
-                cur.append(int(name[i + 1: i + 4]))
-                i += 4
-                continue
-            cur.extend(name[i + 1].encode("latin-1", "replace"))
-            i += 2
-            continue
-        if c == ".":
-            if not cur:
-                raise WireError(f"empty label in '{name}'")
-            labels.append(bytes(cur))
-            cur = bytearray()
-        else:
-            cur.extend(c.encode("latin-1", "replace"))  # Lua strings reach us as latin-1
-        i += 1
-    if cur:
-        labels.append(bytes(cur))
-    out = bytearray()
-    for lab in labels:
-        if len(lab) > 63:
-            raise WireError("label too long")
-        out.append(len(lab))
-        out += lab
-    out.append(0)
-    if len(out) > 255:
-        raise WireError("name too long")
-    return bytes(out)
+# the names the engine has always called, bound straight to the reader's functions (no frame
+# more on the packet path)
+question_end = qname_end            # just past the first question's qname (no compression)
+parse_question = question           # (qname_end, qtype, qclass); raises WireError
+name_to_text = name_text            # presentation form, escaped as DNSName::toString
+find_opt = opt_after_question       # offset of a plain query's OPT RR, or -1
 
 
 def qtype_to_text(qtype: int) -> str:
@@ -148,16 +57,6 @@ def qtype_from_text(text: str) -> int:
     if t.startswith("TYPE") and t[4:].isdigit():
         return int(t[4:])
     raise WireError(f"Unknown type '{text}'")
-
-
-def find_opt(pkt: bytes, qname_end: int) -> int:
-    """Offset of the OPT RR in a plain query (QD=1, AN=NS=0, AR>=1), or -1."""
-    if len(pkt) < qname_end + 4 + 11 or pkt[4:6] != b"\x00\x01" or pkt[6:10] != b"\x00\x00\x00\x00":
-        return -1
-    off = qname_end + 4
-    if pkt[off] == 0 and pkt[off + 1] == 0 and pkt[off + 2] == 41:
-        return off
-    return -1
 
 
 def edns_info(pkt: bytes, qname_end: int) -> tuple[int, bool] | None:

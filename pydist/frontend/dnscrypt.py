@@ -100,35 +100,40 @@ def udp_readable(path: Any, sock: socket.socket, fe: Any, pktinfo: bool = False)
             path.process(query, addr, fe, sink, True, now, None)
 
 
+class SealedReply:
+    """How one DNSCrypt TCP query is answered: encrypted for it, then framed by the connection
+    (queries may be in flight together: each carries its own state). `__self__` is the
+    connection, as for a plain TCP query's bound reply (the rules read its proxy TLVs)."""
+
+    __slots__ = ("__self__", "query")
+
+    def __init__(self, conn: "DNSCryptTCPConnection", query: DNSCryptQuery) -> None:
+        self.__self__, self.query = conn, query
+
+    def __call__(self, resp: bytes | None, more: bool = False) -> None:
+        if resp is not None:
+            resp = self.query.encrypt_response(resp, True)
+        self.__self__._reply(resp, more)
+
+
 class DNSCryptTCPConnection(TCPClientConnection):
-    """A DNSCrypt TCP client: the TCP frontend, with each query opened and answer sealed."""
+    """A DNSCrypt TCP client: the TCP frontend, with each query opened and its answer sealed."""
 
     ring_proto = RING_TCP
-
-    def __init__(self, path: Any, fe: Any, per_client: dict[str, int]) -> None:
-        super().__init__(path, fe, per_client)
-        self.query: DNSCryptQuery | None = None     # the query in progress (one at a time)
 
     def unwrap(self, packet: bytes) -> bytes | None:
         read = read_packet(self.fe.decl.dnscrypt, packet, True, time.time())
         if read is None:
-            self._close()
+            self._reply(None)           # not DNSCrypt: the connection is closed
             return None
-        query, self.query = read
-        if self.query is None:          # a certificate request: 1.7.3's empty answer
-            self.busy = False
-            self.transport.write(b"\x00\x00")
-            self._next()
+        query, state = read
+        if state is None:               # a certificate request: 1.7.3's empty answer
+            self._reply(b"")
             return None
         if len(query) < 12:
             self.path.stats.noncompliant_queries += 1
-            self._close()
+            self._reply(None)
             return None
-        if query[4:6] == b"\x00\x00":    # its NOTIMP goes out in clear
-            self.query = None
+        # the NOTIMP of a query without a question goes out in clear
+        self.query_reply = self._reply if query[4:6] == b"\x00\x00" else SealedReply(self, state)
         return query
-
-    def _reply(self, resp: bytes | None) -> None:
-        if resp is not None and self.query is not None:
-            resp = self.query.encrypt_response(resp, True)
-        super()._reply(resp)

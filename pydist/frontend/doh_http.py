@@ -19,6 +19,7 @@ import h2.settings
 import h11
 
 from pydist.frontend.doh import MAX_BODY, DOHHandler, DOHRequest
+from pydist.frontend.tcp import over_connection_limit
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H1_GARBAGE = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -40,6 +41,7 @@ class DOHConnection(asyncio.Protocol):
         self.buf = b""
         self.proto: _H1 | _H2 | None = None
         self.closed = False
+        self.writing_paused = False
         self.inflight = 0
         self.last_active = time.monotonic()
         self.timer: asyncio.TimerHandle | None = None
@@ -52,6 +54,10 @@ class DOHConnection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        if over_connection_limit(self.fe):     # maxConcurrentTCPConnections, as TCP and DoT
+            self.closed = True
+            transport.close()
+            return
         self.handler.doh.counters.http_connects += 1
         c = self.fe.tcp_counters
         c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 0) + 1
@@ -104,6 +110,20 @@ class DOHConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         return None
+
+    def pause_writing(self) -> None:
+        """The client is not reading its answers: read no more requests until it does."""
+        self.writing_paused = True
+        if not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.closed:
+            return
+        self.transport.resume_reading()
+        if isinstance(self.proto, _H1):
+            self.proto._pump()
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
@@ -166,6 +186,7 @@ class _H1:
         self.body = bytearray()
         self.busy = False
         self.paused = False
+        self.pumping = False
 
     def feed(self, data: bytes) -> None:
         self.h11.receive_data(data)
@@ -175,8 +196,20 @@ class _H1:
             self.conn.transport.pause_reading()
 
     def _pump(self) -> None:
+        """Take requests in a loop: an answer given at once (cache hit) comes back here through
+        _send instead of starting the next request itself (no recursion over pipelined
+        requests); nothing is taken while the client is not reading its answers."""
+        if self.pumping:
+            return
+        self.pumping = True
+        try:
+            self._take()
+        finally:
+            self.pumping = False
+
+    def _take(self) -> None:
         conn = self.conn
-        while not conn.closed and not self.busy:
+        while not conn.closed and not self.busy and not conn.writing_paused:
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError:
@@ -250,7 +283,7 @@ class _H1:
             self.h11.receive_data(b"")
         self.busy = False
         self._pump()
-        if self.paused and not conn.closed and \
+        if self.paused and not conn.closed and not conn.writing_paused and \
                 len(self.h11.trailing_data[0]) <= PIPELINE_LIMIT // 2:
             self.paused = False
             conn.transport.resume_reading()

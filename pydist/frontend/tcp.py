@@ -1,4 +1,12 @@
-"""TCP frontend: 2-byte length framing, one query at a time per connection, dnsdist's limits."""
+"""TCP frontend: 2-byte length framing, dnsdist's limits, and pipelining taken in a loop.
+
+Queries read from one connection wait in `pending`; `_pump` starts them one after the other in
+a loop, at most `bound` in progress at once (the listener's maxInFlight, else 1: answered in
+order, as dnsdist without maxInFlight). An answer that comes back at once (a cache hit, a
+spoof) only ends its query: the loop that started it takes the next one, so pipelined hits never
+nest calls. Reading pauses while READ_AHEAD queries wait or while the client is not reading its
+answers (the transport's write buffer is full); the send timeout then closes it, as dnsdist.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +19,29 @@ from pydist.frontend.proxied import read_header
 TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
                          "tcpClientTimeouts", "tcpDownstreamTimeouts", "tcpCurrentConnections",
                          "tcpMaxConcurrentConnections")
+READ_AHEAD = 64          # queries read ahead of the ones in progress before reading pauses
+
+
+def listener_bound(fe: Any) -> int:
+    """Queries in progress at once on one connection: the listener's maxInFlight, else 1."""
+    try:
+        return max(1, int(fe.decl.options.get("maxInFlight") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def over_connection_limit(fe: Any) -> bool:
+    """maxConcurrentTCPConnections: as dnsdist 1.7.3's acceptor, a connection beyond the
+    listener's limit is closed right after accept, before the ACL, and counted nowhere."""
+    try:
+        limit = int(fe.decl.options.get("maxConcurrentTCPConnections") or 0)
+    except (TypeError, ValueError):
+        return False
+    return limit > 0 and fe.tcp_counters.get("tcpCurrentConnections", 0) >= limit
 
 
 class TCPClientConnection(asyncio.Protocol):
-    """One client connection; queries are answered in order, as dnsdist does without maxInFlight."""
+    """One client connection; at most `bound` queries in progress, answers written as they come."""
 
     ring_proto: int | str = 1            # the queries ring's protocol (grepq: DoTCP)
 
@@ -25,20 +52,32 @@ class TCPClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.pending: deque[bytes] = deque()
-        self.busy = False
-        self.answered = 0
+        self.bound = listener_bound(fe)
+        self.in_flight = 0
+        self.pumping = False
+        self.reading_paused = False
+        self.writing_paused = False
+        self.received = 0
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
+        self.send_timer: asyncio.TimerHandle | None = None
         self.peer: Any = None
         self.client: Any = None          # the peer, or the source its proxy protocol header names
         self.awaiting_proxy = False      # a setProxyProtocolACL source: its header comes first
         self.proxy_values: list | None = None
         self.destination: Any = None    # the real local address (wildcard listener) or proxied
+        self.counted_host: str | None = None
         self.started = self.last_active = time.monotonic()
+        self.started_wall = int(time.time())
+        self.query_reply: Any = self._reply    # how the query being started is answered
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.peer = self.client = transport.get_extra_info("peername")
+        if over_connection_limit(self.fe):
+            self.closed = True
+            transport.close()
+            return
         if self.fe.decl.pktinfo:        # a wildcard listener: the address this client reached
             sockname = transport.get_extra_info("sockname")
             self.destination = tuple(sockname[:2]) if sockname else None
@@ -65,26 +104,79 @@ class TCPClientConnection(asyncio.Protocol):
                                                c["tcpCurrentConnections"])
         self._arm()
 
+    # --- timers
+    def _read_timeout(self) -> float:
+        """setTCPRecvTimeout, shortened to what is left of setMaxTCPConnectionDuration (dnsdist
+        counts that in whole seconds of wall-clock time)."""
+        timeout = self.path.settings.tcp_recv_timeout or 2
+        duration = self.path.settings.max_tcp_connection_duration
+        if duration:
+            left = duration - max(0, int(time.time()) - self.started_wall)
+            timeout = min(timeout, max(left, 0))
+        return timeout
+
+    def _duration_reached(self) -> bool:
+        duration = self.path.settings.max_tcp_connection_duration
+        return bool(duration) and int(time.time()) - self.started_wall >= duration
+
     def _arm(self) -> None:
         """Restart the idle clock. Lazily: one timer per connection that, when it fires early,
         re-arms for what is left (a cancel + call_later per query cost ~4 us each)."""
         self.last_active = time.monotonic()
-        if self.timer is None:
-            self.timer = self.path.loop.call_later(self.path.settings.tcp_recv_timeout or 2,
-                                                   self._idle_timeout)
+        if self.timer is None and not self.closed:
+            self.timer = self.path.loop.call_later(self._read_timeout(), self._idle_timeout)
 
     def _idle_timeout(self) -> None:
         self.timer = None
-        if self.busy or self.closed:
-            return                      # _reply re-arms once the answer is written
-        timeout = self.path.settings.tcp_recv_timeout or 2
-        left = self.last_active + timeout - time.monotonic()
-        if left > 0.001:
+        if self.closed:
+            return
+        if self.in_flight and not self._duration_reached():
+            return                      # answers re-arm it once written (dnsdist goes idle)
+        left = self.last_active + self._read_timeout() - time.monotonic()
+        if left > 0.001 and not self._duration_reached():
             self.timer = self.path.loop.call_later(left, self._idle_timeout)
             return
-        self.fe.tcp_counters["tcpClientTimeouts"] = self.fe.tcp_counters.get("tcpClientTimeouts", 0) + 1
+        self._count("tcpClientTimeouts")
         self._close()
 
+    def _count(self, name: str) -> None:
+        c = self.fe.tcp_counters
+        c[name] = c.get(name, 0) + 1
+
+    # --- flow control from the transport: the client is not reading its answers
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._pause_reading()
+        if self.send_timer is None and not self.closed:
+            self.send_timer = self.path.loop.call_later(self.path.settings.tcp_send_timeout or 2,
+                                                        self._send_timeout)
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        self._pump()
+
+    def _send_timeout(self) -> None:
+        """Answers not taken by the client within setTCPSendTimeout: closed, as dnsdist's
+        write timeout (tcpClientTimeouts)."""
+        self.send_timer = None
+        if self.writing_paused and not self.closed:
+            self._count("tcpClientTimeouts")
+            self._close()
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reading_paused and not self.closed and not self.writing_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # --- queries in
     def take_proxy_header(self, data: bytes) -> bytes | None:
         """Bytes after the proxy protocol header once it is complete (b'' while it is not);
         None when it is invalid: counted, and the connection closed (as dnsdist 1.7.3)."""
@@ -107,33 +199,57 @@ class TCPClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._duration_reached():
+            self._close()
+            return
         if self.awaiting_proxy:
             data = self.take_proxy_header(data)
             if not data:
                 return
         self.buf += data
-        while len(self.buf) >= 2:
-            n = (self.buf[0] << 8) | self.buf[1]
-            if len(self.buf) < 2 + n:
+        buf = self.buf
+        while len(buf) >= 2:
+            n = (buf[0] << 8) | buf[1]
+            if len(buf) < 2 + n:
                 break
-            q = bytes(self.buf[2:2 + n])
-            del self.buf[:2 + n]
             if n < 12:
                 self._close()
                 return
-            self.pending.append(q)
+            self.pending.append(bytes(buf[2:2 + n]))
+            del buf[:2 + n]
+        if len(self.pending) >= READ_AHEAD:
+            self._pause_reading()
         self._arm()
-        self._next()
+        self._pump()
 
-    def _next(self) -> None:
-        if self.busy or not self.pending or self.closed:
+    def _pump(self) -> None:
+        """Start waiting queries while the bound allows: a loop, so an answer given at once
+        (cache hit, spoof) returns here instead of starting the next query itself."""
+        if self.pumping:
             return
+        self.pumping = True
+        try:
+            pending = self.pending
+            while pending and self.in_flight < self.bound and not self.closed \
+                    and not self.writing_paused:
+                if self._limit_reached():
+                    self._close()
+                    return
+                self._start(pending.popleft())
+        finally:
+            self.pumping = False
+        if len(self.pending) < READ_AHEAD // 2:
+            self._resume_reading()
+
+    def _limit_reached(self) -> bool:
+        """setMaxTCPQueriesPerConnection (closed after n+1 answers: dnsdist checks count > n)
+        and setMaxTCPConnectionDuration, checked before each query as dnsdist does."""
         limit = self.path.settings.max_tcp_queries_per_connection
-        if limit and self.answered > limit:
-            self._close()
-            return
-        q = self.pending.popleft()
-        self.busy = True
+        return bool(limit) and self.received > limit or self._duration_reached()
+
+    def _start(self, q: bytes) -> None:
+        self.in_flight += 1
+        self.received += 1
         stats = self.path.stats
         stats.queries += 1
         self.fe.queries += 1
@@ -146,46 +262,55 @@ class TCPClientConnection(asyncio.Protocol):
             return
         now = time.time()
         self.path.rings.queries.append((now, self.client, q, self.ring_proto))
-        self.path.process(q, self.client, self.fe, None, False, now, self._reply)
+        self.path.process(q, self.client, self.fe, None, False, now, self.query_reply)
 
     def unwrap(self, q: bytes) -> bytes | None:
         """The DNS query a framed message carries (DNSCrypt decrypts here); None when this
-        connection dealt with it already (answered or closed)."""
+        connection ended that query itself (through _reply: answered, or closed)."""
         return q
 
-    def _reply(self, resp: bytes | None) -> None:
-        self.busy = False
+    # --- answers out
+    def _reply(self, resp: bytes | None, more: bool = False) -> None:
+        """An answer (None: the query failed, the connection is closed as dnsdist does);
+        `more`: one message of a zone transfer, more to come for the same query."""
+        if not more:
+            self.in_flight -= 1
         if self.closed:
             return
         if resp is None:
             self._close()
             return
-        self.answered += 1
         self.transport.write(len(resp).to_bytes(2, "big") + resp)
         self._arm()
-        self._next()
+        if not more:
+            self._pump()
 
     def _close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.pending.clear()
             if self.transport:
                 self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer:
-            self.timer.cancel()
+        for t in (self.timer, self.send_timer):
+            if t is not None:
+                t.cancel()
+        self.timer = self.send_timer = None
+        self.pending.clear()
         if self.client is not None:
             self.path.tcp_client_gone(self.client)
-        host = getattr(self, "counted_host", None)
+        host = self.counted_host
         if host is not None:
             self.per_client[host] -= 1
             if self.per_client[host] <= 0:
                 del self.per_client[host]
             c = self.fe.tcp_counters
             c["tcpCurrentConnections"] = c.get("tcpCurrentConnections", 1) - 1
-            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration
+            # dnsdist's moving averages over closed connections (showTCPStats), ms for duration;
+            # its query count is of the queries read (d_queriesCount), answered or not
             c["tcpAvgQueriesPerConnection"] = (99 * c.get("tcpAvgQueriesPerConnection", 0)
-                                               + self.answered) / 100
+                                               + self.received) / 100
             c["tcpAvgConnectionDuration"] = (99 * c.get("tcpAvgConnectionDuration", 0) + 1000
                                              * (time.monotonic() - self.started)) / 100
             self.counted_host = None

@@ -26,12 +26,11 @@ class TLSClientConnection(TCPClientConnection):
         """The server name the client asked for in its TLS hello (SNIRule, dq's SNI)."""
         return getattr(self.transport, "sni", None) or ""
 
-    def _next(self) -> None:
-        if not self.busy and self.pending and not self.closed:
-            if not self.version_counter:
-                self.version_counter = version_counter(self.transport.version())
-            self.tls.counters[self.version_counter] += 1
-        super()._next()
+    def _start(self, q: bytes) -> None:
+        if not self.version_counter:
+            self.version_counter = version_counter(self.transport.version())
+        self.tls.counters[self.version_counter] += 1
+        super()._start(q)
 
 
 def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: FrontendTLS,

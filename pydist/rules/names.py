@@ -3,68 +3,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from pydist.dns.reader import NameTextError, labels_text, labels_wire, parse_name, qname_labels
 
-class NameError_(ValueError):
-    """A name dnsdist would refuse ("Unable to parse DNS name ...")."""
-
-
-def _escape(label: bytes) -> str:
-    out = []
-    for b in label:
-        c = chr(b)
-        if c in ".\\":
-            out.append("\\" + c)
-        elif 0x20 < b < 0x7F:
-            out.append(c)
-        else:
-            out.append(f"\\{b:03d}")
-    return "".join(out)
-
-
-def parse_labels(text: str) -> tuple[bytes, ...]:
-    """Presentation text (escapes allowed) to labels; '.' and '' are the root."""
-    if text in ("", "."):
-        return ()
-    labels: list[bytes] = []
-    cur = bytearray()
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n:
-            if i + 3 < n + 0 and text[i + 1:i + 4].isdigit():
-                cur.append(int(text[i + 1:i + 4]) & 0xFF)
-                i += 4
-                continue
-            cur += text[i + 1].encode("latin-1")
-            i += 2
-            continue
-        if c == ".":
-            if not cur:
-                raise NameError_(f"Found . in wrong position in DNSName {text}")
-            labels.append(bytes(cur))
-            cur = bytearray()
-        else:
-            cur += c.encode("latin-1")
-        i += 1
-    if cur:
-        labels.append(bytes(cur))
-    if any(len(x) > 63 for x in labels):     # dnsdist's DNSName texts
-        raise NameError_("label too long to append")
-    if sum(len(x) + 1 for x in labels) + 1 > 255:
-        raise NameError_("name too long to append")
-    return tuple(labels)
-
-
-def labels_from_wire(pkt: bytes, start: int = 12) -> tuple[bytes, ...]:
-    """The uncompressed name at start (the question's qname)."""
-    out = []
-    off = start
-    while True:
-        ll = pkt[off]
-        if ll == 0:
-            return tuple(out)
-        out.append(bytes(pkt[off + 1:off + 1 + ll]))
-        off += ll + 1
+NameError_ = NameTextError     # a name dnsdist would refuse ("Unable to parse DNS name ...")
+parse_labels = parse_name      # presentation text (escapes allowed) to labels
+labels_from_wire = qname_labels   # the uncompressed name at start (a question's qname)
 
 
 class DNSName:
@@ -87,9 +30,7 @@ class DNSName:
         return hash(self.key)
 
     def __str__(self) -> str:
-        if not self.labels:
-            return "."
-        return ".".join(_escape(x) for x in self.labels) + "."
+        return labels_text(self.labels)
 
     def is_part_of(self, other: "DNSName") -> bool:
         n = len(other.key)
@@ -102,7 +43,7 @@ class DNSName:
         return sum(len(x) + 1 for x in self.labels) + 1
 
     def to_wire(self) -> bytes:
-        return b"".join(bytes([len(x)]) + x for x in self.labels) + b"\x00"
+        return labels_wire(self.labels)
 
     def sort_key(self) -> bytes:
         """DNSName::operator<: the lowercased wire storage compared from its end."""

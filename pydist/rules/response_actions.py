@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable
 
 from pydist.dns.netmask import format_address
-from pydist.dns.ttl import skip_name
+from pydist.dns.reader import TYPE_OPT, WireError, counts, records
 from pydist.dns.wire import qtype_to_text
 from pydist.rules.actions import R_ALLOW, R_DELAY, R_DROP, R_NONE, Action
 from pydist.rules.selectors import rcode_text
@@ -124,26 +124,15 @@ class LuaResponseAction(ResponseAction):
 
 
 def rr_ttl_fields(resp: bytes | bytearray) -> list[tuple[int, int, int, int]]:
-    """(section, qclass, qtype, offset of the TTL) of each RR after the question, OPT excluded."""
-    n = len(resp)
-    if n < 12:
-        return []
-    counts = [(resp[4 + 2 * i] << 8) | resp[5 + 2 * i] for i in range(4)]
-    pos = 12
-    for _ in range(counts[0]):
-        pos = skip_name(resp, pos)
-        if pos < 0 or pos + 4 > n:
-            return []
-        pos += 4
-    out = []
-    for section in (1, 2, 3):
-        for _ in range(counts[section]):
-            pos = skip_name(resp, pos)
-            if pos < 0 or pos + 10 > n:
-                return out
-            rtype = (resp[pos] << 8) | resp[pos + 1]
-            rclass = (resp[pos + 2] << 8) | resp[pos + 3]
-            if rtype != 41:
-                out.append((section, rclass, rtype, pos + 4))
-            pos += 10 + ((resp[pos + 8] << 8) | resp[pos + 9])
+    """(section, qclass, qtype, offset of the TTL) of each RR after the question, OPT excluded;
+    the records before a damaged one when the answer cannot be walked to its end."""
+    out: list[tuple[int, int, int, int]] = []
+    try:
+        _, an, ns, _ = counts(resp)
+        for rr in records(resp):
+            if rr.rtype != TYPE_OPT:
+                section = 1 if rr.index < an else 2 if rr.index < an + ns else 3
+                out.append((section, rr.rclass, rr.rtype, rr.rdata - 6))
+    except WireError:
+        pass
     return out

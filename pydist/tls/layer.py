@@ -103,6 +103,14 @@ class TLSLayer(asyncio.Protocol):
         self.close()
         return None
 
+    def pause_writing(self) -> None:
+        """The socket's send buffer is full: the inner protocol stops producing (flow control
+        passes through the layer as through a plain transport)."""
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self.done and not self.failed:

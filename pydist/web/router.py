@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydist.dns.netmask import AddressError, parse_netmask
-from pydist.web import api, assets, prometheus
+from pydist.web import api, assets, health, prometheus
 from pydist.web.credentials import Credential
 from pydist.web.settings import WebSettings
 
@@ -134,6 +134,8 @@ class Router:
                     or self._basic_ok(req))
         if path.startswith("/api/"):
             return self._api_key_ok(req) or (path == LOCALHOST and self._basic_ok(req))
+        if path in health.HEALTH_PATHS and path not in self.settings.handlers:
+            return self.settings.health_public or self._api_key_ok(req) or self._basic_ok(req)
         return self._basic_ok(req)
 
     def _logs_failure(self, req: Request) -> bool:
@@ -205,6 +207,8 @@ class Router:
         handler = self.settings.handlers.get(path)
         if handler is not None:
             return self._custom(req, handler)
+        if path in health.HEALTH_PATHS:
+            return self._health(req)
         if path.startswith("/api/"):
             return Response(404)
         asset = assets.lookup(path)
@@ -225,6 +229,13 @@ class Router:
         else:
             body = api.dumps(value).encode("utf-8", "replace")
         return Response(200, [("Content-Type", ctype)], body)
+
+    def _health(self, req: Request) -> Response:
+        if req.method != "GET":
+            return Response(405)
+        status, text = health.answer(self.reg, req.path)
+        return Response(status, [("Content-Type", TEXT), ("Cache-Control", "no-store")],
+                        text.encode())
 
     def _pool(self, req: Request) -> Response:
         if req.method != "GET":

@@ -29,6 +29,7 @@ class WebSettings:
     api_writable: bool = False
     api_config_dir: str = ""
     handlers: dict[str, WebHandler] = field(default_factory=dict)
+    health_public: bool = False   # pydist.setHealthEndpoints{public=true}: probes without auth
     sock: Any = None
 
     def show(self) -> str:

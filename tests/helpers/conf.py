@@ -14,3 +14,16 @@ def console_prelude(backend: bool = True, cache: int | None = None) -> str:
     if cache is not None:
         lines += [f"pc = newPacketCache({cache})", 'getPool(""):setCache(pc)']
     return "\n" + "\n".join(lines) + "\n"
+
+
+# A dead backend (health change), a query-rate dynamic block and a failing LuaAction: one of
+# each event the log tests look for (syslog and JSON lines). `{port}` to fill.
+LOG_EVENTS_CONFIG = """
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:{port}")
+newServer({address="127.0.0.1:9", checkInterval=1, name="dead"})
+local dbr = dynBlockRulesGroup()
+dbr:setQueryRate(5, 1, "Exceeded query rate", 60)
+function maintenance() dbr:apply() end
+addAction(QNameRule("boom.example."), LuaAction(function(dq) error("boom") end))
+"""

@@ -11,6 +11,7 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+import pytest
 
 from tests.helpers.pydist_proc import DnsdistProcess, run_cli
 from tools.tls_certs import Issued, make_ca, make_server
@@ -99,3 +100,9 @@ def frontend_counters(proc: DnsdistProcess) -> dict[str, str]:
         cells = re.split(r"\s+", row.strip())[2:]
         out.update(zip(titles[1:], cells, strict=True))
     return out
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> CertSet:
+    """A fixture for modules that import it: a CA and a dot.test server pair in tmp_path."""
+    return make_cert_set(tmp_path / "certs")

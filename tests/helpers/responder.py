@@ -10,7 +10,9 @@ import dnslib
 from pydist.dns.ecs import OPT_ECS, locate_opt
 from pydist.dns.proxyprotocol import SIGNATURE, parse_header
 
-Handler = Callable[[dnslib.DNSRecord, str], dnslib.DNSRecord | None]
+Handler = Callable[[dnslib.DNSRecord, str], "dnslib.DNSRecord | bytes | list | None"]
+"""An answer, raw answer bytes (sent as they are), or over TCP a list of messages (a zone
+transfer's), or None for silence."""
 
 
 def default_handler(ttl: int = 300, address: str = "192.0.2.1") -> Handler:
@@ -56,7 +58,8 @@ class Responder:
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def _answer(self, data: bytes, transport: str, proxy: dict | None = None) -> bytes | None:
+    def _answer(self, data: bytes, transport: str, proxy: dict | None = None
+                ) -> bytes | list[bytes] | None:
         with self.lock:
             self.raw.append((transport, proxy, data))
         try:
@@ -68,8 +71,10 @@ class Responder:
         if self.silent:
             return None
         r = self.handler(q, transport)
-        if r is None:
-            return None
+        if r is None or isinstance(r, bytes):
+            return r
+        if isinstance(r, list):
+            return [m if isinstance(m, bytes) else m.pack() for m in r]
         if not self.echo_opt:
             return r.pack()
         r.additional = [rr for rr in r.ar if rr.rtype != dnslib.QTYPE.OPT]
@@ -100,6 +105,8 @@ class Responder:
                 proxy, n = parsed
                 data = data[n:]
             resp = self._answer(data, "udp", proxy)
+            if isinstance(resp, list):
+                resp = resp[0]
             if resp is not None:
                 try:
                     self.udp.sendto(resp, addr)
@@ -139,8 +146,9 @@ class Responder:
                 if data is None:
                     return
                 resp = self._answer(data, "tcp", proxy)
-                if resp is not None:
-                    conn.sendall(len(resp).to_bytes(2, "big") + resp)
+                for message in resp if isinstance(resp, list) else [resp]:
+                    if message is not None:
+                        conn.sendall(len(message).to_bytes(2, "big") + message)
 
     def count(self, name_suffix: str = "") -> int:
         with self.lock:

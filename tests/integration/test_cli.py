@@ -78,6 +78,12 @@ def test_version_help_and_bad_option() -> None:
         assert bad.returncode == 1 and "unrecognized option '--bogus'" in bad.stderr, impl
     if "dnsdist" in runs:
         assert runs["pydist"][2].stderr == runs["dnsdist"][2].stderr
+        assert runs["pydist"][0].stdout.splitlines()[0] == runs["dnsdist"][0].stdout.splitlines()[0]
+    # pydist's own identity on a third line of its own, after dnsdist's two
+    from pydist import __version__
+    lines = runs["pydist"][0].stdout.splitlines()
+    assert len(lines) == 3 and lines[1].startswith("Enabled features: ")
+    assert lines[2].startswith(f"pydist {__version__} (Python 3.")
 
 
 @pytest.mark.parametrize("impl", BOTH)

@@ -3,6 +3,7 @@ taken off, HTTP/1 framing (pipelining, keep-alive, garbage) and HTTP/2 streams (
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import Any
 
 import dns.message
@@ -80,6 +81,7 @@ class FakeTransport:
 class FakeState:
     def __init__(self) -> None:
         self.tcp_counters: dict[str, int] = {}
+        self.decl = types.SimpleNamespace(options={})      # the listener's options
 
 
 class FakeHandler:

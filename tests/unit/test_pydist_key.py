@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.pydist_key import effective_key, main
+from pydist.keytool import effective_key, main
 
 
 def test_prints_a_fresh_key_line(capsys: pytest.CaptureFixture[str]) -> None:
