@@ -400,3 +400,32 @@ def test_proxy_protocol_before_dnscrypt(start_proc: Starter, responder_factory: 
     assert seen["pydist"] == seen["dnsdist"]
     assert seen["dnsdist"]["none"] is None and "192.0.2.99" in seen["dnsdist"]["tlv"][0]
     assert seen["dnsdist"]["clients"] == ["192.0.2.10", "192.0.2.11"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_pipelined_tcp_queries(impl: str, start_proc: Starter,
+                               responder_factory: ResponderFactory, keys: Path) -> None:
+    """Several DNSCrypt queries written at once on one connection of a maxInFlight listener:
+    each answer sealed for its own query (found by its client nonce)."""
+    conf = PROXIED.replace('setProxyProtocolACL({"127.0.0.0/8"})', "").replace(
+        '"D/r2.key")', '"D/r2.key", {maxInFlight=8})').replace("D/", f"{keys}/")
+    proc = start_proc(impl, conf, {"backend": responder_factory().address})
+    client = DNSCryptClient(proc.addr("portdc"), PROVIDER, (keys / "prov.pub").read_bytes())
+    cert = client.fetch_certs()[0]
+    sent, stream = {}, b""
+    for i in range(6):
+        name = f"q{i}.pipe.test."
+        packet, nonce = client.encrypt(dns.message.make_query(name, "A").to_wire(), cert, True)
+        sent[nonce] = name
+        stream += struct.pack("!H", len(packet)) + packet
+    got = {}
+    with socket.create_connection(proc.addr("portdc"), timeout=3) as s:
+        s.sendall(stream)
+        for _ in sent:
+            head = recv_exact(s, 2)
+            assert head is not None
+            body = recv_exact(s, struct.unpack("!H", head)[0])
+            assert body is not None
+            nonce = body[8:20]
+            got[nonce] = str(client.decrypt(body, cert, nonce).message.question[0].name)
+    assert got == sent
