@@ -216,6 +216,7 @@ class PacketPath(RulePath):
             if dq is None:
                 return
             late = self.cache_after_rules
+            # (not for DNSCrypt, whose hits count no rcode: the lookup below, through _answer)
             if late is not None and reply is None and udp and not fe.is_dnscrypt \
                     and left_as_is(dq, data):
                 resp = late.lookup_exact(data, True, int(now))
