@@ -69,6 +69,8 @@ class DNSQuestion(HeaderFlags):
             self.protocol = "DNS over TLS"
         elif kind == "doh":
             self.protocol = "DNS over HTTPS"
+        elif kind == "dnscrypt":
+            self.protocol = "DNSCrypt TCP" if tcp else "DNSCrypt UDP"
         self.settings_add_edns = True
         self.payload_size = 1232
         self.matched: list[Any] | None = None   # rules that matched, when the path memoizes

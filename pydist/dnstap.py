@@ -22,7 +22,8 @@ from pydist.remotelog import QueuedSender
 CONTENT_TYPE = b"protobuf:dnstap.Dnstap"
 CONTROL_ACCEPT, CONTROL_START, CONTROL_READY = 1, 2, 4
 CLIENT_QUERY, CLIENT_RESPONSE = 5, 6
-PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4}
+PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4,
+             "DNSCrypt UDP": 5, "DNSCrypt TCP": 6}
 VERSION = b"dnsdist 1.7.3"
 
 

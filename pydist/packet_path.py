@@ -148,27 +148,38 @@ class PacketPath(RulePath):
                 stats.zero_latency_samples(hits)
 
     def proxied_udp(self, data: bytes, proxy: Any, fe: Any, sock: Any, now: float) -> None:
-        """A datagram from a setProxyProtocolACL source: counted, its header required (see
-        pydist/frontend/proxied.py), then a query from the proxied client, answered to the proxy."""
+        """A datagram from a setProxyProtocolACL source: a query from the proxied client,
+        answered to the proxy."""
+        got = self.read_proxied(data, proxy, fe, sock)
+        if got is None:
+            return
+        query, client, out = got
+        if len(query) > MAX_UDP_QUERY or query[2] & 0x80:
+            self.stats.noncompliant_queries += 1
+            return
+        self.rings.queries.append((now, client, query, 0))
+        self.process(query, client, fe, out, True, now, None)
+
+    def read_proxied(self, data: bytes, proxy: Any, fe: Any,
+                     sock: Any) -> tuple[bytes, Any, ProxiedUDPSocket] | None:
+        """Counted, its header required (see pydist/frontend/proxied.py): (what follows the
+        header, the proxied client, the socket that answers through the proxy); None when
+        dropped (counted)."""
         stats = self.stats
         stats.queries += 1
         fe.queries += 1
         header = read_header(data, self.settings.proxy_max_payload)
         if not header:
             stats.proxy_protocol_invalid += 1
-            return
+            return None
         source, destination, values, size = header
-        client = source or proxy
         if self.settings.proxy_apply_acl and source and not self.reg.acl.match(source[0]):
             stats.acl_drops += 1
-            return
-        query = data[size:]
-        if len(query) < 12 or len(query) > MAX_UDP_QUERY or query[2] & 0x80:
+            return None
+        if len(data) - size < 12:
             stats.noncompliant_queries += 1
-            return
-        self.rings.queries.append((now, client, query, 0))
-        self.process(query, client, fe, ProxiedUDPSocket(sock, proxy, values, destination), True,
-                     now, None)
+            return None
+        return data[size:], source or proxy, ProxiedUDPSocket(sock, proxy, values, destination)
 
     def _count_query(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
                      fe: Any, udp: bool, now: float) -> None:
@@ -209,7 +220,9 @@ class PacketPath(RulePath):
             if dq is None:
                 return
             late = self.cache_after_rules
-            if late is not None and reply is None and udp and left_as_is(dq, data):
+            # (not for DNSCrypt, whose hits count no rcode: the lookup below, through _answer)
+            if late is not None and reply is None and udp and not fe.is_dnscrypt \
+                    and left_as_is(dq, data):
                 resp = late.lookup_exact(data, True, int(now))
                 if resp is not None:      # counted as the hit below (_answer's UDP case)
                     stats.cache_hits += 1
@@ -397,7 +410,7 @@ class PacketPath(RulePath):
                 count: bool = True, ring: bool = True, delay_ms: int = 0,
                 fe_count: bool = True, sample: bool = True) -> None:
         """Send an answer that did not come from a backend; cache hits stay out of the ring."""
-        if count:
+        if count and not fe.is_dnscrypt:
             self.stats.count_rcode(resp[3] & 0x0F)
         if sample:
             self.stats.zero_latency_samples(1)

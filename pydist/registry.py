@@ -29,6 +29,8 @@ class ClientState:
         self.proto = proto
         self.is_dot = proto == "TCP" and decl.kind == "tls"     # feeds latency-dot-avg*
         self.is_doh = decl.kind == "doh"        # two cache lookups, TCP then UDP key
+        # as 1.7.3: the rcode of a cache hit or self-answer is read once encrypted (never counted)
+        self.is_dnscrypt = decl.kind == "dnscrypt"
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}
@@ -49,6 +51,7 @@ class FrontendDecl:
     tcp: bool = True
     tls: Any = None
     doh: Any = None               # a DOHFrontend (addDOHLocal)
+    dnscrypt: Any = None          # a DNSCryptContext (addDNSCryptBind)
     kind: str = "plain"           # plain | tls | doh | dnscrypt
     pktinfo: bool = False         # a wildcard UDP listener reading each query's destination
     options: dict = field(default_factory=dict)

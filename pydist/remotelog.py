@@ -25,7 +25,8 @@ from pydist.protobuf import field_bytes as fb
 from pydist.protobuf import field_varint as fv
 
 QUERY, RESPONSE = 1, 2
-PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4}
+PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4,
+             "DNSCrypt UDP": 5, "DNSCrypt TCP": 6}
 
 
 class QueuedSender:

@@ -27,7 +27,7 @@ RCODE_NAMES = ("No Error", "Form Error", "Server Failure", "Non-Existent domain"
                "Server Not Authoritative for zone / Not Authorized",
                "Name not contained in zone")
 PROTOCOLS = {0: "DoUDP", 1: "DoTCP", "UDP": "DoUDP", "TCP": "DoTCP", 2: "DoT", "DoT": "DoT",
-             3: "DoH", "DoH": "DoH"}
+             3: "DoH", "DoH": "DoH", "DNSCryptUDP": "DNSCryptUDP", "DNSCryptTCP": "DNSCryptTCP"}
 GREPQ_FMT = "%-7s %-47s %-12s %-12s %-5s %-25s %-5s %-6s %-2s %-2s %-2s %s\n"
 
 

@@ -43,6 +43,8 @@ def over_connection_limit(fe: Any) -> bool:
 class TCPClientConnection(asyncio.Protocol):
     """One client connection; at most `bound` queries in progress, answers written as they come."""
 
+    ring_proto: int | str = 1            # the queries ring's protocol (grepq: DoTCP)
+
     def __init__(self, path: Any, fe: Any, per_client: dict[str, int]) -> None:
         self.path = path
         self.fe = fe
@@ -67,6 +69,7 @@ class TCPClientConnection(asyncio.Protocol):
         self.counted_host: str | None = None
         self.started = self.last_active = time.monotonic()
         self.started_wall = int(time.time())
+        self.query_reply: Any = self._reply    # how the query being started is answered
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -250,13 +253,21 @@ class TCPClientConnection(asyncio.Protocol):
         stats = self.path.stats
         stats.queries += 1
         self.fe.queries += 1
+        q = self.unwrap(q)
+        if q is None:
+            return
         if q[2] & 0x80:
             stats.noncompliant_queries += 1
             self._close()
             return
         now = time.time()
-        self.path.rings.queries.append((now, self.client, q, 1))
-        self.path.process(q, self.client, self.fe, None, False, now, self._reply)
+        self.path.rings.queries.append((now, self.client, q, self.ring_proto))
+        self.path.process(q, self.client, self.fe, None, False, now, self.query_reply)
+
+    def unwrap(self, q: bytes) -> bytes | None:
+        """The DNS query a framed message carries (DNSCrypt decrypts here); None when this
+        connection ended that query itself (through _reply: answered, or closed)."""
+        return q
 
     # --- answers out
     def _reply(self, resp: bytes | None, more: bool = False) -> None:
