@@ -38,6 +38,7 @@ BINDING_MODULES = (
     "luaapi.bindings.querycount",
     "luaapi.bindings.tls",
     "luaapi.bindings.doh",
+    "luaapi.bindings.dnscrypt",
     "luaapi.bindings.tcpstats",
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",

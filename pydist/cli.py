@@ -228,7 +228,8 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
         for fe in reg.frontends:
             bind_frontend(fe, reg.log)
             if fe.tcp:
-                reg.log(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH"}.get(fe.kind, ""))
+                reg.log(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH",
+                                                          "dnscrypt": " for DNSCrypt"}.get(fe.kind, ""))
     except BindError as e:
         reg.log(str(e))
         return 1

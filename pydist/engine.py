@@ -163,6 +163,9 @@ class Engine:
         self._start_cache_extensions()      # snapshots read before any query is
         await self.health.initial()
         for fe in self.reg.frontends:
+            if fe.dnscrypt is not None:
+                await self._start_dnscrypt(fe)
+                continue
             if fe.sock_udp is not None:
                 listener = UDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
                 self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
@@ -216,6 +219,17 @@ class Engine:
                 hook()
             except Exception as e:  # noqa: BLE001 -- one hook failing must not stop the others
                 self.reg.log(f"Error at shutdown: {e}")
+
+    async def _start_dnscrypt(self, fe: FrontendDecl) -> None:
+        """A DNSCrypt listener: its own UDP drain and TCP protocol (pydist/frontend/dnscrypt.py)."""
+        from pydist.frontend.dnscrypt import DNSCryptTCPConnection, DNSCryptUDPFrontend
+        if fe.sock_udp is not None:
+            listener = DNSCryptUDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
+            self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
+        if fe.sock_tcp is not None:
+            await self.loop.create_server(
+                lambda: DNSCryptTCPConnection(self.path, fe.tcp_state, self.per_client_tcp),
+                sock=fe.sock_tcp)
 
     def _tick(self) -> None:
         """Once a second: health checks, UDP timeouts, rates, cache cleaning, Lua maintenance()."""

@@ -18,7 +18,7 @@ from pydist.dns.xpf import add_xpf
 from pydist.dnsquestion import DNSQuestion
 from pydist.rule_path import RulePath, left_as_is
 from pydist.rules.responses import apply_response_rules
-from pydist.transport import DATAGRAM, DO53_UDP, DOH, DOT, UDP_PATH, Transport
+from pydist.transport import DATAGRAM, DNSCRYPT, DO53_UDP, DOH, DOT, UDP_PATH, Transport
 from pydist.verdict import DROP, NO_DOWNSTREAM, Deferred, QueryOrigin, Verdict, answer
 
 
@@ -117,6 +117,7 @@ class PacketPath(RulePath):
             if dq.__class__ is Verdict:
                 return dq
             late = self.cache_after_rules
+            # (not for DNSCrypt, whose hits count no rcode: the lookup below, local_answer)
             if late is not None and transport is DO53_UDP and left_as_is(dq, data):
                 resp = late.lookup_exact(data, True, int(now))
                 if resp is not None:      # counted as the hit below (local_answer's UDP case)
@@ -268,7 +269,7 @@ class PacketPath(RulePath):
                      fe_count: bool = True, sample: bool = True) -> Verdict:
         """An answer that did not come from a backend, counted; cache hits stay out of the
         ring (and are not `generated`: DoH strips its added OPT from them)."""
-        if count:
+        if count and transport not in DNSCRYPT:   # as 1.7.3: read once encrypted, never counted
             self.stats.count_rcode(resp[3] & 0x0F)
         if sample:
             self.stats.zero_latency_samples(1)

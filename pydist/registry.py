@@ -31,11 +31,11 @@ class ClientState:
         self.decl = decl
         self.proto = proto
         self.transport = listener_transport(decl.kind, proto == "UDP")
-        # what the rings record, as dnsdist 1.7.3: DoT queries as DoTCP, and every answer
-        # as the transport of its socket (DoUDP or DoTCP)
+        # what the rings record, as dnsdist 1.7.3: DoT queries as DoTCP (DoH and DNSCrypt
+        # queries as themselves), and every answer as the transport of its socket
         self.socket_transport = Transport.DO53_UDP if proto == "UDP" else Transport.DO53_TCP
-        self.ring_transport = Transport.DOH if self.transport is Transport.DOH \
-            else self.socket_transport
+        self.ring_transport = self.socket_transport if self.transport is Transport.DOT \
+            else self.transport
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}
@@ -56,6 +56,7 @@ class FrontendDecl:
     tcp: bool = True
     tls: Any = None
     doh: Any = None               # a DOHFrontend (addDOHLocal)
+    dnscrypt: Any = None          # a DNSCryptContext (addDNSCryptBind)
     kind: str = "plain"           # plain | tls | doh | dnscrypt
     pktinfo: bool = False         # a wildcard UDP listener reading each query's destination
     options: dict = field(default_factory=dict)

@@ -65,5 +65,6 @@ UDP_PATH = frozenset((Transport.DO53_UDP, Transport.DNSCRYPT_UDP, Transport.DOH)
 
 # the query came as a datagram (UDP answer limits, TC); the hot paths test membership here
 DATAGRAM = frozenset((Transport.DO53_UDP, Transport.DNSCRYPT_UDP))
+DNSCRYPT = frozenset((Transport.DNSCRYPT_UDP, Transport.DNSCRYPT_TCP))
 # plain names for the hot paths: `Transport.DOH` costs ~100 ns (the enum's metaclass), these 9
 DO53_UDP, DO53_TCP, DOT, DOH = Transport.DO53_UDP, Transport.DO53_TCP, Transport.DOT, Transport.DOH

@@ -9,10 +9,9 @@ from typing import Any, Callable
 from luaapi.bindings.misc import runtime_refused
 from luaapi.bindings.objects import NMGHandle, _mask_text
 from luaapi.bindings.rules import ActionHandle, response_config
-from luaapi.convert import as_int, as_str, is_table, table_to_dict, table_to_list
+from luaapi.convert import as_int, as_str, is_table, table_to_list
 from luaapi.errors import LuaArgError
-from pydist.dns.netmask import AddressError, parse_address
-from pydist.registry import FrontendDecl
+from pydist.dns.netmask import parse_address
 from pydist.rules import actions as A
 from pydist.rules import http as H
 
@@ -81,30 +80,8 @@ class ObjectHandle:
     def lookupSuffix(self, *a: Any) -> str: return ""
 
 
-def _listener(rt: Any, kind: str, addr: Any, opts: Any, default_port: int = 0) -> None:
-    try:
-        host, port = parse_address(as_str(addr), default_port or (853 if kind == "tls" else 443))
-    except AddressError as e:
-        from luaapi.errors import PdnsError
-        raise PdnsError(str(e)) from None
-    options = {k: v for k, v in table_to_dict(opts).items() if isinstance(k, str)}
-    decl = FrontendDecl(host=host, port=port, udp=False, tcp=True, kind=kind, options=options)
-    decl.unsupported = True          # the engine does not bind these yet
-    rt.registry.declared_only = getattr(rt.registry, "declared_only", [])
-    rt.registry.declared_only.append(decl)
-
-
 def register(rt: Any) -> None:
     install_marker(rt)
-
-    # --- listeners pydist does not serve yet (DNSCrypt); DoT is in bindings/tls.py, DoH in doh.py
-
-    def add_dnscrypt_bind(*a: Any) -> None:
-        if runtime_refused(rt, "addDNSCryptBind"):
-            return
-        nargs(a, 4)
-        _listener(rt, "dnscrypt", a[0], a[4] if len(a) > 4 else None)
-    unsupported(rt, "addDNSCryptBind", add_dnscrypt_bind)
 
     # --- SNMP
     def snmp_agent(traps: Any = None, *a: Any) -> None:

@@ -68,6 +68,7 @@ class TCPClientConnection(asyncio.Protocol):
         self.counted_host: str | None = None
         self.started = self.last_active = time.monotonic()
         self.started_wall = int(time.time())
+        self.query_sink: Any = self      # how the query being started is answered
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -251,23 +252,31 @@ class TCPClientConnection(asyncio.Protocol):
         self.received += 1
         path = self.path
         path.count_query(self.fe)
+        q = self.unwrap(q)
+        if q is None:
+            return
         now = time.time()
         if not path.accept_query(q, self.client, self.fe, now):
             self._close()
             return
         self._act(path.query_step(q, self.client, self.destination, self.fe.transport, self.fe,
-                                  now, self.origin()))
+                                  now, self.origin()), self.query_sink)
 
-    def _act(self, v: Any) -> None:
+    def unwrap(self, q: bytes) -> bytes | None:
+        """The DNS query a framed message carries (DNSCrypt decrypts here, and sets the
+        query's `query_sink`); None when this connection ended that query itself."""
+        return q
+
+    def _act(self, v: Any, sink: Any) -> None:
         """A verdict: answered, forwarded (answered through the sink), waited for, or the
         query failed (the connection closed, as dnsdist)."""
         kind = v.kind
         if kind == ANSWER:
-            self._reply(v.data)
+            sink.answer(None, v.data, 0)
         elif kind == DEFERRED_KIND:
-            v.then(self._act)
-        elif kind != FORWARD or not self.path.backends.forward(v, self):
-            self._reply(None)
+            v.then(lambda later: self._act(later, sink))
+        elif kind != FORWARD or not self.path.backends.forward(v, sink):
+            sink.end(None)
 
     def origin(self) -> QueryOrigin | None:
         """What the connection learnt beyond its addresses (its proxy protocol TLVs)."""

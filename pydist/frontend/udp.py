@@ -155,28 +155,17 @@ class UDPFrontend:
             v.then(lambda later: self.act(later, addr, out))
 
     def proxied(self, data: bytes, proxy: Any, sock: Any, now: float) -> None:
-        """A datagram from a setProxyProtocolACL source: counted, its header required (see
-        pydist/frontend/proxied.py), then a query from the proxied client, answered to the proxy."""
-        path = self.path
-        stats = path.stats
-        path.count_query(self.fe)
-        header = read_header(data, path.settings.proxy_max_payload)
-        if not header:
-            stats.proxy_protocol_invalid += 1
+        """A datagram from a setProxyProtocolACL source: a query from the proxied client,
+        answered to the proxy."""
+        got = read_proxied(self.path, data, proxy, self.fe, sock)
+        if got is None:
             return
-        source, dest, values, size = header
-        client = source or proxy
-        if path.settings.proxy_apply_acl and source and not path.reg.acl.match(source[0]):
-            stats.acl_drops += 1
+        query, client, out = got
+        if len(query) > MAX_UDP_QUERY:
+            self.path.stats.noncompliant_queries += 1
             return
-        query = data[size:]
-        if len(query) < 12 or len(query) > MAX_UDP_QUERY:
-            stats.noncompliant_queries += 1
-            return
-        if not path.accept_query(query, client, self.fe, now):
-            return
-        self.full_path(query, client, ProxiedUDPSocket(sock, proxy, values, dest), now, dest,
-                       QueryOrigin("", None, values))
+        if self.path.accept_query(query, client, self.fe, now):
+            self.full_path(query, client, out, now, out.local, QueryOrigin("", None, out.values))
 
     # ---- the sink of the queries this listener forwarded (pydist/frontend/sink.py)
     def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
@@ -197,3 +186,24 @@ class UDPFrontend:
     def timed_out(self, st: Any) -> None:
         """Nothing to tell a UDP client."""
 
+
+
+def read_proxied(path: Any, data: bytes, proxy: Any, fe: Any,
+                 sock: Any) -> tuple[bytes, Any, ProxiedUDPSocket] | None:
+    """A datagram from a setProxyProtocolACL source, counted, its header required (see
+    pydist/frontend/proxied.py): (what follows the header, the proxied client, the socket
+    that answers through the proxy); None when dropped (counted). Both UDP drains use it."""
+    stats = path.stats
+    path.count_query(fe)
+    header = read_header(data, path.settings.proxy_max_payload)
+    if not header:
+        stats.proxy_protocol_invalid += 1
+        return None
+    source, dest, values, size = header
+    if path.settings.proxy_apply_acl and source and not path.reg.acl.match(source[0]):
+        stats.acl_drops += 1
+        return None
+    if len(data) - size < 12:
+        stats.noncompliant_queries += 1
+        return None
+    return data[size:], source or proxy, ProxiedUDPSocket(sock, proxy, values, dest)

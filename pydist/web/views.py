@@ -68,6 +68,8 @@ def proto_label(cs: Any) -> str:
     certificates) for a DoH one: dnsdist's API type and metrics label."""
     if cs.decl.kind == "doh":
         return cs.proto + (" (DNS over HTTPS)" if cs.decl.tls is not None else " (DNS over HTTP)")
+    if cs.decl.kind == "dnscrypt":
+        return cs.proto + " (DNSCrypt)"
     return cs.proto + (" (DNS over TLS)" if cs.decl.tls is not None else "")
 
 

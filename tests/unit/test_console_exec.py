@@ -152,3 +152,18 @@ def test_local_console(executor: Executor) -> None:
         'stack traceback:\n\t[string "return nosuch()"]:1: in main chunk\n'
         "[string \"foo(\"]:1: unexpected symbol near '<eof>'\n"
     )
+
+
+def test_binding_errors_show_dnsdist_c_frames() -> None:
+    """A binding's error reads as dnsdist's: the C function named when Lua knows its name, its
+    address on the console's `return` (tail) call; no frame of pydist's Lua wrapper."""
+    from luaapi.runtime import LuaConfig
+    from pydist.registry import Registry
+    lua = LuaConfig(Registry())
+    ex = make_executor(lua.lua, lua.output)
+    tail = ex('newPacketCache("x")')
+    assert re.search(r"stack traceback:\n\t\[C\]: at 0x[0-9a-f]{12}$", tail), tail
+    assert "<python>" not in tail and "<pydist>" not in tail
+    named = ex('x = newPacketCache("x")')
+    assert named.endswith("\t[C]: in function 'newPacketCache'\n"
+                          '\t[string "x = newPacketCache("x")"]:1: in main chunk')
