@@ -40,27 +40,36 @@ _RD_CD_MASK_LO = 0x10  # CD is bit 4 of header byte 3
 _U32 = struct.Struct("!I")
 
 
-class _Entry:
-    """One cached answer, its bytes held once (issue 18: no second copy for the exact level).
+class _Entry(bytearray):
+    """One cached answer, its bytes held once (issue 18: no second copy for the exact level):
+    the entry *is* the answer's bytes (a bytearray with the entry's fields), one object less.
 
-    ``response`` is the backend's answer, which the exact-bytes level also sends as it is: the
-    first hit of a query whose name has the stored case makes it that query's ready-to-send
-    answer (RD/CD restored, TTLs aged in place, the ID written per hit). Every other reader
-    copies it and sets ID, name case, RD/CD and TTLs for its own query, so none of them sees
-    the difference; ``original()`` gives the bytes as stored, for snapshots and Redis."""
+    The bytes are the backend's answer, which the exact-bytes level also sends as they are:
+    the first hit of a query whose name has the stored case makes them that query's
+    ready-to-send answer (RD/CD restored, TTLs aged in place, the ID written per hit). Every
+    other reader copies them and sets ID, name case, RD/CD and TTLs for its own query, so none
+    of them sees the difference; ``original()`` gives the bytes as stored, for snapshots and
+    Redis. Hashed as an object (entries key the prefetch hit counts; distinct live entries
+    never share an identity hash, so a dict finds each by identity)."""
 
-    __slots__ = ("response", "added", "validity", "offsets", "ident", "shard", "aged", "second")
+    __slots__ = ("added", "validity", "offsets", "ident", "shard", "aged", "second")
+    __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
 
-    def __init__(self, response: bytearray, added: int, validity: int,
+    def __init__(self, response: bytes | bytearray, added: int, validity: int,
                  offsets: tuple[int, ...], ident: object, shard: int = 0) -> None:
+        super().__init__(response)
         self.shard = shard        # its shard, worked out once (see PacketCache._shard_of)
-        self.response = response
         self.added = added
         self.validity = validity  # set to 0 when removed, so exact-level records see it die
         self.offsets = offsets
         self.ident = ident  # the query's ECS subnet when parseECS is on, else None
         self.aged = 0       # seconds the TTLs in ``response`` are aged by (in place)
         self.second = -1    # the second the exact level last aged it
+
+    @property
+    def response(self) -> bytearray:
+        """The answer's bytes: the entry itself."""
+        return self
 
     def age_to(self, now_s: int) -> None:
         """Age the TTLs in place to ``now_s``. Ageing only ever lowers a TTL to a floor of 0,
@@ -222,6 +231,7 @@ class PacketCache:
         # share one 'added' int (about 80 bytes per entry saved at 100,000 entries).
         self._shared_offsets: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._last_second = 0
+        self._validities: dict[int, int] = {}    # this second's expiry ints, shared likewise
         self.hits = 0
         self.misses = 0
         self.deferred_inserts = 0
@@ -441,14 +451,13 @@ class PacketCache:
                 return self._variant_hit(rec, query, now_s)
         if now_s >= rec.validity:     # expired, or removed (validity 0)
             return None
-        buf = rec.response
         if rec.second != now_s:
             rec.second = now_s
             if not self.dont_age:
                 rec.age_to(now_s)
-        buf[0:2] = query[0:2]
+        rec[0:2] = query[0:2]
         self.hits += 1
-        return buf
+        return rec
 
     def _variant_hit(self, rec: _Exact, query: bytes, now_s: int) -> bytearray | None:
         """lookup_exact for a query whose name case differs from the stored answer's."""
@@ -508,23 +517,23 @@ class PacketCache:
             now_s = self._last_second  # share one int object per second across entries
         else:
             self._last_second = now_s
+            self._validities = {}
+        validity = now_s + lifetime
+        validity = self._validities.setdefault(validity, validity)
         ident = _client_subnet(query, qname_end) if self.parse_ecs else None
-        return self.store(udp, key, bytearray(response), now_s, now_s + lifetime, offsets,
-                          ident, now_s)
+        return self.store(udp, key, response, now_s, validity, offsets, ident, now_s)
 
     def store(self, udp: bool, key: CacheKey, response: bytes | bytearray, added: int,
               validity: int, offsets: tuple[int, ...], ident: object,
               now_s: int) -> _Entry | None:
         """Put one answer under ``key`` as dnsdist's insert does (shard capacity, an ECS
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
-        an entry in with its own times. A bytearray is kept, not copied. Returns the entry
-        stored, or None."""
+        an entry in with its own times. Returns the entry stored (which holds a copy of
+        ``response``), or None."""
         shard = self._shard_of(key, udp)
         counts = self._shard_counts
         if counts[shard] >= self._shard_capacity:
             return None
-        if response.__class__ is not bytearray:
-            response = bytearray(response)
         shared = self._shared_offsets
         same = shared.get(offsets)
         if same is None:
