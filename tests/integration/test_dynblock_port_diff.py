@@ -12,14 +12,9 @@ import dns.message
 
 from tests.conftest import ResponderFactory, Starter
 from tests.helpers.pydist_proc import IMPLS, poll_until, run_cli
+from tests.helpers.conf import console_prelude
 
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portctl}")
-setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
-newServer({address="{backend}"})
-local g = dynBlockRulesGroup()
+CONF = console_prelude() + """local g = dynBlockRulesGroup()
 g:setQueryRate(1, 5, "Exceeded query rate", 60, DNSAction.Refused)
 g:setMasks(32, 128, {bits})
 function maintenance() g:apply() end

@@ -8,14 +8,9 @@ import dns.message
 
 from tests.conftest import ResponderFactory, Starter
 from tests.helpers.pydist_proc import IMPLS, poll_until, run_cli, send_message
+from tests.helpers.conf import console_prelude
 
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portctl}")
-setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
-newServer({address="{backend}"})
-newServer({address="{silent}", pool="silent"}):setUp()
+CONF = console_prelude() + """newServer({address="{silent}", pool="silent"}):setUp()
 setUDPTimeout(1)
 addAction("slow.test.", PoolAction("silent"))
 addAction("drop.test.", DropAction())

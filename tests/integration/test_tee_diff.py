@@ -9,14 +9,9 @@ import dns.message
 from tests.conftest import ResponderFactory, Starter
 from tests.helpers.pydist_proc import poll_until, run_cli, send_message
 from tests.helpers.sides import assert_same, views_of_both
+from tests.helpers.conf import console_prelude
 
-CONF = """
-setSecurityPollSuffix("")
-setLocal("127.0.0.1:{port}")
-controlSocket("127.0.0.1:{portctl}")
-setKey("MXNeLFWHUe4363BBKrY06cAsH8NWNb+Se2eXU5+Bb74=")
-newServer({address="{backend}"})
-ecs = TeeAction("{tee1}", true)
+CONF = console_prelude() + """ecs = TeeAction("{tee1}", true)
 plain = TeeAction("{tee2}")
 addAction("short.test.", SetECSPrefixLengthAction(16, 48))
 addAction(AllRule(), ecs)
