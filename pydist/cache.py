@@ -40,23 +40,64 @@ _RD_CD_MASK_LO = 0x10  # CD is bit 4 of header byte 3
 _U32 = struct.Struct("!I")
 
 
-class _Entry:
-    """One cached answer: the backend's bytes, when it was added, when it expires."""
+class _Entry(bytearray):
+    """One cached answer, its bytes held once (issue 18: no second copy for the exact level):
+    the entry *is* the answer's bytes (a bytearray with the entry's fields), one object less.
 
-    __slots__ = ("response", "added", "validity", "offsets", "ident", "shard")
+    The bytes are the backend's answer, which the exact-bytes level also sends as they are:
+    the first hit of a query whose name has the stored case makes them that query's
+    ready-to-send answer (RD/CD restored, TTLs aged in place, the ID written per hit). Every
+    other reader copies them and sets ID, name case, RD/CD and TTLs for its own query, so none
+    of them sees the difference; ``original()`` gives the bytes as stored, for snapshots and
+    Redis. Hashed as an object (entries key the prefetch hit counts; distinct live entries
+    never share an identity hash, so a dict finds each by identity)."""
 
-    def __init__(self, response: bytes, added: int, validity: int,
+    __slots__ = ("added", "validity", "offsets", "ident", "shard", "aged", "second")
+    __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
+
+    def __init__(self, response: bytes | bytearray, added: int, validity: int,
                  offsets: tuple[int, ...], ident: object, shard: int = 0) -> None:
+        super().__init__(response)
         self.shard = shard        # its shard, worked out once (see PacketCache._shard_of)
-        self.response = response
         self.added = added
         self.validity = validity  # set to 0 when removed, so exact-level records see it die
         self.offsets = offsets
         self.ident = ident  # the query's ECS subnet when parseECS is on, else None
+        self.aged = 0       # seconds the TTLs in ``response`` are aged by (in place)
+        self.second = -1    # the second the exact level last aged it
+
+    @property
+    def response(self) -> bytearray:
+        """The answer's bytes: the entry itself."""
+        return self
+
+    def age_to(self, now_s: int) -> None:
+        """Age the TTLs in place to ``now_s``. Ageing only ever lowers a TTL to a floor of 0,
+        so doing it in steps gives what ageing the stored TTLs at once gives."""
+        step = now_s - self.added - self.aged
+        if step > 0:
+            self.aged += step
+            buf = self.response
+            unpack, pack = _U32.unpack_from, _U32.pack_into
+            for off in self.offsets:
+                ttl = unpack(buf, off)[0]
+                pack(buf, off, ttl - step if ttl > step else 0)
+
+    def original(self) -> bytes:
+        """The answer with the TTLs it was stored with (a TTL aged down to 0 comes back as the
+        age: only records shorter-lived than their entry, as in a SERVFAIL's, lose theirs)."""
+        if not self.aged:
+            return bytes(self.response)
+        buf = bytearray(self.response)
+        unpack, pack, aged = _U32.unpack_from, _U32.pack_into, self.aged
+        for off in self.offsets:
+            pack(buf, off, unpack(buf, off)[0] + aged)
+        return bytes(buf)
 
 
 class _Exact:
-    """A ready-to-send answer for one exact query (bytes after the ID), re-aged once a second."""
+    """A ready-to-send answer of its own, for an exact query whose name case differs from the
+    stored answer's (the rare case: the same-case query uses the entry's bytes)."""
 
     __slots__ = ("buf", "entry", "validity", "second")
 
@@ -190,6 +231,7 @@ class PacketCache:
         # share one 'added' int (about 80 bytes per entry saved at 100,000 entries).
         self._shared_offsets: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._last_second = 0
+        self._validities: dict[int, int] = {}    # this second's expiry ints, shared likewise
         self.hits = 0
         self.misses = 0
         self.deferred_inserts = 0
@@ -343,34 +385,82 @@ class PacketCache:
         bits, TTLs aged (or set to ``stale_ttl`` for an expired entry); fresh answers also go
         into the exact-bytes level. None when the stored answer is too short for the query."""
         response = entry.response
-        buf = bytearray(response)
-        buf[0:2] = query[0:2]
+        same_case = True
         if len(response) > 12:
             if len(response) < qname_end:
                 return None
+            same_case = response[12:qname_end] == query[12:qname_end]
+        buf = bytearray(response)
+        buf[0:2] = query[0:2]
+        if not same_case:
             buf[12:qname_end] = query[12:qname_end]
         _rd_cd_restored(buf, query, orig_flags)
         if not self.dont_age:
             if stale_ttl is not None:
                 set_ttls_at(buf, entry.offsets, stale_ttl)
             else:
-                age_ttls_at(buf, entry.offsets, now_s - entry.added)
+                age_ttls_at(buf, entry.offsets, now_s - entry.added - entry.aged)
         if exact and stale_ttl is None and (orig_flags is None
                                             or orig_flags == (query[2] << 8 | query[3])):
-            ex = self._exact[udp]
-            if len(ex) >= self._exact_limit:
-                ex.clear()
-            ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
+            self._fill_exact(entry, buf, query, qname_end, udp, now_s, same_case)
         return buf
+
+    def _fill_exact(self, entry: _Entry, buf: bytearray, query: bytes, qname_end: int,
+                    udp: bool, now_s: int, same_case: bool) -> None:
+        """Make the answer just built for ``query`` one the exact-bytes level serves. When the
+        stored name is the query's and in lowercase (the key's), the entry's own bytes are that
+        answer: a query whose bytes are the key finds it in the cache's dict (lookup_exact),
+        any other (skipped EDNS options) gets an index record pointing at it. Otherwise the
+        record holds a copy of its own."""
+        qname = query[12:qname_end]
+        ex = self._exact[udp]
+        if len(ex) >= self._exact_limit:
+            ex.clear()
+        if not same_case or qname.lower() != qname:
+            ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
+            return
+        if entry.second == -1:
+            self._prepare(entry, buf, now_s)
+        if self._maps[udp].get(query[2:]) is not entry:
+            ex[query[2:]] = entry
+
+    def _prepare(self, entry: _Entry, buf: bytearray, now_s: int) -> None:
+        """The entry's bytes become its queries' ready-to-send answer (``second`` >= 0 says
+        so): RD and CD as theirs (the same for all: the flags are in the key), TTLs aged to
+        ``now_s``."""
+        response = entry.response
+        response[2:4] = buf[2:4]
+        if not self.dont_age:
+            entry.age_to(now_s)
+        entry.second = now_s
 
     def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
         """The exact-bytes level: a shared ready-to-send buffer (query ID already in it), or None.
 
-        The buffer is reused by the next call for the same query: send it before calling again.
+        A query whose bytes after the ID are its entry's key (a lowercase name) finds the entry
+        in the cache's own dict: no index record, no second copy. The buffer is reused by the
+        next call for the same query: send it before calling again, and never change it.
         """
-        rec = self._exact[udp].get(query[2:])
-        if rec is None:
+        qkey = query[2:]
+        rec = self._maps[udp].get(qkey)
+        if rec is None or rec.second < 0:
+            rec = self._exact[udp].get(qkey)
+            if rec is None:
+                return None
+            if rec.__class__ is _Exact:
+                return self._variant_hit(rec, query, now_s)
+        if now_s >= rec.validity:     # expired, or removed (validity 0)
             return None
+        if rec.second != now_s:
+            rec.second = now_s
+            if not self.dont_age:
+                rec.age_to(now_s)
+        rec[0:2] = query[0:2]
+        self.hits += 1
+        return rec
+
+    def _variant_hit(self, rec: _Exact, query: bytes, now_s: int) -> bytearray | None:
+        """lookup_exact for a query whose name case differs from the stored answer's."""
         entry = rec.entry
         if entry.validity != rec.validity or now_s >= rec.validity:
             return None
@@ -378,15 +468,22 @@ class PacketCache:
         if rec.second != now_s:
             rec.second = now_s
             if not self.dont_age:
-                delta = now_s - entry.added
+                step = now_s - entry.added - entry.aged
                 src = entry.response
                 unpack, pack = _U32.unpack_from, _U32.pack_into
                 for off in entry.offsets:
                     ttl = unpack(src, off)[0]
-                    pack(buf, off, ttl - delta if ttl > delta else 0)
+                    pack(buf, off, ttl - step if ttl > step else 0)
         buf[0:2] = query[0:2]
         self.hits += 1
         return buf
+
+    def exact_entry(self, query: bytes, udp: bool) -> _Entry | None:
+        """The entry behind the exact-level answer for ``query``, or None."""
+        rec = self._maps[udp].get(query[2:])
+        if rec is None or rec.second < 0:
+            rec = self._exact[udp].get(query[2:])
+        return rec.entry if rec.__class__ is _Exact else rec
 
     def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
                response: bytes, now: float, temp_failure_ttl: int | None = None) -> _Entry | None:
@@ -420,15 +517,19 @@ class PacketCache:
             now_s = self._last_second  # share one int object per second across entries
         else:
             self._last_second = now_s
+            self._validities = {}
+        validity = now_s + lifetime
+        validity = self._validities.setdefault(validity, validity)
         ident = _client_subnet(query, qname_end) if self.parse_ecs else None
-        return self.store(udp, key, bytes(response), now_s, now_s + lifetime, offsets, ident,
-                          now_s)
+        return self.store(udp, key, response, now_s, validity, offsets, ident, now_s)
 
-    def store(self, udp: bool, key: CacheKey, response: bytes, added: int, validity: int,
-              offsets: tuple[int, ...], ident: object, now_s: int) -> _Entry | None:
+    def store(self, udp: bool, key: CacheKey, response: bytes | bytearray, added: int,
+              validity: int, offsets: tuple[int, ...], ident: object,
+              now_s: int) -> _Entry | None:
         """Put one answer under ``key`` as dnsdist's insert does (shard capacity, an ECS
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
-        an entry in with its own times. Returns the entry stored, or None."""
+        an entry in with its own times. Returns the entry stored (which holds a copy of
+        ``response``), or None."""
         shard = self._shard_of(key, udp)
         counts = self._shard_counts
         if counts[shard] >= self._shard_capacity:

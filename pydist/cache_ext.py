@@ -106,9 +106,9 @@ class ExtendedPacketCache(PacketCache):
     def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
         buf = super().lookup_exact(query, udp, now_s)
         if buf is not None and self.ext.options.prefetch is not None:
-            rec = self._exact[udp].get(query[2:])
-            if rec is not None:       # no clock read per hit: the drain loop's second will do
-                self._count_hit(rec.entry, udp, None, query, None, now_s, float(now_s))
+            entry = self.exact_entry(query, udp)
+            if entry is not None:     # no clock read per hit: the drain loop's second will do
+                self._count_hit(entry, udp, None, query, None, now_s, float(now_s))
         return buf
 
     def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
@@ -118,7 +118,8 @@ class ExtendedPacketCache(PacketCache):
         level = self.ext.redis
         if entry is not None and level is not None:
             key = lookup_key if lookup_key is not None else self.make_key(query, qname_end)
-            level.store(udp, key, entry.ident, entry.response, entry.added, entry.validity, now)
+            level.store(udp, key, entry.ident, entry.original(), entry.added, entry.validity,
+                        now)
         return entry
 
     def purge_expired(self, upto: int, now: float) -> int:

@@ -71,7 +71,7 @@ def encode(entries: list[tuple[bool, Any, Any]], saved_at: int) -> bytes:
         out.append(_U16.pack(len(raw)) + raw)
         out.append(_U16.pack(len(ident)) + ident)
         out.append(_TIMES.pack(entry.added, entry.validity))
-        out.append(_U16.pack(len(entry.response)) + entry.response)
+        out.append(_U16.pack(len(entry.response)) + entry.original())
     body = b"".join(out)
     return body + zlib.crc32(body).to_bytes(4, "big")
 

@@ -5,6 +5,7 @@ in-flight query remembers for its answer, and the response chain on backend answ
 from __future__ import annotations
 
 import time
+from itertools import islice
 from typing import Any
 
 from pydist.dns.ecs import ecs_defaults, query_for_backend
@@ -21,8 +22,8 @@ from pydist.rules.selectors import RuleFailed
 from pydist.transport import DATAGRAM, Transport
 from pydist.verdict import DROP, QueryOrigin, Verdict
 
-RULE_MEMO_MAX = 65536     # remembered pass-through queries of a pure chain (bounded memory)
-
+RULE_MEMO_MIN = 65536     # remembered pass-through queries of a pure chain, at least
+RULE_MEMO_EVICT = 16      # when full, the oldest 1/16th of the memo is forgotten
 
 
 class RulePath:
@@ -42,6 +43,7 @@ class RulePath:
         pure = bool(self.query_rules) and is_pure_chain(self.query_rules)
         # a pure chain's pass-through verdict per query bytes: lets cache hits skip the chain
         self.rule_memo: dict[bytes, tuple] | None = {} if pure else None
+        self.rule_memo_max = memo_size(self.default_pool.cache)
         return (not self.query_rules or pure) and not self.cachehit_rules
 
     def rule_in_flight(self, data: bytes, addr: Any, fe: Any, now: float, cache: Any,
@@ -124,15 +126,14 @@ class RulePath:
             self._last_rule_bug = now
             self.reg.log(f"{what}: {e!r}")
 
-    @staticmethod
-    def _remember(memo: dict, data: bytes, dq: DNSQuestion) -> None:
+    def _remember(self, memo: dict, data: bytes, dq: DNSQuestion) -> None:
         """Remember a pure chain's pass-through for these bytes, when nothing was changed."""
         for r in dq.matched:      # checked first: cheap, and false at once with a LuaAction
             if not r.action.pure:
                 return
         if left_as_is(dq, data):
-            if len(memo) >= RULE_MEMO_MAX:
-                memo.clear()
+            if len(memo) >= self.rule_memo_max:
+                forget_oldest(memo, self.rule_memo_max // RULE_MEMO_EVICT + 1)
             memo[data[2:]] = tuple(dq.matched)
 
     def _response_rules(self, server: Any, resp: bytes, st: Any,
@@ -159,6 +160,19 @@ class RulePath:
         if out is None:
             return None, 0, True
         return self._restore(out, st), delay, skip
+
+
+def memo_size(cache: Any) -> int:
+    """The memo only serves hits of the default pool's cache, so it holds as many queries as
+    that cache holds answers: every cached hot name keeps its remembered verdict."""
+    return max(RULE_MEMO_MIN, cache.max_entries if cache is not None else 0)
+
+
+def forget_oldest(memo: dict, count: int) -> None:
+    """Drop the `count` oldest-remembered queries (a dict keeps insertion order). A batch, not
+    one at a time: the scan past deleted slots is paid once per batch; a hit costs nothing."""
+    for key in list(islice(memo, count)):
+        del memo[key]
 
 
 def left_as_is(dq: DNSQuestion, data: bytes) -> bool:

@@ -113,9 +113,16 @@ def test_timing_out_backend_gets_stale_answers_within_the_window_only(
     assert stale.answer[0][0].address == "192.0.2.1"
     served_at = time.monotonic()
     # answered stale while the backend times out, until the window closes: then nothing
-    poll_until(lambda: query(proc.addr(), "win.example.", timeout=0.5) is None, timeout=8,
-               interval=0.05)
-    assert time.monotonic() - served_at <= 3.5
+    last = [served_at]
+
+    def window_closed() -> bool:
+        sent = time.monotonic()
+        if query(proc.addr(), "win.example.", timeout=0.5) is None:
+            return True
+        last[0] = sent                  # when the last query that got a stale answer left
+        return False
+    poll_until(window_closed, timeout=8, interval=0.05)
+    assert last[0] - served_at <= 3.2     # the 3 s window, and the first stale answer's wait
     c = counters(proc)
     assert c["cache-stale-refreshes"] == 1 and c["cache-refresh-failures"] == 1
     assert c["cache-stale-served"] >= 2

@@ -98,7 +98,7 @@ class Runner:
         self.log = log
         self.backend_port = 0
         self._n = 0
-        self.hits_file = queries.write_hits(os.path.join(workdir, "hits.txt"))
+        self.hits_files: dict[int, str] = {}
 
     # --- processes -------------------------------------------------------------------------
 
@@ -123,7 +123,8 @@ class Runner:
         dot_conf = (procs.free_port(), *self._certs()) if sc.dot else None
         conf = self._write(f"{name}.conf", configs.under_test(
             port, self.backend_port, rules=self.s.rules + sc.rules,
-            lua_action=self.s.lua_action or sc.lua_action, dot=dot_conf) + side.extra_config)
+            lua_action=self.s.lua_action or sc.lua_action, dot=dot_conf,
+            cache_size=sc.cache_size) + side.extra_config)
         argv = procs.pinned(self.s.server_core,
                             [*side.command, "--supervised", "--disable-syslog", "-C", conf])
         log_name = f"{name}.log"
@@ -170,6 +171,8 @@ class Runner:
             for label, (_, port) in running.items():
                 self.log(f"  warm-up {label}")
                 try:
+                    if sc.hot_names > queries.HIT_NAMES:   # every hot name cached first
+                        self._dnsperf(sc, port, self.s.fill_timeout, f"fill-{label}", passes=1)
                     self._dnsperf(sc, port, self.s.warmup, f"warm-{label}")
                 except ServerFailed as e:
                     results[label].error = f"warm-up failed: {e}"
@@ -234,12 +237,14 @@ class Runner:
             p99_us=None if p99 is None else p99 * 1e6,
             other_load=max(0.0, busy - cpu) / wall if wall > 0 else None, rcodes=res.rcodes)
 
-    def _dnsperf(self, sc: Scenario, port: int, seconds: float, tag: str) -> dnsperf.DnsperfResult:
-        """Run dnsperf pinned to the load core, bounded by time and query count."""
-        path, passes, limit = self.hits_file, 0, seconds
+    def _dnsperf(self, sc: Scenario, port: int, seconds: float, tag: str,
+                 passes: int = 0) -> dnsperf.DnsperfResult:
+        """Run dnsperf pinned to the load core, bounded by time and query count (a hit run:
+        by `passes` over the hot names when given)."""
+        path, limit = self._hits_file(sc.hot_names), seconds
         if sc.queries == "hit":
             rate = sc.rate or self.s.hit_qps_cap
-            passes = max(1, math.ceil(rate * seconds / queries.HIT_NAMES))
+            passes = passes or max(1, math.ceil(rate * seconds / sc.hot_names))
         elif sc.queries == "unique":
             count = max(1000, int(self.s.miss_names_per_second * seconds))
             path = queries.write_unique(os.path.join(self.workdir, f"{tag}.txt"), count, f"{sc.name}-{tag}")
@@ -257,7 +262,7 @@ class Runner:
         except subprocess.TimeoutExpired as e:
             raise ServerFailed(f"dnsperf did not finish: {procs.shell_join(cmd)}") from e
         finally:
-            if path != self.hits_file:
+            if sc.queries != "hit":
                 queries.remove(path)
         text = out.stdout.decode("utf-8", "replace") + out.stderr.decode("utf-8", "replace")
         try:
@@ -266,6 +271,13 @@ class Runner:
             raise ServerFailed(str(e)) from e
 
     # --- files -----------------------------------------------------------------------------
+
+    def _hits_file(self, names: int) -> str:
+        """The query file of `names` hot names, written once per run."""
+        if names not in self.hits_files:
+            self.hits_files[names] = queries.write_hits(
+                os.path.join(self.workdir, f"hits-{names}.txt"), names)
+        return self.hits_files[names]
 
     def _write(self, name: str, text: str) -> str:
         path = os.path.join(self.workdir, name)

@@ -11,7 +11,7 @@ class Scenario:
 
     name: str
     description: str
-    queries: str  # "hit" (100 names looped), "unique" (never seen), "fill" (exactly fill_names)
+    queries: str  # "hit" (hot_names looped), "unique" (never seen), "fill" (exactly fill_names)
     tcp: bool = False
     dot: bool = False  # DNS over TLS (dnsperf -m dot) to an addTLSLocal listener
     rate: int | None = None  # fixed qps (dnsperf -Q), None = as fast as possible
@@ -20,6 +20,8 @@ class Scenario:
     fill_names: int = 0
     rules: int = 0  # non-matching QTypeRule rules added to the config under test
     lua_action: bool = False  # plus one AllRule() LuaAction returning DNSAction.None
+    hot_names: int = 100  # distinct names of a "hit" run; above 100, one pass fills the cache first
+    cache_size: int = 100_000  # newPacketCache's maxEntries in the config under test
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -35,6 +37,12 @@ SCENARIOS: dict[str, Scenario] = {
                  "hit", lua_action=True),
         Scenario("latency", "cache hits over UDP at a fixed 10,000 qps", "hit",
                  rate=10_000, latency=True),
+        Scenario("udp-hit-20rules-1k", "cache hits over UDP, 1,000 hot names, 20 non-matching "
+                 "rules", "hit", rules=20, hot_names=1000, cache_size=200_000),
+        Scenario("udp-hit-20rules-100k", "cache hits over UDP, 100,000 hot names, 20 "
+                 "non-matching rules", "hit", rules=20, hot_names=100_000, cache_size=200_000),
+        Scenario("hit-full-rss", "cache hits over UDP on 100,000 names in a full 100,000-entry "
+                 "cache, RSS after", "hit", hot_names=100_000),
         Scenario("cache-fill", "fill a 100,000-entry cache with 100,000 unique names, RSS after",
                  "fill", fresh_per_rep=True, fill_names=100_000),
     )

@@ -1,0 +1,74 @@
+"""One copy of each answer between the cache's two levels (issue 18 item 4): the exact-bytes
+level sends the entry's own bytes, aged in place, and every other reader still gets the
+answer dnsdist would give (its ID, name case, RD/CD, TTLs aged from the stored ones)."""
+from __future__ import annotations
+
+import tracemalloc
+
+import dns.flags
+import dns.message
+
+from pydist.cache import PacketCache
+from tests.unit.test_cache import T0, answer, fill, get, qend, query, ttls_of
+
+
+def test_exact_hits_send_the_entry_itself_no_index_record() -> None:
+    pc = PacketCache(100)
+    wire = query(qid=1)
+    fill(pc, wire, answer(wire, ttls=(100, 3600)))
+    get(pc, query(qid=2), now=T0 + 1)
+    fast = pc.lookup_exact(query(qid=3), True, int(T0) + 5)
+    assert fast is pc._maps[1][pc.make_key(wire, qend(wire))]
+    assert not pc._exact[1] and fast[:2] == query(qid=3)[:2]
+    assert ttls_of(fast) == [95, 3595]
+    assert ttls_of(pc.lookup_exact(query(qid=4), True, int(T0) + 99)) == [1, 3501]
+    assert pc.lookup_exact(query(qid=4), True, int(T0) + 100) is None  # expired
+
+
+def test_readers_of_an_aged_entry_get_dnsdist_answers() -> None:
+    pc = PacketCache(100)
+    wire = query(qid=1)
+    fill(pc, wire, answer(wire, ttls=(300, 3600)))
+    get(pc, wire, now=T0)
+    assert ttls_of(pc.lookup_exact(query(qid=9), True, int(T0) + 50)) == [250, 3550]
+    # another case of the name, and the full lookup, age from the stored TTLs
+    upper = query("WWW.EXAMPLE.COM.", qid=7)
+    full = get(pc, upper, now=T0 + 60)
+    assert ttls_of(full) == [240, 3540] and full[:2] == upper[:2]
+    assert bytes(full[12:qend(upper)]) == upper[12:qend(upper)]
+    assert ttls_of(pc.lookup_exact(upper, True, int(T0) + 70)) == [230, 3530]
+    # RD off: another key, nothing shared
+    assert get(pc, query(qid=1, flags=0), now=T0 + 70) is None
+    entry = pc._maps[1][pc.make_key(wire, qend(wire))]
+    stored = dns.message.from_wire(entry.original())
+    assert [rr.ttl for rr in stored.answer] == [300, 3600]
+
+
+def test_rd_cd_of_the_query_in_the_shared_bytes() -> None:
+    pc = PacketCache(100)
+    wire = query(qid=1, flags=dns.flags.RD | dns.flags.CD)
+    resp = bytearray(answer(wire))
+    resp[2] &= 0xFE                  # a backend that cleared RD and CD
+    resp[3] &= 0xEF
+    fill(pc, wire, bytes(resp))
+    get(pc, wire)
+    fast = pc.lookup_exact(wire, True, int(T0))
+    assert fast[2] & 0x01 and fast[3] & 0x10
+
+
+def test_a_full_cache_costs_at_most_350_bytes_an_entry() -> None:
+    """A regression bound (was about 600 with a second copy and an index record per hit)."""
+    pc = PacketCache(4000)
+    wires = [query(f"n{i}.example.", qid=1) for i in range(2000)]
+    answers = [answer(w) for w in wires]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for w, a in zip(wires, answers):
+            fill(pc, w, a)
+            get(pc, w)
+            assert pc.lookup_exact(w, True, int(T0)) is not None
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert used / 2000 < 350, used / 2000
