@@ -5,6 +5,7 @@ from typing import Any
 
 from pydist.dns.reader import message_end, opt_after_question, options
 from pydist.rules.names import DNSName, labels_from_wire
+from pydist.transport import Transport, listener_transport
 
 UDP_MAX_SIZE = 4096     # dnsdist 1.7.3's query buffer over UDP (65535 over TCP)
 
@@ -36,11 +37,12 @@ class DNSQuestion(HeaderFlags):
     __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
-                 "protocol", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
+                 "transport", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
                  "lua_handle", "proxy_values", "sni", "unique_id", "http")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
-                 frontend: Any = None, tcp: bool = False, now: float = 0.0) -> None:
+                 frontend: Any = None, tcp: bool = False, now: float = 0.0,
+                 transport: Transport | None = None) -> None:
         self.data = bytearray(data)
         self.qname_end = qname_end
         self.qtype = qtype
@@ -63,14 +65,7 @@ class DNSQuestion(HeaderFlags):
         self.ecs_prefix_length = 0
         self.proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
         self.delay_ms = 0
-        self.protocol = "Do53 TCP" if tcp else "Do53 UDP"
-        kind = getattr(decl, "kind", "")
-        if kind == "tls":
-            self.protocol = "DNS over TLS"
-        elif kind == "doh":
-            self.protocol = "DNS over HTTPS"
-        elif kind == "dnscrypt":
-            self.protocol = "DNSCrypt TCP" if tcp else "DNSCrypt UDP"
+        self.transport = transport if transport is not None else _transport_of(decl, tcp)
         self.settings_add_edns = True
         self.payload_size = 1232
         self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
@@ -79,6 +74,11 @@ class DNSQuestion(HeaderFlags):
         self.sni = ""                           # the TLS server name a DoT client sent
         self.unique_id: bytes | None = None     # protobuf message id, made when first logged
         self.http: Any = None                   # a DoH query's DOHRequest (HTTP rules)
+
+    @property
+    def protocol(self) -> str:
+        """dq:getProtocol(): "Do53 UDP", "DNS over TLS"... (pydist.transport)."""
+        return self.transport.protocol
 
     # --- question
     @property
@@ -156,3 +156,9 @@ class DNSQuestion(HeaderFlags):
     @property
     def remote_host(self) -> str:
         return self.remote[0]
+
+
+def _transport_of(decl: Any, tcp: bool) -> Transport:
+    """A question made without its transport (tests, responses): the listener's, TCP or UDP."""
+    return listener_transport(getattr(decl, "kind", "plain") if decl is not None else "plain",
+                              not tcp)

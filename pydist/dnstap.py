@@ -22,8 +22,6 @@ from pydist.remotelog import QueuedSender
 CONTENT_TYPE = b"protobuf:dnstap.Dnstap"
 CONTROL_ACCEPT, CONTROL_START, CONTROL_READY = 1, 2, 4
 CLIENT_QUERY, CLIENT_RESPONSE = 5, 6
-PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4,
-             "DNSCrypt UDP": 5, "DNSCrypt TCP": 6}
 VERSION = b"dnsdist 1.7.3"
 
 
@@ -115,7 +113,7 @@ def dnstap_record(identity: str, dq: Any, query: bytes | None, response: bytes |
     src = ipaddress.ip_address(str(client[0]).split("%", 1)[0]).packed
     dst = ipaddress.ip_address(str(local[0]).split("%", 1)[0]).packed
     msg = [fv(1, CLIENT_QUERY if response is None else CLIENT_RESPONSE),
-           fv(3, PROTOCOLS.get(dq.protocol, 1)), fv(2, 1 if len(src) == 4 else 2),
+           fv(3, dq.transport.protobuf_code), fv(2, 1 if len(src) == 4 else 2),
            fb(4, src), fv(6, int(client[1])), fb(5, dst), fv(7, int(local[1])),
            _time(8, query_time)]
     if response is None:

@@ -15,6 +15,7 @@ from pydist.dns.netmask import NetmaskGroup
 from pydist.dns.wire import WireError, question_end
 from pydist.rules.names import DNSName, SuffixMatchNode, labels_from_wire
 from pydist.dynblocks import NONE, DynBlocks, count_queries, count_responses, over_rate
+from pydist.transport import Transport
 
 
 @dataclass
@@ -124,7 +125,7 @@ def response_tree(rings: Any, seconds: int, now: float) -> StatNode:
         if entry[3] is not None and entry[3] < 0:
             root.submit(labels, -1, 0)
         else:
-            tcp = len(entry) > 5 and entry[5] == "TCP"
+            tcp = len(entry) > 5 and entry[5] is Transport.DO53_TCP    # its socket's
             root.submit(labels, pkt[3] & 0x0F, len(pkt) + (2 if tcp else 0))
     return root
 

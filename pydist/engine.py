@@ -17,6 +17,7 @@ from pydist.dns.netmask import family_of
 from pydist.frontend import pktinfo
 from pydist.frontend.pktinfo import is_wildcard
 from pydist.frontend.tcp import TCPClientConnection
+from pydist.frontend.udp import UDPFrontend
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
@@ -94,7 +95,23 @@ class Engine:
         self.web_server: Any = None
         self.carbon_task: Any = None
         self.shutdown_hooks: list[Callable[[], None]] = []
-        registry.engine = self
+        registry.observers.append(self)
+
+    # --- what the registry tells its observer (pydist.registry.RegistryObserver)
+    def config_changed(self) -> None:
+        self.path.refresh()
+
+    def web_declared(self) -> None:
+        self.start_web()
+
+    def carbon_declared(self) -> None:
+        self.start_carbon()
+
+    def console_declared(self, address: tuple[str, int]) -> None:
+        self.open_console(address)
+
+    def remote_logger_declared(self, logger: Any) -> None:
+        logger.start(self.loop)
 
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
@@ -120,7 +137,7 @@ class Engine:
             return
         if not server.tcp_only:
             server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,
-                                    self.path.udp_backend_response, self.reg.stats,
+                                    self.path.backends.udp_answer, self.reg.stats,
                                     self.reg.settings)
         server.tcp_pool = BackendTCPPool(self.loop, server)
         self.path.refresh()
@@ -150,8 +167,8 @@ class Engine:
                 await self._start_dnscrypt(fe)
                 continue
             if fe.sock_udp is not None:
-                self.loop.add_reader(fe.sock_udp.fileno(), self.path.udp_readable, fe.sock_udp,
-                                     fe.udp_state, fe.pktinfo)
+                listener = UDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
+                self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
             if fe.sock_tcp is not None and fe.doh is not None:
                 from pydist.frontend.doh_http import make_doh_protocol
                 await self.loop.create_server(
@@ -205,10 +222,10 @@ class Engine:
 
     async def _start_dnscrypt(self, fe: FrontendDecl) -> None:
         """A DNSCrypt listener: its own UDP drain and TCP protocol (pydist/frontend/dnscrypt.py)."""
-        from pydist.frontend.dnscrypt import DNSCryptTCPConnection, udp_readable
+        from pydist.frontend.dnscrypt import DNSCryptTCPConnection, DNSCryptUDPFrontend
         if fe.sock_udp is not None:
-            self.loop.add_reader(fe.sock_udp.fileno(), udp_readable, self.path, fe.sock_udp,
-                                 fe.udp_state, fe.pktinfo)
+            listener = DNSCryptUDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
+            self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
         if fe.sock_tcp is not None:
             await self.loop.create_server(
                 lambda: DNSCryptTCPConnection(self.path, fe.tcp_state, self.per_client_tcp),
@@ -229,7 +246,7 @@ class Engine:
             timeout = self.reg.settings.udp_timeout
             for s in self.reg.servers:
                 if s.udp is not None:
-                    s.udp.sweep(path.tick, timeout, path.udp_timeout)
+                    s.udp.sweep(path.tick, timeout, path.backends.timed_out)
                 s.update_rates(elapsed)
             self._clean_caches()
             for hook in self.maintenance_hooks:
@@ -263,7 +280,8 @@ class Engine:
         if self.reg.web.sock is None:   # h11 and the router load only for a webserver()
             return
         from pydist.web.server import start_web_server
-        self.web_server = start_web_server(self.loop, self.reg, self.web_server)
+        self.web_server = start_web_server(self.loop, self.reg, self.web_server,
+                                           self.maintenance_hooks)
 
     # --- console
     def open_console(self, address: tuple[str, int] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from pydist.backend.server import DOWN, UP, DownstreamState
@@ -40,16 +41,19 @@ class ServerPolicy:
 
 
 class PolicySettings:
-    """Process-wide knobs that several policies read (setRoundRobinFailOnNoServer, ...)."""
-    round_robin_fail_on_no_server = False
-    weighted_balancing_factor = 0.0
-    consistent_hashing_balancing_factor = 0.0
-    rr_counter = 0
-    # dnsdist draws it once at startup; setWHashedPertubation(n) fixes it
-    hash_perturbation = random.getrandbits(32)
+    """The knobs several policies read (setRoundRobinFailOnNoServer, setWeightedBalancingFactor,
+    setWHashedPertubation...): declared configuration, so one lives in each Registry and the
+    built-in policies are bound to it (builtin_policies)."""
+
+    def __init__(self) -> None:
+        self.round_robin_fail_on_no_server = False
+        self.weighted_balancing_factor = 0.0
+        self.consistent_hashing_balancing_factor = 0.0
+        self.rr_counter = 0
+        # dnsdist draws it once at startup; setWHashedPertubation(n) fixes it
+        self.hash_perturbation = random.getrandbits(32)
 
 
-settings = PolicySettings()
 INT_MAX = 2147483647
 
 
@@ -80,7 +84,7 @@ def first_available(servers: Servers, dq: Any = None) -> DownstreamState | None:
     return least_outstanding(servers, dq)
 
 
-def round_robin(servers: Servers, dq: Any = None) -> DownstreamState | None:
+def round_robin(servers: Servers, dq: Any, settings: PolicySettings) -> DownstreamState | None:
     cands = [s for s in servers if s.is_up()]
     if not cands:
         if settings.round_robin_fail_on_no_server:
@@ -103,7 +107,7 @@ def _target_load(servers: Servers, factor: float) -> float:
     return load / weight * factor if weight else float("inf")
 
 
-def _weighted(servers: Servers, val: int, factor: float) -> DownstreamState | None:
+def weighted(servers: Servers, val: int, factor: float) -> DownstreamState | None:
     """dnsdist's valrandom: cumulative weights of eligible up servers; first sum > val % total."""
     target = _target_load(servers, factor) if factor > 0 else 0.0
     cands: list[tuple[int, DownstreamState]] = []
@@ -121,18 +125,18 @@ def _weighted(servers: Servers, val: int, factor: float) -> DownstreamState | No
     return None
 
 
-def wrandom(servers: Servers, dq: Any = None) -> DownstreamState | None:
-    return _weighted(servers, random.getrandbits(31), settings.weighted_balancing_factor)
+def wrandom(servers: Servers, dq: Any, settings: PolicySettings) -> DownstreamState | None:
+    return weighted(servers, random.getrandbits(31), settings.weighted_balancing_factor)
 
 
 _HASHES: dict[tuple[bytes, int], int] = {}
 HASH_MEMO_MAX = 4096       # bounded (under 1 MiB): a flood of unique names only clears it
 
 
-def qname_hash(dq: Any) -> int:
+def qname_hash(dq: Any, perturbation: int) -> int:
     """DNSName::hash(perturbation): lookup2 over the lowercased wire qname (memoised: about
     7 µs of Python per name otherwise)."""
-    key = (bytes(dq.data[12:dq.qname_end]), settings.hash_perturbation)
+    key = (bytes(dq.data[12:dq.qname_end]), perturbation)
     h = _HASHES.get(key)
     if h is None:
         if len(_HASHES) >= HASH_MEMO_MAX:
@@ -141,26 +145,28 @@ def qname_hash(dq: Any) -> int:
     return h
 
 
-def whashed(servers: Servers, dq: Any) -> DownstreamState | None:
+def whashed(servers: Servers, dq: Any, settings: PolicySettings) -> DownstreamState | None:
     """wrandom with the qname hash as the draw: one name always goes to the same server."""
-    return _weighted(servers, qname_hash(dq), settings.weighted_balancing_factor)
+    return weighted(servers, qname_hash(dq, settings.hash_perturbation),
+                    settings.weighted_balancing_factor)
 
 
-def hash_points(server: DownstreamState) -> list[int]:
+def hash_points(server: DownstreamState, perturbation: int) -> list[int]:
     """The server's `weight` points on the ring: lookup2 of "<uuid>-<k>", k = weight..1, sorted.
 
     Cached per (uuid, weight, perturbation), as dnsdist computes them once."""
-    key = (server.uuid, server.weight, settings.hash_perturbation)
+    key = (server.uuid, server.weight, perturbation)
     cached = server.hash_points
     if cached is None or cached[0] != key:
-        seed = settings.hash_perturbation
+        seed = perturbation
         pts = sorted(burtle_ci(f"{server.uuid}-{k}".encode(), seed)
                      for k in range(server.weight, 0, -1))
         cached = server.hash_points = (key, pts)
     return cached[1]
 
 
-def chashed_from_hash(servers: Servers, h: int) -> DownstreamState | None:
+def chashed_from_hash(servers: Servers, h: int, settings: PolicySettings
+                      ) -> DownstreamState | None:
     """The eligible server owning the smallest point >= h; else the one owning the smallest."""
     factor = settings.consistent_hashing_balancing_factor
     target = _target_load(servers, factor) if factor > 0 else 0.0
@@ -169,7 +175,7 @@ def chashed_from_hash(servers: Servers, h: int) -> DownstreamState | None:
     for s in servers:
         if not s.is_up() or (factor > 0 and s.outstanding > target * s.weight):
             continue
-        pts = hash_points(s)
+        pts = hash_points(s, settings.hash_perturbation)
         if not pts:
             continue
         if pts[0] < first_pt:
@@ -180,15 +186,20 @@ def chashed_from_hash(servers: Servers, h: int) -> DownstreamState | None:
     return sel if sel is not None else first
 
 
-def chashed(servers: Servers, dq: Any) -> DownstreamState | None:
-    return chashed_from_hash(servers, qname_hash(dq))
+def chashed(servers: Servers, dq: Any, settings: PolicySettings) -> DownstreamState | None:
+    return chashed_from_hash(servers, qname_hash(dq, settings.hash_perturbation), settings)
 
 
-BUILTIN = {
-    "leastOutstanding": ServerPolicy("leastOutstanding", least_outstanding, side_effect_free=True),
-    "firstAvailable": ServerPolicy("firstAvailable", first_available, side_effect_free=True),
-    "roundrobin": ServerPolicy("roundrobin", round_robin),
-    "wrandom": ServerPolicy("wrandom", wrandom, side_effect_free=True),
-    "whashed": ServerPolicy("whashed", whashed, side_effect_free=True, needs_dq=True),
-    "chashed": ServerPolicy("chashed", chashed, side_effect_free=True, needs_dq=True),
-}
+def builtin_policies(settings: PolicySettings) -> dict[str, ServerPolicy]:
+    """dnsdist's built-in policies, those that read knobs bound to `settings` (a registry's)."""
+    def bound(fn: Callable[..., DownstreamState | None]) -> Callable[..., DownstreamState | None]:
+        return partial(fn, settings=settings)      # C-level: no extra Python frame per query
+    return {
+        "leastOutstanding": ServerPolicy("leastOutstanding", least_outstanding,
+                                         side_effect_free=True),
+        "firstAvailable": ServerPolicy("firstAvailable", first_available, side_effect_free=True),
+        "roundrobin": ServerPolicy("roundrobin", bound(round_robin)),
+        "wrandom": ServerPolicy("wrandom", bound(wrandom), side_effect_free=True),
+        "whashed": ServerPolicy("whashed", bound(whashed), side_effect_free=True, needs_dq=True),
+        "chashed": ServerPolicy("chashed", bound(chashed), side_effect_free=True, needs_dq=True),
+    }

@@ -1,17 +1,20 @@
-"""What the configuration declared. Lua bindings write it; the engine reads it."""
+"""What the configuration and the console declared, and nothing else. Lua bindings write it;
+the engine observes it (RegistryObserver: each change is an event it applies to the live
+sockets and the packet path), so the registry never reaches the engine."""
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import NetmaskGroup
 from pydist.dynblocks import DynBlocks
-from pydist.policies import BUILTIN, ServerPolicy
+from pydist.policies import PolicySettings, ServerPolicy, builtin_policies
 from pydist.rules.chain import RuleChain
 from pydist.querycount import QueryCounter
 from pydist.stats import Stats
+from pydist.transport import Transport, listener_transport
 from pydist.web.settings import WebSettings
 
 SERVE, CHECK, CLIENT = "serve", "check-config", "client"
@@ -27,10 +30,12 @@ class ClientState:
     def __init__(self, decl: "FrontendDecl", proto: str) -> None:
         self.decl = decl
         self.proto = proto
-        self.is_dot = proto == "TCP" and decl.kind == "tls"     # feeds latency-dot-avg*
-        self.is_doh = decl.kind == "doh"        # two cache lookups, TCP then UDP key
-        # as 1.7.3: the rcode of a cache hit or self-answer is read once encrypted (never counted)
-        self.is_dnscrypt = decl.kind == "dnscrypt"
+        self.transport = listener_transport(decl.kind, proto == "UDP")
+        # what the rings record, as dnsdist 1.7.3: DoT queries as DoTCP (DoH and DNSCrypt
+        # queries as themselves), and every answer as the transport of its socket
+        self.socket_transport = Transport.DO53_UDP if proto == "UDP" else Transport.DO53_TCP
+        self.ring_transport = self.socket_transport if self.transport is Transport.DOT \
+            else self.transport
         self.queries = 0
         self.responses = 0
         self.tcp_counters: dict[str, int] = {}
@@ -128,6 +133,27 @@ class Settings:
     verbose: bool = False
 
 
+class RegistryObserver(Protocol):
+    """What the runtime (the Engine) is told when the registry changes while serving."""
+
+    def server_added(self, server: DownstreamState) -> None: ...
+
+    def server_removed(self, server: DownstreamState) -> None: ...
+
+    def config_changed(self) -> None:
+        """Rules, dynamic blocks, pools, policies, QPS limits or query counting changed: what
+        the packet path may skip is recomputed."""
+
+    def web_declared(self) -> None:
+        """webserver() bound a socket (reg.web.sock) at runtime."""
+
+    def carbon_declared(self) -> None: ...
+
+    def console_declared(self, address: tuple[str, int]) -> None: ...
+
+    def remote_logger_declared(self, logger: Any) -> None: ...
+
+
 class Registry:
     """The one object holding the declared configuration, plus the live counters."""
 
@@ -142,7 +168,9 @@ class Registry:
         self.console_acl = NetmaskGroup(DEFAULT_CONSOLE_ACL)
         self.servers: list[DownstreamState] = []
         self.pools: dict[str, ServerPool] = {"": ServerPool("")}
-        self.policy: ServerPolicy = BUILTIN["leastOutstanding"]
+        self.policy_settings = PolicySettings()   # setRoundRobinFailOnNoServer, ... (policies)
+        self.builtin_policies = builtin_policies(self.policy_settings)
+        self.policy: ServerPolicy = self.builtin_policies["leastOutstanding"]
         self.settings = Settings()
         self.stats = Stats()
         self.console_address: tuple[str, int] | None = None
@@ -153,7 +181,7 @@ class Registry:
         self.carbon_servers: list[Any] = []                  # carbonServer() (pydist.carbon)
         self.remote_loggers: list[Any] = []                  # newRemoteLogger() (serve mode)
         self.config_done = False
-        self.engine = None        # set when serving: lets runtime changes reach live sockets
+        self.observers: list[RegistryObserver] = []     # the runtime, once serving
         self.unsupported: list[str] = []
         self.web = WebSettings()          # webserver()/setWebserverConfig() (facts §7)
         self.rings = None
@@ -167,8 +195,36 @@ class Registry:
         self.dynblocks.on_change = self._rules_changed
 
     def _rules_changed(self) -> None:
-        if self.engine is not None:
-            self.engine.path.refresh()
+        for o in self.observers:
+            o.config_changed()
+
+    def changed(self) -> None:
+        """Something the packet path depends on changed (a server's QPS, query counting)."""
+        self._rules_changed()
+
+    # --- runtime declarations (webserver(), carbonServer(), controlSocket()... at runtime)
+    def declare_web(self) -> None:
+        for o in self.observers:
+            o.web_declared()
+
+    def declare_carbon(self) -> None:
+        for o in self.observers:
+            o.carbon_declared()
+
+    def declare_console(self, address: tuple[str, int]) -> None:
+        """One more console listener: opened now when serving, else after startup."""
+        if not self.observers:
+            self.console_addresses.append(address)
+        for o in self.observers:
+            o.console_declared(address)
+
+    def declare_remote_logger(self, logger: Any) -> None:
+        """Loggers connect only when serving (never in --check-config or the console client)."""
+        if self.mode != SERVE:
+            return
+        self.remote_loggers.append(logger)
+        for o in self.observers:
+            o.remote_logger_declared(logger)
 
     # --- modes
     @property
@@ -187,8 +243,8 @@ class Registry:
         self.servers.sort(key=lambda s: s.order)
         for p in pools or [""]:
             self.add_server_to_pool(server, p)
-        if self.engine is not None:
-            self.engine.server_added(server)
+        for o in self.observers:
+            o.server_added(server)
 
     def add_server_to_pool(self, server: DownstreamState, pool: str) -> None:
         if pool not in server.pools:
@@ -207,8 +263,8 @@ class Registry:
         for p in list(server.pools):
             self.remove_server_from_pool(server, p)
         self.servers = [s for s in self.servers if s is not server]
-        if self.engine is not None:
-            self.engine.server_removed(server)
+        for o in self.observers:
+            o.server_removed(server)
 
     def set_policy(self, policy: ServerPolicy, pool: str | None = None) -> None:
         """The global policy, or a pool's; the fast path is recomputed (a policy may count)."""

@@ -25,8 +25,6 @@ from pydist.protobuf import field_bytes as fb
 from pydist.protobuf import field_varint as fv
 
 QUERY, RESPONSE = 1, 2
-PROTOCOLS = {"Do53 UDP": 1, "Do53 TCP": 2, "DNS over TLS": 3, "DNS over HTTPS": 4,
-             "DNSCrypt UDP": 5, "DNSCrypt TCP": 6}
 
 
 class QueuedSender:
@@ -178,7 +176,7 @@ class PBMessage:
         first = (fv(9, self.time[0]) + fv(10, self.time[1]) if self.time is not None
                  else _time_fields(9, 10, now))
         out = [fv(1, self.kind), first, fb(2, self.message_id),
-               fv(4, 1 if len(src) == 4 else 2), fv(5, PROTOCOLS.get(dq.protocol, 1)),
+               fv(4, 1 if len(src) == 4 else 2), fv(5, dq.transport.protobuf_code),
                fb(6, src), fb(7, _packed(local[0])),
                fv(8, len(packet) if self.bytes is None else self.bytes),
                _time_fields(9, 10, now), fv(11, struct.unpack_from("!H", packet)[0]),

@@ -11,6 +11,7 @@ from typing import Iterable
 
 from pydist.dns.netmask import format_address, parse_netmask, AddressError
 from pydist.dns.wire import name_to_text, qtype_to_text, question_end, text_to_wire, WireError
+from pydist.transport import Transport
 
 
 class Rings:
@@ -26,9 +27,15 @@ RCODE_NAMES = ("No Error", "Form Error", "Server Failure", "Non-Existent domain"
                "RR Set Exists when it should not", "RR Set that should exist does not",
                "Server Not Authoritative for zone / Not Authorized",
                "Name not contained in zone")
-PROTOCOLS = {0: "DoUDP", 1: "DoTCP", "UDP": "DoUDP", "TCP": "DoTCP", 2: "DoT", "DoT": "DoT",
-             3: "DoH", "DoH": "DoH", "DNSCryptUDP": "DNSCryptUDP", "DNSCryptTCP": "DNSCryptTCP"}
 GREPQ_FMT = "%-7s %-47s %-12s %-12s %-5s %-25s %-5s %-6s %-2s %-2s %-2s %s\n"
+
+
+def ring_name(proto: object) -> str:
+    """The Protocol column: entries hold a Transport (pydist.transport)."""
+    try:
+        return Transport(proto).ring_name
+    except (ValueError, TypeError):
+        return "DoUDP"
 
 
 def rcode_name(rcode: int) -> str:
@@ -86,7 +93,7 @@ def _row(when: float, now: float, client: tuple, proto: object, server: str, pkt
     end = question_end(pkt)
     qtype = int.from_bytes(pkt[end:end + 2], "big")
     return GREPQ_FMT % ("%.1f" % (when - now), format_address(client[0], client[1]),
-                        PROTOCOLS.get(proto, "DoUDP"), server, int.from_bytes(pkt[:2], "big"),
+                        ring_name(proto), server, int.from_bytes(pkt[:2], "big"),
                         name_to_text(pkt), qtype_to_text(qtype), lat, *_flags(pkt), rcode)
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import time
 from itertools import islice
-from typing import Any, Callable
+from typing import Any
 
 from pydist.dns.ecs import ecs_defaults, query_for_backend
 from pydist.dns.wire import WireError, parse_question
 from pydist.dnsquestion import DNSQuestion
 from pydist.rules.chain import (
-    DONE,
     RULES,
     apply_dynblocks,
     apply_query_rules,
@@ -20,32 +19,15 @@ from pydist.rules.chain import (
 )
 from pydist.rules.responses import RuleInFlight, apply_response_rules
 from pydist.rules.selectors import RuleFailed
+from pydist.transport import DATAGRAM, Transport
+from pydist.verdict import DROP, QueryOrigin, Verdict
 
 RULE_MEMO_MIN = 65536     # remembered pass-through queries of a pure chain, at least
 RULE_MEMO_EVICT = 16      # when full, the oldest 1/16th of the memo is forgotten
 
 
-def query_origin(dq: DNSQuestion, fe_sock: Any, reply: Callable | None) -> None:
-    """What the listener learnt beyond its socket: the real destination of a query to a
-    wildcard listener, a proxied query's destination and TLVs (from the UDP stand-in socket
-    or the TCP connection)."""
-    source = fe_sock if fe_sock is not None else getattr(reply, "__self__", None)
-    values = getattr(source, "values" if fe_sock is not None else "proxy_values", None)
-    if values is not None:
-        dq.proxy_values = list(values)
-    local = getattr(source, "local" if fe_sock is not None else "destination", None)
-    if local is not None:
-        dq.local = local
-
-def connection_sni(reply: Callable | None) -> str:
-    """The SNI of the DoT connection a TCP reply callback belongs to, or of a DoH request's
-    ('' when none was sent)."""
-    conn = getattr(reply, "__self__", reply)
-    return getattr(conn, "sni", "") or ""
-
-
 class RulePath:
-    """Mixed into PacketPath; reads its reg, settings, stats and _drop/_restore."""
+    """Mixed into PacketPath; reads its reg, settings, stats and _restore."""
 
     reg: Any
     settings: Any
@@ -64,13 +46,13 @@ class RulePath:
         self.rule_memo_max = memo_size(self.default_pool.cache)
         return (not self.query_rules or pure) and not self.cachehit_rules
 
-    def rule_in_flight(self, data: bytes, addr: Any, fe_sock: Any, fe: Any, now: float,
-                       cache: Any, cache_key: Any, qname_end: int, qtype: int, qclass: int,
-                       flags: int, reply: Callable | None, dq: DNSQuestion | None, udp: bool,
+    def rule_in_flight(self, data: bytes, addr: Any, fe: Any, now: float, cache: Any,
+                       cache_key: Any, qname_end: int, qtype: int, qclass: int, flags: int,
+                       transport: Transport, dq: DNSQuestion | None, udp: bool,
                        skip_cache: bool) -> RuleInFlight:
         """An in-flight query that carries what its answer's rules and delay need."""
-        state = RuleInFlight(data[:2], addr, fe_sock, fe, data[12:qname_end + 4], now,
-                             self.tick, cache, cache_key, data, qname_end, flags, reply)
+        state = RuleInFlight(data[:2], addr, fe, data[12:qname_end + 4], now, self.tick,
+                             cache, cache_key, data, qname_end, flags, transport)
         state.set_rule_state(qtype, qclass, dq.tags if dq is not None else None,
                              dq.delay_ms if dq is not None else 0, not udp, skip_cache)
         if dq is not None:
@@ -91,38 +73,48 @@ class RulePath:
             zero = None
         return data, added or -1, zero
 
-    def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
-                     fe: Any, fe_sock: Any, udp: bool, now: float,
-                     reply: Callable | None) -> DNSQuestion | None:
-        """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
-        None when the query was dropped or answered."""
-        dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now)
+    def question(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
+                 local: Any, fe: Any, transport: Transport, udp: bool, now: float,
+                 origin: QueryOrigin | None) -> DNSQuestion:
+        """The DNSQuestion rules and Lua policies read: ECS defaults, and what the frontend
+        learnt beyond its socket (real destination, SNI, DoH request, proxy protocol TLVs)."""
+        dq = DNSQuestion(data, qname_end, qtype, qclass, addr, fe, not udp, now, transport)
         ecs_defaults(dq, self.settings)     # what Lua reads, and what rules may change
-        if dq.protocol != "Do53 UDP" and dq.protocol != "Do53 TCP":
-            dq.sni = connection_sni(reply)
-            dq.http = getattr(reply, "http", None)
-        if self.origin_info:
-            query_origin(dq, fe_sock, reply)
+        if local is not None:
+            dq.local = local
+        if origin is not None:
+            dq.sni = origin.sni
+            dq.http = origin.http
+            if origin.proxy_values is not None:
+                dq.proxy_values = list(origin.proxy_values)
+        return dq
+
+    def _before_pool(self, data: bytes, qname_end: int, qtype: int, qclass: int, addr: Any,
+                     local: Any, fe: Any, transport: Transport, udp: bool, now: float,
+                     origin: QueryOrigin | None) -> DNSQuestion | Verdict:
+        """Dynamic blocks, then the query rules (facts §10.1): the DNSQuestion to route on, or
+        the verdict when the query was dropped or answered."""
+        dq = self.question(data, qname_end, qtype, qclass, addr, local, fe, transport, udp, now,
+                           origin)
         memo = self.rule_memo
         if memo is not None:
             dq.matched = []
         step = RULES
         if self.dynblocks is not None:
-            step = apply_dynblocks(self, self.dynblocks, dq, addr, fe, fe_sock, reply)
-            if step == DONE:
-                return None
+            step = apply_dynblocks(self, self.dynblocks, dq)
+            if step.__class__ is Verdict:
+                return step
         if step == RULES and self.query_rules:
             try:
-                if not apply_query_rules(self, self.query_rules, dq, addr, fe, fe_sock, reply):
-                    return None
+                verdict = apply_query_rules(self, self.query_rules, dq)
             except RuleFailed:        # dnsdist drops a query whose rules throw
-                self._drop(reply)
-                return None
+                return DROP
             except Exception as e:    # a bug: said (rate-limited), the query dropped, loop alive
                 self._rule_bug(e)
-                self._drop(reply)
-                return None
-            if memo is not None and step == RULES:
+                return DROP
+            if verdict is not None:
+                return verdict
+            if memo is not None:
                 self._remember(memo, data, dq)
         return dq
 
@@ -160,7 +152,7 @@ class RulePath:
         try:
             out, delay, skip = apply_response_rules(
                 self.response_rules, resp, qname_end, qtype, qclass, st.client, st.frontend,
-                st.tcp_reply is not None, now, tags, delay, server, skip_query,
+                st.transport not in DATAGRAM, now, tags, delay, server, skip_query,
                 (getattr(st, "unique_id", None), st.sent))
         except Exception as e:        # a bug: said (rate-limited), the answer dropped
             self._rule_bug(e)
@@ -188,11 +180,3 @@ def left_as_is(dq: DNSQuestion, data: bytes) -> bool:
     depends on its bytes alone (what the exact-bytes cache level is keyed on)."""
     return (dq.pool is None and not dq.skip_cache and dq.tags is None and not dq.delay_ms
             and dq.temp_failure_ttl is None and dq.data == data)
-
-
-def sendto(sock: Any, resp: bytes, addr: Any) -> None:
-    """An answer to a UDP client; a send error loses only that answer."""
-    try:
-        sock.sendto(resp, addr)
-    except OSError:
-        pass

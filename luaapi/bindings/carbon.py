@@ -24,6 +24,5 @@ def register(rt: Any) -> None:
             30 if interval is None else as_int(interval),
             "dnsdist" if namespace is None else as_str(namespace),
             "main" if instance is None else as_str(instance)))
-        if reg.engine is not None:
-            reg.engine.start_carbon()
+        reg.declare_carbon()
     rt.fn("carbonServer", carbon_server)

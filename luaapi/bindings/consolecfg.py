@@ -34,10 +34,7 @@ def register(rt: Any) -> None:
             reg.console_address = parse_address(as_str(addr), 5199)
         except AddressError as e:
             raise PdnsError(str(e)) from None
-        if reg.serving and reg.engine is not None:
-            reg.engine.open_console(reg.console_address)
-        else:
-            reg.console_addresses.append(reg.console_address)
+        reg.declare_console(reg.console_address)
     rt.fn("controlSocket", control_socket)
 
     def set_key(key: Any, *a: Any) -> None:

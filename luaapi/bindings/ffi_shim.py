@@ -5,6 +5,7 @@ the calling rule or action reports like any Lua error, rather than answering wro
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from luaapi.convert import as_str
@@ -184,16 +185,18 @@ def _servers(table: Any) -> list[Any]:
     return [s.server for s in table.values()]
 
 
-def whashed(table: Any, h: int) -> int:
-    servers = _servers(table)
-    s = policies._weighted(servers, h, policies.settings.weighted_balancing_factor)
-    return servers.index(s) if s is not None else 0
+def hashed_accessors(settings: policies.PolicySettings) -> dict[str, Callable[[Any, int], int]]:
+    """The FFI's whashed/chashed over a hash, reading the runtime registry's policy knobs."""
+    def whashed(table: Any, h: int) -> int:
+        servers = _servers(table)
+        s = policies.weighted(servers, h, settings.weighted_balancing_factor)
+        return servers.index(s) if s is not None else 0
 
-
-def chashed(table: Any, h: int) -> int:
-    servers = _servers(table)
-    s = policies.chashed_from_hash(servers, h)
-    return servers.index(s) if s is not None else 0
+    def chashed(table: Any, h: int) -> int:
+        servers = _servers(table)
+        s = policies.chashed_from_hash(servers, h, settings)
+        return servers.index(s) if s is not None else 0
+    return {"whashed": whashed, "chashed": chashed}
 
 
 ACCESSORS = {
@@ -205,7 +208,6 @@ ACCESSORS = {
     "set_http_response": set_http_response,
     "trailing_data": trailing_data, "set_trailing_data": set_trailing_data,
     "send_trap": send_trap, "spoof_raw": spoof_raw, "spoof_addrs": spoof_addrs,
-    "whashed": whashed, "chashed": chashed,
 }
 
 
@@ -216,5 +218,6 @@ def shim(rt: Any) -> Any:
     if m is None:
         from luaapi.runtime import read_package_text
         code = read_package_text("ffi_shim.lua")
-        m = rt._ffi_shim = rt.lua.execute(code, rt.lua.table_from(ACCESSORS))
+        accessors = dict(ACCESSORS, **hashed_accessors(rt.registry.policy_settings))
+        m = rt._ffi_shim = rt.lua.execute(code, rt.lua.table_from(accessors))
     return m

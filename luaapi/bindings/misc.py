@@ -7,7 +7,6 @@ from typing import Any
 
 from luaapi.convert import as_bool, as_float, as_int, as_str, check_count
 from luaapi.errors import LuaArgError
-from pydist import policies
 from pydist.registry import CHECK, CLIENT
 
 VERSION = "1.7.3"
@@ -85,7 +84,7 @@ def register(rt: Any) -> None:
     rt.fn("setRingBuffersSize", set_ring_buffers)
 
     def set_rr_fail(b: Any) -> None:
-        policies.settings.round_robin_fail_on_no_server = as_bool(b)
+        rt.registry.policy_settings.round_robin_fail_on_no_server = as_bool(b)
     rt.fn("setRoundRobinFailOnNoServer", set_rr_fail)
 
     def set_factor(attr: str, lua_name: str) -> Any:
@@ -96,7 +95,7 @@ def register(rt: Any) -> None:
                 rt.log(msg)
                 rt.show(msg + "\n")
                 return
-            setattr(policies.settings, attr, v)
+            setattr(rt.registry.policy_settings, attr, v)
         return setter
     rt.fn("setWeightedBalancingFactor", set_factor("weighted_balancing_factor",
                                                    "setWeightedBalancingFactor"))

@@ -6,8 +6,7 @@ from typing import Any
 from luaapi.bindings.servers import ServerHandle, handle_for
 from luaapi.convert import as_bool, as_int, as_str, fail, is_function
 from luaapi.errors import DnsdistError, LuaArgError
-from pydist import policies
-from pydist.policies import BUILTIN, ServerPolicy
+from pydist.policies import ServerPolicy
 from pydist.registry import ServerPool
 
 
@@ -89,7 +88,7 @@ def _policy_arg(p: Any) -> ServerPolicy:
 
 def register(rt: Any) -> None:
     reg = rt.registry
-    for name, pol in BUILTIN.items():
+    for name, pol in reg.builtin_policies.items():
         rt.globals[name] = PolicyHandle(pol)
 
     def get_pool(name: Any = "", *a: Any) -> PoolHandle:
@@ -129,7 +128,7 @@ def register(rt: Any) -> None:
         if v > 0xFFFFFFFF:
             raise DnsdistError(f"The value ({v}) passed to setWHashedPertubation is too large, "
                                "the maximum is 4294967295")
-        policies.settings.hash_perturbation = v
+        reg.policy_settings.hash_perturbation = v
     rt.fn("setWHashedPertubation", set_perturbation)
 
     rt.fn("showServerPolicy", lambda *a: rt.show(reg.policy.name + "\n"), no_side_effect=True)

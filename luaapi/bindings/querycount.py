@@ -17,8 +17,7 @@ def register(rt: Any) -> None:
     counter = reg.query_counter
 
     def refresh() -> None:
-        if reg.engine is not None:      # counting decides whether the cache fast path may run
-            reg.engine.path.refresh()
+        reg.changed()      # counting decides whether the cache fast path may run
 
     def set_query_count(on: Any = None, *a: Any) -> None:
         counter.enabled = as_bool(on)

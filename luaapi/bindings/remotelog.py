@@ -23,7 +23,6 @@ from luaapi.convert import (
 )
 from luaapi.errors import PdnsError
 from pydist.dns.netmask import AddressError, format_address, parse_address, parse_netmask
-from pydist.registry import SERVE
 
 if TYPE_CHECKING:   # the loggers (asyncio, dnslib) load only when a config makes one
     from pydist.dnstap import DnstapMessage, FrameStreamLogger
@@ -181,10 +180,7 @@ def register(rt: Any) -> None:
 
     def started(logger: Any) -> RemoteLoggerHandle:
         """Loggers connect only when serving (never in --check-config or the console client)."""
-        if reg.mode == SERVE:
-            reg.remote_loggers.append(logger)
-            if reg.engine is not None:
-                logger.start(reg.engine.loop)
+        reg.declare_remote_logger(logger)
         return RemoteLoggerHandle(logger)
 
     def frame_stream_tcp(addr: Any, opts: Any = None, *a: Any) -> RemoteLoggerHandle:

@@ -60,8 +60,7 @@ class ServerHandle:
     def setQPS(self, n: Any, *a: Any) -> None:
         from pydist.qps import QPSLimiter
         self.server.qps = QPSLimiter(as_int(n))      # 0: unlimited again, as dnsdist's setQPS
-        if self.rt.registry.engine is not None:     # the cache fast path depends on qps limits
-            self.rt.registry.engine.path.refresh()
+        self.rt.registry.changed()     # the cache fast path depends on qps limits
 
     def addPool(self, pool: Any, *a: Any) -> None:
         self.rt.registry.add_server_to_pool(self.server, as_str(pool))

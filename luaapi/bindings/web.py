@@ -115,8 +115,7 @@ def register(rt: Any) -> None:
             rt.log(f"Unable to bind to webserver socket on {where}: binding socket to "
                    f"{where}: {e.strerror}")
             return
-        if reg.engine is not None:
-            reg.engine.start_web()
+        reg.declare_web()
     rt.fn("webserver", webserver)
 
     def _headers(t: Any) -> dict[str, str]:

@@ -6,21 +6,32 @@ from typing import Any, Callable
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import family_of
+from pydist.transport import Transport
+from pydist.verdict import FORWARD
 
 DRAIN_BUDGET = 256
 
 
 class InFlight:
-    """One UDP query waiting for its backend answer (lives only for the round trip)."""
-    __slots__ = ("orig_id", "client", "fe_sock", "frontend", "question", "sent", "sent_tick",
-                 "cache", "cache_key", "query", "qname_end", "flags", "tcp_reply", "ecs", "zero")
+    """One query waiting for its backend answer (lives only for the round trip). `sink` is the
+    frontend that forwarded it (it sends the answer: see pydist/frontend/sink.py) and `out` what
+    that frontend answers through (the UDP socket, or its pktinfo/proxy stand-in)."""
+    __slots__ = ("orig_id", "client", "frontend", "question", "sent", "sent_tick",
+                 "cache", "cache_key", "query", "qname_end", "flags", "transport", "sink", "out",
+                 "ecs", "zero", "server", "wire", "proxy", "xfr")
+    # A FORWARD verdict is the in-flight state itself (pydist/verdict.py: no second object per
+    # forwarded query): `server`, the prepared query `wire`, the `proxy` header, `xfr`.
+    kind = FORWARD
 
-    def __init__(self, orig_id: bytes, client: Any, fe_sock: Any, frontend: Any, question: bytes,
+    @property
+    def state(self) -> "InFlight":
+        return self
+
+    def __init__(self, orig_id: bytes, client: Any, frontend: Any, question: bytes,
                  sent: float, sent_tick: int, cache: Any, cache_key: Any, query: bytes,
-                 qname_end: int, flags: int, tcp_reply: Callable | None = None) -> None:
+                 qname_end: int, flags: int, transport: Transport = Transport.DO53_UDP) -> None:
         self.orig_id = orig_id
         self.client = client
-        self.fe_sock = fe_sock
         self.frontend = frontend
         self.question = question
         self.sent = sent
@@ -30,7 +41,9 @@ class InFlight:
         self.query = query
         self.qname_end = qname_end
         self.flags = flags
-        self.tcp_reply = tcp_reply
+        self.transport = transport
+        self.sink: Any = None
+        self.out: Any = None
 
 
 def answer_matches(data: bytes, question: bytes, allow_empty: bool, stats: Any) -> bool:

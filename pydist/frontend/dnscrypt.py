@@ -16,21 +16,19 @@ Counted as dnsdist 1.7.3 counts (observed on the binary):
 """
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
 from pydist.dnscrypt.query import DNSCryptQuery, read_packet
 from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
 from pydist.frontend.tcp import TCPClientConnection
-from pydist.packet_path import MAX_UDP_QUERY, UDP_BUDGET
-from pydist.rule_path import sendto
-
-RING_UDP, RING_TCP = "DNSCryptUDP", "DNSCryptTCP"     # grepq's protocol names
+from pydist.frontend.udp import MAX_UDP_QUERY, UDP_BUDGET, UDPFrontend, read_proxied, sendto
+from pydist.transport import Transport
+from pydist.verdict import QueryOrigin
 
 
 class DNSCryptUDPSocket:
-    """What the packet path answers one DNSCrypt UDP query through: encrypts, then sends."""
+    """What one DNSCrypt UDP query is answered through: encrypts, then sends."""
 
     __slots__ = ("query", "sock")
 
@@ -41,85 +39,95 @@ class DNSCryptUDPSocket:
         packet = self.query.encrypt_response(data, False)
         return 0 if packet is None else self.sock.sendto(packet, client)
 
-    @property
-    def local(self) -> Any:
-        """The query's destination, from a wildcard or proxied socket (dq.localaddr)."""
-        return getattr(self.sock, "local", None)
 
-    @property
-    def values(self) -> Any:
-        """The proxy protocol TLVs of a proxied query."""
-        return getattr(self.sock, "values", None)
+class DNSCryptUDPFrontend(UDPFrontend):
+    """A DNSCrypt UDP listener: the query opened here, then the query step as any other; its
+    answers (at once or from a backend, through `act` and the sink) sealed by the socket."""
 
-
-def udp_readable(path: Any, sock: socket.socket, fe: Any, pktinfo: bool = False) -> None:
-    """Drain one DNSCrypt UDP listener (bounded per wake-up, as the plain drain)."""
-    stats = path.stats
-    acl = path.reg.acl
-    proxy_acl = path.proxy_acl
-    ctx = fe.decl.dnscrypt
-    now = time.time()
-    for _ in range(UDP_BUDGET):
-        try:
-            if pktinfo:
-                data, anc, _, addr = sock.recvmsg(MAX_UDP_QUERY + 1, ANCILLARY_SIZE)
-                local = destination(anc, fe.decl.port)
-                out: Any = sock if local is None else LocalUDPSocket(sock, *local)
-            else:
-                data, addr = sock.recvfrom(MAX_UDP_QUERY + 1)
-                out = sock
-        except (BlockingIOError, InterruptedError):
-            break
-        except OSError:
-            continue
-        if proxy_acl is not None and proxy_acl.match(addr[0]):
-            proxied = path.read_proxied(data, addr, fe, out)    # header first, then DNSCrypt
-            if proxied is None:
+    def readable(self) -> None:
+        """Drain the listener (bounded per wake-up, as the plain drain)."""
+        path, fe, sock = self.path, self.fe, self.sock
+        stats = path.stats
+        acl = path.reg.acl
+        proxy_acl = path.proxy_acl
+        ctx = fe.decl.dnscrypt
+        now = time.time()
+        for _ in range(UDP_BUDGET):
+            local = values = None
+            try:
+                if self.pktinfo:
+                    data, anc, _, addr = sock.recvmsg(MAX_UDP_QUERY + 1, ANCILLARY_SIZE)
+                    found = destination(anc, fe.decl.port)
+                    out: Any = sock
+                    if found is not None:
+                        out, local = LocalUDPSocket(sock, *found), found[1]
+                else:
+                    data, addr = sock.recvfrom(MAX_UDP_QUERY + 1)
+                    out = sock
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
                 continue
-            data, addr, out = proxied
-        elif len(data) < 12 or len(data) > MAX_UDP_QUERY:
-            stats.noncompliant_queries += 1
-            continue
-        elif not acl.match(addr[0]):
-            stats.acl_drops += 1
-            continue
-        else:
-            stats.queries += 1
-            fe.queries += 1
+            if proxy_acl is not None and proxy_acl.match(addr[0]):
+                proxied = read_proxied(path, data, addr, fe, out)  # header first, then DNSCrypt
+                if proxied is None:
+                    continue
+                data, addr, out = proxied
+                local, values = out.local, out.values
+            elif len(data) < 12 or len(data) > MAX_UDP_QUERY:
+                stats.noncompliant_queries += 1
+                continue
+            elif not acl.match(addr[0]):
+                stats.acl_drops += 1
+                continue
+            else:
+                path.count_query(fe)
+            self.opened(data, addr, out, local, values, ctx, now)
+
+    def opened(self, data: bytes, addr: Any, out: Any, local: Any, values: Any, ctx: Any,
+               now: float) -> None:
+        """One datagram that passed the checks: a certificate request answered in clear, or
+        a query opened and run through the query step."""
         read = read_packet(ctx, data, False, now)
         if read is None:
-            continue
+            return
         query, state = read
         if state is None:                       # the certificate answer, in clear
             sendto(out, query, addr)
-        elif len(query) < 12 or query[2] & 0x80:
-            stats.noncompliant_queries += 1
-        else:
-            path.rings.queries.append((now, addr, query, RING_UDP))
+        elif len(query) < 12:
+            self.path.stats.noncompliant_queries += 1
+        elif self.path.accept_query(query, addr, self.fe, now):
+            # the NOTIMP of a query without a question goes out in clear
             sink = out if query[4:6] == b"\x00\x00" else DNSCryptUDPSocket(out, state)
-            path.process(query, addr, fe, sink, True, now, None)
+            origin = None if values is None else QueryOrigin("", None, values)
+            self.act(self.path.query_step(query, addr, local, Transport.DNSCRYPT_UDP, self.fe,
+                                          now, origin), addr, sink)
 
 
-class SealedReply:
-    """How one DNSCrypt TCP query is answered: encrypted for it, then framed by the connection
-    (queries may be in flight together: each carries its own state). `__self__` is the
-    connection, as for a plain TCP query's bound reply (the rules read its proxy TLVs)."""
+class SealedSink:
+    """How one DNSCrypt TCP query is answered (pydist/frontend/sink.py): encrypted for it, then
+    framed by the connection (queries may be in flight together: each has its own)."""
 
-    __slots__ = ("__self__", "query")
+    __slots__ = ("conn", "query")
 
     def __init__(self, conn: "DNSCryptTCPConnection", query: DNSCryptQuery) -> None:
-        self.__self__, self.query = conn, query
+        self.conn, self.query = conn, query
 
-    def __call__(self, resp: bytes | None, more: bool = False) -> None:
-        if resp is not None:
-            resp = self.query.encrypt_response(resp, True)
-        self.__self__._reply(resp, more)
+    def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
+        self.conn._reply(self.query.encrypt_response(resp, True))
+
+    def answer_part(self, st: Any, resp: bytes) -> None:
+        self.conn._reply(self.query.encrypt_response(resp, True), True)
+
+    def end(self, st: Any) -> None:
+        self.conn._reply(None)
+
+    def timed_out(self, st: Any) -> None:
+        self.conn._reply(None)
 
 
 class DNSCryptTCPConnection(TCPClientConnection):
     """A DNSCrypt TCP client: the TCP frontend, with each query opened and its answer sealed."""
-
-    ring_proto = RING_TCP
 
     def unwrap(self, packet: bytes) -> bytes | None:
         read = read_packet(self.fe.decl.dnscrypt, packet, True, time.time())
@@ -135,5 +143,6 @@ class DNSCryptTCPConnection(TCPClientConnection):
             self._reply(None)
             return None
         # the NOTIMP of a query without a question goes out in clear
-        self.query_reply = self._reply if query[4:6] == b"\x00\x00" else SealedReply(self, state)
+        self.query_sink = self if query[4:6] == b"\x00\x00" else SealedSink(self, state)
         return query
+

@@ -18,6 +18,7 @@ from pydist.dns.reader import locate_opt
 from pydist.dns.netmask import AddressError, parse_address
 from pydist.dns.ttl import min_ttl
 from pydist.dns.wire import WireError, parse_question
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, NO_DOWNSTREAM_KIND, QueryOrigin
 
 OPT_4096 = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
 MAX_BODY = 65535
@@ -175,24 +176,24 @@ def forwarded_for(req: DOHRequest) -> None:
 
 
 class DOHReply:
-    """The packet path's reply callback for one request (None: dropped, 403), and its
-    `timeout()` for a backend that never answered (502), as dnsdist 1.7.3."""
+    """One request's answer: a DNS answer (200), a drop (403) or a backend that never answered
+    (502), as dnsdist 1.7.3; the sink of the request's query once forwarded."""
 
-    __slots__ = ("handler", "req", "self_answered")
+    __slots__ = ("handler", "req")
 
     def __init__(self, handler: DOHHandler, req: DOHRequest) -> None:
         self.handler, self.req = handler, req
-        self.self_answered = False     # set by the packet path: such answers keep our OPT
 
-    def __call__(self, resp: bytes | None) -> None:
+    def send(self, resp: bytes | None, generated: bool = False) -> None:
+        """`generated`: an answer pydist made (rules, no server), which keeps our added OPT."""
         if resp is None:                # dropped: 403 even with an HTTP answer set
             self.handler.answer(self.req, 403, b"")
             return
         custom = self.req.http_response
-        if custom is not None and self.self_answered:   # HTTPStatusAction, setHTTPResponse()
+        if custom is not None and generated:     # HTTPStatusAction, setHTTPResponse()
             self.handler.answer(self.req, custom[0], custom[1], custom[2])
             return
-        if self.req.edns_added and not self.self_answered:
+        if self.req.edns_added and not generated:
             resp = strip_opt(resp)
         if custom is None:
             self.handler.answer(self.req, 200, resp)
@@ -201,16 +202,31 @@ class DOHReply:
         else:                   # ... and any other status set gives h2o's 500
             self.handler.answer(self.req, 500, b"")
 
-    def timeout(self) -> None:
+    def act(self, v: Any) -> None:
+        """The query step's verdict: the answer (200), forwarded (answered through the sink),
+        waited for, no downstream (502) or dropped (403)."""
+        kind = v.kind
+        if kind == ANSWER:
+            self.send(v.data, v.generated)
+        elif kind == DEFERRED_KIND:
+            v.then(self.act)
+        elif kind == NO_DOWNSTREAM_KIND:
+            self.timed_out(None)
+        elif kind != FORWARD or not self.handler.path.backends.forward(v, self):
+            self.send(None)
+
+    # --- the sink (pydist/frontend/sink.py)
+    def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
+        self.send(resp)
+
+    def answer_part(self, st: Any, resp: bytes) -> None:
+        """Zone transfers are not relayed over DoH."""
+
+    def end(self, st: Any) -> None:
+        self.send(None)
+
+    def timed_out(self, st: Any) -> None:
         self.handler.answer(self.req, 502, b"")
-
-    @property
-    def http(self) -> DOHRequest:
-        return self.req
-
-    @property
-    def sni(self) -> str:
-        return self.req.sni
 
 
 class DOHHandler:
@@ -277,18 +293,17 @@ class DOHHandler:
             parse_question(query)
         except (WireError, IndexError, ValueError):
             return self._send(req, 400, "Bad Request", b"The DNS query could not be parsed")
-        stats = self.path.stats
-        stats.queries += 1
-        self.fe.queries += 1
-        if query[2] & 0x80:          # checkQueryHeaders
-            stats.noncompliant_queries += 1
-            return self.answer(req, 400, b"")
+        path = self.path
+        path.count_query(self.fe)
         if query[10] == 0 and query[11] == 0:
             query = query[:10] + b"\x00\x01" + query[12:] + OPT_4096
             req.edns_added = True
         now = time.time()
-        self.path.rings.queries.append((now, req.peer, query, 3))
-        self.path.process(query, req.peer, self.fe, None, True, now, DOHReply(self, req))
+        if not path.accept_query(query, req.peer, self.fe, now):    # checkQueryHeaders
+            return self.answer(req, 400, b"")
+        reply = DOHReply(self, req)
+        reply.act(path.query_step(query, req.peer, None, self.fe.transport, self.fe, now,
+                                  QueryOrigin(req.sni, req, None)))
 
     # --- answers
     def answer(self, req: DOHRequest, status: int, body: bytes, ctype: str = "",

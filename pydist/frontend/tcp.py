@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from pydist.frontend.proxied import read_header
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, QueryOrigin
 
 TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
                          "tcpClientTimeouts", "tcpDownstreamTimeouts", "tcpCurrentConnections",
@@ -43,8 +44,6 @@ def over_connection_limit(fe: Any) -> bool:
 class TCPClientConnection(asyncio.Protocol):
     """One client connection; at most `bound` queries in progress, answers written as they come."""
 
-    ring_proto: int | str = 1            # the queries ring's protocol (grepq: DoTCP)
-
     def __init__(self, path: Any, fe: Any, per_client: dict[str, int]) -> None:
         self.path = path
         self.fe = fe
@@ -69,7 +68,7 @@ class TCPClientConnection(asyncio.Protocol):
         self.counted_host: str | None = None
         self.started = self.last_active = time.monotonic()
         self.started_wall = int(time.time())
-        self.query_reply: Any = self._reply    # how the query being started is answered
+        self.query_sink: Any = self      # how the query being started is answered
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -248,26 +247,55 @@ class TCPClientConnection(asyncio.Protocol):
         return bool(limit) and self.received > limit or self._duration_reached()
 
     def _start(self, q: bytes) -> None:
+        """Intake, the query step, and its verdict acted on."""
         self.in_flight += 1
         self.received += 1
-        stats = self.path.stats
-        stats.queries += 1
-        self.fe.queries += 1
+        path = self.path
+        path.count_query(self.fe)
         q = self.unwrap(q)
         if q is None:
             return
-        if q[2] & 0x80:
-            stats.noncompliant_queries += 1
+        now = time.time()
+        if not path.accept_query(q, self.client, self.fe, now):
             self._close()
             return
-        now = time.time()
-        self.path.rings.queries.append((now, self.client, q, self.ring_proto))
-        self.path.process(q, self.client, self.fe, None, False, now, self.query_reply)
+        self._act(path.query_step(q, self.client, self.destination, self.fe.transport, self.fe,
+                                  now, self.origin()), self.query_sink)
 
     def unwrap(self, q: bytes) -> bytes | None:
-        """The DNS query a framed message carries (DNSCrypt decrypts here); None when this
-        connection ended that query itself (through _reply: answered, or closed)."""
+        """The DNS query a framed message carries (DNSCrypt decrypts here, and sets the
+        query's `query_sink`); None when this connection ended that query itself."""
         return q
+
+    def _act(self, v: Any, sink: Any) -> None:
+        """A verdict: answered, forwarded (answered through the sink), waited for, or the
+        query failed (the connection closed, as dnsdist)."""
+        kind = v.kind
+        if kind == ANSWER:
+            sink.answer(None, v.data, 0)
+        elif kind == DEFERRED_KIND:
+            v.then(lambda later: self._act(later, sink))
+        elif kind != FORWARD or not self.path.backends.forward(v, sink):
+            sink.end(None)
+
+    def origin(self) -> QueryOrigin | None:
+        """What the connection learnt beyond its addresses (its proxy protocol TLVs)."""
+        if self.proxy_values is None:
+            return None
+        return QueryOrigin("", None, self.proxy_values)
+
+    # --- the sink of the queries this connection forwarded (pydist/frontend/sink.py)
+    def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
+        self._reply(resp)
+
+    def answer_part(self, st: Any, resp: bytes) -> None:
+        self._reply(resp, True)
+
+    def end(self, st: Any) -> None:
+        self._reply(None)
+
+    def timed_out(self, st: Any) -> None:
+        self._reply(None)
 
     # --- answers out
     def _reply(self, resp: bytes | None, more: bool = False) -> None:

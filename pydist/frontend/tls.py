@@ -11,6 +11,7 @@ from typing import Any
 from pydist.frontend.tcp import TCPClientConnection
 from pydist.tls.frontend_context import FrontendTLS, version_counter
 from pydist.tls.layer import TLSLayer
+from pydist.verdict import QueryOrigin
 
 
 class TLSClientConnection(TCPClientConnection):
@@ -25,6 +26,10 @@ class TLSClientConnection(TCPClientConnection):
     def sni(self) -> str:
         """The server name the client asked for in its TLS hello (SNIRule, dq's SNI)."""
         return getattr(self.transport, "sni", None) or ""
+
+    def origin(self) -> QueryOrigin:
+        """The SNI (SNIRule, dq's SNI) and the proxy protocol TLVs."""
+        return QueryOrigin(self.sni, None, self.proxy_values)
 
     def _start(self, q: bytes) -> None:
         if not self.version_counter:

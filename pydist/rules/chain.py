@@ -10,6 +10,7 @@ from pydist.rules import actions as A
 from pydist.rules import selectors as S
 from pydist.rules.responses import apply_response_rules
 from pydist.uuids import random_uuid
+from pydist.verdict import DROP, Verdict
 
 _creation = count()
 
@@ -154,9 +155,8 @@ def run_query_chain(rules: tuple[Rule, ...], dq: Any) -> tuple[int, str | None]:
     return A.NONE, None
 
 
-def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe: Any,
-                      fe_sock: Any, reply: Any) -> bool:
-    """Run the chain and act on its verdict; False when the query was dropped or answered."""
+def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any) -> Verdict | None:
+    """Run the chain; None to go on to the pool, else the query's verdict (dropped, answered)."""
     settings = path.settings
     stats = path.stats
     dq.settings_add_edns = settings.add_edns_to_self_generated
@@ -164,11 +164,10 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
     orig_flags = (dq.data[2], dq.data[3])
     verdict, extra = run_query_chain(rules, dq)
     if verdict == A.NONE and not dq.data[2] & 0x80:
-        return True           # the usual outcome: on to the pool (the last test below)
+        return None           # the usual outcome: on to the pool (the last test below)
     if verdict == A.DROP:
         stats.rule_drop += 1
-        path._drop(reply)
-        return False
+        return DROP
     if verdict in (A.NXDOMAIN, A.REFUSED, A.SERVFAIL):
         rcode = {A.NXDOMAIN: 3, A.REFUSED: 5, A.SERVFAIL: 2}[verdict]
         if verdict == A.NXDOMAIN:
@@ -191,15 +190,14 @@ def apply_query_rules(path: Any, rules: tuple[Rule, ...], dq: Any, addr: Any, fe
     elif verdict in (A.SPOOF, A.SPOOF_RAW) and extra is not None:
         spoof_from_string(dq, extra, verdict == A.SPOOF_RAW)
     if not dq.qr:
-        return True
-    send_self_answer(path, dq, orig_flags, addr, fe, fe_sock, reply)
-    return False
+        return None
+    return self_answered(path, dq, orig_flags)
 
 
-def send_self_answer(path: Any, dq: Any, orig_flags: tuple[int, int], addr: Any, fe: Any,
-                     fe_sock: Any, reply: Any) -> None:
+def self_answered(path: Any, dq: Any, orig_flags: tuple[int, int]) -> Verdict:
     """A query turned into an answer: built, the client's RD and CD bits put back, the
-    self-answered chain run (it may drop it), counted and sent (delayed over UDP if asked)."""
+    self-answered chain run (it may drop it), counted; sent by the frontend (delayed over UDP
+    if asked)."""
     if dq.spoof:
         resp = bytearray(dq.data)
     else:
@@ -215,22 +213,21 @@ def send_self_answer(path: Any, dq: Any, orig_flags: tuple[int, int], addr: Any,
     rules = path.selfanswered_rules
     if rules:
         out, delay, _ = apply_response_rules(rules, out, dq.qname_end, dq.qtype, dq.qclass,
-                                          addr, fe, dq.tcp, dq.now, dq.tags, delay,
+                                          dq.remote, dq.frontend, dq.tcp, dq.now, dq.tags, delay,
                                           query=(dq.unique_id, dq.now))
         if out is None:
-            path._drop(reply)
-            return
+            return DROP
     path.stats.self_answered += 1
     # dnsdist 1.7.3 counts a rule's answer in the frontend's responses over UDP, TCP and DoT
     # alike (it is cache hits it never counts: see packet_path); checked on the binary
-    path._answer(out, addr, fe, fe_sock, reply, delay_ms=delay)
+    return path.local_answer(out, dq.remote, dq.frontend, dq.transport, delay_ms=delay)
 
 
-def apply_dynblocks(path: Any, blocks: Any, dq: Any, addr: Any, fe: Any, fe_sock: Any,
-                    reply: Any) -> int:
+def apply_dynblocks(path: Any, blocks: Any, dq: Any) -> int | Verdict:
     """Dynamic blocks, netmasks then suffixes (facts §11): RULES to go on to the query rules,
-    FORWARD to skip them (a NoRecurse block), DONE when the query was dropped or answered."""
+    FORWARD to skip them (a NoRecurse block), else the verdict (the query dropped or answered)."""
     now = dq.now
+    addr = dq.remote
     hit = blocks.lookup_address(addr[0], now, addr[1])
     if hit is None and blocks.names:
         hit = blocks.lookup_name(dq.qname.key, now)
@@ -254,15 +251,13 @@ def apply_dynblocks(path: Any, blocks: Any, dq: Any, addr: Any, fe: Any, fe_sock
         dq.set_flag(2, 0x04, False)
         dq.set_flag(3, 0x20, False)
     else:
-        path._drop(reply)
-        return DONE
+        return DROP
     dq.settings_add_edns = path.settings.add_edns_to_self_generated
     dq.payload_size = path.settings.payload_size_self_generated
-    send_self_answer(path, dq, orig_flags, addr, fe, fe_sock, reply)
-    return DONE
+    return self_answered(path, dq, orig_flags)
 
 
-RULES, FORWARD, DONE = 0, 1, 2
+RULES, FORWARD = 0, 1
 
 
 def spoof_from_string(dq: Any, text: str, raw: bool) -> None:

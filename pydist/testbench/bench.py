@@ -20,7 +20,10 @@ from typing import Any, Callable
 
 from pydist.backend.server import AUTO, DownstreamState
 from pydist.dns.wire import WireError, parse_question
-from pydist.packet_path import MAX_UDP_QUERY, PacketPath
+from pydist.frontend.udp import MAX_UDP_QUERY
+from pydist.packet_path import PacketPath
+from pydist.transport import Transport
+from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD
 from pydist.registry import ClientState, Registry
 from pydist.rings import Rings
 from pydist.rules.chain import Rule
@@ -60,24 +63,40 @@ class Trace:
 
 
 class _Capture:
-    """The client's side: the answer sent (UDP socket or TCP/DoT/DoH reply), or the drop."""
+    """The client's side, a stand-in frontend (the sink of a forwarded query): the answer sent,
+    or the drop."""
 
-    def __init__(self) -> None:
-        self.answer: bytes | None = None
+    def __init__(self, loop: "_InstantLoop", udp: bool) -> None:
+        self.loop = loop
+        self.udp = udp
+        self.resp: bytes | None = None
         self.done = False
-        self.self_answered = False      # the DoH reply's flag (a rule's answer, not a hit)
-        self.http = None
-        self.sni = ""
 
-    def sendto(self, data: bytes, addr: Any) -> int:
-        self.answer, self.done = bytes(data), True
-        return len(data)
-
-    def __call__(self, resp: bytes | None) -> None:      # the TCP/DoT/DoH reply callable
-        self.answer = None if resp is None else bytes(resp)
+    def take(self, resp: bytes | None, delay_ms: int = 0) -> None:
+        if delay_ms > 0:
+            self.loop.delay_ms = delay_ms
+        self.resp = None if resp is None else bytes(resp)
         self.done = True
 
-    def timeout(self) -> None:
+    def act(self, v: Any, backends: Any) -> None:
+        """The query step's verdict, acted on as a frontend would (DelayAction: UDP only)."""
+        if v.kind == ANSWER:
+            self.take(v.data, v.delay_ms if self.udp else 0)
+        elif v.kind == DEFERRED_KIND:
+            v.then(lambda later: self.act(later, backends))
+        elif v.kind != FORWARD or not backends.forward(v, self, self):
+            self.take(None)
+
+    def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
+        self.take(resp, delay_ms if st.transport is Transport.DO53_UDP else 0)
+
+    def answer_part(self, st: Any, resp: bytes) -> None:
+        self.take(resp)
+
+    def end(self, st: Any) -> None:
+        self.take(None)
+
+    def timed_out(self, st: Any) -> None:
         self.done = True
 
 
@@ -188,7 +207,7 @@ class TestBench:
             trace.outcome, trace.error = "drop", f"malformed: {e}"
             return
         before = _matches(self.reg)
-        capture = _Capture()
+        capture = _Capture(self.loop, fe.transport is Transport.DO53_UDP)
         self.forwarded.clear()
         self.loop.delay_ms = 0
         saved = self._standins_for_dry() if self.dry else None
@@ -196,14 +215,13 @@ class TestBench:
             for server in self.reg.servers:
                 server.udp.mode = server.tcp_pool.mode = case.backend
         hits = self.path.stats.cache_hits
-        udp = case.transport in ("udp", "doh")
-        reply = None if case.transport == "udp" else capture
         no_server = self.path.stats.no_policy
         policies = _RecordingPolicies(self.reg)
+        transport = fe.transport
         try:
             with policies:
-                self.path.process(data, client, fe, capture if reply is None else None, udp,
-                                  time.time(), reply)
+                capture.act(self.path.query_step(data, client, None, transport, fe, time.time()),
+                            self.path.backends)
         except Exception as e:  # noqa: BLE001 -- a trace reports a failing rule, never dies
             trace.outcome, trace.error = "error", f"{type(e).__name__}: {e}"
         finally:
@@ -230,8 +248,8 @@ class TestBench:
             trace.server = self.forwarded[-1][0]
         if trace.outcome == "error":
             return
-        if capture.done and capture.answer is not None:
-            trace.answer = capture.answer
+        if capture.done and capture.resp is not None:
+            trace.answer = capture.resp
             if trace.outcome != "no-server":      # servFailWhenNoServer's answer stays that
                 trace.outcome = "cache-hit" if hit else "forward" if self.forwarded else "answer"
         elif self.forwarded and self.dry:

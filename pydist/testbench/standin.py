@@ -69,7 +69,7 @@ class StandInUDP:
             self.server.queries += 1
             resp = standin_answer(query, self.mode)
             if resp is not None:
-                self.path.udp_backend_response(self.server, resp, state)
+                self.path.backends.udp_answer(self.server, resp, state)
         return True
 
     def close(self) -> None:

@@ -232,9 +232,10 @@ class WebServer:
             self.server.close()
 
 
-def start_web_server(loop: asyncio.AbstractEventLoop, reg: Any,
-                     previous: WebServer | None) -> WebServer | None:
-    """The engine's hook: serve reg.web.sock (replacing an earlier server) and log as dnsdist."""
+def start_web_server(loop: asyncio.AbstractEventLoop, reg: Any, previous: WebServer | None,
+                     hooks: list[Callable[[], None]] | None = None) -> WebServer | None:
+    """The engine's hook: serve reg.web.sock (replacing an earlier server) and log as dnsdist;
+    `hooks`: the engine's one-second tick, which ranks the dyn-block offenders."""
     web = reg.web
     sock, web.sock = web.sock, None
     if sock is None:
@@ -243,8 +244,7 @@ def start_web_server(loop: asyncio.AbstractEventLoop, reg: Any,
         previous.close()
     server = WebServer(loop, reg, web, reg.log)
     loop.create_task(server.start(sock))
-    hooks = getattr(reg.engine, "maintenance_hooks", None)
-    if hooks is not None:        # the engine's one-second tick ranks the dyn-block offenders
+    if hooks is not None:
         if previous is not None and previous.top.tick in hooks:
             hooks.remove(previous.top.tick)
         hooks.append(server.top.tick)

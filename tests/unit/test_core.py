@@ -9,7 +9,7 @@ from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import AddressError, NetmaskGroup, parse_address
 from pydist.dns.synth import notimp_for_empty, self_answer
 from pydist.dns.wire import WireError, parse_question, question_end, text_to_wire
-from pydist.policies import first_available, least_outstanding, round_robin
+from pydist.policies import PolicySettings, first_available, least_outstanding, round_robin
 from pydist.stats import ENTRY_NAMES, Stats, format_dump_stats
 
 
@@ -118,7 +118,8 @@ def test_least_outstanding_tie_breaks() -> None:
 def test_first_available_and_round_robin() -> None:
     a, b = _server(1, up=False), _server(2)
     assert first_available([a, b]) is b
-    picks = {id(round_robin([a, b])) for _ in range(4)}
+    rr = PolicySettings()
+    picks = {id(round_robin([a, b], None, rr)) for _ in range(4)}
     assert picks == {id(b)}
 
 

@@ -9,6 +9,7 @@ import dnslib
 
 from luaapi.runtime import LuaConfig
 from pydist.dns.wire import parse_question
+from pydist.frontend.udp import UDPFrontend
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
@@ -77,7 +78,7 @@ def test_hits_behind_a_lua_action_run_it_and_count_as_hits() -> None:
     sock = FakeSock()
     fe = FrontendDecl("127.0.0.1", 53).udp_state
     for i in range(3):
-        path.process(data, ("127.0.0.1", 4242), fe, sock, True, NOW, None)
+        UDPFrontend(path, fe, sock).full_path(data, ("127.0.0.1", 4242), sock, NOW)
     assert lua.globals.calls == 3
     assert len(sock.sent) == 3 and all(s[4:] == answer[4:] for s in sock.sent)
     assert reg.stats.cache_hits == 3 and reg.stats.cache_misses == 0
@@ -92,7 +93,7 @@ def test_a_query_the_action_changed_takes_the_full_path() -> None:
     fe = FrontendDecl("127.0.0.1", 53).udp_state
     full = count_full_lookups(reg)
     for i in range(2):
-        path.process(data, ("127.0.0.1", 4242), fe, sock, True, NOW, None)
+        UDPFrontend(path, fe, sock).full_path(data, ("127.0.0.1", 4242), sock, NOW)
     assert lua.globals.calls == 2 and reg.stats.cache_hits == 2
     assert len(sock.sent) == 2 and all(s[4:] == answer[4:] for s in sock.sent)
     assert full == [2]

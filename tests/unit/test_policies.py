@@ -13,17 +13,15 @@ from pydist.dns.wire import text_to_wire
 from pydist.dnsquestion import DNSQuestion
 
 
+S = P.PolicySettings()     # the knobs the policies read (a registry's, in pydist)
+
+
 @pytest.fixture(autouse=True)
 def fresh_settings() -> Iterator[None]:
-    """Policies read process-wide knobs: each test starts from dnsdist's defaults."""
-    saved = dict(vars(P.settings))
-    P.settings.hash_perturbation = 0
-    P.settings.weighted_balancing_factor = 0.0
-    P.settings.consistent_hashing_balancing_factor = 0.0
-    P.settings.round_robin_fail_on_no_server = False
+    """Each test starts from dnsdist's defaults (perturbation fixed at 0)."""
+    S.__init__()
+    S.hash_perturbation = 0
     yield
-    vars(P.settings).clear()
-    vars(P.settings).update(saved)
 
 
 def server(weight: int = 1, order: int = 1, up: bool = True, outstanding: int = 0,
@@ -51,38 +49,38 @@ def shares(picks: Counter, servers: list[DownstreamState]) -> list[float]:
 
 def test_whashed_is_proportional_to_weight_and_sticky() -> None:
     pool = [server(1), server(2), server(5)]
-    picks = Counter(id(P.whashed(pool, dq(n))) for n in NAMES)
+    picks = Counter(id(P.whashed(pool, dq(n), S)) for n in NAMES)
     for got, want in zip(shares(picks, pool), (1 / 8, 2 / 8, 5 / 8), strict=True):
         assert abs(got - want) < 0.04, (got, want)
     # one name always lands on the same server, whatever its case
-    first = P.whashed(pool, dq("Sticky.Example."))
-    assert all(P.whashed(pool, dq(n)) is first for n in ("sticky.example.", "STICKY.EXAMPLE."))
+    first = P.whashed(pool, dq("Sticky.Example."), S)
+    assert all(P.whashed(pool, dq(n), S) is first for n in ("sticky.example.", "STICKY.EXAMPLE."))
 
 
 def test_whashed_follows_the_lookup2_hash_and_the_perturbation() -> None:
     """r = burtleCI(wire qname, perturbation) % total weight, first cumulative sum above r."""
     pool = [server(3), server(4)]
     for pert in (0, 12345, 0xFFFFFFFF):
-        P.settings.hash_perturbation = pert
+        S.hash_perturbation = pert
         for n in NAMES[:200]:
             r = burtle_ci(text_to_wire(n), pert) % 7
-            assert P.whashed(pool, dq(n)) is pool[0 if r < 3 else 1]
-    P.settings.hash_perturbation = 1
-    a = [P.whashed(pool, dq(n)) for n in NAMES[:200]]
-    P.settings.hash_perturbation = 2
-    b = [P.whashed(pool, dq(n)) for n in NAMES[:200]]
+            assert P.whashed(pool, dq(n), S) is pool[0 if r < 3 else 1]
+    S.hash_perturbation = 1
+    a = [P.whashed(pool, dq(n), S) for n in NAMES[:200]]
+    S.hash_perturbation = 2
+    b = [P.whashed(pool, dq(n), S) for n in NAMES[:200]]
     assert a != b
 
 
 def test_whashed_skips_down_servers() -> None:
     pool = [server(1, up=False), server(1)]
-    assert {id(P.whashed(pool, dq(n))) for n in NAMES[:50]} == {id(pool[1])}
-    assert P.whashed([server(up=False)], dq("x.")) is None
+    assert {id(P.whashed(pool, dq(n), S)) for n in NAMES[:50]} == {id(pool[1])}
+    assert P.whashed([server(up=False)], dq("x."), S) is None
 
 
 def test_wrandom_is_proportional_to_weight() -> None:
     pool = [server(1), server(3)]
-    picks = Counter(id(P.wrandom(pool)) for _ in range(4000))
+    picks = Counter(id(P.wrandom(pool, None, S)) for _ in range(4000))
     got = shares(picks, pool)
     assert abs(got[0] - 0.25) < 0.04 and abs(got[1] - 0.75) < 0.04
 
@@ -91,11 +89,11 @@ def test_weighted_balancing_factor_caps_a_loaded_server() -> None:
     """target = (1 + Σ outstanding) / Σ weight × factor; above target × weight: not eligible."""
     busy, idle = server(1, outstanding=10), server(1)
     pool = [busy, idle]
-    P.settings.weighted_balancing_factor = 1.5    # target 11/2*1.5 = 8.25 < 10
-    assert {id(P.wrandom(pool)) for _ in range(200)} == {id(idle)}
-    assert {id(P.whashed(pool, dq(n))) for n in NAMES[:200]} == {id(idle)}
-    P.settings.weighted_balancing_factor = 2.0    # target 11 >= 10: both eligible again
-    assert {id(P.wrandom(pool)) for _ in range(200)} == {id(busy), id(idle)}
+    S.weighted_balancing_factor = 1.5    # target 11/2*1.5 = 8.25 < 10
+    assert {id(P.wrandom(pool, None, S)) for _ in range(200)} == {id(idle)}
+    assert {id(P.whashed(pool, dq(n), S)) for n in NAMES[:200]} == {id(idle)}
+    S.weighted_balancing_factor = 2.0    # target 11 >= 10: both eligible again
+    assert {id(P.wrandom(pool, None, S)) for _ in range(200)} == {id(busy), id(idle)}
 
 
 def uuid(i: int) -> str:
@@ -104,8 +102,8 @@ def uuid(i: int) -> str:
 
 def test_chashed_is_stable_when_a_server_is_added() -> None:
     a, b, c = (server(100, uid=uuid(i)) for i in range(3))
-    before = {n: P.chashed([a, b], dq(n)) for n in NAMES}
-    after = {n: P.chashed([a, b, c], dq(n)) for n in NAMES}
+    before = {n: P.chashed([a, b], dq(n), S) for n in NAMES}
+    after = {n: P.chashed([a, b, c], dq(n), S) for n in NAMES}
     moved = [n for n in NAMES if after[n] is not before[n]]
     assert all(after[n] is c for n in moved)          # only to the newcomer, never between old ones
     assert 0.2 < len(moved) / len(NAMES) < 0.45       # about a third of the names move
@@ -120,8 +118,8 @@ def test_chashed_ring_points_and_wraparound() -> None:
     for n in NAMES[:300]:
         h = burtle_ci(text_to_wire(n), 0)
         owner = pts[next((p for p in ring if p >= h), ring[0])]
-        assert P.chashed([a, b], dq(n)) is owner
-    assert P.chashed_from_hash([a, b], 0xFFFFFFFF + 1) is pts[ring[0]]
+        assert P.chashed([a, b], dq(n), S) is owner
+    assert P.chashed_from_hash([a, b], 0xFFFFFFFF + 1, S) is pts[ring[0]]
 
 
 def test_chashed_uses_canonical_lowercase_uuid() -> None:
@@ -131,13 +129,13 @@ def test_chashed_uses_canonical_lowercase_uuid() -> None:
 
 def test_chashed_balancing_factor_and_down_servers() -> None:
     a, b = server(100, uid=uuid(1), outstanding=50), server(100, uid=uuid(2))
-    P.settings.consistent_hashing_balancing_factor = 1.0   # target 51/200 per weight: a is over
-    assert {id(P.chashed([a, b], dq(n))) for n in NAMES[:100]} == {id(b)}
-    P.settings.consistent_hashing_balancing_factor = 0.0
+    S.consistent_hashing_balancing_factor = 1.0   # target 51/200 per weight: a is over
+    assert {id(P.chashed([a, b], dq(n), S)) for n in NAMES[:100]} == {id(b)}
+    S.consistent_hashing_balancing_factor = 0.0
     b.up_status = False
-    assert {id(P.chashed([a, b], dq(n))) for n in NAMES[:100]} == {id(a)}
+    assert {id(P.chashed([a, b], dq(n), S)) for n in NAMES[:100]} == {id(a)}
     a.up_status = False
-    assert P.chashed([a, b], dq("x.")) is None
+    assert P.chashed([a, b], dq("x."), S) is None
 
 
 def test_least_outstanding_prefers_the_faster_server_on_ties() -> None:
@@ -170,17 +168,17 @@ def test_first_available_honours_qps_limits() -> None:
 
 def test_round_robin_and_fail_on_no_server() -> None:
     a, b = server(up=False), server(up=False)
-    assert P.round_robin([a, b]) in (a, b)            # none up: all servers are candidates
-    P.settings.round_robin_fail_on_no_server = True
-    assert P.round_robin([a, b]) is None
+    assert P.round_robin([a, b], None, S) in (a, b)            # none up: all servers are candidates
+    S.round_robin_fail_on_no_server = True
+    assert P.round_robin([a, b], None, S) is None
     b.up_status = True
-    assert {id(P.round_robin([a, b])) for _ in range(4)} == {id(b)}
-    assert P.round_robin([]) is None
+    assert {id(P.round_robin([a, b], None, S)) for _ in range(4)} == {id(b)}
+    assert P.round_robin([], None, S) is None
 
 
 def test_qname_hash_memo_is_bounded_and_follows_the_perturbation() -> None:
     for i in range(P.HASH_MEMO_MAX + 10):
-        P.qname_hash(dq(f"m{i}.memo."))
+        P.qname_hash(dq(f"m{i}.memo."), S.hash_perturbation)
     assert len(P._HASHES) <= P.HASH_MEMO_MAX
-    P.settings.hash_perturbation = 99
-    assert P.qname_hash(dq("m1.memo.")) == burtle_ci(text_to_wire("m1.memo."), 99)
+    S.hash_perturbation = 99
+    assert P.qname_hash(dq("m1.memo."), S.hash_perturbation) == burtle_ci(text_to_wire("m1.memo."), 99)

@@ -12,6 +12,7 @@ from pydist.dns.wire import parse_question
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
+from pydist.transport import Transport
 
 NOW = 1_000_000.0
 
@@ -33,8 +34,8 @@ def through_rules(path: PacketPath, i: int) -> bytes:
     data = bytes(dnslib.DNSRecord.question(f"h{i}.memo.test.", "A").pack())
     qname_end, qtype, qclass = parse_question(data)
     fe = FrontendDecl("127.0.0.1", 53).udp_state
-    assert path._before_pool(data, qname_end, qtype, qclass, ("127.0.0.1", 4242), fe, None,
-                             True, NOW, None) is not None
+    assert path._before_pool(data, qname_end, qtype, qclass, ("127.0.0.1", 4242), None, fe,
+                             Transport.DO53_UDP, True, NOW, None) is not None
     return data
 
 

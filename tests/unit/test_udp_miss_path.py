@@ -10,7 +10,9 @@ import pytest
 
 from luaapi.runtime import LuaConfig
 from pydist.engine import Engine
+from pydist.frontend.udp import UDPFrontend
 from pydist.registry import Registry
+from pydist.transport import Transport
 
 CONF = """
 setLocal("127.0.0.1:53")
@@ -104,7 +106,7 @@ def run_script() -> tuple[Registry, Any, Any, FrontSock]:
 
     def round_trip(queries: list[bytes], mangle: Mangle = lambda i, r: r) -> None:
         front.queue = [(q, ("127.0.0.1", 40000 + k % 3)) for k, q in enumerate(queries)]
-        engine.path.udp_readable(front, fe)
+        UDPFrontend(engine.path, fe, front).readable()
         answers = [mangle(i, answer(q)) for i, q in enumerate(back.sent)]
         back.sent = []
         back.answers = [a for a in answers if a is not None]
@@ -126,7 +128,7 @@ def run_script() -> tuple[Registry, Any, Any, FrontSock]:
     round_trip([query(i, i, flags=0x0010) for i in range(100, 110)])   # RD off, CD on
     for tick in range(1, 6):
         engine.path.tick = tick
-        server.udp.sweep(tick, reg.settings.udp_timeout, engine.path.udp_timeout)
+        server.udp.sweep(tick, reg.settings.udp_timeout, engine.path.backends.timed_out)
     return reg, server, engine.path, front
 
 
@@ -160,7 +162,7 @@ def test_rings_hold_queries_answers_and_timeouts(script: tuple) -> None:
     responses = list(path.rings.responses)
     assert len(responses) == 110
     assert sum(1 for r in responses if r[3] == -1) == 29          # "T.O" entries
-    assert all(r[4] == "127.0.0.1:53" and r[5] == "UDP" for r in responses)
+    assert all(r[4] == "127.0.0.1:53" and r[5] is Transport.DO53_UDP for r in responses)
 
 
 def test_answers_carry_the_clients_id_rd_and_cd(script: tuple) -> None:
