@@ -21,6 +21,7 @@ from typing import Union
 
 from pydist.dns.burtle import burtle, burtle_ci
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
+from pydist.dns.reader import labels_text, name_end, opt_after_question, options, qname_labels
 from pydist.dns.wire import WireError, text_to_wire
 
 CacheKey = Union[bytes, tuple]
@@ -126,58 +127,36 @@ def _quirky_rdlen(hi: int, lo: int) -> int:
 
 def _client_subnet(query: bytes, qname_end: int) -> tuple | None:
     """The ECS source (family, prefix, masked address) of a one-question EDNS query, or None."""
-    if len(query) < qname_end + 15 or query[4:12] != _ONE_QUESTION_ONE_ADDITIONAL:
+    if query[4:12] != _ONE_QUESTION_ONE_ADDITIONAL:
         return None
-    pos = qname_end + 4
-    if query[pos] != 0 or query[pos + 1:pos + 3] != b"\x00\x29":
+    off = opt_after_question(query, qname_end)
+    if off < 0:
         return None
-    rdlen = int.from_bytes(query[pos + 9:pos + 11], "big")
-    pos += 11
-    end = min(len(query), pos + rdlen)
-    while pos + 4 <= end:
-        code = int.from_bytes(query[pos:pos + 2], "big")
-        olen = int.from_bytes(query[pos + 2:pos + 4], "big")
-        data = query[pos + 4:pos + 4 + olen]
-        if code == _OPT_ECS and len(data) >= 4:
-            family, prefix = int.from_bytes(data[0:2], "big"), data[2]
-            addr = bytearray(data[4:])
+    rdata = off + 11
+    for code, start, end in options(query, rdata, rdata + ((query[off + 9] << 8) | query[off + 10]),
+                                    strict=False):
+        if code == _OPT_ECS and end - start >= 8:
+            family, prefix = (query[start + 4] << 8) | query[start + 5], query[start + 6]
+            addr = bytearray(query[start + 8:end])
             full, rest = divmod(prefix, 8)
             del addr[full + (1 if rest else 0):]
             if rest and addr:
                 addr[-1] &= (0xFF << (8 - rest)) & 0xFF
             return (family, prefix, bytes(addr))
-        pos += 4 + olen
     return None
 
 
 def _name_to_text(wire: bytes) -> str:
-    """Presentation form of an uncompressed wire name, escaped like pdns DNSName::toString."""
-    labels = []
-    pos = 0
-    while pos < len(wire) and wire[pos] != 0:
-        length = wire[pos]
-        label = wire[pos + 1:pos + 1 + length]
-        pos += 1 + length
-        out = []
-        for c in label:
-            if c in (0x2E, 0x5C):
-                out.append("\\" + chr(c))
-            elif c <= 0x20 or c >= 0x7F:
-                out.append("\\%03d" % c)
-            else:
-                out.append(chr(c))
-        labels.append("".join(out))
-    return ".".join(labels) + "." if labels else "."
+    """Presentation form of a key's uncompressed qname, escaped like pdns DNSName::toString."""
+    try:
+        return labels_text(qname_labels(wire, 0))
+    except WireError:
+        return "."
 
 
 def _qname_len(wire: bytes, start: int) -> int:
-    """Length of the uncompressed name at ``start`` (labels plus the root byte)."""
-    pos = start
-    while pos < len(wire) and wire[pos] != 0:
-        if wire[pos] >= 0xC0:
-            return pos + 2 - start
-        pos += 1 + wire[pos]
-    return pos + 1 - start
+    """Length of the uncompressed name at ``start`` in a key (labels plus the root byte)."""
+    return name_end(wire, start) - start
 
 
 class PacketCache:
