@@ -19,8 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import dnslib
-
+from pydist.dns.reader import WireError, counts, name_text, records
 from pydist.protobuf import field_bytes as fb
 from pydist.protobuf import field_varint as fv
 
@@ -214,18 +213,21 @@ def _rr(name: str, rtype: int, rclass: int, ttl: int, rdata: bytes) -> bytes:
 
 
 def _records(packet: bytes, include_cname: bool) -> list[bytes]:
-    """The answer section's A and AAAA records (and CNAMEs when asked), as dnsdist logs them."""
-    try:
-        answer = dnslib.DNSRecord.parse(packet)
-    except Exception:  # noqa: BLE001 -- a garbled answer is logged without its records
-        return []
+    """The answer section's A and AAAA records (and CNAMEs when asked), as dnsdist logs them;
+    none from an answer that cannot be walked."""
     out = []
-    for rr in answer.rr:
-        if rr.rtype in (1, 28):
-            rdata = _packed(str(rr.rdata))
-        elif rr.rtype == 5 and include_cname:
-            rdata = str(rr.rdata.label).encode("latin-1")
-        else:
-            continue
-        out.append(_rr(str(rr.rname), rr.rtype, rr.rclass, rr.ttl, rdata))
+    try:
+        answers = counts(packet)[1]
+        for rr in records(packet):
+            if rr.index >= answers:
+                break
+            if rr.rtype in (1, 28) and rr.rdlen == (4 if rr.rtype == 1 else 16):
+                rdata = bytes(packet[rr.rdata:rr.rdata + rr.rdlen])
+            elif rr.rtype == 5 and include_cname:
+                rdata = name_text(packet, rr.rdata).encode("latin-1")
+            else:
+                continue
+            out.append(_rr(name_text(packet, rr.start), rr.rtype, rr.rclass, rr.ttl, rdata))
+    except WireError:
+        return []
     return out

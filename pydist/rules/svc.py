@@ -8,6 +8,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydist.dns.reader import qname_labels
 from pydist.dns.synth import opt_rr
 from pydist.rules.actions import HEADER_MODIFY, Action, ResponseConfig
 from pydist.rules.names import DNSName
@@ -137,9 +138,9 @@ class _Compressor:
     def __init__(self, packet: bytes | bytearray, qname_end: int) -> None:
         self.known: dict[tuple[bytes, ...], int] = {}
         labels, off = [], 12
-        while off < qname_end - 1:
-            labels.append((off, bytes(packet[off + 1:off + 1 + packet[off]]).lower()))
-            off += packet[off] + 1
+        for label in qname_labels(packet, 12):
+            labels.append((off, label.lower()))
+            off += len(label) + 1
         for i, (pos, _) in enumerate(labels):
             self.known.setdefault(tuple(label for _, label in labels[i:]), pos)
 
