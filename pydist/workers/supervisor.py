@@ -1,0 +1,272 @@
+"""The supervisor: forks N workers after the config is evaluated and the sockets are bound,
+restarts any that dies (a log line and the `worker-restarts` counter), and keeps what must be
+single. Its engine (role SUPERVISOR) runs the console, web server, carbon, health checks and
+maintenance(); this module adds what ties it to the workers:
+
+- every console line (and every API change) runs here for its output, then in every worker's
+  own Lua runtime, with the same new UUIDs (pydist.uuids), before the console answers;
+- before any output (a console line, a web request, the one-second tick that feeds carbon,
+  rates and the dynamic-block rules) the workers' reports are summed into this process's
+  objects (pydist.workers.stats_sum);
+- after each tick and console line, changed health states and dynamic blocks are pushed.
+
+`broadcast(kind, payload)` reaches every worker with any message a handler is registered for
+(pydist.workers.worker.register_handlers): other features (hot reload) add their own kinds.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydist import uuids
+from pydist.registry import Registry
+from pydist.workers.control import ChannelClosed, SupervisorEnd
+from pydist.workers.sockets import Assignment
+from pydist.workers.stats_sum import Totals
+from pydist.workers.worker import WorkerContext, run_worker
+
+REPLY_TIMEOUT = 5.0     # a worker silent this long is stuck: it is killed and restarted
+RESTART_PAUSE = 1.0     # a worker that dies within this of its start waits this long
+
+
+@dataclass
+class Slot:
+    """One worker position: its current process and channel."""
+    index: int
+    pid: int = 0
+    end: SupervisorEnd | None = None
+    started: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, reg: Registry, engine: Any, execute: Callable[[str], str],
+                 plan: list[Assignment], keep_fds: set[int],
+                 worker_hooks: list[Callable[[], None]]) -> None:
+        self.reg = reg
+        self.engine = engine
+        self.execute = execute            # the supervisor's own console executor
+        self.plan = plan
+        self.keep_fds = keep_fds
+        self.worker_hooks = worker_hooks
+        self.slots = [Slot(i) for i in range(len(plan))]
+        self.restarts = 0
+        self.stopping = False
+        self.totals = Totals(reg)
+        self.last_health: list[tuple[str, bool]] = self._health_states()
+        self.blocks_dirty = False
+        reg.stats.extra["worker-restarts"] = lambda: self.restarts
+        reg.stats.extra_help["worker-restarts"] = "Number of worker processes restarted"
+
+    # --- life cycle
+    def start(self) -> None:
+        """Fork every worker, then watch them from the supervisor's loop."""
+        for slot in self.slots:
+            self._spawn(slot)
+        self.engine.shutdown_hooks.append(self.stop)
+        self.engine.maintenance_hooks.insert(0, self._reap)
+        self.engine.maintenance_hooks.insert(1, self.gather)
+        self.engine.maintenance_hooks.append(self.push_state)
+        self.engine.on_web_server = self._wrap_web
+        if self.engine.web_server is not None:
+            self._wrap_web(self.engine.web_server)
+        dyn = self.reg.dynblocks
+        previous = dyn.on_change
+
+        def blocks_changed() -> None:
+            self.blocks_dirty = True
+            if previous is not None:
+                previous()
+        dyn.on_change = blocks_changed
+
+    def _spawn(self, slot: Slot) -> None:
+        if self.stopping:
+            return
+        parent, child = socket.socketpair()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
+                                     child, self.keep_fds, list(self.worker_hooks)))
+        child.close()
+        parent.setblocking(True)
+        slot.pid, slot.end, slot.started = pid, SupervisorEnd(parent), time.monotonic()
+        # between requests the channel is silent: readable then means the worker is gone
+        # (uvloop keeps SIGCHLD for itself, so the end of the channel is the signal)
+        self.engine.loop.add_reader(parent.fileno(), self._channel_readable, slot)
+
+    def _channel_readable(self, slot: Slot) -> None:
+        end = slot.end
+        if end is None:
+            return
+        try:
+            data = end.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_end(slot)
+            self._reap(block_for=slot)
+
+    def _close_end(self, slot: Slot) -> None:
+        if slot.end is not None:
+            self.engine.loop.remove_reader(slot.end.sock.fileno())
+            slot.end.close()
+            slot.end = None
+
+    def _reap(self, block_for: Slot | None = None) -> None:
+        """Every worker that ended is logged, counted and started again (each tick, and at
+        once when its channel closes: then its exit is waited for)."""
+        for slot in self.slots:
+            if not slot.pid:
+                continue
+            try:
+                pid, status = os.waitpid(slot.pid, 0 if slot is block_for else os.WNOHANG)
+            except ChildProcessError:
+                pid, status = slot.pid, 0
+            if pid == 0:
+                continue
+            self._ended(slot, status)
+
+    def _ended(self, slot: Slot, status: int) -> None:
+        why = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exited with status {os.WEXITSTATUS(status)}")
+        pid, slot.pid = slot.pid, 0
+        self._close_end(slot)
+        self.totals.forget(slot.index)
+        if self.stopping:
+            return
+        self.restarts += 1
+        self.reg.log(f"Worker {slot.index} (pid {pid}) {why}, restarting it")
+        quick = time.monotonic() - slot.started < RESTART_PAUSE
+        if quick:
+            self.engine.loop.call_later(RESTART_PAUSE, self._spawn, slot)
+        else:
+            self._spawn(slot)
+
+    def stop(self) -> None:
+        """The supervisor ends: so do the workers (their channel closes; SIGTERM too)."""
+        self.stopping = True
+        for slot in self.slots:
+            self._close_end(slot)
+            if slot.pid:
+                try:
+                    os.kill(slot.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 2.0
+        for slot in self.slots:
+            while slot.pid:
+                try:
+                    pid, _ = os.waitpid(slot.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pid = slot.pid
+                if pid:
+                    slot.pid = 0
+                elif time.monotonic() > deadline:
+                    os.kill(slot.pid, signal.SIGKILL)
+                else:
+                    time.sleep(0.01)   # bounded wait for a child to exit, not a synchronisation
+
+    @property
+    def pids(self) -> list[int]:
+        return [s.pid for s in self.slots]
+
+    # --- messages
+    def broadcast(self, kind: str, payload: Any = None) -> list[Any]:
+        """Send one message to every live worker and wait for each reply (None for a worker
+        that died meanwhile or failed: its error is logged)."""
+        live = [s for s in self.slots if s.end is not None]
+        for slot in live:
+            try:
+                slot.end.send(kind, payload)  # type: ignore[union-attr]
+            except ChannelClosed:
+                pass
+        replies = []
+        for slot in live:
+            replies.append(self._reply(slot))
+        return replies
+
+    def _reply(self, slot: Slot) -> Any:
+        if slot.end is None:
+            return None
+        try:
+            return slot.end.reply(REPLY_TIMEOUT)
+        except ChannelClosed as e:
+            if str(e) == "no reply" and slot.pid:   # stuck: the restart path takes over
+                os.kill(slot.pid, signal.SIGKILL)
+            self._close_end(slot)
+        except RuntimeError as e:
+            self.reg.log(f"Worker {slot.index}: {e}")
+        return None
+
+    def gather(self) -> None:
+        """Sum the workers' reports into this process's objects (before any output)."""
+        live = [s for s in self.slots if s.end is not None]
+        for slot in live:
+            try:
+                slot.end.send("report")  # type: ignore[union-attr]
+            except ChannelClosed:
+                pass
+        for slot in live:
+            report = self._reply(slot)
+            if report is not None:
+                self.totals.add(slot.index, report)
+        self.totals.settle()
+
+    def push_state(self) -> None:
+        """Changed health states and dynamic blocks, to every worker."""
+        states = self._health_states()
+        if states != self.last_health:
+            self.last_health = states
+            self.broadcast("health", states)
+        if self.blocks_dirty:
+            self.blocks_dirty = False
+            dyn = self.reg.dynblocks
+            nets = {k: (b.reason, b.until, b.action, b.warning) for k, b in dyn.nets.items()}
+            names = {k: (text, (b.reason, b.until, b.action, b.warning))
+                     for k, (text, b) in dyn.names.items()}
+            self.broadcast("dynblocks", (nets, names, dyn.default_action))
+
+    def _health_states(self) -> list[tuple[str, bool]]:
+        return [(s.name, s.up_status) for s in self.reg.servers]
+
+    # --- the console and the web server
+    def console(self, line: str) -> str:
+        """A console line: counters gathered, run here for the output, then in every worker."""
+        self.gather()
+        ids = uuids.record()
+        try:
+            text = self.execute(line)
+        finally:
+            uuids.stop_recording()
+        if self.engine.exit_code is None:      # shutdown() ends the workers, not run there
+            self.broadcast("lua", (line, list(ids)))
+            self.push_state()
+        return text
+
+    def _wrap_web(self, server: Any) -> None:
+        """Web requests read summed figures; an ACL changed through the API reaches the
+        workers."""
+        router = server.router
+        handle = router.handle
+        if getattr(handle, "supervised", False):
+            return
+
+        def supervised(req: Any) -> Any:
+            self.gather()
+            before = self.reg.acl.to_strings()
+            response = handle(req)
+            after = self.reg.acl.to_strings()
+            if after != before:
+                self.broadcast("acl", after)
+            return response
+        supervised.supervised = True  # type: ignore[attr-defined]
+        router.handle = supervised

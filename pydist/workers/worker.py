@@ -1,0 +1,154 @@
+"""One worker process: forked from the supervisor with the evaluated config, it serves its
+listening sockets on a loop of its own and answers the supervisor's control messages.
+
+A worker runs no health check (the supervisor pushes the states), no console, web server or
+carbon, and no Lua maintenance() (the supervisor runs it and pushes the dynamic blocks). It
+exits when the supervisor's end of the channel closes."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, NoReturn
+
+from pydist import uuids
+from pydist.registry import Registry
+from pydist.workers import stats_sum
+from pydist.workers.control import WorkerEndpoint
+from pydist.workers.sockets import Assignment
+
+
+@dataclass
+class WorkerContext:
+    """What a worker starts from: all of it inherited by the fork."""
+    slot: int
+    reg: Registry
+    execute: Callable[[str], str]           # a console line in the worker's own Lua runtime
+    assignment: Assignment
+    control: socket.socket
+    keep_fds: set[int]                      # descriptors the config opened (KV stores, files)
+    hooks: list[Callable[[], None]] = field(default_factory=list)   # maintenance hooks
+
+
+def run_worker(ctx: WorkerContext) -> NoReturn:
+    """The child's whole life; never returns into the supervisor's code."""
+    code = 1
+    try:
+        code = _serve(ctx)
+    except BaseException:  # noqa: BLE001 -- the child must end here whatever happens
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
+def _forget_parent(ctx: WorkerContext) -> None:
+    """Drop what the supervisor's loop owned: signal handlers, its wake-up descriptor, every
+    descriptor opened since the config (loop, console, checks, other workers' channels)."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the supervisor decides on ^C
+    keep = set(ctx.keep_fds) | {ctx.control.fileno()}
+    keep |= {s.fileno() for pair in ctx.assignment for s in pair if s is not None}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    asyncio.events._set_running_loop(None)
+    reg = ctx.reg
+    reg.observers.clear()
+    if reg.web.sock is not None:
+        reg.web.sock.close()
+        reg.web.sock = None
+
+
+def _serve(ctx: WorkerContext) -> int:
+    import uvloop
+
+    from pydist.engine import WORKER, Engine
+    _forget_parent(ctx)
+    reg = ctx.reg
+    for fe, (udp, tcp) in zip(reg.frontends, ctx.assignment):
+        fe.sock_udp, fe.sock_tcp = udp, tcp
+    stats_sum.reset(reg)
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    engine = Engine(reg, loop, role=WORKER)
+    engine.maintenance_hooks.extend(ctx.hooks)
+    ctx.control.setblocking(True)
+    endpoint = WorkerEndpoint(ctx.control, on_closed=lambda: engine.shutdown(0))
+    register_handlers(endpoint, ctx, engine)
+    loop.add_reader(ctx.control.fileno(), endpoint.readable)
+    loop.run_until_complete(engine.start())
+    loop.run_until_complete(engine.stopped.wait())
+    return engine.exit_code or 0
+
+
+def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any) -> None:
+    """The message kinds a worker answers (pydist.workers.control, rule 2)."""
+    reg = ctx.reg
+    endpoint.register("ping", lambda _p: ctx.slot)
+    endpoint.register("lua", lambda p: run_console_line(ctx, p[0], p[1]))
+    endpoint.register("report", lambda _p: stats_sum.collect(reg))
+    endpoint.register("health", lambda states: apply_health(reg, states))
+    endpoint.register("dynblocks", lambda state: apply_dynblocks(reg, state))
+    endpoint.register("acl", lambda masks: apply_acl(reg, masks))
+
+
+def run_console_line(ctx: WorkerContext, line: str, ids: list[str]) -> None:
+    """A console (or API) command, run in this worker's runtime with the supervisor's ids;
+    its output and log lines were already shown by the supervisor."""
+    reg = ctx.reg
+    log = reg.log
+    reg.log = _quiet
+    uuids.replay(ids)
+    try:
+        ctx.execute(line)
+    finally:
+        uuids.replay([])
+        reg.log = log
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def apply_health(reg: Registry, states: list[tuple[str, bool]]) -> None:
+    """The supervisor's view of each server (matched by position, checked by name)."""
+    for s, (name, up) in zip(reg.servers, states):
+        if s.name == name:
+            s.up_status = up
+
+
+def apply_dynblocks(reg: Registry, state: tuple[dict, dict, int]) -> None:
+    """The supervisor's block tables replace ours; each block's count since the last report
+    carries over to the block that replaces it."""
+    from pydist.dynblocks import DynBlock
+    nets, names, default_action = state
+    dyn = reg.dynblocks
+    old_nets, old_names = dyn.nets, dyn.names
+    dyn.nets = {k: DynBlock(*v, blocks=_count(old_nets.get(k))) for k, v in nets.items()}
+    dyn.names = {k: (text, DynBlock(*v, blocks=_count((old_names.get(k) or (None, None))[1])))
+                 for k, (text, v) in names.items()}
+    dyn.max_labels = max((len(k) for k in dyn.names), default=0)
+    dyn.default_action = default_action
+    dyn._changed()
+
+
+def _count(block: Any) -> int:
+    return block.blocks if block is not None else 0
+
+
+def apply_acl(reg: Registry, masks: list[str]) -> None:
+    """An ACL replaced through the API (PUT /api/v1/servers/localhost/config/allow-from)."""
+    reg.acl.clear()
+    for m in masks:
+        reg.acl.add(m)

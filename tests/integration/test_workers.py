@@ -1,0 +1,264 @@
+"""Worker processes (pydist.workers, issue 18 item 2): N forked workers serve the listeners,
+the supervisor keeps the console, web server and health checks, and every figure is summed.
+
+Which worker serves a query is the kernel's choice (SO_REUSEPORT hashes the source address
+and port), so the tests send from many source ports; a fixed source port always reaches the
+same worker, which lets the restart test tell the workers' clients apart."""
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import time
+
+import dns.message
+import dns.rcode
+
+from tests.helpers.conf import console_prelude
+from tests.helpers.pydist_proc import DnsdistProcess, poll_until, query, run_cli
+from tests.helpers.web import metric_samples, request
+
+WEB = 'webserver("127.0.0.1:{portweb}")\nsetWebserverConfig({apiKey="k", acl="127.0.0.0/8"})\n'
+QUERIES = 40
+
+
+def console(proc: DnsdistProcess, cmd: str) -> str:
+    res = run_cli(proc.impl, ["-C", str(proc.conf), "-e", cmd])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def children(proc: DnsdistProcess) -> list[int]:
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def wait_children(proc: DnsdistProcess, n: int) -> list[int]:
+    return poll_until(lambda: len(children(proc)) == n and children(proc), 10)  # type: ignore
+
+
+def stats(proc: DnsdistProcess) -> dict[str, str]:
+    return dict(re.findall(r"(\S+)\s*\t\s*(\S+)", console(proc, "dumpStats()")))
+
+
+def send_many(where: tuple[str, int], prefix: str, n: int = QUERIES,
+              suffix: str = "example.") -> list[str]:
+    """n queries, each from a fresh source port; the rcode of each answer."""
+    out = []
+    for i in range(n):
+        r = query(where, f"{prefix}{i}.{suffix}", timeout=3)
+        assert r is not None, f"query {i} unanswered"
+        out.append(dns.rcode.to_text(r.rcode()))
+    return out
+
+
+# --- where N comes from
+
+def test_workers_flag_gives_n_processes(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "3"))
+    assert len(wait_children(p, 3)) == 3
+    assert send_many(p.addr(), "flag", 10) == ["NOERROR"] * 10
+
+
+def test_set_workers_gives_n_processes(start_proc, responder):
+    p = start_proc("pydist", console_prelude() + "pydist.setWorkers(2)\n",
+                   {"backend": responder.address})
+    assert len(wait_children(p, 2)) == 2
+    assert "pydist.setWorkers cannot be used at runtime!" in console(p, "pydist.setWorkers(3)")
+
+
+def test_reuseport_listeners_give_one_worker_each(start_proc, responder):
+    conf = console_prelude() + 'addLocal("127.0.0.1:{port2}", {reusePort=true})\n' \
+        'addLocal("127.0.0.1:{port2}", {reusePort=true})\n'
+    p = start_proc("pydist", conf, {"backend": responder.address})
+    assert len(wait_children(p, 2)) == 2
+    assert send_many(p.addr("port2"), "rp", 10) == ["NOERROR"] * 10
+    binds = console(p, "showBinds()")
+    assert binds.count(f"127.0.0.1:{p.values['port2']}") == 4     # UDP and TCP, twice
+
+
+def test_default_is_one_process(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address})
+    assert query(p.addr(), "one.example.") is not None
+    assert children(p) == []
+    assert "worker-restarts" not in console(p, "dumpStats()")
+
+
+# --- summed figures
+
+def _figures(p: DnsdistProcess) -> dict[str, object]:
+    st = stats(p)
+    dump = {k: st[k] for k in ("queries", "responses", "rdqueries", "frontend-noerror",
+                               "frontend-nxdomain", "cache-hits", "cache-misses",
+                               "latency-count", "rule-refused", "acl-drops")}
+    rows = [line.split() for line in console(p, "showServers()").splitlines()
+            if line.split() and line.split()[0].isdigit()]
+    servers = [(r[1], r[3], r[9], r[10]) for r in rows]      # name, state, queries, drops
+    status, _, body = request(int(p.values["portweb"]), "/metrics", {"X-API-Key": "k"})
+    assert status == 200
+    samples = metric_samples(body.decode())
+    port = str(p.values["port"])
+    metrics = {k.replace(port, "PORT"): v for k, v in samples.items()
+               if k.split("{")[0] in ("dnsdist_queries", "dnsdist_responses", "dnsdist_rdqueries",
+                                      "dnsdist_server_queries", "dnsdist_server_responses",
+                                      "dnsdist_frontend_queries", "dnsdist_rule_refused",
+                                      "dnsdist_frontend_nxdomain")}
+    return {"dump": dump, "servers": servers, "metrics": metrics}
+
+
+def test_summed_counters_equal_one_and_two_workers(start_proc, responder):
+    conf = console_prelude() + WEB + 'addAction(QNameRule("refused.example."), ' \
+        'RCodeAction(DNSRCode.REFUSED))\n'
+    figures = []
+    for n in ("1", "2"):
+        p = start_proc("pydist", conf, {"backend": responder.address},
+                       extra_args=("--workers", n))
+        if n == "2":
+            wait_children(p, 2)
+        assert set(send_many(p.addr(), f"w{n}q")) == {"NOERROR"}
+        assert set(send_many(p.addr(), "sub", 10, "nx.test.")) == {"NXDOMAIN"}
+        assert query(p.addr(), "refused.example.").rcode() == dns.rcode.REFUSED
+        figures.append(_figures(p))
+        p.stop()
+    one, two = figures
+    assert one["dump"]["queries"] == str(QUERIES + 11)
+    assert one == two
+
+
+# --- runtime changes reach every worker
+
+def test_console_add_action_applies_in_every_worker(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    assert set(send_many(p.addr(), "before")) == {"NOERROR"}
+    console(p, 'addAction(AllRule(), RCodeAction(DNSRCode.REFUSED), {name="all"})')
+    assert send_many(p.addr(), "after") == ["REFUSED"] * QUERIES
+    rules = console(p, "showRules()")
+    assert re.search(rf"all\s+{QUERIES}\s+All", rules), rules
+    # the rule has one UUID in every process: removing it by UUID works everywhere
+    uuid = re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", console(p, "showRules({showUUIDs=true})"))
+    assert uuid is not None
+    console(p, f'rmRule("{uuid.group(0)}")')
+    assert set(send_many(p.addr(), "removed")) == {"NOERROR"}
+
+
+def test_runtime_new_server_reaches_workers(start_proc, responder, responder_factory):
+    other = responder_factory()
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    console(p, f'newServer{{address="{other.address}", pool="b"}}')
+    console(p, 'addAction(AllRule(), PoolAction("b"))')
+    poll_until(lambda: "up" in console(p, "showServers()").splitlines()[2], 10)
+    send_many(p.addr(), "pool", 20)
+    assert len([q for q in other.queries if q[0].startswith("pool")]) == 20
+
+
+# --- health checks
+
+def test_one_health_check_per_interval_whatever_n(start_proc, responder):
+    conf = console_prelude(backend=False) + 'newServer({address="{backend}", ' \
+        'checkName="check.workers.test.", checkInterval=1})\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "3"))
+    wait_children(p, 3)
+
+    def checks() -> list[str]:
+        return [q for q in responder.queries if q[0].startswith("check.workers.test")]
+    start = time.monotonic()
+    poll_until(lambda: len(checks()) >= 5, 15)
+    elapsed = time.monotonic() - start
+    # one checker at one check a second; three more checkers would have sent 5 in ~1.5 s
+    assert len(checks()) <= elapsed + 2, (len(checks()), elapsed)
+    assert elapsed >= 3
+
+
+def test_health_state_reaches_workers(start_proc, responder):
+    conf = console_prelude(backend=False) + 'newServer({address="{backend}", checkInterval=1})\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    assert set(send_many(p.addr(), "up", 10)) == {"NOERROR"}
+    responder.silent = True
+    p.wait_for(r"Marking downstream .* as 'down'")
+    # no server up: every worker drops (dnsdist's default without setServFailWhenNoServer)
+    for i in range(10):
+        assert query(p.addr(), f"down{i}.example.", timeout=0.3) is None
+
+
+# --- a worker that dies
+
+def _bound_clients(n: int) -> list[socket.socket]:
+    out = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        out.append(s)
+    return out
+
+
+def _ask_all(where: tuple[str, int], clients: list[socket.socket], tag: str,
+             wait: float) -> set[int]:
+    """One query from each client socket; the indexes of those answered within `wait`."""
+    ids = {}
+    for i, s in enumerate(clients):
+        q = dns.message.make_query(f"{tag}{i}.example.", "A")
+        ids[i] = q.id
+        s.sendto(q.to_wire(), where)
+    answered: set[int] = set()
+    deadline = time.monotonic() + wait
+    while len(answered) < len(clients):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select(clients, [], [], left)
+        for s in ready:
+            data = s.recv(4096)
+            i = clients.index(s)
+            if len(data) >= 2 and int.from_bytes(data[:2], "big") == ids[i]:
+                answered.add(i)
+    return answered
+
+
+def test_killed_worker_restarted_others_lose_nothing(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    victim, survivor = wait_children(p, 2)
+    clients = _bound_clients(32)
+    try:
+        assert _ask_all(p.addr(), clients, "warm", 5) == set(range(32))
+        os.kill(victim, signal.SIGSTOP)        # its clients stop being answered: find them
+        others = _ask_all(p.addr(), clients, "stopped", 1.0)
+        assert 0 < len(others) < 32
+        os.kill(victim, signal.SIGKILL)
+        # the surviving worker's clients: every query answered while the victim is down
+        for round_ in range(3):
+            assert _ask_all(p.addr(), [clients[i] for i in sorted(others)],
+                            f"meanwhile{round_}-", 3) == set(range(len(others)))
+        p.wait_for(rf"Worker \d \(pid {victim}\) killed by signal 9, restarting it")
+        new = wait_children(p, 2)
+        assert survivor in new and victim not in new
+        assert _ask_all(p.addr(), clients, "after", 5) == set(range(32))
+    finally:
+        for s in clients:
+            s.close()
+    assert stats(p)["worker-restarts"] == "1"
+
+
+def test_restart_counter_in_metrics(start_proc, responder):
+    p = start_proc("pydist", console_prelude() + WEB, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    victim = wait_children(p, 2)[0]
+    os.kill(victim, signal.SIGKILL)
+    p.wait_for(r"Worker \d \(pid \d+\) killed by signal 9, restarting it")
+    wait_children(p, 2)
+    status, _, body = request(int(p.values["portweb"]), "/metrics", {"X-API-Key": "k"})
+    assert status == 200
+    assert metric_samples(body.decode())["dnsdist_worker_restarts{}"] == 1
+
