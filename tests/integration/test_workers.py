@@ -262,3 +262,54 @@ def test_restart_counter_in_metrics(start_proc, responder):
     assert status == 200
     assert metric_samples(body.decode())["dnsdist_worker_restarts{}"] == 1
 
+
+
+# --- dynamic blocks: rules on the supervisor's rings (every worker's queries), blocks in all
+
+def test_dynamic_block_from_all_workers_traffic_applies_everywhere(start_proc, responder):
+    conf = console_prelude() + """
+local dbr = dynBlockRulesGroup()
+dbr:setQueryRate(30, 5, "Exceeded query rate", 60)
+function maintenance() dbr:apply() end
+"""
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    # 200 queries over many source ports: past 30 qps over 5 s (150) only when both
+    # workers' rings are summed (each worker serves about half)
+    send_many(p.addr(), "rate", 200)
+    p.wait_for(r"Inserting dynamic block for 127\.0\.0\.1/32 for 60 seconds: Exceeded query rate")
+    # the blocks reach the workers at the end of the tick that logged the line
+    poll_until(lambda: query(p.addr(), "first.blocked.example.", timeout=0.3) is None, 5)
+    before = int(stats(p)["dyn-blocked"])
+    dropped = [query(p.addr(), f"blocked{i}.example.", timeout=0.3) for i in range(20)]
+    assert dropped == [None] * 20
+    assert int(stats(p)["dyn-blocked"]) == before + 20
+    shown = console(p, "showDynBlocks()")
+    assert re.search(rf"127\.0\.0\.1/32\s+\d+\s+{before + 20}\s+false", shown), shown
+
+
+def test_tcp_queries_served_by_workers(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    for i in range(10):
+        r = query(p.addr(), f"tcp{i}.example.", tcp=True, timeout=3)
+        assert r is not None and r.rcode() == dns.rcode.NOERROR
+    assert stats(p)["queries"] == "10"
+    rows = console(p, "showBinds()")
+    assert rows.count(f"127.0.0.1:{p.values['port']}") == 2
+
+
+def test_cache_figures_summed(start_proc, responder):
+    p = start_proc("pydist", console_prelude(cache=1000), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    for round_ in range(3):
+        send_many(p.addr(), "cached", 20)
+    st = stats(p)
+    assert int(st["cache-hits"]) + int(st["cache-misses"]) == 60
+    assert 20 <= int(st["cache-misses"]) <= 40       # each name missed once per worker at most
+    printed = console(p, "getPool(''):getCache():printStats()")
+    entries = int(re.search(r"Entries: (\d+)/", printed).group(1))
+    assert entries == int(st["cache-misses"])
