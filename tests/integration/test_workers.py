@@ -6,6 +6,7 @@ and port), so the tests send from many source ports; a fixed source port always 
 same worker, which lets the restart test tell the workers' clients apart."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -108,7 +109,14 @@ def _figures(p: DnsdistProcess) -> dict[str, object]:
                                       "dnsdist_server_queries", "dnsdist_server_responses",
                                       "dnsdist_frontend_queries", "dnsdist_rule_refused",
                                       "dnsdist_frontend_nxdomain")}
-    return {"dump": dump, "servers": servers, "metrics": metrics}
+    status, _, body = request(int(p.values["portweb"]), "/jsonstat?command=stats",
+                              {"X-API-Key": "k"})
+    assert status == 200
+    jsonstat = {k: v for k, v in json.loads(body).items()
+                if k in ("queries", "responses", "rdqueries", "frontend-nxdomain")}
+    top = console(p, "topQueries(2, 1)")
+    return {"dump": dump, "servers": servers, "metrics": metrics, "jsonstat": jsonstat,
+            "top": top}
 
 
 def test_summed_counters_equal_one_and_two_workers(start_proc, responder):
@@ -120,7 +128,7 @@ def test_summed_counters_equal_one_and_two_workers(start_proc, responder):
                        extra_args=("--workers", n))
         if n == "2":
             wait_children(p, 2)
-        assert set(send_many(p.addr(), f"w{n}q")) == {"NOERROR"}
+        assert set(send_many(p.addr(), "wq")) == {"NOERROR"}
         assert set(send_many(p.addr(), "sub", 10, "nx.test.")) == {"NXDOMAIN"}
         assert query(p.addr(), "refused.example.").rcode() == dns.rcode.REFUSED
         figures.append(_figures(p))
@@ -313,3 +321,14 @@ def test_cache_figures_summed(start_proc, responder):
     printed = console(p, "getPool(''):getCache():printStats()")
     entries = int(re.search(r"Entries: (\d+)/", printed).group(1))
     assert entries == int(st["cache-misses"])
+
+
+def test_console_shutdown_ends_every_process(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    pids = wait_children(p, 2)
+    run_cli("pydist", ["-C", str(p.conf), "-e", "shutdown()"])
+    assert p.wait_exit(10) == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split()[2] == "Z"
