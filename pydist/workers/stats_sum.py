@@ -114,7 +114,13 @@ def _take_blocks(reg: Registry) -> dict[Any, int]:
 
 
 def reset(reg: Registry) -> None:
-    """A freshly forked worker starts from zero (it inherited the supervisor's sums)."""
+    """A freshly forked worker starts from zero (it inherited the supervisor's sums, and its
+    summing classes when forked again after a restart)."""
+    if isinstance(reg.stats, SummedStats):
+        reg.stats.__class__ = Stats
+    for c in caches_of(reg):
+        if getattr(type(c), "summed", False):
+            c.__class__ = type(c).__mro__[1]
     collect(reg)
     for s in reg.servers:
         s.outstanding = 0
