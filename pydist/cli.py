@@ -272,7 +272,8 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     if plan:
         from pydist.workers.supervisor import Supervisor
         supervisor = Supervisor(reg, engine, executor, plan, config_fds,
-                                [lua.sweep_python_refs])
+                                [lua.sweep_python_refs],
+                                lambda: lua.globals["maintenance"] is not None)
         supervisor.start()
         executor = engine.console_execute = supervisor.console
     for address in reg.console_addresses:

@@ -68,11 +68,11 @@ def _is_gauge_key(key: str) -> bool:
     return "Current" in key or "Max" in key or "Avg" in key
 
 
-def collect(reg: Registry) -> Report:
-    """A worker's report: its deltas since the previous report (zeroed here) and its gauges."""
+def collect(reg: Registry, rings: bool = True) -> Report:
+    """A worker's report: its deltas since the previous report (zeroed here), its gauges, and
+    with `rings` its ring entries since they were last shipped (kept here otherwise)."""
     st = reg.stats
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    rings = reg.rings
     report: Report = {
         "stats": _take(st, STAT_COUNTERS),
         "means": [getattr(st, a) for a in STAT_MEANS],
@@ -94,10 +94,11 @@ def collect(reg: Registry) -> Report:
     ext = getattr(st, "cache_ext_counters", None)
     if ext is not None:
         report["cache_ext"] = _take(ext, tuple(a for a, _ in CACHE_EXT_COUNTERS.values()))
-    if rings is not None:
-        report["rings"] = (list(rings.queries), list(rings.responses))
-        rings.queries.clear()
-        rings.responses.clear()
+    ring = reg.rings
+    if rings and ring is not None:
+        report["rings"] = (list(ring.queries), list(ring.responses))
+        ring.queries.clear()
+        ring.responses.clear()
     return report
 
 

@@ -46,13 +46,17 @@ class Slot:
 class Supervisor:
     def __init__(self, reg: Registry, engine: Any, execute: Callable[[str], str],
                  plan: list[Assignment], keep_fds: set[int],
-                 worker_hooks: list[Callable[[], None]]) -> None:
+                 worker_hooks: list[Callable[[], None]],
+                 rings_each_tick: Callable[[], bool] = lambda: True) -> None:
         self.reg = reg
         self.engine = engine
         self.execute = execute            # the supervisor's own console executor
         self.plan = plan
         self.keep_fds = keep_fds
         self.worker_hooks = worker_hooks
+        # the one-second reports carry ring entries only when maintenance() may read them
+        # (the dynamic-block rules); a console line or a web request always takes them
+        self.rings_each_tick = rings_each_tick
         self.slots = [Slot(i) for i in range(len(plan))]
         self.restarts = 0
         self.stopping = False
@@ -69,7 +73,7 @@ class Supervisor:
             self._spawn(slot)
         self.engine.shutdown_hooks.append(self.stop)
         self.engine.maintenance_hooks.insert(0, self._reap)
-        self.engine.maintenance_hooks.insert(1, self.gather)
+        self.engine.maintenance_hooks.insert(1, self._tick_gather)
         self.engine.maintenance_hooks.append(self.push_state)
         self.engine.on_web_server = self._wrap_web
         if self.engine.web_server is not None:
@@ -207,12 +211,15 @@ class Supervisor:
             self.reg.log(f"Worker {slot.index}: {e}")
         return None
 
-    def gather(self) -> None:
+    def _tick_gather(self) -> None:
+        self.gather(rings=self.rings_each_tick())
+
+    def gather(self, rings: bool = True) -> None:
         """Sum the workers' reports into this process's objects (before any output)."""
         live = [s for s in self.slots if s.end is not None]
         for slot in live:
             try:
-                slot.end.send("report")  # type: ignore[union-attr]
+                slot.end.send("report", rings)  # type: ignore[union-attr]
             except ChannelClosed:
                 pass
         for slot in live:

@@ -97,7 +97,7 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     reg = ctx.reg
     endpoint.register("ping", lambda _p: ctx.slot)
     endpoint.register("lua", lambda p: run_console_line(ctx, p[0], p[1]))
-    endpoint.register("report", lambda _p: stats_sum.collect(reg))
+    endpoint.register("report", lambda rings: stats_sum.collect(reg, bool(rings)))
     endpoint.register("health", lambda states: apply_health(reg, states))
     endpoint.register("dynblocks", lambda state: apply_dynblocks(reg, state))
     endpoint.register("acl", lambda masks: apply_acl(reg, masks))
