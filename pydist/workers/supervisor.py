@@ -75,6 +75,7 @@ class Supervisor:
         self.engine.maintenance_hooks.insert(0, self._reap)
         self.engine.maintenance_hooks.insert(1, self._tick_gather)
         self.engine.maintenance_hooks.append(self.push_state)
+        self.engine.health.after_apply = self._push_health
         self.engine.on_web_server = self._wrap_web
         if self.engine.web_server is not None:
             self._wrap_web(self.engine.web_server)
@@ -93,7 +94,14 @@ class Supervisor:
         parent, child = socket.socketpair()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:        # out of processes or memory: try again later
+            parent.close()
+            child.close()
+            self.reg.log(f"Unable to start worker {slot.index}: {e.strerror}")
+            self.engine.loop.call_later(RESTART_PAUSE, self._spawn, slot)
+            return
         if pid == 0:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
@@ -228,12 +236,16 @@ class Supervisor:
                 self.totals.add(slot.index, report)
         self.totals.settle()
 
-    def push_state(self) -> None:
-        """Changed health states and dynamic blocks, to every worker."""
+    def _push_health(self) -> None:
+        """Changed health states, to every worker (after each check, as they change)."""
         states = self._health_states()
         if states != self.last_health:
             self.last_health = states
             self.broadcast("health", states)
+
+    def push_state(self) -> None:
+        """Changed health states and dynamic blocks, to every worker."""
+        self._push_health()
         if self.blocks_dirty:
             self.blocks_dirty = False
             dyn = self.reg.dynblocks

@@ -332,11 +332,11 @@ def test_cache_figures_summed(start_proc, responder):
     for round_ in range(3):
         send_many(p.addr(), "cached", 20)
     st = stats(p)
-    assert int(st["cache-hits"]) + int(st["cache-misses"]) == 60
-    assert 20 <= int(st["cache-misses"]) <= 40       # each name missed once per worker at most
+    assert int(st["cache-hits"]) + int(st["cache-misses"]) == 60, st
+    assert 20 <= int(st["cache-misses"]) <= 40, st    # each name missed once per worker at most
     printed = console(p, "getPool(''):getCache():printStats()")
     entries = int(re.search(r"Entries: (\d+)/", printed).group(1))
-    assert entries == int(st["cache-misses"])
+    assert entries == int(st["cache-misses"]), (printed, st)
 
 
 def test_console_shutdown_ends_every_process(start_proc, responder):
