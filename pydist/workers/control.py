@@ -33,6 +33,22 @@ def encode(message: Any) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
+def send_fully(sock: socket.socket, data: bytes, timeout: float = 30.0) -> None:
+    """Write all of `data`, waiting for room: the loops watching these sockets make them
+    non-blocking, and a report with ring entries is larger than a socket buffer.
+
+    :raises ChannelClosed: the peer is gone or took no data for `timeout` seconds."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except BlockingIOError:
+            if not select.select([], [sock], [], timeout)[1]:
+                raise ChannelClosed("peer not reading") from None
+        except OSError as e:
+            raise ChannelClosed(str(e)) from None
+
+
 class Decoder:
     """Sans-I/O: bytes in, whole messages out."""
 
@@ -62,10 +78,7 @@ class SupervisorEnd:
         self.pending: list[Any] = []
 
     def send(self, kind: str, payload: Any = None) -> None:
-        try:
-            self.sock.sendall(encode((kind, payload)))
-        except OSError as e:
-            raise ChannelClosed(str(e)) from None
+        send_fully(self.sock, encode((kind, payload)))
 
     def reply(self, timeout: float) -> Any:
         """The next reply; ChannelClosed when the worker is gone or silent past `timeout`."""
@@ -76,6 +89,8 @@ class SupervisorEnd:
                 raise ChannelClosed("no reply")
             try:
                 data = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
             except OSError as e:
                 raise ChannelClosed(str(e)) from None
             if not data:
@@ -106,13 +121,17 @@ class WorkerEndpoint:
         try:
             data = self.sock.recv(1 << 20)
             messages = self.decoder.feed(data) if data else None
+        except BlockingIOError:
+            return
         except (OSError, ChannelClosed):
+            messages = None
+        try:
+            for kind, payload in messages or ():
+                send_fully(self.sock, encode(self.dispatch(kind, payload)))
+        except ChannelClosed:
             messages = None
         if messages is None:
             self.on_closed()
-            return
-        for kind, payload in messages:
-            self.sock.sendall(encode(self.dispatch(kind, payload)))
 
     def dispatch(self, kind: str, payload: Any) -> tuple[bool, Any]:
         handler = self.handlers.get(kind)

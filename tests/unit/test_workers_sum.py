@@ -104,3 +104,23 @@ def test_worker_count_sources():
     reg.settings.workers = 2
     assert worker_count(reg, None) == 2
     assert worker_count(reg, 4) == 4
+
+
+def test_large_reply_through_non_blocking_sockets():
+    """Loops make the channel non-blocking; a reply larger than the socket buffers (a ring
+    shipment) still arrives whole."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    big = b"x" * (8 << 20)
+    worker = WorkerEndpoint(b, on_closed=lambda: None)
+    worker.register("big", lambda _p: big)
+    sup = SupervisorEnd(a)
+    sup.send("big")
+    import threading
+    t = threading.Thread(target=worker.readable)
+    t.start()
+    assert sup.reply(10) == big
+    t.join()
+    a.close()
+    b.close()
