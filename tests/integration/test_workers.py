@@ -348,3 +348,23 @@ def test_console_shutdown_ends_every_process(start_proc, responder):
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_large_reports_after_heavy_traffic(start_proc, responder):
+    """Ring shipments larger than a socket buffer reach the supervisor whole (no stall, no
+    worker killed for silence)."""
+    p = start_proc("pydist", console_prelude(cache=10000), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    clients = _bound_clients(16)
+    try:
+        answered = 0
+        for round_ in range(700):
+            answered += len(_ask_all(p.addr(), clients, f"heavy{round_ % 5}-", 5))
+    finally:
+        for s in clients:
+            s.close()
+    assert answered == 11200
+    st = stats(p)
+    assert st["queries"] == "11200" and st["worker-restarts"] == "0", st
+    assert len(console(p, "grepq('127.0.0.1', 20000)").splitlines()) > 10000     # the ring full, from both workers
