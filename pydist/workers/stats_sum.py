@@ -126,13 +126,17 @@ def reset(reg: Registry) -> None:
     for s in reg.servers:
         s.outstanding = 0
         s.latency_usec = s.latency_usec_tcp = 0.0
-        for k in s.tcp:
-            s.tcp[k] = 0
+        _zero(s.tcp)
     for fe in reg.frontends:
         for cs in (fe.udp_state, fe.tcp_state):
-            cs.tcp_counters.clear()
+            _zero(cs.tcp_counters)      # the keys stay: listeners count into them by name
     for a in STAT_MEANS:
         setattr(reg.stats, a, 0.0)
+
+
+def _zero(d: dict[str, Any]) -> None:
+    for k, v in d.items():
+        d[k] = type(v)()
 
 
 class Totals:

@@ -368,3 +368,43 @@ def test_large_reports_after_heavy_traffic(start_proc, responder):
     st = stats(p)
     assert st["queries"] == "11200" and st["worker-restarts"] == "0", st
     assert len(console(p, "grepq('127.0.0.1', 20000)").splitlines()) > 10000     # the ring full, from both workers
+
+
+# --- other listeners and exporters
+
+def test_dot_listener_served_by_workers(start_proc, responder, tmp_path):
+    from tests.helpers.dot import dot_query, make_cert_set
+    certs = make_cert_set(tmp_path / "certs")
+    conf = console_prelude() + f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", ' \
+        f'"{certs.key}")\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    for i in range(6):
+        r = dot_query(p.addr("portdot"), f"dot{i}.example.", certs.ca_path)
+        assert r is not None and r.rcode() == dns.rcode.NOERROR
+    assert stats(p)["queries"] == "6"
+
+
+def test_carbon_sends_the_sum(start_proc, responder):
+    from tests.helpers.receivers import serve_connections
+    batches: list[str] = []
+
+    def read(conn: socket.socket) -> None:
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        batches.append(data.decode())
+    carbon = serve_connections(read)
+    conf = console_prelude() + f'carbonServer("127.0.0.1:{carbon}", "h", 1)\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    send_many(p.addr(), "carbon", 20)
+
+    def queries_sent() -> bool:
+        return any(re.search(r"^dnsdist\.h\.main\.queries 20 ", b, re.M) for b in batches)
+    poll_until(queries_sent, 10)
+    # one exporter: the supervisor's (workers would send batches of their own share)
+    assert not any(re.search(r"^dnsdist\.h\.main\.queries (1\d|[1-9]) ", b, re.M)
+                   for b in batches[-1:])
