@@ -408,3 +408,18 @@ def test_carbon_sends_the_sum(start_proc, responder):
     # one exporter: the supervisor's (workers would send batches of their own share)
     assert not any(re.search(r"^dnsdist\.h\.main\.queries (1\d|[1-9]) ", b, re.M)
                    for b in batches[-1:])
+
+
+def test_doh_listener_served_by_workers(start_proc, responder):
+    from tests.helpers.doh import client, do, query_wire
+    conf = console_prelude() + 'addDOHLocal("127.0.0.1:{portdoh}")\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    base = f"http://127.0.0.1:{p.values['portdoh']}"
+    for i in range(6):
+        with client(False, plain=True) as c:         # a new connection each: both workers
+            r = do(c, base, "POST", "/dns-query", query_wire(f"doh{i}.example."),
+                   {"content-type": "application/dns-message"})
+        assert r.status == 200 and dns.message.from_wire(r.body).rcode() == dns.rcode.NOERROR
+    assert stats(p)["queries"] == "6"
