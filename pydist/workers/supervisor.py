@@ -15,6 +15,7 @@ maintenance(); this module adds what ties it to the workers:
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -69,6 +70,10 @@ class Supervisor:
     # --- life cycle
     def start(self) -> None:
         """Fork every worker, then watch them from the supervisor's loop."""
+        # what exists now (the config, the Lua runtime, the modules) leaves the collector's
+        # reach: its passes would otherwise write every inherited object's header and so
+        # copy the pages the workers share with the supervisor
+        gc.freeze()
         for slot in self.slots:
             self._spawn(slot)
         self.engine.shutdown_hooks.append(self.stop)
