@@ -423,3 +423,16 @@ def test_doh_listener_served_by_workers(start_proc, responder):
                    {"content-type": "application/dns-message"})
         assert r.status == 200 and dns.message.from_wire(r.body).rcode() == dns.rcode.NOERROR
     assert stats(p)["queries"] == "6"
+
+
+def test_bad_worker_counts_refused(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("pydist.setWorkers(0)\n")
+    res = run_cli("pydist", ["--check-config", "-C", str(conf)])
+    assert res.returncode == 1
+    assert "pydist.setWorkers: the number of workers must be between 1 and 64, not 0" \
+        in res.stdout + res.stderr
+    conf.write_text("")
+    res = run_cli("pydist", ["--workers", "x", "--check-config", "-C", str(conf)])
+    assert res.returncode == 1
+    assert "--workers takes a number from 1 to 64, not 'x'" in res.stderr
