@@ -337,6 +337,11 @@ def test_cache_figures_summed(start_proc, responder):
     printed = console(p, "getPool(''):getCache():printStats()")
     entries = int(re.search(r"Entries: (\d+)/", printed).group(1))
     assert entries == int(st["cache-misses"]), (printed, st)
+    console(p, "getPool(''):getCache():expunge(0)")         # a cache change reaches all
+    assert "Entries: 0/" in console(p, "getPool(''):getCache():printStats()")
+    console(p, "getServer(0):setDown()")                    # so does a server's state
+    assert query(p.addr(), "cached0.example.", timeout=0.5) is None   # no cache, no server
+    assert all(query(p.addr(), f"down{i}.example.", timeout=0.3) is None for i in range(10))
 
 
 def test_console_shutdown_ends_every_process(start_proc, responder):
