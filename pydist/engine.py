@@ -94,6 +94,7 @@ class Engine:
         self.loop = loop
         self.role = role
         self.on_web_server: Callable[[Any], None] | None = None   # the supervisor's hook
+        self.workers: Any = None          # the Supervisor (pydist.workers) when N > 1
         registry.rings = Rings(registry.settings.ring_buffer_size)
         self.path = PacketPath(registry, loop)
         self.health = HealthChecker(loop, registry)

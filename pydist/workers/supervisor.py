@@ -32,6 +32,7 @@ from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
 REPLY_TIMEOUT = 5.0     # a worker silent this long is stuck: it is killed and restarted
+LUA_TIMEOUT = 60.0      # ... or this long for a console line (it may dump or load a cache)
 RESTART_PAUSE = 1.0     # a worker that dies within this of its start waits this long
 
 
@@ -76,6 +77,7 @@ class Supervisor:
         gc.freeze()
         for slot in self.slots:
             self._spawn(slot)
+        self.engine.workers = self         # how other features reach broadcast()
         self.engine.shutdown_hooks.append(self.stop)
         self.engine.maintenance_hooks.insert(0, self._reap)
         self.engine.maintenance_hooks.insert(1, self._tick_gather)
@@ -197,25 +199,24 @@ class Supervisor:
         return [s.pid for s in self.slots]
 
     # --- messages
-    def broadcast(self, kind: str, payload: Any = None) -> list[Any]:
+    def broadcast(self, kind: str, payload: Any = None,
+                  timeout: float = REPLY_TIMEOUT) -> list[Any]:
         """Send one message to every live worker and wait for each reply (None for a worker
-        that died meanwhile or failed: its error is logged)."""
+        that died meanwhile or failed: its error is logged). Any kind a worker handles
+        (pydist.workers.worker.register_worker_handler) can be sent."""
         live = [s for s in self.slots if s.end is not None]
         for slot in live:
             try:
                 slot.end.send(kind, payload)  # type: ignore[union-attr]
             except ChannelClosed:
                 pass
-        replies = []
-        for slot in live:
-            replies.append(self._reply(slot))
-        return replies
+        return [self._reply(slot, timeout) for slot in live]
 
-    def _reply(self, slot: Slot) -> Any:
+    def _reply(self, slot: Slot, timeout: float = REPLY_TIMEOUT) -> Any:
         if slot.end is None:
             return None
         try:
-            return slot.end.reply(REPLY_TIMEOUT)
+            return slot.end.reply(timeout)
         except ChannelClosed as e:
             if str(e) == "no reply" and slot.pid:   # stuck: the restart path takes over
                 os.kill(slot.pid, signal.SIGKILL)
@@ -272,7 +273,7 @@ class Supervisor:
         finally:
             uuids.stop_recording()
         if self.engine.exit_code is None:      # shutdown() ends the workers, not run there
-            self.broadcast("lua", (line, list(ids)))
+            self.broadcast("lua", (line, list(ids)), LUA_TIMEOUT)
             self.push_state()
         return text
 

@@ -22,6 +22,18 @@ from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
 
 
+# (context, the worker's engine, payload) -> reply
+WorkerHandler = Callable[["WorkerContext", Any, Any], Any]
+# message kinds other features add (hot reload's "reload"); registered in the supervisor
+# before the workers are forked, so every worker (restarted ones too) answers them
+EXTRA_HANDLERS: dict[str, WorkerHandler] = {}
+
+
+def register_worker_handler(kind: str, handler: WorkerHandler) -> None:
+    """Let every worker answer `kind`; the supervisor sends it with broadcast(kind, payload)."""
+    EXTRA_HANDLERS[kind] = handler
+
+
 @dataclass
 class WorkerContext:
     """What a worker starts from: all of it inherited by the fork."""
@@ -101,6 +113,8 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("health", lambda states: apply_health(reg, states))
     endpoint.register("dynblocks", lambda state: apply_dynblocks(reg, state))
     endpoint.register("acl", lambda masks: apply_acl(reg, masks))
+    for kind, handler in EXTRA_HANDLERS.items():
+        endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
 
 
 def run_console_line(ctx: WorkerContext, line: str, ids: list[str]) -> None:

@@ -124,3 +124,22 @@ def test_large_reply_through_non_blocking_sockets():
     t.join()
     a.close()
     b.close()
+
+
+def test_extra_handlers_reach_the_worker_endpoint():
+    """Another feature (hot reload) registers a kind; a worker's endpoint answers it."""
+    from pydist.workers import worker as W
+    W.register_worker_handler("reload-test", lambda ctx, engine, payload: (ctx.slot, payload))
+    try:
+        a, b = socket.socketpair()
+        endpoint = WorkerEndpoint(b, on_closed=lambda: None)
+        ctx = W.WorkerContext(3, Registry(), lambda line: "", [], b, set())
+        W.register_handlers(endpoint, ctx, engine=None)
+        sup = SupervisorEnd(a)
+        sup.send("reload-test", "new.conf")
+        endpoint.readable()
+        assert sup.reply(1) == (3, "new.conf")
+        a.close()
+        b.close()
+    finally:
+        W.EXTRA_HANDLERS.pop("reload-test")
