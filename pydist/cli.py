@@ -295,16 +295,22 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     startup_banner(reg)
     for item in dict.fromkeys(reg.unsupported):
         reg.log(f"Warning: {item} is accepted but not carried out by pydist yet")
-    loop.run_until_complete(engine.start())
-    install_triggers(engine, o.config)
-    for address in reg.console_addresses:
-        engine.open_console(address)
-    if o.supervised:
-        from pydist.sdnotify import notify
-        notify("READY=1")
-    else:
-        start_stdin_console(loop, engine)
-    loop.run_until_complete(engine.stopped.wait())
+    started = install_triggers(engine, o.config)
+
+    async def run() -> None:
+        """One run of the loop from startup to the end: a signal (SIGHUP) arriving between
+        two runs of a uvloop loop is lost."""
+        await engine.start()
+        started()
+        for address in reg.console_addresses:
+            engine.open_console(address)
+        if o.supervised:
+            from pydist.sdnotify import notify
+            notify("READY=1")
+        else:
+            start_stdin_console(loop, engine)
+        await engine.stopped.wait()
+    loop.run_until_complete(run())
     return engine.exit_code or 0
 
 

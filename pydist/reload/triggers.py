@@ -13,15 +13,37 @@ from pydist.reload import reload_config
 Fingerprint = tuple[tuple[str, int, int], ...]
 
 
-def install_triggers(engine: Any, config_path: str) -> None:
-    """SIGHUP, the registry's hook (pydist.reload(), the web API) and the file watch."""
+def install_triggers(engine: Any, config_path: str) -> Callable[[], None]:
+    """SIGHUP, the registry's hook (pydist.reload(), the web API) and the file watch, set
+    before the engine starts (a SIGHUP during startup must not end the process); returns
+    what to call once it has started."""
     engine.reg.reload_control = ReloadControl(engine)
-
-    def on_sighup() -> None:
-        engine.reg.log("Received SIGHUP, reloading the configuration")
-        reload_config(engine)
-    engine.loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    hup = SighupTrigger(engine)
+    engine.loop.add_signal_handler(signal.SIGHUP, hup.received)
     engine.maintenance_hooks.append(ConfigWatch(engine, config_path).tick)
+    return hup.started
+
+
+class SighupTrigger:
+    """A SIGHUP reloads; one received while the engine starts reloads once it has started."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.running = False
+        self.asked = False
+
+    def received(self) -> None:
+        self.engine.reg.log("Received SIGHUP, reloading the configuration")
+        if self.running:
+            reload_config(self.engine)
+        else:
+            self.asked = True
+
+    def started(self) -> None:
+        self.running = True
+        if self.asked:
+            self.asked = False
+            reload_config(self.engine)
 
 
 class ReloadControl:
@@ -76,8 +98,11 @@ class ConfigWatch:
             self.seen = None
             return
         now = config_files(self.path, self.engine.reg.included_directories)
-        if self.seen is None or self.pending is not None:
-            self.seen = self.seen or now
+        if self.seen is None:
+            self.seen = now
+            self.engine.reg.log(f"Watching {len(now)} configuration file(s) for changes")
+            return
+        if self.pending is not None:
             return
         if now != self.seen:
             delay = self.rand(0.0, max(0.0, settings.max_delay))
