@@ -61,6 +61,8 @@ def _swap_servers(engine: Engine, plan: ReloadPlan) -> None:
     for new_s in plan.added_servers:
         engine.server_added(new_s)
         engine.reg.log(f"Added downstream server {new_s.address_str}")
+    if plan.added_servers:
+        engine.loop.create_task(engine.health.initial(list(plan.added_servers)))
 
 
 def _swap_listeners(engine: Engine, plan: ReloadPlan) -> None:

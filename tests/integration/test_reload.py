@@ -199,3 +199,24 @@ def test_watch_config_reloads_on_a_file_change(start_proc: Starter, responder: R
     proc.wait_for("Configuration file changed, reloading")
     proc.wait_for("Configuration reloaded", timeout=5)
     assert query(proc.addr(), "w.test.", timeout=0.5) is None
+
+
+def test_server_swapped_and_cache_resized(start_proc: Starter, responder_factory: object) -> None:
+    """A reload replacing the backend and growing the cache: the new backend is checked at
+    once and takes the queries, the old one gets none, cached answers are still hits."""
+    a: Responder = responder_factory()  # type: ignore[operator]
+    b: Responder = responder_factory()  # type: ignore[operator]
+    body = ('newServer({address="{a}", name="a"})\n'
+            'pc = newPacketCache(100, {maxTTL=300})\ngetPool(""):setCache(pc)\n')
+    proc = start_proc("pydist", _conf(body), {"a": a.address, "b": b.address})
+    assert query(proc.addr(), "cached.example.") is not None
+    text = proc.conf_text.replace(a.address, b.address).replace('"a"', '"b"') \
+        .replace("newPacketCache(100", "newPacketCache(500")
+    line = reload_by_signal(proc, text)
+    assert "servers +1 -1 ~0 =0" in line and "caches kept 1 resized 1" in line, line
+    proc.wait_for(r"Marking downstream b .* as 'up'")
+    assert query(proc.addr(), "fresh.example.") is not None
+    assert query(proc.addr(), "cached.example.") is not None
+    assert a.count("fresh.example.") == 0 and b.count("fresh.example.") == 1
+    assert a.count("cached.example.") == 1 and b.count("cached.example.") == 0
+    assert "500" in console(proc, "getPool(''):getCache():toString()")
