@@ -87,3 +87,9 @@ def listeners(plan: ReloadPlan, new: Registry) -> None:
     (ticket keys included)."""
     kept = {id(n): o for o, n in plan.kept_listeners}
     new.frontends = [kept.get(id(fe), fe) for fe in new.frontends]
+    for o, n in plan.kept_listeners:
+        if o.doh is not None and n.doh is not None:
+            # what the new file set on it (getDOHFrontend(n):setResponsesMap...) applies to
+            # the next connections; counters and TLS context are the running ones
+            n.doh.counters, n.doh.tls = o.doh.counters, o.doh.tls
+            o.doh = n.doh
