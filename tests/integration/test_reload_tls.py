@@ -11,6 +11,7 @@ import dns.message
 
 from tests.conftest import Starter
 from tests.helpers.dot import CertSet, client_context, make_cert_set
+from tests.helpers.pydist_proc import DnsdistProcess
 from tests.helpers.reload import CONSOLE, dump_stats, listener_inodes, reload_by_signal
 from tests.helpers.responder import Responder
 
@@ -38,30 +39,33 @@ def _dot(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
             return s.session_reused, s.session
 
 
-def test_unchanged_dot_listener_keeps_socket_and_ticket_keys(
-        start_proc: Starter, responder: Responder, tmp_path: Path) -> None:
-    certs: CertSet = make_cert_set(tmp_path / "certs")
+def _start(start_proc: Starter, responder: Responder, tmp_path: Path
+           ) -> tuple[CertSet, DnsdistProcess, int]:
+    certs = make_cert_set(tmp_path / "certs")
     proc = start_proc("pydist", CONF, {"backend": responder.address, "cert": certs.cert,
                                        "key": certs.key})
     assert proc.proc is not None
-    port = int(proc.values["portt"])  # type: ignore[arg-type]
+    return certs, proc, int(proc.values["portt"])  # type: ignore[arg-type]
+
+
+def test_unchanged_dot_listener_keeps_socket_and_ticket_keys(
+        start_proc: Starter, responder: Responder, tmp_path: Path) -> None:
+    certs, proc, port = _start(start_proc, responder, tmp_path)
     ctx = client_context(certs.ca_path)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2      # the ticket arrives in the handshake
     _, session = _dot(port, ctx)
+    assert proc.proc is not None
     before = listener_inodes(proc.proc.pid, port)
     reload_by_signal(proc, proc.conf_text + 'addAction("x.test.", DropAction())\n')
     resumed, _ = _dot(port, ctx, session)
     assert resumed
+    assert proc.proc is not None
     assert listener_inodes(proc.proc.pid, port) == before and len(before) == 1
 
 
 def test_certificate_that_does_not_load_refuses_the_reload(
         start_proc: Starter, responder: Responder, tmp_path: Path) -> None:
-    certs: CertSet = make_cert_set(tmp_path / "certs")
-    proc = start_proc("pydist", CONF, {"backend": responder.address, "cert": certs.cert,
-                                       "key": certs.key})
-    assert proc.proc is not None
-    port = int(proc.values["portt"])  # type: ignore[arg-type]
+    certs, proc, port = _start(start_proc, responder, tmp_path)
     ctx = client_context(certs.ca_path)
     _dot(port, ctx)
     broken = proc.conf_text.replace(certs.cert, str(tmp_path / "missing.pem"))

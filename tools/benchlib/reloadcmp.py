@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from benchlib.failover import _Output
-from benchlib.procs import free_port
+from .failover import EchoBackend, _Output
+from .procs import free_port
 
 CONF = """setSecurityPollSuffix("")
 setLocal("127.0.0.1:{port}")
@@ -26,30 +26,20 @@ RULE = 'addAction("changed.test.", DropAction())\n'
 ANSWER_RR = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\xc0\x00\x02\x01"   # A 192.0.2.1
 
 
-class ABackend:
-    """Answers every query with one A record (TTL 3600); counts the names it was asked."""
+class ABackend(EchoBackend):
+    """Answers every query with one A record (TTL 3600); counts the queries for the
+    stream's names (health checks apart)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.names = 0                     # queries for the stream's names (not health checks)
-        threading.Thread(target=self._loop, daemon=True).start()
+        self.names = 0
+        super().__init__()
 
-    def _loop(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            if len(data) < 17:
-                continue
-            if b"\x06stream" in data:
-                self.names += 1
-            end = data.index(b"\x00", 12) + 5
-            resp = data[:2] + bytes((data[2] | 0x80, 0x80)) + b"\x00\x01\x00\x01\x00\x00\x00\x00" \
-                + data[12:end] + ANSWER_RR
-            self.sock.sendto(resp, addr)
+    def reply(self, data: bytes) -> bytes:
+        if b"\x06stream" in data:
+            self.names += 1
+        end = data.index(b"\x00", 12) + 5
+        return data[:2] + bytes((data[2] | 0x80, 0x80)) + b"\x00\x01\x00\x01\x00\x00\x00\x00" \
+            + data[12:end] + ANSWER_RR
 
 
 def _query(qid: int, n: int) -> bytes:
