@@ -261,7 +261,7 @@ class Engine:
                     s.udp.sweep(path.tick, timeout, path.backends.timed_out)
                 s.update_rates(elapsed)
             self._clean_caches()
-            for hook in self.maintenance_hooks:
+            for hook in tuple(self.maintenance_hooks):   # a reload may replace some
                 hook()
         except Exception as e:  # the tick must never die
             self.reg.log(f"Error in maintenance: {e}")
