@@ -220,3 +220,9 @@ def test_server_swapped_and_cache_resized(start_proc: Starter, responder_factory
     assert a.count("fresh.example.") == 0 and b.count("fresh.example.") == 1
     assert a.count("cached.example.") == 1 and b.count("cached.example.") == 0
     assert "500" in console(proc, "getPool(''):getCache():toString()")
+
+
+def test_systemd_unit_reloads_by_sighup() -> None:
+    """`systemctl reload pydist` sends the SIGHUP that reloads (contrib/systemd)."""
+    from tests.integration.test_systemd import service
+    assert service()["ExecReload"] == "/bin/kill -HUP $MAINPID"
