@@ -53,3 +53,21 @@ def test_rule_only_reload_keeps_cache_as_dnsdist_console(start_proc: Starter,
     assert seen["pydist"]["hits"] == (2.0, 3.0)
     assert seen["pydist"]["backend"] == 1
     assert seen["pydist"]["blocked"] == "REFUSED"
+
+
+def test_sighup_ends_dnsdist_and_reloads_pydist(start_proc: Starter, responder: Responder
+                                                ) -> None:
+    """The one deliberate difference: dnsdist 1.7.3 has no SIGHUP handler and dies of it
+    (silently); pydist reloads, says so, and goes on answering."""
+    import os
+    import signal
+    for impl in IMPLS:
+        proc = start_proc(impl, BASE, {"backend": responder.address})
+        assert proc.proc is not None
+        os.kill(proc.proc.pid, signal.SIGHUP)
+        if impl == "dnsdist":
+            assert proc.wait_exit(10) == -signal.SIGHUP
+        else:
+            proc.wait_for("Received SIGHUP, reloading the configuration")
+            proc.wait_for("Configuration reloaded")
+            assert proc.alive() and query(proc.addr(), "still.example.") is not None
