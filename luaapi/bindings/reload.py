@@ -1,7 +1,8 @@
-"""pydist's own reload functions (pydist/reload): `pydist.reload()` on the console, and
-`pydist.watchConfig(enabled [, maxDelay])` in the config or on the console."""
+"""pydist's own reload functions (pydist/reload): `pydist.reload()` and `pydist.lastReload()`
+on the console, `pydist.watchConfig(enabled [, maxDelay])` in the config or on the console."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from luaapi.bindings.pydist_ns import add
@@ -19,6 +20,16 @@ def register(rt: Any) -> None:
                                "pydist")
         rt.show(reg.reload_control.reload().text())
     add(rt, "reload", reload)
+
+    def last_reload(*a: Any) -> None:
+        """The last reload's result, as pydist.reload() printed it (and when)."""
+        last = reg.reload_control.last() if reg.reload_control is not None else None
+        if last is None:
+            rt.show("No reload yet\n")
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.when))
+        rt.show(f"{stamp} {last.text()}")
+    add(rt, "lastReload", last_reload)
 
     def watch_config(enabled: Any = None, max_delay: Any = None, *a: Any) -> None:
         """Reload when the config file or an includeDirectory() file changes, after a

@@ -174,8 +174,10 @@ def test_console_reload_prints_the_summary_and_errors(start_proc: Starter,
                                                       responder: Responder) -> None:
     proc = start_proc("pydist", _conf('newServer({address="{backend}"})\n'),
                       {"backend": responder.address})
+    assert console(proc, "pydist.lastReload()") == "No reload yet\n"
     out = console(proc, "pydist.reload()")
     assert out.startswith("Reloaded: servers +0 -0 ~0 =1"), out
+    assert console(proc, "pydist.lastReload()").endswith(out)
     for broken in ('addLocal("300.1.2.3:53")\n', 'error("no")\n'):     # validation, Lua
         proc.conf.write_text(proc.conf_text + broken)
         out = console(proc, "pydist.reload()")
