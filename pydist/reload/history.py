@@ -8,9 +8,9 @@ from typing import Any
 from pydist.reload.model import ReloadResult
 
 DONE, FAILED, LAST = "pydist-reloads", "pydist-reloads-failed", "pydist-last-reload-time"
-HELP = {DONE: "pydist: configuration reloads applied",
-        FAILED: "pydist: configuration reloads refused (the running configuration was kept)",
-        LAST: "pydist: UNIX time of the last reload attempt"}
+HELP = {DONE: "Number of configuration reloads applied",
+        FAILED: "Number of configuration reloads refused (the running configuration was kept)",
+        LAST: "UNIX time of the last configuration reload attempt"}
 
 
 class ReloadHistory:
