@@ -21,6 +21,7 @@ class ReloadHistory:
         self.failed = 0
         self.last_time = 0.0
         self.last: ReloadResult | None = None
+        self.running = False
 
     def record(self, result: ReloadResult, stats: Any) -> None:
         if result.ok:

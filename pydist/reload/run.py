@@ -11,22 +11,20 @@ from pydist.reload.check import close_sockets, prepare_listeners
 from pydist.reload.diff import plan as make_plan
 from pydist.reload.model import LoadedConfig, ReloadError, ReloadResult
 
-_busy: set[int] = set()       # engines reloading now (a reload asked for during one is refused)
-
-
 def reload_config(engine: Any) -> ReloadResult:
     """Reload the engine's config file. The one entry point for every trigger (SIGHUP,
     pydist.reload(), the web API, the file watch; a worker process on a control message)."""
     started, when = time.monotonic(), time.time()
     log = engine.reg.log
-    if id(engine) in _busy:
+    history = engine.reloads
+    if history.running:        # pydist.reload() from a config being evaluated, say
         return _record(engine, ReloadResult(False, error="a reload is already running",
                                             when=when))
-    _busy.add(id(engine))
+    history.running = True
     try:
         result = _reload(engine, log, when)
     finally:
-        _busy.discard(id(engine))
+        history.running = False
     result.seconds = time.monotonic() - started
     if result.ok:
         log(f"Configuration reloaded in {result.seconds * 1000:.1f} ms: {result.summary}")

@@ -228,3 +228,13 @@ def test_systemd_unit_reloads_by_sighup() -> None:
     """`systemctl reload pydist` sends the SIGHUP that reloads (contrib/systemd)."""
     from tests.integration.test_systemd import service
     assert service()["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+
+def test_acl_change_applies_to_the_next_query(start_proc: Starter, responder: Responder) -> None:
+    proc = start_proc("pydist", _conf('newServer({address="{backend}"})\n'),
+                      {"backend": responder.address})
+    assert query(proc.addr(), "a.example.") is not None
+    reload_by_signal(proc, proc.conf_text + 'setACL({"192.0.2.0/24"})\n')
+    assert query(proc.addr(), "b.example.", timeout=0.5) is None
+    assert query(proc.addr(), "b.example.", tcp=True, timeout=0.5) is None
+    assert dump_stats(proc)["acl-drops"] >= 2
