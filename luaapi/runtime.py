@@ -43,6 +43,7 @@ BINDING_MODULES = (
     "luaapi.bindings.dynblocks",
     "luaapi.bindings.deprecated",
     "luaapi.bindings.pydist_ns",
+    "luaapi.bindings.reload",
     "luaapi.bindings.logcfg",
     "luaapi.bindings.testbench",
 )

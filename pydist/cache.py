@@ -629,6 +629,13 @@ class PacketCache:
         upto = self.max_entries * (100 - cleaning_percentage) // 100
         return self.purge_expired(upto, now)
 
+    def resize(self, max_entries: int) -> None:
+        """A hot reload gave this cache a new size (pydist/reload): the entries stay; a
+        smaller size refuses inserts until cleaning and expiry bring each shard under it."""
+        self.max_entries = max(1, max_entries)
+        self._shard_capacity = self.max_entries // self.number_of_shards
+        self._exact_limit = self.max_entries
+
     # ------------------------------------------------------------------ inspection
 
     @property

@@ -154,18 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(o, int):
         return o
     mode = CLIENT if o.client else CHECK if o.check else SERVE
-    reg = Registry(mode, log=out if mode == CLIENT else make_log_sink(o))
-    reg.settings.verbose = o.verbose
-    if o.key is not None:
-        try:
-            reg.console_key = base64.b64decode(o.key + "=" * (-len(o.key) % 4))
-        except (binascii.Error, ValueError):
-            print(f"Unable to decode key '{o.key}'.", file=sys.stderr)
-            return 1
-    if o.acls:
-        reg.acl.clear()
-        for a in o.acls:
-            reg.acl.add(a)
+    reg = new_registry(o, mode, out if mode == CLIENT else make_log_sink(o))
+    if reg is None:
+        return 1
     from luaapi.runtime import ConfigError, LuaConfig
     lua = LuaConfig(reg)
     try:
@@ -180,6 +171,55 @@ def main(argv: list[str] | None = None) -> int:
         out(f"Configuration '{o.config}' OK!")
         return 0
     return serve(reg, lua, o)
+
+
+def new_registry(o: Options, mode: str, log: Callable[[str], None]) -> Registry | None:
+    """A registry with what the command line declares before the config runs (-k, -a, -v)."""
+    reg = Registry(mode, log=log)
+    reg.settings.verbose = o.verbose
+    if o.key is not None:
+        try:
+            reg.console_key = base64.b64decode(o.key + "=" * (-len(o.key) % 4))
+        except (binascii.Error, ValueError):
+            print(f"Unable to decode key '{o.key}'.", file=sys.stderr)
+            return None
+    if o.acls:
+        reg.acl.clear()
+        for a in o.acls:
+            reg.acl.add(a)
+    return reg
+
+
+def make_config_loader(o: Options) -> Callable[[Callable[[str], None]], Any]:
+    """What a hot reload calls (pydist/reload): the config file evaluated as at startup, into
+    a fresh registry in RELOAD mode, with the command line's listeners and backends."""
+    from pydist.registry import RELOAD
+    from pydist.reload.model import LoadedConfig, ReloadError
+
+    def load(log: Callable[[str], None]) -> LoadedConfig:
+        from luaapi.bindings.dynblocks import make_maintenance
+        from luaapi.runtime import ConfigError, LuaConfig
+        reg = new_registry(o, RELOAD, log)
+        if reg is None:
+            raise ReloadError([f"Unable to decode key '{o.key}'."])
+        try:
+            with open(o.config, "rb"):
+                pass
+        except OSError as e:
+            raise ReloadError([f"Unable to read configuration from '{o.config}': "
+                               f"{e.strerror}"]) from None
+        lua = LuaConfig(reg)
+        try:
+            lua.run_file(o.config)
+        except ConfigError as e:
+            raise ReloadError(e.lines) from None
+        add_positional_backends(reg, lua, o)
+        apply_cli_listeners(reg, o)
+        reg.config_done = True
+        executor = make_console_executor(lua)
+        lua.sweep_python_refs()
+        return LoadedConfig(reg, executor, [make_maintenance(lua), lua.sweep_python_refs], lua)
+    return load
 
 
 def make_log_sink(o: Options) -> Callable[[str], None]:
@@ -262,28 +302,35 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     executor = make_console_executor(lua)
     engine.console_execute = executor
     from luaapi.bindings.dynblocks import make_maintenance
-    engine.maintenance_hooks.append(make_maintenance(lua))
-    engine.maintenance_hooks.append(lua.sweep_python_refs)    # see luaapi.runtime._PYREF_GUARD
+    config_hooks = [make_maintenance(lua), lua.sweep_python_refs]  # see luaapi.runtime._PYREF_GUARD
+    engine.maintenance_hooks.extend(config_hooks)
+    engine.config_hooks.extend(config_hooks)
     lua.sweep_python_refs()
+    from pydist.reload.triggers import install_triggers
+    engine.config_loader = make_config_loader(o)
     startup_banner(reg)
     for item in dict.fromkeys(reg.unsupported):
         reg.log(f"Warning: {item} is accepted but not carried out by pydist yet")
-    loop.run_until_complete(engine.start())
-    if plan:
-        from pydist.workers.supervisor import Supervisor
-        supervisor = Supervisor(reg, engine, executor, plan, config_fds,
-                                [lua.sweep_python_refs],
-                                lambda: lua.globals["maintenance"] is not None)
-        supervisor.start()
-        executor = engine.console_execute = supervisor.console
-    for address in reg.console_addresses:
-        engine.open_console(address)
-    if o.supervised:
-        from pydist.sdnotify import notify
-        notify("READY=1")
-    else:
-        start_stdin_console(loop, engine, executor)
-    loop.run_until_complete(engine.stopped.wait())
+    started = install_triggers(engine, o.config)
+
+    async def run() -> None:
+        """One run of the loop from startup to the end: a signal (SIGHUP) arriving between
+        two runs of a uvloop loop is lost."""
+        await engine.start()
+        if plan:
+            from pydist.workers.supervisor import Supervisor
+            Supervisor(reg, engine, executor, plan, config_fds, [lua.sweep_python_refs],
+                       lambda: lua.globals["maintenance"] is not None).start()
+        started()
+        for address in reg.console_addresses:
+            engine.open_console(address)
+        if o.supervised:
+            from pydist.sdnotify import notify
+            notify("READY=1")
+        else:
+            start_stdin_console(loop, engine)
+        await engine.stopped.wait()
+    loop.run_until_complete(run())
     return engine.exit_code or 0
 
 
@@ -294,8 +341,9 @@ def make_console_executor(lua: Any) -> Callable[[str], str]:
     return executor
 
 
-def start_stdin_console(loop: Any, engine: Any, executor: Callable[[str], str]) -> None:
-    """dnsdist's local console: lines from stdin run in the Lua state; EOF ends the process."""
+def start_stdin_console(loop: Any, engine: Any) -> None:
+    """dnsdist's local console: lines from stdin run in the Lua state (the current one: a
+    reload replaces it); EOF ends the process."""
     import asyncio
     import threading
 
@@ -304,7 +352,7 @@ def start_stdin_console(loop: Any, engine: Any, executor: Callable[[str], str]) 
             line = line.rstrip("\n")
             if not line.strip():
                 continue
-            fut = asyncio.run_coroutine_threadsafe(_run(executor, line), loop)
+            fut = asyncio.run_coroutine_threadsafe(_run(engine, line), loop)
             try:
                 text = fut.result()
             except Exception as e:
@@ -316,8 +364,8 @@ def start_stdin_console(loop: Any, engine: Any, executor: Callable[[str], str]) 
     threading.Thread(target=reader, daemon=True, name="stdin-console").start()
 
 
-async def _run(executor: Callable[[str], str], line: str) -> str:
-    return executor(line)
+async def _run(engine: Any, line: str) -> str:
+    return engine.console_execute(line)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pydist.frontend.tcp import TCPClientConnection
 from pydist.frontend.udp import UDPFrontend
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
+from pydist.reload.history import ReloadHistory
 from pydist.rings import Rings
 from pydist.tls.names import TLSConfigError
 
@@ -107,6 +108,12 @@ class Engine:
         self.web_server: Any = None
         self.carbon_task: Any = None
         self.shutdown_hooks: list[Callable[[], None]] = []
+        self.tcp_servers: dict[int, Any] = {}     # id(FrontendDecl) -> its asyncio server
+        # hot reload (pydist/reload): what evaluates the config file again (set by the cli),
+        # the one-second hooks that belong to the current config's Lua state, the history
+        self.config_loader: Callable[[Callable[[str], None]], Any] | None = None
+        self.config_hooks: list[Callable[[], None]] = [registry.dynblocks.maintenance]
+        self.reloads = ReloadHistory()
         registry.observers.append(self)
 
     # --- what the registry tells its observer (pydist.registry.RegistryObserver)
@@ -191,37 +198,42 @@ class Engine:
         if self.role == SINGLE:
             await self.health.initial()
         for fe in self.reg.frontends:
-            if fe.dnscrypt is not None:
-                await self._start_dnscrypt(fe)
-                continue
-            if fe.sock_udp is not None:
-                listener = UDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
-                self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
-            if fe.sock_tcp is not None and fe.doh is not None:
-                from pydist.frontend.doh_http import make_doh_protocol
-                await self.loop.create_server(
-                    lambda fe=fe: make_doh_protocol(self.path, fe, self.per_client_tcp,
-                                                    self.reg.settings.verbose),
-                    sock=fe.sock_tcp)
-                if fe.tls is not None:
-                    from pydist.frontend.tls import schedule_ticket_rotation
-                    schedule_ticket_rotation(self.loop, fe.tls)
-            elif fe.sock_tcp is not None and fe.tls is not None:
-                from pydist.frontend.tls import (
-                    make_tls_protocol,
-                    schedule_ticket_rotation,
-                )
-                await self.loop.create_server(
-                    lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
-                                                    fe.tls, self.reg.settings.verbose),
-                    sock=fe.sock_tcp)
-                schedule_ticket_rotation(self.loop, fe.tls)
-            elif fe.sock_tcp is not None:
-                await self.loop.create_server(
-                    lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
-                    sock=fe.sock_tcp)
+            await self.start_frontend(fe)
         self.path.refresh()
         self.loop.call_later(1.0, self._tick)
+
+    async def start_frontend(self, fe: FrontendDecl) -> None:
+        """Serve one bound listener (at startup, or a listener a reload added); its TCP
+        server is kept (tcp_servers) so a reload can stop it accepting."""
+        if fe.dnscrypt is not None:
+            await self._start_dnscrypt(fe)
+            return
+        if fe.sock_udp is not None:
+            listener = UDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
+            self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
+        if fe.sock_tcp is not None and fe.doh is not None:
+            from pydist.frontend.doh_http import make_doh_protocol
+            self.tcp_servers[id(fe)] = await self.loop.create_server(
+                lambda fe=fe: make_doh_protocol(self.path, fe, self.per_client_tcp,
+                                                self.reg.settings.verbose),
+                sock=fe.sock_tcp)
+            if fe.tls is not None:
+                from pydist.frontend.tls import schedule_ticket_rotation
+                schedule_ticket_rotation(self.loop, fe.tls)
+        elif fe.sock_tcp is not None and fe.tls is not None:
+            from pydist.frontend.tls import (
+                make_tls_protocol,
+                schedule_ticket_rotation,
+            )
+            self.tcp_servers[id(fe)] = await self.loop.create_server(
+                lambda fe=fe: make_tls_protocol(self.path, fe.tcp_state, self.per_client_tcp,
+                                                fe.tls, self.reg.settings.verbose),
+                sock=fe.sock_tcp)
+            schedule_ticket_rotation(self.loop, fe.tls)
+        elif fe.sock_tcp is not None:
+            self.tcp_servers[id(fe)] = await self.loop.create_server(
+                lambda fe=fe: TCPClientConnection(self.path, fe.tcp_state, self.per_client_tcp),
+                sock=fe.sock_tcp)
 
     def _start_cache_extensions(self) -> None:
         """pydist.cacheOptions: snapshots read, refreshers and Redis ready; the snapshots are
@@ -255,7 +267,7 @@ class Engine:
             listener = DNSCryptUDPFrontend(self.path, fe.udp_state, fe.sock_udp, fe.pktinfo)
             self.loop.add_reader(fe.sock_udp.fileno(), listener.readable)
         if fe.sock_tcp is not None:
-            await self.loop.create_server(
+            self.tcp_servers[id(fe)] = await self.loop.create_server(
                 lambda: DNSCryptTCPConnection(self.path, fe.tcp_state, self.per_client_tcp),
                 sock=fe.sock_tcp)
 
@@ -278,7 +290,7 @@ class Engine:
                     s.udp.sweep(path.tick, timeout, path.backends.timed_out)
                 s.update_rates(elapsed)
             self._clean_caches()
-            for hook in self.maintenance_hooks:
+            for hook in tuple(self.maintenance_hooks):   # a reload may replace some
                 hook()
         except Exception as e:  # the tick must never die
             self.reg.log(f"Error in maintenance: {e}")
@@ -328,13 +340,14 @@ class Engine:
             self.reg.log(f"Unable to bind to control socket on {where}: binding socket to "
                          f"{where}: {e.strerror}")
             return
-        reg = self.reg
+        # read through self.reg and self.console_execute at each use: a reload replaces both
         self.console_servers.append(self.loop.create_task(serve_console(
-            self.loop, sock, execute=self.console_execute, get_key=lambda: reg.console_key,
-            acl_allows=reg.console_acl.match,
-            max_connections=lambda: reg.console_settings["max_connections"],
-            log_connections=lambda: reg.console_settings["log_connections"],
-            max_msg_size=lambda: reg.console_settings["max_msg_size"], log=reg.log)))
+            self.loop, sock, execute=lambda line: self.console_execute(line),
+            get_key=lambda: self.reg.console_key,
+            acl_allows=lambda addr: self.reg.console_acl.match(addr),
+            max_connections=lambda: self.reg.console_settings["max_connections"],
+            log_connections=lambda: self.reg.console_settings["log_connections"],
+            max_msg_size=lambda: self.reg.console_settings["max_msg_size"], log=self.reg.log)))
 
     console_execute: Callable[[str], str] = staticmethod(lambda line: "")
 

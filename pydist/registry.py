@@ -13,11 +13,14 @@ from pydist.dynblocks import DynBlocks
 from pydist.policies import PolicySettings, ServerPolicy, builtin_policies
 from pydist.rules.chain import RuleChain
 from pydist.querycount import QueryCounter
+from pydist.reload.settings import ReloadSettings
 from pydist.stats import Stats
 from pydist.transport import Transport, listener_transport
 from pydist.web.settings import WebSettings
 
 SERVE, CHECK, CLIENT = "serve", "check-config", "client"
+# a hot reload evaluating the new file: bindings record everything, bind and connect nothing
+RELOAD = "reload"
 
 DEFAULT_ACL = ("127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
                "192.168.0.0/16", "172.16.0.0/12", "::1/128", "fc00::/7", "fe80::/10")
@@ -182,6 +185,11 @@ class Registry:
         self.carbon_servers: list[Any] = []                  # carbonServer() (pydist.carbon)
         self.remote_loggers: list[Any] = []                  # newRemoteLogger() (serve mode)
         self.config_done = False
+        self.included_directories: list[str] = []    # includeDirectory(): watched for reloads
+        # pydist.reload() and the web API reach the runtime's reload through this
+        # (pydist.reload.triggers.ReloadControl); pydist.watchConfig() declares reload_settings
+        self.reload_control: Any = None
+        self.reload_settings = ReloadSettings()
         self.observers: list[RegistryObserver] = []     # the runtime, once serving
         self.unsupported: list[str] = []
         self.web = WebSettings()          # webserver()/setWebserverConfig() (facts §7)
@@ -221,7 +229,7 @@ class Registry:
 
     def declare_remote_logger(self, logger: Any) -> None:
         """Loggers connect only when serving (never in --check-config or the console client)."""
-        if self.mode != SERVE:
+        if self.mode not in (SERVE, RELOAD):
             return
         self.remote_loggers.append(logger)
         for o in self.observers:

@@ -30,7 +30,8 @@ DOT_LATENCY_NAMES = ("latency-dot-avg100", "latency-dot-avg1000", "latency-dot-a
                      "latency-dot-avg1000000")
 GAUGES = frozenset({"latency-avg100", "latency-avg1000", "latency-avg10000", "latency-avg1000000",
                     "uptime", "real-memory-usage", "fd-usage", "dyn-block-nmg-size",
-                    "security-status", *DOT_LATENCY_NAMES})
+                    "security-status", *DOT_LATENCY_NAMES,
+                    "pydist-last-reload-time"})     # pydist/reload/history.py
 DOUBLES = frozenset({"latency-avg100", "latency-avg1000", "latency-avg10000", "latency-avg1000000",
                      *DOT_LATENCY_NAMES})
 _PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -126,6 +126,7 @@ def register(rt: Any) -> None:
         if not os.path.isdir(d):
             rt.log(f"The included directory {d} does not exist!")
             return rt.lua.table()
+        reg.included_directories.append(d)
         files = sorted(f for f in os.listdir(d)
                        if f.endswith(".conf") and not f.startswith(".")
                        and os.path.isfile(os.path.join(d, f)))

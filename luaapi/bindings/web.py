@@ -9,6 +9,7 @@ from typing import Any
 from luaapi.convert import as_bool, as_int, as_str, fail, is_function, is_table, table_to_dict
 from luaapi.errors import DnsdistError, LuaArgError
 from pydist.dns.netmask import AddressError, NetmaskGroup, format_address, parse_address
+from pydist.registry import RELOAD
 from pydist.web.credentials import Credential, WorkFactorError, hash_password, is_hashed
 
 _PLAIN_PW = ("Passing a plain-text password via the 'password' parameter to "
@@ -89,7 +90,8 @@ def register(rt: Any) -> None:
         except AddressError as e:
             raise DnsdistError(f"Error parsing the bind address for the webserver: {e}") from None
         web.address = (host, port)
-        if not reg.serving:
+        reloading = reg.mode == RELOAD      # settings recorded; the running web socket kept
+        if not reg.serving and not reloading:
             return  # as 1.7.3: check-config and client modes neither bind nor warn
         if any(v is not None for v in (password, api_key, headers, acl)):
             rt.log(_DEPRECATED)
@@ -104,6 +106,8 @@ def register(rt: Any) -> None:
                 web.custom_headers = _headers(headers)
             if acl is not None:
                 web.acl = _acl(as_str(acl))
+        if reloading:
+            return
         if web.sock is not None:
             web.sock.close()
             web.sock = None

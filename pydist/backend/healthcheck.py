@@ -237,8 +237,11 @@ class HealthChecker:
         # called after each check's outcome is applied (pydist.workers pushes the states)
         self.after_apply: Callable[[], None] | None = None
 
-    async def initial(self) -> None:
-        servers = [s for s in self.registry.servers if s.availability == AUTO]
+    async def initial(self, added: list[DownstreamState] | None = None) -> None:
+        """The check before serving, its result applied directly; also for the servers a
+        hot reload added (`added`), so they do not wait for the next round as down."""
+        servers = [s for s in (self.registry.servers if added is None else added)
+                   if s.availability == AUTO]
         results = await asyncio.gather(*(self._check(s) for s in servers))
         for s, outcomes in zip(servers, results, strict=True):
             self._apply(s, outcomes, True)

@@ -7,7 +7,7 @@ methods and routes (facts §7). The rules, in the order they apply:
    /api/v1/servers/localhost takes basic auth too; everything else takes basic auth.
    Failure is 401 with `WWW-Authenticate: basic realm="PowerDNS"`.
 3. Routes: GET everywhere; PUT only on .../config/allow-from when the API is writable;
-   any other method 405; unknown path 404.
+   POST only on pydist's .../pydist/reload, likewise; any other method 405; unknown path 404.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pydist.web.credentials import Credential
 from pydist.web.settings import WebSettings
 
 LOCALHOST = "/api/v1/servers/localhost"
+RELOAD_PATH = LOCALHOST + "/pydist/reload"     # pydist's own (pydist/reload): POST reloads
 STATS_PATHS = ("/jsonstat", "/metrics")
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "deny"),
@@ -204,6 +205,8 @@ class Router:
             return self._get(req, lambda: api.config(self.reg))
         if path == LOCALHOST + "/pool":
             return self._pool(req)
+        if path == RELOAD_PATH:
+            return self._reload(req)
         handler = self.settings.handlers.get(path)
         if handler is not None:
             return self._custom(req, handler)
@@ -244,6 +247,22 @@ class Router:
         if name is None:
             return Response(400)
         return self._get(req, lambda: api.pool(self.reg, name))
+
+    def _reload(self, req: Request) -> Response:
+        """pydist's own endpoint (pydist/reload): POST reloads the config file, which takes
+        the API key (as every /api/ path) and setAPIWritable(true); GET shows the last
+        reload's result (404 before the first)."""
+        control = self.reg.reload_control
+        if control is None:
+            return Response(404)
+        if req.method == "POST":
+            if not self.settings.api_writable:
+                return Response(403)
+            result = control.reload()
+            body = api.dumps(result.as_json()).encode()
+            return Response(200 if result.ok else 422, [("Content-Type", JSON)], body)
+        last = control.last()
+        return self._get(req, lambda: None if last is None else last.as_json())
 
     def _put_allow_from(self, req: Request) -> Response:
         """PUT {"value": [masks]}: replace the ACL; persist `setACL({...})` in the API dir."""

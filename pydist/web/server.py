@@ -224,6 +224,14 @@ class WebServer:
         self.timeouts = 0
         self.server: asyncio.AbstractServer | None = None
 
+    def observe(self, reg: Any) -> None:
+        """A hot reload replaced the registry (pydist/reload): serve the new one, with its
+        web settings, on the same socket."""
+        self.settings = reg.web
+        self.router.reg = reg
+        self.router.settings = reg.web
+        self.top.dynblocks = reg.dynblocks
+
     async def start(self, sock: socket.socket) -> None:
         self.server = await self.loop.create_server(lambda: WebConnection(self), sock=sock)
 

@@ -78,6 +78,8 @@ class Supervisor:
         for slot in self.slots:
             self._spawn(slot)
         self.engine.workers = self         # how other features reach broadcast()
+        self.engine.console_execute = self.console
+        self.engine.config_loader = _no_reload_yet
         self.engine.shutdown_hooks.append(self.stop)
         self.engine.maintenance_hooks.insert(0, self._reap)
         self.engine.maintenance_hooks.insert(1, self._tick_gather)
@@ -295,3 +297,12 @@ class Supervisor:
             return response
         supervised.supervised = True  # type: ignore[attr-defined]
         router.handle = supervised
+
+
+def _no_reload_yet(log: Callable[[str], None]) -> Any:
+    """Hot reload (pydist/reload) swaps one process's registry; with workers each would have
+    to reload too (a "reload" message, pydist.workers.worker.register_worker_handler) and the
+    listeners be re-planned. Until then a reload is refused and the running config kept."""
+    from pydist.reload.model import ReloadError
+    raise ReloadError(["hot reload is not available with worker processes yet: restart "
+                       "pydist to apply a new configuration"])

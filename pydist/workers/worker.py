@@ -62,9 +62,10 @@ def _forget_parent(ctx: WorkerContext) -> None:
     """Drop what the supervisor's loop owned: signal handlers, its wake-up descriptor, every
     descriptor opened since the config (loop, console, checks, other workers' channels)."""
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the supervisor decides on ^C
+    for sig in (signal.SIGINT, signal.SIGHUP):      # ^C, reloads: the supervisor decides
+        signal.signal(sig, signal.SIG_IGN)
     keep = set(ctx.keep_fds) | {ctx.control.fileno()}
     keep |= {s.fileno() for pair in ctx.assignment for s in pair if s is not None}
     for name in os.listdir("/proc/self/fd"):
@@ -77,6 +78,7 @@ def _forget_parent(ctx: WorkerContext) -> None:
     asyncio.events._set_running_loop(None)
     reg = ctx.reg
     reg.observers.clear()
+    reg.reload_control = None      # the supervisor's: pydist.reload() is refused in a worker
     if reg.web.sock is not None:
         reg.web.sock.close()
         reg.web.sock = None

@@ -49,10 +49,12 @@ class EchoBackend:
             if self.silent or len(data) < 12:
                 continue
             try:
-                self.sock.sendto(data[:2] + bytes((data[2] | 0x80, data[3] | 0x80)) + data[4:],
-                                 addr)
+                self.sock.sendto(self.reply(data), addr)
             except OSError:
                 return
+
+    def reply(self, data: bytes) -> bytes:
+        return data[:2] + bytes((data[2] | 0x80, data[3] | 0x80)) + data[4:]
 
     def stop(self) -> None:
         """Free the port at once: later datagrams get ICMP port unreachable (a dead process)."""
