@@ -441,3 +441,15 @@ def test_bad_worker_counts_refused(tmp_path):
     res = run_cli("pydist", ["--workers", "x", "--check-config", "-C", str(conf)])
     assert res.returncode == 1
     assert "--workers takes a number from 1 to 64, not 'x'" in res.stderr
+
+
+def test_sighup_with_workers_keeps_the_running_config(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    pids = wait_children(p, 2)
+    assert p.proc is not None
+    os.kill(p.proc.pid, signal.SIGHUP)
+    p.wait_for(r"Configuration reload failed, the running configuration is kept: hot reload "
+               r"is not available with worker processes yet")
+    assert children(p) == pids
+    assert set(send_many(p.addr(), "hup", 10)) == {"NOERROR"}
