@@ -178,12 +178,17 @@ def _uptime(p: DnsdistProcess) -> int:
     return int(stats(p)["uptime"])
 
 
-def test_initial_health_check_made_once_whatever_n(start_proc, responder):
+def _checked_by_three_workers(start_proc, responder, name: str, interval: int):
     conf = console_prelude(backend=False) + 'newServer({address="{backend}", ' \
-        'checkName="once.workers.test.", checkInterval=3600})\n'
+        f'checkName="{name}.", checkInterval={interval}}})\n'
     p = start_proc("pydist", conf, {"backend": responder.address},
                    extra_args=("--workers", "3"))
     wait_children(p, 3)
+    return p
+
+
+def test_initial_health_check_made_once_whatever_n(start_proc, responder):
+    p = _checked_by_three_workers(start_proc, responder, "once.workers.test", 3600)
     assert set(send_many(p.addr(), "served", 10)) == {"NOERROR"}
     u0 = _uptime(p)
     poll_until(lambda: _uptime(p) >= u0 + 2, 10)      # two more ticks of the supervisor
@@ -191,11 +196,7 @@ def test_initial_health_check_made_once_whatever_n(start_proc, responder):
 
 
 def test_one_health_check_per_interval_whatever_n(start_proc, responder):
-    conf = console_prelude(backend=False) + 'newServer({address="{backend}", ' \
-        'checkName="check.workers.test.", checkInterval=1})\n'
-    p = start_proc("pydist", conf, {"backend": responder.address},
-                   extra_args=("--workers", "3"))
-    wait_children(p, 3)
+    p = _checked_by_three_workers(start_proc, responder, "check.workers.test", 1)
     u0, c0 = _uptime(p), _checks(responder, "check.workers.test")
     poll_until(lambda: _uptime(p) >= u0 + 4, 15)
     u1, c1 = _uptime(p), _checks(responder, "check.workers.test")
