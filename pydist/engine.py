@@ -311,6 +311,8 @@ class Engine:
     # --- carbon
     def start_carbon(self) -> None:
         """Export to the carbonServer()s: at startup, or at once when one is added at runtime."""
+        if self.role == WORKER:          # the supervisor exports the sums
+            return
         if self.reg.carbon_servers and self.carbon_task is None:
             from pydist.carbon import carbon_loop
             self.carbon_task = self.loop.create_task(carbon_loop(self.reg))
@@ -330,6 +332,8 @@ class Engine:
     def open_console(self, address: tuple[str, int] | None = None) -> None:
         """One console listener per controlSocket() call, as dnsdist starts one thread each;
         a second bind of the same address fails with dnsdist's log line."""
+        if self.role == WORKER:          # the supervisor's console reaches the workers
+            return
         from pydist.console.server import bind_console_socket, serve_console
         from pydist.dns.netmask import format_address
         host, port = address or self.reg.console_address

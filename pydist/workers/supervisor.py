@@ -56,6 +56,7 @@ class Supervisor:
         self.plan = plan
         self.keep_fds = keep_fds
         self.worker_hooks = worker_hooks
+        self.load = engine.config_loader   # cli's: the config file evaluated again (reload)
         # the one-second reports carry ring entries only when maintenance() may read them
         # (the dynamic-block rules); a console line or a web request always takes them
         self.rings_each_tick = rings_each_tick
@@ -79,7 +80,7 @@ class Supervisor:
             self._spawn(slot)
         self.engine.workers = self         # how other features reach broadcast()
         self.engine.console_execute = self.console
-        self.engine.config_loader = _no_reload_yet
+        self.engine.config_loader = self._load_for_reload
         self.engine.shutdown_hooks.append(self.stop)
         self.engine.maintenance_hooks.insert(0, self._reap)
         self.engine.maintenance_hooks.insert(1, self._tick_gather)
@@ -88,6 +89,9 @@ class Supervisor:
         self.engine.on_web_server = self._wrap_web
         if self.engine.web_server is not None:
             self._wrap_web(self.engine.web_server)
+        self._watch_blocks()
+
+    def _watch_blocks(self) -> None:
         dyn = self.reg.dynblocks
         previous = dyn.on_change
 
@@ -114,7 +118,7 @@ class Supervisor:
         if pid == 0:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
-                                     child, self.keep_fds, list(self.worker_hooks)))
+                                     child, self.keep_fds, list(self.worker_hooks), self.load))
         child.close()
         parent.setblocking(True)
         slot.pid, slot.end, slot.started = pid, SupervisorEnd(parent), time.monotonic()
@@ -298,11 +302,49 @@ class Supervisor:
         supervised.supervised = True  # type: ignore[attr-defined]
         router.handle = supervised
 
+    # --- hot reload (pydist/reload): here first, then in every worker
+    def _load_for_reload(self, log: Callable[[str], None]) -> Any:
+        """The reload's loader in the supervisor: the file evaluated (its new UUIDs recorded),
+        refused when it changes the listeners (their sockets are planned per worker at
+        startup); then every worker reloads the same file with the same ids, before this
+        process swaps and logs the reload (so the line means every process has it)."""
+        from pydist.reload.diff import plan as reload_plan
+        from pydist.reload.model import ReloadError
+        if self.load is None:
+            raise ReloadError(["no configuration file to reload from"])
+        ids = uuids.record()
+        try:
+            loaded = self.load(log)
+        finally:
+            uuids.stop_recording()
+        change = reload_plan(self.engine.reg, loaded.registry)
+        if change.added_listeners or change.removed_listeners:
+            raise ReloadError(["with worker processes a reload cannot change the listeners "
+                               "yet: restart pydist to apply them"])
+        if not all(self.broadcast("reload", list(ids), LUA_TIMEOUT)):
+            log("A worker could not reload: it keeps the running configuration")
+        self.engine.loop.call_soon(self._reloaded, loaded)
+        return loaded
 
-def _no_reload_yet(log: Callable[[str], None]) -> Any:
-    """Hot reload (pydist/reload) swaps one process's registry; with workers each would have
-    to reload too (a "reload" message, pydist.workers.worker.register_worker_handler) and the
-    listeners be re-planned. Until then a reload is refused and the running config kept."""
-    from pydist.reload.model import ReloadError
-    raise ReloadError(["hot reload is not available with worker processes yet: restart "
-                       "pydist to apply a new configuration"])
+    def _reloaded(self, loaded: Any) -> None:
+        """After the supervisor's swap (run on the loop once the reload returned): follow the
+        new registry."""
+        engine = self.engine
+        if engine.reg is not loaded.registry:        # the reload failed after the loader
+            return
+        self.reg = engine.reg
+        self.totals = Totals(self.reg)
+        self.execute = loaded.console_execute
+        engine.console_execute = self.console
+        lua = loaded.keep_alive
+        self.worker_hooks = [lua.sweep_python_refs]
+        self.rings_each_tick = lambda: lua.globals["maintenance"] is not None
+        hooks = engine.maintenance_hooks       # the reload put the config's hooks first
+        for hook in (self._tick_gather, self._reap):
+            if hook in hooks:
+                hooks.remove(hook)
+            hooks.insert(0, hook)
+        self._watch_blocks()
+        self.last_health = []
+        self.blocks_dirty = True
+        self.push_state()

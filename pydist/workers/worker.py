@@ -38,12 +38,13 @@ def register_worker_handler(kind: str, handler: WorkerHandler) -> None:
 class WorkerContext:
     """What a worker starts from: all of it inherited by the fork."""
     slot: int
-    reg: Registry
+    reg: Registry                           # at the fork (a reload replaces engine.reg)
     execute: Callable[[str], str]           # a console line in the worker's own Lua runtime
     assignment: Assignment
     control: socket.socket
     keep_fds: set[int]                      # descriptors the config opened (KV stores, files)
     hooks: list[Callable[[], None]] = field(default_factory=list)   # maintenance hooks
+    load: Any = None                        # cli's config loader (a reload evaluates it)
 
 
 def run_worker(ctx: WorkerContext) -> NoReturn:
@@ -96,7 +97,10 @@ def _serve(ctx: WorkerContext) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
+    engine.health = NoChecks()
     engine.maintenance_hooks.extend(ctx.hooks)
+    engine.console_execute = ctx.execute
+    engine.config_loader = _worker_loader(ctx.load)
     ctx.control.setblocking(True)
     endpoint = WorkerEndpoint(ctx.control, on_closed=lambda: engine.shutdown(0))
     register_handlers(endpoint, ctx, engine)
@@ -107,30 +111,76 @@ def _serve(ctx: WorkerContext) -> int:
 
 
 def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any) -> None:
-    """The message kinds a worker answers (pydist.workers.control, rule 2)."""
-    reg = ctx.reg
+    """The message kinds a worker answers (pydist.workers.control, rule 2); each reads the
+    engine's registry when it runs (a reload replaces it)."""
+    def reg() -> Registry:
+        return engine.reg if engine is not None else ctx.reg
     endpoint.register("ping", lambda _p: ctx.slot)
-    endpoint.register("lua", lambda p: run_console_line(ctx, p[0], p[1]))
-    endpoint.register("report", lambda rings: stats_sum.collect(reg, bool(rings)))
-    endpoint.register("health", lambda states: apply_health(reg, states))
-    endpoint.register("dynblocks", lambda state: apply_dynblocks(reg, state))
-    endpoint.register("acl", lambda masks: apply_acl(reg, masks))
+    endpoint.register("lua", lambda p: run_console_line(reg(), engine.console_execute, p))
+    endpoint.register("report", lambda rings: stats_sum.collect(reg(), bool(rings)))
+    endpoint.register("health", lambda states: apply_health(reg(), states))
+    endpoint.register("dynblocks", lambda state: apply_dynblocks(reg(), state))
+    endpoint.register("acl", lambda masks: apply_acl(reg(), masks))
+    endpoint.register("reload", lambda ids: reload_worker(engine, ids))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
 
 
-def run_console_line(ctx: WorkerContext, line: str, ids: list[str]) -> None:
+def run_console_line(reg: Registry, execute: Callable[[str], str],
+                     line_ids: tuple[str, list[str]]) -> None:
     """A console (or API) command, run in this worker's runtime with the supervisor's ids;
     its output and log lines were already shown by the supervisor."""
-    reg = ctx.reg
+    line, ids = line_ids
     log = reg.log
     reg.log = _quiet
     uuids.replay(ids)
     try:
-        ctx.execute(line)
+        execute(line)
     finally:
         uuids.replay([])
         reg.log = log
+
+
+def reload_worker(engine: Any, ids: list[str]) -> bool:
+    """The supervisor reloaded: evaluate the same file here, with the same new ids, and swap
+    (pydist.reload); its log lines were the supervisor's."""
+    from pydist.reload import reload_config
+    old = engine.reg
+    log = old.log
+    old.log = _quiet                    # the new registry takes the log it is handed
+    uuids.replay(ids)
+    try:
+        ok = reload_config(engine).ok
+    finally:
+        uuids.replay([])
+        old.log = log
+        engine.reg.log = log
+    return ok
+
+
+def _worker_loader(load: Any) -> Any:
+    """cli's loader, minus the Lua maintenance() hook: the supervisor runs maintenance()."""
+    if load is None:
+        return None
+
+    def worker_load(log: Callable[[str], None]) -> Any:
+        loaded = load(log)
+        loaded.maintenance_hooks = [loaded.keep_alive.sweep_python_refs]
+        return loaded
+    return worker_load
+
+
+class NoChecks:
+    """A worker's health checker: none (the supervisor checks and pushes the states); what a
+    reload's swap calls on it does nothing."""
+
+    registry: Any = None
+
+    async def initial(self, servers: Any = None) -> None:
+        return None
+
+    def tick(self) -> None:
+        return None
 
 
 def _quiet(_line: str) -> None:

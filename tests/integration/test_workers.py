@@ -99,7 +99,7 @@ def _figures(p: DnsdistProcess) -> dict[str, object]:
                                "latency-count", "rule-refused", "acl-drops")}
     rows = [line.split() for line in console(p, "showServers()").splitlines()
             if line.split() and line.split()[0].isdigit()]
-    servers = [(r[1], r[3], r[9], r[10]) for r in rows]      # name, state, queries, drops
+    servers = [(r[1], r[3], r[8], r[9]) for r in rows]       # name, state, queries, drops
     status, _, body = request(int(p.values["portweb"]), "/metrics", {"X-API-Key": "k"})
     assert status == 200
     samples = metric_samples(body.decode())
@@ -444,13 +444,54 @@ def test_bad_worker_counts_refused(tmp_path):
     assert "--workers takes a number from 1 to 64, not 'x'" in res.stderr
 
 
-def test_sighup_with_workers_keeps_the_running_config(start_proc, responder):
-    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+def test_reload_reaches_every_worker(start_proc, responder, tmp_path):
+    p = start_proc("pydist", console_prelude() + WEB, {"backend": responder.address},
                    extra_args=("--workers", "2"))
     pids = wait_children(p, 2)
+    assert set(send_many(p.addr(), "before", 20)) == {"NOERROR"}
+    p.conf.write_text(p.conf_text + 'addAction(AllRule(), RCodeAction(DNSRCode.REFUSED), '
+                      '{name="reloaded"})\n')
     assert p.proc is not None
     os.kill(p.proc.pid, signal.SIGHUP)
-    p.wait_for(r"Configuration reload failed, the running configuration is kept: hot reload "
-               r"is not available with worker processes yet")
+    p.wait_for(r"Configuration reloaded in")
+    assert send_many(p.addr(), "after") == ["REFUSED"] * QUERIES
     assert children(p) == pids
-    assert set(send_many(p.addr(), "hup", 10)) == {"NOERROR"}
+    rules = console(p, "showRules({showUUIDs=true})")
+    assert re.search(rf"reloaded\s+[0-9a-f-]{{36}}\s+0\s+{QUERIES}\s+All", rules), rules
+    # the counters from before the reload are kept, and summed
+    assert stats(p)["queries"] == str(20 + QUERIES)
+    # a worker restarted after the reload has the reloaded config
+    os.kill(pids[0], signal.SIGKILL)
+    p.wait_for(rf"Worker \d \(pid {pids[0]}\) killed by signal 9, restarting it")
+    wait_children(p, 2)
+    assert send_many(p.addr(), "restarted") == ["REFUSED"] * QUERIES
+    uuid = re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", rules).group(0)   # the same everywhere
+    console(p, f'rmRule("{uuid}")')
+    assert set(send_many(p.addr(), "removed", 10)) == {"NOERROR"}
+
+
+def test_reload_adding_a_server_reaches_every_worker(start_proc, responder, responder_factory):
+    other = responder_factory()
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    p.conf.write_text(p.conf_text + f'newServer{{address="{other.address}", pool="b"}}\n'
+                      'addAction(AllRule(), PoolAction("b"))\n')
+    assert "Reloaded:" in console(p, "pydist.reload()")
+    p.wait_for(rf"Marking downstream {other.address} as 'up'")
+    poll_until(lambda: query(p.addr(), "probe.example.", timeout=0.5) is not None, 5)
+    send_many(p.addr(), "newpool", 20)
+    assert len([q for q in other.queries if q[0].startswith("newpool")]) == 20
+    rows = [line.split() for line in console(p, "showServers()").splitlines()
+            if line.split() and line.split()[0].isdigit()]
+    assert [r[8] for r in rows] == ["0", "21"], rows            # the Queries column
+
+
+def test_reload_changing_listeners_refused_with_workers(start_proc, responder):
+    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    p.conf.write_text(p.conf_text + 'addLocal("127.0.0.1:{}")\n'.format(p.values["port"] + 1))
+    out = console(p, "pydist.reload()")
+    assert "with worker processes a reload cannot change the listeners yet" in out
+    assert set(send_many(p.addr(), "kept", 10)) == {"NOERROR"}
