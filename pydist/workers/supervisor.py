@@ -318,9 +318,11 @@ class Supervisor:
         finally:
             uuids.stop_recording()
         change = reload_plan(self.engine.reg, loaded.registry)
-        if change.added_listeners or change.removed_listeners:
+        kept = {id(new): old for old, new in change.kept_listeners}
+        order = [kept.get(id(fe)) for fe in loaded.registry.frontends]
+        if change.added_listeners or change.removed_listeners or order != self.reg.frontends:
             raise ReloadError(["with worker processes a reload cannot change the listeners "
-                               "yet: restart pydist to apply them"])
+                               "(nor their order) yet: restart pydist to apply them"])
         if not all(self.broadcast("reload", list(ids), LUA_TIMEOUT)):
             log("A worker could not reload: it keeps the running configuration")
         self.engine.loop.call_soon(self._reloaded, loaded)
