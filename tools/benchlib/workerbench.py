@@ -45,10 +45,14 @@ def qps_rows(settings: Settings, sides: list[Side], counts: list[int], dnsdist: 
              workdir: str, repo_root: str, group: procs.ProcessGroup,
              log: Callable[[str], None]) -> list[list[str]]:
     rows = []
+    backend_port = 0
     for n in counts:
         s = dataclasses.replace(settings, listeners=n, server_core=None, load_core=None)
         runner = Runner(s, sides, dnsdist, workdir, repo_root, group, log)
-        runner.start_backend()
+        if not backend_port:                    # one backend for every N
+            runner.start_backend()
+            backend_port = runner.backend_port
+        runner.backend_port = backend_port
         for name in ("udp-hit", "udp-miss"):
             log(f"[{name} x{n}] {SCENARIOS[name].description}, {n} reusePort listener(s)")
             r = runner.run(SCENARIOS[name])
