@@ -50,4 +50,4 @@ def register(rt: Any) -> None:
             raise LuaArgError(f"pydist.setWorkers: the number of workers must be between 1 "
                               f"and {MAX_WORKERS}, not {count}")
         rt.registry.settings.workers = count
-    ns.setWorkers = rt.wrap(set_workers)
+    add(rt, "setWorkers", set_workers)

@@ -227,8 +227,8 @@ def _gauges_dict(d: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         values = [row.get(k, 0) for row in rows]
         if "Max" in k:
             d[k] = max(values)
-        elif "Avg" in k:
-            d[k] = sum(values) / len(values)
+        elif "Avg" in k:               # the workers that had connections
+            d[k] = _mean_nonzero(values)
         else:
             d[k] = sum(values)
 

@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydist import uuids
 from pydist.registry import Registry
@@ -30,6 +30,9 @@ from pydist.workers.control import ChannelClosed, SupervisorEnd
 from pydist.workers.sockets import Assignment
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
+
+if TYPE_CHECKING:
+    from pydist.engine import Engine
 
 REPLY_TIMEOUT = 5.0     # a worker silent this long is stuck: it is killed and restarted
 LUA_TIMEOUT = 60.0      # ... or this long for a console line (it may dump or load a cache)
@@ -46,7 +49,7 @@ class Slot:
 
 
 class Supervisor:
-    def __init__(self, reg: Registry, engine: Any, execute: Callable[[str], str],
+    def __init__(self, reg: Registry, engine: "Engine", execute: Callable[[str], str],
                  plan: list[Assignment], keep_fds: set[int],
                  worker_hooks: list[Callable[[], None]],
                  rings_each_tick: Callable[[], bool] = lambda: True) -> None:

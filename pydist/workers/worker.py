@@ -44,7 +44,8 @@ class WorkerContext:
     control: socket.socket
     keep_fds: set[int]                      # descriptors the config opened (KV stores, files)
     hooks: list[Callable[[], None]] = field(default_factory=list)   # maintenance hooks
-    load: Any = None                        # cli's config loader (a reload evaluates it)
+    # cli's config loader (pydist.reload evaluates the file again with it)
+    load: Callable[[Callable[[str], None]], Any] | None = None
 
 
 def run_worker(ctx: WorkerContext) -> NoReturn:
