@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from pydist import uuids
 from pydist.registry import Registry
 from pydist.workers.control import ChannelClosed, SupervisorEnd
-from pydist.workers.sockets import Assignment
+from pydist.workers.sockets import Assignment, all_fds
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
@@ -57,7 +57,8 @@ class Supervisor:
         self.engine = engine
         self.execute = execute            # the supervisor's own console executor
         self.plan = plan
-        self.keep_fds = keep_fds
+        # a worker keeps the config's descriptors (KV stores, files) and its own sockets only
+        self.keep_fds = keep_fds - all_fds(plan)
         self.worker_hooks = worker_hooks
         self.load = engine.config_loader   # cli's: the config file evaluated again (reload)
         # the one-second reports carry ring entries only when maintenance() may read them
