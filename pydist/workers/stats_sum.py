@@ -64,6 +64,39 @@ def _take_dict(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _doh_counters(fe: Any) -> Any:
+    """A DoH listener's counters (showDOHFrontends, showDOHResponseCodes, /metrics)."""
+    return vars(fe.doh.counters) if fe.doh is not None else None
+
+
+def _tls_errors(fe: Any) -> Any:
+    """A TLS listener's handshake error counters (showTLSErrorCounters)."""
+    return getattr(fe.tls, "errors", None) if fe.tls is not None else None
+
+
+def _take_tree(d: Any) -> Any:
+    """Counters in nested dicts (attribute dicts included): their values, zeroed in place."""
+    if d is None:
+        return None
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[k] = _take_tree(v)
+        elif isinstance(v, int) and not isinstance(v, bool):
+            out[k], d[k] = v, 0
+    return out
+
+
+def _add_tree(d: Any, delta: Any) -> None:
+    if d is None or delta is None:
+        return
+    for k, v in delta.items():
+        if isinstance(v, dict):
+            _add_tree(d.get(k), v)
+        elif v and k in d:
+            d[k] += v
+
+
 def _is_gauge_key(key: str) -> bool:
     return "Current" in key or "Max" in key or "Avg" in key
 
@@ -83,6 +116,8 @@ def collect(reg: Registry, rings: bool = True) -> Report:
                      (s.outstanding, s.latency_usec, s.latency_usec_tcp)) for s in reg.servers],
         "frontends": [(_take(cs, ("queries", "responses")), _take_dict(cs.tcp_counters))
                       for fe in reg.frontends for cs in (fe.udp_state, fe.tcp_state)],
+        "listeners": [(_take_tree(_doh_counters(fe)), _take_tree(_tls_errors(fe)))
+                      for fe in reg.frontends],
         "caches": [(_take(c, CACHE_COUNTERS), c.entries) for c in caches_of(reg)],
         "rules": {k: [r.matches for r in chain.rules] for k, chain in reg.rules.items()},
         "dynblocks": _take_blocks(reg),
@@ -163,6 +198,9 @@ class Totals:
         for cs, (counts, tcp) in zip(states, report["frontends"]):
             _add(cs, ("queries", "responses"), counts)
             _add_dict(cs.tcp_counters, tcp)
+        for fe, (doh, tls_errors) in zip(reg.frontends, report["listeners"]):
+            _add_tree(_doh_counters(fe), doh)
+            _add_tree(_tls_errors(fe), tls_errors)
         for c, (counts, _entries) in zip(caches_of(reg), report["caches"]):
             _add(c, CACHE_COUNTERS, counts)
         for kind, matches in report["rules"].items():

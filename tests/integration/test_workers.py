@@ -429,6 +429,10 @@ def test_doh_listener_served_by_workers(start_proc, responder):
                    {"content-type": "application/dns-message"})
         assert r.status == 200 and dns.message.from_wire(r.body).rcode() == dns.rcode.NOERROR
     assert stats(p)["queries"] == "6"
+    # the listener's own counters are summed too (HTTP connects, HTTP/1 queries)
+    row = next(line.split() for line in console(p, "showDOHFrontends()").splitlines()
+               if line.split() and line.split()[0] == "0")
+    assert row[2:4] == ["6", "6"], row
 
 
 def test_bad_worker_counts_refused(tmp_path):
