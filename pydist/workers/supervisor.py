@@ -68,7 +68,7 @@ class Supervisor:
         self.restarts = 0
         self.stopping = False
         self.totals = Totals(reg)
-        self.last_health: list[tuple[str, bool]] = self._health_states()
+        self.last_health: list[tuple[str, str, bool]] = self._health_states()
         self.blocks_dirty = False
         reg.stats.extra["worker-restarts"] = lambda: self.restarts
         reg.stats.extra_help["worker-restarts"] = "Number of worker processes restarted"
@@ -270,8 +270,10 @@ class Supervisor:
                      for k, (text, b) in dyn.names.items()}
             self.broadcast("dynblocks", (nets, names, dyn.default_action))
 
-    def _health_states(self) -> list[tuple[str, bool]]:
-        return [(s.name, s.up_status) for s in self.reg.servers]
+    def _health_states(self) -> list[tuple[str, str, bool]]:
+        """Each server's forced state (setUp/setDown/setAuto, from maintenance() too) and
+        its checked one."""
+        return [(s.name, s.availability, s.up_status) for s in self.reg.servers]
 
     # --- the console and the web server
     def console(self, line: str) -> str:

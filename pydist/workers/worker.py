@@ -188,11 +188,11 @@ def _quiet(_line: str) -> None:
     pass
 
 
-def apply_health(reg: Registry, states: list[tuple[str, bool]]) -> None:
+def apply_health(reg: Registry, states: list[tuple[str, str, bool]]) -> None:
     """The supervisor's view of each server (matched by position, checked by name)."""
-    for s, (name, up) in zip(reg.servers, states):
+    for s, (name, availability, up) in zip(reg.servers, states):
         if s.name == name:
-            s.up_status = up
+            s.availability, s.up_status = availability, up
 
 
 def apply_dynblocks(reg: Registry, state: tuple[dict, dict, int]) -> None:

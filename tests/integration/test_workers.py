@@ -499,3 +499,18 @@ def test_reload_changing_listeners_refused_with_workers(start_proc, responder):
     out = console(p, "pydist.reload()")
     assert "with worker processes a reload cannot change the listeners" in out
     assert set(send_many(p.addr(), "kept", 10)) == {"NOERROR"}
+
+
+def test_server_state_set_by_maintenance_reaches_workers(start_proc, responder):
+    conf = console_prelude() + """
+function maintenance()
+  if getStatisticsCounters()["queries"] >= 10 then getServer(0):setDown() end
+end
+"""
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    assert set(send_many(p.addr(), "counted", 10)) == {"NOERROR"}
+    poll_until(lambda: "DOWN" in console(p, "showServers()"), 5)
+    poll_until(lambda: query(p.addr(), "probe.example.", timeout=0.3) is None, 5)
+    assert all(query(p.addr(), f"gone{i}.example.", timeout=0.3) is None for i in range(10))
