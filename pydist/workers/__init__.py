@@ -41,5 +41,5 @@ def worker_count(reg: Registry, cli_workers: int | None) -> int:
 
 def open_fds() -> set[int]:
     """The descriptors open now: taken after the config, before any loop exists, they are
-    what a forked worker keeps (the config's files and stores); it closes the rest."""
+    what a forked worker keeps (the config's files and stores); it drops the rest."""
     return {int(fd) for fd in os.listdir("/proc/self/fd")}

@@ -70,13 +70,17 @@ def _forget_parent(ctx: WorkerContext) -> None:
         signal.signal(sig, signal.SIG_IGN)
     keep = set(ctx.keep_fds) | {ctx.control.fileno()}
     keep |= {s.fileno() for pair in ctx.assignment for s in pair if s is not None}
+    # each dropped descriptor becomes /dev/null rather than closed: the supervisor's objects
+    # still name these numbers, and one finalised later must not close a number reused here
+    null = os.open(os.devnull, os.O_RDWR)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2 and fd not in keep:
+        if fd > 2 and fd not in keep and fd != null:
             try:
-                os.close(fd)
+                os.dup2(null, fd)
             except OSError:
                 pass
+    os.close(null)
     asyncio.events._set_running_loop(None)
     reg = ctx.reg
     reg.observers.clear()
