@@ -240,7 +240,10 @@ class Totals:
             _gauges_dict(cs.tcp_counters, [r["frontends"][j][1] for r in reports
                                            if j < len(r["frontends"])])
         for j, c in enumerate(caches_of(reg)):
-            c.__class__ = _summed_cache_class(type(c))
+            try:
+                c.__class__ = _summed_cache_class(type(c))
+            except TypeError:       # a cache class with __slots__: its own (empty) count
+                continue
             c.summed_entries = sum(r["caches"][j][1] for r in reports if j < len(r["caches"]))
 
     def process_value(self, name: str) -> float:
