@@ -76,10 +76,6 @@ class Supervisor:
     # --- life cycle
     def start(self) -> None:
         """Fork every worker, then watch them from the supervisor's loop."""
-        # what exists now (the config, the Lua runtime, the modules) leaves the collector's
-        # reach: its passes would otherwise write every inherited object's header and so
-        # copy the pages the workers share with the supervisor
-        gc.freeze()
         for slot in self.slots:
             self._spawn(slot)
         self.engine.workers = self         # how other features reach broadcast()
@@ -111,9 +107,14 @@ class Supervisor:
         parent, child = socket.socketpair()
         sys.stdout.flush()
         sys.stderr.flush()
+        # in the worker, what exists now (the config, the Lua runtime, the modules) stays out
+        # of the collector's reach: its passes would write every inherited object's header
+        # and so copy the pages shared with the supervisor (which unfreezes its own at once)
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError as e:        # out of processes or memory: try again later
+            gc.unfreeze()
             parent.close()
             child.close()
             self.reg.log(f"Unable to start worker {slot.index}: {e.strerror}")
@@ -123,6 +124,7 @@ class Supervisor:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
                                      child, self.keep_fds, list(self.worker_hooks), self.load))
+        gc.unfreeze()
         child.close()
         parent.setblocking(True)
         slot.pid, slot.end, slot.started = pid, SupervisorEnd(parent), time.monotonic()
