@@ -121,6 +121,7 @@ def collect(reg: Registry, rings: bool = True) -> Report:
         "caches": [(_take(c, CACHE_COUNTERS), c.entries) for c in caches_of(reg)],
         "rules": {k: [r.matches for r in chain.rules] for k, chain in reg.rules.items()},
         "dynblocks": _take_blocks(reg),
+        "querycount": _take_query_counts(reg),
         "rings": ([], []),
     }
     for chain in reg.rules.values():
@@ -135,6 +136,14 @@ def collect(reg: Registry, rings: bool = True) -> Report:
         ring.queries.clear()
         ring.responses.clear()
     return report
+
+
+def _take_query_counts(reg: Registry) -> dict[str, int]:
+    """setQueryCount's records since the last report: they move to the supervisor."""
+    records = reg.query_counter.records
+    out = dict(records)
+    records.clear()
+    return out
 
 
 def _take_blocks(reg: Registry) -> dict[Any, int]:
@@ -210,6 +219,9 @@ class Totals:
         if ext is not None and "cache_ext" in report:
             _add(ext, tuple(a for a, _ in CACHE_EXT_COUNTERS.values()), report["cache_ext"])
         self._add_blocks(report["dynblocks"])
+        records = reg.query_counter.records
+        for key, n in report["querycount"].items():
+            records[key] = records.get(key, 0) + n
         if reg.rings is not None:
             reg.rings.queries.extend(report["rings"][0])
             reg.rings.responses.extend(report["rings"][1])

@@ -514,3 +514,16 @@ end
     poll_until(lambda: "DOWN" in console(p, "showServers()"), 5)
     poll_until(lambda: query(p.addr(), "probe.example.", timeout=0.3) is None, 5)
     assert all(query(p.addr(), f"gone{i}.example.", timeout=0.3) is None for i in range(10))
+
+
+def test_query_counters_summed(start_proc, responder):
+    p = start_proc("pydist", console_prelude() + "setQueryCount(true)\n",
+                   {"backend": responder.address}, extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    for _ in range(2):
+        send_many(p.addr(), "qc", 10)
+    out = console(p, "getQueryCounters()")
+    assert "(10 records in buffer)" in out, out
+    assert out.count(": 2 request(s)") == 10, out
+    assert "10 records cleared" in console(p, "clearQueryCounters()")
+    assert "(0 records in buffer)" in console(p, "getQueryCounters()")
