@@ -44,7 +44,8 @@ Syntax: dnsdist [-C,--config file] [-c,--client [IP[:PORT]]]
 """
 LONG_OPTS = ["acl=", "check-config", "client", "config=", "disable-syslog", "execute=", "gid=",
              "help", "local=", "setkey=", "supervised", "uid=", "verbose", "version",
-             "log-format="]      # the last one is pydist's own: text (dnsdist's) or json
+             "log-format=", "workers="]   # pydist's own: log format (text or json) and
+                                          # the number of worker processes (pydist.workers)
 
 
 class Options:
@@ -63,6 +64,7 @@ class Options:
         self.positional: list[str] = []
         self.syslog = True
         self.log_format = "text"
+        self.workers: int | None = None
 
 
 def out(line: str) -> None:
@@ -135,6 +137,13 @@ def parse_args(argv: list[str]) -> Options | int:
                 print(f"dnsdist: --log-format takes 'text' or 'json', not '{v}'", file=sys.stderr)
                 return 1
             o.log_format = v
+        elif k == "--workers":
+            from pydist.workers import MAX_WORKERS
+            if not v.isdigit() or not 1 <= int(v) <= MAX_WORKERS:
+                print(f"dnsdist: --workers takes a number from 1 to {MAX_WORKERS}, not '{v}'",
+                      file=sys.stderr)
+                return 1
+            o.workers = int(v)
     o.positional = rest
     return o
 
@@ -261,15 +270,21 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
     import asyncio   # the engine's modules load only when serving: --check-config stays quick
 
     import uvloop
-    from pydist.engine import BindError, Engine, bind_frontend, startup_banner
+    from pydist.engine import SINGLE, SUPERVISOR, BindError, Engine, bind_frontend, startup_banner
+    from pydist.workers import open_fds, worker_count
     add_positional_backends(reg, lua, o)
     apply_cli_listeners(reg, o)
+    workers = worker_count(reg, o.workers)
+    plan = None
     try:
         for fe in reg.frontends:
-            bind_frontend(fe, reg.log)
+            bind_frontend(fe, reg.log, reuse_port=workers > 1)
             if fe.tcp:
                 reg.log(f"Listening on {fe.address()}" + {"tls": " for TLS", "doh": " for DoH",
                                                           "dnscrypt": " for DNSCrypt"}.get(fe.kind, ""))
+        if workers > 1:
+            from pydist.workers.sockets import plan_sockets
+            plan = plan_sockets(reg, workers, lambda fe: bind_frontend(fe, reg.log, True))
     except BindError as e:
         reg.log(str(e))
         return 1
@@ -280,9 +295,10 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
             reg.log(f"Fatal error: unable to change user or group: {e}")
             return 1
     reg.config_done = True
+    config_fds = open_fds() if plan else set()   # what a forked worker keeps (KV stores...)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    engine = Engine(reg, loop)
+    engine = Engine(reg, loop, role=SUPERVISOR if plan else SINGLE)
     executor = make_console_executor(lua)
     engine.console_execute = executor
     from luaapi.bindings.dynblocks import make_maintenance
@@ -301,6 +317,10 @@ def serve(reg: Registry, lua: Any, o: Options) -> int:
         """One run of the loop from startup to the end: a signal (SIGHUP) arriving between
         two runs of a uvloop loop is lost."""
         await engine.start()
+        if plan:
+            from pydist.workers.supervisor import Supervisor
+            Supervisor(reg, engine, executor, plan, config_fds, [lua.sweep_python_refs],
+                       lambda: lua.globals["maintenance"] is not None).start()
         started()
         for address in reg.console_addresses:
             engine.open_console(address)

@@ -37,8 +37,10 @@ def _bind_device(sock: socket.socket, iface: str, addr: str, log: Callable[[str]
         log(f"Error setting up the interface on local address '{addr}': {e.strerror}")
 
 
-def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
-    """Bind the UDP and TCP sockets of one listener now (before privileges are dropped)."""
+def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print,
+                  reuse_port: bool = False) -> None:
+    """Bind the UDP and TCP sockets of one listener now (before privileges are dropped);
+    `reuse_port`: SO_REUSEPORT whatever the options say (worker processes share it)."""
     fam = family_of(fe.host)
     opts = fe.options
     addr = fe.address()
@@ -50,7 +52,7 @@ def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
             s = socket.socket(fam, socket.SOCK_DGRAM)
             if fam == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if opts.get("reusePort"):
+            if opts.get("reusePort") or reuse_port:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if opts.get("interface"):
                 _bind_device(s, str(opts["interface"]), addr, log)
@@ -64,7 +66,7 @@ def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
             t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if fam == socket.AF_INET6:
                 t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if opts.get("reusePort"):
+            if opts.get("reusePort") or reuse_port:
                 t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if opts.get("interface"):
                 _bind_device(t, str(opts["interface"]), addr, log)
@@ -78,12 +80,22 @@ def bind_frontend(fe: FrontendDecl, log: Callable[[str], None] = print) -> None:
         raise BindError(f"Fatal error: {e}") from None
 
 
+# what an engine does (pydist.workers): everything in one process; or, with worker processes,
+# the supervisor's share (console, web, carbon, health checks, maintenance: no listener, no
+# backend socket) or a worker's (listeners and backends: no check, no web, no carbon)
+SINGLE, SUPERVISOR, WORKER = "single", "supervisor", "worker"
+
+
 class Engine:
     """Owns the loop. Frontends, backends, health checks and the maintenance tick live here."""
 
-    def __init__(self, registry: Registry, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, registry: Registry, loop: asyncio.AbstractEventLoop,
+                 role: str = SINGLE) -> None:
         self.reg = registry
         self.loop = loop
+        self.role = role
+        self.on_web_server: Callable[[Any], None] | None = None   # the supervisor's hook
+        self.workers: Any = None          # the Supervisor (pydist.workers) when N > 1
         registry.rings = Rings(registry.settings.ring_buffer_size)
         self.path = PacketPath(registry, loop)
         self.health = HealthChecker(loop, registry)
@@ -109,20 +121,25 @@ class Engine:
         self.path.refresh()
 
     def web_declared(self) -> None:
-        self.start_web()
+        if self.role != WORKER:          # a worker replaying a console line binds nothing
+            self.start_web()
 
     def carbon_declared(self) -> None:
-        self.start_carbon()
+        if self.role != WORKER:
+            self.start_carbon()
 
     def console_declared(self, address: tuple[str, int]) -> None:
-        self.open_console(address)
+        if self.role != WORKER:
+            self.open_console(address)
 
     def remote_logger_declared(self, logger: Any) -> None:
-        logger.start(self.loop)
+        if self.role != SUPERVISOR:      # the loggers serve the workers' rules
+            logger.start(self.loop)
 
     # --- backends
     def server_added(self, server: DownstreamState) -> None:
-        """Open the transport of a server, at startup or when newServer() runs at runtime."""
+        """Open the transport of a server, at startup or when newServer() runs at runtime
+        (the supervisor only makes the TLS context its health checks use)."""
         if server.options.get("tls"):
             # TLS modules load only for configs that use DoT (pyOpenSSL costs ~19 MB of RSS)
             from pydist.backend.tls import TLSBackendPool
@@ -134,6 +151,8 @@ class Engine:
                 self.reg.log(f"Error creating the TLS context for {server.name_with_addr()}: {e}")
                 server.unusable = True
                 return
+            if self.role == SUPERVISOR:
+                return
             if server.is_doh:
                 from pydist.backend.doh import DoHBackendPool
                 server.tcp_pool = DoHBackendPool(self.loop, server, self.reg.log,
@@ -141,6 +160,8 @@ class Engine:
             else:
                 server.tcp_pool = TLSBackendPool(self.loop, server, self.reg.log)
             self.path.refresh()
+            return
+        if self.role == SUPERVISOR:
             return
         if not server.tcp_only:
             server.udp = BackendUDP(self.loop, server, self.reg.settings.max_udp_outstanding,
@@ -159,16 +180,23 @@ class Engine:
 
     # --- start
     async def start(self) -> None:
-        self.start_web()
-        self.start_carbon()
-        for logger in self.reg.remote_loggers:
-            logger.start(self.loop)
+        if self.role != WORKER:
+            self.start_web()
+            self.start_carbon()
+        if self.role != SUPERVISOR:
+            for logger in self.reg.remote_loggers:
+                logger.start(self.loop)
         # as dnsdist: the initial health checks finish before any query is read (queries that
         # arrive meanwhile wait in the kernel's socket buffers instead of finding servers down)
         for s in self.reg.servers:
             self.server_added(s)
+        if self.role == SUPERVISOR:
+            await self.health.initial()     # the workers are forked after, knowing the states
+            self.loop.call_later(1.0, self._tick)
+            return
         self._start_cache_extensions()      # snapshots read before any query is
-        await self.health.initial()
+        if self.role == SINGLE:
+            await self.health.initial()
         for fe in self.reg.frontends:
             await self.start_frontend(fe)
         self.path.refresh()
@@ -251,7 +279,8 @@ class Engine:
         path = self.path
         path.tick += 1
         try:
-            self.health.tick()
+            if self.role != WORKER:
+                self.health.tick()
             now_m = time.monotonic()
             elapsed = now_m - self.last_rates
             self.last_rates = now_m
@@ -282,6 +311,8 @@ class Engine:
     # --- carbon
     def start_carbon(self) -> None:
         """Export to the carbonServer()s: at startup, or at once when one is added at runtime."""
+        if self.role == WORKER:          # the supervisor exports the sums
+            return
         if self.reg.carbon_servers and self.carbon_task is None:
             from pydist.carbon import carbon_loop
             self.carbon_task = self.loop.create_task(carbon_loop(self.reg))
@@ -294,11 +325,15 @@ class Engine:
         from pydist.web.server import start_web_server
         self.web_server = start_web_server(self.loop, self.reg, self.web_server,
                                            self.maintenance_hooks)
+        if self.on_web_server is not None and self.web_server is not None:
+            self.on_web_server(self.web_server)
 
     # --- console
     def open_console(self, address: tuple[str, int] | None = None) -> None:
         """One console listener per controlSocket() call, as dnsdist starts one thread each;
         a second bind of the same address fails with dnsdist's log line."""
+        if self.role == WORKER:          # the supervisor's console reaches the workers
+            return
         from pydist.console.server import bind_console_socket, serve_console
         from pydist.dns.netmask import format_address
         host, port = address or self.reg.console_address

@@ -134,6 +134,7 @@ class Settings:
     proxy_apply_acl: bool = False          # setProxyProtocolApplyACLToProxiedClients
     proxy_max_payload: int = 512           # setProxyProtocolMaximumPayloadSize
     verbose: bool = False
+    workers: int = 0                       # pydist.setWorkers (0: not set; pydist.workers)
 
 
 class RegistryObserver(Protocol):

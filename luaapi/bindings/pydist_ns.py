@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from luaapi.convert import as_bool, fail, is_table, table_to_dict
+from luaapi.convert import as_bool, as_int, fail, is_table, table_to_dict
+from luaapi.errors import LuaArgError
 
 
 def namespace(rt: Any) -> Any:
@@ -36,3 +37,17 @@ def register(rt: Any) -> None:
         if "public" in opts:
             web.health_public = as_bool(opts["public"])
     ns.setHealthEndpoints = rt.wrap(set_health_endpoints)
+
+    def set_workers(n: Any = None, *a: Any) -> None:
+        """pydist.setWorkers(N): N worker processes serve the listeners (pydist.workers);
+        config only, as the addLocal calls it stands for."""
+        from luaapi.bindings.misc import runtime_refused
+        from pydist.workers import MAX_WORKERS
+        if runtime_refused(rt, "pydist.setWorkers"):
+            return
+        count = as_int(n)
+        if not 1 <= count <= MAX_WORKERS:
+            raise LuaArgError(f"pydist.setWorkers: the number of workers must be between 1 "
+                              f"and {MAX_WORKERS}, not {count}")
+        rt.registry.settings.workers = count
+    add(rt, "setWorkers", set_workers)

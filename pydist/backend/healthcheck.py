@@ -234,6 +234,8 @@ class HealthChecker:
         self.loop = loop
         self.registry = registry
         self.running: set[DownstreamState] = set()
+        # called after each check's outcome is applied (pydist.workers pushes the states)
+        self.after_apply: Callable[[], None] | None = None
 
     async def initial(self, added: list[DownstreamState] | None = None) -> None:
         """The check before serving, its result applied directly; also for the servers a
@@ -266,6 +268,8 @@ class HealthChecker:
             if not ok and verbose and why:
                 self.registry.log(why)
             update_health(s, ok, initial, self.registry.log)
+        if self.after_apply is not None:
+            self.after_apply()
 
     async def _run(self, s: DownstreamState) -> None:
         try:

@@ -127,9 +127,9 @@ class UDPFrontend:
         if queries:
             stats.queries += queries
             fe.queries += queries
-            if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
-                stats.cache_hits += hits
-                stats.zero_latency_samples(hits)
+        if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
+            stats.cache_hits += hits      # (also when a full-path query flushed `queries`)
+            stats.zero_latency_samples(hits)
 
     def full_path(self, data: bytes, addr: Any, out: Any, now: float, local: Any = None,
                   origin: QueryOrigin | None = None) -> None:

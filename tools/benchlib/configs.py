@@ -40,11 +40,16 @@ def responder(port: int) -> str:
 
 def under_test(
     port: int, backend_port: int, *, rules: int = 0, lua_action: bool = False,
-    cache_size: int = 100_000, dot: tuple[int, str, str] | None = None,
+    cache_size: int = 100_000, dot: tuple[int, str, str] | None = None, listeners: int = 1,
 ) -> str:
-    """Config of the server under test, with optional extra rules, a no-op Lua action and a
-    DoT listener (port, certificate file, key file)."""
+    """Config of the server under test, with optional extra rules, a no-op Lua action, a
+    DoT listener (port, certificate file, key file), and `listeners` reusePort listeners on
+    the port when more than one (dnsdist: a thread each; pydist: a worker process each)."""
     text = UNDER_TEST.format(port=port, backend_port=backend_port, cache_size=cache_size)
+    if listeners > 1:
+        local = f'"127.0.0.1:{port}", {{reusePort=true}}'
+        text = text.replace(f'setLocal("127.0.0.1:{port}")', f"setLocal({local})")
+        text += f"addLocal({local})\n" * (listeners - 1)
     if dot is not None:
         text += f'addTLSLocal("127.0.0.1:{dot[0]}", "{dot[1]}", "{dot[2]}")\n'
     text += "".join(NON_MATCHING_RULE.format(i=i) for i in range(rules))

@@ -32,6 +32,7 @@ class Settings:
     hit_qps_cap: int = 400_000  # bounds dnsperf's query count on hit runs
     miss_names_per_second: int = 100_000  # unique names written per second of a miss run
     fill_timeout: float = 120.0
+    listeners: int = 1  # reusePort listeners of the config under test (tools/bench --workers)
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Runner:
         conf = self._write(f"{name}.conf", configs.under_test(
             port, self.backend_port, rules=self.s.rules + sc.rules,
             lua_action=self.s.lua_action or sc.lua_action, dot=dot_conf,
-            cache_size=sc.cache_size) + side.extra_config)
+            cache_size=sc.cache_size, listeners=self.s.listeners) + side.extra_config)
         argv = procs.pinned(self.s.server_core,
                             [*side.command, "--supervised", "--disable-syslog", "-C", conf])
         log_name = f"{name}.log"
