@@ -509,9 +509,12 @@ class PacketCache:
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
         ``response``), or None."""
+        capacity = self._shard_capacity
+        if len(self._maps[0]) + len(self._maps[1]) >= capacity * self.number_of_shards:
+            return None     # every shard is full: whichever is this key's (no hash needed)
         shard = self._shard_of(key, udp)
         counts = self._shard_counts
-        if counts[shard] >= self._shard_capacity:
+        if counts[shard] >= capacity:
             return None
         shared = self._shared_offsets
         same = shared.get(offsets)
