@@ -105,7 +105,7 @@ class BackendUDP:
     frontends act on a failed send)."""
 
     def __init__(self, loop: Any, server: DownstreamState, max_outstanding: int,
-                 on_response: Callable[[DownstreamState, bytes, InFlight, bool], None],
+                 on_response: Callable[[DownstreamState, bytes, InFlight, int], None],
                  stats: Any, settings: Any) -> None:
         self.loop = loop
         self.server = server
@@ -204,7 +204,7 @@ class BackendUDP:
                 continue  # ICMP unreachable and friends: the query will time out
             state = take(data)
             if state is not None:
-                self.on_response(self.server, data, state, False)
+                self.on_response(self.server, data, state, -1)
 
     def _drain_batched(self, rx: mmsg.Receiver) -> None:
         """recvmmsg until empty (bounded). Each answer's client ID and flags are put back in
@@ -237,16 +237,17 @@ class BackendUDP:
                     off += slot
                     continue
                 f = st.flags            # the response step's restore, done in place
+                hi, lo = buf[off + 2], buf[off + 3]
                 buf[off:off + 2] = st.orig_id
-                buf[off + 2] = (buf[off + 2] & 0xFE) | ((f >> 8) & 0x01)
-                buf[off + 3] = (buf[off + 3] & 0xEF) | (f & 0x10)
+                buf[off + 2] = (hi & 0xFE) | ((f >> 8) & 0x01)
+                buf[off + 3] = (lo & 0xEF) | (f & 0x10)
                 data = buf[off:off + n]
                 off += slot
                 if not answer_matches(data, st.question, allow_empty, stats):
                     continue
                 del inflight[sid]
                 server.outstanding -= 1
-                on_response(server, data, st, True)
+                on_response(server, data, st, (hi << 8) | lo)
 
     def _take(self, data: bytes) -> InFlight | None:
         """An answer as it came from the backend: its in-flight state, the slot freed; None

@@ -133,7 +133,7 @@ class Receiver:
     address `names[k * NAME_SIZE:][:namelen]` (a struct sockaddr, see `address`)."""
 
     def __init__(self, sock: socket.socket, count: int, slot_size: int, names: bool) -> None:
-        self.fd = sock.fileno()
+        self.fileno = sock.fileno    # asked per call: a closed socket's number may be reused
         self.count = count
         self.slot_size = slot_size
         self.data = _Region(count * slot_size)
@@ -159,7 +159,7 @@ class Receiver:
         """Read what is waiting, up to `count` datagrams: their lengths (a length above the
         slot size cannot happen: a longer datagram is cut to it). [] when nothing waits.
         :raises OSError: on an error other than "nothing to read" or an interrupted call."""
-        got = self._call(self.fd, self._hdr_address, self.count, 0, None)
+        got = self._call(self.fileno(), self._hdr_address, self.count, 0, None)
         if got > 0:
             return self._lens[:got].tolist()
         if got == 0:
@@ -218,7 +218,7 @@ class Sender:
     def __init__(self, sock: socket.socket, count: int, names: bool,
                  on_error: Callable[[int, int], None] | None = None,
                  call: SendCall | None = None, wait_when_full: bool = True) -> None:
-        self.fd = sock.fileno()
+        self.fileno = sock.fileno    # asked per call: a closed socket's number may be reused
         self.count = count
         self.iovs = _Region(count * IOV_SIZE)
         self.hdrs = _headers(count, self.iovs.address)
@@ -272,9 +272,10 @@ class Sender:
         if self.names:
             self._name_ptrs[:k] = array.array(_PTR, [id(d) + off for d in dests])
             self._name_lens[:k] = array.array("I", map(len, dests))
+        fd = self.fileno()
         done = 0
         while done < k:
-            got = self._call(self.fd, self._hdr_address + done * HDR_SIZE, k - done, 0)
+            got = self._call(fd, self._hdr_address + done * HDR_SIZE, k - done, 0)
             if got > 0:
                 done += got
                 continue

@@ -36,9 +36,9 @@ def test_steps_take_the_transport_value_and_nothing_that_sends() -> None:
     assert params == ["self", "data", "addr", "local", "transport", "fe", "now", "origin"]
     assert list(inspect.signature(PacketPath.tcp_response_step).parameters) == [
         "self", "server", "data", "st"]
-    # `restored`: the backend layer already put the client's ID and flags back
+    # `backend_flags`: the backend layer already put the client's ID and flags back
     assert list(inspect.signature(PacketPath.udp_response_step).parameters) == [
-        "self", "server", "data", "st", "restored"]
+        "self", "server", "data", "st", "backend_flags"]
     for name in ("packet_path.py", "rule_path.py", "rules/chain.py"):
         text = (ROOT / "pydist" / name).read_text()
         assert not re.search(r"(hasattr|getattr)\(reply", text), name
