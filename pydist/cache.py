@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Union
 
-from pydist.dns.burtle import burtle, burtle_ci
+from pydist.dns.burtle import burtle
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
 from pydist.dns.reader import labels_text, name_end, opt_after_question, options, qname_labels
 from pydist.dns.wire import WireError, text_to_wire
@@ -200,6 +200,10 @@ class PacketCache:
             skipped.add(_OPT_COOKIE)
         self.skip_options = frozenset(skipped)
         self._shard_capacity = max_entries // number_of_shards
+        # see _shard_of: below this count in every Python-spread shard, no dnsdist shard can
+        # be full but with odds under 1e-4 (4 standard deviations of a shard's share)
+        self._exact_shards_from = self._shard_capacity - 4 * self._shard_capacity ** 0.5
+        self._header_hashes: dict[bytes, int] = {}    # burtle of the key's header bytes
         self._shard_counts = [0] * number_of_shards
         self._dnsdist_shards = False      # see _shard_of
         # [tcp, udp]: one dict per transport, so the UDP/TCP byte of dnsdist's key is implied.
@@ -265,13 +269,14 @@ class PacketCache:
 
     def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
         """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
-        full. Its hash costs about 15 us in Python, and a shard can only be full once it holds
-        its share: until one shard (spread by Python's hash, as even as dnsdist's) reaches 80 %
-        of its share, that spread stands in, and the counts are redone the dnsdist way then."""
+        full. Its hash costs about 10 us in Python, and a shard can only be full once it holds
+        its share: until one shard (spread by Python's hash, as even as dnsdist's) comes within
+        4 standard deviations of its share (94 % of 5,000; at once for small shards), that
+        spread stands in, and the counts are redone the dnsdist way then."""
         if self._dnsdist_shards:
             return self._pieces(key, bool(udp)) % self.number_of_shards
         shard = hash(key) % self.number_of_shards
-        if (self._shard_counts[shard] + 1) * 5 < self._shard_capacity * 4:
+        if self._shard_counts[shard] + 1 < self._exact_shards_from:
             return shard
         self._dnsdist_shards = True
         counts = [0] * self.number_of_shards
@@ -287,11 +292,15 @@ class PacketCache:
         raw = key[0] if isinstance(key, tuple) else key
         qlen = _qname_len(raw, 10)
         header, qname, rest = raw[:10], raw[10:10 + qlen], raw[10 + qlen:]
-        h = burtle(header, 0)
-        h = burtle_ci(qname, h)
+        h = self._header_hashes.get(header)     # flags and counts: a handful of values
+        if h is None:
+            if len(self._header_hashes) >= 64:
+                self._header_hashes.clear()
+            h = self._header_hashes[header] = burtle(header, 0)
+        h = burtle(qname, h)      # burtleCI: the key's name is lowercase (make_key)
         if rest:
-            h = self._hash_after_qname(b"\x00\x00" + header + qname + rest,
-                                       12 + qlen, h, isinstance(key, tuple))
+            h = burtle(rest, h) if not self.skip_options else self._hash_after_qname(
+                b"\x00\x00" + header + qname + rest, 12 + qlen, h, isinstance(key, tuple))
         return burtle(b"\x01" if udp else b"\x00", h)
 
     def _hash_after_qname(self, packet: bytes, pos: int, h: int, cut: bool) -> int:

@@ -45,3 +45,28 @@ def test_a_cache_with_room_in_some_shard_still_decides_by_shard() -> None:
     stored_a = fill(a, 6, 1000.0)
     stored_b = fill(b, 6, 1000.0)
     assert stored_a == stored_b and a.get_stats()["entries"] == b.get_stats()["entries"]
+
+
+def test_dnsdist_shards_worked_out_only_near_a_full_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large cache far from full spends no dnsdist hash on its inserts; a small one (whose
+    shards may fill by chance early) counts its shards the dnsdist way from the start."""
+    calls = []
+    real = PacketCache._pieces
+    monkeypatch.setattr(PacketCache, "_pieces", lambda *a: calls.append(1) or real(*a))
+    big = PacketCache(100_000)
+    fill(big, 3000, 1000.0)
+    assert calls == [] and not big._dnsdist_shards
+    small = PacketCache(20, number_of_shards=2)
+    fill(small, 3, 1000.0)
+    assert small._dnsdist_shards and calls
+
+
+def test_the_dnsdist_hash_is_unchanged() -> None:
+    """The shard hash's shortcuts (the header's hash remembered, the lowercase name hashed as
+    it is) give dnsdist's burtle key: pinned values."""
+    cache = PacketCache(100)
+    keys = [cache.make_key(q, len(q) - 4) for q in (query(1), query(2), query(77))]
+    assert [cache._pieces(k, True) for k in keys] == PINNED
+
+
+PINNED = [3612472551, 2626992217, 759269952]   # from the hash as it was before the shortcuts
