@@ -70,3 +70,44 @@ def test_the_dnsdist_hash_is_unchanged() -> None:
 
 
 PINNED = [3612472551, 2626992217, 759269952]   # from the hash as it was before the shortcuts
+
+
+def test_every_key_hashed_at_once_as_one_by_one() -> None:
+    """The switch to dnsdist's shards hashes every stored key together (burtle_many): the
+    same hashes as one by one, for names of every length, with and without EDNS."""
+    import random
+
+    from pydist.dns.burtle import burtle
+    from pydist.dns.burtle_many import burtle_many
+    rnd = random.Random(7)
+    for size in (0, 1, 11, 12, 13, 30):
+        datas = [bytes(rnd.randrange(256) for _ in range(size)) for _ in range(40)]
+        inits = [rnd.randrange(1 << 32) for _ in datas]
+        assert burtle_many(datas, inits) == [burtle(d, i) for d, i in zip(datas, inits)]
+    cache = PacketCache(100_000)
+    keys = []
+    for i in range(300):
+        q = query(i * 7919)
+        if i % 3 == 0:        # an OPT record: another size of the key's rest
+            q = q[:11] + b"\x01" + q[12:] + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
+            keys.append(cache.make_key(q, len(q) - 15))
+        elif i % 3 == 1:      # with a cookie: the options walked, one by one
+            q = (q[:11] + b"\x01" + q[12:] + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x0c"
+                 + b"\x00\x0a\x00\x08" + bytes([i % 256]) * 8)
+            keys.append(cache.make_key(q, len(q) - 27))
+        else:
+            keys.append(cache.make_key(q, len(q) - 4))
+    for udp in (True, False):
+        assert cache._many_pieces(keys, udp) == [cache._pieces(k, udp) for k in keys]
+
+
+def test_switch_to_dnsdist_shards_counts_every_entry() -> None:
+    cache = PacketCache(100, number_of_shards=4)
+    fill(cache, 60, 1000.0)     # past the switch (at once for 25-entry shards)
+    assert cache._dnsdist_shards
+    expected = [0] * 4
+    for side in (0, 1):
+        for key, entry in cache._maps[side].items():
+            assert entry.shard == cache._pieces(key, bool(side)) % 4
+            expected[entry.shard] += 1
+    assert cache._shard_counts == expected
