@@ -17,6 +17,7 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
+from itertools import islice
 from typing import Union
 
 from pydist.dns.burtle import burtle
@@ -282,11 +283,12 @@ class PacketCache:
         self._dnsdist_shards = True
         counts = [0] * self.number_of_shards
         for side in (0, 1):
-            items = list(self._maps[side].items())
-            hashes = self._many_pieces([k for k, _ in items], bool(side))
-            for (_, entry), h in zip(items, hashes):
-                entry.shard = h % self.number_of_shards
-                counts[entry.shard] += 1
+            stored = iter(self._maps[side].items())
+            while items := list(islice(stored, 8192)):     # bounded temporaries (RSS)
+                hashes = self._many_pieces([k for k, _ in items], bool(side))
+                for (_, entry), h in zip(items, hashes):
+                    entry.shard = h % self.number_of_shards
+                    counts[entry.shard] += 1
         self._shard_counts = counts
         return self._shard_of(key, udp)
 
