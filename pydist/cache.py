@@ -17,9 +17,11 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
+from itertools import islice
 from typing import Union
 
-from pydist.dns.burtle import burtle, burtle_ci
+from pydist.dns.burtle import burtle
+from pydist.dns.burtle_many import burtle_many
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
 from pydist.dns.reader import labels_text, name_end, opt_after_question, options, qname_labels
 from pydist.dns.wire import WireError, text_to_wire
@@ -200,6 +202,10 @@ class PacketCache:
             skipped.add(_OPT_COOKIE)
         self.skip_options = frozenset(skipped)
         self._shard_capacity = max_entries // number_of_shards
+        # see _shard_of: below this count in every Python-spread shard, no dnsdist shard can
+        # be full but with odds under 1e-4 (4 standard deviations of a shard's share)
+        self._exact_shards_from = self._shard_capacity - 4 * self._shard_capacity ** 0.5
+        self._header_hashes: dict[bytes, int] = {}    # burtle of the key's header bytes
         self._shard_counts = [0] * number_of_shards
         self._dnsdist_shards = False      # see _shard_of
         # [tcp, udp]: one dict per transport, so the UDP/TCP byte of dnsdist's key is implied.
@@ -265,33 +271,75 @@ class PacketCache:
 
     def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
         """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
-        full. Its hash costs about 15 us in Python, and a shard can only be full once it holds
-        its share: until one shard (spread by Python's hash, as even as dnsdist's) reaches 80 %
-        of its share, that spread stands in, and the counts are redone the dnsdist way then."""
+        full. Its hash costs about 10 us in Python, and a shard can only be full once it holds
+        its share: until one shard (spread by Python's hash, as even as dnsdist's) comes within
+        4 standard deviations of its share (94 % of 5,000; at once for small shards), that
+        spread stands in, and the counts are redone the dnsdist way then."""
         if self._dnsdist_shards:
             return self._pieces(key, bool(udp)) % self.number_of_shards
         shard = hash(key) % self.number_of_shards
-        if (self._shard_counts[shard] + 1) * 5 < self._shard_capacity * 4:
+        if self._shard_counts[shard] + 1 < self._exact_shards_from:
             return shard
         self._dnsdist_shards = True
         counts = [0] * self.number_of_shards
         for side in (0, 1):
-            for k, entry in self._maps[side].items():
-                entry.shard = self._pieces(k, bool(side)) % self.number_of_shards
-                counts[entry.shard] += 1
+            stored = iter(self._maps[side].items())
+            while items := list(islice(stored, 8192)):     # bounded temporaries (RSS)
+                hashes = self._many_pieces([k for k, _ in items], bool(side))
+                for (_, entry), h in zip(items, hashes):
+                    entry.shard = h % self.number_of_shards
+                    counts[entry.shard] += 1
         self._shard_counts = counts
         return self._shard_of(key, udp)
+
+    def _options_walked(self, raw: bytes, rest: int) -> bool:
+        """Whether hashAfterQname walks the key's EDNS options (skipped ones configured, one
+        question and one additional record, room for an OPT): else the rest is hashed whole."""
+        return bool(self.skip_options) and rest > 15 and raw[2:10] == _ONE_QUESTION_ONE_ADDITIONAL
+
+    def _header_hash(self, header: bytes) -> int:
+        """burtle of a key's header bytes (flags and counts: a handful of values, remembered)."""
+        h = self._header_hashes.get(header)
+        if h is None:
+            if len(self._header_hashes) >= 64:
+                self._header_hashes.clear()
+            h = self._header_hashes[header] = burtle(header, 0)
+        return h
+
+    def _many_pieces(self, keys: list[CacheKey], udp: bool) -> list[int]:
+        """[_pieces(k, udp) for k in keys], the keys of one shape (name length, size) hashed
+        together (pydist/dns/burtle_many.py: every stored key at once costs a tenth)."""
+        out = [0] * len(keys)
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for i, key in enumerate(keys):
+            qlen = 0 if key.__class__ is tuple else _qname_len(key, 10)  # type: ignore[arg-type]
+            if not qlen or self._options_walked(key, len(key) - 10 - qlen):   # type: ignore
+                out[i] = self._pieces(key, udp)
+            else:
+                shapes.setdefault((qlen, len(key)), []).append(i)
+        last = b"\x01" if udp else b"\x00"
+        for (qlen, size), index in shapes.items():
+            raws: list[bytes] = [keys[i] for i in index]  # type: ignore[misc]
+            h = burtle_many([r[10:10 + qlen] for r in raws], [self._header_hash(r[:10])
+                                                                for r in raws])
+            if size > 10 + qlen:
+                h = burtle_many([r[10 + qlen:] for r in raws], h)
+            for i, value in zip(index, burtle_many([last] * len(raws), h)):
+                out[i] = value
+        return out
 
     def _pieces(self, key: CacheKey, udp: bool) -> int:
         """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
         raw = key[0] if isinstance(key, tuple) else key
         qlen = _qname_len(raw, 10)
         header, qname, rest = raw[:10], raw[10:10 + qlen], raw[10 + qlen:]
-        h = burtle(header, 0)
-        h = burtle_ci(qname, h)
+        h = burtle(qname, self._header_hash(header))   # burtleCI: the name is lowercase
         if rest:
-            h = self._hash_after_qname(b"\x00\x00" + header + qname + rest,
-                                       12 + qlen, h, isinstance(key, tuple))
+            if self._options_walked(raw, len(rest)) or isinstance(key, tuple):
+                h = self._hash_after_qname(b"\x00\x00" + header + qname + rest, 12 + qlen, h,
+                                           isinstance(key, tuple))
+            else:
+                h = burtle(rest, h)
         return burtle(b"\x01" if udp else b"\x00", h)
 
     def _hash_after_qname(self, packet: bytes, pos: int, h: int, cut: bool) -> int:
@@ -509,9 +557,12 @@ class PacketCache:
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
         ``response``), or None."""
+        capacity = self._shard_capacity
+        if len(self._maps[0]) + len(self._maps[1]) >= capacity * self.number_of_shards:
+            return None     # every shard is full: whichever is this key's (no hash needed)
         shard = self._shard_of(key, udp)
         counts = self._shard_counts
-        if counts[shard] >= self._shard_capacity:
+        if counts[shard] >= capacity:
             return None
         shared = self._shared_offsets
         same = shared.get(offsets)
