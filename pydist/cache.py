@@ -17,7 +17,7 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
-from typing import Union
+from typing import TypeVar, Union
 
 from pydist.dns.burtle import burtle, burtle_ci
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
@@ -39,6 +39,8 @@ _ONE_QUESTION_ONE_ADDITIONAL = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _RD_CD_MASK_HI = 0x01  # RD is the low bit of header byte 2
 _RD_CD_MASK_LO = 0x10  # CD is bit 4 of header byte 3
 _U32 = struct.Struct("!I")
+_POOL_MAX = 4096
+_T = TypeVar("_T")
 
 
 class _Entry(bytearray):
@@ -51,49 +53,86 @@ class _Entry(bytearray):
     other reader copies them and sets ID, name case, RD/CD and TTLs for its own query, so none
     of them sees the difference; ``original()`` gives the bytes as stored, for snapshots and
     Redis. Hashed as an object (entries key the prefetch hit counts; distinct live entries
-    never share an identity hash, so a dict finds each by identity)."""
+    never share an identity hash, so a dict finds each by identity).
 
-    __slots__ = ("added", "validity", "offsets", "ident", "shard", "aged", "second")
+    Memory (issue 18: a full cache no larger than dnsdist's): three slots, so an entry is
+    96 bytes beside its answer. What the hot path never changes, (offsets, added, shard), is
+    one tuple shared by every entry stored in the same second, shard and answer shape
+    (PacketCache._meta); the ECS subnet has a slot only in caches with parseECS
+    (_EcsEntry)."""
+
+    __slots__ = ("validity", "stamp", "meta")
     __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
+    ident: object = None  # the query's ECS subnet (parseECS caches: _EcsEntry), else None
 
-    def __init__(self, response: bytes | bytearray, added: int, validity: int,
-                 offsets: tuple[int, ...], ident: object, shard: int = 0) -> None:
+    def __init__(self, response: bytes | bytearray, validity: int, stamp: int,
+                 meta: tuple[tuple[int, ...], int, int]) -> None:
         super().__init__(response)
-        self.shard = shard        # its shard, worked out once (see PacketCache._shard_of)
-        self.added = added
         self.validity = validity  # set to 0 when removed, so exact-level records see it die
-        self.offsets = offsets
-        self.ident = ident  # the query's ECS subnet when parseECS is on, else None
-        self.aged = 0       # seconds the TTLs in ``response`` are aged by (in place)
-        self.second = -1    # the second the exact level last aged it
+        # The second the TTLs in the bytes are aged to (added, then later); stored as ~second
+        # (negative) until the bytes are a ready-to-send answer (PacketCache._prepare).
+        self.stamp = stamp
+        self.meta = meta      # (TTL offsets, second added, shard): see PacketCache._meta
 
     @property
     def response(self) -> bytearray:
         """The answer's bytes: the entry itself."""
         return self
 
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Where the answer's TTLs are."""
+        return self.meta[0]
+
+    @property
+    def added(self) -> int:
+        """The second the answer was stored."""
+        return self.meta[1]
+
+    @property
+    def shard(self) -> int:
+        """Its shard, worked out once (see PacketCache._shard_of)."""
+        return self.meta[2]
+
+    @property
+    def aged(self) -> int:
+        """Seconds the TTLs in the bytes are aged by (in place)."""
+        return self.aged_to() - self.meta[1]
+
+    def aged_to(self) -> int:
+        """The second the TTLs in the bytes are aged to, prepared or not."""
+        stamp = self.stamp
+        return stamp if stamp >= 0 else ~stamp
+
     def age_to(self, now_s: int) -> None:
-        """Age the TTLs in place to ``now_s``. Ageing only ever lowers a TTL to a floor of 0,
-        so doing it in steps gives what ageing the stored TTLs at once gives."""
-        step = now_s - self.added - self.aged
+        """Age the TTLs in place to ``now_s`` (a prepared entry's). Ageing only ever lowers a
+        TTL to a floor of 0, so doing it in steps gives what ageing the stored TTLs at once
+        gives."""
+        step = now_s - self.stamp
         if step > 0:
-            self.aged += step
-            buf = self.response
+            self.stamp = now_s
             unpack, pack = _U32.unpack_from, _U32.pack_into
-            for off in self.offsets:
-                ttl = unpack(buf, off)[0]
-                pack(buf, off, ttl - step if ttl > step else 0)
+            for off in self.meta[0]:
+                ttl = unpack(self, off)[0]
+                pack(self, off, ttl - step if ttl > step else 0)
 
     def original(self) -> bytes:
         """The answer with the TTLs it was stored with (a TTL aged down to 0 comes back as the
         age: only records shorter-lived than their entry, as in a SERVFAIL's, lose theirs)."""
-        if not self.aged:
-            return bytes(self.response)
-        buf = bytearray(self.response)
-        unpack, pack, aged = _U32.unpack_from, _U32.pack_into, self.aged
-        for off in self.offsets:
+        aged = self.aged
+        if not aged:
+            return bytes(self)
+        buf = bytearray(self)
+        unpack, pack = _U32.unpack_from, _U32.pack_into
+        for off in self.meta[0]:
             pack(buf, off, unpack(buf, off)[0] + aged)
         return bytes(buf)
+
+
+class _EcsEntry(_Entry):
+    """An entry of a parseECS cache: the query's ECS subnet is compared on lookups."""
+
+    __slots__ = ("ident",)
 
 
 class _Exact:
@@ -206,11 +245,9 @@ class PacketCache:
         self._maps: tuple[dict[CacheKey, _Entry], dict[CacheKey, _Entry]] = ({}, {})
         self._exact: tuple[dict[bytes, _Exact], dict[bytes, _Exact]] = ({}, {})
         self._exact_limit = max(max_entries, 1)
-        # Memory: answers of the same shape share one offsets tuple, inserts of one second
-        # share one 'added' int (about 80 bytes per entry saved at 100,000 entries).
-        self._shared_offsets: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._last_second = 0
-        self._validities: dict[int, int] = {}    # this second's expiry ints, shared likewise
+        # Memory: equal values entries hold (seconds, expiry times, offsets, metas) are one
+        # object each, not one per entry (see _share).
+        self._pool: dict[object, object] = {}
         self.hits = 0
         self.misses = 0
         self.deferred_inserts = 0
@@ -277,10 +314,30 @@ class PacketCache:
         counts = [0] * self.number_of_shards
         for side in (0, 1):
             for k, entry in self._maps[side].items():
-                entry.shard = self._pieces(k, bool(side)) % self.number_of_shards
-                counts[entry.shard] += 1
+                shard = self._pieces(k, bool(side)) % self.number_of_shards
+                offsets, added, _ = entry.meta
+                entry.meta = self._share((offsets, added, shard))
+                counts[shard] += 1
         self._shard_counts = counts
         return self._shard_of(key, udp)
+
+    def _share(self, value: _T) -> _T:
+        """The pooled object equal to ``value`` (an int, a tuple): values that many entries
+        hold (the second they were added, their expiry, their meta) are kept once. The pool
+        is forgotten when large; objects already shared stay shared."""
+        pool = self._pool
+        same = pool.get(value)
+        if same is None:
+            if len(pool) >= _POOL_MAX:
+                pool.clear()
+            pool[value] = same = value
+        return same  # type: ignore[return-value]
+
+    def _meta(self, offsets: tuple[int, ...], added: int, shard: int
+              ) -> tuple[tuple[int, ...], int, int]:
+        """An entry's (offsets, added, shard), shared with the entries stored in the same
+        second, in the same shard, with answers of the same shape."""
+        return self._share((self._share(offsets), added, shard))
 
     def _pieces(self, key: CacheKey, udp: bool) -> int:
         """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
@@ -376,9 +433,9 @@ class PacketCache:
         _rd_cd_restored(buf, query, orig_flags)
         if not self.dont_age:
             if stale_ttl is not None:
-                set_ttls_at(buf, entry.offsets, stale_ttl)
+                set_ttls_at(buf, entry.meta[0], stale_ttl)
             else:
-                age_ttls_at(buf, entry.offsets, now_s - entry.added - entry.aged)
+                age_ttls_at(buf, entry.meta[0], now_s - entry.aged_to())
         if exact and stale_ttl is None and (orig_flags is None
                                             or orig_flags == (query[2] << 8 | query[3])):
             self._fill_exact(entry, buf, query, qname_end, udp, now_s, same_case)
@@ -398,20 +455,19 @@ class PacketCache:
         if not same_case or qname.lower() != qname:
             ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
             return
-        if entry.second == -1:
+        if entry.stamp < 0:
             self._prepare(entry, buf, now_s)
         if self._maps[udp].get(query[2:]) is not entry:
             ex[query[2:]] = entry
 
     def _prepare(self, entry: _Entry, buf: bytearray, now_s: int) -> None:
-        """The entry's bytes become its queries' ready-to-send answer (``second`` >= 0 says
+        """The entry's bytes become its queries' ready-to-send answer (``stamp`` >= 0 says
         so): RD and CD as theirs (the same for all: the flags are in the key), TTLs aged to
         ``now_s``."""
-        response = entry.response
-        response[2:4] = buf[2:4]
+        entry[2:4] = buf[2:4]
+        entry.stamp = self._share(~entry.stamp)
         if not self.dont_age:
-            entry.age_to(now_s)
-        entry.second = now_s
+            entry.age_to(self._share(now_s))
 
     def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
         """The exact-bytes level: a shared ready-to-send buffer (query ID already in it), or None.
@@ -422,7 +478,7 @@ class PacketCache:
         """
         qkey = query[2:]
         rec = self._maps[udp].get(qkey)
-        if rec is None or rec.second < 0:
+        if rec is None or rec.stamp < 0:
             rec = self._exact[udp].get(qkey)
             if rec is None:
                 return None
@@ -430,10 +486,8 @@ class PacketCache:
                 return self._variant_hit(rec, query, now_s)
         if now_s >= rec.validity:     # expired, or removed (validity 0)
             return None
-        if rec.second != now_s:
-            rec.second = now_s
-            if not self.dont_age:
-                rec.age_to(now_s)
+        if rec.stamp != now_s and not self.dont_age:
+            rec.age_to(now_s)
         rec[0:2] = query[0:2]
         self.hits += 1
         return rec
@@ -447,10 +501,10 @@ class PacketCache:
         if rec.second != now_s:
             rec.second = now_s
             if not self.dont_age:
-                step = now_s - entry.added - entry.aged
+                step = now_s - entry.aged_to()
                 src = entry.response
                 unpack, pack = _U32.unpack_from, _U32.pack_into
-                for off in entry.offsets:
+                for off in entry.meta[0]:
                     ttl = unpack(src, off)[0]
                     pack(buf, off, ttl - step if ttl > step else 0)
         buf[0:2] = query[0:2]
@@ -460,7 +514,7 @@ class PacketCache:
     def exact_entry(self, query: bytes, udp: bool) -> _Entry | None:
         """The entry behind the exact-level answer for ``query``, or None."""
         rec = self._maps[udp].get(query[2:])
-        if rec is None or rec.second < 0:
+        if rec is None or rec.stamp < 0:
             rec = self._exact[udp].get(query[2:])
         return rec.entry if rec.__class__ is _Exact else rec
 
@@ -492,13 +546,7 @@ class PacketCache:
         if key is None:
             return None
         now_s = int(now)
-        if now_s == self._last_second:
-            now_s = self._last_second  # share one int object per second across entries
-        else:
-            self._last_second = now_s
-            self._validities = {}
         validity = now_s + lifetime
-        validity = self._validities.setdefault(validity, validity)
         ident = _client_subnet(query, qname_end) if self.parse_ecs else None
         return self.store(udp, key, response, now_s, validity, offsets, ident, now_s)
 
@@ -513,15 +561,11 @@ class PacketCache:
         counts = self._shard_counts
         if counts[shard] >= self._shard_capacity:
             return None
-        shared = self._shared_offsets
-        same = shared.get(offsets)
-        if same is None:
-            if len(shared) > 4096:
-                shared.clear()
-            shared[offsets] = offsets
-        else:
-            offsets = same
-        new = _Entry(response, added, validity, offsets, ident, shard)
+        added = self._share(added)
+        new = (_Entry if ident is None else _EcsEntry)(
+            response, self._share(validity), self._share(~added), self._meta(offsets, added, shard))
+        if ident is not None:
+            new.ident = ident
         cache = self._maps[udp]
         old = cache.get(key)
         if old is None:
