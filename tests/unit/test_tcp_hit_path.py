@@ -16,7 +16,7 @@ from pydist.frontend.tcp import TCPClientConnection
 from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
-from tests.unit.test_lua_hit_path import count_full_lookups
+from tests.unit.test_lua_hit_path import cached_query, count_full_lookups
 
 CONF = """
 newServer{address="127.0.0.1:9"}:setUp()
@@ -63,17 +63,12 @@ def query(name: str, qid: int) -> bytes:
     return bytes(q.pack())
 
 
-def cache_answer(reg: Registry, data: bytes) -> None:
-    """The backend's answer for `data` stored as a TCP query's, then hit once by the full path
-    (which makes it the exact level's ready answer)."""
-    q = dnslib.DNSRecord.parse(data)
-    a = q.reply()
-    a.add_answer(*dnslib.RR.fromZone(f"{q.q.qname} 3600 A 192.0.2.1"))
-    cache = reg.get_pool("").cache
+def cache_answer(reg: Registry, name: str) -> None:
+    """The backend's answer for `name` stored as a TCP query's, then hit once by the full
+    path (which makes it the exact level's ready answer)."""
+    data, _ = cached_query(reg, name, udp=False, now=NOW)
     qname_end = parse_question(data)[0]
-    _, key = cache.lookup(data, qname_end, False, NOW, 0, exact=True)
-    cache.insert(key, data, qname_end, False, bytes(a.pack()), NOW, None)
-    assert cache.lookup(data, qname_end, False, NOW, 0, exact=True)[0] is not None
+    assert reg.get_pool("").cache.lookup(data, qname_end, False, NOW, 0, exact=True)[0]
 
 
 def connect(path: PacketPath) -> tuple[TCPClientConnection, FakeTransport]:
@@ -100,8 +95,8 @@ def answers(written: bytes) -> list[dnslib.DNSRecord]:
 def test_pipelined_hits_take_the_exact_level_and_go_out_in_one_write() -> None:
     path, reg = make()
     assert path.fast_cache is not None
-    cache_answer(reg, query("a.test.", 1))
-    cache_answer(reg, query("b.test.", 2))
+    cache_answer(reg, "a.test.")
+    cache_answer(reg, "b.test.")
     full = count_full_lookups(reg)
     stats = reg.stats
     before = (stats.queries, stats.cache_hits, stats.rdqueries, stats.frontend_noerror,
@@ -122,7 +117,7 @@ def test_pipelined_hits_take_the_exact_level_and_go_out_in_one_write() -> None:
 
 def test_a_miss_among_hits_takes_the_full_path_and_the_hits_before_it_are_written() -> None:
     path, reg = make()
-    cache_answer(reg, query("a.test.", 1))
+    cache_answer(reg, "a.test.")
     full = count_full_lookups(reg)
     forwarded = []
     path.backends.forward = lambda v, sink: forwarded.append(v) or True
@@ -137,7 +132,7 @@ def test_a_miss_among_hits_takes_the_full_path_and_the_hits_before_it_are_writte
 
 def test_a_dynamic_block_sends_hits_down_the_full_path() -> None:
     path, reg = make()
-    cache_answer(reg, query("a.test.", 1))
+    cache_answer(reg, "a.test.")
     reg.dynblocks.insert_network(ipaddress.ip_network("127.0.0.1/32"), "test", 60, NONE,
                                  time.time(), quiet=True)
     path.refresh()
