@@ -32,35 +32,13 @@ class HeaderFlags:
 
 
 class DNSQuestion(HeaderFlags):
-    """One query on its way through the rules. `data` is mutable: actions edit the header.
+    """One query on its way through the rules. `data` is mutable: actions edit the header."""
 
-    One is built per query that meets a rule (a LuaAction runs for every query), so only what
-    every query sets has a slot; what rules and frontends set now and then (tags, pool, the
-    proxy protocol values...) reads its default from the class until an instance sets its own
-    (the instance's __dict__ is made only then)."""
-
-    __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "tcp", "now",
-                 "frontend", "transport", "ecs_override", "ecs_prefix_length",
-                 "settings_add_edns", "payload_size", "__dict__")
-
-    # defaults of what is set now and then (immutable values only: an instance assigns its own)
-    tags: dict[str, str] | None = None
-    _local: tuple | None = None  # the address the query reached, when not the listener's
-    skip_cache = False
-    pool: str | None = None
-    _qname: DNSName | None = None
-    spoof: Any = None            # what a Spoof verdict answers with
-    ercode = 0
-    temp_failure_ttl: int | None = None
-    use_ecs = True
-    proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
-    delay_ms = 0
-    matched: list[Any] | None = None   # rules that matched, when the path memoizes
-    ecs_subnet: tuple[str, int] | None = None   # SetECSAction's (network, bits)
-    lua_handle: Any = None             # the `dq` a Lua policy saw, made on demand
-    sni = ""                           # the TLS server name a DoT client sent
-    unique_id: bytes | None = None     # protobuf message id, made when first logged
-    http: Any = None                   # a DoH query's DOHRequest (HTTP rules)
+    __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "_local", "tcp", "now",
+                 "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
+                 "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
+                 "transport", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
+                 "lua_handle", "proxy_values", "sni", "unique_id", "http")
 
     def __init__(self, data: bytes, qname_end: int, qtype: int, qclass: int, remote: Any,
                  frontend: Any = None, tcp: bool = False, now: float = 0.0,
@@ -71,14 +49,31 @@ class DNSQuestion(HeaderFlags):
         self.qclass = qclass
         self.remote = remote              # (host, port[, ...]) as the socket gave it
         self.frontend = frontend          # a ClientState or a FrontendDecl
+        self._local: tuple | None = None  # see `local`
         self.tcp = tcp
         self.now = now
+        self.tags: dict[str, str] | None = None
+        self.skip_cache = False
+        self.pool: str | None = None
+        self._qname: DNSName | None = None
+        self.spoof: Any = None            # what a Spoof verdict answers with
+        self.ercode = 0
+        self.temp_failure_ttl: int | None = None
+        self.use_ecs = True
         self.ecs_override = False
         self.ecs_prefix_length = 0
+        self.proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
+        self.delay_ms = 0
         self.transport = transport if transport is not None else \
             _transport_of(getattr(frontend, "decl", frontend), tcp)
         self.settings_add_edns = True
         self.payload_size = 1232
+        self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
+        self.ecs_subnet: tuple[str, int] | None = None   # SetECSAction's (network, bits)
+        self.lua_handle: Any = None             # the `dq` a Lua policy saw, made on demand
+        self.sni = ""                           # the TLS server name a DoT client sent
+        self.unique_id: bytes | None = None     # protobuf message id, made when first logged
+        self.http: Any = None                   # a DoH query's DOHRequest (HTTP rules)
 
     @property
     def local(self) -> tuple:
