@@ -17,7 +17,7 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
-from typing import TypeVar, Union
+from typing import Iterator, TypeVar, Union
 
 from pydist.dns.burtle import burtle, burtle_ci
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
@@ -40,6 +40,32 @@ _RD_CD_MASK_HI = 0x01  # RD is the low bit of header byte 2
 _RD_CD_MASK_LO = 0x10  # CD is bit 4 of header byte 3
 _U32 = struct.Struct("!I")
 _POOL_MAX = 4096
+_MAX_PARTS = 64
+_PARTS_WORTH = 256 * 1024   # bytes saved below which a transport keeps one dict
+
+
+def _dict_bytes(n: int) -> int:
+    """What CPython 3.11's dict of ``n`` entries (keys not all str) allocates for its table:
+    a power-of-two index (1 to 8 bytes a slot) and 24-byte entries for two thirds of it."""
+    size = 8
+    while size * 2 // 3 < n:
+        size *= 2
+    width = 1 if size <= 0x80 else 2 if size <= 0x8000 else 4 if size <= 0x80000000 else 8
+    return size * width + (size * 2 // 3) * 24
+
+
+def _parts_for(max_entries: int) -> int:
+    """How many dicts a transport's entries are spread over: the fewest that, full, allocate
+    the least. A dict's table grows by doubling and is at most two thirds full, so one dict
+    of 100,000 entries allocates 52 bytes an entry, ten of 10,000 (a fuller table each) 30.
+    Costs one hash() and a modulo per lookup (the key's hash is computed once either way)."""
+    best, best_bytes = 1, _dict_bytes(max_entries)
+    for parts in range(2, _MAX_PARTS + 1):
+        per_part = max_entries // parts + 1
+        need = _dict_bytes(per_part + per_part // 16 + 8) * parts   # room for uneven spread
+        if need < best_bytes * 0.9 and best_bytes - need >= _PARTS_WORTH:
+            best, best_bytes = parts, need
+    return best
 _T = TypeVar("_T")
 
 
@@ -241,8 +267,11 @@ class PacketCache:
         self._shard_capacity = max_entries // number_of_shards
         self._shard_counts = [0] * number_of_shards
         self._dnsdist_shards = False      # see _shard_of
-        # [tcp, udp]: one dict per transport, so the UDP/TCP byte of dnsdist's key is implied.
-        self._maps: tuple[dict[CacheKey, _Entry], dict[CacheKey, _Entry]] = ({}, {})
+        # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
+        # implied; each spread over a few dicts by Python's hash of the key (see _parts_for).
+        self._nparts = _parts_for(max_entries)
+        self._parts: tuple[tuple[dict[CacheKey, _Entry], ...], ...] = tuple(
+            tuple({} for _ in range(self._nparts)) for _udp in (0, 1))
         self._exact: tuple[dict[bytes, _Exact], dict[bytes, _Exact]] = ({}, {})
         self._exact_limit = max(max_entries, 1)
         # Memory: equal values entries hold (seconds, expiry times, offsets, metas) are one
@@ -255,6 +284,17 @@ class PacketCache:
         self.lookup_collisions = 0
         self.insert_collisions = 0
         self.ttl_too_shorts = 0
+
+    # ------------------------------------------------------------------ storage
+
+    def entry_for(self, udp: bool | int, key: CacheKey) -> _Entry | None:
+        """The entry stored under ``key`` for the transport, or None."""
+        return self._parts[udp][hash(key) % self._nparts].get(key)
+
+    def items(self, udp: bool | int) -> Iterator[tuple[CacheKey, _Entry]]:
+        """Every (key, entry) of the transport."""
+        for part in self._parts[udp]:
+            yield from part.items()
 
     # ------------------------------------------------------------------ key
 
@@ -313,7 +353,7 @@ class PacketCache:
         self._dnsdist_shards = True
         counts = [0] * self.number_of_shards
         for side in (0, 1):
-            for k, entry in self._maps[side].items():
+            for k, entry in self.items(side):
                 shard = self._pieces(k, bool(side)) % self.number_of_shards
                 offsets, added, _ = entry.meta
                 entry.meta = self._share((offsets, added, shard))
@@ -394,7 +434,7 @@ class PacketCache:
         key = self.make_key(query, qname_end)
         if key is None:
             return None, None
-        entry = self._maps[udp].get(key)
+        entry = self._parts[udp][hash(key) % self._nparts].get(key)
         if entry is None:
             self.misses += 1
             return None, key
@@ -458,7 +498,7 @@ class PacketCache:
             return
         if entry.stamp < 0:
             self._prepare(entry, buf, now_s)
-        if self._maps[udp].get(query[2:]) is not entry:
+        if self.entry_for(udp, query[2:]) is not entry:
             ex[query[2:]] = entry
 
     def _prepare(self, entry: _Entry, buf: bytearray, now_s: int) -> None:
@@ -478,7 +518,7 @@ class PacketCache:
         next call for the same query: send it before calling again, and never change it.
         """
         qkey = query[2:]
-        rec = self._maps[udp].get(qkey)
+        rec = self._parts[udp][hash(qkey) % self._nparts].get(qkey)
         if rec is None or rec.stamp < 0:
             rec = self._exact[udp].get(qkey)
             if rec is None:
@@ -516,7 +556,7 @@ class PacketCache:
 
     def exact_entry(self, query: bytes, udp: bool) -> _Entry | None:
         """The entry behind the exact-level answer for ``query``, or None."""
-        rec = self._maps[udp].get(query[2:])
+        rec = self.entry_for(udp, query[2:])
         if rec is None or rec.stamp < 0:
             rec = self._exact[udp].get(query[2:])
         return rec.entry if rec.__class__ is _Exact else rec
@@ -569,7 +609,7 @@ class PacketCache:
             response, self._share(validity), self._share(~added), self._meta(offsets, added, shard))
         if ident is not None:
             new.ident = ident
-        cache = self._maps[udp]
+        cache = self._parts[udp][hash(key) % self._nparts]
         old = cache.get(key)
         if old is None:
             cache[key] = new
@@ -601,11 +641,11 @@ class PacketCache:
     def _entries_by_shard(self):
         """Every (transport, key, entry, shard) in a stable order."""
         for udp in (0, 1):
-            for key, entry in list(self._maps[udp].items()):
+            for key, entry in list(self.items(udp)):
                 yield udp, key, entry, entry.shard
 
     def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
-        entry = self._maps[udp].pop(key)
+        entry = self._parts[udp][hash(key) % self._nparts].pop(key)
         entry.validity = 0
         self._shard_counts[shard] -= 1
 
@@ -681,7 +721,7 @@ class PacketCache:
     @property
     def entries(self) -> int:
         """Number of stored entries (both transports)."""
-        return len(self._maps[0]) + len(self._maps[1])
+        return sum(len(part) for parts in self._parts for part in parts)
 
     def is_full(self) -> bool:
         """dnsdist isFull(): entries >= maxEntries."""
@@ -723,7 +763,7 @@ class PacketCache:
         now_s = int(now)
         rows = []
         for udp in (0, 1):
-            for key, entry in self._maps[udp].items():
+            for key, entry in self.items(udp):
                 k = self._pieces(key, bool(udp))
                 rows.append((k % self.number_of_shards, k, udp, key, entry))
         rows.sort(key=lambda r: r[0])
