@@ -121,7 +121,7 @@ def save(cache: PacketCache, path: str, now: float) -> int:
     """Write every entry of ``cache`` to ``path`` (atomically: a temporary file renamed over
     it); returns the number of entries written. :raises OSError: the file cannot be written."""
     entries = [(bool(udp), key, entry) for udp in (0, 1)
-               for key, entry in cache._maps[udp].items()]
+               for key, entry in cache.items(udp)]
     data = encode(entries, int(now))
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as fp:

@@ -107,7 +107,7 @@ def test_switch_to_dnsdist_shards_counts_every_entry() -> None:
     assert cache._dnsdist_shards
     expected = [0] * 4
     for side in (0, 1):
-        for key, entry in cache._maps[side].items():
+        for key, entry in cache.items(side):
             assert entry.shard == cache._pieces(key, bool(side)) % 4
             expected[entry.shard] += 1
     assert cache._shard_counts == expected
