@@ -316,6 +316,9 @@ class PacketCache:
             cut = self._cut_skipped_options(query, qname_end)
             if cut is not None:
                 return (query[2:12] + query[12:qname_end].lower() + cut,)
+        key = query[2:]
+        if key.lower() == key:      # no capital anywhere (the usual query): the key as it is
+            return key
         return query[2:12] + query[12:qname_end].lower() + query[qname_end:]
 
     def _cut_skipped_options(self, query: bytes, pos: int) -> bytes | None:
