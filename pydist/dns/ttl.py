@@ -35,11 +35,9 @@ def has_soa_in_authority(resp: bytes) -> bool:
     return _walk(resp)[2]
 
 
-def min_ttl_and_soa(resp: bytes, questions_end: int = 0
-                    ) -> tuple[int | None, bool, tuple[int, ...]]:
-    """All three results of one walk: what the cache needs at insert time (`questions_end`:
-    see ttl_walk)."""
-    offsets, value, soa = _walk(resp, questions_end)
+def min_ttl_and_soa(resp: bytes) -> tuple[int | None, bool, tuple[int, ...]]:
+    """All three results of one walk: what the cache needs at insert time."""
+    offsets, value, soa = _walk(resp)
     return (None if value == NO_TTL else value), soa, tuple(offsets)
 
 
