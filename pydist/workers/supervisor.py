@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from pydist import uuids
 from pydist.registry import Registry
 from pydist.workers.control import ChannelClosed, SupervisorEnd
-from pydist.workers.sockets import Assignment, all_fds
+from pydist.workers.sockets import Assignment, all_fds, all_sockets, columns, plan_sockets
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
@@ -65,6 +65,9 @@ class Supervisor:
         # (the dynamic-block rules); a console line or a web request always takes them
         self.rings_each_tick = rings_each_tick
         self.slots = [Slot(i) for i in range(len(plan))]
+        self.retiring: list[Slot] = []     # replaced by a reload: draining, then exiting
+        self.replace_after_reload: list[int] = []    # slot indexes
+        self.replan_after_reload = False
         self.restarts = 0
         self.stopping = False
         self.totals = Totals(reg)
@@ -144,7 +147,10 @@ class Supervisor:
             data = b""
         if not data:
             self._close_end(slot)
-            self._reap(block_for=slot)
+            if slot in self.retiring:
+                self._reap_retired(block=True)
+            else:
+                self._reap(block_for=slot)
 
     def _close_end(self, slot: Slot) -> None:
         if slot.end is not None:
@@ -155,6 +161,7 @@ class Supervisor:
     def _reap(self, block_for: Slot | None = None) -> None:
         """Every worker that ended is logged, counted and started again (each tick, and at
         once when its channel closes: then its exit is waited for)."""
+        self._reap_retired(block=False)
         for slot in self.slots:
             if not slot.pid:
                 continue
@@ -182,9 +189,22 @@ class Supervisor:
         else:
             self._spawn(slot)
 
+    def _reap_retired(self, block: bool) -> None:
+        """Replaced workers that finished their in-flight answers and exited: no restart."""
+        for slot in list(self.retiring):
+            try:
+                pid, _ = os.waitpid(slot.pid, 0 if block and slot.end is None else os.WNOHANG)
+            except ChildProcessError:
+                pid = slot.pid
+            if pid:
+                self._close_end(slot)
+                self.retiring.remove(slot)
+
     def stop(self) -> None:
         """The supervisor ends: so do the workers (their channel closes; SIGTERM too)."""
         self.stopping = True
+        self.slots += self.retiring
+        self.retiring = []
         for slot in self.slots:
             self._close_end(slot)
             if slot.pid:
@@ -312,10 +332,12 @@ class Supervisor:
 
     # --- hot reload (pydist/reload): here first, then in every worker
     def _load_for_reload(self, log: Callable[[str], None]) -> Any:
-        """The reload's loader in the supervisor: the file evaluated (its new UUIDs recorded),
-        refused when it changes the listeners (their sockets are planned per worker at
-        startup); then every worker reloads the same file with the same ids, before this
-        process swaps and logs the reload (so the line means every process has it)."""
+        """The reload's loader in the supervisor: the file evaluated (its new UUIDs recorded);
+        then every worker reloads the same file with the same ids, before this process swaps
+        and logs the reload (so the line means every process has it). A reload that changes
+        the listeners (or their order) is applied by replacing the workers instead, once this
+        process has swapped and bound the new listeners (_replace_workers); so is a worker
+        that could not reload."""
         from pydist.reload.diff import plan as reload_plan
         from pydist.reload.model import ReloadError
         if self.load is None:
@@ -328,20 +350,25 @@ class Supervisor:
         change = reload_plan(self.engine.reg, loaded.registry)
         kept = {id(new): old for old, new in change.kept_listeners}
         order = [kept.get(id(fe)) for fe in loaded.registry.frontends]
-        if change.added_listeners or change.removed_listeners or order != self.reg.frontends:
-            raise ReloadError(["with worker processes a reload cannot change the listeners "
-                               "(nor their order) yet: restart pydist to apply them"])
-        if not all(self.broadcast("reload", list(ids), LUA_TIMEOUT)):
-            log("A worker could not reload: it keeps the running configuration")
+        self.replan_after_reload = bool(change.added_listeners or change.removed_listeners
+                                        or order != self.reg.frontends)
+        if self.replan_after_reload:
+            self.gather()           # the workers' last counters, in the running listeners' order
+            self.replace_after_reload = [s.index for s in self.slots]
+        else:
+            live = [s for s in self.slots if s.end is not None]
+            replies = self.broadcast("reload", list(ids), LUA_TIMEOUT)
+            self.replace_after_reload = [s.index for s, ok in zip(live, replies) if not ok]
         self.engine.loop.call_soon(self._reloaded, loaded)
         return loaded
 
     def _reloaded(self, loaded: Any) -> None:
         """After the supervisor's swap (run on the loop once the reload returned): follow the
-        new registry."""
+        new registry, then replace the workers that must be."""
         engine = self.engine
         if engine.reg is not loaded.registry:        # the reload failed after the loader
             return
+        old_frontends = self.reg.frontends
         self.reg = engine.reg
         self.totals = Totals(self.reg)
         self.execute = loaded.console_execute
@@ -357,4 +384,52 @@ class Supervisor:
         self._watch_blocks()
         self.last_health = []
         self.blocks_dirty = True
+        if self.replan_after_reload:
+            self._replan(old_frontends)
+        failed = [] if self.replan_after_reload else self.replace_after_reload
+        self._replace_workers(self.replace_after_reload)
+        for i in failed:
+            self.restarts += 1
+            self.reg.log(f"Worker {i} could not apply the reload: restarted on the new "
+                         "configuration")
+        self.replace_after_reload = []
         self.push_state()
+
+    def _replan(self, old_frontends: list[Any]) -> None:
+        """The new listeners' sockets, one SO_REUSEPORT socket per worker as at start-up (the
+        kept listeners keep theirs); the supervisor's copies of the removed listeners' close
+        now (the replaced workers hold theirs until their in-flight answers left)."""
+        from pydist.engine import bind_frontend
+        reg = self.reg
+
+        def bind(fe: Any) -> None:
+            try:
+                bind_frontend(fe, reg.log, True)
+            except Exception as e:  # noqa: BLE001 -- the other workers serve it
+                reg.log(f"Error binding the new listener {fe.address()}: {e}")
+        old_plan = self.plan
+        self.plan = plan_sockets(reg, len(self.slots), bind, columns(old_frontends, old_plan))
+        self.keep_fds -= all_fds(self.plan)
+        still = {id(s) for s in all_sockets(self.plan)}
+        for sock in all_sockets(old_plan):
+            if id(sock) not in still:
+                sock.close()
+
+    def _replace_workers(self, indexes: list[int]) -> None:
+        """One at a time: a new worker forked on the current config and socket plan, then the
+        one it replaces told to stop reading (the listeners they share lose nothing: what
+        arrives meanwhile waits in the socket), finish its in-flight answers and exit."""
+        for i in indexes:
+            old = self.slots[i]
+            new = Slot(i)
+            self.slots[i] = new
+            if old.pid:
+                self.retiring.append(old)
+            self._spawn(new)
+            if old.end is None:
+                continue
+            try:
+                old.end.send("retire", None)
+            except ChannelClosed:
+                continue
+            self._reply(old)

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
@@ -127,6 +128,7 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("dynblocks", lambda state: apply_dynblocks(reg(), state))
     endpoint.register("acl", lambda masks: apply_acl(reg(), masks))
     endpoint.register("reload", lambda ids: reload_worker(engine, ids))
+    endpoint.register("retire", lambda _p: retire_worker(engine))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
 
@@ -161,6 +163,33 @@ def reload_worker(engine: Any, ids: list[str]) -> bool:
         old.log = log
         engine.reg.log = log
     return ok
+
+
+def retire_worker(engine: Any) -> bool:
+    """Replaced by a worker on a new socket plan (a reload that changed the listeners, or
+    one this worker could not apply): stop reading now, the new worker reads the same shared
+    sockets; answers to queries in flight still leave; then exit (bounded by the UDP
+    timeout, plus one second)."""
+    loop = engine.loop
+    for fe in engine.reg.frontends:
+        server = engine.tcp_servers.pop(id(fe), None)
+        if server is not None:
+            server.close()              # this process's copy: the listening socket stays open
+        if fe.sock_udp is not None:
+            loop.remove_reader(fe.sock_udp.fileno())
+    deadline = time.monotonic() + engine.reg.settings.udp_timeout + 1
+    loop.call_soon(_exit_when_idle, engine, deadline)
+    return True
+
+
+def _exit_when_idle(engine: Any, deadline: float) -> None:
+    reg = engine.reg
+    busy = any(s.outstanding for s in reg.servers) or any(
+        fe.tcp_state.tcp_counters.get("tcpCurrentConnections", 0) for fe in reg.frontends)
+    if busy and time.monotonic() < deadline:
+        engine.loop.call_later(0.05, _exit_when_idle, engine, deadline)
+    else:
+        engine.shutdown(0)
 
 
 def _worker_loader(load: Any) -> Any:

@@ -491,16 +491,6 @@ def test_reload_adding_a_server_reaches_every_worker(start_proc, responder, resp
     assert [r[8] for r in rows] == ["0", "21"], rows            # the Queries column
 
 
-def test_reload_changing_listeners_refused_with_workers(start_proc, responder):
-    p = start_proc("pydist", console_prelude(), {"backend": responder.address},
-                   extra_args=("--workers", "2"))
-    wait_children(p, 2)
-    p.conf.write_text(p.conf_text + 'addLocal("127.0.0.1:{}")\n'.format(p.values["port"] + 1))
-    out = console(p, "pydist.reload()")
-    assert "with worker processes a reload cannot change the listeners" in out
-    assert set(send_many(p.addr(), "kept", 10)) == {"NOERROR"}
-
-
 def test_server_state_set_by_maintenance_reaches_workers(start_proc, responder):
     conf = console_prelude() + """
 function maintenance()
