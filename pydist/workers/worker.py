@@ -18,7 +18,7 @@ from typing import Any, Callable, NoReturn
 
 from pydist import uuids
 from pydist.registry import Registry
-from pydist.workers import stats_sum
+from pydist.workers import snapshots, stats_sum
 from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
 
@@ -100,6 +100,7 @@ def _serve(ctx: WorkerContext) -> int:
     for fe, (udp, tcp) in zip(reg.frontends, ctx.assignment):
         fe.sock_udp, fe.sock_tcp = udp, tcp
     stats_sum.reset(reg)
+    snapshots.use_worker_files(reg, ctx.slot)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)

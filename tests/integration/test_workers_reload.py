@@ -155,3 +155,37 @@ end
     assert send_many(p.addr(), "after", 20) == ["REFUSED"] * 20
     assert stats(p)["worker-restarts"] == "2"
     assert re.search(r"\s20 All\s+set rcode 5", console(p, "showRules()"))
+
+
+# --- cache snapshots: one file per worker
+
+def _asked(responder, prefix: str) -> int:
+    return sum(1 for name, _, _ in list(responder.queries) if name.startswith(prefix))
+
+
+def test_snapshots_of_every_worker_survive_a_restart(start_proc, responder, tmp_path):
+    """Each client (a fixed source port) reaches the same worker after a restart with the
+    same number of workers; what either worker cached is a hit there again."""
+    snap = tmp_path / "cache.snap"
+    conf = console_prelude(cache=1000) + f'pydist.cacheOptions(pc, {{snapshot="{snap}"}})\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    clients = _bound_clients(CLIENTS)
+    try:
+        assert _ask_all(p.addr(), clients, "snap", 5) == set(range(CLIENTS))
+        assert _asked(responder, "snap") == CLIENTS
+        p.stop()
+        saved = [int(n) for n in re.findall(r"Saved (\d+) entries to the cache snapshot",
+                                            p.output)]
+        assert sorted(saved) != [0, CLIENTS] and sum(saved) == CLIENTS, saved  # both cached
+        assert (tmp_path / "cache.snap.w0").exists() and (tmp_path / "cache.snap.w1").exists()
+        again = start_proc("pydist", conf, dict(p.values), extra_args=("--workers", "2"))
+        wait_children(again, 2)
+        assert _ask_all(again.addr(), clients, "snap", 5) == set(range(CLIENTS))
+    finally:
+        for s in clients:
+            s.close()
+    assert _asked(responder, "snap") == CLIENTS        # every answer came from a snapshot
+    st = stats(again)
+    assert st["cache-hits"] == str(CLIENTS), st
