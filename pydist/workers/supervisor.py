@@ -28,6 +28,7 @@ from pydist import uuids
 from pydist.registry import Registry
 from pydist.workers.control import ChannelClosed, SupervisorEnd
 from pydist.workers.sockets import Assignment, all_fds, all_sockets, columns, plan_sockets
+from pydist.workers import tickets
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
@@ -73,6 +74,8 @@ class Supervisor:
         self.totals = Totals(reg)
         self.last_health: list[tuple[str, str, bool]] = self._health_states()
         self.blocks_dirty = False
+        self.tickets = tickets.TicketSync(reg)
+        self.rotating: set[int] = set()     # the TLS contexts whose keys rotate here
         reg.stats.extra["worker-restarts"] = lambda: self.restarts
         reg.stats.extra_help["worker-restarts"] = "Number of worker processes restarted"
 
@@ -93,6 +96,7 @@ class Supervisor:
         if self.engine.web_server is not None:
             self._wrap_web(self.engine.web_server)
         self._watch_blocks()
+        tickets.start_rotations(self.reg, self.engine.loop, self.rotating)
 
     def _watch_blocks(self) -> None:
         dyn = self.reg.dynblocks
@@ -282,8 +286,11 @@ class Supervisor:
             self.broadcast("health", states)
 
     def push_state(self) -> None:
-        """Changed health states and dynamic blocks, to every worker."""
+        """Changed health states, dynamic blocks and TLS ticket keys, to every worker."""
         self._push_health()
+        keys = self.tickets.changed(self.reg)
+        if keys is not None:
+            self.broadcast(tickets.KIND, keys)
         if self.blocks_dirty:
             self.blocks_dirty = False
             dyn = self.reg.dynblocks
@@ -384,6 +391,8 @@ class Supervisor:
         self._watch_blocks()
         self.last_health = []
         self.blocks_dirty = True
+        self.tickets = tickets.TicketSync(self.reg)
+        tickets.start_rotations(self.reg, engine.loop, self.rotating)
         if self.replan_after_reload:
             self._replan(old_frontends)
         failed = [] if self.replan_after_reload else self.replace_after_reload

@@ -18,7 +18,7 @@ from typing import Any, Callable, NoReturn
 
 from pydist import uuids
 from pydist.registry import Registry
-from pydist.workers import snapshots, stats_sum
+from pydist.workers import snapshots, stats_sum, tickets
 from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
 
@@ -101,6 +101,8 @@ def _serve(ctx: WorkerContext) -> int:
         fe.sock_udp, fe.sock_tcp = udp, tcp
     stats_sum.reset(reg)
     snapshots.use_worker_files(reg, ctx.slot)
+    from pydist.frontend import tls
+    tls.ROTATED_ELSEWHERE = True        # the supervisor sends the keys (pydist.workers.tickets)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
@@ -130,6 +132,7 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("acl", lambda masks: apply_acl(reg(), masks))
     endpoint.register("reload", lambda ids: reload_worker(engine, ids))
     endpoint.register("retire", lambda _p: retire_worker(engine))
+    endpoint.register(tickets.KIND, lambda state: tickets.apply(reg(), state))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
 

@@ -189,3 +189,25 @@ def test_snapshots_of_every_worker_survive_a_restart(start_proc, responder, tmp_
     assert _asked(responder, "snap") == CLIENTS        # every answer came from a snapshot
     st = stats(again)
     assert st["cache-hits"] == str(CLIENTS), st
+
+
+# --- DoT session tickets: one key ring for every worker
+
+def test_dot_ticket_resumes_on_every_worker(start_proc, responder, tmp_path):
+    """New connections come from new source ports, so the kernel spreads them over both
+    workers: every one resumes the session of the first, also after a rotation asked on the
+    console (which each worker used to draw for itself)."""
+    from tests.helpers.dot import make_cert_set
+    from tests.integration.test_dot_tickets import _connect
+    certs = make_cert_set(tmp_path / "certs")
+    conf = console_prelude() + f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", ' \
+        f'"{certs.key}")\n'
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    for round_ in range(2):
+        session, reused = _connect(p, certs.ca_path)
+        assert session is not None and not reused
+        resumed = [_connect(p, certs.ca_path, session)[1] for _ in range(20)]
+        assert all(resumed), f"round {round_}: {resumed.count(False)} of 20 not resumed"
+        console(p, "getTLSContext(0):rotateTicketsKey()")
