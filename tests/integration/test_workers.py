@@ -378,16 +378,23 @@ def test_large_reports_after_heavy_traffic(start_proc, responder):
 
 # --- other listeners and exporters
 
-def test_dot_listener_served_by_workers(start_proc, responder, tmp_path):
-    from tests.helpers.dot import dot_query, make_cert_set
+def start_dot_workers(start_proc, responder, tmp_path) -> tuple[DnsdistProcess, str]:
+    """Two workers serving a DoT listener on {portdot}; -> the process and the CA's path."""
+    from tests.helpers.dot import make_cert_set
     certs = make_cert_set(tmp_path / "certs")
     conf = console_prelude() + f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", ' \
         f'"{certs.key}")\n'
     p = start_proc("pydist", conf, {"backend": responder.address},
                    extra_args=("--workers", "2"))
     wait_children(p, 2)
+    return p, certs.ca_path
+
+
+def test_dot_listener_served_by_workers(start_proc, responder, tmp_path):
+    from tests.helpers.dot import dot_query
+    p, ca_path = start_dot_workers(start_proc, responder, tmp_path)
     for i in range(6):
-        r = dot_query(p.addr("portdot"), f"dot{i}.example.", certs.ca_path)
+        r = dot_query(p.addr("portdot"), f"dot{i}.example.", ca_path)
         assert r is not None and r.rcode() == dns.rcode.NOERROR
     assert stats(p)["queries"] == "6"
 

@@ -18,6 +18,7 @@ from tests.integration.test_workers import (
     children,
     console,
     send_many,
+    start_dot_workers,
     stats,
     wait_children,
 )
@@ -197,17 +198,11 @@ def test_dot_ticket_resumes_on_every_worker(start_proc, responder, tmp_path):
     """New connections come from new source ports, so the kernel spreads them over both
     workers: every one resumes the session of the first, also after a rotation asked on the
     console (which each worker used to draw for itself)."""
-    from tests.helpers.dot import make_cert_set
     from tests.integration.test_dot_tickets import _connect
-    certs = make_cert_set(tmp_path / "certs")
-    conf = console_prelude() + f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", ' \
-        f'"{certs.key}")\n'
-    p = start_proc("pydist", conf, {"backend": responder.address},
-                   extra_args=("--workers", "2"))
-    wait_children(p, 2)
+    p, ca_path = start_dot_workers(start_proc, responder, tmp_path)
     for round_ in range(2):
-        session, reused = _connect(p, certs.ca_path)
+        session, reused = _connect(p, ca_path)
         assert session is not None and not reused
-        resumed = [_connect(p, certs.ca_path, session)[1] for _ in range(20)]
+        resumed = [_connect(p, ca_path, session)[1] for _ in range(20)]
         assert all(resumed), f"round {round_}: {resumed.count(False)} of 20 not resumed"
         console(p, "getTLSContext(0):rotateTicketsKey()")
