@@ -378,12 +378,14 @@ def test_large_reports_after_heavy_traffic(start_proc, responder):
 
 # --- other listeners and exporters
 
-def start_dot_workers(start_proc, responder, tmp_path) -> tuple[DnsdistProcess, str]:
-    """Two workers serving a DoT listener on {portdot}; -> the process and the CA's path."""
+def start_dot_workers(start_proc, responder, tmp_path,
+                      options: str = "") -> tuple[DnsdistProcess, str]:
+    """Two workers serving a DoT listener on {portdot} (`options`: its Lua table's fields);
+    -> the process and the CA's path."""
     from tests.helpers.dot import make_cert_set
     certs = make_cert_set(tmp_path / "certs")
     conf = console_prelude() + f'addTLSLocal("127.0.0.1:{{portdot}}", "{certs.cert}", ' \
-        f'"{certs.key}")\n'
+        f'"{certs.key}", {{{options}}})\n'
     p = start_proc("pydist", conf, {"backend": responder.address},
                    extra_args=("--workers", "2"))
     wait_children(p, 2)

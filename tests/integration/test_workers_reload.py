@@ -206,3 +206,17 @@ def test_dot_ticket_resumes_on_every_worker(start_proc, responder, tmp_path):
         resumed = [_connect(p, ca_path, session)[1] for _ in range(20)]
         assert all(resumed), f"round {round_}: {resumed.count(False)} of 20 not resumed"
         console(p, "getTLSContext(0):rotateTicketsKey()")
+
+
+def test_dot_ticket_resumes_on_every_worker_across_timed_rotations(start_proc, responder,
+                                                                   tmp_path):
+    """ticketsKeysRotationDelay=1: the supervisor rotates every second and sends the ring;
+    the workers used to rotate each a key of its own."""
+    from tests.integration.test_dot_tickets import _connect
+    p, ca_path = start_dot_workers(start_proc, responder, tmp_path,
+                                   "ticketsKeysRotationDelay=1")
+    poll_until(lambda: int(stats(p)["uptime"]) >= 3, 10)     # rotations have happened
+    session, reused = _connect(p, ca_path)
+    assert session is not None and not reused
+    resumed = [_connect(p, ca_path, session)[1] for _ in range(20)]
+    assert all(resumed), f"{resumed.count(False)} of 20 not resumed"
