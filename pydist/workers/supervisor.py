@@ -28,7 +28,7 @@ from pydist import uuids
 from pydist.registry import Registry
 from pydist.workers.control import ChannelClosed, SupervisorEnd
 from pydist.workers.sockets import Assignment, all_fds, all_sockets, columns, plan_sockets
-from pydist.workers import tickets
+from pydist.workers import handover, tickets
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
@@ -108,7 +108,7 @@ class Supervisor:
                 previous()
         dyn.on_change = blocks_changed
 
-    def _spawn(self, slot: Slot) -> None:
+    def _spawn(self, slot: Slot, caches: handover.Entries | None = None) -> None:
         if self.stopping:
             return
         parent, child = socket.socketpair()
@@ -130,7 +130,8 @@ class Supervisor:
         if pid == 0:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
-                                     child, self.keep_fds, list(self.worker_hooks), self.load))
+                                     child, self.keep_fds, list(self.worker_hooks), self.load,
+                                     caches or {}))
         gc.unfreeze()
         child.close()
         parent.setblocking(True)
@@ -261,6 +262,16 @@ class Supervisor:
             self.reg.log(f"Worker {slot.index}: {e}")
         return None
 
+    def _ask(self, slot: Slot, kind: str, payload: Any) -> Any:
+        """One worker's reply to one message (None when it is gone or failed)."""
+        if slot.end is None:
+            return None
+        try:
+            slot.end.send(kind, payload)
+        except ChannelClosed:
+            return None
+        return self._reply(slot, LUA_TIMEOUT)
+
     def _tick_gather(self) -> None:
         self.gather(rings=self.rings_each_tick())
 
@@ -375,7 +386,7 @@ class Supervisor:
         engine = self.engine
         if engine.reg is not loaded.registry:        # the reload failed after the loader
             return
-        old_frontends = self.reg.frontends
+        old_reg = self.reg
         self.reg = engine.reg
         self.totals = Totals(self.reg)
         self.execute = loaded.console_execute
@@ -394,9 +405,9 @@ class Supervisor:
         self.tickets = tickets.TicketSync(self.reg)
         tickets.start_rotations(self.reg, engine.loop, self.rotating)
         if self.replan_after_reload:
-            self._replan(old_frontends)
+            self._replan(old_reg.frontends)
         failed = [] if self.replan_after_reload else self.replace_after_reload
-        self._replace_workers(self.replace_after_reload)
+        self._replace_workers(self.replace_after_reload, handover.kept_pools(old_reg, self.reg))
         for i in failed:
             self.restarts += 1
             self.reg.log(f"Worker {i} could not apply the reload: restarted on the new "
@@ -424,21 +435,17 @@ class Supervisor:
             if id(sock) not in still:
                 sock.close()
 
-    def _replace_workers(self, indexes: list[int]) -> None:
-        """One at a time: a new worker forked on the current config and socket plan, then the
-        one it replaces told to stop reading (the listeners they share lose nothing: what
-        arrives meanwhile waits in the socket), finish its in-flight answers and exit."""
+    def _replace_workers(self, indexes: list[int], pools: list[str]) -> None:
+        """One at a time: a new worker forked on the current config and socket plan, holding
+        the old one's entries of the `pools` caches; then the one it replaces told to stop
+        reading (the listeners they share lose nothing: what arrives meanwhile waits in the
+        socket), finish its in-flight answers and exit."""
         for i in indexes:
             old = self.slots[i]
             new = Slot(i)
+            entries = self._ask(old, handover.KIND, pools) if pools else None
             self.slots[i] = new
             if old.pid:
                 self.retiring.append(old)
-            self._spawn(new)
-            if old.end is None:
-                continue
-            try:
-                old.end.send("retire", None)
-            except ChannelClosed:
-                continue
-            self._reply(old)
+            self._spawn(new, entries or {})
+            self._ask(old, "retire", None)

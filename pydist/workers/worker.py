@@ -18,7 +18,7 @@ from typing import Any, Callable, NoReturn
 
 from pydist import uuids
 from pydist.registry import Registry
-from pydist.workers import snapshots, stats_sum, tickets
+from pydist.workers import handover, snapshots, stats_sum, tickets
 from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
 
@@ -47,6 +47,8 @@ class WorkerContext:
     hooks: list[Callable[[], None]] = field(default_factory=list)   # maintenance hooks
     # cli's config loader (pydist.reload evaluates the file again with it)
     load: Callable[[Callable[[str], None]], Any] | None = None
+    # the packet-cache entries of the worker this one replaces (pydist.workers.handover)
+    caches: handover.Entries = field(default_factory=dict)
 
 
 def run_worker(ctx: WorkerContext) -> NoReturn:
@@ -101,6 +103,8 @@ def _serve(ctx: WorkerContext) -> int:
         fe.sock_udp, fe.sock_tcp = udp, tcp
     stats_sum.reset(reg)
     snapshots.use_worker_files(reg, ctx.slot)
+    handover.adopt(reg, ctx.caches)
+    ctx.caches = {}
     from pydist.frontend import tls
     tls.ROTATED_ELSEWHERE = True        # the supervisor sends the keys (pydist.workers.tickets)
     loop = uvloop.new_event_loop()
@@ -132,6 +136,7 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("acl", lambda masks: apply_acl(reg(), masks))
     endpoint.register("reload", lambda ids: reload_worker(engine, ids))
     endpoint.register("retire", lambda _p: retire_worker(engine))
+    endpoint.register(handover.KIND, lambda names: handover.export(reg(), names))
     endpoint.register(tickets.KIND, lambda state: tickets.apply(reg(), state))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))

@@ -220,3 +220,23 @@ def test_dot_ticket_resumes_on_every_worker_across_timed_rotations(start_proc, r
     assert session is not None and not reused
     resumed = [_connect(p, ca_path, session)[1] for _ in range(20)]
     assert all(resumed), f"{resumed.count(False)} of 20 not resumed"
+
+
+def test_reload_replacing_workers_keeps_their_caches(start_proc, responder):
+    """A reload adding a listener replaces both workers: each new one holds the entries of
+    the one it replaced, and the clients (same sockets, same worker slot) still hit."""
+    p = start_proc("pydist", console_prelude(cache=1000) + "-- {port2}\n",
+                   {"backend": responder.address}, extra_args=("--workers", "2"))
+    old = wait_children(p, 2)
+    clients = _bound_clients(CLIENTS)
+    try:
+        assert _ask_all(p.addr(), clients, "warm", 5) == set(range(CLIENTS))
+        p.conf.write_text(p.conf_text + 'addLocal("127.0.0.1:{}")\n'.format(p.values["port2"]))
+        out = console(p, "pydist.reload()")
+        assert "caches kept 1 resized 0 new 0, listeners +1 -0 =1" in out, out
+        _replaced(p, old)
+        assert _ask_all(p.addr(), clients, "warm", 5) == set(range(CLIENTS))
+    finally:
+        for s in clients:
+            s.close()
+    assert _asked(responder, "warm") == CLIENTS      # the second round: every one a hit
