@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydist import uuids
 from pydist.registry import Registry
+from pydist.workers import handover, tickets
 from pydist.workers.control import ChannelClosed, SupervisorEnd
 from pydist.workers.sockets import Assignment, all_fds, all_sockets, columns, plan_sockets
-from pydist.workers import handover, tickets
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
