@@ -17,9 +17,11 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
-from typing import Union
+from itertools import islice
+from typing import Iterator, TypeVar, Union
 
-from pydist.dns.burtle import burtle, burtle_ci
+from pydist.dns.burtle import burtle
+from pydist.dns.burtle_many import burtle_many
 from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
 from pydist.dns.reader import labels_text, name_end, opt_after_question, options, qname_labels
 from pydist.dns.wire import WireError, text_to_wire
@@ -39,6 +41,34 @@ _ONE_QUESTION_ONE_ADDITIONAL = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _RD_CD_MASK_HI = 0x01  # RD is the low bit of header byte 2
 _RD_CD_MASK_LO = 0x10  # CD is bit 4 of header byte 3
 _U32 = struct.Struct("!I")
+_POOL_MAX = 4096
+_MAX_PARTS = 64
+_PARTS_WORTH = 256 * 1024   # bytes saved below which a transport keeps one dict
+
+
+def _dict_bytes(n: int) -> int:
+    """What CPython 3.11's dict of ``n`` entries (keys not all str) allocates for its table:
+    a power-of-two index (1 to 8 bytes a slot) and 24-byte entries for two thirds of it."""
+    size = 8
+    while size * 2 // 3 < n:
+        size *= 2
+    width = 1 if size <= 0x80 else 2 if size <= 0x8000 else 4 if size <= 0x80000000 else 8
+    return size * width + (size * 2 // 3) * 24
+
+
+def _parts_for(max_entries: int) -> int:
+    """How many dicts a transport's entries are spread over: the fewest that, full, allocate
+    the least. A dict's table grows by doubling and is at most two thirds full, so one dict
+    of 100,000 entries allocates 52 bytes an entry, ten of 10,000 (a fuller table each) 30.
+    Costs one hash() and a modulo per lookup (the key's hash is computed once either way)."""
+    best, best_bytes = 1, _dict_bytes(max_entries)
+    for parts in range(2, _MAX_PARTS + 1):
+        per_part = max_entries // parts + 1
+        need = _dict_bytes(per_part + per_part // 16 + 8) * parts   # room for uneven spread
+        if need < best_bytes * 0.9 and best_bytes - need >= _PARTS_WORTH:
+            best, best_bytes = parts, need
+    return best
+_T = TypeVar("_T")
 
 
 class _Entry(bytearray):
@@ -51,49 +81,86 @@ class _Entry(bytearray):
     other reader copies them and sets ID, name case, RD/CD and TTLs for its own query, so none
     of them sees the difference; ``original()`` gives the bytes as stored, for snapshots and
     Redis. Hashed as an object (entries key the prefetch hit counts; distinct live entries
-    never share an identity hash, so a dict finds each by identity)."""
+    never share an identity hash, so a dict finds each by identity).
 
-    __slots__ = ("added", "validity", "offsets", "ident", "shard", "aged", "second")
+    Memory (issue 18: a full cache no larger than dnsdist's): three slots, so an entry is
+    96 bytes beside its answer. What the hot path never changes, (offsets, added, shard), is
+    one tuple shared by every entry stored in the same second, shard and answer shape
+    (PacketCache._meta); the ECS subnet has a slot only in caches with parseECS
+    (_EcsEntry)."""
+
+    __slots__ = ("validity", "stamp", "meta")
     __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
+    ident: object = None  # the query's ECS subnet (parseECS caches: _EcsEntry), else None
 
-    def __init__(self, response: bytes | bytearray, added: int, validity: int,
-                 offsets: tuple[int, ...], ident: object, shard: int = 0) -> None:
+    def __init__(self, response: bytes | bytearray, validity: int, stamp: int,
+                 meta: tuple[tuple[int, ...], int, int]) -> None:
         super().__init__(response)
-        self.shard = shard        # its shard, worked out once (see PacketCache._shard_of)
-        self.added = added
         self.validity = validity  # set to 0 when removed, so exact-level records see it die
-        self.offsets = offsets
-        self.ident = ident  # the query's ECS subnet when parseECS is on, else None
-        self.aged = 0       # seconds the TTLs in ``response`` are aged by (in place)
-        self.second = -1    # the second the exact level last aged it
+        # The second the TTLs in the bytes are aged to (added, then later); stored as ~second
+        # (negative) until the bytes are a ready-to-send answer (PacketCache._prepare).
+        self.stamp = stamp
+        self.meta = meta      # (TTL offsets, second added, shard): see PacketCache._meta
 
     @property
     def response(self) -> bytearray:
         """The answer's bytes: the entry itself."""
         return self
 
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Where the answer's TTLs are."""
+        return self.meta[0]
+
+    @property
+    def added(self) -> int:
+        """The second the answer was stored."""
+        return self.meta[1]
+
+    @property
+    def shard(self) -> int:
+        """Its shard, worked out once (see PacketCache._shard_of)."""
+        return self.meta[2]
+
+    @property
+    def aged(self) -> int:
+        """Seconds the TTLs in the bytes are aged by (in place)."""
+        return self.aged_to() - self.meta[1]
+
+    def aged_to(self) -> int:
+        """The second the TTLs in the bytes are aged to, prepared or not."""
+        stamp = self.stamp
+        return stamp if stamp >= 0 else ~stamp
+
     def age_to(self, now_s: int) -> None:
-        """Age the TTLs in place to ``now_s``. Ageing only ever lowers a TTL to a floor of 0,
-        so doing it in steps gives what ageing the stored TTLs at once gives."""
-        step = now_s - self.added - self.aged
+        """Age the TTLs in place to ``now_s`` (a prepared entry's). Ageing only ever lowers a
+        TTL to a floor of 0, so doing it in steps gives what ageing the stored TTLs at once
+        gives."""
+        step = now_s - self.stamp
         if step > 0:
-            self.aged += step
-            buf = self.response
+            self.stamp = now_s
             unpack, pack = _U32.unpack_from, _U32.pack_into
-            for off in self.offsets:
-                ttl = unpack(buf, off)[0]
-                pack(buf, off, ttl - step if ttl > step else 0)
+            for off in self.meta[0]:
+                ttl = unpack(self, off)[0]
+                pack(self, off, ttl - step if ttl > step else 0)
 
     def original(self) -> bytes:
         """The answer with the TTLs it was stored with (a TTL aged down to 0 comes back as the
         age: only records shorter-lived than their entry, as in a SERVFAIL's, lose theirs)."""
-        if not self.aged:
-            return bytes(self.response)
-        buf = bytearray(self.response)
-        unpack, pack, aged = _U32.unpack_from, _U32.pack_into, self.aged
-        for off in self.offsets:
+        aged = self.aged
+        if not aged:
+            return bytes(self)
+        buf = bytearray(self)
+        unpack, pack = _U32.unpack_from, _U32.pack_into
+        for off in self.meta[0]:
             pack(buf, off, unpack(buf, off)[0] + aged)
         return bytes(buf)
+
+
+class _EcsEntry(_Entry):
+    """An entry of a parseECS cache: the query's ECS subnet is compared on lookups."""
+
+    __slots__ = ("ident",)
 
 
 class _Exact:
@@ -200,17 +267,22 @@ class PacketCache:
             skipped.add(_OPT_COOKIE)
         self.skip_options = frozenset(skipped)
         self._shard_capacity = max_entries // number_of_shards
+        # see _shard_of: below this count in every Python-spread shard, no dnsdist shard can
+        # be full but with odds under 1e-4 (4 standard deviations of a shard's share)
+        self._exact_shards_from = self._shard_capacity - 4 * self._shard_capacity ** 0.5
+        self._header_hashes: dict[bytes, int] = {}    # burtle of the key's header bytes
         self._shard_counts = [0] * number_of_shards
         self._dnsdist_shards = False      # see _shard_of
-        # [tcp, udp]: one dict per transport, so the UDP/TCP byte of dnsdist's key is implied.
-        self._maps: tuple[dict[CacheKey, _Entry], dict[CacheKey, _Entry]] = ({}, {})
+        # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
+        # implied; each spread over a few dicts by Python's hash of the key (see _parts_for).
+        self._nparts = _parts_for(max_entries)
+        self._parts: tuple[tuple[dict[CacheKey, _Entry], ...], ...] = tuple(
+            tuple({} for _ in range(self._nparts)) for _udp in (0, 1))
         self._exact: tuple[dict[bytes, _Exact], dict[bytes, _Exact]] = ({}, {})
         self._exact_limit = max(max_entries, 1)
-        # Memory: answers of the same shape share one offsets tuple, inserts of one second
-        # share one 'added' int (about 80 bytes per entry saved at 100,000 entries).
-        self._shared_offsets: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._last_second = 0
-        self._validities: dict[int, int] = {}    # this second's expiry ints, shared likewise
+        # Memory: equal values entries hold (seconds, expiry times, offsets, metas) are one
+        # object each, not one per entry (see _share).
+        self._pool: dict[object, object] = {}
         self.hits = 0
         self.misses = 0
         self.deferred_inserts = 0
@@ -218,6 +290,17 @@ class PacketCache:
         self.lookup_collisions = 0
         self.insert_collisions = 0
         self.ttl_too_shorts = 0
+
+    # ------------------------------------------------------------------ storage
+
+    def entry_for(self, udp: bool | int, key: CacheKey) -> _Entry | None:
+        """The entry stored under ``key`` for the transport, or None."""
+        return self._parts[udp][hash(key) % self._nparts].get(key)
+
+    def items(self, udp: bool | int) -> Iterator[tuple[CacheKey, _Entry]]:
+        """Every (key, entry) of the transport."""
+        for part in self._parts[udp]:
+            yield from part.items()
 
     # ------------------------------------------------------------------ key
 
@@ -265,33 +348,95 @@ class PacketCache:
 
     def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
         """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
-        full. Its hash costs about 15 us in Python, and a shard can only be full once it holds
-        its share: until one shard (spread by Python's hash, as even as dnsdist's) reaches 80 %
-        of its share, that spread stands in, and the counts are redone the dnsdist way then."""
+        full. Its hash costs about 10 us in Python, and a shard can only be full once it holds
+        its share: until one shard (spread by Python's hash, as even as dnsdist's) comes within
+        4 standard deviations of its share (94 % of 5,000; at once for small shards), that
+        spread stands in, and the counts are redone the dnsdist way then."""
         if self._dnsdist_shards:
             return self._pieces(key, bool(udp)) % self.number_of_shards
         shard = hash(key) % self.number_of_shards
-        if (self._shard_counts[shard] + 1) * 5 < self._shard_capacity * 4:
+        if self._shard_counts[shard] + 1 < self._exact_shards_from:
             return shard
         self._dnsdist_shards = True
         counts = [0] * self.number_of_shards
         for side in (0, 1):
-            for k, entry in self._maps[side].items():
-                entry.shard = self._pieces(k, bool(side)) % self.number_of_shards
-                counts[entry.shard] += 1
+            stored = self.items(side)
+            while items := list(islice(stored, 8192)):     # bounded temporaries (RSS)
+                hashes = self._many_pieces([k for k, _ in items], bool(side))
+                for (_, entry), h in zip(items, hashes):
+                    shard = h % self.number_of_shards
+                    offsets, added, _ = entry.meta
+                    entry.meta = self._share((offsets, added, shard))
+                    counts[shard] += 1
         self._shard_counts = counts
         return self._shard_of(key, udp)
+
+    def _options_walked(self, raw: bytes, rest: int) -> bool:
+        """Whether hashAfterQname walks the key's EDNS options (skipped ones configured, one
+        question and one additional record, room for an OPT): else the rest is hashed whole."""
+        return bool(self.skip_options) and rest > 15 and raw[2:10] == _ONE_QUESTION_ONE_ADDITIONAL
+
+    def _header_hash(self, header: bytes) -> int:
+        """burtle of a key's header bytes (flags and counts: a handful of values, remembered)."""
+        h = self._header_hashes.get(header)
+        if h is None:
+            if len(self._header_hashes) >= 64:
+                self._header_hashes.clear()
+            h = self._header_hashes[header] = burtle(header, 0)
+        return h
+
+    def _many_pieces(self, keys: list[CacheKey], udp: bool) -> list[int]:
+        """[_pieces(k, udp) for k in keys], the keys of one shape (name length, size) hashed
+        together (pydist/dns/burtle_many.py: every stored key at once costs a tenth)."""
+        out = [0] * len(keys)
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for i, key in enumerate(keys):
+            qlen = 0 if key.__class__ is tuple else _qname_len(key, 10)  # type: ignore[arg-type]
+            if not qlen or self._options_walked(key, len(key) - 10 - qlen):   # type: ignore
+                out[i] = self._pieces(key, udp)
+            else:
+                shapes.setdefault((qlen, len(key)), []).append(i)
+        last = b"\x01" if udp else b"\x00"
+        for (qlen, size), index in shapes.items():
+            raws: list[bytes] = [keys[i] for i in index]  # type: ignore[misc]
+            h = burtle_many([r[10:10 + qlen] for r in raws], [self._header_hash(r[:10])
+                                                                for r in raws])
+            if size > 10 + qlen:
+                h = burtle_many([r[10 + qlen:] for r in raws], h)
+            for i, value in zip(index, burtle_many([last] * len(raws), h)):
+                out[i] = value
+        return out
+
+    def _share(self, value: _T) -> _T:
+        """The pooled object equal to ``value`` (an int, a tuple): values that many entries
+        hold (the second they were added, their expiry, their meta) are kept once. The pool
+        is forgotten when large; objects already shared stay shared."""
+        pool = self._pool
+        same = pool.get(value)
+        if same is None:
+            if len(pool) >= _POOL_MAX:
+                pool.clear()
+            pool[value] = same = value
+        return same  # type: ignore[return-value]
+
+    def _meta(self, offsets: tuple[int, ...], added: int, shard: int
+              ) -> tuple[tuple[int, ...], int, int]:
+        """An entry's (offsets, added, shard), shared with the entries stored in the same
+        second, in the same shard, with answers of the same shape."""
+        return self._share((self._share(offsets), added, shard))
 
     def _pieces(self, key: CacheKey, udp: bool) -> int:
         """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
         raw = key[0] if isinstance(key, tuple) else key
         qlen = _qname_len(raw, 10)
         header, qname, rest = raw[:10], raw[10:10 + qlen], raw[10 + qlen:]
-        h = burtle(header, 0)
-        h = burtle_ci(qname, h)
+        h = burtle(qname, self._header_hash(header))   # burtleCI: the name is lowercase
         if rest:
-            h = self._hash_after_qname(b"\x00\x00" + header + qname + rest,
-                                       12 + qlen, h, isinstance(key, tuple))
+            if self._options_walked(raw, len(rest)) or isinstance(key, tuple):
+                h = self._hash_after_qname(b"\x00\x00" + header + qname + rest, 12 + qlen, h,
+                                           isinstance(key, tuple))
+            else:
+                h = burtle(rest, h)
         return burtle(b"\x01" if udp else b"\x00", h)
 
     def _hash_after_qname(self, packet: bytes, pos: int, h: int, cut: bool) -> int:
@@ -337,7 +482,7 @@ class PacketCache:
         key = self.make_key(query, qname_end)
         if key is None:
             return None, None
-        entry = self._maps[udp].get(key)
+        entry = self._parts[udp][hash(key) % self._nparts].get(key)
         if entry is None:
             self.misses += 1
             return None, key
@@ -370,15 +515,16 @@ class PacketCache:
                 return None
             same_case = response[12:qname_end] == query[12:qname_end]
         buf = bytearray(response)
-        buf[0:2] = query[0:2]
+        buf[0] = query[0]
+        buf[1] = query[1]
         if not same_case:
             buf[12:qname_end] = query[12:qname_end]
         _rd_cd_restored(buf, query, orig_flags)
         if not self.dont_age:
             if stale_ttl is not None:
-                set_ttls_at(buf, entry.offsets, stale_ttl)
+                set_ttls_at(buf, entry.meta[0], stale_ttl)
             else:
-                age_ttls_at(buf, entry.offsets, now_s - entry.added - entry.aged)
+                age_ttls_at(buf, entry.meta[0], now_s - entry.aged_to())
         if exact and stale_ttl is None and (orig_flags is None
                                             or orig_flags == (query[2] << 8 | query[3])):
             self._fill_exact(entry, buf, query, qname_end, udp, now_s, same_case)
@@ -398,20 +544,19 @@ class PacketCache:
         if not same_case or qname.lower() != qname:
             ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
             return
-        if entry.second == -1:
+        if entry.stamp < 0:
             self._prepare(entry, buf, now_s)
-        if self._maps[udp].get(query[2:]) is not entry:
+        if self.entry_for(udp, query[2:]) is not entry:
             ex[query[2:]] = entry
 
     def _prepare(self, entry: _Entry, buf: bytearray, now_s: int) -> None:
-        """The entry's bytes become its queries' ready-to-send answer (``second`` >= 0 says
+        """The entry's bytes become its queries' ready-to-send answer (``stamp`` >= 0 says
         so): RD and CD as theirs (the same for all: the flags are in the key), TTLs aged to
         ``now_s``."""
-        response = entry.response
-        response[2:4] = buf[2:4]
+        entry[2:4] = buf[2:4]
+        entry.stamp = self._share(~entry.stamp)
         if not self.dont_age:
-            entry.age_to(now_s)
-        entry.second = now_s
+            entry.age_to(self._share(now_s))
 
     def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
         """The exact-bytes level: a shared ready-to-send buffer (query ID already in it), or None.
@@ -421,8 +566,8 @@ class PacketCache:
         next call for the same query: send it before calling again, and never change it.
         """
         qkey = query[2:]
-        rec = self._maps[udp].get(qkey)
-        if rec is None or rec.second < 0:
+        rec = self._parts[udp][hash(qkey) % self._nparts].get(qkey)
+        if rec is None or rec.stamp < 0:
             rec = self._exact[udp].get(qkey)
             if rec is None:
                 return None
@@ -430,11 +575,10 @@ class PacketCache:
                 return self._variant_hit(rec, query, now_s)
         if now_s >= rec.validity:     # expired, or removed (validity 0)
             return None
-        if rec.second != now_s:
-            rec.second = now_s
-            if not self.dont_age:
-                rec.age_to(now_s)
-        rec[0:2] = query[0:2]
+        if rec.stamp != now_s and not self.dont_age:
+            rec.age_to(now_s)
+        rec[0] = query[0]     # the ID: two item stores cost a third of a slice copy
+        rec[1] = query[1]
         self.hits += 1
         return rec
 
@@ -447,20 +591,21 @@ class PacketCache:
         if rec.second != now_s:
             rec.second = now_s
             if not self.dont_age:
-                step = now_s - entry.added - entry.aged
+                step = now_s - entry.aged_to()
                 src = entry.response
                 unpack, pack = _U32.unpack_from, _U32.pack_into
-                for off in entry.offsets:
+                for off in entry.meta[0]:
                     ttl = unpack(src, off)[0]
                     pack(buf, off, ttl - step if ttl > step else 0)
-        buf[0:2] = query[0:2]
+        buf[0] = query[0]
+        buf[1] = query[1]
         self.hits += 1
         return buf
 
     def exact_entry(self, query: bytes, udp: bool) -> _Entry | None:
         """The entry behind the exact-level answer for ``query``, or None."""
-        rec = self._maps[udp].get(query[2:])
-        if rec is None or rec.second < 0:
+        rec = self.entry_for(udp, query[2:])
+        if rec is None or rec.stamp < 0:
             rec = self._exact[udp].get(query[2:])
         return rec.entry if rec.__class__ is _Exact else rec
 
@@ -492,13 +637,7 @@ class PacketCache:
         if key is None:
             return None
         now_s = int(now)
-        if now_s == self._last_second:
-            now_s = self._last_second  # share one int object per second across entries
-        else:
-            self._last_second = now_s
-            self._validities = {}
         validity = now_s + lifetime
-        validity = self._validities.setdefault(validity, validity)
         ident = _client_subnet(query, qname_end) if self.parse_ecs else None
         return self.store(udp, key, response, now_s, validity, offsets, ident, now_s)
 
@@ -509,20 +648,19 @@ class PacketCache:
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
         ``response``), or None."""
+        capacity = self._shard_capacity
+        if self.entries >= capacity * self.number_of_shards:
+            return None     # every shard is full: whichever is this key's (no hash needed)
         shard = self._shard_of(key, udp)
         counts = self._shard_counts
-        if counts[shard] >= self._shard_capacity:
+        if counts[shard] >= capacity:
             return None
-        shared = self._shared_offsets
-        same = shared.get(offsets)
-        if same is None:
-            if len(shared) > 4096:
-                shared.clear()
-            shared[offsets] = offsets
-        else:
-            offsets = same
-        new = _Entry(response, added, validity, offsets, ident, shard)
-        cache = self._maps[udp]
+        added = self._share(added)
+        new = (_Entry if ident is None else _EcsEntry)(
+            response, self._share(validity), self._share(~added), self._meta(offsets, added, shard))
+        if ident is not None:
+            new.ident = ident
+        cache = self._parts[udp][hash(key) % self._nparts]
         old = cache.get(key)
         if old is None:
             cache[key] = new
@@ -554,11 +692,11 @@ class PacketCache:
     def _entries_by_shard(self):
         """Every (transport, key, entry, shard) in a stable order."""
         for udp in (0, 1):
-            for key, entry in list(self._maps[udp].items()):
+            for key, entry in list(self.items(udp)):
                 yield udp, key, entry, entry.shard
 
     def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
-        entry = self._maps[udp].pop(key)
+        entry = self._parts[udp][hash(key) % self._nparts].pop(key)
         entry.validity = 0
         self._shard_counts[shard] -= 1
 
@@ -641,7 +779,7 @@ class PacketCache:
     @property
     def entries(self) -> int:
         """Number of stored entries (both transports)."""
-        return len(self._maps[0]) + len(self._maps[1])
+        return sum(len(part) for parts in self._parts for part in parts)
 
     def is_full(self) -> bool:
         """dnsdist isFull(): entries >= maxEntries."""
@@ -683,7 +821,7 @@ class PacketCache:
         now_s = int(now)
         rows = []
         for udp in (0, 1):
-            for key, entry in self._maps[udp].items():
+            for key, entry in self.items(udp):
                 k = self._pieces(key, bool(udp))
                 rows.append((k % self.number_of_shards, k, udp, key, entry))
         rows.sort(key=lambda r: r[0])

@@ -75,7 +75,7 @@ class ExtendedPacketCache(PacketCache):
                 return stale
         buf, key = super().lookup(query, qname_end, udp, now, stale_ok_for, orig_flags, exact)
         if buf is not None and ext.options.prefetch is not None:
-            entry = self._maps[udp].get(key)
+            entry = self.entry_for(udp, key)
             if entry is not None:
                 self._count_hit(entry, udp, key, query, qname_end, int(now), now)
         return buf, key
@@ -85,7 +85,7 @@ class ExtendedPacketCache(PacketCache):
         """An expired entry inside the stale window, served with the stale TTL (a refresh
         started); None when there is none (dnsdist's own lookup decides then)."""
         key = self.make_key(query, qname_end)
-        entry = self._maps[udp].get(key) if key is not None else None
+        entry = self.entry_for(udp, key) if key is not None else None
         now_s = int(now)
         if entry is None or entry.validity > now_s:
             return None

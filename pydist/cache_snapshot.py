@@ -120,7 +120,7 @@ def _chunk(body: bytes, pos: int) -> tuple[bytes, int]:
 def dump(cache: PacketCache, now: float) -> tuple[bytes, int]:
     """Every entry of ``cache`` in the file's format, and how many there are."""
     entries = [(bool(udp), key, entry) for udp in (0, 1)
-               for key, entry in cache._maps[udp].items()]
+               for key, entry in cache.items(udp)]
     return encode(entries, int(now)), len(entries)
 
 

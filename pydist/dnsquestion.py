@@ -34,7 +34,7 @@ class HeaderFlags:
 class DNSQuestion(HeaderFlags):
     """One query on its way through the rules. `data` is mutable: actions edit the header."""
 
-    __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "local", "tcp", "now",
+    __slots__ = ("data", "qname_end", "qtype", "qclass", "remote", "_local", "tcp", "now",
                  "frontend", "tags", "skip_cache", "pool", "_qname", "spoof", "ercode",
                  "temp_failure_ttl", "use_ecs", "ecs_override", "ecs_prefix_length", "delay_ms",
                  "transport", "settings_add_edns", "payload_size", "matched", "ecs_subnet",
@@ -48,9 +48,8 @@ class DNSQuestion(HeaderFlags):
         self.qtype = qtype
         self.qclass = qclass
         self.remote = remote              # (host, port[, ...]) as the socket gave it
-        self.frontend = frontend
-        decl = getattr(frontend, "decl", frontend)      # a ClientState or a FrontendDecl
-        self.local = (decl.host, decl.port) if decl is not None else ("0.0.0.0", 0)
+        self.frontend = frontend          # a ClientState or a FrontendDecl
+        self._local: tuple | None = None  # see `local`
         self.tcp = tcp
         self.now = now
         self.tags: dict[str, str] | None = None
@@ -65,7 +64,8 @@ class DNSQuestion(HeaderFlags):
         self.ecs_prefix_length = 0
         self.proxy_values: list[tuple[int, bytes]] | None = None  # proxy protocol TLVs
         self.delay_ms = 0
-        self.transport = transport if transport is not None else _transport_of(decl, tcp)
+        self.transport = transport if transport is not None else \
+            _transport_of(getattr(frontend, "decl", frontend), tcp)
         self.settings_add_edns = True
         self.payload_size = 1232
         self.matched: list[Any] | None = None   # rules that matched, when the path memoizes
@@ -74,6 +74,21 @@ class DNSQuestion(HeaderFlags):
         self.sni = ""                           # the TLS server name a DoT client sent
         self.unique_id: bytes | None = None     # protobuf message id, made when first logged
         self.http: Any = None                   # a DoH query's DOHRequest (HTTP rules)
+
+    @property
+    def local(self) -> tuple:
+        """(host, port) the query reached: the listener's, unless the frontend said otherwise
+        (a wildcard listener, proxy protocol). Worked out when read: most queries never are."""
+        local = self._local
+        if local is None:
+            decl = getattr(self.frontend, "decl", self.frontend)
+            local = self._local = (decl.host, decl.port) if decl is not None \
+                else ("0.0.0.0", 0)
+        return local
+
+    @local.setter
+    def local(self, value: tuple) -> None:
+        self._local = value
 
     @property
     def protocol(self) -> str:

@@ -283,16 +283,24 @@ class PacketPath(RulePath):
 
     # ---- the response step: what to send for a backend's answer (the backend layer,
     # pydist/backend/dispatch.py, hands it to the frontend that forwarded the query)
-    def udp_response_step(self, server: Any, data: bytes, st: InFlight
+    def udp_response_step(self, server: Any, data: bytes, st: InFlight, backend_flags: int = -1
                           ) -> tuple[bytes | None, int]:
-        """A UDP backend answer matched its slot: restore ID and flags, rules, cache; the
-        bytes to send (None: dropped) and the delay asked by the rules (ms, UDP clients)."""
+        """A UDP backend answer matched its slot: restore ID and flags, rules, cache; the bytes
+        to send (None: dropped) and the delay asked by the rules (ms, UDP clients).
+        `backend_flags` >= 0: the backend layer already put the client's ID and flags back in
+        its receive buffer, these were the backend's (what the response rules see: dnsdist
+        restores RD/CD after them)."""
         now = time.time()
         if data[2] & 0x02 and self.settings.truncate_tc:    # before the rules and the cache
             data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
-        f = st.flags          # _restore() written out: this runs for every UDP answer
-        counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
-                                             (data[3] & 0xEF) | (f & 0x10))) + data[4:]
+        if backend_flags >= 0:
+            counted = resp = data
+            if self.response_rules:
+                data = data[:2] + backend_flags.to_bytes(2, "big") + data[4:]
+        else:
+            f = st.flags          # _restore() written out: this runs for every UDP answer
+            counted = resp = st.orig_id + bytes(((data[2] & 0xFE) | ((f >> 8) & 0x01),
+                                                 (data[3] & 0xEF) | (f & 0x10))) + data[4:]
         usec = (now - st.sent) * 1e6
         server.latency_usec = server.latency_usec * 127 / 128 + usec / 128
         delay, skip = 0, False

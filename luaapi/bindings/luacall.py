@@ -42,6 +42,22 @@ end, function(slot, handle)
   slots[slot] = handle
 end, function()
   started = false deadline = huge
+end, function(f, slot)
+  -- f bound to its handle: a call from Python pushes no argument, and the usual outcome
+  -- (a number and "") comes back as the number alone, one value for lupa to convert
+  local handle = slots[slot]
+  local function verdict(ok, v, extra, ...)
+    started = false deadline = huge
+    if ok == true and extra == "" and type(v) == "number" and v % 1 == 0
+       and select("#", ...) == 0 then
+      return v
+    end
+    return ok, v, extra, ...
+  end
+  return function()
+    started = true
+    return verdict(xpcall(f, handler, handle))
+  end
 end
 """
 
@@ -52,8 +68,16 @@ def guarded(rt: Any) -> tuple[Any, Any, Any, Any]:
     own ending, and the guard would otherwise stay armed for whatever Lua runs next."""
     funcs = getattr(rt, "_lua_guard", None)
     if funcs is None:
-        funcs = rt._lua_guard = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
+        *funcs, rt._lua_binder = rt.lua.execute(_GUARD_LUA, LUA_TIME_LIMIT)
+        funcs = rt._lua_guard = tuple(funcs)
     return funcs
+
+
+def bound_verdict_call(rt: Any, f: Any, slot: int) -> Any:
+    """f(slots[slot]) under the guard as a Lua function of no argument: its results as the
+    protected call gives them, except (true, number, "") which comes back as the number."""
+    guarded(rt)
+    return rt._lua_binder(f, slot)
 
 
 def shared_handle(rt: Any, handle_cls: type) -> tuple[Any, int]:
@@ -104,12 +128,14 @@ def lua_verdict_caller(rt: Any, f: Any, label: str, handle_cls: type,
     LUA_TIME_LIMIT) warn and give on_error. It runs per query, so the usual outcome (an
     integer verdict, maybe a text) is read inline; everything else goes through
     verdict_of()."""
-    pcall = guarded(rt)[0]
     handle, slot = shared_handle(rt, handle_cls)
+    bound = bound_verdict_call(rt, f, slot)
 
     def call(dq: Any) -> tuple[int, str | None]:
         handle._dq = dq
-        res = pcall(f, slot)
+        res = bound()
+        if type(res) is int:      # (verdict, ""): dnsdist's usual `return DNSAction.None, ""`
+            return res, ""
         if type(res) is tuple and res[0] is True and type(res[1]) is int:
             if len(res) == 2:
                 return res[1], None

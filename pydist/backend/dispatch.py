@@ -45,11 +45,13 @@ class BackendDispatch:
             pool.query(st.wire, on_answer, proxy, owner)
         return True
 
-    def udp_answer(self, server: Any, data: bytes, st: InFlight) -> None:
-        """A UDP backend answer matched its slot."""
+    def udp_answer(self, server: Any, data: bytes, st: InFlight, backend_flags: int = -1
+                   ) -> None:
+        """A UDP backend answer matched its slot (`backend_flags` >= 0: the client's ID and
+        flags are already in it, these were the backend's)."""
         if data[2] & 0x02 and st.transport is DOH and server.tcp_pool is not None:
             return self._doh_retry_over_tcp(server, st)
-        resp, delay = self.path.udp_response_step(server, data, st)
+        resp, delay = self.path.udp_response_step(server, data, st, backend_flags)
         if resp is not None:
             st.sink.answer(st, resp, delay)
 

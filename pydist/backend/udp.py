@@ -6,10 +6,14 @@ from typing import Any, Callable
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import family_of
-from pydist.transport import Transport
+from pydist.net import mmsg
+from pydist.transport import DO53_UDP, Transport
 from pydist.verdict import FORWARD
 
-DRAIN_BUDGET = 256
+DRAIN_BUDGET = 256        # answers read per wake-up before others get the loop
+RECV_BATCH = 32           # answers per recvmmsg
+SEND_BATCH = 64           # queries per sendmmsg
+MAX_ANSWER = 65536        # a UDP answer's room (untouched pages of it cost no memory)
 
 
 class InFlight:
@@ -93,10 +97,15 @@ def connect_error(server: DownstreamState) -> str | None:
 
 
 class BackendUDP:
-    """The sockets to one backend and its ID table, as dnsdist's DownstreamState::idStates."""
+    """The sockets to one backend and its ID table, as dnsdist's DownstreamState::idStates.
+
+    Batched where the platform allows (pydist/net/mmsg.py): each socket is drained with
+    recvmmsg, and the queries of plain UDP clients are gathered over the loop's round and
+    leave in one sendmmsg per socket (other transports' queries are sent at once: their
+    frontends act on a failed send)."""
 
     def __init__(self, loop: Any, server: DownstreamState, max_outstanding: int,
-                 on_response: Callable[[DownstreamState, bytes, InFlight], None],
+                 on_response: Callable[[DownstreamState, bytes, InFlight, int], None],
                  stats: Any, settings: Any) -> None:
         self.loop = loop
         self.server = server
@@ -108,19 +117,28 @@ class BackendUDP:
         self.settings = settings
         n = max(1, int(server.options.get("sockets") or 1))
         self.socks: list[socket.socket] = []
+        self.receivers: dict[socket.socket, mmsg.Receiver] = {}
+        self.senders: dict[socket.socket, mmsg.Sender] = {}
+        self.flush_due = False
         for _ in range(n):
             s = unconnected_socket(server)
             try:
                 s.connect(server.addr)
             except OSError:
                 pass    # logged by newServer (connect_error); sends fail and count as errors
+            if mmsg.batchable(s):
+                self.receivers[s] = mmsg.Receiver(s, RECV_BATCH, MAX_ANSWER, False)
+                self.senders[s] = mmsg.Sender(s, SEND_BATCH, False, self._send_failed,
+                                              wait_when_full=False)
             loop.add_reader(s.fileno(), self._drain, s)
             self.socks.append(s)
         self.next_sock = 0
 
     def send(self, query: bytes, state: InFlight, proxy: bytes = b"") -> bool:
         """Take a slot, rewrite the ID, send (after a proxy protocol header when given). Slot
-        reuse counts as a timeout, as in dnsdist."""
+        reuse counts as a timeout, as in dnsdist. A plain UDP client's query is gathered for
+        its socket's sendmmsg (sent once the loop has run what is ready); a failure to send
+        it is then counted as a failed send is."""
         server = self.server
         sid = self.counter % self.size
         self.counter += 1
@@ -135,24 +153,48 @@ class BackendUDP:
         sock = socks[self.next_sock]
         if len(socks) > 1:
             self.next_sock = (self.next_sock + 1) % len(socks)
-        try:
-            if proxy:
-                sock.send(proxy + sid.to_bytes(2, "big") + query[2:])
-            else:
-                sock.send(sid.to_bytes(2, "big") + query[2:])
-        except OSError:
-            server.send_errors += 1
-            self.stats.downstream_send_errors += 1
-            del inflight[sid]
-            server.outstanding -= 1
-            return False
+        wire = proxy + sid.to_bytes(2, "big") + query[2:] if proxy else \
+            sid.to_bytes(2, "big") + query[2:]
         server.queries += 1
+        sender = self.senders.get(sock) if state.transport is DO53_UDP else None
+        if sender is not None:
+            sender.add(wire, None, (sid, state))
+            if not self.flush_due:
+                self.flush_due = True
+                self.loop.call_soon(self.flush)
+            return True
+        try:
+            sock.send(wire)
+        except OSError:
+            self._send_failed((sid, state), 0)
+            return False
         return True
 
+    def flush(self) -> None:
+        """Send the gathered queries, one sendmmsg per socket."""
+        self.flush_due = False
+        for sender in self.senders.values():
+            if sender.datas:
+                sender.flush()
+
+    def _send_failed(self, tag: tuple[int, InFlight], err: int) -> None:
+        """A query the kernel refused: counted as dnsdist counts a failed send, its slot
+        freed."""
+        sid, state = tag
+        server = self.server
+        server.queries -= 1
+        server.send_errors += 1
+        self.stats.downstream_send_errors += 1
+        if self.inflight.get(sid) is state:
+            del self.inflight[sid]
+            server.outstanding -= 1
+
     def _drain(self, sock: socket.socket) -> None:
+        rx = self.receivers.get(sock)
+        if rx is not None:
+            return self._drain_batched(rx)
         recv = sock.recv
-        inflight = self.inflight
-        stats = self.stats
+        take = self._take
         for _ in range(DRAIN_BUDGET):
             try:
                 data = recv(65535)
@@ -160,19 +202,69 @@ class BackendUDP:
                 return
             except OSError:
                 continue  # ICMP unreachable and friends: the query will time out
-            if len(data) < 12 or not data[2] & 0x80:
-                stats.noncompliant_responses += 1
-                continue
-            sid = (data[0] << 8) | data[1]
-            state = inflight.get(sid)
-            if state is None:
-                continue
-            if not answer_matches(data, state.question, self.settings.allow_empty_response,
-                                  stats):
-                continue
-            del inflight[sid]
-            self.server.outstanding -= 1
-            self.on_response(self.server, data, state)
+            state = take(data)
+            if state is not None:
+                self.on_response(self.server, data, state, -1)
+
+    def _drain_batched(self, rx: mmsg.Receiver) -> None:
+        """recvmmsg until empty (bounded). Each answer's client ID and flags are put back in
+        its slot before it is read out, so the bytes taken out are the ones to relay."""
+        buf, slot = rx.buf, rx.slot_size
+        inflight = self.inflight
+        stats = self.stats
+        server = self.server
+        on_response = self.on_response
+        allow_empty = self.settings.allow_empty_response
+        budget = DRAIN_BUDGET
+        while budget > 0:
+            try:
+                lens = rx.recv()
+            except OSError:
+                budget -= 1
+                continue  # ICMP unreachable and friends: the query will time out
+            if not lens:
+                return
+            budget -= len(lens)
+            off = 0
+            for n in lens:
+                if n < 12 or not buf[off + 2] & 0x80:
+                    stats.noncompliant_responses += 1
+                    off += slot
+                    continue
+                sid = (buf[off] << 8) | buf[off + 1]
+                st = inflight.get(sid)
+                if st is None:
+                    off += slot
+                    continue
+                f = st.flags            # the response step's restore, done in place
+                hi, lo = buf[off + 2], buf[off + 3]
+                buf[off:off + 2] = st.orig_id
+                buf[off + 2] = (hi & 0xFE) | ((f >> 8) & 0x01)
+                buf[off + 3] = (lo & 0xEF) | (f & 0x10)
+                data = buf[off:off + n]
+                off += slot
+                if not answer_matches(data, st.question, allow_empty, stats):
+                    continue
+                del inflight[sid]
+                server.outstanding -= 1
+                on_response(server, data, st, (hi << 8) | lo)
+
+    def _take(self, data: bytes) -> InFlight | None:
+        """An answer as it came from the backend: its in-flight state, the slot freed; None
+        when it answers nothing we wait for (noncompliant ones counted)."""
+        stats = self.stats
+        if len(data) < 12 or not data[2] & 0x80:
+            stats.noncompliant_responses += 1
+            return None
+        sid = (data[0] << 8) | data[1]
+        state = self.inflight.get(sid)
+        if state is None:
+            return None
+        if not answer_matches(data, state.question, self.settings.allow_empty_response, stats):
+            return None
+        del self.inflight[sid]
+        self.server.outstanding -= 1
+        return state
 
     def sweep(self, tick: int, udp_timeout: int, on_timeout: Callable[[InFlight, Any], None]) -> None:
         """Expire slots as dnsdist's once-a-second ageing does (3-4 s with the default 2)."""
@@ -186,10 +278,14 @@ class BackendUDP:
             on_timeout(st, self.server)
 
     def close(self) -> None:
+        self.flush()
         for s in self.socks:
             try:
                 self.loop.remove_reader(s.fileno())
             except Exception:
                 pass
             s.close()
+        for batcher in (*self.receivers.values(), *self.senders.values()):
+            batcher.close()
+        self.receivers, self.senders = {}, {}
         self.socks = []

@@ -44,6 +44,8 @@ class DNSCryptUDPFrontend(UDPFrontend):
     """A DNSCrypt UDP listener: the query opened here, then the query step as any other; its
     answers (at once or from a backend, through `act` and the sink) sealed by the socket."""
 
+    batched = False     # each answer is sealed for its query: sent one by one
+
     def readable(self) -> None:
         """Drain the listener (bounded per wake-up, as the plain drain)."""
         path, fe, sock = self.path, self.fe, self.sock

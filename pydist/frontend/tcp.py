@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from pydist.frontend.proxied import read_header
+from pydist.transport import Transport
 from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, QueryOrigin
 
 TCP_FRONTEND_COUNTERS = ("tcpDiedReadingQuery", "tcpDiedSendingResponse", "tcpGaveUp",
@@ -69,6 +70,12 @@ class TCPClientConnection(asyncio.Protocol):
         self.started = self.last_active = time.monotonic()
         self.started_wall = int(time.time())
         self.query_sink: Any = self      # how the query being started is answered
+        # answers given while _pump runs: written together when it ends (one send, not one
+        # per pipelined cache hit)
+        self.out: list[bytes] = []
+        # plain DNS over TCP: cache hits may take the exact-bytes shortcut (_exact_hit)
+        self.shortcut = fe.transport is Transport.DO53_TCP and \
+            type(self).unwrap is TCPClientConnection.unwrap
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -229,14 +236,19 @@ class TCPClientConnection(asyncio.Protocol):
         self.pumping = True
         try:
             pending = self.pending
+            settings = self.path.settings
+            limited = settings.max_tcp_queries_per_connection or \
+                settings.max_tcp_connection_duration
             while pending and self.in_flight < self.bound and not self.closed \
                     and not self.writing_paused:
-                if self._limit_reached():
+                if limited and self._limit_reached():
                     self._close()
                     return
                 self._start(pending.popleft())
         finally:
             self.pumping = False
+            if self.out:
+                self._flush()
         if len(self.pending) < READ_AHEAD // 2:
             self._resume_reading()
 
@@ -259,8 +271,42 @@ class TCPClientConnection(asyncio.Protocol):
         if not path.accept_query(q, self.client, self.fe, now):
             self._close()
             return
+        if self.shortcut and path.fast_cache is not None:
+            resp = self._exact_hit(path, q, now)
+            if resp is not None:
+                self._reply(resp)
+                return
         self._act(path.query_step(q, self.client, self.destination, self.fe.transport, self.fe,
                                   now, self.origin()), self.query_sink)
+
+    def _exact_hit(self, path: Any, q: bytes, now: float) -> bytearray | None:
+        """The exact-bytes cache level, as the UDP drain loop asks it (pydist/frontend/udp.py):
+        the answer, counted as the full path counts a TCP hit, or None to take the full path
+        (a dynamic block may apply, a pure chain has no remembered verdict for these bytes,
+        no ready answer)."""
+        client = self.client
+        blocks = path.dynblocks
+        if blocks is not None and blocks.may_block(client[0], now, client[1]):
+            return None
+        memo = path.rule_memo
+        matched = None
+        if memo is not None:
+            matched = memo.get(q[2:])
+            if matched is None:
+                return None
+        resp = path.fast_cache.lookup_exact(q, False, int(now))
+        if resp is None:
+            return None
+        if matched:
+            for r in matched:
+                r.matches += 1
+        stats = path.stats
+        if q[2] & 0x01:
+            stats.rdqueries += 1
+        stats.cache_hits += 1     # as 1.7.3: not a frontend response
+        stats.count_rcode(resp[3] & 0x0F)
+        stats.zero_latency_samples(1)
+        return resp
 
     def unwrap(self, q: bytes) -> bytes | None:
         """The DNS query a framed message carries (DNSCrypt decrypts here, and sets the
@@ -308,13 +354,28 @@ class TCPClientConnection(asyncio.Protocol):
         if resp is None:
             self._close()
             return
-        self.transport.write(len(resp).to_bytes(2, "big") + resp)
+        frame = len(resp).to_bytes(2, "big") + resp   # a copy: cached buffers are reused
+        if self.pumping:      # _pump writes it with the others of its loop, then re-arms
+            self.out.append(frame)
+            return
+        self.transport.write(frame)
         self._arm()
         if not more:
             self._pump()
 
+    def _flush(self) -> None:
+        """Write the answers _pump's loop gave, in order, at once."""
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if not self.closed:
+            self.transport.write(data)
+            self._arm()
+
     def _close(self) -> None:
         if not self.closed:
+            if self.out:          # answers already given go out before the close
+                self._flush()
             self.closed = True
             self.pending.clear()
             if self.transport:

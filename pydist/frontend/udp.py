@@ -9,11 +9,14 @@ from typing import Any
 
 from pydist.frontend.pktinfo import ANCILLARY_SIZE, LocalUDPSocket, destination
 from pydist.frontend.proxied import ProxiedUDPSocket, read_header
+from pydist.net import mmsg
 from pydist.transport import DO53_UDP
 from pydist.verdict import ANSWER, DEFERRED_KIND, FORWARD, QueryOrigin
 
 UDP_BUDGET = 256          # datagrams handled per wake-up before others get the loop
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
+RECV_BATCH = 64           # datagrams per recvmmsg
+SEND_BATCH = 256          # answers per sendmmsg
 
 
 def sendto(sock: Any, resp: bytes, addr: Any) -> None:
@@ -25,28 +28,86 @@ def sendto(sock: Any, resp: bytes, addr: Any) -> None:
 
 
 class UDPFrontend:
-    """One UDP listener (a ClientState `fe` and its socket)."""
+    """One UDP listener (a ClientState `fe` and its socket).
 
-    def __init__(self, path: Any, fe: Any, sock: Any, pktinfo: bool = False) -> None:
+    Batched (pydist/net/mmsg.py: recvmmsg, sendmmsg) unless `batched` is False, the socket
+    is not a real one, the platform lacks the calls, or the listener reads each datagram's
+    destination (`pktinfo`: its answers carry their own ancillary data). A batched listener
+    answers through its raw client address (the `out` of a query is the struct sockaddr
+    bytes): every answer of a round (a drain of the listener, or of a backend) is gathered
+    and leaves in one sendmmsg."""
+
+    batched = True        # DNSCrypt's listener (frontend/dnscrypt.py) reads one by one
+
+    def __init__(self, path: Any, fe: Any, sock: Any, pktinfo: bool = False,
+                 batched: bool | None = None) -> None:
         self.path = path
         self.fe = fe
         self.sock = sock
         self.pktinfo = pktinfo
         self.loop = path.loop
         self.dispatch = path.backends
+        if batched is None:
+            batched = self.batched and not pktinfo and mmsg.batchable(sock)
+        self.rx: mmsg.Receiver | None = None
+        self.tx: mmsg.Sender | None = None
+        self.read = self.read_one_by_one
+        if batched:
+            self.rx = mmsg.Receiver(sock, RECV_BATCH, MAX_UDP_QUERY + 1, True)
+            self.tx = mmsg.Sender(sock, SEND_BATCH, True)
+            self.clients = mmsg.AddressMemo()
+            self.read = self.read_batch
+        self.in_round = False        # draining: the round's end sends what was gathered
+        self.flush_due = False       # a send of the gathered answers is scheduled
+        self.blocked = False         # the kernel's buffer was full: waiting to write
+
+    # ---- reading: a batch of (query, client, what answers it, local address)
+    def read_batch(self, budget: int) -> list[tuple[bytes, Any, Any, Any]]:
+        """One recvmmsg: each datagram with its client and, as what answers it, the client's
+        raw address (answers gathered for sendmmsg)."""
+        rx = self.rx
+        lens = rx.recv()   # type: ignore[union-attr]
+        buf, names, slot, nlen = rx.buf, rx.namebuf, rx.slot_size, rx.namelen  # type: ignore
+        clients = self.clients
+        batch = []
+        off = noff = 0
+        for n in lens:
+            raw = names[noff:noff + nlen]
+            batch.append((buf[off:off + n], clients[raw], raw, None))
+            off += slot
+            noff += mmsg.NAME_SIZE
+        return batch
+
+    def read_one_by_one(self, budget: int) -> list[tuple[bytes, Any, Any, Any]]:
+        """The portable path: recvfrom (recvmsg for `pktinfo`) until empty or `budget`."""
+        sock = self.sock
+        batch = []
+        for _ in range(min(budget, RECV_BATCH)):
+            try:
+                if self.pktinfo:
+                    data, anc, _, addr = sock.recvmsg(MAX_UDP_QUERY + 1, ANCILLARY_SIZE)
+                    found = destination(anc, self.fe.decl.port)
+                    if found is None:
+                        batch.append((data, addr, sock, None))
+                    else:
+                        batch.append((data, addr, LocalUDPSocket(sock, *found), found[1]))
+                else:
+                    data, addr = sock.recvfrom(MAX_UDP_QUERY + 1)
+                    batch.append((data, addr, sock, None))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue
+        return batch
 
     # ---- the drain loop: drained, not called back per datagram
     def readable(self) -> None:
-        """Drain the listener. `pktinfo`: a wildcard listener, whose datagrams are read with
-        their destination address so each answer leaves from it (pydist/frontend/pktinfo.py)."""
+        """Drain the listener, at most UDP_BUDGET datagrams, then send what the round
+        gathered. `pktinfo`: a wildcard listener, whose datagrams are read with their
+        destination address so each answer leaves from it (pydist/frontend/pktinfo.py)."""
         path = self.path
         fe = self.fe
-        sock = self.sock
-        pktinfo = self.pktinfo
-        recvfrom = sock.recvfrom
-        recvmsg = sock.recvmsg if pktinfo else None
-        out = sock
-        local = None
+        read = self.read
         stats = path.stats
         acl = path.reg.acl
         acl_memo = acl.memo
@@ -56,80 +117,132 @@ class UDPFrontend:
         blocks = path.dynblocks
         proxy_acl = path.proxy_acl
         full_path = self.full_path
+        tx = self.tx
+        if tx is not None:
+            datas_add, dests_add = tx.datas.append, tx.dests.append
         do53_udp = DO53_UDP
         now = time.time()
         now_s = int(now)
         hits = 0
         queries = 0
-        for _ in range(UDP_BUDGET):
-            try:
-                if pktinfo:
-                    data, anc, _, addr = recvmsg(MAX_UDP_QUERY + 1, ANCILLARY_SIZE)
-                    found = destination(anc, fe.decl.port)
-                    out, local = (sock, None) if found is None else \
-                        (LocalUDPSocket(sock, *found), found[1])
-                else:
-                    data, addr = recvfrom(MAX_UDP_QUERY + 1)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue
-            if proxy_acl is not None and proxy_acl.match(addr[0]):
-                self.proxied(data, addr, out, now)
-                continue
-            n = len(data)
-            if n < 12 or n > MAX_UDP_QUERY:
-                stats.noncompliant_queries += 1
-                continue
-            ok = acl_memo.get(addr[0])
-            if ok is None:
-                ok = acl.match(addr[0])
-            if not ok:
-                stats.acl_drops += 1
-                continue
-            # query intake (PacketPath.count_query/accept_query) written out: counted in
-            # one go after the batch
-            queries += 1
-            if data[2] & 0x80:
-                stats.noncompliant_queries += 1
-                continue
-            qring((now, addr, data, do53_udp))
-            if cache is not None:
-                if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
-                    resp = None           # a dynamic block may apply: the full path decides
-                elif memo is not None:    # a pure chain: its remembered verdict, counted
-                    matched = memo.get(data[2:])
-                    resp = None if matched is None else cache.lookup_exact(data, True, now_s)
-                    if resp is not None:
-                        for r in matched:
-                            r.matches += 1
-                else:
-                    resp = cache.lookup_exact(data, True, now_s)
-                if resp is not None:
-                    if data[2] & 0x01:
-                        stats.rdqueries += 1
-                    try:
-                        out.sendto(resp, addr)
-                    except OSError:
-                        pass
-                    hits += 1
-                    rcode = resp[3] & 0x0F
-                    if rcode == 0:
-                        stats.frontend_noerror += 1
-                    else:
-                        stats.count_rcode(rcode)
+        budget = UDP_BUDGET
+        self.in_round = True
+        try:
+            while budget > 0:
+                try:
+                    batch = read(budget)
+                except OSError:
+                    budget -= 1
                     continue
-            if queries:   # the rules may read getStatisticsCounters(): this query counts
-                stats.queries += queries
-                fe.queries += queries
-                queries = 0
-            full_path(data, addr, out, now, local)
+                if not batch:
+                    break
+                budget -= len(batch)
+                for data, addr, out, local in batch:
+                    if proxy_acl is not None and proxy_acl.match(addr[0]):
+                        self.proxied(data, addr, self.sock if out.__class__ is bytes else out,
+                                     now)
+                        continue
+                    n = len(data)
+                    if n < 12 or n > MAX_UDP_QUERY:
+                        stats.noncompliant_queries += 1
+                        continue
+                    ok = acl_memo.get(addr[0])
+                    if ok is None:
+                        ok = acl.match(addr[0])
+                    if not ok:
+                        stats.acl_drops += 1
+                        continue
+                    # query intake (PacketPath.count_query/accept_query) written out: counted
+                    # in one go after the batch
+                    queries += 1
+                    if data[2] & 0x80:
+                        stats.noncompliant_queries += 1
+                        continue
+                    qring((now, addr, data, do53_udp))
+                    if cache is not None:
+                        if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
+                            resp = None     # a dynamic block may apply: the full path decides
+                        elif memo is not None:  # a pure chain: its remembered verdict, counted
+                            matched = memo.get(data[2:])
+                            resp = None if matched is None else \
+                                cache.lookup_exact(data, True, now_s)
+                            if resp is not None:
+                                for r in matched:
+                                    r.matches += 1
+                        else:
+                            resp = cache.lookup_exact(data, True, now_s)
+                        if resp is not None:
+                            if data[2] & 0x01:
+                                stats.rdqueries += 1
+                            if out.__class__ is bytes:
+                                # the shared ready-to-send buffer holds this query's ID only
+                                # until the next lookup: the round sends its own copy
+                                datas_add(bytes(resp))
+                                dests_add(out)
+                            else:
+                                try:
+                                    out.sendto(resp, addr)
+                                except OSError:
+                                    pass
+                            hits += 1
+                            rcode = resp[3] & 0x0F
+                            if rcode == 0:
+                                stats.frontend_noerror += 1
+                            else:
+                                stats.count_rcode(rcode)
+                            continue
+                    if queries:   # the rules may read getStatisticsCounters(): this query counts
+                        stats.queries += queries
+                        fe.queries += queries
+                        queries = 0
+                    full_path(data, addr, out, now, local)
+        finally:
+            self.in_round = False
+            if tx is not None and tx.datas:
+                self.flush()
         if queries:
             stats.queries += queries
             fe.queries += queries
         if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
             stats.cache_hits += hits      # (also when a full-path query flushed `queries`)
             stats.zero_latency_samples(hits)
+
+    # ---- writing: answers gathered for sendmmsg, or sent one by one
+    def send(self, data: bytes, out: Any, addr: Any) -> None:
+        """An answer to send now: gathered for the round's sendmmsg when `out` is a raw
+        client address (sent when the round ends, or, outside a drain, once the loop has
+        run what is ready: a backend's drain), else sent through `out`."""
+        if out.__class__ is not bytes:
+            sendto(out, data, addr)
+            return
+        tx = self.tx
+        tx.datas.append(data if data.__class__ is bytes else bytes(data))   # type: ignore
+        tx.dests.append(out)   # type: ignore[union-attr]
+        if not self.in_round and not self.flush_due:
+            self.flush_due = True
+            self.loop.call_soon(self.flush)
+
+    def send_later(self, data: bytes, out: Any, addr: Any) -> None:
+        """A delayed answer (DelayAction): its own send when its time comes."""
+        sendto(self.sock if out.__class__ is bytes else out, data, addr)
+
+    def flush(self) -> None:
+        """Send the gathered answers; a full kernel buffer keeps the rest, and the listener
+        stops reading until it can write them (dnsdist's blocking send would wait too)."""
+        self.flush_due = False
+        if not self.tx.flush() and not self.blocked:   # type: ignore[union-attr]
+            self.blocked = True
+            fd = self.sock.fileno()
+            self.loop.remove_reader(fd)
+            self.loop.add_writer(fd, self.writable)
+
+    def writable(self) -> None:
+        """Room again in the kernel's buffer: the kept answers go, then reading resumes."""
+        if self.tx.flush():   # type: ignore[union-attr]
+            self.blocked = False
+            fd = self.sock.fileno()
+            self.loop.remove_writer(fd)
+            self.loop.add_reader(fd, self.readable)
 
     def full_path(self, data: bytes, addr: Any, out: Any, now: float, local: Any = None,
                   origin: QueryOrigin | None = None) -> None:
@@ -148,9 +261,9 @@ class UDPFrontend:
             self.dispatch.forward(v, self, out)
         elif kind == ANSWER:
             if v.delay_ms > 0:
-                self.loop.call_later(v.delay_ms / 1000.0, sendto, out, v.data, addr)
+                self.loop.call_later(v.delay_ms / 1000.0, self.send_later, v.data, out, addr)
             else:
-                sendto(out, v.data, addr)
+                self.send(v.data, out, addr)
         elif kind == DEFERRED_KIND:
             v.then(lambda later: self.act(later, addr, out))
 
@@ -170,12 +283,9 @@ class UDPFrontend:
     # ---- the sink of the queries this listener forwarded (pydist/frontend/sink.py)
     def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
         if delay_ms > 0:
-            self.loop.call_later(delay_ms / 1000.0, sendto, st.out, resp, st.client)
+            self.loop.call_later(delay_ms / 1000.0, self.send_later, resp, st.out, st.client)
         else:
-            try:
-                st.out.sendto(resp, st.client)
-            except OSError:
-                pass
+            self.send(resp, st.out, st.client)
 
     def answer_part(self, st: Any, resp: bytes) -> None:
         """Zone transfers are not relayed over UDP (only their last message: `answer`)."""

@@ -36,16 +36,17 @@ class FakeSock:
         self.sent.append(bytes(data))
 
 
-def cached_query(reg: Registry, name: str) -> tuple[bytes, bytes]:
-    """A query and the answer put in the default pool's cache for it."""
+def cached_query(reg: Registry, name: str, udp: bool = True,
+                 now: float = NOW) -> tuple[bytes, bytes]:
+    """A query and the answer put in the default pool's cache for it (its UDP or TCP entry)."""
     q = dnslib.DNSRecord.question(name, "A")
     data = bytes(q.pack())
     a = q.reply()
     a.add_answer(*dnslib.RR.fromZone(f"{name} 3600 A 192.0.2.1"))
     cache = reg.get_pool("").cache
     qname_end = parse_question(data)[0]
-    _, key = cache.lookup(data, qname_end, True, NOW, 0, exact=True)
-    cache.insert(key, data, qname_end, True, bytes(a.pack()), NOW, None)
+    _, key = cache.lookup(data, qname_end, udp, now, 0, exact=True)
+    cache.insert(key, data, qname_end, udp, bytes(a.pack()), now, None)
     return data, bytes(a.pack())
 
 

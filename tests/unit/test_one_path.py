@@ -34,8 +34,11 @@ def query(name: str) -> bytes:
 def test_steps_take_the_transport_value_and_nothing_that_sends() -> None:
     params = list(inspect.signature(PacketPath.query_step).parameters)
     assert params == ["self", "data", "addr", "local", "transport", "fe", "now", "origin"]
-    for step in (PacketPath.udp_response_step, PacketPath.tcp_response_step):
-        assert list(inspect.signature(step).parameters) == ["self", "server", "data", "st"]
+    assert list(inspect.signature(PacketPath.tcp_response_step).parameters) == [
+        "self", "server", "data", "st"]
+    # `backend_flags`: the backend layer already put the client's ID and flags back
+    assert list(inspect.signature(PacketPath.udp_response_step).parameters) == [
+        "self", "server", "data", "st", "backend_flags"]
     for name in ("packet_path.py", "rule_path.py", "rules/chain.py"):
         text = (ROOT / "pydist" / name).read_text()
         assert not re.search(r"(hasattr|getattr)\(reply", text), name

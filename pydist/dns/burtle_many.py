@@ -1,0 +1,68 @@
+"""lookup2 ("burtle", pydist/dns/burtle.py) of many byte strings of one length at once.
+
+One lookup2 costs a few microseconds of Python per 12 bytes; the packet cache needs dnsdist's
+hash of every stored key at once when it starts counting its shards the dnsdist way (about
+100,000 keys: over a second of the loop, in one go). Here each key is a 64-bit lane of one
+big Python integer (its 32-bit value, then 32 zero bits that take the carries and borrows),
+so each step of the mix is one big-integer operation over every key: the same result, about
+ten times sooner.
+"""
+from __future__ import annotations
+
+import array
+
+from pydist.dns.burtle import _GOLDEN
+
+_LANE = 8          # bytes per lane
+
+
+def _lanes(values: list[int]) -> int:
+    return int.from_bytes(array.array("Q", values).tobytes(), "little")
+
+
+def _words(blob: bytes, size: int, count: int, pos: int) -> int:
+    """The little-endian 32-bit word at `pos` of each of `count` records of `size` bytes in
+    `blob`, one per lane (bytes past a record's end read as zero)."""
+    out = bytearray(count * _LANE)
+    for k in range(4):
+        if pos + k < size:
+            out[k::_LANE] = blob[pos + k::size]
+    return int.from_bytes(out, "little")
+
+
+def burtle_many(datas: list[bytes], inits: list[int]) -> list[int]:
+    """[burtle(d, i) for d, i in zip(datas, inits)], every `d` of the same length."""
+    count = len(datas)
+    if not count:
+        return []
+    size = len(datas[0])
+    blob = b"".join(datas)
+    ones = _lanes([1] * count)
+    m = 0xFFFFFFFF * ones                       # each lane's 32 bits
+    two = (1 << 33) * ones                      # room for a - b - c in each lane
+    a = b = _GOLDEN * ones
+    c = _lanes([i & 0xFFFFFFFF for i in inits])
+    full = size - size % 12
+    pos = 0
+    while True:
+        x, y, z = (_words(blob, size, count, pos + k) for k in (0, 4, 8))
+        if pos < full:
+            a, b, c = (a + x) & m, (b + y) & m, (c + z) & m
+        else:   # the last 0..11 bytes; the low byte of c is the length's
+            a, b = (a + x) & m, (b + y) & m
+            c = (c + size * ones + ((z << 8) & m)) & m
+        a = ((a + two - b - c) & m) ^ ((c >> 13) & m)
+        b = ((b + two - c - a) & m) ^ ((a << 8) & m)
+        c = ((c + two - a - b) & m) ^ ((b >> 13) & m)
+        a = ((a + two - b - c) & m) ^ ((c >> 12) & m)
+        b = ((b + two - c - a) & m) ^ ((a << 16) & m)
+        c = ((c + two - a - b) & m) ^ ((b >> 5) & m)
+        a = ((a + two - b - c) & m) ^ ((c >> 3) & m)
+        b = ((b + two - c - a) & m) ^ ((a << 10) & m)
+        c = ((c + two - a - b) & m) ^ ((b >> 15) & m)
+        if pos >= full:
+            break
+        pos += 12
+    out = array.array("Q")
+    out.frombytes(c.to_bytes(count * _LANE, "little"))
+    return out.tolist()

@@ -1,0 +1,347 @@
+"""The batched UDP layer (pydist/net/mmsg.py) and the listeners and backends that use it: a
+batch of N datagrams in gives N answers out, partial and refused sends lose nothing they
+should not, and the portable recvfrom/sendto path is chosen when the calls are unavailable."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import socket
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from pydist.net import mmsg
+
+
+def udp(bind: bool = True) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if bind:
+        s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    return s
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, list[socket.socket]]]:
+    """A listener and 7 clients, each on its own source port."""
+    listener, clients = udp(), [udp() for _ in range(7)]
+    yield listener, clients
+    for s in (listener, *clients):
+        s.close()
+
+
+def drain(sock: socket.socket) -> list[tuple[bytes, Any]]:
+    out = []
+    sock.settimeout(1.0)
+    while True:
+        try:
+            out.append(sock.recvfrom(65535))
+        except (socket.timeout, BlockingIOError):
+            return out
+        sock.settimeout(0.05)
+
+
+def test_available_on_this_platform() -> None:
+    """The machine this project targets (Linux, CPython) has the calls: no silent fallback."""
+    assert mmsg.available()
+
+
+def test_a_batch_of_n_in_gives_n_out(pair: tuple[socket.socket, list[socket.socket]]) -> None:
+    listener, clients = pair
+    rx = mmsg.Receiver(listener, 64, 512, True)
+    tx = mmsg.Sender(listener, 16, True)       # smaller than the batch: sent in several calls
+    memo = mmsg.AddressMemo()
+    sent = {}
+    for k in range(50):
+        c = clients[k % len(clients)]
+        c.sendto(b"query-%d" % k, listener.getsockname())
+        sent[b"query-%d" % k] = c.getsockname()
+    got = rx.recv()
+    assert len(got) == 50
+    for k, n in enumerate(got):
+        data = rx.buf[k * 512:k * 512 + n]
+        raw = rx.namebuf[k * mmsg.NAME_SIZE:k * mmsg.NAME_SIZE + rx.namelen]
+        assert memo[raw] == sent[data]                     # the sender, as recvfrom says it
+        tx.add(b"answer-" + data, raw)
+    assert rx.recv() == []                                 # nothing left: no error either
+    assert tx.flush() and len(tx) == 0
+    for c in clients:
+        answers = drain(c)
+        assert answers and all(addr == listener.getsockname() for _, addr in answers)
+        for data, _ in answers:
+            assert sent[data[len(b"answer-"):]] == c.getsockname()
+    rx.close()
+    tx.close()
+
+
+def test_oversized_datagram_is_cut_to_the_slot(pair: tuple[socket.socket, list[socket.socket]]) -> None:
+    """A datagram larger than its slot comes out at the slot's size (the listener's slot is
+    one byte more than the largest query it takes: such a datagram is refused)."""
+    listener, clients = pair
+    rx = mmsg.Receiver(listener, 4, 100, True)
+    clients[0].sendto(b"x" * 300, listener.getsockname())
+    assert rx.recv() == [100]
+
+
+def test_ipv6_addresses_come_out_as_recvfrom_gives_them() -> None:
+    try:
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        listener.bind(("::1", 0))
+    except OSError as e:
+        pytest.fail(f"no IPv6 loopback: {e}")
+    client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    client.bind(("::1", 0))
+    try:
+        rx = mmsg.Receiver(listener, 4, 100, True)
+        client.sendto(b"q", listener.getsockname())
+        listener.setblocking(False)
+        import select
+        select.select([listener], [], [], 1.0)
+        assert rx.recv() == [1]
+        raw = rx.namebuf[:rx.namelen]
+        assert mmsg.AddressMemo()[raw] == client.getsockname()
+        tx = mmsg.Sender(listener, 4, True)
+        tx.add(b"a", raw)
+        assert tx.flush()
+        client.settimeout(1.0)
+        assert client.recvfrom(10)[0] == b"a"
+    finally:
+        listener.close()
+        client.close()
+
+
+def test_the_address_memo_is_bounded() -> None:
+    memo = mmsg.AddressMemo(limit=3)
+    raws = [socket.AF_INET.to_bytes(2, "little") + p.to_bytes(2, "big") + bytes([127, 0, 0, 1])
+            + bytes(8) for p in range(1000, 1010)]
+    for raw in raws:
+        assert memo[raw][1] in range(1000, 1010)
+    assert len(memo) <= 3
+
+
+class FakeSendmmsg:
+    """Stands in for libc's sendmmsg: reads each message from the headers it is given (so what
+    the Sender wrote is checked, by reference included) and answers from a script: a number
+    sent, or an errno."""
+
+    def __init__(self, script: list[int | str]) -> None:
+        self.script = script
+        self.sent: list[tuple[bytes, bytes | None]] = []
+        self.calls = 0
+
+    def __call__(self, fd: int, hdrs: int, count: int, flags: int) -> int:
+        self.calls += 1
+        step = self.script.pop(0) if self.script else count
+        if isinstance(step, str):
+            ctypes.set_errno(getattr(errno, step))
+            return -1
+        for k in range(min(step, count)):
+            h = mmsg._MMsgHdr.from_address(hdrs + k * mmsg.HDR_SIZE)
+            iov = mmsg._IOVec.from_address(h.msg_hdr.msg_iov)
+            name = ctypes.string_at(h.msg_hdr.msg_name, h.msg_hdr.msg_namelen) \
+                if h.msg_hdr.msg_name else None
+            self.sent.append((ctypes.string_at(iov.iov_base, iov.iov_len), name))
+        return min(step, count)
+
+
+def sender(script: list[int | str], **kw: Any) -> tuple[mmsg.Sender, FakeSendmmsg, list]:
+    fake = FakeSendmmsg(script)
+    errors: list[tuple[Any, int]] = []
+    s = udp()
+    tx = mmsg.Sender(s, 8, True, lambda tag, err: errors.append((tag, err)), call=fake, **kw)
+    s.close()
+    return tx, fake, errors
+
+
+def fill(tx: mmsg.Sender, n: int) -> list[bytes]:
+    msgs = [b"message %d" % k for k in range(n)]
+    for k, m in enumerate(msgs):
+        tx.datas.append(m)
+        tx.dests.append(b"dest %d" % k)
+        tx.tags.append(k)
+    return msgs
+
+
+def test_partial_sends_are_resumed_in_order() -> None:
+    """sendmmsg sending fewer than asked: the rest follows in the next call, nothing twice."""
+    tx, fake, errors = sender([3, 1, 2])
+    msgs = fill(tx, 12)       # 8 + 4: two batches
+    assert tx.flush()
+    assert [m for m, _ in fake.sent] == msgs
+    assert [d for _, d in fake.sent] == [b"dest %d" % k for k in range(12)]
+    assert errors == [] and len(tx) == 0
+
+
+def test_a_full_buffer_keeps_the_rest_for_later() -> None:
+    tx, fake, errors = sender([5, "EAGAIN", "EAGAIN"])
+    msgs = fill(tx, 8)
+    assert not tx.flush()                       # 5 sent, then the kernel's buffer is full
+    assert [m for m, _ in fake.sent] == msgs[:5] and len(tx) == 3
+    assert not tx.flush()                       # still full: nothing lost, nothing sent
+    assert len(tx) == 3
+    assert tx.flush()                           # room again
+    assert [m for m, _ in fake.sent] == msgs and errors == [] and len(tx) == 0
+
+
+def test_interrupted_call_is_retried() -> None:
+    tx, fake, errors = sender(["EINTR"])
+    msgs = fill(tx, 4)
+    assert tx.flush()
+    assert [m for m, _ in fake.sent] == msgs and errors == []
+
+
+def test_a_refused_message_is_lost_alone_and_reported() -> None:
+    """Another error than a full buffer: as a failed sendto, that answer only is lost."""
+    tx, fake, errors = sender([2, "EPERM"])
+    msgs = fill(tx, 6)
+    assert tx.flush()
+    assert [m for m, _ in fake.sent] == msgs[:2] + msgs[3:]
+    assert errors == [(2, errno.EPERM)]
+
+
+def test_without_waiting_a_full_buffer_is_an_error_per_message() -> None:
+    """The backend's queries: a full buffer fails the query, as a failed send does."""
+    tx, fake, errors = sender(["EAGAIN", 1, "EAGAIN"], wait_when_full=False)
+    msgs = fill(tx, 3)
+    assert tx.flush() and len(tx) == 0
+    assert [m for m, _ in fake.sent] == [msgs[1]]
+    assert errors == [(0, errno.EAGAIN), (2, errno.EAGAIN)]
+
+
+def test_env_var_forces_the_portable_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = udp()
+    try:
+        assert mmsg.batchable(s)
+        monkeypatch.setenv(mmsg.DISABLE_ENV, "1")
+        assert not mmsg.available() and not mmsg.batchable(s)
+    finally:
+        s.close()
+
+
+def test_not_a_socket_is_not_batched() -> None:
+    class Fake:
+        def fileno(self) -> int:
+            return 0
+    assert not mmsg.batchable(Fake())
+
+
+# ---- the listener and the backend on top of it
+
+class RecordingLoop:
+    def __init__(self) -> None:
+        self.readers: dict[int, Callable] = {}
+        self.writers: dict[int, Callable] = {}
+        self.soon: list[Callable] = []
+
+    def add_reader(self, fd: int, cb: Callable, *args: Any) -> None:
+        self.readers[fd] = cb
+
+    def remove_reader(self, fd: int) -> None:
+        self.readers.pop(fd, None)
+
+    def add_writer(self, fd: int, cb: Callable, *args: Any) -> None:
+        self.writers[fd] = cb
+
+    def remove_writer(self, fd: int) -> None:
+        self.writers.pop(fd, None)
+
+    def call_soon(self, cb: Callable, *args: Any) -> None:
+        self.soon.append(lambda: cb(*args))
+
+    def call_later(self, *args: Any) -> None:
+        pass
+
+    def run_soon(self) -> None:
+        while self.soon:
+            self.soon.pop(0)()
+
+
+def engine_with(loop: RecordingLoop) -> tuple[Any, Any]:
+    """A real packet path and backend (cache, one server) on a recording loop."""
+    from luaapi.runtime import LuaConfig
+    from pydist.engine import Engine
+    from pydist.registry import Registry
+    reg = Registry(log=lambda line: None)
+    LuaConfig(reg).run_code("""
+        setLocal("127.0.0.1:53")
+        newServer{address="127.0.0.1:9"}
+        pc = newPacketCache(1000, {maxTTL=86400})
+        getPool(""):setCache(pc)
+    """, "chunk")
+    engine = Engine(reg, loop)  # type: ignore[arg-type]
+    engine.server_added(reg.servers[0])
+    reg.servers[0].up_status = True
+    engine.path.refresh()
+    return reg, engine
+
+
+def test_listener_and_backend_choose_the_portable_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydist.frontend.udp import UDPFrontend
+    monkeypatch.setenv(mmsg.DISABLE_ENV, "1")
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    s = udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, s)
+        assert fe.rx is None and fe.tx is None and fe.read == fe.read_one_by_one
+        assert reg.servers[0].udp.senders == {} and reg.servers[0].udp.receivers == {}
+        monkeypatch.delenv(mmsg.DISABLE_ENV)
+        assert UDPFrontend(engine.path, reg.frontends[0].udp_state, s, batched=False).rx is None
+        assert UDPFrontend(engine.path, reg.frontends[0].udp_state, s).rx is not None
+    finally:
+        reg.servers[0].udp.close()
+        s.close()
+
+
+def test_listener_waits_for_room_instead_of_losing_answers() -> None:
+    """A full kernel buffer: the listener stops reading, waits to write, sends what it kept
+    (in order), then reads again."""
+    from pydist.frontend.udp import UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    s = udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, s)
+        fake = FakeSendmmsg([2, "EAGAIN"])
+        fe.tx._call = fake   # type: ignore[union-attr]
+        loop.readers[s.fileno()] = fe.readable
+        for k in range(5):
+            fe.send(b"answer %d" % k, b"raw %d" % k, ("127.0.0.1", 1))
+        assert len(loop.soon) == 1                  # one send for the whole round
+        loop.run_soon()
+        assert fe.blocked and s.fileno() not in loop.readers and s.fileno() in loop.writers
+        fe.send(b"answer 5", b"raw 5", ("127.0.0.1", 1))  # a backend answer meanwhile: kept
+        loop.run_soon()
+        loop.writers[s.fileno()]()
+        assert [m for m, _ in fake.sent] == [b"answer %d" % k for k in range(6)]
+        assert [d for _, d in fake.sent] == [b"raw %d" % k for k in range(6)]
+        assert not fe.blocked and loop.readers[s.fileno()] == fe.readable
+        assert s.fileno() not in loop.writers
+    finally:
+        reg.servers[0].udp.close()
+        s.close()
+
+
+def test_backend_queries_go_in_one_call_and_failures_count_as_send_errors() -> None:
+    from pydist.backend.udp import InFlight
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    server = reg.servers[0]
+    backend = server.udp
+    sock = backend.socks[0]
+    fake = FakeSendmmsg([1, "ECONNREFUSED"])
+    backend.senders[sock]._call = fake
+    try:
+        for k in range(4):
+            st = InFlight(bytes([0, k]), ("127.0.0.1", 1000 + k), None, b"", 0.0, 0, None, None,
+                          b"", 0, 0x0100)
+            assert backend.send(bytes([0, k]) + b"query %d" % k, st)
+        assert fake.calls == 0 and len(loop.soon) == 1     # gathered until the round ends
+        loop.run_soon()
+        assert [m for m, _ in fake.sent] == [bytes([0, k]) + b"query %d" % k for k in (0, 2, 3)]
+        assert all(name is None for _, name in fake.sent)   # a connected socket
+        assert (server.queries, server.send_errors, server.outstanding) == (3, 1, 3)
+        assert reg.stats.downstream_send_errors == 1
+        assert sorted(backend.inflight) == [0, 2, 3]
+    finally:
+        backend.close()
