@@ -177,8 +177,11 @@ def test_snapshots_of_every_worker_survive_a_restart(start_proc, responder, tmp_
         assert _ask_all(p.addr(), clients, "snap", 5) == set(range(CLIENTS))
         assert _asked(responder, "snap") == CLIENTS
         p.stop()
-        saved = [int(n) for n in re.findall(r"Saved (\d+) entries to the cache snapshot",
-                                            p.output)]
+
+        def saved_lines() -> list[int] | None:     # the output reader may lag the exit
+            found = re.findall(r"Saved (\d+) entries to the cache snapshot", p.output)
+            return [int(n) for n in found] if len(found) == 2 else None
+        saved: list[int] = poll_until(saved_lines, 5)  # type: ignore[assignment]
         assert sorted(saved) != [0, CLIENTS] and sum(saved) == CLIENTS, saved  # both cached
         assert (tmp_path / "cache.snap.w0").exists() and (tmp_path / "cache.snap.w1").exists()
         again = start_proc("pydist", conf, dict(p.values), extra_args=("--workers", "2"))
