@@ -117,17 +117,22 @@ def _chunk(body: bytes, pos: int) -> tuple[bytes, int]:
     return bytes(body[pos + 2:end]), end
 
 
+def dump(cache: PacketCache, now: float) -> tuple[bytes, int]:
+    """Every entry of ``cache`` in the file's format, and how many there are."""
+    entries = [(bool(udp), key, entry) for udp in (0, 1)
+               for key, entry in cache.items(udp)]
+    return encode(entries, int(now)), len(entries)
+
+
 def save(cache: PacketCache, path: str, now: float) -> int:
     """Write every entry of ``cache`` to ``path`` (atomically: a temporary file renamed over
     it); returns the number of entries written. :raises OSError: the file cannot be written."""
-    entries = [(bool(udp), key, entry) for udp in (0, 1)
-               for key, entry in cache.items(udp)]
-    data = encode(entries, int(now))
+    data, count = dump(cache, now)
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as fp:
         fp.write(data)
     os.replace(tmp, path)
-    return len(entries)
+    return count
 
 
 def load(cache: PacketCache, path: str, now: float, keep_for: int, counters: CacheCounters,
@@ -148,21 +153,29 @@ def load(cache: PacketCache, path: str, now: float, keep_for: int, counters: Cac
     except SnapshotError as e:
         log(f"Ignoring the cache snapshot '{path}': {e}")
         return 0
+    loaded, dropped = store_records(cache, records, now, keep_for)
+    counters.snapshot_dropped += dropped
+    counters.snapshot_loaded += loaded
+    log(f"Loaded {loaded} entries from the cache snapshot '{path}'")
+    return loaded
+
+
+def store_records(cache: PacketCache, records: list[tuple[bool, Any, bytes, int, int, Any]],
+                  now: float, keep_for: int) -> tuple[int, int]:
+    """Decoded records into ``cache``: (stored, dropped: expired or not storable)."""
     now_s = int(now)
-    loaded = 0
+    loaded = dropped = 0
     for udp, key, response, added, validity, ident in records:
         if validity + keep_for <= now_s or len(response) < 12:
-            counters.snapshot_dropped += 1
+            dropped += 1
             continue
         try:
             offsets = ttl_offsets(response)
         except Exception:  # noqa: BLE001 -- a record that passed the CRC but is no DNS answer
-            counters.snapshot_dropped += 1
+            dropped += 1
             continue
         if cache.store(udp, key, response, added, validity, offsets, ident, now_s) is None:
-            counters.snapshot_dropped += 1
+            dropped += 1
             continue
         loaded += 1
-    counters.snapshot_loaded += loaded
-    log(f"Loaded {loaded} entries from the cache snapshot '{path}'")
-    return loaded
+    return loaded, dropped

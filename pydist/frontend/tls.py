@@ -55,10 +55,14 @@ def make_tls_protocol(path: Any, fe: Any, per_client: dict[str, int], tls: Front
     return tls.new_layer(inner, tls.handshake_done, failed)
 
 
+# in a worker process the supervisor rotates the keys and sends them (pydist.workers.tickets)
+ROTATED_ELSEWHERE = False
+
+
 def schedule_ticket_rotation(loop: Any, tls: FrontendTLS) -> None:
     """Rotate the tickets key every ticketsKeysRotationDelay seconds, as dnsdist does."""
     delay = tls.rotation_delay()
-    if delay <= 0:
+    if delay <= 0 or ROTATED_ELSEWHERE:
         return
 
     def rotate() -> None:

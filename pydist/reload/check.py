@@ -22,8 +22,10 @@ def held_addresses(plan: ReloadPlan) -> set[tuple[str, int]]:
     return {address_of(fe) for fe in plan.removed_listeners}
 
 
-def prepare_listeners(plan: ReloadPlan, log: Callable[[str], None]) -> None:
-    """Bind each added listener now. :raises ReloadError: with every socket opened here closed."""
+def prepare_listeners(plan: ReloadPlan, log: Callable[[str], None],
+                      reuse_port: bool = False) -> None:
+    """Bind each added listener now (`reuse_port`: with worker processes, which bind one more
+    socket per worker). :raises ReloadError: with every socket opened here closed."""
     held = held_addresses(plan)
     bound: list[FrontendDecl] = []
     try:
@@ -33,7 +35,7 @@ def prepare_listeners(plan: ReloadPlan, log: Callable[[str], None]) -> None:
                     fe.tls.load()
                 continue
             bound.append(fe)
-            bind_frontend(fe, log)
+            bind_frontend(fe, log, reuse_port)
     except (BindError, TLSConfigError) as e:
         close_sockets(bound)
         raise ReloadError([str(e)]) from None

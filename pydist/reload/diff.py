@@ -9,6 +9,7 @@ from typing import Any
 
 from pydist.backend.server import DownstreamState
 from pydist.registry import FrontendDecl, Registry
+from pydist.workers.stats_sum import plain_type
 
 # PacketCache settings that decide what an entry is and how long it lives: equal ones make
 # the old entries valid under the new config; max_entries alone may differ (a resize)
@@ -111,7 +112,8 @@ def _caches(p: ReloadPlan, old: Registry, new: Registry) -> None:
         seen.add(id(cache))
         before = old.pools.get(name)
         prev = before.cache if before is not None else None
-        if prev is not None and type(prev) is type(cache) \
+        # (plain_type: with worker processes the supervisor's caches sum the workers' entries)
+        if prev is not None and plain_type(prev) is plain_type(cache) \
                 and cache_settings(prev) == cache_settings(cache):
             p.caches.append(CachePlan(cache, prev, prev.max_entries != cache.max_entries))
         else:

@@ -6,6 +6,7 @@ import time
 import traceback
 from typing import Any
 
+from pydist.engine import SUPERVISOR
 from pydist.reload import swap
 from pydist.reload.check import close_sockets, prepare_listeners
 from pydist.reload.diff import plan as make_plan
@@ -41,7 +42,7 @@ def _reload(engine: Any, log: Any, when: float) -> ReloadResult:
     try:
         loaded = loader(log)
         plan = make_plan(engine.reg, loaded.registry)
-        prepare_listeners(plan, log)
+        prepare_listeners(plan, log, reuse_port=getattr(engine, "role", None) == SUPERVISOR)
     except ReloadError as e:
         return ReloadResult(False, error=" / ".join(e.lines), when=when)
     except Exception as e:  # noqa: BLE001 -- a bad file must never end the process

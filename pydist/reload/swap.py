@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydist.engine import Engine, bind_frontend
+from pydist.engine import SUPERVISOR, Engine, bind_frontend
 from pydist.registry import SERVE, FrontendDecl, Registry
 from pydist.reload import carry
 from pydist.reload.check import address_of, held_addresses
@@ -72,13 +72,14 @@ def _swap_listeners(engine: Engine, plan: ReloadPlan) -> None:
     for fe in plan.added_listeners:
         if address_of(fe) in held:      # its address was freed just now by retire_listener
             try:
-                bind_frontend(fe, engine.reg.log)
+                bind_frontend(fe, engine.reg.log, engine.role == SUPERVISOR)
             except Exception as e:  # noqa: BLE001 -- the rest of the reload stands
                 engine.reg.log(f"Error binding the new listener {fe.address()}: {e}")
                 continue
         if fe.tcp:
             engine.reg.log(f"Listening on {fe.address()}")
-        engine.loop.create_task(engine.start_frontend(fe))
+        if engine.role != SUPERVISOR:   # the workers serve it (pydist.workers.supervisor)
+            engine.loop.create_task(engine.start_frontend(fe))
 
 
 def retire_listener(engine: Engine, fe: FrontendDecl) -> None:

@@ -45,6 +45,19 @@ class TicketKeyRing:
             if self.by_name.get(old.name) is old:
                 del self.by_name[old.name]
 
+    def export(self) -> list[bytes]:
+        """The keys, newest first, 80 bytes each (what replace() takes)."""
+        return [k.name + k.cipher + k.hmac for k in self.keys]
+
+    def replace(self, raws: list[bytes]) -> None:
+        """These keys (newest first) instead of ours, in place: the OpenSSL callback holds
+        this ring. Worker processes take the supervisor's keys so that any worker opens a
+        ticket another sealed (pydist.workers.tickets)."""
+        self.keys.clear()
+        self.by_name.clear()
+        for raw in reversed(raws):
+            self.add(TicketKey(raw))
+
     def rotate(self) -> None:
         """A fresh random key becomes active; the previous ones still open tickets."""
         self.add(TicketKey(os.urandom(KEY_SIZE)))

@@ -19,17 +19,26 @@ from pydist.registry import FrontendDecl, Registry
 from pydist.workers import reuse_port_groups
 
 # per worker: for each frontend (registry order), its (UDP, TCP) sockets or Nones
-Assignment = list[tuple[socket.socket | None, socket.socket | None]]
+Pair = tuple[socket.socket | None, socket.socket | None]
+Assignment = list[Pair]
 
 
-def plan_sockets(reg: Registry, n: int, bind: Callable[[FrontendDecl], None]) -> list[Assignment]:
+def plan_sockets(reg: Registry, n: int, bind: Callable[[FrontendDecl], None],
+                 carried: dict[int, list[Pair]] | None = None) -> list[Assignment]:
     """Bind what is missing and say which sockets worker i serves; `bind` binds one clone
-    with SO_REUSEPORT (pydist.engine.bind_frontend). Raises what `bind` raises."""
+    with SO_REUSEPORT (pydist.engine.bind_frontend). `carried` (id(frontend) -> each worker's
+    pair): a listener a reload kept keeps every worker's sockets. Raises what `bind` raises."""
     groups = {k for k, size in reuse_port_groups(reg).items() if size == n}
     seen: dict[tuple[str, str, int], int] = defaultdict(int)
     plan: list[Assignment] = [[] for _ in range(n)]
     for fe in reg.frontends:
         key = (fe.kind, fe.host, fe.port)
+        if carried and id(fe) in carried:
+            if fe.options.get("reusePort") and key in groups:
+                seen[key] += 1
+            for i in range(n):
+                plan[i].append(carried[id(fe)][i])
+            continue
         if fe.options.get("reusePort") and key in groups:
             owner = seen[key]
             seen[key] += 1
@@ -43,6 +52,15 @@ def plan_sockets(reg: Registry, n: int, bind: Callable[[FrontendDecl], None]) ->
             bind(clone)
             plan[i].append((clone.sock_udp, clone.sock_tcp))
     return plan
+
+
+def columns(frontends: list[FrontendDecl], plan: list[Assignment]) -> dict[int, list[Pair]]:
+    """id(frontend) -> each worker's sockets for it (what plan_sockets' `carried` takes)."""
+    return {id(fe): [a[k] for a in plan] for k, fe in enumerate(frontends)}
+
+
+def all_sockets(plan: list[Assignment]) -> list[socket.socket]:
+    return [s for a in plan for pair in a for s in pair if s is not None]
 
 
 def all_fds(plan: list[Assignment]) -> set[int]:

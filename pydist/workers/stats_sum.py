@@ -164,8 +164,7 @@ def reset(reg: Registry) -> None:
     if isinstance(reg.stats, SummedStats):
         reg.stats.__class__ = Stats
     for c in caches_of(reg):
-        if getattr(type(c), "summed", False):
-            c.__class__ = type(c).__mro__[1]
+        c.__class__ = plain_type(c)
     collect(reg)
     for s in reg.servers:
         s.outstanding = 0
@@ -304,6 +303,12 @@ class SummedStats(Stats):
 
 
 _SUMMED_CACHES: dict[type, type] = {}
+
+
+def plain_type(cache: Any) -> type:
+    """A cache's own class, not the supervisor's summing subclass of it."""
+    cls = type(cache)
+    return cls.__mro__[1] if getattr(cls, "summed", False) else cls
 
 
 def _summed_cache_class(base: type) -> type:

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydist import uuids
 from pydist.registry import Registry
+from pydist.workers import handover, tickets
 from pydist.workers.control import ChannelClosed, SupervisorEnd
-from pydist.workers.sockets import Assignment, all_fds
+from pydist.workers.sockets import Assignment, all_fds, all_sockets, columns, plan_sockets
 from pydist.workers.stats_sum import Totals
 from pydist.workers.worker import WorkerContext, run_worker
 
@@ -65,11 +66,16 @@ class Supervisor:
         # (the dynamic-block rules); a console line or a web request always takes them
         self.rings_each_tick = rings_each_tick
         self.slots = [Slot(i) for i in range(len(plan))]
+        self.retiring: list[Slot] = []     # replaced by a reload: draining, then exiting
+        self.replace_after_reload: list[int] = []    # slot indexes
+        self.replan_after_reload = False
         self.restarts = 0
         self.stopping = False
         self.totals = Totals(reg)
         self.last_health: list[tuple[str, str, bool]] = self._health_states()
         self.blocks_dirty = False
+        self.tickets = tickets.TicketSync(reg)
+        self.rotating: set[int] = set()     # the TLS contexts whose keys rotate here
         reg.stats.extra["worker-restarts"] = lambda: self.restarts
         reg.stats.extra_help["worker-restarts"] = "Number of worker processes restarted"
 
@@ -90,6 +96,7 @@ class Supervisor:
         if self.engine.web_server is not None:
             self._wrap_web(self.engine.web_server)
         self._watch_blocks()
+        tickets.start_rotations(self.reg, self.engine.loop, self.rotating)
 
     def _watch_blocks(self) -> None:
         dyn = self.reg.dynblocks
@@ -101,7 +108,7 @@ class Supervisor:
                 previous()
         dyn.on_change = blocks_changed
 
-    def _spawn(self, slot: Slot) -> None:
+    def _spawn(self, slot: Slot, caches: handover.Entries | None = None) -> None:
         if self.stopping:
             return
         parent, child = socket.socketpair()
@@ -123,7 +130,8 @@ class Supervisor:
         if pid == 0:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
-                                     child, self.keep_fds, list(self.worker_hooks), self.load))
+                                     child, self.keep_fds, list(self.worker_hooks), self.load,
+                                     caches or {}))
         gc.unfreeze()
         child.close()
         parent.setblocking(True)
@@ -144,7 +152,10 @@ class Supervisor:
             data = b""
         if not data:
             self._close_end(slot)
-            self._reap(block_for=slot)
+            if slot in self.retiring:
+                self._reap_retired(block=True)
+            else:
+                self._reap(block_for=slot)
 
     def _close_end(self, slot: Slot) -> None:
         if slot.end is not None:
@@ -155,6 +166,7 @@ class Supervisor:
     def _reap(self, block_for: Slot | None = None) -> None:
         """Every worker that ended is logged, counted and started again (each tick, and at
         once when its channel closes: then its exit is waited for)."""
+        self._reap_retired(block=False)
         for slot in self.slots:
             if not slot.pid:
                 continue
@@ -182,9 +194,22 @@ class Supervisor:
         else:
             self._spawn(slot)
 
+    def _reap_retired(self, block: bool) -> None:
+        """Replaced workers that finished their in-flight answers and exited: no restart."""
+        for slot in list(self.retiring):
+            try:
+                pid, _ = os.waitpid(slot.pid, 0 if block and slot.end is None else os.WNOHANG)
+            except ChildProcessError:
+                pid = slot.pid
+            if pid:
+                self._close_end(slot)
+                self.retiring.remove(slot)
+
     def stop(self) -> None:
         """The supervisor ends: so do the workers (their channel closes; SIGTERM too)."""
         self.stopping = True
+        self.slots += self.retiring
+        self.retiring = []
         for slot in self.slots:
             self._close_end(slot)
             if slot.pid:
@@ -237,6 +262,16 @@ class Supervisor:
             self.reg.log(f"Worker {slot.index}: {e}")
         return None
 
+    def _ask(self, slot: Slot, kind: str, payload: Any) -> Any:
+        """One worker's reply to one message (None when it is gone or failed)."""
+        if slot.end is None:
+            return None
+        try:
+            slot.end.send(kind, payload)
+        except ChannelClosed:
+            return None
+        return self._reply(slot, LUA_TIMEOUT)
+
     def _tick_gather(self) -> None:
         self.gather(rings=self.rings_each_tick())
 
@@ -262,8 +297,11 @@ class Supervisor:
             self.broadcast("health", states)
 
     def push_state(self) -> None:
-        """Changed health states and dynamic blocks, to every worker."""
+        """Changed health states, dynamic blocks and TLS ticket keys, to every worker."""
         self._push_health()
+        keys = self.tickets.changed(self.reg)
+        if keys is not None:
+            self.broadcast(tickets.KIND, keys)
         if self.blocks_dirty:
             self.blocks_dirty = False
             dyn = self.reg.dynblocks
@@ -312,10 +350,12 @@ class Supervisor:
 
     # --- hot reload (pydist/reload): here first, then in every worker
     def _load_for_reload(self, log: Callable[[str], None]) -> Any:
-        """The reload's loader in the supervisor: the file evaluated (its new UUIDs recorded),
-        refused when it changes the listeners (their sockets are planned per worker at
-        startup); then every worker reloads the same file with the same ids, before this
-        process swaps and logs the reload (so the line means every process has it)."""
+        """The reload's loader in the supervisor: the file evaluated (its new UUIDs recorded);
+        then every worker reloads the same file with the same ids, before this process swaps
+        and logs the reload (so the line means every process has it). A reload that changes
+        the listeners (or their order) is applied by replacing the workers instead, once this
+        process has swapped and bound the new listeners (_replace_workers); so is a worker
+        that could not reload."""
         from pydist.reload.diff import plan as reload_plan
         from pydist.reload.model import ReloadError
         if self.load is None:
@@ -328,20 +368,25 @@ class Supervisor:
         change = reload_plan(self.engine.reg, loaded.registry)
         kept = {id(new): old for old, new in change.kept_listeners}
         order = [kept.get(id(fe)) for fe in loaded.registry.frontends]
-        if change.added_listeners or change.removed_listeners or order != self.reg.frontends:
-            raise ReloadError(["with worker processes a reload cannot change the listeners "
-                               "(nor their order) yet: restart pydist to apply them"])
-        if not all(self.broadcast("reload", list(ids), LUA_TIMEOUT)):
-            log("A worker could not reload: it keeps the running configuration")
+        self.replan_after_reload = bool(change.added_listeners or change.removed_listeners
+                                        or order != self.reg.frontends)
+        if self.replan_after_reload:
+            self.gather()           # the workers' last counters, in the running listeners' order
+            self.replace_after_reload = [s.index for s in self.slots]
+        else:
+            live = [s for s in self.slots if s.end is not None]
+            replies = self.broadcast("reload", list(ids), LUA_TIMEOUT)
+            self.replace_after_reload = [s.index for s, ok in zip(live, replies) if not ok]
         self.engine.loop.call_soon(self._reloaded, loaded)
         return loaded
 
     def _reloaded(self, loaded: Any) -> None:
         """After the supervisor's swap (run on the loop once the reload returned): follow the
-        new registry."""
+        new registry, then replace the workers that must be."""
         engine = self.engine
         if engine.reg is not loaded.registry:        # the reload failed after the loader
             return
+        old_reg = self.reg
         self.reg = engine.reg
         self.totals = Totals(self.reg)
         self.execute = loaded.console_execute
@@ -357,4 +402,50 @@ class Supervisor:
         self._watch_blocks()
         self.last_health = []
         self.blocks_dirty = True
+        self.tickets = tickets.TicketSync(self.reg)
+        tickets.start_rotations(self.reg, engine.loop, self.rotating)
+        if self.replan_after_reload:
+            self._replan(old_reg.frontends)
+        failed = [] if self.replan_after_reload else self.replace_after_reload
+        self._replace_workers(self.replace_after_reload, handover.kept_pools(old_reg, self.reg))
+        for i in failed:
+            self.restarts += 1
+            self.reg.log(f"Worker {i} could not apply the reload: restarted on the new "
+                         "configuration")
+        self.replace_after_reload = []
         self.push_state()
+
+    def _replan(self, old_frontends: list[Any]) -> None:
+        """The new listeners' sockets, one SO_REUSEPORT socket per worker as at start-up (the
+        kept listeners keep theirs); the supervisor's copies of the removed listeners' close
+        now (the replaced workers hold theirs until their in-flight answers left)."""
+        from pydist.engine import bind_frontend
+        reg = self.reg
+
+        def bind(fe: Any) -> None:
+            try:
+                bind_frontend(fe, reg.log, True)
+            except Exception as e:  # noqa: BLE001 -- the other workers serve it
+                reg.log(f"Error binding the new listener {fe.address()}: {e}")
+        old_plan = self.plan
+        self.plan = plan_sockets(reg, len(self.slots), bind, columns(old_frontends, old_plan))
+        self.keep_fds -= all_fds(self.plan)
+        still = {id(s) for s in all_sockets(self.plan)}
+        for sock in all_sockets(old_plan):
+            if id(sock) not in still:
+                sock.close()
+
+    def _replace_workers(self, indexes: list[int], pools: list[str]) -> None:
+        """One at a time: a new worker forked on the current config and socket plan, holding
+        the old one's entries of the `pools` caches; then the one it replaces told to stop
+        reading (the listeners they share lose nothing: what arrives meanwhile waits in the
+        socket), finish its in-flight answers and exit."""
+        for i in indexes:
+            old = self.slots[i]
+            new = Slot(i)
+            entries = self._ask(old, handover.KIND, pools) if pools else None
+            self.slots[i] = new
+            if old.pid:
+                self.retiring.append(old)
+            self._spawn(new, entries or {})
+            self._ask(old, "retire", None)

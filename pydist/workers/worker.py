@@ -11,13 +11,14 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
 from pydist import uuids
 from pydist.registry import Registry
-from pydist.workers import stats_sum
+from pydist.workers import handover, snapshots, stats_sum, tickets
 from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
 
@@ -46,6 +47,8 @@ class WorkerContext:
     hooks: list[Callable[[], None]] = field(default_factory=list)   # maintenance hooks
     # cli's config loader (pydist.reload evaluates the file again with it)
     load: Callable[[Callable[[str], None]], Any] | None = None
+    # the packet-cache entries of the worker this one replaces (pydist.workers.handover)
+    caches: handover.Entries = field(default_factory=dict)
 
 
 def run_worker(ctx: WorkerContext) -> NoReturn:
@@ -99,6 +102,11 @@ def _serve(ctx: WorkerContext) -> int:
     for fe, (udp, tcp) in zip(reg.frontends, ctx.assignment):
         fe.sock_udp, fe.sock_tcp = udp, tcp
     stats_sum.reset(reg)
+    snapshots.use_worker_files(reg, ctx.slot)
+    handover.adopt(reg, ctx.caches)
+    ctx.caches = {}
+    from pydist.frontend import tls
+    tls.ROTATED_ELSEWHERE = True        # the supervisor sends the keys (pydist.workers.tickets)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
@@ -127,6 +135,9 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("dynblocks", lambda state: apply_dynblocks(reg(), state))
     endpoint.register("acl", lambda masks: apply_acl(reg(), masks))
     endpoint.register("reload", lambda ids: reload_worker(engine, ids))
+    endpoint.register("retire", lambda _p: retire_worker(engine))
+    endpoint.register(handover.KIND, lambda names: handover.export(reg(), names))
+    endpoint.register(tickets.KIND, lambda state: tickets.apply(reg(), state))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
 
@@ -161,6 +172,33 @@ def reload_worker(engine: Any, ids: list[str]) -> bool:
         old.log = log
         engine.reg.log = log
     return ok
+
+
+def retire_worker(engine: Any) -> bool:
+    """Replaced by a worker on a new socket plan (a reload that changed the listeners, or
+    one this worker could not apply): stop reading now, the new worker reads the same shared
+    sockets; answers to queries in flight still leave; then exit (bounded by the UDP
+    timeout, plus one second)."""
+    loop = engine.loop
+    for fe in engine.reg.frontends:
+        server = engine.tcp_servers.pop(id(fe), None)
+        if server is not None:
+            server.close()              # this process's copy: the listening socket stays open
+        if fe.sock_udp is not None:
+            loop.remove_reader(fe.sock_udp.fileno())
+    deadline = time.monotonic() + engine.reg.settings.udp_timeout + 1
+    loop.call_soon(_exit_when_idle, engine, deadline)
+    return True
+
+
+def _exit_when_idle(engine: Any, deadline: float) -> None:
+    reg = engine.reg
+    busy = any(s.outstanding for s in reg.servers) or any(
+        fe.tcp_state.tcp_counters.get("tcpCurrentConnections", 0) for fe in reg.frontends)
+    if busy and time.monotonic() < deadline:
+        engine.loop.call_later(0.05, _exit_when_idle, engine, deadline)
+    else:
+        engine.shutdown(0)
 
 
 def _worker_loader(load: Any) -> Any:
