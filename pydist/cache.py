@@ -22,8 +22,9 @@ from typing import Iterator, TypeVar, Union
 
 from pydist.dns.burtle import burtle
 from pydist.dns.burtle_many import burtle_many
-from pydist.dns.ttl import age_ttls_at, min_ttl_and_soa, set_ttls_at, ttl_offsets
-from pydist.dns.reader import labels_text, name_end, opt_after_question, options, qname_labels
+from pydist.dns.ttl import age_ttls_at, set_ttls_at, ttl_offsets
+from pydist.dns.reader import (NO_TTL, labels_text, name_end, opt_after_question, options,
+                               qname_labels, ttl_walk)
 from pydist.dns.wire import WireError, text_to_wire
 
 CacheKey = Union[bytes, tuple]
@@ -283,6 +284,7 @@ class PacketCache:
         # Memory: equal values entries hold (seconds, expiry times, offsets, metas) are one
         # object each, not one per entry (see _share).
         self._pool: dict[object, object] = {}
+        self._second: tuple[int, int, int] = (-1, -1, 0)   # see store()
         self.hits = 0
         self.misses = 0
         self.deferred_inserts = 0
@@ -315,6 +317,9 @@ class PacketCache:
             cut = self._cut_skipped_options(query, qname_end)
             if cut is not None:
                 return (query[2:12] + query[12:qname_end].lower() + cut,)
+        key = query[2:]
+        if key.lower() == key:      # no capital anywhere (the usual query): the key as it is
+            return key
         return query[2:12] + query[12:qname_end].lower() + query[qname_end:]
 
     def _cut_skipped_options(self, query: bytes, pos: int) -> bytes | None:
@@ -610,12 +615,17 @@ class PacketCache:
         return rec.entry if rec.__class__ is _Exact else rec
 
     def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
-               response: bytes, now: float, temp_failure_ttl: int | None = None) -> _Entry | None:
+               response: bytes, now: float, temp_failure_ttl: int | None = None,
+               same_question: bool = False) -> _Entry | None:
         """Store a backend answer under the key its query was looked up with (facts §4.2);
-        returns the entry stored, or None."""
+        returns the entry stored, or None. `same_question`: the caller checked that the
+        answer's question is its query's, so a one-question answer's records start where the
+        query's question ends (not read again)."""
         size = len(response)
         if size < 12 or size > MAX_ENTRY_SIZE:
             return None
+        if not self.min_ttl and self.is_full_everywhere():
+            return None     # refused by store() anyway; no TTL to count as too short
         rcode = response[3] & 0x0F
         if rcode == _RCODE_SERVFAIL or rcode == _RCODE_REFUSED:
             lifetime = self.temporary_failure_ttl if temp_failure_ttl is None else temp_failure_ttl
@@ -623,9 +633,12 @@ class PacketCache:
                 return None
             offsets = ttl_offsets(response)
         else:
-            lifetime, soa, offsets = min_ttl_and_soa(response)
-            if lifetime is None:
+            # min_ttl_and_soa() written out: one call less on every miss
+            found, lifetime, soa = ttl_walk(
+                response, qname_end + 4 if same_question and response[4:6] == b"\x00\x01" else 0)
+            if lifetime == NO_TTL:
                 return None
+            offsets = tuple(found)
             if rcode == _RCODE_NXDOMAIN or (rcode == 0 and soa):
                 lifetime = min(lifetime, self.max_negative_ttl)
             elif lifetime > self.max_ttl:
@@ -648,16 +661,23 @@ class PacketCache:
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
         ``response``), or None."""
-        capacity = self._shard_capacity
-        if self.entries >= capacity * self.number_of_shards:
-            return None     # every shard is full: whichever is this key's (no hash needed)
-        shard = self._shard_of(key, udp)
+        if self.is_full_everywhere():
+            return None     # whichever shard is this key's (no hash needed)
         counts = self._shard_counts
-        if counts[shard] >= capacity:
+        shard = hash(key) % self.number_of_shards    # _shard_of's usual outcome, then it
+        if self._dnsdist_shards or counts[shard] + 1 >= self._exact_shards_from:
+            shard = self._shard_of(key, udp)
+            counts = self._shard_counts
+        if counts[shard] >= self._shard_capacity:
             return None
-        added = self._share(added)
+        second = self._second
+        if second[0] != added:      # a new second: its two shared ints (see _share)
+            second = self._second = (added, self._share(added), self._share(~added))
+        added = second[1]
+        meta = self._pool.get((offsets, added, shard))    # what _meta() would find
         new = (_Entry if ident is None else _EcsEntry)(
-            response, self._share(validity), self._share(~added), self._meta(offsets, added, shard))
+            response, self._share(validity), second[2],
+            meta if meta is not None else self._meta(offsets, added, shard))
         if ident is not None:
             new.ident = ident
         cache = self._parts[udp][hash(key) % self._nparts]
@@ -674,6 +694,11 @@ class PacketCache:
         old.validity = 0
         cache[key] = new
         return new
+
+    def is_full_everywhere(self) -> bool:
+        """Every shard is full: an insert is refused whatever its key (the shard counts sum
+        to the entries, and cost less to add up than the dicts' lengths)."""
+        return sum(self._shard_counts) >= self._shard_capacity * self.number_of_shards
 
     def _ident_of(self, query: bytes, qname_end: int) -> object:
         """What dnsdist compares beyond the key: only the ECS subnet (parseECS), else None.

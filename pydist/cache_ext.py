@@ -112,9 +112,10 @@ class ExtendedPacketCache(PacketCache):
         return buf
 
     def insert(self, lookup_key: CacheKey | None, query: bytes, qname_end: int, udp: bool,
-               response: bytes, now: float, temp_failure_ttl: int | None = None) -> Any:
+               response: bytes, now: float, temp_failure_ttl: int | None = None,
+               same_question: bool = False) -> Any:
         entry = super().insert(lookup_key, query, qname_end, udp, response, now,
-                               temp_failure_ttl)
+                               temp_failure_ttl, same_question)
         level = self.ext.redis
         if entry is not None and level is not None:
             key = lookup_key if lookup_key is not None else self.make_key(query, qname_end)

@@ -283,14 +283,16 @@ class PacketPath(RulePath):
 
     # ---- the response step: what to send for a backend's answer (the backend layer,
     # pydist/backend/dispatch.py, hands it to the frontend that forwarded the query)
-    def udp_response_step(self, server: Any, data: bytes, st: InFlight, backend_flags: int = -1
-                          ) -> tuple[bytes | None, int]:
+    def udp_response_step(self, server: Any, data: bytes, st: InFlight, backend_flags: int = -1,
+                          now: float = 0.0) -> tuple[bytes | None, int]:
         """A UDP backend answer matched its slot: restore ID and flags, rules, cache; the bytes
         to send (None: dropped) and the delay asked by the rules (ms, UDP clients).
         `backend_flags` >= 0: the backend layer already put the client's ID and flags back in
         its receive buffer, these were the backend's (what the response rules see: dnsdist
-        restores RD/CD after them)."""
-        now = time.time()
+        restores RD/CD after them). `now`: when the answer was read (the backend layer reads
+        the clock once per batch), 0 to read it here."""
+        if not now:
+            now = time.time()
         if data[2] & 0x02 and self.settings.truncate_tc:    # before the rules and the cache
             data = truncate_tc(data, st.qname_end, self.settings.add_edns_to_self_generated)
         if backend_flags >= 0:
@@ -370,8 +372,11 @@ class PacketPath(RulePath):
             rcode = resp[3] & 0x0F
         cache = st.cache
         if cache is not None and insert:
+            # the backend layer checked the answer's question: unless rules or ECS rewrote
+            # the answer since, its records start where the query's question ends
             cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now,
-                         getattr(st, "temp_failure_ttl", None))   # SetTempFailureCacheTTL
+                         st.temp_failure_ttl,       # SetTempFailureCacheTTL (RuleInFlight)
+                         not self.response_rules and not server.use_ecs)
         if rcode == 0:        # Stats.count_rcode written out
             stats.frontend_noerror += 1
         elif rcode == 3:

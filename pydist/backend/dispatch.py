@@ -45,13 +45,13 @@ class BackendDispatch:
             pool.query(st.wire, on_answer, proxy, owner)
         return True
 
-    def udp_answer(self, server: Any, data: bytes, st: InFlight, backend_flags: int = -1
-                   ) -> None:
+    def udp_answer(self, server: Any, data: bytes, st: InFlight, backend_flags: int = -1,
+                   now: float = 0.0) -> None:
         """A UDP backend answer matched its slot (`backend_flags` >= 0: the client's ID and
-        flags are already in it, these were the backend's)."""
+        flags are already in it, these were the backend's; `now`: when it was read, or 0)."""
         if data[2] & 0x02 and st.transport is DOH and server.tcp_pool is not None:
             return self._doh_retry_over_tcp(server, st)
-        resp, delay = self.path.udp_response_step(server, data, st, backend_flags)
+        resp, delay = self.path.udp_response_step(server, data, st, backend_flags, now)
         if resp is not None:
             st.sink.answer(st, resp, delay)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any, Callable
 
 from pydist.backend.server import DownstreamState
@@ -26,6 +27,7 @@ class InFlight:
     # A FORWARD verdict is the in-flight state itself (pydist/verdict.py: no second object per
     # forwarded query): `server`, the prepared query `wire`, the `proxy` header, `xfr`.
     kind = FORWARD
+    temp_failure_ttl: int | None = None   # SetTempFailureCacheTTL's, set on a RuleInFlight
 
     @property
     def state(self) -> "InFlight":
@@ -105,7 +107,7 @@ class BackendUDP:
     frontends act on a failed send)."""
 
     def __init__(self, loop: Any, server: DownstreamState, max_outstanding: int,
-                 on_response: Callable[[DownstreamState, bytes, InFlight, int], None],
+                 on_response: Callable[[DownstreamState, bytes, InFlight, int, float], None],
                  stats: Any, settings: Any) -> None:
         self.loop = loop
         self.server = server
@@ -158,7 +160,11 @@ class BackendUDP:
         server.queries += 1
         sender = self.senders.get(sock) if state.transport is DO53_UDP else None
         if sender is not None:
-            sender.add(wire, None, (sid, state))
+            datas = sender.datas        # Sender.add written out: every miss comes here
+            datas.append(wire)
+            sender.tags.append((sid, state))
+            if len(datas) >= sender.count:
+                sender.flush()
             if not self.flush_due:
                 self.flush_due = True
                 self.loop.call_soon(self.flush)
@@ -204,17 +210,19 @@ class BackendUDP:
                 continue  # ICMP unreachable and friends: the query will time out
             state = take(data)
             if state is not None:
-                self.on_response(self.server, data, state, -1)
+                self.on_response(self.server, data, state, -1, 0.0)
 
     def _drain_batched(self, rx: mmsg.Receiver) -> None:
         """recvmmsg until empty (bounded). Each answer's client ID and flags are put back in
-        its slot before it is read out, so the bytes taken out are the ones to relay."""
+        its slot before it is read out, so the bytes taken out are the ones to relay. The
+        clock is read once per recvmmsg: every answer of it arrived by then."""
         buf, slot = rx.buf, rx.slot_size
         inflight = self.inflight
         stats = self.stats
         server = self.server
         on_response = self.on_response
         allow_empty = self.settings.allow_empty_response
+        clock = time.time
         budget = DRAIN_BUDGET
         while budget > 0:
             try:
@@ -224,6 +232,7 @@ class BackendUDP:
                 continue  # ICMP unreachable and friends: the query will time out
             if not lens:
                 return
+            now = clock()
             budget -= len(lens)
             off = 0
             for n in lens:
@@ -243,11 +252,13 @@ class BackendUDP:
                 buf[off + 3] = (lo & 0xEF) | (f & 0x10)
                 data = buf[off:off + n]
                 off += slot
-                if not answer_matches(data, st.question, allow_empty, stats):
+                q = st.question        # answer_matches' usual outcome first: the question
+                if not ((data[4] or data[5]) and data[12:12 + len(q)] == q) \
+                        and not answer_matches(data, q, allow_empty, stats):
                     continue
                 del inflight[sid]
                 server.outstanding -= 1
-                on_response(server, data, st, (hi << 8) | lo)
+                on_response(server, data, st, (hi << 8) | lo, now)
 
     def _take(self, data: bytes) -> InFlight | None:
         """An answer as it came from the backend: its in-flight state, the slot freed; None

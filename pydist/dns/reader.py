@@ -385,9 +385,12 @@ def options(pkt: bytes | bytearray, rdata: int, end: int,
 
 # ---------------------------------------------------------------- TTLs
 
-def ttl_walk(resp: bytes | bytearray) -> tuple[list[int], int, bool]:
+def ttl_walk(resp: bytes | bytearray, questions_end: int = 0
+             ) -> tuple[list[int], int, bool]:
     """TTL offsets, minimum TTL (NO_TTL if none) and 'IN SOA seen in authority', walking every
     record after the questions up to the first OPT, as far as a damaged answer goes.
+    `questions_end`: where the questions end, when the caller has already read them (an
+    answer checked against the one question of its query), else 0.
 
     Hot at every cache insert: a whole RR header is read with one unpack when it fits and a
     name that is a lone compression pointer is skipped inline; the tail of a truncated packet
@@ -400,10 +403,13 @@ def ttl_walk(resp: bytes | bytearray) -> tuple[list[int], int, bool]:
     if end < 12:
         return offsets, min_ttl, soa
     qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(resp, 4)
-    try:
-        pos = skip_questions(resp, qdcount)
-    except WireError:
-        return offsets, min_ttl, soa
+    if questions_end:
+        pos = questions_end
+    else:
+        try:
+            pos = skip_questions(resp, qdcount)
+        except WireError:
+            return offsets, min_ttl, soa
     auth_end = ancount + nscount
     rr_head = _RR_HEAD.unpack_from
     for n in range(auth_end + arcount):

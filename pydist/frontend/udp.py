@@ -282,10 +282,18 @@ class UDPFrontend:
 
     # ---- the sink of the queries this listener forwarded (pydist/frontend/sink.py)
     def answer(self, st: Any, resp: bytes, delay_ms: int) -> None:
+        out = st.out
         if delay_ms > 0:
-            self.loop.call_later(delay_ms / 1000.0, self.send_later, resp, st.out, st.client)
+            self.loop.call_later(delay_ms / 1000.0, self.send_later, resp, out, st.client)
+        elif out.__class__ is bytes and resp.__class__ is bytes:   # send() written out
+            tx = self.tx
+            tx.datas.append(resp)   # type: ignore[union-attr]
+            tx.dests.append(out)    # type: ignore[union-attr]
+            if not self.in_round and not self.flush_due:
+                self.flush_due = True
+                self.loop.call_soon(self.flush)
         else:
-            self.send(resp, st.out, st.client)
+            self.send(resp, out, st.client)
 
     def answer_part(self, st: Any, resp: bytes) -> None:
         """Zone transfers are not relayed over UDP (only their last message: `answer`)."""

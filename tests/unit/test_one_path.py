@@ -38,7 +38,7 @@ def test_steps_take_the_transport_value_and_nothing_that_sends() -> None:
         "self", "server", "data", "st"]
     # `backend_flags`: the backend layer already put the client's ID and flags back
     assert list(inspect.signature(PacketPath.udp_response_step).parameters) == [
-        "self", "server", "data", "st", "backend_flags"]
+        "self", "server", "data", "st", "backend_flags", "now"]
     for name in ("packet_path.py", "rule_path.py", "rules/chain.py"):
         text = (ROOT / "pydist" / name).read_text()
         assert not re.search(r"(hasattr|getattr)\(reply", text), name
