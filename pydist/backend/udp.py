@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydist.backend.server import DownstreamState
 from pydist.dns.netmask import family_of
 from pydist.net import mmsg
 from pydist.transport import DO53_UDP, Transport
 from pydist.verdict import FORWARD
+
+if TYPE_CHECKING:
+    from mmap import mmap
 
 DRAIN_BUDGET = 256        # answers read per wake-up before others get the loop
 RECV_BATCH = 32           # answers per recvmmsg
@@ -208,7 +211,7 @@ class BackendUDP:
                 return
             except OSError:
                 continue  # ICMP unreachable and friends: the query will time out
-            state = take(data)
+            state = take(data, 0, len(data))
             if state is not None:
                 self.on_response(self.server, data, state, -1, 0.0)
 
@@ -217,11 +220,9 @@ class BackendUDP:
         its slot before it is read out, so the bytes taken out are the ones to relay. The
         clock is read once per recvmmsg: every answer of it arrived by then."""
         buf, slot = rx.buf, rx.slot_size
-        inflight = self.inflight
-        stats = self.stats
+        take = self._take
         server = self.server
         on_response = self.on_response
-        allow_empty = self.settings.allow_empty_response
         clock = time.time
         budget = DRAIN_BUDGET
         while budget > 0:
@@ -234,44 +235,34 @@ class BackendUDP:
                 return
             now = clock()
             budget -= len(lens)
-            off = 0
+            off = -slot
             for n in lens:
-                if n < 12 or not buf[off + 2] & 0x80:
-                    stats.noncompliant_responses += 1
-                    off += slot
-                    continue
-                sid = (buf[off] << 8) | buf[off + 1]
-                st = inflight.get(sid)
+                off += slot
+                st = take(buf, off, n)
                 if st is None:
-                    off += slot
                     continue
                 f = st.flags            # the response step's restore, done in place
                 hi, lo = buf[off + 2], buf[off + 3]
                 buf[off:off + 2] = st.orig_id
                 buf[off + 2] = (hi & 0xFE) | ((f >> 8) & 0x01)
                 buf[off + 3] = (lo & 0xEF) | (f & 0x10)
-                data = buf[off:off + n]
-                off += slot
-                q = st.question        # answer_matches' usual outcome first: the question
-                if not ((data[4] or data[5]) and data[12:12 + len(q)] == q) \
-                        and not answer_matches(data, q, allow_empty, stats):
-                    continue
-                del inflight[sid]
-                server.outstanding -= 1
-                on_response(server, data, st, (hi << 8) | lo, now)
+                on_response(server, buf[off:off + n], st, (hi << 8) | lo, now)
 
-    def _take(self, data: bytes) -> InFlight | None:
-        """An answer as it came from the backend: its in-flight state, the slot freed; None
-        when it answers nothing we wait for (noncompliant ones counted)."""
-        stats = self.stats
-        if len(data) < 12 or not data[2] & 0x80:
-            stats.noncompliant_responses += 1
+    def _take(self, buf: bytes | mmap, off: int, n: int) -> InFlight | None:
+        """The answer at buf[off:off + n] as it came from the backend: its in-flight state,
+        the slot freed; None when it answers nothing we wait for (noncompliant ones counted).
+        Both drains use it (the batched one on its receive buffer, without a copy)."""
+        if n < 12 or not buf[off + 2] & 0x80:
+            self.stats.noncompliant_responses += 1
             return None
-        sid = (data[0] << 8) | data[1]
+        sid = (buf[off] << 8) | buf[off + 1]
         state = self.inflight.get(sid)
         if state is None:
             return None
-        if not answer_matches(data, state.question, self.settings.allow_empty_response, stats):
+        q = state.question          # answer_matches' usual outcome first: the question
+        if not ((buf[off + 4] or buf[off + 5]) and buf[off + 12:off + 12 + len(q)] == q) \
+                and not answer_matches(buf[off:off + n], q, self.settings.allow_empty_response,
+                                       self.stats):
             return None
         del self.inflight[sid]
         self.server.outstanding -= 1

@@ -305,7 +305,6 @@ class UDPFrontend:
         """Nothing to tell a UDP client."""
 
 
-
 def read_proxied(path: Any, data: bytes, proxy: Any, fe: Any,
                  sock: Any) -> tuple[bytes, Any, ProxiedUDPSocket] | None:
     """A datagram from a setProxyProtocolACL source, counted, its header required (see
