@@ -1,8 +1,11 @@
 """Shared fixtures: free ports, loopback responders, pydist/dnsdist processes."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -11,6 +14,16 @@ import pytest
 from tests.helpers import prerequisites
 from tests.helpers.pydist_proc import IMPLS, DnsdistProcess, free_port
 from tests.helpers.responder import Handler, Responder
+
+# Hypothesis keeps its example database and constants cache out of the checkout (they hold this
+# machine's paths): a throw-away directory per run, and no example database at all.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="pydist-hypothesis-")
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", _HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, True)
+from hypothesis import settings as _hypothesis_settings  # noqa: E402  (after the directory)
+
+_hypothesis_settings.register_profile("pydist", database=None)
+_hypothesis_settings.load_profile("pydist")
 
 Starter = Callable[..., DnsdistProcess]
 ResponderFactory = Callable[..., Responder]
