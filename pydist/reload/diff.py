@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydist.backend.server import DownstreamState
+from pydist.cache import PacketCache
 from pydist.registry import FrontendDecl, Registry
+from pydist.rules.chain import Rule
 from pydist.workers.stats_sum import plain_type
 
 # PacketCache settings that decide what an entry is and how long it lives: equal ones make
@@ -21,8 +23,8 @@ CACHE_SETTINGS = ("max_ttl", "min_ttl", "temporary_failure_ttl", "max_negative_t
 @dataclass
 class CachePlan:
     """One packet cache of the new config and the running cache it takes over, if any."""
-    new: Any
-    old: Any = None
+    new: PacketCache
+    old: PacketCache | None = None
     resized: bool = False
 
 
@@ -36,7 +38,7 @@ class ReloadPlan:
     kept_listeners: list[tuple[FrontendDecl, FrontendDecl]] = field(default_factory=list)
     added_listeners: list[FrontendDecl] = field(default_factory=list)
     removed_listeners: list[FrontendDecl] = field(default_factory=list)
-    kept_rules: list[tuple[Any, Any]] = field(default_factory=list)    # (old Rule, new Rule)
+    kept_rules: list[tuple[Rule, Rule]] = field(default_factory=list)    # (old, new)
     rules_added: int = 0
     rules_removed: int = 0
 
@@ -98,7 +100,7 @@ def _servers(p: ReloadPlan, old: list[DownstreamState], new: list[DownstreamStat
     p.removed_servers.extend(running.values())
 
 
-def cache_settings(cache: Any) -> tuple[Any, ...]:
+def cache_settings(cache: PacketCache) -> tuple[object, ...]:
     return tuple(getattr(cache, a, None) for a in CACHE_SETTINGS)
 
 
@@ -149,11 +151,11 @@ def _listeners(p: ReloadPlan, old: list[FrontendDecl], new: list[FrontendDecl]) 
     p.removed_listeners.extend(fe for group in running.values() for fe in group)
 
 
-def rule_text(rule: Any) -> tuple[str, str, str]:
+def rule_text(rule: Rule) -> tuple[str, str, str]:
     return (rule.name, str(rule.selector), str(rule.action))
 
 
-def _rules(p: ReloadPlan, old: tuple[Any, ...], new: tuple[Any, ...]) -> None:
+def _rules(p: ReloadPlan, old: tuple[Rule, ...], new: tuple[Rule, ...]) -> None:
     """A rule is unchanged when its UUID was given and is the same, or when the rule at its
     position had the same name, selector and action text."""
     by_uuid = {r.uuid: r for r in old}
