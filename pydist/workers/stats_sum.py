@@ -120,6 +120,8 @@ def collect(reg: Registry, rings: bool = True) -> Report:
                       for fe in reg.frontends],
         "caches": [(_take(c, CACHE_COUNTERS), c.entries) for c in caches_of(reg)],
         "rules": {k: [r.matches for r in chain.rules] for k, chain in reg.rules.items()},
+        "actions": {k: [_take_counters(_counting_action(r)) for r in chain.rules]
+                    for k, chain in reg.rules.items()},
         "dynblocks": _take_blocks(reg),
         "querycount": _take_query_counts(reg),
         "rings": ([], []),
@@ -136,6 +138,43 @@ def collect(reg: Registry, rings: bool = True) -> Report:
         ring.queries.clear()
         ring.responses.clear()
     return report
+
+
+def _counting_action(rule: Any) -> Any:
+    """The action of a rule that keeps counters (TeeAction's), through ContinueAction."""
+    act = rule.action
+    while not getattr(act, "counters", ()) and hasattr(act, "action"):
+        act = act.action
+    return act if getattr(act, "counters", ()) else None
+
+
+def _take_counters(act: Any) -> list[Any] | None:
+    """An action's counters since the last report, zeroed here (a list counter in place:
+    the action holds a reference to it)."""
+    if act is None:
+        return None
+    out: list[Any] = []
+    for name in act.counters:
+        v = getattr(act, name)
+        if isinstance(v, list):
+            out.append(list(v))
+            v[:] = [0] * len(v)
+        else:
+            out.append(v)
+            setattr(act, name, 0)
+    return out
+
+
+def _add_counters(act: Any, delta: list[Any] | None) -> None:
+    if act is None or delta is None:
+        return
+    for name, d in zip(act.counters, delta):
+        v = getattr(act, name)
+        if isinstance(v, list):
+            for i, n in enumerate(d[:len(v)]):
+                v[i] += n
+        elif d:
+            setattr(act, name, v + d)
 
 
 def _take_query_counts(reg: Registry) -> dict[str, int]:
@@ -214,6 +253,9 @@ class Totals:
         for kind, matches in report["rules"].items():
             for r, m in zip(reg.rules[kind].rules, matches):
                 r.matches += m
+        for kind, counts in report["actions"].items():
+            for r, delta in zip(reg.rules[kind].rules, counts):
+                _add_counters(_counting_action(r), delta)
         ext = getattr(reg.stats, "cache_ext_counters", None)
         if ext is not None and "cache_ext" in report:
             _add(ext, tuple(a for a, _ in CACHE_EXT_COUNTERS.values()), report["cache_ext"])
