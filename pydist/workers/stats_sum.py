@@ -22,6 +22,7 @@ import resource
 from typing import Any
 
 from pydist.cache_counters import COUNTERS as CACHE_EXT_COUNTERS
+from pydist.cache_summed import plain_type, summed_cache_class
 from pydist.registry import Registry
 from pydist.stats import _DYNAMIC, DOT_LATENCY_NAMES, ENTRY_NAMES, GAUGES, Stats, _attr
 from pydist.stats import _fd_count, _rss
@@ -294,7 +295,7 @@ class Totals:
                                            if j < len(r["frontends"])])
         for j, c in enumerate(caches_of(reg)):
             try:
-                c.__class__ = _summed_cache_class(type(c))
+                c.__class__ = summed_cache_class(type(c))
             except TypeError:       # a cache class with __slots__: its own (empty) count
                 continue
             c.summed_entries = sum(r["caches"][j][1] for r in reports if j < len(r["caches"]))
@@ -342,25 +343,3 @@ class SummedStats(Stats):
         if name in PROCESS_GAUGES:
             return own + self.totals.process_value(name)
         return own
-
-
-_SUMMED_CACHES: dict[type, type] = {}
-
-
-def plain_type(cache: Any) -> type:
-    """A cache's own class, not the supervisor's summing subclass of it."""
-    cls = type(cache)
-    return cls.__mro__[1] if getattr(cls, "summed", False) else cls
-
-
-def _summed_cache_class(base: type) -> type:
-    """The supervisor's caches hold no entry: their entry count is the workers' sum."""
-    if getattr(base, "summed", False):
-        return base
-    cls = _SUMMED_CACHES.get(base)
-    if cls is None:
-        cls = _SUMMED_CACHES[base] = type(base.__name__, (base,), {
-            "summed": True, "summed_entries": 0,
-            "entries": property(lambda self: self.summed_entries)})
-    return cls
-
