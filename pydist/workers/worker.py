@@ -88,6 +88,7 @@ def _forget_parent(ctx: WorkerContext) -> None:
     reg = ctx.reg
     reg.observers.clear()
     reg.reload_control = None      # the supervisor's: pydist.reload() is refused in a worker
+    snapshots.ignore_replayed_saves(reg)
     if reg.web.sock is not None:
         reg.web.sock.close()
         reg.web.sock = None
@@ -137,6 +138,7 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("reload", lambda ids: reload_worker(engine, ids))
     endpoint.register("retire", lambda _p: retire_worker(engine))
     endpoint.register(handover.KIND, lambda names: handover.export(reg(), names))
+    endpoint.register(snapshots.KIND, lambda p: snapshots.save_in_worker(reg(), p))
     endpoint.register(tickets.KIND, lambda state: tickets.apply(reg(), state))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
@@ -171,6 +173,7 @@ def reload_worker(engine: Any, ids: list[str]) -> bool:
         uuids.replay([])
         old.log = log
         engine.reg.log = log
+        snapshots.ignore_replayed_saves(engine.reg)
     return ok
 
 
