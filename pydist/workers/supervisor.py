@@ -132,7 +132,7 @@ class Supervisor:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
                                      child, self.keep_fds, list(self.worker_hooks), self.load,
-                                     caches or {}))
+                                     caches or {}, len(self.slots)))
         gc.unfreeze()
         child.close()
         parent.setblocking(True)

@@ -373,7 +373,9 @@ def test_large_reports_after_heavy_traffic(start_proc, responder):
     assert answered == 11200
     st = stats(p)
     assert st["queries"] == "11200" and st["worker-restarts"] == "0", st
-    assert len(console(p, "grepq('127.0.0.1', 20000)").splitlines()) > 10000     # the ring full, from both workers
+    # each worker's rings hold half the configured 10,000 (dnsdist's ring shards): more than
+    # 5,000 queries shown means both workers' shipments arrived whole
+    assert len(console(p, "grepq('127.0.0.1', 20000)").splitlines()) > 5000 + 100
 
 
 # --- other listeners and exporters
