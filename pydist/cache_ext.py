@@ -250,6 +250,12 @@ def save(cache: ExtendedPacketCache, path: str | None, log: Callable[[str], None
     return n
 
 
+def saved_line(n: int, target: str) -> str:
+    """The console's answer to pydist.saveCache: `n` entries written, or -1."""
+    return (f"Saved {n} entries to '{target}'\n" if n >= 0 else
+            f"Error: the snapshot could not be written to '{target}'\n")
+
+
 def save_all(reg: Any) -> None:
     """At shutdown: every cache with a snapshot file writes it."""
     for cache, _ in configured_caches(reg):

@@ -61,22 +61,25 @@ def _ident_value(raw: bytes) -> Any:
     return (int.from_bytes(raw[:2], "big"), raw[2], bytes(raw[3:]))
 
 
-def encode(entries: list[tuple[bool, Any, Any]], saved_at: int) -> bytes:
-    """The file's bytes for (udp, key, entry) triples."""
-    out = [_HEAD.pack(MAGIC, VERSION, saved_at, len(entries))]
-    for udp, key, entry in entries:
+Record = tuple[bool, Any, bytes, int, int, Any]     # (udp, key, response, added, validity, ident)
+
+
+def encode(records: list[Record], saved_at: int) -> bytes:
+    """The file's bytes for decoded-form records."""
+    out = [_HEAD.pack(MAGIC, VERSION, saved_at, len(records))]
+    for udp, key, response, added, validity, ident in records:
         raw = key[0] if isinstance(key, tuple) else key
-        ident = _ident_bytes(entry.ident)
+        ident_raw = _ident_bytes(ident)
         out.append(bytes(((_FLAG_UDP if udp else 0) | (_FLAG_CUT if isinstance(key, tuple) else 0),)))
         out.append(_U16.pack(len(raw)) + raw)
-        out.append(_U16.pack(len(ident)) + ident)
-        out.append(_TIMES.pack(entry.added, entry.validity))
-        out.append(_U16.pack(len(entry.response)) + entry.original())
+        out.append(_U16.pack(len(ident_raw)) + ident_raw)
+        out.append(_TIMES.pack(added, validity))
+        out.append(_U16.pack(len(response)) + response)
     body = b"".join(out)
     return body + zlib.crc32(body).to_bytes(4, "big")
 
 
-def decode(data: bytes) -> tuple[int, list[tuple[bool, Any, bytes, int, int, Any]]]:
+def decode(data: bytes) -> tuple[int, list[Record]]:
     """(saved_at, [(udp, key, response, added, validity, ident)]) or SnapshotError."""
     if len(data) < _HEAD.size + 4:
         raise SnapshotError("too short")
@@ -119,19 +122,43 @@ def _chunk(body: bytes, pos: int) -> tuple[bytes, int]:
 
 def dump(cache: PacketCache, now: float) -> tuple[bytes, int]:
     """Every entry of ``cache`` in the file's format, and how many there are."""
-    entries = [(bool(udp), key, entry) for udp in (0, 1)
-               for key, entry in cache.items(udp)]
-    return encode(entries, int(now)), len(entries)
+    records = [(bool(udp), key, entry.original(), entry.added, entry.validity, entry.ident)
+               for udp in (0, 1) for key, entry in cache.items(udp)]
+    return encode(records, int(now)), len(records)
 
 
-def save(cache: PacketCache, path: str, now: float) -> int:
-    """Write every entry of ``cache`` to ``path`` (atomically: a temporary file renamed over
-    it); returns the number of entries written. :raises OSError: the file cannot be written."""
-    data, count = dump(cache, now)
+def merge(dumps: list[bytes], now: float) -> tuple[bytes, int]:
+    """Several dumps of one cache (one per worker process) as one file's bytes, and how many
+    entries it holds: an entry more than one holds is kept once, the latest stored. A dump
+    that does not decode is left out (it came from this pydist: it never happens)."""
+    latest: dict[tuple[bool, Any, Any], Record] = {}
+    for data in dumps:
+        try:
+            records = decode(data)[1]
+        except SnapshotError:
+            continue
+        for rec in records:
+            udp, key, _response, added, _validity, ident = rec
+            seen = latest.get((udp, key, ident))
+            if seen is None or seen[3] < added:
+                latest[(udp, key, ident)] = rec
+    return encode(list(latest.values()), int(now)), len(latest)
+
+
+def write(path: str, data: bytes) -> None:
+    """``data`` to ``path`` atomically (a temporary file renamed over it).
+    :raises OSError: the file cannot be written."""
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as fp:
         fp.write(data)
     os.replace(tmp, path)
+
+
+def save(cache: PacketCache, path: str, now: float) -> int:
+    """Write every entry of ``cache`` to ``path`` (atomically); returns the number of entries
+    written. :raises OSError: the file cannot be written."""
+    data, count = dump(cache, now)
+    write(path, data)
     return count
 
 
@@ -160,7 +187,7 @@ def load(cache: PacketCache, path: str, now: float, keep_for: int, counters: Cac
     return loaded
 
 
-def store_records(cache: PacketCache, records: list[tuple[bool, Any, bytes, int, int, Any]],
+def store_records(cache: PacketCache, records: list[Record],
                   now: float, keep_for: int) -> tuple[int, int]:
     """Decoded records into ``cache``: (stored, dropped: expired or not storable)."""
     now_s = int(now)

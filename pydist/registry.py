@@ -189,6 +189,9 @@ class Registry:
         # pydist.reload() and the web API reach the runtime's reload through this
         # (pydist.reload.triggers.ReloadControl); pydist.watchConfig() declares reload_settings
         self.reload_control: Any = None
+        # pydist.saveCache with worker processes (pydist.workers.snapshots): (cache, file or
+        # None) -> the console's answer; None: this process holds the entries and writes them
+        self.cache_saver: Any = None
         self.reload_settings = ReloadSettings()
         self.observers: list[RegistryObserver] = []     # the runtime, once serving
         self.unsupported: list[str] = []

@@ -93,9 +93,11 @@ def register(rt: Any) -> None:
         if not target:
             rt.show("Error: no snapshot file given or configured\n")
             return
-        n = cache_ext.save(cache, target, rt.log)
-        rt.show(f"Saved {n} entries to '{target}'\n" if n >= 0 else
-                f"Error: the snapshot could not be written to '{target}'\n")
+        saver = rt.registry.cache_saver         # with worker processes: they hold the entries
+        if saver is not None:
+            rt.show(saver(cache, as_str(path) if path is not None else None))
+            return
+        rt.show(cache_ext.saved_line(cache_ext.save(cache, target, rt.log), target))
     add(rt, "saveCache", save_cache)
 
     def cache_stats(*_: Any) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydist.backend.server import DownstreamState
 from pydist.cache import PacketCache
+from pydist.cache_summed import plain_type
 from pydist.registry import FrontendDecl, Registry
 from pydist.rules.chain import Rule
-from pydist.workers.stats_sum import plain_type
 
 # PacketCache settings that decide what an entry is and how long it lives: equal ones make
 # the old entries valid under the new config; max_entries alone may differ (a resize)

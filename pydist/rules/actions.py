@@ -41,6 +41,9 @@ class Action:
     pure = False
     carried_out = True
     text = ""
+    # the attributes (ints, or lists of ints) an action counts into while serving: with
+    # worker processes they are summed into the supervisor's copy (pydist.workers.stats_sum)
+    counters: tuple[str, ...] = ()
 
     def __call__(self, dq: Any) -> tuple[int, str | None]:
         return CONTINUE

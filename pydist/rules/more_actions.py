@@ -94,6 +94,8 @@ class TeeAction(Action):
     ECS option the query would get towards a backend (a query too garbled for one is not
     copied, as in dnsdist)."""
 
+    counters = ("queries", "responses", "send_errors", "tcp_drops", "recv_errors", "rcodes")
+
     def __init__(self, host: str, port: int, add_ecs: bool = False) -> None:
         self.host, self.port, self.add_ecs = host, port, add_ecs
         self.sock: socket.socket | None = None

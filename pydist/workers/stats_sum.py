@@ -22,6 +22,7 @@ import resource
 from typing import Any
 
 from pydist.cache_counters import COUNTERS as CACHE_EXT_COUNTERS
+from pydist.cache_summed import plain_type, summed_cache_class
 from pydist.registry import Registry
 from pydist.stats import _DYNAMIC, DOT_LATENCY_NAMES, ENTRY_NAMES, GAUGES, Stats, _attr
 from pydist.stats import _fd_count, _rss
@@ -120,6 +121,8 @@ def collect(reg: Registry, rings: bool = True) -> Report:
                       for fe in reg.frontends],
         "caches": [(_take(c, CACHE_COUNTERS), c.entries) for c in caches_of(reg)],
         "rules": {k: [r.matches for r in chain.rules] for k, chain in reg.rules.items()},
+        "actions": {k: [_take_counters(_counting_action(r)) for r in chain.rules]
+                    for k, chain in reg.rules.items()},
         "dynblocks": _take_blocks(reg),
         "querycount": _take_query_counts(reg),
         "rings": ([], []),
@@ -136,6 +139,43 @@ def collect(reg: Registry, rings: bool = True) -> Report:
         ring.queries.clear()
         ring.responses.clear()
     return report
+
+
+def _counting_action(rule: Any) -> Any:
+    """The action of a rule that keeps counters (TeeAction's), through ContinueAction."""
+    act = rule.action
+    while not getattr(act, "counters", ()) and hasattr(act, "action"):
+        act = act.action
+    return act if getattr(act, "counters", ()) else None
+
+
+def _take_counters(act: Any) -> list[Any] | None:
+    """An action's counters since the last report, zeroed here (a list counter in place:
+    the action holds a reference to it)."""
+    if act is None:
+        return None
+    out: list[Any] = []
+    for name in act.counters:
+        v = getattr(act, name)
+        if isinstance(v, list):
+            out.append(list(v))
+            v[:] = [0] * len(v)
+        else:
+            out.append(v)
+            setattr(act, name, 0)
+    return out
+
+
+def _add_counters(act: Any, delta: list[Any] | None) -> None:
+    if act is None or delta is None:
+        return
+    for name, d in zip(act.counters, delta):
+        v = getattr(act, name)
+        if isinstance(v, list):
+            for i, n in enumerate(d[:len(v)]):
+                v[i] += n
+        elif d:
+            setattr(act, name, v + d)
 
 
 def _take_query_counts(reg: Registry) -> dict[str, int]:
@@ -214,6 +254,9 @@ class Totals:
         for kind, matches in report["rules"].items():
             for r, m in zip(reg.rules[kind].rules, matches):
                 r.matches += m
+        for kind, counts in report["actions"].items():
+            for r, delta in zip(reg.rules[kind].rules, counts):
+                _add_counters(_counting_action(r), delta)
         ext = getattr(reg.stats, "cache_ext_counters", None)
         if ext is not None and "cache_ext" in report:
             _add(ext, tuple(a for a, _ in CACHE_EXT_COUNTERS.values()), report["cache_ext"])
@@ -252,7 +295,7 @@ class Totals:
                                            if j < len(r["frontends"])])
         for j, c in enumerate(caches_of(reg)):
             try:
-                c.__class__ = _summed_cache_class(type(c))
+                c.__class__ = summed_cache_class(type(c))
             except TypeError:       # a cache class with __slots__: its own (empty) count
                 continue
             c.summed_entries = sum(r["caches"][j][1] for r in reports if j < len(r["caches"]))
@@ -300,25 +343,3 @@ class SummedStats(Stats):
         if name in PROCESS_GAUGES:
             return own + self.totals.process_value(name)
         return own
-
-
-_SUMMED_CACHES: dict[type, type] = {}
-
-
-def plain_type(cache: Any) -> type:
-    """A cache's own class, not the supervisor's summing subclass of it."""
-    cls = type(cache)
-    return cls.__mro__[1] if getattr(cls, "summed", False) else cls
-
-
-def _summed_cache_class(base: type) -> type:
-    """The supervisor's caches hold no entry: their entry count is the workers' sum."""
-    if getattr(base, "summed", False):
-        return base
-    cls = _SUMMED_CACHES.get(base)
-    if cls is None:
-        cls = _SUMMED_CACHES[base] = type(base.__name__, (base,), {
-            "summed": True, "summed_entries": 0,
-            "entries": property(lambda self: self.summed_entries)})
-    return cls
-

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydist import uuids
 from pydist.registry import Registry
-from pydist.workers import handover, tickets
+from pydist.workers import handover, snapshots, tickets
 from pydist.workers.control import ChannelClosed, SupervisorEnd
 from pydist.workers.sockets import Assignment, all_fds, all_sockets, columns, plan_sockets
 from pydist.workers.stats_sum import Totals
@@ -85,6 +85,7 @@ class Supervisor:
         for slot in self.slots:
             self._spawn(slot)
         self.engine.workers = self         # how other features reach broadcast()
+        self.reg.cache_saver = snapshots.SupervisorSaver(self)
         self.engine.console_execute = self.console
         self.engine.config_loader = self._load_for_reload
         self.engine.shutdown_hooks.append(self.stop)
@@ -131,7 +132,7 @@ class Supervisor:
             parent.close()
             run_worker(WorkerContext(slot.index, self.reg, self.execute, self.plan[slot.index],
                                      child, self.keep_fds, list(self.worker_hooks), self.load,
-                                     caches or {}))
+                                     caches or {}, len(self.slots)))
         gc.unfreeze()
         child.close()
         parent.setblocking(True)
@@ -388,6 +389,7 @@ class Supervisor:
             return
         old_reg = self.reg
         self.reg = engine.reg
+        self.reg.cache_saver = snapshots.SupervisorSaver(self)
         self.totals = Totals(self.reg)
         self.execute = loaded.console_execute
         engine.console_execute = self.console

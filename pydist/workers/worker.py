@@ -18,6 +18,7 @@ from typing import Any, Callable, NoReturn
 
 from pydist import uuids
 from pydist.registry import Registry
+from pydist.rings import Rings
 from pydist.workers import handover, snapshots, stats_sum, tickets
 from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
@@ -49,6 +50,7 @@ class WorkerContext:
     load: Callable[[Callable[[str], None]], Any] | None = None
     # the packet-cache entries of the worker this one replaces (pydist.workers.handover)
     caches: handover.Entries = field(default_factory=dict)
+    workers: int = 1                        # how many workers serve (this one included)
 
 
 def run_worker(ctx: WorkerContext) -> NoReturn:
@@ -88,6 +90,7 @@ def _forget_parent(ctx: WorkerContext) -> None:
     reg = ctx.reg
     reg.observers.clear()
     reg.reload_control = None      # the supervisor's: pydist.reload() is refused in a worker
+    snapshots.ignore_replayed_saves(reg)
     if reg.web.sock is not None:
         reg.web.sock.close()
         reg.web.sock = None
@@ -110,6 +113,7 @@ def _serve(ctx: WorkerContext) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
+    shard_rings(reg, engine.path, ctx.workers)
     engine.health = NoChecks()
     engine.maintenance_hooks.extend(ctx.hooks)
     engine.console_execute = ctx.execute
@@ -121,6 +125,15 @@ def _serve(ctx: WorkerContext) -> int:
     loop.run_until_complete(engine.start())
     loop.run_until_complete(engine.stopped.wait())
     return engine.exit_code or 0
+
+
+def shard_rings(reg: Registry, path: Any, workers: int) -> None:
+    """This worker's rings hold its share of the configured size, as dnsdist's ring shards
+    each hold theirs: the supervisor's rings (the configured size) then take every worker's
+    latest entries (a worker reports at most its share), not the last reporting worker's
+    alone; and N workers hold one ring's worth of entries between them, not N."""
+    rings = Rings(max(1, reg.settings.ring_buffer_size // workers))
+    reg.rings = path.rings = rings
 
 
 def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any) -> None:
@@ -137,6 +150,7 @@ def register_handlers(endpoint: WorkerEndpoint, ctx: WorkerContext, engine: Any)
     endpoint.register("reload", lambda ids: reload_worker(engine, ids))
     endpoint.register("retire", lambda _p: retire_worker(engine))
     endpoint.register(handover.KIND, lambda names: handover.export(reg(), names))
+    endpoint.register(snapshots.KIND, lambda p: snapshots.save_in_worker(reg(), p))
     endpoint.register(tickets.KIND, lambda state: tickets.apply(reg(), state))
     for kind, handler in EXTRA_HANDLERS.items():
         endpoint.register(kind, lambda payload, h=handler: h(ctx, engine, payload))
@@ -171,6 +185,7 @@ def reload_worker(engine: Any, ids: list[str]) -> bool:
         uuids.replay([])
         old.log = log
         engine.reg.log = log
+        snapshots.ignore_replayed_saves(engine.reg)
     return ok
 
 

@@ -195,6 +195,41 @@ def test_snapshots_of_every_worker_survive_a_restart(start_proc, responder, tmp_
     assert st["cache-hits"] == str(CLIENTS), st
 
 
+def test_save_to_a_named_file_merges_every_worker(start_proc, responder, tmp_path):
+    """pydist.saveCache(pc, "file") on the console with workers writes one file holding
+    every worker's entries (each worker used to write its own over the others', and the
+    supervisor answered with its own, empty, count); one process and two workers started on
+    that file answer every name from it. pydist.saveCache(pc) writes each worker's file."""
+    merged = tmp_path / "merged.snap"
+    conf = console_prelude(cache=1000) + "pydist.cacheOptions(pc, {staleWindow=0})\n"
+    p = start_proc("pydist", conf, {"backend": responder.address},
+                   extra_args=("--workers", "2"))
+    wait_children(p, 2)
+    clients = _bound_clients(CLIENTS)
+    try:
+        assert _ask_all(p.addr(), clients, "merged", 5) == set(range(CLIENTS))
+    finally:
+        for s in clients:
+            s.close()
+    assert console(p, f'pydist.saveCache(pc, "{merged}")') == \
+        f"Saved {CLIENTS} entries to '{merged}'\n"
+    p.stop()
+    conf = console_prelude(cache=1000) + f'pydist.cacheOptions(pc, {{snapshot="{merged}"}})\n'
+    for n in ("1", "2"):
+        again = start_proc("pydist", conf, dict(p.values), extra_args=("--workers", n))
+        if n == "2":
+            wait_children(again, 2)
+        for i in range(CLIENTS):        # fresh source ports: both workers are asked
+            r = query(again.addr(), f"merged{i}.example.", timeout=3)
+            assert r is not None and r.answer, i
+        if n == "2":
+            out = console(again, "pydist.saveCache(pc)")
+            assert sorted(out.splitlines()) == [f"Saved {CLIENTS} entries to '{merged}.w{i}'"
+                                                for i in (0, 1)], out
+        again.stop()
+    assert _asked(responder, "merged") == CLIENTS       # every later answer from the file
+
+
 # --- DoT session tickets: one key ring for every worker
 
 def test_dot_ticket_resumes_on_every_worker(start_proc, responder, tmp_path):

@@ -196,6 +196,28 @@ def test_snapshot_round_trip_ages_and_drops_expired(tmp_path) -> None:
     assert cache_snapshot.load(again, path, T0 + 30, 60, counters, logs.append) == 50
 
 
+def test_merged_dumps_hold_each_entry_once_the_latest(tmp_path) -> None:
+    """Worker processes' dumps of one cache merged (pydist.saveCache(pc, "file") with
+    workers): the union, an entry both hold once, the one stored last."""
+    a, b = PacketCache(1000), PacketCache(1000)
+    for i in range(3):
+        q = query(f"n{i}.example.", qid=i)
+        fill(a, q, answer(q, ttls=(100,)))
+    for i in range(2, 5):
+        q = query(f"n{i}.example.", qid=i)
+        fill(b, q, answer(q, ttls=(200,)), now=T0 + 10)
+    data, n = cache_snapshot.merge([cache_snapshot.dump(a, T0)[0],
+                                    cache_snapshot.dump(b, T0 + 10)[0], b"garbage"], T0 + 10)
+    assert n == 5
+    path = tmp_path / "merged"
+    cache_snapshot.write(str(path), data)
+    fresh = PacketCache(1000)
+    assert cache_snapshot.load(fresh, str(path), T0 + 10, 0, cache_ext.CacheCounters(),
+                               lambda _: None) == 5
+    q = query("n2.example.", qid=9)
+    assert ttls_of(fresh.lookup(q, qend(q), True, T0 + 10)[0]) == [200]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "foreign", "empty", "version"])
 def test_damaged_snapshot_ignored_with_one_line(tmp_path, damage: str) -> None:
     pc = _filled()

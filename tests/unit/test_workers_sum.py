@@ -143,3 +143,51 @@ def test_extra_handlers_reach_the_worker_endpoint():
         b.close()
     finally:
         W.EXTRA_HANDLERS.pop("reload-test")
+
+
+def test_action_counters_summed_through_continue_action():
+    """TeeAction's counters (ints and its per-rcode list) travel as deltas, also when the
+    action is wrapped in ContinueAction; a list counter is zeroed in place."""
+    from pydist.rules import selectors
+    from pydist.rules.actions import ContinueAction
+    from pydist.rules.chain import Rule
+    from pydist.rules.more_actions import TeeAction
+    worker, sup = _registry(), _registry()
+    for reg in (worker, sup):
+        reg.rules["query"].add(Rule(selectors.AllRule(), TeeAction("127.0.0.1", 53)))
+        reg.rules["query"].add(Rule(selectors.AllRule(),
+                                    ContinueAction(TeeAction("127.0.0.1", 54))))
+    totals = stats_sum.Totals(sup)
+    tee, wrapped = (r.action for r in worker.rules["query"].rules)
+    rcodes = tee.rcodes
+    for slot in (0, 1):
+        tee.queries += 2
+        tee.rcodes[3] += 1
+        wrapped.action.responses += 5
+        totals.add(slot, stats_sum.collect(worker))
+    assert tee.queries == 0 and tee.rcodes is rcodes and rcodes[3] == 0
+    s_tee, s_wrapped = (r.action for r in sup.rules["query"].rules)
+    assert s_tee.stats()["queries"] == 4 and s_tee.stats()["nxdomains"] == 2
+    assert s_wrapped.action.stats()["responses"] == 10
+
+
+def test_worker_rings_hold_their_share_and_the_sum_keeps_every_worker():
+    """Each of N workers keeps ring_buffer_size // N entries (dnsdist's ring shards): the
+    supervisor's rings, of the configured size, then hold every worker's latest entries; with
+    full-size worker rings the last worker to report pushed the others' out."""
+    from types import SimpleNamespace
+    from pydist.workers.worker import shard_rings
+    sup = _registry()
+    sup.settings.ring_buffer_size = sup.rings.queries.maxlen
+    totals = stats_sum.Totals(sup)
+    for slot in (0, 1):
+        worker = _registry()
+        worker.settings.ring_buffer_size = 10
+        path = SimpleNamespace(rings=None)
+        shard_rings(worker, path, 2)
+        assert path.rings is worker.rings and worker.rings.queries.maxlen == 5
+        for i in range(8):
+            worker.rings.queries.append((0.0, ("127.0.0.1", slot), b"q%d" % i, 0))
+        totals.add(slot, stats_sum.collect(worker))
+    ports = [entry[1][1] for entry in sup.rings.queries]
+    assert sorted(ports) == [0] * 5 + [1] * 5
