@@ -108,8 +108,11 @@ def _serve(ctx: WorkerContext) -> int:
     snapshots.use_worker_files(reg, ctx.slot)
     handover.adopt(reg, ctx.caches)
     ctx.caches = {}
-    from pydist.frontend import tls
-    tls.ROTATED_ELSEWHERE = True        # the supervisor sends the keys (pydist.workers.tickets)
+    if any(fe.tls is not None for fe in reg.frontends):
+        # only then: the TLS modules cost each worker about 1.3 MB of its own (and a listener
+        # a reload adds is served by newly forked workers, which come through here)
+        from pydist.frontend import tls
+        tls.ROTATED_ELSEWHERE = True    # the supervisor sends the keys (pydist.workers.tickets)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
