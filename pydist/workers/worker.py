@@ -108,11 +108,7 @@ def _serve(ctx: WorkerContext) -> int:
     snapshots.use_worker_files(reg, ctx.slot)
     handover.adopt(reg, ctx.caches)
     ctx.caches = {}
-    if any(fe.tls is not None for fe in reg.frontends):
-        # only then: the TLS modules cost each worker about 1.3 MB of its own (and a listener
-        # a reload adds is served by newly forked workers, which come through here)
-        from pydist.frontend import tls
-        tls.ROTATED_ELSEWHERE = True    # the supervisor sends the keys (pydist.workers.tickets)
+    tickets_from_supervisor(reg)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
@@ -128,6 +124,16 @@ def _serve(ctx: WorkerContext) -> int:
     loop.run_until_complete(engine.start())
     loop.run_until_complete(engine.stopped.wait())
     return engine.exit_code or 0
+
+
+def tickets_from_supervisor(reg: Registry) -> None:
+    """TLS listeners rotate no ticket key here: the supervisor sends the keys
+    (pydist.workers.tickets). Only with a TLS listener: importing the TLS modules after the
+    fork costs each worker megabytes of its own (a listener a reload adds is served by newly
+    forked workers, which come through here)."""
+    if any(fe.tls is not None for fe in reg.frontends):
+        from pydist.frontend import tls
+        tls.ROTATED_ELSEWHERE = True
 
 
 def shard_rings(reg: Registry, path: Any, workers: int) -> None:
