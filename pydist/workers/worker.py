@@ -152,7 +152,7 @@ def pin_to_listener_cpus(reg: Registry, assignment: Assignment, workers: int) ->
     if cpus:
         try:
             os.sched_setaffinity(0, cpus)
-        except (OSError, ValueError) as e:  # a CPU this machine lacks: as dnsdist, a warning
+        except (OSError, ValueError) as e:  # a CPU this machine lacks: logged, left unpinned
             reg.log(f"Error setting the CPU affinity of worker to {sorted(cpus)}: {e}")
             return set()
         return cpus
