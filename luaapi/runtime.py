@@ -152,13 +152,22 @@ class ConfigError(Exception):
 # when the incremental GC clears entries there, a later push can hand Lua the wrapper of
 # another live object (getPool("") came back as an ActionHandle; lupa issue #294 describes
 # the same). The table is kept strong and swept in one atomic full collection, once a second
-# (engine tick) and after the config ran: no entry is ever cleared half-way.
+# (engine tick) and after the config ran: no entry is ever cleared half-way. A sweep is
+# skipped while the Lua heap has not changed since the previous one (nothing allocated, so
+# nothing new to sweep, or only a delay until the next allocation): a full collection marks
+# every Lua object, which in a worker process writes, and so copies, every page of the heap
+# it shares with the supervisor (pydist.workers), and costs a whole mark of a large config's
+# tables each second in every process. It returns whether it collected.
 _PYREF_GUARD = """
 local t = debug.getregistry().LUPA_PYTHON_REFERENCES_TABLE
 local weak, setmetatable, collect = {__mode = 'v'}, setmetatable, collectgarbage
+local swept = -1
 if t then setmetatable(t, nil) end
 return function()
-  if t then setmetatable(t, weak); collect('collect'); setmetatable(t, nil) end
+  if not t or collect('count') == swept then return false end
+  setmetatable(t, weak); collect('collect'); setmetatable(t, nil)
+  swept = collect('count')
+  return true
 end
 """
 

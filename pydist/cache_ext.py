@@ -241,8 +241,16 @@ def save(cache: ExtendedPacketCache, path: str | None, log: Callable[[str], None
     target = path or cache.ext.options.snapshot
     if not target:
         return -1
+    data, n = cache_snapshot.dump(cache, time.time())
+    return write(cache, target, data, n, log)
+
+
+def write(cache: ExtendedPacketCache, target: str, data: bytes, n: int,
+          log: Callable[[str], None]) -> int:
+    """A snapshot of ``n`` entries of ``cache`` (its own, or several workers' merged) written
+    to ``target``; ``n``, or -1 when it failed."""
     try:
-        n = cache_snapshot.save(cache, target, time.time())
+        cache_snapshot.write(target, data)
     except OSError as e:
         log(f"Error writing the cache snapshot '{target}': {e.strerror}")
         return -1

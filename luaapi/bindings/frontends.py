@@ -19,6 +19,9 @@ def _decl(addr: Any, opts: Any, port: int = 53) -> FrontendDecl:
     except AddressError as e:
         raise PdnsError(str(e)) from None
     options = {k: v for k, v in table_to_dict(opts).items() if isinstance(k, str)}
+    if "cpus" in options:     # a Lua table: as a value (compared by a reload, read by workers)
+        options["cpus"] = sorted({int(c) for c in table_to_list(options["cpus"])
+                                  if isinstance(c, (int, float)) and not isinstance(c, bool)})
     return FrontendDecl(host=host, port=p, options=options)
 
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from pydist.workers.supervisor import Supervisor
 
 KIND = "cache-save"
-LUA_TIMEOUT = 60.0      # a large cache takes a while to dump
 
 
 def worker_path(path: str, slot: int) -> str:
@@ -74,6 +73,7 @@ class SupervisorSaver:
 
     def __call__(self, cache: Any, path: str | None) -> str:
         """The console's answer to saving `cache` (to `path`, else the configured files)."""
+        from pydist.workers.supervisor import LUA_TIMEOUT     # a large cache takes a while
         sup = self.supervisor
         ids = [id(c) for c in caches_of(sup.reg)]
         if id(cache) not in ids:        # on no pool: no worker has it, nor any entry
@@ -86,10 +86,4 @@ class SupervisorSaver:
         dumps = [r for r in sup.broadcast(KIND, (index, True), LUA_TIMEOUT)
                  if isinstance(r, bytes)]
         data, count = cache_snapshot.merge(dumps, time.time())
-        try:
-            cache_snapshot.write(path, data)
-        except OSError as e:
-            sup.reg.log(f"Error writing the cache snapshot '{path}': {e.strerror}")
-            return cache_ext.saved_line(-1, path)
-        cache.ext.counters.snapshot_saved += count
-        return cache_ext.saved_line(count, path)
+        return cache_ext.saved_line(cache_ext.write(cache, path, data, count, sup.reg.log), path)

@@ -24,6 +24,7 @@ from typing import Any
 from pydist.cache_counters import COUNTERS as CACHE_EXT_COUNTERS
 from pydist.cache_summed import plain_type, summed_cache_class
 from pydist.registry import Registry
+from pydist.rules.actions import ContinueAction
 from pydist.stats import _DYNAMIC, DOT_LATENCY_NAMES, ENTRY_NAMES, GAUGES, Stats, _attr
 from pydist.stats import _fd_count, _rss
 
@@ -144,7 +145,7 @@ def collect(reg: Registry, rings: bool = True) -> Report:
 def _counting_action(rule: Any) -> Any:
     """The action of a rule that keeps counters (TeeAction's), through ContinueAction."""
     act = rule.action
-    while not getattr(act, "counters", ()) and hasattr(act, "action"):
+    while isinstance(act, ContinueAction):
         act = act.action
     return act if getattr(act, "counters", ()) else None
 

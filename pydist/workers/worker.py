@@ -19,7 +19,7 @@ from typing import Any, Callable, NoReturn
 from pydist import uuids
 from pydist.registry import Registry
 from pydist.rings import Rings
-from pydist.workers import handover, snapshots, stats_sum, tickets
+from pydist.workers import handover, reuse_port_groups, snapshots, stats_sum, tickets
 from pydist.workers.control import WorkerEndpoint
 from pydist.workers.sockets import Assignment
 
@@ -105,11 +105,11 @@ def _serve(ctx: WorkerContext) -> int:
     for fe, (udp, tcp) in zip(reg.frontends, ctx.assignment):
         fe.sock_udp, fe.sock_tcp = udp, tcp
     stats_sum.reset(reg)
+    pin_to_listener_cpus(reg, ctx.assignment, ctx.workers)
     snapshots.use_worker_files(reg, ctx.slot)
     handover.adopt(reg, ctx.caches)
     ctx.caches = {}
-    from pydist.frontend import tls
-    tls.ROTATED_ELSEWHERE = True        # the supervisor sends the keys (pydist.workers.tickets)
+    tickets_from_supervisor(reg)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     engine = Engine(reg, loop, role=WORKER)
@@ -125,6 +125,38 @@ def _serve(ctx: WorkerContext) -> int:
     loop.run_until_complete(engine.start())
     loop.run_until_complete(engine.stopped.wait())
     return engine.exit_code or 0
+
+
+def tickets_from_supervisor(reg: Registry) -> None:
+    """TLS listeners rotate no ticket key here: the supervisor sends the keys
+    (pydist.workers.tickets). Only with a TLS listener: importing the TLS modules after the
+    fork costs each worker megabytes of its own (a listener a reload adds is served by newly
+    forked workers, which come through here)."""
+    if any(fe.tls is not None for fe in reg.frontends):
+        from pydist.frontend import tls
+        tls.ROTATED_ELSEWHERE = True
+
+
+def pin_to_listener_cpus(reg: Registry, assignment: Assignment, workers: int) -> set[int]:
+    """As dnsdist runs a listener's thread on its `cpus`: the worker that serves a listener
+    of a reusePort group alone (the group's i-th, dnsdist's i-th thread) runs on them (the
+    union, for a worker serving several groups). Listeners every worker serves pin nothing.
+    -> the CPUs set, or an empty set."""
+    groups = reuse_port_groups(reg)
+    cpus: set[int] = set()
+    for fe, pair in zip(reg.frontends, assignment):
+        own = pair != (None, None) and fe.options.get("reusePort") \
+            and groups.get((fe.kind, fe.host, fe.port)) == workers
+        if own:
+            cpus.update(fe.options.get("cpus") or ())
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except (OSError, ValueError) as e:  # a CPU this machine lacks: logged, left unpinned
+            reg.log(f"Error setting the CPU affinity of worker to {sorted(cpus)}: {e}")
+            return set()
+        return cpus
+    return set()
 
 
 def shard_rings(reg: Registry, path: Any, workers: int) -> None:

@@ -553,3 +553,24 @@ def test_tee_action_counters_summed(start_proc, responder, responder_factory):
     assert printed[0] == printed[1]
     assert "queries\t30\n" in printed[1] and "nxdomains\t10\n" in printed[1]
     assert "tcp-drops\t1\n" in printed[1]
+
+
+def _cpus_allowed(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list"))
+
+
+def test_reuseport_listener_cpus_pin_its_worker(start_proc, responder):
+    """addLocal's `cpus` (dnsdist runs the listener's thread on them): the worker serving that
+    listener of the group runs on them; the supervisor is not pinned."""
+    mine = sorted(os.sched_getaffinity(0))
+    assert len(mine) >= 2, "this test needs 2 CPUs"
+    c0, c1 = mine[0], mine[1]
+    conf = console_prelude() + \
+        f'addLocal("127.0.0.1:{{port2}}", {{reusePort=true, cpus={{{c0}}}}})\n' \
+        f'addLocal("127.0.0.1:{{port2}}", {{reusePort=true, cpus={{{c1}}}}})\n'
+    p = start_proc("pydist", conf, {"backend": responder.address})
+    pids = wait_children(p, 2)
+    assert sorted(_cpus_allowed(pid) for pid in pids) == sorted([str(c0), str(c1)])
+    assert _cpus_allowed(p.proc.pid) == _cpus_allowed(os.getpid())
+    assert send_many(p.addr("port2"), "pinned", 10) == ["NOERROR"] * 10

@@ -24,3 +24,14 @@ def test_objects_round_trip_through_lua_as_themselves() -> None:
         if i % 5000 == 0:
             cfg.sweep_python_refs()                         # as the engine's tick does
     assert wrong == 0
+
+
+def test_sweep_skipped_while_the_lua_heap_is_unchanged() -> None:
+    """No full collection (which marks, and so writes, every Lua object: in a worker process
+    every page shared with the supervisor) when nothing changed since the last sweep."""
+    cfg = LuaConfig(Registry(CHECK, log=lambda line: None))
+    cfg.sweep_python_refs()
+    assert cfg.sweep_python_refs() is False
+    cfg.lua.execute("garbage = {} for i = 1, 100 do garbage[i] = {i} end garbage = nil")
+    assert cfg.sweep_python_refs() is True
+    assert cfg.sweep_python_refs() is False

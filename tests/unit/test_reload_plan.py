@@ -74,3 +74,14 @@ def test_changed_server_takes_the_running_state() -> None:
     carry.servers(p, new)
     (o, n), = p.changed_servers
     assert n.up_status is True and n.latency_usec == 1234.0 and n is not o
+
+
+def test_listener_cpus_table_is_a_value() -> None:
+    """addLocal's `cpus` table is kept as a list of CPU numbers: evaluated twice it is the
+    same listener (a Lua table's repr differs each evaluation: every reload replaced the
+    workers), and the workers read it without Lua."""
+    text = BASE.replace('addLocal("127.0.0.1:5302")',
+                        'addLocal("127.0.0.1:5302", {reusePort=true, cpus={1, 0, 1}})')
+    old, new = _registry(text, SERVE), _registry(text)
+    assert new.frontends[1].options["cpus"] == [0, 1]
+    assert plan(old, new).summary().endswith("listeners +0 -0 =2")

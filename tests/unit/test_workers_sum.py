@@ -191,3 +191,19 @@ def test_worker_rings_hold_their_share_and_the_sum_keeps_every_worker():
         totals.add(slot, stats_sum.collect(worker))
     ports = [entry[1][1] for entry in sup.rings.queries]
     assert sorted(ports) == [0] * 5 + [1] * 5
+
+
+def test_worker_without_tls_listener_imports_no_tls_module():
+    """A worker imports the TLS frontend modules only for a TLS listener (after the fork they
+    cost each worker megabytes of its own); checked in a fresh interpreter."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom pydist.registry import FrontendDecl, Registry\n"
+            "from pydist.workers.worker import tickets_from_supervisor\n"
+            "reg = Registry()\nreg.frontends.append(FrontendDecl('127.0.0.1', 53))\n"
+            "tickets_from_supervisor(reg)\n"
+            "assert 'pydist.frontend.tls' not in sys.modules, 'imported without TLS'\n"
+            "reg.frontends[0].tls = object()\ntickets_from_supervisor(reg)\n"
+            "from pydist.frontend import tls\nassert tls.ROTATED_ELSEWHERE\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
