@@ -162,15 +162,11 @@ class UDPFrontend:
                     if cache is not None:
                         if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                             resp = None     # a dynamic block may apply: the full path decides
-                        elif memo is not None:  # a pure chain: its remembered verdict, counted
-                            matched = memo.get(data[2:])
-                            resp = None if matched is None else \
-                                cache.lookup_exact(data, True, now_s)
-                            if resp is not None:
-                                for r in matched:
-                                    r.matches += 1
                         else:
-                            resp = cache.lookup_exact(data, True, now_s)
+                            resp = cache.lookup_exact(data, True, now_s, memo)
+                            if memo is not None and resp is not None:
+                                for r in resp.note[1]:  # a pure chain's remembered verdict
+                                    r.matches += 1
                         if resp is not None:
                             if data[2] & 0x01:
                                 stats.rdqueries += 1
