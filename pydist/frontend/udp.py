@@ -17,6 +17,7 @@ UDP_BUDGET = 256          # datagrams handled per wake-up before others get the 
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
 RECV_BATCH = 64           # datagrams per recvmmsg
 SEND_BATCH = 256          # answers per sendmmsg
+HIT_SLOT = 1232           # a drain's cache hits up to this size are copied into send slots
 
 
 def sendto(sock: Any, resp: bytes, addr: Any) -> None:
@@ -51,10 +52,13 @@ class UDPFrontend:
             batched = self.batched and not pktinfo and mmsg.batchable(sock)
         self.rx: mmsg.Receiver | None = None
         self.tx: mmsg.Sender | None = None
+        self.hits_tx: mmsg.CopySender | None = None
         self.read = self.read_one_by_one
         if batched:
             self.rx = mmsg.Receiver(sock, RECV_BATCH, MAX_UDP_QUERY + 1, True)
             self.tx = mmsg.Sender(sock, SEND_BATCH, True)
+            # one slot per datagram of a drain: a drain's hits always find one
+            self.hits_tx = mmsg.CopySender(sock, UDP_BUDGET, HIT_SLOT, self.rx.namelen)
             self.clients = mmsg.AddressMemo()
             self.read = self.read_batch
         self.in_round = False        # draining: the round's end sends what was gathered
@@ -118,12 +122,16 @@ class UDPFrontend:
         proxy_acl = path.proxy_acl
         full_path = self.full_path
         tx = self.tx
-        if tx is not None:
-            datas_add, dests_add = tx.datas.append, tx.dests.append
+        hits_tx = self.hits_tx
+        if hits_tx is not None:
+            datas_add, dests_add = tx.datas.append, tx.dests.append  # type: ignore[union-attr]
+            slots, slot = hits_tx.buf, HIT_SLOT
+            lens_add, hit_dests_add = hits_tx.lens.append, hits_tx.dests.append
+            off = len(hits_tx.lens) * slot      # (empty: a drain starts with nothing kept)
         do53_udp = DO53_UDP
         now = time.time()
         now_s = int(now)
-        hits = 0
+        hits = rd = noerror = 0
         queries = 0
         budget = UDP_BUDGET
         self.in_round = True
@@ -168,13 +176,19 @@ class UDPFrontend:
                                 for r in resp.note[1]:  # a pure chain's remembered verdict
                                     r.matches += 1
                         if resp is not None:
-                            if data[2] & 0x01:
-                                stats.rdqueries += 1
+                            rd += data[2] & 0x01
                             if out.__class__ is bytes:
                                 # the shared ready-to-send buffer holds this query's ID only
                                 # until the next lookup: the round sends its own copy
-                                datas_add(bytes(resp))
-                                dests_add(out)
+                                n = len(resp)
+                                if n <= slot:
+                                    slots[off:off + n] = resp
+                                    off += slot
+                                    lens_add(n)
+                                    hit_dests_add(out)
+                                else:
+                                    datas_add(bytes(resp))
+                                    dests_add(out)
                             else:
                                 try:
                                     out.sendto(resp, addr)
@@ -183,25 +197,32 @@ class UDPFrontend:
                             hits += 1
                             rcode = resp[3] & 0x0F
                             if rcode == 0:
-                                stats.frontend_noerror += 1
+                                noerror += 1
                             else:
                                 stats.count_rcode(rcode)
                             continue
-                    if queries:   # the rules may read getStatisticsCounters(): this query counts
-                        stats.queries += queries
-                        fe.queries += queries
-                        queries = 0
+                    if queries or rd or noerror:  # the rules may read the counters: all count
+                        queries, rd, noerror = self.counted(queries, rd, noerror)
                     full_path(data, addr, out, now, local)
         finally:
             self.in_round = False
-            if tx is not None and tx.datas:
+            if tx is not None and (tx.datas or hits_tx.lens):   # type: ignore[union-attr]
                 self.flush()
+        self.counted(queries, rd, noerror)
+        if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
+            stats.cache_hits += hits      # (also when a full-path query flushed the others)
+            stats.zero_latency_samples(hits)
+
+    def counted(self, queries: int, rd: int, noerror: int) -> tuple[int, int, int]:
+        """The drain loop's counts so far added to the stats (queries, RD queries, hits
+        answered NOERROR); zeros, for it to count on."""
+        stats = self.path.stats
         if queries:
             stats.queries += queries
-            fe.queries += queries
-        if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
-            stats.cache_hits += hits      # (also when a full-path query flushed `queries`)
-            stats.zero_latency_samples(hits)
+            self.fe.queries += queries
+        stats.rdqueries += rd
+        stats.frontend_noerror += noerror
+        return 0, 0, 0
 
     # ---- writing: answers gathered for sendmmsg, or sent one by one
     def send(self, data: bytes, out: Any, addr: Any) -> None:
@@ -223,18 +244,23 @@ class UDPFrontend:
         sendto(self.sock if out.__class__ is bytes else out, data, addr)
 
     def flush(self) -> None:
-        """Send the gathered answers; a full kernel buffer keeps the rest, and the listener
-        stops reading until it can write them (dnsdist's blocking send would wait too)."""
+        """Send the gathered answers (the drain's copied hits, then the others); a full kernel
+        buffer keeps the rest, and the listener stops reading until it can write them
+        (dnsdist's blocking send would wait too)."""
         self.flush_due = False
-        if not self.tx.flush() and not self.blocked:   # type: ignore[union-attr]
+        if not self.flushed() and not self.blocked:
             self.blocked = True
             fd = self.sock.fileno()
             self.loop.remove_reader(fd)
             self.loop.add_writer(fd, self.writable)
 
+    def flushed(self) -> bool:
+        """Both senders emptied (False: the kernel's buffer is full, the rest kept)."""
+        return self.hits_tx.flush() and self.tx.flush()   # type: ignore[union-attr]
+
     def writable(self) -> None:
         """Room again in the kernel's buffer: the kept answers go, then reading resumes."""
-        if self.tx.flush():   # type: ignore[union-attr]
+        if self.flushed():
             self.blocked = False
             fd = self.sock.fileno()
             self.loop.remove_writer(fd)

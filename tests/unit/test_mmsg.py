@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import socket
+import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -345,3 +346,89 @@ def test_backend_queries_go_in_one_call_and_failures_count_as_send_errors() -> N
         assert sorted(backend.inflight) == [0, 2, 3]
     finally:
         backend.close()
+
+
+# ---- the drain's cache hits: copied into send slots
+
+def copy_sender(script: list[int | str]) -> tuple[mmsg.CopySender, FakeSendmmsg]:
+    fake = FakeSendmmsg(script)
+    s = udp()
+    tx = mmsg.CopySender(s, 8, 32, 16, call=fake)
+    s.close()
+    return tx, fake
+
+
+def queue_copies(tx: mmsg.CopySender, n: int) -> list[tuple[bytes, bytes]]:
+    """What the drain loop writes for n hits (tx.buf slots, lengths, destinations)."""
+    out = []
+    for k in range(n):
+        msg, dest = b"answer %d" % k, b"destination %04d" % k
+        tx.buf[k * tx.slot_size:k * tx.slot_size + len(msg)] = msg
+        tx.lens.append(len(msg))
+        tx.dests.append(dest)
+        out.append((msg, dest))
+    return out
+
+
+def test_copied_answers_go_in_one_call_with_their_destinations() -> None:
+    tx, fake = copy_sender([])
+    sent = queue_copies(tx, 8)
+    assert tx.flush() and fake.calls == 1 and fake.sent == sent
+    assert len(tx) == 0 and not tx.lens and not tx.dests
+    sent = queue_copies(tx, 3)                   # the slots serve the next drain again
+    assert tx.flush() and fake.sent[8:] == sent
+
+
+def test_copied_answers_wait_for_room_in_order() -> None:
+    tx, fake = copy_sender([3, "EAGAIN", 2, "EAGAIN"])
+    sent = queue_copies(tx, 7)
+    assert not tx.flush() and fake.sent == sent[:3] and len(tx) == 4
+    assert not tx.flush() and fake.sent == sent[:5] and len(tx) == 2
+    assert tx.flush() and fake.sent == sent and len(tx) == 0
+
+
+def a_records(name: str, count: int) -> bytes:
+    import dnslib
+    r = dnslib.DNSRecord.question(name, "A").reply()
+    for k in range(count):
+        r.add_answer(dnslib.RR(name, dnslib.QTYPE.A, rdata=dnslib.A(f"192.0.2.{k % 250}"),
+                               ttl=3600))
+    return bytes(r.pack())
+
+
+def test_hits_of_one_drain_each_carry_their_own_id() -> None:
+    """Many hits on the same cached answers in one drain: the cache's ready-to-send record
+    holds the latest ID only, so each answer must leave with its own query's ID (and an
+    answer too long for a send slot too)."""
+    import dnslib
+    from pydist.dns.wire import parse_question
+    from pydist.frontend.udp import HIT_SLOT, UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    cache = reg.get_pool("").cache
+    names = {"small.test.": 1, "big.test.": 90}
+    for name, count in names.items():
+        q = bytes(dnslib.DNSRecord.question(name, "A").pack())
+        cache.insert(None, q, parse_question(q)[0], True, a_records(name, count), time.time())
+    assert len(a_records("big.test.", 90)) > HIT_SLOT
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener)
+        sent = {}
+        for ident in range(1, 121):
+            q = dnslib.DNSRecord.question("big.test." if ident % 10 == 0 else "small.test.", "A")
+            q.header.id = ident
+            sent[ident] = str(q.q.qname)
+            client.sendto(q.pack(), listener.getsockname())
+        fe.readable()
+        got = [dnslib.DNSRecord.parse(data) for data, _ in drain(client)]
+        assert sorted(r.header.id for r in got) == list(range(1, 121))
+        for r in got:
+            assert str(r.q.qname) == sent[r.header.id]
+            assert len(r.rr) == names[sent[r.header.id]]
+        assert reg.stats.cache_hits == 120 and reg.stats.frontend_noerror == 120
+        assert reg.stats.rdqueries == 120 and reg.stats.queries == 120
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
