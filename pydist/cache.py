@@ -72,6 +72,10 @@ def _parts_for(max_entries: int) -> int:
 _T = TypeVar("_T")
 
 
+NO_NOTE: tuple = (None, ())
+"""A record's note before the packet path leaves one (see lookup_exact): no memo's."""
+
+
 class _Entry(bytearray):
     """One cached answer, its bytes held once (issue 18: no second copy for the exact level):
     the entry *is* the answer's bytes (a bytearray with the entry's fields), one object less.
@@ -89,7 +93,7 @@ class _Entry(bytearray):
     one tuple shared by every entry stored in the same second, shard and answer shape
     (PacketCache._meta); the ECS subnet has a slot only in caches with parseECS
     (_EcsEntry). ``note`` is what the packet path remembered about the query bytes this
-    answer is served for (see lookup_exact), None until then."""
+    answer is served for (see lookup_exact), NO_NOTE until then."""
 
     __slots__ = ("validity", "stamp", "meta", "note")
     __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
@@ -103,7 +107,7 @@ class _Entry(bytearray):
         # (negative) until the bytes are a ready-to-send answer (PacketCache._prepare).
         self.stamp = stamp
         self.meta = meta      # (TTL offsets, second added, shard): see PacketCache._meta
-        self.note: tuple | None = None
+        self.note = NO_NOTE
 
     @property
     def response(self) -> bytearray:
@@ -178,7 +182,7 @@ class _Exact(bytearray):
         self.entry = entry
         self.validity = entry.validity
         self.second = second
-        self.note: tuple | None = None
+        self.note = NO_NOTE
 
 
 def _take_note(rec: _Entry | _Exact, qkey: bytes, memo: dict[bytes, tuple]) -> bool:
@@ -610,6 +614,13 @@ class PacketCache:
         """
         qkey = query[2:]
         rec = self._parts[udp][hash(qkey) % self._nparts].get(qkey)
+        if (rec is not None and rec.stamp == now_s and now_s < rec.validity
+                and (memo is None or rec.note[0] is memo)):
+            # the usual hit: ready, aged to this second, fresh, with its current verdict
+            rec[0] = query[0]     # the ID: two item stores cost a third of a slice copy
+            rec[1] = query[1]
+            self.hits += 1
+            return rec
         if rec is None or (rec.stamp < 0 and not self._ready_on_first_hit(rec, query, now_s)):
             rec = self._exact[udp].get(qkey)
             if rec is None:
@@ -618,13 +629,11 @@ class PacketCache:
                 return self._variant_hit(rec, query, now_s, memo)
         if now_s >= rec.validity:     # expired, or removed (validity 0)
             return None
-        if memo is not None:
-            note = rec.note
-            if (note is None or note[0] is not memo) and not _take_note(rec, qkey, memo):
-                return None
+        if memo is not None and rec.note[0] is not memo and not _take_note(rec, qkey, memo):
+            return None
         if rec.stamp != now_s and not self.dont_age:
             rec.age_to(now_s)
-        rec[0] = query[0]     # the ID: two item stores cost a third of a slice copy
+        rec[0] = query[0]
         rec[1] = query[1]
         self.hits += 1
         return rec
@@ -635,10 +644,8 @@ class PacketCache:
         entry = rec.entry
         if entry.validity != rec.validity or now_s >= rec.validity:
             return None
-        if memo is not None:
-            note = rec.note
-            if (note is None or note[0] is not memo) and not _take_note(rec, query[2:], memo):
-                return None
+        if memo is not None and rec.note[0] is not memo and not _take_note(rec, query[2:], memo):
+            return None
         buf = rec
         if rec.second != now_s:
             rec.second = now_s
