@@ -18,6 +18,8 @@ MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes
 RECV_BATCH = 64           # datagrams per recvmmsg
 SEND_BATCH = 256          # answers per sendmmsg
 HIT_SLOT = 1232           # a drain's cache hits up to this size are copied into send slots
+_RD_BIT = bytes(b & 0x01 for b in range(256))     # header byte 2 -> its RD bit
+_RCODE = bytes(b & 0x0F for b in range(256))      # header byte 3 -> its rcode
 
 
 def sendto(sock: Any, resp: bytes, addr: Any) -> None:
@@ -123,15 +125,18 @@ class UDPFrontend:
         full_path = self.full_path
         tx = self.tx
         hits_tx = self.hits_tx
+        slot = HIT_SLOT
+        first = 0           # the round's first send slot (an offset), then the next free one
         if hits_tx is not None:
             datas_add, dests_add = tx.datas.append, tx.dests.append  # type: ignore[union-attr]
-            slots, slot = hits_tx.buf, HIT_SLOT
+            slots = hits_tx.buf
             lens_add, hit_dests_add = hits_tx.lens.append, hits_tx.dests.append
-            off = len(hits_tx.lens) * slot      # (empty: a drain starts with nothing kept)
+            first = len(hits_tx.lens) * slot    # (empty: a drain starts with nothing kept)
+        off = counted = first                   # hits in slots before `counted` are counted
         do53_udp = DO53_UDP
         now = time.time()
         now_s = int(now)
-        hits = rd = noerror = 0
+        hits = 0            # hits answered otherwise than from a send slot
         queries = 0
         budget = UDP_BUDGET
         self.in_round = True
@@ -176,53 +181,66 @@ class UDPFrontend:
                                 for r in resp.note[1]:  # a pure chain's remembered verdict
                                     r.matches += 1
                         if resp is not None:
-                            rd += data[2] & 0x01
                             if out.__class__ is bytes:
                                 # the shared ready-to-send buffer holds this query's ID only
-                                # until the next lookup: the round sends its own copy
+                                # until the next lookup: the round sends its own copy (its
+                                # RD and rcode counted from the copies: count_copied)
                                 n = len(resp)
                                 if n <= slot:
                                     slots[off:off + n] = resp
                                     off += slot
                                     lens_add(n)
                                     hit_dests_add(out)
-                                else:
-                                    datas_add(bytes(resp))
-                                    dests_add(out)
+                                    continue
+                                datas_add(bytes(resp))
+                                dests_add(out)
                             else:
                                 try:
                                     out.sendto(resp, addr)
                                 except OSError:
                                     pass
                             hits += 1
-                            rcode = resp[3] & 0x0F
-                            if rcode == 0:
-                                noerror += 1
-                            else:
-                                stats.count_rcode(rcode)
+                            stats.rdqueries += data[2] & 0x01
+                            stats.count_rcode(resp[3] & 0x0F)
                             continue
-                    if queries or rd or noerror:  # the rules may read the counters: all count
-                        queries, rd, noerror = self.counted(queries, rd, noerror)
+                    if queries or off > counted:  # the rules may read the counters: all count
+                        self.count_copied(counted, off)
+                        counted = off
+                        queries = self.count_queries(queries)
                     full_path(data, addr, out, now, local)
         finally:
             self.in_round = False
             if tx is not None and (tx.datas or hits_tx.lens):   # type: ignore[union-attr]
                 self.flush()
-        self.counted(queries, rd, noerror)
+        self.count_queries(queries)
+        self.count_copied(counted, off)
+        hits += (off - first) // slot
         if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
             stats.cache_hits += hits      # (also when a full-path query flushed the others)
             stats.zero_latency_samples(hits)
 
-    def counted(self, queries: int, rd: int, noerror: int) -> tuple[int, int, int]:
-        """The drain loop's counts so far added to the stats (queries, RD queries, hits
-        answered NOERROR); zeros, for it to count on."""
-        stats = self.path.stats
+    def count_queries(self, queries: int) -> int:
+        """The drain loop's queries so far added to the stats; 0, for it to count on."""
         if queries:
-            stats.queries += queries
+            self.path.stats.queries += queries
             self.fe.queries += queries
-        stats.rdqueries += rd
-        stats.frontend_noerror += noerror
-        return 0, 0, 0
+        return 0
+
+    def count_copied(self, start: int, end: int) -> None:
+        """The RD queries and rcodes of the hits copied into send slots `start`..`end`
+        (offsets), read in bulk from the copies' own headers: an exact-level answer's RD bit
+        is its query's (restored from the query, whose flags are in the key it was found by)."""
+        if end > start:
+            slots = self.hits_tx.buf   # type: ignore[union-attr]
+            stats = self.path.stats
+            stats.rdqueries += slots[start + 2:end:HIT_SLOT].translate(_RD_BIT).count(1)
+            rcodes = slots[start + 3:end:HIT_SLOT].translate(_RCODE)
+            noerror = rcodes.count(0)
+            stats.frontend_noerror += noerror
+            if noerror < len(rcodes):
+                for rcode in rcodes:
+                    if rcode:
+                        stats.count_rcode(rcode)
 
     # ---- writing: answers gathered for sendmmsg, or sent one by one
     def send(self, data: bytes, out: Any, addr: Any) -> None:

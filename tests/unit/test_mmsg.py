@@ -432,3 +432,64 @@ def test_hits_of_one_drain_each_carry_their_own_id() -> None:
         reg.servers[0].udp.close()
         listener.close()
         client.close()
+
+
+def burst_counters(batched: bool) -> dict[str, int]:
+    """One drain of 90 hits on cached NOERROR, NXDOMAIN and SERVFAIL answers, queries with RD
+    and without, and a miss in the middle (the full path, whose rules may read the counters
+    of the hits before it): the listener's counters after it."""
+    import dnslib
+    from pydist.dns.wire import parse_question
+    from pydist.frontend.udp import UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    cache = reg.get_pool("").cache
+    seen_by_full_path: list[tuple[int, int, int]] = []
+    step = engine.path.query_step
+
+    def full_path(*args: Any) -> Any:
+        st = reg.stats
+        seen_by_full_path.append((st.rdqueries, st.frontend_noerror, st.frontend_nxdomain))
+        return step(*args)
+    engine.path.query_step = full_path  # type: ignore[method-assign]
+    queries = []
+    for k, (rcode, rd) in enumerate([(0, 1), (3, 1), (2, 0), (0, 0), (3, 0)]):
+        q = dnslib.DNSRecord.question(f"n{k}.test.", "A")
+        q.header.rd = rd
+        r = q.reply()
+        r.header.rcode = rcode
+        if rcode == 0:
+            r.add_answer(dnslib.RR(f"n{k}.test.", rdata=dnslib.A("192.0.2.1"), ttl=3600))
+        else:
+            r.add_auth(dnslib.RR("test.", dnslib.QTYPE.SOA, ttl=3600, rdata=dnslib.SOA(
+                "ns.test.", "h.test.", (1, 2, 3, 4, 3600))))
+        wire = bytes(q.pack())
+        cache.insert(None, wire, parse_question(wire)[0], True, bytes(r.pack()), time.time())
+        queries.append(wire)
+    burst = [queries[k % 5] for k in range(45)] + [bytes(dnslib.DNSRecord.question(
+        "miss.test.", "A").pack())] + [queries[k % 5] for k in range(45)]
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener, batched=batched)
+        assert (fe.hits_tx is not None) == batched
+        for q in burst:
+            client.sendto(q, listener.getsockname())
+        fe.readable()
+        assert len(drain(client)) == 90
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
+    st = reg.stats
+    return {"queries": st.queries, "cache-hits": st.cache_hits, "rdqueries": st.rdqueries,
+            "noerror": st.frontend_noerror, "nxdomain": st.frontend_nxdomain,
+            "servfail": st.frontend_servfail, "seen": seen_by_full_path}
+
+
+def test_hits_copied_into_slots_count_as_hits_answered_one_by_one() -> None:
+    """The drain's copied hits are counted from the copies, in bulk: the same figures as
+    the portable path's hit by hit, also as the full path's rules would read them."""
+    batched = burst_counters(True)
+    assert batched == burst_counters(False)
+    assert batched == {"queries": 91, "cache-hits": 90, "rdqueries": 37, "noerror": 36,
+                       "nxdomain": 36, "servfail": 18, "seen": [(18, 18, 18)]}
