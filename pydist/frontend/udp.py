@@ -126,12 +126,16 @@ class UDPFrontend:
         tx = self.tx
         hits_tx = self.hits_tx
         slot = HIT_SLOT
-        first = 0           # the round's first send slot (an offset), then the next free one
+        fits = 0            # the longest answer copied into a send slot (0: none is)
+        first = 0           # the round's first send slot (an offset)
         if hits_tx is not None:
             datas_add, dests_add = tx.datas.append, tx.dests.append  # type: ignore[union-attr]
             slots = hits_tx.buf
             lens_add, hit_dests_add = hits_tx.lens.append, hits_tx.dests.append
-            first = len(hits_tx.lens) * slot    # (empty: a drain starts with nothing kept)
+            # one slot per datagram of the drain; a drain starts with none kept (a full kernel
+            # buffer stops reading until all is sent), or copies its hits otherwise
+            first = len(hits_tx.lens) * slot
+            fits = 0 if first else slot
         off = counted = first                   # hits in slots before `counted` are counted
         do53_udp = DO53_UDP
         now = time.time()
@@ -186,7 +190,7 @@ class UDPFrontend:
                                 # until the next lookup: the round sends its own copy (its
                                 # RD and rcode counted from the copies: count_copied)
                                 n = len(resp)
-                                if n <= slot:
+                                if n <= fits:
                                     slots[off:off + n] = resp
                                     off += slot
                                     lens_add(n)

@@ -493,3 +493,52 @@ def test_hits_copied_into_slots_count_as_hits_answered_one_by_one() -> None:
     assert batched == burst_counters(False)
     assert batched == {"queries": 91, "cache-hits": 90, "rdqueries": 37, "noerror": 36,
                        "nxdomain": 36, "servfail": 18, "seen": [(18, 18, 18)]}
+
+
+def test_a_drain_with_copies_still_kept_copies_its_hits_otherwise() -> None:
+    """Reading waits while a full kernel buffer keeps copies; should a drain run anyway, its
+    hits must not reuse the kept copies' slots: they go as copies of their own."""
+    import dnslib
+    from pydist.dns.wire import parse_question
+    from pydist.frontend.udp import UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    q = bytes(dnslib.DNSRecord.question("kept.test.", "A").pack())
+    reg.get_pool("").cache.insert(None, q, parse_question(q)[0], True,
+                                  a_records("kept.test.", 1), time.time())
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener)
+        real = fe.hits_tx._call                      # type: ignore[union-attr]
+        script = ["EAGAIN"]
+
+        def sendmmsg(fd: int, hdrs: int, count: int, flags: int) -> int:
+            if script:
+                ctypes.set_errno(getattr(errno, script.pop()))
+                return -1
+            return real(fd, hdrs, count, flags)
+        fe.hits_tx._call = sendmmsg                   # type: ignore[union-attr]
+
+        def burst(idents: range) -> None:
+            for ident in idents:
+                m = dnslib.DNSRecord.parse(q)
+                m.header.id = ident
+                client.sendto(m.pack(), listener.getsockname())
+        burst(range(1, 11))
+        fe.readable()
+        assert fe.blocked and len(fe.hits_tx) == 10   # type: ignore[arg-type]
+        burst(range(11, 21))
+        sent_as_copies = []
+        fe.tx._send_batch = lambda datas, dests: (  # type: ignore[union-attr]
+            sent_as_copies.extend(datas) or send_batch(datas, dests))
+        send_batch = mmsg.Sender._send_batch.__get__(fe.tx)
+        fe.readable()                                 # not called while blocked; if it were
+        assert len(sent_as_copies) == 10 and len(fe.hits_tx) == 0   # type: ignore[arg-type]
+        fe.writable()
+        got = sorted(dnslib.DNSRecord.parse(d).header.id for d, _ in drain(client))
+        assert got == list(range(1, 21)) and not fe.blocked
+        assert reg.stats.cache_hits == 20
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
