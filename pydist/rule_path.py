@@ -31,11 +31,12 @@ class RuleMemo(dict):
     """A pure chain's pass-through verdicts: the rules that matched (all with pure actions),
     per query bytes after the ID, as notes `(memo, matched)`.
 
-    A note waits here until the exact-bytes cache level serves those bytes: the level then
-    takes it (PacketCache.lookup_exact pops it) and keeps it on its ready-to-send record, so
-    a hot name costs no lookup here and no memory here (issue 18 item 3: 100,000 hot names
-    cost what 1,000 do). A note is current while its first item is the path's memo: a new
-    chain makes a new memo, and every note of the old one stops counting at once.
+    A note waits here while its query is in flight: the answer's cache entry takes it
+    (RulePath.note_entry), or else the exact-bytes level's record that first serves those
+    bytes does (PacketCache.lookup_exact pops it). A hot name then costs no lookup here and
+    no memory here (issue 18 item 3: 100,000 hot names cost what 1,000 do). A note is current
+    while its first item is the path's memo: a new chain makes a new memo, and every note of
+    the old one stops counting at once.
     Notes are shared: one per distinct matched tuple (usually one: nothing matched)."""
 
     __slots__ = ("notes",)
@@ -211,7 +212,7 @@ class RulePath:
 
 def memo_size(cache: Any) -> int:
     """The memo only serves hits of the default pool's cache, so it holds as many queries as
-    that cache holds answers: every query waiting for its first hit keeps its verdict."""
+    that cache holds answers: every verdict not yet taken by a cache record is kept."""
     return max(RULE_MEMO_MIN, cache.max_entries if cache is not None else 0)
 
 
