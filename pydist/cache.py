@@ -72,6 +72,8 @@ def _parts_for(max_entries: int) -> int:
 _T = TypeVar("_T")
 
 
+_NO_PARTS: tuple[dict, ...] = ({},)     # exact_parts' answer for a cache it must not share
+
 NO_NOTE: tuple = (None, ())
 """A record's note before the packet path leaves one (see lookup_exact): no memo's."""
 
@@ -637,6 +639,17 @@ class PacketCache:
         rec[1] = query[1]
         self.hits += 1
         return rec
+
+    def exact_parts(self, udp: bool) -> tuple[dict[CacheKey, _Entry], ...]:
+        """This transport's dicts of entries, for the UDP drain loop, which serves the usual
+        exact-level hit itself (lookup_exact's first case written out there, one call less
+        per hit: found under the query's own bytes, stamp == the second, fresh, its note
+        current; the ID written; counted in ``hits`` by the loop) and asks lookup_exact for
+        everything else. Empty dicts for a cache that counts more per hit (a subclass with
+        its own lookup_exact): then every hit goes through lookup_exact."""
+        if type(self).lookup_exact is not PacketCache.lookup_exact:
+            return _NO_PARTS
+        return self._parts[udp]
 
     def _variant_hit(self, rec: _Exact, query: bytes, now_s: int,
                      memo: dict[bytes, tuple] | None) -> bytearray | None:

@@ -119,6 +119,10 @@ class UDPFrontend:
         acl_memo = acl.memo
         qring = path.rings.queries.append
         cache = path.fast_cache
+        if cache is not None:
+            parts = cache.exact_parts(True)
+            nparts = len(parts)
+        served = 0          # hits served by the written-out exact-level check (see below)
         memo = path.rule_memo
         blocks = path.dynblocks
         proxy_acl = path.proxy_acl
@@ -180,7 +184,19 @@ class UDPFrontend:
                         if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                             resp = None     # a dynamic block may apply: the full path decides
                         else:
-                            resp = cache.lookup_exact(data, True, now_s, memo)
+                            # lookup_exact's usual hit written out (PacketCache.exact_parts):
+                            # the record under the query's own bytes, ready, aged to this
+                            # second, fresh, with its current verdict; the ID written in it
+                            key = data[2:]
+                            resp = parts[hash(key) % nparts].get(key)
+                            if (resp is not None and resp.stamp == now_s
+                                    and now_s < resp.validity
+                                    and (memo is None or resp.note[0] is memo)):
+                                resp[0] = data[0]
+                                resp[1] = data[1]
+                                served += 1
+                            else:
+                                resp = cache.lookup_exact(data, True, now_s, memo)
                             if memo is not None and resp is not None:
                                 for r in resp.note[1]:  # a pure chain's remembered verdict
                                     r.matches += 1
@@ -211,6 +227,9 @@ class UDPFrontend:
                         self.count_copied(counted, off)
                         counted = off
                         queries = self.count_queries(queries)
+                        if served:
+                            cache.hits += served   # type: ignore[union-attr]
+                            served = 0
                     full_path(data, addr, out, now, local)
         finally:
             self.in_round = False
@@ -218,6 +237,8 @@ class UDPFrontend:
                 self.flush()
         self.count_queries(queries)
         self.count_copied(counted, off)
+        if served:
+            cache.hits += served   # type: ignore[union-attr]
         hits += (off - first) // slot
         if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
             stats.cache_hits += hits      # (also when a full-path query flushed the others)

@@ -449,7 +449,8 @@ def burst_counters(batched: bool) -> dict[str, int]:
 
     def full_path(*args: Any) -> Any:
         st = reg.stats
-        seen_by_full_path.append((st.rdqueries, st.frontend_noerror, st.frontend_nxdomain))
+        seen_by_full_path.append((st.rdqueries, st.frontend_noerror, st.frontend_nxdomain,
+                                  cache.hits))
         return step(*args)
     engine.path.query_step = full_path  # type: ignore[method-assign]
     queries = []
@@ -483,16 +484,18 @@ def burst_counters(batched: bool) -> dict[str, int]:
     st = reg.stats
     return {"queries": st.queries, "cache-hits": st.cache_hits, "rdqueries": st.rdqueries,
             "noerror": st.frontend_noerror, "nxdomain": st.frontend_nxdomain,
-            "servfail": st.frontend_servfail, "seen": seen_by_full_path}
+            "servfail": st.frontend_servfail, "pc hits": cache.hits, "seen": seen_by_full_path}
 
 
 def test_hits_copied_into_slots_count_as_hits_answered_one_by_one() -> None:
-    """The drain's copied hits are counted from the copies, in bulk: the same figures as
-    the portable path's hit by hit, also as the full path's rules would read them."""
+    """The drain's copied hits are counted from the copies, in bulk, and the hits it serves
+    itself in the cache's hits: the same figures as the portable path's hit by hit, also as
+    the full path's rules would read them."""
     batched = burst_counters(True)
     assert batched == burst_counters(False)
     assert batched == {"queries": 91, "cache-hits": 90, "rdqueries": 37, "noerror": 36,
-                       "nxdomain": 36, "servfail": 18, "seen": [(18, 18, 18)]}
+                       "nxdomain": 36, "servfail": 18, "pc hits": 90,
+                       "seen": [(18, 18, 18, 45)]}
 
 
 def test_a_drain_with_copies_still_kept_copies_its_hits_otherwise() -> None:
