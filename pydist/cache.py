@@ -24,7 +24,7 @@ from pydist.dns.burtle import burtle
 from pydist.dns.burtle_many import burtle_many
 from pydist.dns.ttl import age_ttls_at, set_ttls_at, ttl_offsets
 from pydist.dns.reader import (NO_TTL, labels_text, name_end, opt_after_question, options,
-                               qname_labels, ttl_walk)
+                               qname_end, qname_labels, ttl_walk)
 from pydist.dns.wire import WireError, text_to_wire
 
 CacheKey = Union[bytes, tuple]
@@ -72,6 +72,12 @@ def _parts_for(max_entries: int) -> int:
 _T = TypeVar("_T")
 
 
+_NO_PARTS: tuple[dict, ...] = ({},)     # exact_parts' answer for a cache it must not share
+
+NO_NOTE: tuple = (None, ())
+"""A record's note before the packet path leaves one (see lookup_exact): no memo's."""
+
+
 class _Entry(bytearray):
     """One cached answer, its bytes held once (issue 18: no second copy for the exact level):
     the entry *is* the answer's bytes (a bytearray with the entry's fields), one object less.
@@ -84,13 +90,14 @@ class _Entry(bytearray):
     Redis. Hashed as an object (entries key the prefetch hit counts; distinct live entries
     never share an identity hash, so a dict finds each by identity).
 
-    Memory (issue 18: a full cache no larger than dnsdist's): three slots, so an entry is
-    96 bytes beside its answer. What the hot path never changes, (offsets, added, shard), is
+    Memory (issue 18: a full cache no larger than dnsdist's): four slots, so an entry is
+    112 bytes beside its answer. What the hot path never changes, (offsets, added, shard), is
     one tuple shared by every entry stored in the same second, shard and answer shape
     (PacketCache._meta); the ECS subnet has a slot only in caches with parseECS
-    (_EcsEntry)."""
+    (_EcsEntry). ``note`` is what the packet path remembered about the query bytes this
+    answer is served for (see lookup_exact), NO_NOTE until then."""
 
-    __slots__ = ("validity", "stamp", "meta")
+    __slots__ = ("validity", "stamp", "meta", "note")
     __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
     ident: object = None  # the query's ECS subnet (parseECS caches: _EcsEntry), else None
 
@@ -102,6 +109,7 @@ class _Entry(bytearray):
         # (negative) until the bytes are a ready-to-send answer (PacketCache._prepare).
         self.stamp = stamp
         self.meta = meta      # (TTL offsets, second added, shard): see PacketCache._meta
+        self.note = NO_NOTE
 
     @property
     def response(self) -> bytearray:
@@ -164,17 +172,29 @@ class _EcsEntry(_Entry):
     __slots__ = ("ident",)
 
 
-class _Exact:
-    """A ready-to-send answer of its own, for an exact query whose name case differs from the
-    stored answer's (the rare case: the same-case query uses the entry's bytes)."""
+class _Exact(bytearray):
+    """A ready-to-send answer of its own (its bytes), for an exact query whose name case
+    differs from the stored answer's (the rare case: the same-case query uses the entry's
+    bytes); its ``note`` as an entry's."""
 
-    __slots__ = ("buf", "entry", "validity", "second")
+    __slots__ = ("entry", "validity", "second", "note")
 
     def __init__(self, buf: bytearray, entry: _Entry, second: int) -> None:
-        self.buf = buf
+        super().__init__(buf)
         self.entry = entry
         self.validity = entry.validity
         self.second = second
+        self.note = NO_NOTE
+
+
+def _take_note(rec: _Entry | _Exact, qkey: bytes, memo: dict[bytes, tuple]) -> bool:
+    """A record without a current note of ``memo`` (see lookup_exact) takes the one waiting
+    in ``memo`` for these bytes; False when none waits."""
+    note = memo.pop(qkey, None)
+    if note is None:
+        return False
+    rec.note = note
+    return True
 
 
 def _rd_cd_restored(buf: bytearray, query: bytes, orig_flags: int | None) -> None:
@@ -547,52 +567,99 @@ class PacketCache:
         if len(ex) >= self._exact_limit:
             ex.clear()
         if not same_case or qname.lower() != qname:
-            ex[query[2:]] = _Exact(bytearray(buf), entry, now_s)
+            ex[query[2:]] = _Exact(buf, entry, now_s)
             return
         if entry.stamp < 0:
-            self._prepare(entry, buf, now_s)
+            self._prepare(entry, query, now_s)
         if self.entry_for(udp, query[2:]) is not entry:
             ex[query[2:]] = entry
 
-    def _prepare(self, entry: _Entry, buf: bytearray, now_s: int) -> None:
+    def _prepare(self, entry: _Entry, query: bytes, now_s: int) -> None:
         """The entry's bytes become its queries' ready-to-send answer (``stamp`` >= 0 says
         so): RD and CD as theirs (the same for all: the flags are in the key), TTLs aged to
         ``now_s``."""
-        entry[2:4] = buf[2:4]
+        _rd_cd_restored(entry, query, None)
         entry.stamp = self._share(~entry.stamp)
         if not self.dont_age:
             entry.age_to(self._share(now_s))
 
-    def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
+    def _ready_on_first_hit(self, entry: _Entry, query: bytes, now_s: int) -> bool:
+        """An entry found under the query's own bytes but not yet a ready-to-send answer:
+        made one here, as the full path's lookup would on this hit (_serve, _fill_exact), when
+        that lookup would: the entry is fresh and its stored name has the query's case. So
+        the first hit after a miss costs what every later one does. (parseECS caches compare
+        the ECS subnet on lookups: left to the full path.)"""
+        if now_s >= entry.validity or self.parse_ecs:
+            return False
+        if len(entry) > 12:
+            try:
+                end = qname_end(query)
+            except WireError:
+                return False
+            if entry[12:end] != query[12:end]:
+                return False
+        self._prepare(entry, query, now_s)
+        return True
+
+    def lookup_exact(self, query: bytes, udp: bool, now_s: int,
+                     memo: dict[bytes, tuple] | None = None) -> bytearray | None:
         """The exact-bytes level: a shared ready-to-send buffer (query ID already in it), or None.
 
         A query whose bytes after the ID are its entry's key (a lowercase name) finds the entry
         in the cache's own dict: no index record, no second copy. The buffer is reused by the
         next call for the same query: send it before calling again, and never change it.
+
+        ``memo`` (the packet path's pure-chain memo, pydist/rule_path.py RuleMemo): the answer
+        is served only with a current note for these bytes, kept on the record (its ``note``:
+        ``(memo, ...)``); a note waiting in ``memo`` is taken onto the record. Without one:
+        None, nothing counted (the full path decides).
         """
         qkey = query[2:]
         rec = self._parts[udp][hash(qkey) % self._nparts].get(qkey)
-        if rec is None or rec.stamp < 0:
+        if (rec is not None and rec.stamp == now_s and now_s < rec.validity
+                and (memo is None or rec.note[0] is memo)):
+            # the usual hit: ready, aged to this second, fresh, with its current verdict
+            rec[0] = query[0]     # the ID: two item stores cost a third of a slice copy
+            rec[1] = query[1]
+            self.hits += 1
+            return rec
+        if rec is None or (rec.stamp < 0 and not self._ready_on_first_hit(rec, query, now_s)):
             rec = self._exact[udp].get(qkey)
             if rec is None:
                 return None
             if rec.__class__ is _Exact:
-                return self._variant_hit(rec, query, now_s)
+                return self._variant_hit(rec, query, now_s, memo)
         if now_s >= rec.validity:     # expired, or removed (validity 0)
+            return None
+        if memo is not None and rec.note[0] is not memo and not _take_note(rec, qkey, memo):
             return None
         if rec.stamp != now_s and not self.dont_age:
             rec.age_to(now_s)
-        rec[0] = query[0]     # the ID: two item stores cost a third of a slice copy
+        rec[0] = query[0]
         rec[1] = query[1]
         self.hits += 1
         return rec
 
-    def _variant_hit(self, rec: _Exact, query: bytes, now_s: int) -> bytearray | None:
+    def exact_parts(self, udp: bool) -> tuple[dict[CacheKey, _Entry], ...]:
+        """This transport's dicts of entries, for the UDP drain loop, which serves the usual
+        exact-level hit itself (lookup_exact's first case written out there, one call less
+        per hit: found under the query's own bytes, stamp == the second, fresh, its note
+        current; the ID written; counted in ``hits`` by the loop) and asks lookup_exact for
+        everything else. Empty dicts for a cache that counts more per hit (a subclass with
+        its own lookup_exact): then every hit goes through lookup_exact."""
+        if type(self).lookup_exact is not PacketCache.lookup_exact:
+            return _NO_PARTS
+        return self._parts[udp]
+
+    def _variant_hit(self, rec: _Exact, query: bytes, now_s: int,
+                     memo: dict[bytes, tuple] | None) -> bytearray | None:
         """lookup_exact for a query whose name case differs from the stored answer's."""
         entry = rec.entry
         if entry.validity != rec.validity or now_s >= rec.validity:
             return None
-        buf = rec.buf
+        if memo is not None and rec.note[0] is not memo and not _take_note(rec, query[2:], memo):
+            return None
+        buf = rec
         if rec.second != now_s:
             rec.second = now_s
             if not self.dont_age:

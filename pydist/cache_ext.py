@@ -103,8 +103,9 @@ class ExtendedPacketCache(PacketCache):
         self._refresh(udp, key, query, qname_end, now, stale=True)
         return buf, key
 
-    def lookup_exact(self, query: bytes, udp: bool, now_s: int) -> bytearray | None:
-        buf = super().lookup_exact(query, udp, now_s)
+    def lookup_exact(self, query: bytes, udp: bool, now_s: int,
+                     memo: dict[bytes, tuple] | None = None) -> bytearray | None:
+        buf = super().lookup_exact(query, udp, now_s, memo)
         if buf is not None and self.ext.options.prefetch is not None:
             entry = self.exact_entry(query, udp)
             if entry is not None:     # no clock read per hit: the drain loop's second will do

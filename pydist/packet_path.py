@@ -374,9 +374,11 @@ class PacketPath(RulePath):
         if cache is not None and insert:
             # the backend layer checked the answer's question: unless rules or ECS rewrote
             # the answer since, its records start where the query's question ends
-            cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now,
-                         st.temp_failure_ttl,       # SetTempFailureCacheTTL (RuleInFlight)
-                         not self.response_rules and not server.use_ecs)
+            entry = cache.insert(st.cache_key, st.query, st.qname_end, udp_key, resp, now,
+                                 st.temp_failure_ttl,   # SetTempFailureCacheTTL (RuleInFlight)
+                                 not self.response_rules and not server.use_ecs)
+            if entry is not None and self.rule_memo is not None:
+                self.note_entry(self.rule_memo, entry, st)
         if rcode == 0:        # Stats.count_rcode written out
             stats.frontend_noerror += 1
         elif rcode == 3:

@@ -24,6 +24,41 @@ from pydist.verdict import DROP, QueryOrigin, Verdict
 
 RULE_MEMO_MIN = 65536     # remembered pass-through queries of a pure chain, at least
 RULE_MEMO_EVICT = 16      # when full, the oldest 1/16th of the memo is forgotten
+RULE_MEMO_NOTES = 1024    # distinct matched-rule tuples shared before sharing starts over
+
+
+class RuleMemo(dict):
+    """A pure chain's pass-through verdicts: the rules that matched (all with pure actions),
+    per query bytes after the ID, as notes `(memo, matched)`.
+
+    A note waits here while its query is in flight: the answer's cache entry takes it
+    (RulePath.note_entry), or else the exact-bytes level's record that first serves those
+    bytes does (PacketCache.lookup_exact pops it). A hot name then costs no lookup here and
+    no memory here (issue 18 item 3: 100,000 hot names cost what 1,000 do). A note is current
+    while its first item is the path's memo: a new chain makes a new memo, and every note of
+    the old one stops counting at once.
+    Notes are shared: one per distinct matched tuple (usually one: nothing matched)."""
+
+    __slots__ = ("notes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: dict[tuple, tuple] = {}
+
+    def note(self, matched: tuple) -> tuple:
+        """The shared note for `matched`."""
+        note = self.notes.get(matched)
+        if note is None:
+            if len(self.notes) >= RULE_MEMO_NOTES:
+                self.notes.clear()        # notes given out stay current; only sharing restarts
+            note = self.notes[matched] = (self, matched)
+        return note
+
+    def retire(self) -> None:
+        """This memo is replaced: forget what waits, and let go of the notes (records keep
+        theirs, which point at this emptied memo, so they no longer count)."""
+        self.clear()
+        self.notes.clear()
 
 
 class RulePath:
@@ -41,8 +76,11 @@ class RulePath:
         self.selfanswered_rules = rules["selfanswered"].rules
         self.dynblocks = self.reg.dynblocks if self.reg.dynblocks.active else None
         pure = bool(self.query_rules) and is_pure_chain(self.query_rules)
+        old = getattr(self, "rule_memo", None)
+        if old is not None:
+            old.retire()
         # a pure chain's pass-through verdict per query bytes: lets cache hits skip the chain
-        self.rule_memo: dict[bytes, tuple] | None = {} if pure else None
+        self.rule_memo: RuleMemo | None = RuleMemo() if pure else None
         self.rule_memo_max = memo_size(self.default_pool.cache)
         return (not self.query_rules or pure) and not self.cachehit_rules
 
@@ -126,7 +164,7 @@ class RulePath:
             self._last_rule_bug = now
             self.reg.log(f"{what}: {e!r}")
 
-    def _remember(self, memo: dict, data: bytes, dq: DNSQuestion) -> None:
+    def _remember(self, memo: RuleMemo, data: bytes, dq: DNSQuestion) -> None:
         """Remember a pure chain's pass-through for these bytes, when nothing was changed."""
         for r in dq.matched:      # checked first: cheap, and false at once with a LuaAction
             if not r.action.pure:
@@ -134,7 +172,17 @@ class RulePath:
         if left_as_is(dq, data):
             if len(memo) >= self.rule_memo_max:
                 forget_oldest(memo, self.rule_memo_max // RULE_MEMO_EVICT + 1)
-            memo[data[2:]] = tuple(dq.matched)
+            memo[data[2:]] = memo.note(tuple(dq.matched))
+
+    def note_entry(self, memo: RuleMemo, entry: Any, st: Any) -> None:
+        """A cached answer takes its query's remembered verdict, when the exact-bytes level
+        serves it for that query's own bytes (its key is them: no capital, no skipped
+        option): the verdict waits in the memo only while the query is in flight."""
+        qkey = st.query[2:]
+        if st.cache_key == qkey:
+            note = memo.pop(qkey, None)
+            if note is not None:
+                entry.note = note
 
     def _response_rules(self, server: Any, resp: bytes, st: Any,
                         now: float) -> tuple[bytes | None, int, bool]:
@@ -164,7 +212,7 @@ class RulePath:
 
 def memo_size(cache: Any) -> int:
     """The memo only serves hits of the default pool's cache, so it holds as many queries as
-    that cache holds answers: every cached hot name keeps its remembered verdict."""
+    that cache holds answers: every verdict not yet taken by a cache record is kept."""
     return max(RULE_MEMO_MIN, cache.max_entries if cache is not None else 0)
 
 

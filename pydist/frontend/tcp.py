@@ -289,16 +289,11 @@ class TCPClientConnection(asyncio.Protocol):
         if blocks is not None and blocks.may_block(client[0], now, client[1]):
             return None
         memo = path.rule_memo
-        matched = None
-        if memo is not None:
-            matched = memo.get(q[2:])
-            if matched is None:
-                return None
-        resp = path.fast_cache.lookup_exact(q, False, int(now))
+        resp = path.fast_cache.lookup_exact(q, False, int(now), memo)
         if resp is None:
             return None
-        if matched:
-            for r in matched:
+        if memo is not None:
+            for r in resp.note[1]:      # a pure chain's remembered verdict
                 r.matches += 1
         stats = path.stats
         if q[2] & 0x01:

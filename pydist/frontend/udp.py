@@ -17,6 +17,9 @@ UDP_BUDGET = 256          # datagrams handled per wake-up before others get the 
 MAX_UDP_QUERY = 4368      # dnsdist 1.7.3 reads 4096 + 272 (DNSCrypt room) bytes; larger: dropped
 RECV_BATCH = 64           # datagrams per recvmmsg
 SEND_BATCH = 256          # answers per sendmmsg
+HIT_SLOT = 1232           # a drain's cache hits up to this size are copied into send slots
+_RD_BIT = bytes(b & 0x01 for b in range(256))     # header byte 2 -> its RD bit
+_RCODE = bytes(b & 0x0F for b in range(256))      # header byte 3 -> its rcode
 
 
 def sendto(sock: Any, resp: bytes, addr: Any) -> None:
@@ -51,10 +54,13 @@ class UDPFrontend:
             batched = self.batched and not pktinfo and mmsg.batchable(sock)
         self.rx: mmsg.Receiver | None = None
         self.tx: mmsg.Sender | None = None
+        self.hits_tx: mmsg.CopySender | None = None
         self.read = self.read_one_by_one
         if batched:
             self.rx = mmsg.Receiver(sock, RECV_BATCH, MAX_UDP_QUERY + 1, True)
             self.tx = mmsg.Sender(sock, SEND_BATCH, True)
+            # one slot per datagram of a drain: a drain's hits always find one
+            self.hits_tx = mmsg.CopySender(sock, UDP_BUDGET, HIT_SLOT, self.rx.namelen)
             self.clients = mmsg.AddressMemo()
             self.read = self.read_batch
         self.in_round = False        # draining: the round's end sends what was gathered
@@ -113,17 +119,32 @@ class UDPFrontend:
         acl_memo = acl.memo
         qring = path.rings.queries.append
         cache = path.fast_cache
+        if cache is not None:
+            parts = cache.exact_parts(True)
+            nparts = len(parts)
+        served = 0          # hits served by the written-out exact-level check (see below)
         memo = path.rule_memo
         blocks = path.dynblocks
         proxy_acl = path.proxy_acl
         full_path = self.full_path
         tx = self.tx
-        if tx is not None:
-            datas_add, dests_add = tx.datas.append, tx.dests.append
+        hits_tx = self.hits_tx
+        slot = HIT_SLOT
+        fits = 0            # the longest answer copied into a send slot (0: none is)
+        first = 0           # the round's first send slot (an offset)
+        if hits_tx is not None:
+            datas_add, dests_add = tx.datas.append, tx.dests.append  # type: ignore[union-attr]
+            slots = hits_tx.buf
+            lens_add, hit_dests_add = hits_tx.lens.append, hits_tx.dests.append
+            # one slot per datagram of the drain; a drain starts with none kept (a full kernel
+            # buffer stops reading until all is sent), or copies its hits otherwise
+            first = len(hits_tx.lens) * slot
+            fits = 0 if first else slot
+        off = counted = first                   # hits in slots before `counted` are counted
         do53_udp = DO53_UDP
         now = time.time()
         now_s = int(now)
-        hits = 0
+        hits = 0            # hits answered otherwise than from a send slot
         queries = 0
         budget = UDP_BUDGET
         self.in_round = True
@@ -162,21 +183,35 @@ class UDPFrontend:
                     if cache is not None:
                         if blocks is not None and blocks.may_block(addr[0], now, addr[1]):
                             resp = None     # a dynamic block may apply: the full path decides
-                        elif memo is not None:  # a pure chain: its remembered verdict, counted
-                            matched = memo.get(data[2:])
-                            resp = None if matched is None else \
-                                cache.lookup_exact(data, True, now_s)
-                            if resp is not None:
-                                for r in matched:
-                                    r.matches += 1
                         else:
-                            resp = cache.lookup_exact(data, True, now_s)
+                            # lookup_exact's usual hit written out (PacketCache.exact_parts):
+                            # the record under the query's own bytes, ready, aged to this
+                            # second, fresh, with its current verdict; the ID written in it
+                            key = data[2:]
+                            resp = parts[hash(key) % nparts].get(key)
+                            if (resp is not None and resp.stamp == now_s
+                                    and now_s < resp.validity
+                                    and (memo is None or resp.note[0] is memo)):
+                                resp[0] = data[0]
+                                resp[1] = data[1]
+                                served += 1
+                            else:
+                                resp = cache.lookup_exact(data, True, now_s, memo)
+                            if memo is not None and resp is not None:
+                                for r in resp.note[1]:  # a pure chain's remembered verdict
+                                    r.matches += 1
                         if resp is not None:
-                            if data[2] & 0x01:
-                                stats.rdqueries += 1
                             if out.__class__ is bytes:
                                 # the shared ready-to-send buffer holds this query's ID only
-                                # until the next lookup: the round sends its own copy
+                                # until the next lookup: the round sends its own copy (its
+                                # RD and rcode counted from the copies: count_copied)
+                                n = len(resp)
+                                if n <= fits:
+                                    slots[off:off + n] = resp
+                                    off += slot
+                                    lens_add(n)
+                                    hit_dests_add(out)
+                                    continue
                                 datas_add(bytes(resp))
                                 dests_add(out)
                             else:
@@ -185,27 +220,52 @@ class UDPFrontend:
                                 except OSError:
                                     pass
                             hits += 1
-                            rcode = resp[3] & 0x0F
-                            if rcode == 0:
-                                stats.frontend_noerror += 1
-                            else:
-                                stats.count_rcode(rcode)
+                            stats.rdqueries += data[2] & 0x01
+                            stats.count_rcode(resp[3] & 0x0F)
                             continue
-                    if queries:   # the rules may read getStatisticsCounters(): this query counts
-                        stats.queries += queries
-                        fe.queries += queries
-                        queries = 0
+                    if queries or off > counted:  # the rules may read the counters: all count
+                        self.count_copied(counted, off)
+                        counted = off
+                        queries = self.count_queries(queries)
+                        if served:
+                            cache.hits += served   # type: ignore[union-attr]
+                            served = 0
                     full_path(data, addr, out, now, local)
         finally:
             self.in_round = False
-            if tx is not None and tx.datas:
+            if tx is not None and (tx.datas or hits_tx.lens):   # type: ignore[union-attr]
                 self.flush()
-        if queries:
-            stats.queries += queries
-            fe.queries += queries
+        self.count_queries(queries)
+        self.count_copied(counted, off)
+        if served:
+            cache.hits += served   # type: ignore[union-attr]
+        hits += (off - first) // slot
         if hits:  # as 1.7.3: UDP cache hits are not counted in the frontend's responses
-            stats.cache_hits += hits      # (also when a full-path query flushed `queries`)
+            stats.cache_hits += hits      # (also when a full-path query flushed the others)
             stats.zero_latency_samples(hits)
+
+    def count_queries(self, queries: int) -> int:
+        """The drain loop's queries so far added to the stats; 0, for it to count on."""
+        if queries:
+            self.path.stats.queries += queries
+            self.fe.queries += queries
+        return 0
+
+    def count_copied(self, start: int, end: int) -> None:
+        """The RD queries and rcodes of the hits copied into send slots `start`..`end`
+        (offsets), read in bulk from the copies' own headers: an exact-level answer's RD bit
+        is its query's (restored from the query, whose flags are in the key it was found by)."""
+        if end > start:
+            slots = self.hits_tx.buf   # type: ignore[union-attr]
+            stats = self.path.stats
+            stats.rdqueries += slots[start + 2:end:HIT_SLOT].translate(_RD_BIT).count(1)
+            rcodes = slots[start + 3:end:HIT_SLOT].translate(_RCODE)
+            noerror = rcodes.count(0)
+            stats.frontend_noerror += noerror
+            if noerror < len(rcodes):
+                for rcode in rcodes:
+                    if rcode:
+                        stats.count_rcode(rcode)
 
     # ---- writing: answers gathered for sendmmsg, or sent one by one
     def send(self, data: bytes, out: Any, addr: Any) -> None:
@@ -227,18 +287,23 @@ class UDPFrontend:
         sendto(self.sock if out.__class__ is bytes else out, data, addr)
 
     def flush(self) -> None:
-        """Send the gathered answers; a full kernel buffer keeps the rest, and the listener
-        stops reading until it can write them (dnsdist's blocking send would wait too)."""
+        """Send the gathered answers (the drain's copied hits, then the others); a full kernel
+        buffer keeps the rest, and the listener stops reading until it can write them
+        (dnsdist's blocking send would wait too)."""
         self.flush_due = False
-        if not self.tx.flush() and not self.blocked:   # type: ignore[union-attr]
+        if not self.flushed() and not self.blocked:
             self.blocked = True
             fd = self.sock.fileno()
             self.loop.remove_reader(fd)
             self.loop.add_writer(fd, self.writable)
 
+    def flushed(self) -> bool:
+        """Both senders emptied (False: the kernel's buffer is full, the rest kept)."""
+        return self.hits_tx.flush() and self.tx.flush()   # type: ignore[union-attr]
+
     def writable(self) -> None:
         """Room again in the kernel's buffer: the kept answers go, then reading resumes."""
-        if self.tx.flush():   # type: ignore[union-attr]
+        if self.flushed():
             self.blocked = False
             fd = self.sock.fileno()
             self.loop.remove_writer(fd)

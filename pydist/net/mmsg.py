@@ -272,25 +272,98 @@ class Sender:
         if self.names:
             self._name_ptrs[:k] = array.array(_PTR, [id(d) + off for d in dests])
             self._name_lens[:k] = array.array("I", map(len, dests))
-        fd = self.fileno()
-        done = 0
-        while done < k:
-            got = self._call(fd, self._hdr_address + done * HDR_SIZE, k - done, 0)
-            if got > 0:
-                done += got
-                continue
-            err = ctypes.get_errno() if got < 0 else errno.EAGAIN
-            if err == errno.EINTR:
-                continue
-            if self.wait_when_full and err in (errno.EAGAIN, errno.EWOULDBLOCK):
-                return done, True
-            if self.on_error is not None:
-                self.on_error(self.tags[done], err)
-            done += 1                      # this message alone is lost
-        return done, False
+        lost = None if self.on_error is None else self._lost
+        return send_all(self._call, self.fileno(), self._hdr_address, k, self.wait_when_full,
+                        lost)
+
+    def _lost(self, k: int, err: int) -> None:
+        self.on_error(self.tags[k], err)   # type: ignore[misc]
 
     def close(self) -> None:
         for view in (self._bases, self._sizes, self._name_ptrs, self._name_lens):
             view.release()
         self.iovs.close()
         self.hdrs.close()
+
+
+def send_all(call: SendCall, fd: int, hdr_address: int, k: int, wait_when_full: bool,
+             lost: Callable[[int, int], None] | None) -> tuple[int, bool]:
+    """sendmmsg of the `k` messages whose headers start at `hdr_address`, resumed after a
+    partial send: how many left the queue (sent, or lost alone to an error: `lost(k, errno)`
+    is told which), and whether a full kernel buffer stopped the others (`wait_when_full`;
+    else that is an error per message too)."""
+    done = 0
+    while done < k:
+        got = call(fd, hdr_address + done * HDR_SIZE, k - done, 0)
+        if got > 0:
+            done += got
+            continue
+        err = ctypes.get_errno() if got < 0 else errno.EAGAIN
+        if err == errno.EINTR:
+            continue
+        if wait_when_full and err in (errno.EAGAIN, errno.EWOULDBLOCK):
+            return done, True
+        if lost is not None:
+            lost(done, err)
+        done += 1                      # this message alone is lost
+    return done, False
+
+
+class CopySender:
+    """sendmmsg of answers copied into `count` slots of `slot_size` bytes allocated once, each
+    to a raw struct sockaddr of `name_len` bytes (one family per socket).
+
+    For answers whose bytes change once queued: the cache's ready-to-send records carry the
+    latest query's ID, so a round's hits cannot go by reference. A copy into a slot costs
+    less than a new bytes object per answer, and the slots' iovecs and name lengths are set
+    once: a send computes only lengths and destinations. The UDP drain loop fills it inline:
+    answer k at `buf[k * slot_size:]`, its length in `lens`, its destination (kept alive until
+    sent) in `dests`. A full kernel buffer keeps the rest for the next `flush` (False)."""
+
+    def __init__(self, sock: socket.socket, count: int, slot_size: int, name_len: int,
+                 call: SendCall | None = None) -> None:
+        self.fileno = sock.fileno
+        self.count = count
+        self.slot_size = slot_size
+        self.data = _Region(count * slot_size)
+        self.buf = self.data.mem
+        self.iovs = _Region(count * IOV_SIZE)
+        self.hdrs = _headers(count, self.iovs.address)
+        iq, hi = self.iovs.q, self.hdrs.i
+        for k in range(count):
+            iq[2 * k] = self.data.address + k * slot_size
+            hi[k * _HDR_I + _NAMELEN_I] = name_len
+        self.lens: list[int] = []
+        self.dests: list[bytes] = []
+        self.sent = 0                  # of those queued: sent before a full buffer stopped
+        self._call: SendCall = call if call is not None else _libc.sendmmsg
+        self._hdr_address = self.hdrs.address
+        self._sizes = self.iovs.q[1::2]
+        self._name_ptrs = self.hdrs.q[_NAME_Q::_HDR_Q]
+
+    def __len__(self) -> int:
+        return len(self.lens) - self.sent
+
+    def flush(self) -> bool:
+        """Send what is queued; False when the kernel's buffer is full (the rest kept)."""
+        lens, dests, start = self.lens, self.dests, self.sent
+        k = len(lens)
+        if start < k:
+            self._sizes[start:k] = array.array(_PTR, lens[start:k])
+            self._name_ptrs[start:k] = array.array(
+                _PTR, [id(d) + BYTES_DATA for d in dests[start:k]])
+            done, full = send_all(self._call, self.fileno(), self._hdr_address + start * HDR_SIZE,
+                                  k - start, True, None)
+            if full:
+                self.sent = start + done
+                return False
+        lens.clear()     # in place: the drain loop holds their append methods
+        dests.clear()
+        self.sent = 0
+        return True
+
+    def close(self) -> None:
+        self._sizes.release()
+        self._name_ptrs.release()
+        for region in (self.data, self.iovs, self.hdrs):
+            region.close()

@@ -130,6 +130,10 @@ def test_prefetch_counts_exact_level_hits() -> None:
     assert look(pc, q, T0 + 1) is not None      # full path: puts it in the exact level
     assert pc.lookup_exact(q, True, int(T0) + 8) is not None
     assert pc.ext.refresher.started == [pc.make_key(q, qend(q))]
+    # the UDP drain loop's written-out exact hit would not count it: it asks lookup_exact
+    assert pc.exact_parts(True) == ({},)
+    plain = PacketCache(100)
+    assert plain.exact_parts(True) is plain._parts[1]
 
 
 def test_refresh_single_flight_failure_hold_and_no_overwrite() -> None:

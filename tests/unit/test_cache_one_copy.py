@@ -97,3 +97,38 @@ def test_a_100000_entry_cache_keeps_its_tables_at_30_bytes_an_entry() -> None:
     assert tables / 99_000 < 34, tables / 99_000
     assert all(pc.entry_for(True, key) is not None for key in keys[::97])
     assert PacketCache(1000)._nparts == 1       # small caches keep one dict
+
+
+def test_the_first_hit_after_the_insert_is_ready_at_once() -> None:
+    """A query whose bytes are its entry's key finds the entry ready on its first exact-level
+    lookup: the answer the full lookup would have given (ID, RD/CD restored over a backend
+    that cleared them, TTLs aged), from the entry's own bytes."""
+    wire = query(qid=1, flags=dns.flags.RD | dns.flags.CD)
+    resp = bytearray(answer(wire, ttls=(100, 3600)))
+    resp[2] &= 0xFE
+    resp[3] &= 0xEF
+    full_pc, fast_pc = PacketCache(100), PacketCache(100)
+    for pc in (full_pc, fast_pc):
+        fill(pc, wire, bytes(resp))
+    client = query(qid=9, flags=dns.flags.RD | dns.flags.CD)
+    full = get(full_pc, client, now=T0 + 7)
+    fast = fast_pc.lookup_exact(client, True, int(T0) + 7)
+    assert fast is fast_pc.entry_for(1, fast_pc.make_key(wire, qend(wire)))
+    assert bytes(fast) == bytes(full) and ttls_of(fast) == [93, 3593]
+    assert fast_pc.hits == 1 and not fast_pc._exact[1]
+
+
+def test_the_first_exact_hit_leaves_to_the_full_path_what_it_must() -> None:
+    pc = PacketCache(100)
+    upper = query("WWW.EXAMPLE.COM.", qid=1)
+    fill(pc, upper)                                   # stored with the capitals
+    lower = query(qid=2)
+    assert pc.lookup_exact(lower, True, int(T0)) is None       # another case: a copy of its own
+    assert pc.entry_for(1, pc.make_key(lower, qend(lower))).stamp < 0
+    expired = PacketCache(100)
+    fill(expired, lower, answer(lower, ttls=(10,)))
+    assert expired.lookup_exact(lower, True, int(T0) + 10) is None
+    ecs = PacketCache(100, parse_ecs=True)            # the subnet is compared on lookups
+    fill(ecs, lower)
+    assert ecs.lookup_exact(lower, True, int(T0)) is None
+    assert pc.hits == expired.hits == ecs.hits == 0

@@ -84,7 +84,7 @@ def test_hits_behind_a_lua_action_run_it_and_count_as_hits() -> None:
     assert len(sock.sent) == 3 and all(s[4:] == answer[4:] for s in sock.sent)
     assert reg.stats.cache_hits == 3 and reg.stats.cache_misses == 0
     assert reg.stats.frontend_noerror == 3 and reg.stats.latency0_1 == 3
-    assert full == [1]        # the first hit fills the exact level; the others use it
+    assert full == [0]        # every hit, the first too, is served by the exact level
 
 
 def test_a_query_the_action_changed_takes_the_full_path() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import socket
+import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -345,3 +346,202 @@ def test_backend_queries_go_in_one_call_and_failures_count_as_send_errors() -> N
         assert sorted(backend.inflight) == [0, 2, 3]
     finally:
         backend.close()
+
+
+# ---- the drain's cache hits: copied into send slots
+
+def copy_sender(script: list[int | str]) -> tuple[mmsg.CopySender, FakeSendmmsg]:
+    fake = FakeSendmmsg(script)
+    s = udp()
+    tx = mmsg.CopySender(s, 8, 32, 16, call=fake)
+    s.close()
+    return tx, fake
+
+
+def queue_copies(tx: mmsg.CopySender, n: int) -> list[tuple[bytes, bytes]]:
+    """What the drain loop writes for n hits (tx.buf slots, lengths, destinations)."""
+    out = []
+    for k in range(n):
+        msg, dest = b"answer %d" % k, b"destination %04d" % k
+        tx.buf[k * tx.slot_size:k * tx.slot_size + len(msg)] = msg
+        tx.lens.append(len(msg))
+        tx.dests.append(dest)
+        out.append((msg, dest))
+    return out
+
+
+def test_copied_answers_go_in_one_call_with_their_destinations() -> None:
+    tx, fake = copy_sender([])
+    sent = queue_copies(tx, 8)
+    assert tx.flush() and fake.calls == 1 and fake.sent == sent
+    assert len(tx) == 0 and not tx.lens and not tx.dests
+    sent = queue_copies(tx, 3)                   # the slots serve the next drain again
+    assert tx.flush() and fake.sent[8:] == sent
+
+
+def test_copied_answers_wait_for_room_in_order() -> None:
+    tx, fake = copy_sender([3, "EAGAIN", 2, "EAGAIN"])
+    sent = queue_copies(tx, 7)
+    assert not tx.flush() and fake.sent == sent[:3] and len(tx) == 4
+    assert not tx.flush() and fake.sent == sent[:5] and len(tx) == 2
+    assert tx.flush() and fake.sent == sent and len(tx) == 0
+
+
+def a_records(name: str, count: int) -> bytes:
+    import dnslib
+    r = dnslib.DNSRecord.question(name, "A").reply()
+    for k in range(count):
+        r.add_answer(dnslib.RR(name, dnslib.QTYPE.A, rdata=dnslib.A(f"192.0.2.{k % 250}"),
+                               ttl=3600))
+    return bytes(r.pack())
+
+
+def test_hits_of_one_drain_each_carry_their_own_id() -> None:
+    """Many hits on the same cached answers in one drain: the cache's ready-to-send record
+    holds the latest ID only, so each answer must leave with its own query's ID (and an
+    answer too long for a send slot too)."""
+    import dnslib
+    from pydist.dns.wire import parse_question
+    from pydist.frontend.udp import HIT_SLOT, UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    cache = reg.get_pool("").cache
+    names = {"small.test.": 1, "big.test.": 90}
+    for name, count in names.items():
+        q = bytes(dnslib.DNSRecord.question(name, "A").pack())
+        cache.insert(None, q, parse_question(q)[0], True, a_records(name, count), time.time())
+    assert len(a_records("big.test.", 90)) > HIT_SLOT
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener)
+        sent = {}
+        for ident in range(1, 121):
+            q = dnslib.DNSRecord.question("big.test." if ident % 10 == 0 else "small.test.", "A")
+            q.header.id = ident
+            sent[ident] = str(q.q.qname)
+            client.sendto(q.pack(), listener.getsockname())
+        fe.readable()
+        got = [dnslib.DNSRecord.parse(data) for data, _ in drain(client)]
+        assert sorted(r.header.id for r in got) == list(range(1, 121))
+        for r in got:
+            assert str(r.q.qname) == sent[r.header.id]
+            assert len(r.rr) == names[sent[r.header.id]]
+        assert reg.stats.cache_hits == 120 and reg.stats.frontend_noerror == 120
+        assert reg.stats.rdqueries == 120 and reg.stats.queries == 120
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
+
+
+def burst_counters(batched: bool) -> dict[str, int]:
+    """One drain of 90 hits on cached NOERROR, NXDOMAIN and SERVFAIL answers, queries with RD
+    and without, and a miss in the middle (the full path, whose rules may read the counters
+    of the hits before it): the listener's counters after it."""
+    import dnslib
+    from pydist.dns.wire import parse_question
+    from pydist.frontend.udp import UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    cache = reg.get_pool("").cache
+    seen_by_full_path: list[tuple[int, int, int]] = []
+    step = engine.path.query_step
+
+    def full_path(*args: Any) -> Any:
+        st = reg.stats
+        seen_by_full_path.append((st.rdqueries, st.frontend_noerror, st.frontend_nxdomain,
+                                  cache.hits))
+        return step(*args)
+    engine.path.query_step = full_path  # type: ignore[method-assign]
+    queries = []
+    for k, (rcode, rd) in enumerate([(0, 1), (3, 1), (2, 0), (0, 0), (3, 0)]):
+        q = dnslib.DNSRecord.question(f"n{k}.test.", "A")
+        q.header.rd = rd
+        r = q.reply()
+        r.header.rcode = rcode
+        if rcode == 0:
+            r.add_answer(dnslib.RR(f"n{k}.test.", rdata=dnslib.A("192.0.2.1"), ttl=3600))
+        else:
+            r.add_auth(dnslib.RR("test.", dnslib.QTYPE.SOA, ttl=3600, rdata=dnslib.SOA(
+                "ns.test.", "h.test.", (1, 2, 3, 4, 3600))))
+        wire = bytes(q.pack())
+        cache.insert(None, wire, parse_question(wire)[0], True, bytes(r.pack()), time.time())
+        queries.append(wire)
+    burst = [queries[k % 5] for k in range(45)] + [bytes(dnslib.DNSRecord.question(
+        "miss.test.", "A").pack())] + [queries[k % 5] for k in range(45)]
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener, batched=batched)
+        assert (fe.hits_tx is not None) == batched
+        for q in burst:
+            client.sendto(q, listener.getsockname())
+        fe.readable()
+        assert len(drain(client)) == 90
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
+    st = reg.stats
+    return {"queries": st.queries, "cache-hits": st.cache_hits, "rdqueries": st.rdqueries,
+            "noerror": st.frontend_noerror, "nxdomain": st.frontend_nxdomain,
+            "servfail": st.frontend_servfail, "pc hits": cache.hits, "seen": seen_by_full_path}
+
+
+def test_hits_copied_into_slots_count_as_hits_answered_one_by_one() -> None:
+    """The drain's copied hits are counted from the copies, in bulk, and the hits it serves
+    itself in the cache's hits: the same figures as the portable path's hit by hit, also as
+    the full path's rules would read them."""
+    batched = burst_counters(True)
+    assert batched == burst_counters(False)
+    assert batched == {"queries": 91, "cache-hits": 90, "rdqueries": 37, "noerror": 36,
+                       "nxdomain": 36, "servfail": 18, "pc hits": 90,
+                       "seen": [(18, 18, 18, 45)]}
+
+
+def test_a_drain_with_copies_still_kept_copies_its_hits_otherwise() -> None:
+    """Reading waits while a full kernel buffer keeps copies; should a drain run anyway, its
+    hits must not reuse the kept copies' slots: they go as copies of their own."""
+    import dnslib
+    from pydist.dns.wire import parse_question
+    from pydist.frontend.udp import UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    q = bytes(dnslib.DNSRecord.question("kept.test.", "A").pack())
+    reg.get_pool("").cache.insert(None, q, parse_question(q)[0], True,
+                                  a_records("kept.test.", 1), time.time())
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener)
+        real = fe.hits_tx._call                      # type: ignore[union-attr]
+        script = ["EAGAIN"]
+
+        def sendmmsg(fd: int, hdrs: int, count: int, flags: int) -> int:
+            if script:
+                ctypes.set_errno(getattr(errno, script.pop()))
+                return -1
+            return real(fd, hdrs, count, flags)
+        fe.hits_tx._call = sendmmsg                   # type: ignore[union-attr]
+
+        def burst(idents: range) -> None:
+            for ident in idents:
+                m = dnslib.DNSRecord.parse(q)
+                m.header.id = ident
+                client.sendto(m.pack(), listener.getsockname())
+        burst(range(1, 11))
+        fe.readable()
+        assert fe.blocked and len(fe.hits_tx) == 10   # type: ignore[arg-type]
+        burst(range(11, 21))
+        sent_as_copies = []
+        fe.tx._send_batch = lambda datas, dests: (  # type: ignore[union-attr]
+            sent_as_copies.extend(datas) or send_batch(datas, dests))
+        send_batch = mmsg.Sender._send_batch.__get__(fe.tx)
+        fe.readable()                                 # not called while blocked; if it were
+        assert len(sent_as_copies) == 10 and len(fe.hits_tx) == 0   # type: ignore[arg-type]
+        fe.writable()
+        got = sorted(dnslib.DNSRecord.parse(d).header.id for d, _ in drain(client))
+        assert got == list(range(1, 21)) and not fe.blocked
+        assert reg.stats.cache_hits == 20
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
