@@ -231,6 +231,8 @@ class UDPFrontend:
                             cache.hits += served   # type: ignore[union-attr]
                             served = 0
                     full_path(data, addr, out, now, local)
+                if len(batch) < RECV_BATCH:
+                    break   # a short read emptied the socket: no second, empty recvmmsg
         finally:
             self.in_round = False
             if tx is not None and (tx.datas or hits_tx.lens):   # type: ignore[union-attr]

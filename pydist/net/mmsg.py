@@ -202,7 +202,8 @@ class AddressMemo(dict):
         return addr
 
 
-SendCall = Callable[[int, int, int, int], int]   # sendmmsg(fd, hdrs, count, flags)
+SendCall = Callable[[int, int, int, int], int]
+SMALL_BATCH = 8     # up to this many messages, headers are filled one by one (cheaper than arrays)   # sendmmsg(fd, hdrs, count, flags)
 
 
 class Sender:
@@ -267,11 +268,22 @@ class Sender:
         whether the kernel's buffer filled up before the others could go."""
         k = len(datas)
         off = BYTES_DATA
-        self._bases[:k] = array.array(_PTR, [id(d) + off for d in datas])
-        self._sizes[:k] = array.array(_PTR, map(len, datas))
-        if self.names:
-            self._name_ptrs[:k] = array.array(_PTR, [id(d) + off for d in dests])
-            self._name_lens[:k] = array.array("I", map(len, dests))
+        if k <= SMALL_BATCH:    # a small round (several workers share the load): no arrays
+            bases, sizes = self._bases, self._sizes
+            for i, d in enumerate(datas):
+                bases[i] = id(d) + off
+                sizes[i] = len(d)
+            if self.names:
+                ptrs, lens = self._name_ptrs, self._name_lens
+                for i, d in enumerate(dests):
+                    ptrs[i] = id(d) + off
+                    lens[i] = len(d)
+        else:
+            self._bases[:k] = array.array(_PTR, [id(d) + off for d in datas])
+            self._sizes[:k] = array.array(_PTR, map(len, datas))
+            if self.names:
+                self._name_ptrs[:k] = array.array(_PTR, [id(d) + off for d in dests])
+                self._name_lens[:k] = array.array("I", map(len, dests))
         lost = None if self.on_error is None else self._lost
         return send_all(self._call, self.fileno(), self._hdr_address, k, self.wait_when_full,
                         lost)
@@ -349,9 +361,15 @@ class CopySender:
         lens, dests, start = self.lens, self.dests, self.sent
         k = len(lens)
         if start < k:
-            self._sizes[start:k] = array.array(_PTR, lens[start:k])
-            self._name_ptrs[start:k] = array.array(
-                _PTR, [id(d) + BYTES_DATA for d in dests[start:k]])
+            if k - start <= SMALL_BATCH:     # a few answers: no arrays built
+                sizes, ptrs = self._sizes, self._name_ptrs
+                for i in range(start, k):
+                    sizes[i] = lens[i]
+                    ptrs[i] = id(dests[i]) + BYTES_DATA
+            else:
+                self._sizes[start:k] = array.array(_PTR, lens[start:k])
+                self._name_ptrs[start:k] = array.array(
+                    _PTR, [id(d) + BYTES_DATA for d in dests[start:k]])
             done, full = send_all(self._call, self.fileno(), self._hdr_address + start * HDR_SIZE,
                                   k - start, True, None)
             if full:

@@ -350,10 +350,10 @@ def test_backend_queries_go_in_one_call_and_failures_count_as_send_errors() -> N
 
 # ---- the drain's cache hits: copied into send slots
 
-def copy_sender(script: list[int | str]) -> tuple[mmsg.CopySender, FakeSendmmsg]:
+def copy_sender(script: list[int | str], count: int = 8) -> tuple[mmsg.CopySender, FakeSendmmsg]:
     fake = FakeSendmmsg(script)
     s = udp()
-    tx = mmsg.CopySender(s, 8, 32, 16, call=fake)
+    tx = mmsg.CopySender(s, count, 32, 16, call=fake)
     s.close()
     return tx, fake
 
@@ -377,6 +377,23 @@ def test_copied_answers_go_in_one_call_with_their_destinations() -> None:
     assert len(tx) == 0 and not tx.lens and not tx.dests
     sent = queue_copies(tx, 3)                   # the slots serve the next drain again
     assert tx.flush() and fake.sent[8:] == sent
+
+
+@pytest.mark.parametrize("n", [1, mmsg.SMALL_BATCH, mmsg.SMALL_BATCH + 1, 30])
+def test_small_and_large_batches_fill_the_same_headers(n: int) -> None:
+    """Up to SMALL_BATCH messages the headers are written one by one, above it from arrays:
+    either way each message leaves with its own bytes and destination."""
+    fake = FakeSendmmsg([])
+    s = udp()
+    tx = mmsg.Sender(s, 32, True, call=fake)
+    s.close()
+    msgs = [(b"m" * (k + 1), b"dest %04d" % k) for k in range(n)]
+    for m, d in msgs:
+        tx.add(m, d)
+    assert tx.flush() and fake.calls == 1 and fake.sent == msgs
+    ctx, cfake = copy_sender([], 32)
+    sent = queue_copies(ctx, n)
+    assert ctx.flush() and cfake.calls == 1 and cfake.sent == sent
 
 
 def test_copied_answers_wait_for_room_in_order() -> None:
@@ -541,6 +558,30 @@ def test_a_drain_with_copies_still_kept_copies_its_hits_otherwise() -> None:
         got = sorted(dnslib.DNSRecord.parse(d).header.id for d, _ in drain(client))
         assert got == list(range(1, 21)) and not fe.blocked
         assert reg.stats.cache_hits == 20
+    finally:
+        reg.servers[0].udp.close()
+        listener.close()
+        client.close()
+
+
+def test_a_short_read_ends_the_drain_without_an_empty_recvmmsg() -> None:
+    """Fewer datagrams than a recvmmsg holds: the socket is empty, so the drain ends there
+    (a second call would only find nothing; with several workers sharing the load most
+    wake-ups are short, and that empty call was a tenth of a round's cost)."""
+    import dnslib
+    from pydist.frontend.udp import UDPFrontend
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    listener, client = udp(), udp()
+    try:
+        fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, listener)
+        calls = []
+        recv = fe.rx.recv   # type: ignore[union-attr]
+        fe.rx.recv = lambda: calls.append(1) or recv()   # type: ignore[union-attr,method-assign]
+        for ident in range(3):
+            client.sendto(dnslib.DNSRecord.question("x.test.", "A").pack(), listener.getsockname())
+        fe.readable()
+        assert len(calls) == 1 and reg.stats.queries == 3
     finally:
         reg.servers[0].udp.close()
         listener.close()
