@@ -7,8 +7,9 @@ one dict per transport. That makes a lookup one C-speed dict probe and collision
 burtle key itself is computed only by ``dump()``, where users see it.
 
 Known differences from dnsdist 1.7.3 (all invisible on the wire):
-* shard assignment uses Python's ``hash(key)`` until a shard is 80 % full, then dnsdist's
-  ``burtle % shards`` (see _shard_of): the same entries are refused when a shard is full;
+* an entry's shard (dnsdist's ``burtle % shards``) is worked out late, for many entries at
+  once, while no shard can be full yet (see _resolve): the same entries are refused when a
+  shard is full;
 * true 32-bit hash collisions cannot happen, so ``lookup_collisions``/``insert_collisions`` only
   count an ECS subnet mismatch under an equal key (parseECS with the ECS option skipped);
 * the shard locks do not exist (one thread), so ``deferred_inserts``/``deferred_lookups`` stay 0.
@@ -17,7 +18,6 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
-from itertools import islice
 from typing import Iterator, TypeVar, Union
 
 from pydist.dns.burtle import burtle
@@ -268,12 +268,12 @@ class PacketCache:
             skipped.add(_OPT_COOKIE)
         self.skip_options = frozenset(skipped)
         self._shard_capacity = max_entries // number_of_shards
-        # see _shard_of: below this count in every Python-spread shard, no dnsdist shard can
-        # be full but with odds under 1e-4 (4 standard deviations of a shard's share)
-        self._exact_shards_from = self._shard_capacity - 4 * self._shard_capacity ** 0.5
         self._header_hashes: dict[bytes, int] = {}    # burtle of the key's header bytes
-        self._shard_counts = [0] * number_of_shards
-        self._dnsdist_shards = False      # see _shard_of
+        self._shard_counts = [0] * number_of_shards   # the entries whose shard is known
+        # [tcp, udp]: keys stored while no shard could be full, their shard not yet worked
+        # out; `_room` more may be, and still none can be (see _resolve)
+        self._pending: tuple[list[CacheKey], list[CacheKey]] = ([], [])
+        self._room = self._shard_capacity
         # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
         # implied; each spread over a few dicts by Python's hash of the key (see _parts_for).
         self._nparts = _parts_for(max_entries)
@@ -351,30 +351,29 @@ class PacketCache:
         out.append(query[pos:])
         return b"".join(out)
 
-    def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
-        """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
-        full. Its hash costs about 10 us in Python, and a shard can only be full once it holds
-        its share: until one shard (spread by Python's hash, as even as dnsdist's) comes within
-        4 standard deviations of its share (94 % of 5,000; at once for small shards), that
-        spread stands in, and the counts are redone the dnsdist way then."""
-        if self._dnsdist_shards:
-            return self._pieces(key, bool(udp)) % self.number_of_shards
-        shard = hash(key) % self.number_of_shards
-        if self._shard_counts[shard] + 1 < self._exact_shards_from:
-            return shard
-        self._dnsdist_shards = True
-        counts = [0] * self.number_of_shards
-        for side in (0, 1):
-            stored = self.items(side)
-            while items := list(islice(stored, 8192)):     # bounded temporaries (RSS)
-                hashes = self._many_pieces([k for k, _ in items], bool(side))
-                for (_, entry), h in zip(items, hashes):
-                    shard = h % self.number_of_shards
+    def _resolve(self) -> None:
+        """Work out the shard of every pending entry, all at once (dnsdist's burtle key modulo
+        the shards: about 10 us for one key in Python, a fraction of that for many together,
+        pydist/dns/burtle_many.py). A shard can only refuse an insert once full, so while
+        the largest known count plus every pending entry stays under a shard's capacity, an
+        insert needs no shard: it is stored, its shard worked out with the next batch. The
+        batches start at a shard's capacity and shrink as the shards fill, so no insert
+        stalls the loop for long and most keys are hashed in large batches."""
+        counts = self._shard_counts
+        shards = self.number_of_shards
+        for udp, keys in enumerate(self._pending):
+            for start in range(0, len(keys), 8192):          # bounded temporaries (RSS)
+                chunk = keys[start:start + 8192]
+                for key, h in zip(chunk, self._many_pieces(chunk, bool(udp))):
+                    entry = self.entry_for(udp, key)
+                    if entry is None:    # removed since (not by this class: it resolves first)
+                        continue
+                    shard = h % shards
                     offsets, added, _ = entry.meta
-                    entry.meta = self._share((offsets, added, shard))
+                    entry.meta = self._meta(offsets, added, shard)
                     counts[shard] += 1
-        self._shard_counts = counts
-        return self._shard_of(key, udp)
+            keys.clear()
+        self._room = self._shard_capacity - max(counts)
 
     def _options_walked(self, raw: bytes, rest: int) -> bool:
         """Whether hashAfterQname walks the key's EDNS options (skipped ones configured, one
@@ -624,7 +623,7 @@ class PacketCache:
         size = len(response)
         if size < 12 or size > MAX_ENTRY_SIZE:
             return None
-        if not self.min_ttl and self.is_full_everywhere():
+        if not self.min_ttl and self._room <= 0 and self.is_full_everywhere():
             return None     # refused by store() anyway; no TTL to count as too short
         rcode = response[3] & 0x0F
         if rcode == _RCODE_SERVFAIL or rcode == _RCODE_REFUSED:
@@ -661,15 +660,20 @@ class PacketCache:
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
         ``response``), or None."""
-        if self.is_full_everywhere():
-            return None     # whichever shard is this key's (no hash needed)
-        counts = self._shard_counts
-        shard = hash(key) % self.number_of_shards    # _shard_of's usual outcome, then it
-        if self._dnsdist_shards or counts[shard] + 1 >= self._exact_shards_from:
-            shard = self._shard_of(key, udp)
-            counts = self._shard_counts
-        if counts[shard] >= self._shard_capacity:
-            return None
+        cache = self._parts[udp][hash(key) % self._nparts]
+        old = cache.get(key)
+        if self._room <= 0:
+            if self._pending[0] or self._pending[1]:
+                self._resolve()
+            if self._room <= 0:     # some shard may be full: this key's decides
+                if self.is_full_everywhere():
+                    return None     # whichever shard is this key's (no hash needed)
+                shard = self._pieces(key, bool(udp)) % self.number_of_shards \
+                    if old is None else old.meta[2]
+                if self._shard_counts[shard] >= self._shard_capacity:
+                    return None
+        if self._room > 0:          # no shard can be full: worked out later (_resolve)
+            shard = -1 if old is None else old.meta[2]
         second = self._second
         if second[0] != added:      # a new second: its two shared ints (see _share)
             second = self._second = (added, self._share(added), self._share(~added))
@@ -680,11 +684,13 @@ class PacketCache:
             meta if meta is not None else self._meta(offsets, added, shard))
         if ident is not None:
             new.ident = ident
-        cache = self._parts[udp][hash(key) % self._nparts]
-        old = cache.get(key)
         if old is None:
             cache[key] = new
-            counts[shard] += 1
+            if shard < 0:
+                self._pending[udp].append(key)
+                self._room -= 1
+            else:
+                self._shard_counts[shard] += 1
             return new
         if old.validity > now_s and old.ident != ident:
             self.insert_collisions += 1
@@ -698,7 +704,8 @@ class PacketCache:
     def is_full_everywhere(self) -> bool:
         """Every shard is full: an insert is refused whatever its key (the shard counts sum
         to the entries, and cost less to add up than the dicts' lengths)."""
-        return sum(self._shard_counts) >= self._shard_capacity * self.number_of_shards
+        return (sum(self._shard_counts) + len(self._pending[0]) + len(self._pending[1])
+                >= self._shard_capacity * self.number_of_shards)
 
     def _ident_of(self, query: bytes, qname_end: int) -> object:
         """What dnsdist compares beyond the key: only the ECS subnet (parseECS), else None.
@@ -715,10 +722,14 @@ class PacketCache:
     # ------------------------------------------------------------------ maintenance
 
     def _entries_by_shard(self):
-        """Every (transport, key, entry, shard) in a stable order."""
+        """Every (transport, key, entry, shard) in a stable order (every shard worked out
+        first); once all are read, the room for inserts that need no shard is what the
+        removals left."""
+        self._resolve()
         for udp in (0, 1):
             for key, entry in list(self.items(udp)):
                 yield udp, key, entry, entry.shard
+        self._room = self._shard_capacity - max(self._shard_counts)
 
     def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
         entry = self._parts[udp][hash(key) % self._nparts].pop(key)
@@ -797,6 +808,7 @@ class PacketCache:
         smaller size refuses inserts until cleaning and expiry bring each shard under it."""
         self.max_entries = max(1, max_entries)
         self._shard_capacity = self.max_entries // self.number_of_shards
+        self._resolve()      # the room left under the new capacity
         self._exact_limit = self.max_entries
 
     # ------------------------------------------------------------------ inspection

@@ -47,18 +47,68 @@ def test_a_cache_with_room_in_some_shard_still_decides_by_shard() -> None:
     assert stored_a == stored_b and a.get_stats()["entries"] == b.get_stats()["entries"]
 
 
-def test_dnsdist_shards_worked_out_only_near_a_full_shard(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large cache far from full spends no dnsdist hash on its inserts; a small one (whose
-    shards may fill by chance early) counts its shards the dnsdist way from the start."""
-    calls = []
-    real = PacketCache._pieces
-    monkeypatch.setattr(PacketCache, "_pieces", lambda *a: calls.append(1) or real(*a))
+def test_shards_worked_out_in_batches_while_none_can_be_full(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large cache far from full spends no single dnsdist hash on its inserts: they wait,
+    and are hashed together once a shard's capacity of them is pending (5,000 here)."""
+    single, batches = [], []
+    real_one, real_many = PacketCache._pieces, PacketCache._many_pieces
+    monkeypatch.setattr(PacketCache, "_pieces", lambda *a: single.append(1) or real_one(*a))
+    monkeypatch.setattr(PacketCache, "_many_pieces",
+                        lambda self, keys, udp: batches.append(len(keys)) or
+                        real_many(self, keys, udp))
     big = PacketCache(100_000)
-    fill(big, 3000, 1000.0)
-    assert calls == [] and not big._dnsdist_shards
-    small = PacketCache(20, number_of_shards=2)
-    fill(small, 3, 1000.0)
-    assert small._dnsdist_shards and calls
+    fill(big, 4999, 1000.0)
+    assert single == [] and batches == [] and len(big._pending[1]) == 4999
+    fill(big, 12_000, 1000.0)       # the same first 4,999, then 7,001 new ones
+    assert single == [] and batches and batches[0] == 5000
+    assert big.get_stats()["entries"] == 12_000
+
+
+def reference_stored(count: int, entries: int, shards: int) -> set[bytes]:
+    """What dnsdist keeps of `count` distinct names: each insert refused when its shard
+    (burtle key modulo the shards) holds entries // shards already."""
+    ref = PacketCache(entries, number_of_shards=shards)
+    held = [0] * shards
+    kept = set()
+    for i in range(count):
+        q = query(i)
+        key = ref.make_key(q, len(q) - 4)
+        shard = ref._pieces(key, True) % shards
+        if held[shard] < entries // shards:
+            held[shard] += 1
+            kept.add(key)
+    return kept
+
+
+def stored_keys(cache: PacketCache) -> set[bytes]:
+    return {key for key, _ in cache.items(1)}
+
+
+@pytest.mark.parametrize("entries,shards", [(100, 4), (1000, 20), (30, 3), (7, 7)])
+def test_late_shards_store_and_refuse_what_dnsdist_does(entries: int, shards: int) -> None:
+    """Stored while no shard could be full, shard worked out later: the same entries kept
+    and refused as deciding each insert by its shard at once."""
+    for count in (entries // 2, entries, entries * 3):
+        cache = PacketCache(entries, number_of_shards=shards)
+        fill(cache, count, 1000.0)
+        assert stored_keys(cache) == reference_stored(count, entries, shards)
+
+
+def test_room_comes_back_after_removals() -> None:
+    """Entries removed (expunge, expiry) make room: later inserts are stored without a
+    shard again, and the shard counts stay those of dnsdist's shards."""
+    cache = PacketCache(100, number_of_shards=4)
+    fill(cache, 300, 1000.0)
+    assert cache._room <= 0
+    assert cache.expunge(40) > 0
+    assert cache._room > 0 and max(cache._shard_counts) <= 10
+    stored = fill(cache, 300, 1000.0)            # the same names again: some come back
+    assert stored and cache.get_stats()["entries"] == sum(cache._shard_counts) + \
+        len(cache._pending[1])
+    cache.purge_expired(0, 10_000_000.0)         # everything expired: all removed
+    assert cache.get_stats()["entries"] == 0 and cache._shard_counts == [0] * 4
+    assert cache._room == 25
 
 
 def test_the_dnsdist_hash_is_unchanged() -> None:
@@ -101,10 +151,11 @@ def test_every_key_hashed_at_once_as_one_by_one() -> None:
         assert cache._many_pieces(keys, udp) == [cache._pieces(k, udp) for k in keys]
 
 
-def test_switch_to_dnsdist_shards_counts_every_entry() -> None:
+def test_worked_out_shards_count_every_entry() -> None:
     cache = PacketCache(100, number_of_shards=4)
-    fill(cache, 60, 1000.0)     # past the switch (at once for 25-entry shards)
-    assert cache._dnsdist_shards
+    fill(cache, 60, 1000.0)     # past the first batch (25-entry shards: at 25 pending)
+    cache._resolve()
+    assert not cache._pending[1]
     expected = [0] * 4
     for side in (0, 1):
         for key, entry in cache.items(side):
