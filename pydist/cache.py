@@ -21,7 +21,7 @@ import struct
 from typing import Iterator, TypeVar, Union
 
 from pydist.dns.burtle import burtle
-from pydist.dns.burtle_many import burtle_many
+from pydist.dns.burtle_many import burtle_many_at
 from pydist.dns.ttl import age_ttls_at, set_ttls_at, ttl_offsets
 from pydist.dns.reader import (NO_TTL, labels_text, name_end, opt_after_question, options,
                                qname_labels, ttl_walk)
@@ -360,17 +360,22 @@ class PacketCache:
         batches start at a shard's capacity and shrink as the shards fill, so no insert
         stalls the loop for long and most keys are hashed in large batches."""
         counts = self._shard_counts
-        shards = self.number_of_shards
+        shards, nparts = self.number_of_shards, self._nparts
+        metas: dict[tuple[int, int], tuple[tuple[int, ...], int, int]] = {}
         for udp, keys in enumerate(self._pending):
+            parts = self._parts[udp]
             for start in range(0, len(keys), 8192):          # bounded temporaries (RSS)
                 chunk = keys[start:start + 8192]
                 for key, h in zip(chunk, self._many_pieces(chunk, bool(udp))):
-                    entry = self.entry_for(udp, key)
+                    entry = parts[hash(key) % nparts].get(key)
                     if entry is None:    # removed since (not by this class: it resolves first)
                         continue
                     shard = h % shards
-                    offsets, added, _ = entry.meta
-                    entry.meta = self._meta(offsets, added, shard)
+                    meta = entry.meta     # one shared meta per (pending meta, shard)
+                    new = metas.get((id(meta), shard))
+                    if new is None:
+                        new = metas[(id(meta), shard)] = self._meta(meta[0], meta[1], shard)
+                    entry.meta = new
                     counts[shard] += 1
             keys.clear()
         self._room = self._shard_capacity - max(counts)
@@ -391,23 +396,34 @@ class PacketCache:
 
     def _many_pieces(self, keys: list[CacheKey], udp: bool) -> list[int]:
         """[_pieces(k, udp) for k in keys], the keys of one shape (name length, size) hashed
-        together (pydist/dns/burtle_many.py: every stored key at once costs a tenth)."""
+        together (pydist/dns/burtle_many.py: every stored key at once costs a tenth), each
+        piece read in place from the shape's keys joined."""
         out = [0] * len(keys)
         shapes: dict[tuple[int, int], list[int]] = {}
+        walked = bool(self.skip_options)
         for i, key in enumerate(keys):
-            qlen = 0 if key.__class__ is tuple else _qname_len(key, 10)  # type: ignore[arg-type]
-            if not qlen or self._options_walked(key, len(key) - 10 - qlen):   # type: ignore
+            if key.__class__ is tuple:
+                out[i] = self._pieces(key, udp)
+                continue
+            qlen = name_end(key, 10) - 10       # type: ignore[arg-type]
+            size = len(key)
+            if walked and self._options_walked(key, size - 10 - qlen):   # type: ignore[arg-type]
                 out[i] = self._pieces(key, udp)
             else:
-                shapes.setdefault((qlen, len(key)), []).append(i)
+                index = shapes.get((qlen, size))
+                if index is None:
+                    shapes[(qlen, size)] = [i]
+                else:
+                    index.append(i)
+        header_hash = self._header_hash
         last = b"\x01" if udp else b"\x00"
         for (qlen, size), index in shapes.items():
             raws: list[bytes] = [keys[i] for i in index]  # type: ignore[misc]
-            h = burtle_many([r[10:10 + qlen] for r in raws], [self._header_hash(r[:10])
-                                                                for r in raws])
+            blob, count = b"".join(raws), len(raws)
+            h = burtle_many_at(blob, size, count, 10, qlen, [header_hash(r[:10]) for r in raws])
             if size > 10 + qlen:
-                h = burtle_many([r[10 + qlen:] for r in raws], h)
-            for i, value in zip(index, burtle_many([last] * len(raws), h)):
+                h = burtle_many_at(blob, size, count, 10 + qlen, size - 10 - qlen, h)
+            for i, value in zip(index, burtle_many_at(last * count, 1, count, 0, 1, h)):
                 out[i] = value
         return out
 

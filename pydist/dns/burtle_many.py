@@ -20,23 +20,33 @@ def _lanes(values: list[int]) -> int:
     return int.from_bytes(array.array("Q", values).tobytes(), "little")
 
 
-def _words(blob: bytes, size: int, count: int, pos: int) -> int:
-    """The little-endian 32-bit word at `pos` of each of `count` records of `size` bytes in
-    `blob`, one per lane (bytes past a record's end read as zero)."""
+def _words(blob: bytes, stride: int, count: int, pos: int, length: int) -> int:
+    """The little-endian 32-bit word at `pos` of each of `count` pieces of `length` bytes, the
+    pieces `stride` bytes apart in `blob` (the first at 0), one per lane (bytes past a piece's
+    end read as zero)."""
     out = bytearray(count * _LANE)
     for k in range(4):
-        if pos + k < size:
-            out[k::_LANE] = blob[pos + k::size]
+        if pos + k < length:
+            out[k::_LANE] = blob[pos + k::stride]
     return int.from_bytes(out, "little")
 
 
 def burtle_many(datas: list[bytes], inits: list[int]) -> list[int]:
     """[burtle(d, i) for d, i in zip(datas, inits)], every `d` of the same length."""
-    count = len(datas)
-    if not count:
+    if not datas:
         return []
     size = len(datas[0])
-    blob = b"".join(datas)
+    return burtle_many_at(b"".join(datas), size, len(datas), 0, size, inits)
+
+
+def burtle_many_at(blob: bytes, stride: int, count: int, start: int, size: int,
+                   inits: list[int]) -> list[int]:
+    """burtle_many of the `count` pieces blob[start + i * stride:][:size] (records of
+    `stride` bytes, each piece `size` bytes at `start` in its record): no slice per piece."""
+    if not count:
+        return []
+    if start:
+        blob = blob[start:]
     ones = _lanes([1] * count)
     m = 0xFFFFFFFF * ones                       # each lane's 32 bits
     two = (1 << 33) * ones                      # room for a - b - c in each lane
@@ -45,7 +55,7 @@ def burtle_many(datas: list[bytes], inits: list[int]) -> list[int]:
     full = size - size % 12
     pos = 0
     while True:
-        x, y, z = (_words(blob, size, count, pos + k) for k in (0, 4, 8))
+        x, y, z = (_words(blob, stride, count, pos + k, size) for k in (0, 4, 8))
         if pos < full:
             a, b, c = (a + x) & m, (b + y) & m, (c + z) & m
         else:   # the last 0..11 bytes; the low byte of c is the length's
