@@ -162,3 +162,18 @@ def test_worked_out_shards_count_every_entry() -> None:
             assert entry.shard == cache._pieces(key, bool(side)) % 4
             expected[entry.shard] += 1
     assert cache._shard_counts == expected
+
+
+def test_pieces_hashed_in_place_as_one_by_one() -> None:
+    """burtle_many_at: each record's piece at `start`, read from the joined records, hashes
+    as the piece alone does (sizes around the 12-byte blocks, pieces not at the start)."""
+    import random
+
+    from pydist.dns.burtle import burtle
+    from pydist.dns.burtle_many import burtle_many_at
+    rnd = random.Random(11)
+    for start, size, stride in ((0, 1, 1), (3, 11, 20), (10, 12, 22), (10, 13, 40), (5, 30, 35)):
+        records = [bytes(rnd.randrange(256) for _ in range(stride)) for _ in range(25)]
+        inits = [rnd.randrange(1 << 32) for _ in records]
+        got = burtle_many_at(b"".join(records), stride, len(records), start, size, inits)
+        assert got == [burtle(r[start:start + size], i) for r, i in zip(records, inits)]
