@@ -274,6 +274,7 @@ class PacketCache:
         # out; `_room` more may be, and still none can be (see _resolve)
         self._pending: tuple[list[CacheKey], list[CacheKey]] = ([], [])
         self._room = self._shard_capacity
+        self._stored = 0      # entries, both transports (sum of the counts and pending keys)
         # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
         # implied; each spread over a few dicts by Python's hash of the key (see _parts_for).
         self._nparts = _parts_for(max_entries)
@@ -702,6 +703,7 @@ class PacketCache:
             new.ident = ident
         if old is None:
             cache[key] = new
+            self._stored += 1
             if shard < 0:
                 self._pending[udp].append(key)
                 self._room -= 1
@@ -718,10 +720,10 @@ class PacketCache:
         return new
 
     def is_full_everywhere(self) -> bool:
-        """Every shard is full: an insert is refused whatever its key (the shard counts sum
-        to the entries, and cost less to add up than the dicts' lengths)."""
-        return (sum(self._shard_counts) + len(self._pending[0]) + len(self._pending[1])
-                >= self._shard_capacity * self.number_of_shards)
+        """Every shard is full: an insert is refused whatever its key (no shard needed; the
+        entries are counted as stored and removed, the test runs on every miss of a full
+        cache)."""
+        return self._stored >= self._shard_capacity * self.number_of_shards
 
     def _ident_of(self, query: bytes, qname_end: int) -> object:
         """What dnsdist compares beyond the key: only the ECS subnet (parseECS), else None.
@@ -751,6 +753,7 @@ class PacketCache:
         entry = self._parts[udp][hash(key) % self._nparts].pop(key)
         entry.validity = 0
         self._shard_counts[shard] -= 1
+        self._stored -= 1
 
     def purge_expired(self, upto: int, now: float) -> int:
         """Remove expired entries until each shard holds at most upto // shards; count them."""

@@ -177,3 +177,19 @@ def test_pieces_hashed_in_place_as_one_by_one() -> None:
         inits = [rnd.randrange(1 << 32) for _ in records]
         got = burtle_many_at(b"".join(records), stride, len(records), start, size, inits)
         assert got == [burtle(r[start:start + size], i) for r, i in zip(records, inits)]
+
+
+def test_stored_count_follows_inserts_and_removals() -> None:
+    """is_full_everywhere reads a count kept as entries come and go: it equals the entries
+    through fills, replacements, expunges and expiry."""
+    cache = PacketCache(100, number_of_shards=4)
+    for step in range(3):
+        fill(cache, 40 + 60 * step, 1000.0 + step)     # new names and replacements
+        assert cache._stored == cache.get_stats()["entries"]
+        cache.expunge_by_name("n3.full.test")
+        cache.expunge(60)
+        assert cache._stored == cache.get_stats()["entries"]
+    fill(cache, 400, 1000.0)
+    assert cache.is_full_everywhere() == (cache.get_stats()["entries"] == 100)
+    cache.purge_expired(0, 10_000_000.0)
+    assert cache._stored == 0 and not cache.is_full_everywhere()
