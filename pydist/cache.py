@@ -93,15 +93,15 @@ class _Entry(bytearray):
     __slots__ = ("validity", "stamp", "meta")
     __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
     ident: object = None  # the query's ECS subnet (parseECS caches: _EcsEntry), else None
-
-    def __init__(self, response: bytes | bytearray, validity: int, stamp: int,
-                 meta: tuple[tuple[int, ...], int, int]) -> None:
-        super().__init__(response)
-        self.validity = validity  # set to 0 when removed, so exact-level records see it die
-        # The second the TTLs in the bytes are aged to (added, then later); stored as ~second
-        # (negative) until the bytes are a ready-to-send answer (PacketCache._prepare).
-        self.stamp = stamp
-        self.meta = meta      # (TTL offsets, second added, shard): see PacketCache._meta
+    # Made as bytearray makes it (the answer's bytes; no Python __init__: one frame less on
+    # every insert), its fields then set by PacketCache.store:
+    # validity: set to 0 when removed, so exact-level records see it die;
+    # stamp: the second the TTLs in the bytes are aged to (added, then later), stored as
+    #   ~second (negative) until the bytes are a ready-to-send answer (PacketCache._prepare);
+    # meta: (TTL offsets, second added, shard), see PacketCache._meta.
+    validity: int
+    stamp: int
+    meta: tuple[tuple[int, ...], int, int]
 
     @property
     def response(self) -> bytearray:
@@ -696,11 +696,14 @@ class PacketCache:
             second = self._second = (added, self._share(added), self._share(~added))
         added = second[1]
         meta = self._pool.get((offsets, added, shard))    # what _meta() would find
-        new = (_Entry if ident is None else _EcsEntry)(
-            response, self._share(validity), second[2],
-            meta if meta is not None else self._meta(offsets, added, shard))
-        if ident is not None:
+        if ident is None:
+            new = _Entry(response)
+        else:
+            new = _EcsEntry(response)
             new.ident = ident
+        new.validity = self._share(validity)
+        new.stamp = second[2]
+        new.meta = meta if meta is not None else self._meta(offsets, added, shard)
         if old is None:
             cache[key] = new
             self._stored += 1
