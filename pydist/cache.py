@@ -273,6 +273,7 @@ class PacketCache:
         # [tcp, udp]: keys stored while no shard could be full, their shard not yet worked
         # out; `_room` more may be, and still none can be (see _resolve)
         self._pending: tuple[list[CacheKey], list[CacheKey]] = ([], [])
+        self._pending_qlens: tuple[list[int], list[int]] = ([], [])   # their names' lengths
         self._room = self._shard_capacity
         self._stored = 0      # entries, both transports (sum of the counts and pending keys)
         # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
@@ -364,10 +365,11 @@ class PacketCache:
         shards, nparts = self.number_of_shards, self._nparts
         metas: dict[tuple[int, int], tuple[tuple[int, ...], int, int]] = {}
         for udp, keys in enumerate(self._pending):
-            parts = self._parts[udp]
+            parts, qlens = self._parts[udp], self._pending_qlens[udp]
             for start in range(0, len(keys), 8192):          # bounded temporaries (RSS)
                 chunk = keys[start:start + 8192]
-                for key, h in zip(chunk, self._many_pieces(chunk, bool(udp))):
+                hashes = self._many_pieces(chunk, bool(udp), qlens[start:start + 8192])
+                for key, h in zip(chunk, hashes):
                     entry = parts[hash(key) % nparts].get(key)
                     if entry is None:    # removed since (not by this class: it resolves first)
                         continue
@@ -379,6 +381,7 @@ class PacketCache:
                     entry.meta = new
                     counts[shard] += 1
             keys.clear()
+            qlens.clear()
         self._room = self._shard_capacity - max(counts)
 
     def _options_walked(self, raw: bytes, rest: int) -> bool:
@@ -395,10 +398,13 @@ class PacketCache:
             h = self._header_hashes[header] = burtle(header, 0)
         return h
 
-    def _many_pieces(self, keys: list[CacheKey], udp: bool) -> list[int]:
+    def _many_pieces(self, keys: list[CacheKey], udp: bool,
+                     qlens: list[int] | None = None) -> list[int]:
         """[_pieces(k, udp) for k in keys], the keys of one shape (name length, size) hashed
         together (pydist/dns/burtle_many.py: every stored key at once costs a tenth), each
-        piece read in place from the shape's keys joined."""
+        piece read in place from the shape's keys joined. `qlens`: each key's name length
+        when known (0: not known), the name's end then not walked again: the length of the
+        name in the query the key was made from (insert's qname_end - 12)."""
         out = [0] * len(keys)
         shapes: dict[tuple[int, int], list[int]] = {}
         walked = bool(self.skip_options)
@@ -406,7 +412,9 @@ class PacketCache:
             if key.__class__ is tuple:
                 out[i] = self._pieces(key, udp)
                 continue
-            qlen = name_end(key, 10) - 10       # type: ignore[arg-type]
+            qlen = qlens[i] if qlens else 0
+            if not (qlen and len(key) >= 10 + qlen and key[9 + qlen] == 0):   # type: ignore
+                qlen = name_end(key, 10) - 10       # type: ignore[arg-type]
             size = len(key)
             if walked and self._options_walked(key, size - 10 - qlen):   # type: ignore[arg-type]
                 out[i] = self._pieces(key, udp)
@@ -668,15 +676,17 @@ class PacketCache:
         now_s = int(now)
         validity = now_s + lifetime
         ident = _client_subnet(query, qname_end) if self.parse_ecs else None
-        return self.store(udp, key, response, now_s, validity, offsets, ident, now_s)
+        return self.store(udp, key, response, now_s, validity, offsets, ident, now_s,
+                          qname_end - 12)
 
     def store(self, udp: bool, key: CacheKey, response: bytes | bytearray, added: int,
               validity: int, offsets: tuple[int, ...], ident: object,
-              now_s: int) -> _Entry | None:
+              now_s: int, qlen: int = 0) -> _Entry | None:
         """Put one answer under ``key`` as dnsdist's insert does (shard capacity, an ECS
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
-        ``response``), or None."""
+        ``response``), or None. `qlen`: the length of the key's name when known (saves a walk
+        of it when the shard is worked out)."""
         cache = self._parts[udp][hash(key) % self._nparts]
         old = cache.get(key)
         if self._room <= 0:
@@ -709,6 +719,7 @@ class PacketCache:
             self._stored += 1
             if shard < 0:
                 self._pending[udp].append(key)
+                self._pending_qlens[udp].append(qlen)
                 self._room -= 1
             else:
                 self._shard_counts[shard] += 1

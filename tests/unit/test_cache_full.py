@@ -55,8 +55,8 @@ def test_shards_worked_out_in_batches_while_none_can_be_full(
     real_one, real_many = PacketCache._pieces, PacketCache._many_pieces
     monkeypatch.setattr(PacketCache, "_pieces", lambda *a: single.append(1) or real_one(*a))
     monkeypatch.setattr(PacketCache, "_many_pieces",
-                        lambda self, keys, udp: batches.append(len(keys)) or
-                        real_many(self, keys, udp))
+                        lambda self, keys, udp, qlens=None: batches.append(len(keys)) or
+                        real_many(self, keys, udp, qlens))
     big = PacketCache(100_000)
     fill(big, 4999, 1000.0)
     assert single == [] and batches == [] and len(big._pending[1]) == 4999
@@ -148,7 +148,13 @@ def test_every_key_hashed_at_once_as_one_by_one() -> None:
         else:
             keys.append(cache.make_key(q, len(q) - 4))
     for udp in (True, False):
-        assert cache._many_pieces(keys, udp) == [cache._pieces(k, udp) for k in keys]
+        one_by_one = [cache._pieces(k, udp) for k in keys]
+        assert cache._many_pieces(keys, udp) == one_by_one
+        # the names' lengths as insert knows them, or unknown (0): the same hashes
+        qlens = [len(k) - 10 - (4 if i % 3 == 2 else 15 if i % 3 == 0 else 27)
+                 for i, k in enumerate(keys)]
+        assert cache._many_pieces(keys, udp, qlens) == one_by_one
+        assert cache._many_pieces(keys, udp, [0] * len(keys)) == one_by_one
 
 
 def test_worked_out_shards_count_every_entry() -> None:
