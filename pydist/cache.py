@@ -21,7 +21,7 @@ import struct
 from typing import Iterator, TypeVar, Union
 
 from pydist.dns.burtle import burtle
-from pydist.dns.burtle_many import burtle_many_at
+from pydist.dns.burtle_many import burtle_lanes, lanes_list
 from pydist.dns.ttl import age_ttls_at, set_ttls_at, ttl_offsets
 from pydist.dns.reader import (NO_TTL, labels_text, name_end, opt_after_question, options,
                                qname_labels, ttl_walk)
@@ -400,39 +400,47 @@ class PacketCache:
 
     def _many_pieces(self, keys: list[CacheKey], udp: bool,
                      qlens: list[int] | None = None) -> list[int]:
-        """[_pieces(k, udp) for k in keys], the keys of one shape (name length, size) hashed
-        together (pydist/dns/burtle_many.py: every stored key at once costs a tenth), each
-        piece read in place from the shape's keys joined. `qlens`: each key's name length
+        """[_pieces(k, udp) for k in keys], the keys of one shape (the same pieces, see
+        _layout, and size) hashed together (pydist/dns/burtle_many.py: a tenth of one by one),
+        each piece read in place from the shape's keys joined. `qlens`: each key's name length
         when known (0: not known), the name's end then not walked again: the length of the
         name in the query the key was made from (insert's qname_end - 12)."""
         out = [0] * len(keys)
-        shapes: dict[tuple[int, int], list[int]] = {}
+        shapes: dict[tuple, list[int]] = {}
         walked = bool(self.skip_options)
         for i, key in enumerate(keys):
-            if key.__class__ is tuple:
-                out[i] = self._pieces(key, udp)
-                continue
             qlen = qlens[i] if qlens else 0
-            if not (qlen and len(key) >= 10 + qlen and key[9 + qlen] == 0):   # type: ignore
-                qlen = name_end(key, 10) - 10       # type: ignore[arg-type]
-            size = len(key)
-            if walked and self._options_walked(key, size - 10 - qlen):   # type: ignore[arg-type]
-                out[i] = self._pieces(key, udp)
+            if key.__class__ is tuple:
+                raw = key[0]
+                shape: tuple = (self._layout(key, qlen), len(raw))
             else:
-                index = shapes.get((qlen, size))
-                if index is None:
-                    shapes[(qlen, size)] = [i]
-                else:
-                    index.append(i)
-        header_hash = self._header_hash
+                if not (qlen and len(key) >= 10 + qlen and key[9 + qlen] == 0):   # type: ignore
+                    qlen = name_end(key, 10) - 10       # type: ignore[arg-type]
+                size = len(key)
+                if (size - qlen > 25 and walked
+                        and self._options_walked(key, size - 10 - qlen)):  # type: ignore[arg-type]
+                    shape = (self._layout(key, qlen), size)
+                else:     # the usual key: the name, then what follows it in one piece
+                    shape = (qlen, size)
+            index = shapes.get(shape)
+            if index is None:
+                shapes[shape] = [i]
+            else:
+                index.append(i)
         last = b"\x01" if udp else b"\x00"
-        for (qlen, size), index in shapes.items():
+        for (layout, size), index in shapes.items():
+            if layout.__class__ is int:
+                layout = ((10, 10 + layout), (10 + layout, size)) if size > 10 + layout \
+                    else ((10, 10 + layout),)
             raws: list[bytes] = [keys[i] for i in index]  # type: ignore[misc]
+            if raws[0].__class__ is tuple:
+                raws = [r[0] for r in raws]             # type: ignore[index]
             blob, count = b"".join(raws), len(raws)
-            h = burtle_many_at(blob, size, count, 10, qlen, [header_hash(r[:10]) for r in raws])
-            if size > 10 + qlen:
-                h = burtle_many_at(blob, size, count, 10 + qlen, size - 10 - qlen, h)
-            for i, value in zip(index, burtle_many_at(last * count, 1, count, 0, 1, h)):
+            h = burtle_lanes(blob, size, count, 0, 10, 0)        # the header bytes, then each
+            for piece_start, piece_end in layout:
+                h = burtle_lanes(blob, size, count, piece_start, piece_end - piece_start, h)
+            h = burtle_lanes(last * count, 1, count, 0, 1, h)
+            for i, value in zip(index, lanes_list(h, count)):
                 out[i] = value
         return out
 
@@ -456,46 +464,57 @@ class PacketCache:
 
     def _pieces(self, key: CacheKey, udp: bool) -> int:
         """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
-        raw = key[0] if isinstance(key, tuple) else key
-        qlen = _qname_len(raw, 10)
-        header, qname, rest = raw[:10], raw[10:10 + qlen], raw[10 + qlen:]
-        h = burtle(qname, self._header_hash(header))   # burtleCI: the name is lowercase
-        if rest:
-            if self._options_walked(raw, len(rest)) or isinstance(key, tuple):
-                h = self._hash_after_qname(b"\x00\x00" + header + qname + rest, 12 + qlen, h,
-                                           isinstance(key, tuple))
-            else:
-                h = burtle(rest, h)
+        raw = key[0] if key.__class__ is tuple else key
+        h = self._header_hash(raw[:10])                 # type: ignore[index]
+        for start, end in self._layout(key):           # burtleCI: the name is lowercase
+            h = burtle(raw[start:end], h)               # type: ignore[index]
         return burtle(b"\x01" if udp else b"\x00", h)
 
-    def _hash_after_qname(self, packet: bytes, pos: int, h: int, cut: bool) -> int:
-        """PacketCache::hashAfterQname over ``packet`` (skipped contents absent when ``cut``)."""
-        size = len(packet)
+    def _layout(self, key: CacheKey, qlen: int = 0) -> tuple[tuple[int, int], ...]:
+        """The pieces (start, end) of the key's bytes that dnsdist's hash chains after the
+        header bytes (0 to 10): the name, then what follows it, whole or as hashAfterQname
+        walks it (skipped options' contents absent from a cut key). `qlen`: the name's length
+        when known."""
+        raw: bytes = key[0] if key.__class__ is tuple else key     # type: ignore[assignment]
+        if not (qlen and len(raw) >= 10 + qlen and raw[9 + qlen] == 0):
+            qlen = _qname_len(raw, 10)
+        end, size = 10 + qlen, len(raw)
+        if size == end:
+            return ((10, end),)
+        cut = key.__class__ is tuple
+        if not (cut or self._options_walked(raw, size - end)):
+            return ((10, end), (end, size))
+        return ((10, end), *self._after_qname_pieces(raw, end, cut))
+
+    def _after_qname_pieces(self, raw: bytes, pos: int, cut: bool) -> list[tuple[int, int]]:
+        """PacketCache::hashAfterQname's pieces of what follows the name at ``pos`` in a key
+        (the packet after its ID; skipped options' contents absent when ``cut``)."""
+        size = len(raw)
         if not self.skip_options:
-            return burtle(packet[pos:], h)
-        if packet[4:12] != _ONE_QUESTION_ONE_ADDITIONAL or pos + 15 >= size:
-            return burtle(packet[pos:], h) if size > pos else h
-        h = burtle(packet[pos:pos + 15], h)
-        rdlen = _quirky_rdlen(packet[pos + 13], packet[pos + 14])
+            return [(pos, size)]
+        if raw[2:10] != _ONE_QUESTION_ONE_ADDITIONAL or pos + 15 >= size:
+            return [(pos, size)] if size > pos else []
+        out = [(pos, pos + 15)]
+        rdlen = _quirky_rdlen(raw[pos + 13], raw[pos + 14])
         pos += 15
         if rdlen > size - pos and not cut:
-            return burtle(packet[pos:], h) if pos < size else h
+            return out + [(pos, size)] if pos < size else out
         read = 0
         while pos < size and read < rdlen and rdlen - read >= 4:
-            code = (packet[pos] << 8) | packet[pos + 1]
-            olen = (packet[pos + 2] << 8) | packet[pos + 3]
+            code = (raw[pos] << 8) | raw[pos + 1]
+            olen = (raw[pos + 2] << 8) | raw[pos + 3]
             if olen > rdlen - read - 4:
-                return burtle(packet[pos:], h) if size > pos else h
+                return out + [(pos, size)]
             if code in self.skip_options:
-                h = burtle(packet[pos:pos + 4], h)
+                out.append((pos, min(pos + 4, size)))
                 pos += 4 if cut else 4 + olen
             else:
-                h = burtle(packet[pos:pos + 4 + olen], h)
+                out.append((pos, min(pos + 4 + olen, size)))
                 pos += 4 + olen
             read += 4 + olen
         if pos < size:
-            h = burtle(packet[pos:], h)
-        return h
+            out.append((pos, size))
+        return out
 
     # ------------------------------------------------------------------ hot path
 

@@ -14,6 +14,7 @@ import array
 from pydist.dns.burtle import _GOLDEN
 
 _LANE = 8          # bytes per lane
+_ONE = (1).to_bytes(_LANE, "little")
 
 
 def _lanes(values: list[int]) -> int:
@@ -45,13 +46,27 @@ def burtle_many_at(blob: bytes, stride: int, count: int, start: int, size: int,
     `stride` bytes, each piece `size` bytes at `start` in its record): no slice per piece."""
     if not count:
         return []
+    c = burtle_lanes(blob, stride, count, start, size,
+                     _lanes([i & 0xFFFFFFFF for i in inits]))
+    return lanes_list(c, count)
+
+
+def lanes_list(lanes: int, count: int) -> list[int]:
+    """Each lane's value, as a list."""
+    out = array.array("Q")
+    out.frombytes(lanes.to_bytes(count * _LANE, "little"))
+    return out.tolist()
+
+
+def burtle_lanes(blob: bytes, stride: int, count: int, start: int, size: int, c: int) -> int:
+    """burtle_many_at with the inits and the hashes as lanes (`c`: each init in its lane, 0 for
+    all zero), so the pieces of one key chain without a list in between."""
     if start:
         blob = blob[start:]
-    ones = _lanes([1] * count)
+    ones = int.from_bytes(_ONE * count, "little")
     m = 0xFFFFFFFF * ones                       # each lane's 32 bits
     two = (1 << 33) * ones                      # room for a - b - c in each lane
     a = b = _GOLDEN * ones
-    c = _lanes([i & 0xFFFFFFFF for i in inits])
     full = size - size % 12
     pos = 0
     while True:
@@ -73,6 +88,4 @@ def burtle_many_at(blob: bytes, stride: int, count: int, start: int, size: int,
         if pos >= full:
             break
         pos += 12
-    out = array.array("Q")
-    out.frombytes(c.to_bytes(count * _LANE, "little"))
-    return out.tolist()
+    return c

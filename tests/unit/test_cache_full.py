@@ -199,3 +199,56 @@ def test_stored_count_follows_inserts_and_removals() -> None:
     assert cache.is_full_everywhere() == (cache.get_stats()["entries"] == 100)
     cache.purge_expired(0, 10_000_000.0)
     assert cache._stored == 0 and not cache.is_full_everywhere()
+
+
+def option_variants(i: int) -> list[tuple[bytes, int]]:
+    """EDNS queries whose key is walked option by option: a cookie (its contents cut from
+    the key), another option (kept), both, an rdlen read through a signed char, an option
+    longer than its record."""
+    q = query(i)
+    base = q[:11] + b"\x01" + q[12:]
+    opt = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00"
+    return [(base + opt + data, len(q) - 4) for data in (
+        b"\x00\x0c" + b"\x00\x0a\x00\x08" + bytes([i % 256]) * 8,
+        b"\x00\x08" + b"\x00\x03\x00\x04abcd",
+        b"\x00\x14" + b"\x00\x0a\x00\x08" + bytes(8) + b"\x00\x03\x00\x04wxyz",
+        b"\x00\x90" + b"\x00\x0a\x00\x08" + bytes(8),
+        b"\x00\x0c" + b"\x00\x0a\x00\x10" + bytes(8))]
+
+
+# from the walk as first written (before _layout), for 3 names x option_variants
+PINNED_OPTIONS = [(20, (),
+    [(2078606436, 2376123222), (3421160051, 2448290687), (1945892593, 1209259783),
+    (3576161232, 3438452365), (1857244835, 2304261182), (1843214756, 1589448435),
+    (2024766172, 1929398960), (3498805068, 946024741), (396333428, 456633788),
+    (2706633611, 1136814813), (1804265047, 1823321527), (1684797183, 2867727556),
+    (1426850108, 1464019776), (460108905, 3938421818), (1341708990, 1126678644)]),
+    (20, (8,),
+    [(2078606436, 2376123222), (3421160051, 2448290687), (1945892593, 1209259783),
+    (3576161232, 3438452365), (1857244835, 2304261182), (1843214756, 1589448435),
+    (2024766172, 1929398960), (3498805068, 946024741), (396333428, 456633788),
+    (2706633611, 1136814813), (1804265047, 1823321527), (1684797183, 2867727556),
+    (1426850108, 1464019776), (460108905, 3938421818), (1341708990, 1126678644)]),
+    (5, (3, 10),
+    [(2078606436, 2376123222), (3493142887, 4224877059), (1145619623, 859811019),
+    (3576161232, 3438452365), (1857244835, 2304261182), (1843214756, 1589448435),
+    (1961340056, 2469345631), (817155596, 2464450043), (396333428, 456633788),
+    (2706633611, 1136814813), (1804265047, 1823321527), (4064454219, 2387231176),
+    (1577433736, 1662938222), (460108905, 3938421818), (1341708990, 1126678644)])]
+
+
+@pytest.mark.parametrize("shards,skipped,pinned", PINNED_OPTIONS)
+def test_walked_keys_hash_as_before_alone_and_together(shards: int, skipped: tuple[int, ...],
+                                                       pinned: list[tuple[int, int]]) -> None:
+    """Keys whose options dnsdist walks (hashAfterQname) hashed piece by piece (_layout):
+    the values of the walk as first written (pinned), one by one and all together."""
+    cache = PacketCache(100, number_of_shards=shards, skip_options=skipped)
+    keys, qlens = [], []
+    for i in (1, 7, 300):
+        for data, qname_end in option_variants(i):
+            keys.append(cache.make_key(data, qname_end))
+            qlens.append(qname_end - 12)
+    assert [(cache._pieces(k, True), cache._pieces(k, False)) for k in keys] == pinned
+    for udp, side in ((True, 0), (False, 1)):
+        assert cache._many_pieces(keys, udp, qlens) == [p[side] for p in pinned]
+        assert cache._many_pieces(keys, udp) == [p[side] for p in pinned]
