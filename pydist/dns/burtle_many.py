@@ -1,11 +1,10 @@
 """lookup2 ("burtle", pydist/dns/burtle.py) of many byte strings of one length at once.
 
 One lookup2 costs a few microseconds of Python per 12 bytes; the packet cache needs dnsdist's
-hash of every stored key at once when it starts counting its shards the dnsdist way (about
-100,000 keys: over a second of the loop, in one go). Here each key is a 64-bit lane of one
-big Python integer (its 32-bit value, then 32 zero bits that take the carries and borrows),
-so each step of the mix is one big-integer operation over every key: the same result, about
-ten times sooner.
+hash of every key it stores, worked out for thousands of keys at a time (PacketCache._resolve).
+Here each key is a 64-bit lane of one big Python integer (its 32-bit value, then 32 zero bits
+that take the carries and borrows), so each step of the mix is one big-integer operation over
+every key: the same result, about ten times sooner.
 """
 from __future__ import annotations
 
@@ -17,7 +16,8 @@ _LANE = 8          # bytes per lane
 _ONE = (1).to_bytes(_LANE, "little")
 
 
-def _lanes(values: list[int]) -> int:
+def to_lanes(values: list[int]) -> int:
+    """Each value (32 bits) in its own lane: the form burtle_lanes takes its inits in."""
     return int.from_bytes(array.array("Q", values).tobytes(), "little")
 
 
@@ -36,19 +36,10 @@ def burtle_many(datas: list[bytes], inits: list[int]) -> list[int]:
     """[burtle(d, i) for d, i in zip(datas, inits)], every `d` of the same length."""
     if not datas:
         return []
-    size = len(datas[0])
-    return burtle_many_at(b"".join(datas), size, len(datas), 0, size, inits)
-
-
-def burtle_many_at(blob: bytes, stride: int, count: int, start: int, size: int,
-                   inits: list[int]) -> list[int]:
-    """burtle_many of the `count` pieces blob[start + i * stride:][:size] (records of
-    `stride` bytes, each piece `size` bytes at `start` in its record): no slice per piece."""
-    if not count:
-        return []
-    c = burtle_lanes(blob, stride, count, start, size,
-                     _lanes([i & 0xFFFFFFFF for i in inits]))
-    return lanes_list(c, count)
+    size, count = len(datas[0]), len(datas)
+    lanes = burtle_lanes(b"".join(datas), size, count, 0, size,
+                         to_lanes([i & 0xFFFFFFFF for i in inits]))
+    return lanes_list(lanes, count)
 
 
 def lanes_list(lanes: int, count: int) -> list[int]:
@@ -59,8 +50,10 @@ def lanes_list(lanes: int, count: int) -> list[int]:
 
 
 def burtle_lanes(blob: bytes, stride: int, count: int, start: int, size: int, c: int) -> int:
-    """burtle_many_at with the inits and the hashes as lanes (`c`: each init in its lane, 0 for
-    all zero), so the pieces of one key chain without a list in between."""
+    """lookup2 of the `count` pieces blob[start + i * stride:][:size] (records of `stride`
+    bytes, each piece `size` bytes at `start` in its record: no slice per piece), chained from
+    `c`, each init in its lane (0: all zero); the hashes come back as lanes too, so the pieces
+    of one key chain without a list in between (lanes_list reads them out)."""
     if start:
         blob = blob[start:]
     ones = int.from_bytes(_ONE * count, "little")

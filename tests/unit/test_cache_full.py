@@ -123,7 +123,7 @@ PINNED = [3612472551, 2626992217, 759269952]   # from the hash as it was before 
 
 
 def test_every_key_hashed_at_once_as_one_by_one() -> None:
-    """The switch to dnsdist's shards hashes every stored key together (burtle_many): the
+    """The pending keys' shards are worked out together (burtle_many, _many_pieces): the
     same hashes as one by one, for names of every length, with and without EDNS."""
     import random
 
@@ -171,17 +171,18 @@ def test_worked_out_shards_count_every_entry() -> None:
 
 
 def test_pieces_hashed_in_place_as_one_by_one() -> None:
-    """burtle_many_at: each record's piece at `start`, read from the joined records, hashes
+    """burtle_lanes: each record's piece at `start`, read from the joined records, hashes
     as the piece alone does (sizes around the 12-byte blocks, pieces not at the start)."""
     import random
 
     from pydist.dns.burtle import burtle
-    from pydist.dns.burtle_many import burtle_many_at
+    from pydist.dns.burtle_many import burtle_lanes, lanes_list, to_lanes
     rnd = random.Random(11)
     for start, size, stride in ((0, 1, 1), (3, 11, 20), (10, 12, 22), (10, 13, 40), (5, 30, 35)):
         records = [bytes(rnd.randrange(256) for _ in range(stride)) for _ in range(25)]
         inits = [rnd.randrange(1 << 32) for _ in records]
-        got = burtle_many_at(b"".join(records), stride, len(records), start, size, inits)
+        got = lanes_list(burtle_lanes(b"".join(records), stride, len(records), start, size,
+                                      to_lanes(inits)), len(records))
         assert got == [burtle(r[start:start + size], i) for r, i in zip(records, inits)]
 
 
