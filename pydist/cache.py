@@ -432,9 +432,9 @@ class PacketCache:
             if layout.__class__ is int:
                 layout = ((10, 10 + layout), (10 + layout, size)) if size > 10 + layout \
                     else ((10, 10 + layout),)
-            raws: list[bytes] = [keys[i] for i in index]  # type: ignore[misc]
-            if raws[0].__class__ is tuple:
-                raws = [r[0] for r in raws]             # type: ignore[index]
+            # (a cut key's bytes may share their pieces with a walked key's)
+            raws: list[bytes] = [k[0] if k.__class__ is tuple else k       # type: ignore
+                                 for k in map(keys.__getitem__, index)]
             blob, count = b"".join(raws), len(raws)
             h = burtle_lanes(blob, size, count, 0, 10, 0)        # the header bytes, then each
             for piece_start, piece_end in layout:
@@ -910,9 +910,12 @@ class PacketCache:
         now_s = int(now)
         rows = []
         for udp in (0, 1):
-            for key, entry in self.items(udp):
-                k = self._pieces(key, bool(udp))
-                rows.append((k % self.number_of_shards, k, udp, key, entry))
+            stored = list(self.items(udp))
+            for start in range(0, len(stored), 8192):     # hashed together (_many_pieces)
+                chunk = stored[start:start + 8192]
+                for (key, entry), k in zip(chunk, self._many_pieces([c[0] for c in chunk],
+                                                                      bool(udp))):
+                    rows.append((k % self.number_of_shards, k, udp, key, entry))
         rows.sort(key=lambda r: r[0])
         lines = ["; dnsdist's packet cache dump follows\n", ";\n"]
         for _shard, k, udp, key, entry in rows:

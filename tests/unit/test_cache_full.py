@@ -253,3 +253,20 @@ def test_walked_keys_hash_as_before_alone_and_together(shards: int, skipped: tup
     for udp, side in ((True, 0), (False, 1)):
         assert cache._many_pieces(keys, udp, qlens) == [p[side] for p in pinned]
         assert cache._many_pieces(keys, udp) == [p[side] for p in pinned]
+
+
+def test_cut_and_walked_keys_of_one_shape_hashed_together() -> None:
+    """A cookie's contents cut from one key, an empty cookie in another (walked, nothing
+    cut): the same pieces and size, so one group; each still hashes as alone (this mix once
+    broke the batch: a cut key is a 1-tuple)."""
+    cache = PacketCache(100)
+    q = query(5)
+    base = q[:11] + b"\x01" + q[12:]
+    opt = b"\x00\x00\x29\x10\x00\x00\x00\x00\x00"
+    cut = cache.make_key(base + opt + b"\x00\x0c\x00\x0a\x00\x08" + bytes(8), len(q) - 4)
+    walked = cache.make_key(base + opt + b"\x00\x04\x00\x0a\x00\x00", len(q) - 4)
+    assert cut.__class__ is tuple and walked.__class__ is bytes
+    assert cache._layout(cut) == cache._layout(walked) and len(cut[0]) == len(walked)
+    for udp in (True, False):
+        assert cache._many_pieces([cut, walked, cut], udp) == \
+            [cache._pieces(k, udp) for k in (cut, walked, cut)]
