@@ -70,6 +70,20 @@ def _parts_for(max_entries: int) -> int:
             best, best_bytes = parts, need
     return best
 _T = TypeVar("_T")
+_HELD: list["PacketCache"] = []     # the caches with inserts held (PacketCache.holding)
+
+
+def hold_inserts() -> None:
+    """A batch of backend answers starts: inserts that need a shard hash wait (see
+    PacketCache.holding)."""
+    PacketCache.holding = True
+
+
+def release_inserts() -> None:
+    """The batch ended: the held inserts are done (keys hashed together)."""
+    PacketCache.holding = False
+    while _HELD:
+        _HELD.pop()._store_held()
 
 
 class _Entry(bytearray):
@@ -233,6 +247,11 @@ class PacketCache:
     # pydist's shared level (pydist/cache_redis.py), consulted by the packet path on a miss;
     # a class attribute, so a cache without pydist.cacheOptions pays one attribute read per miss
     second_level: object = None
+    # True while the batched UDP backend drain hands a batch of answers over (hold_inserts):
+    # an insert whose key's shard must be worked out (a shard may be full) then waits, with
+    # every later insert into the same cache, until the batch ends, when their keys are hashed
+    # together and the inserts done in their order (_store_held); no lookup runs meanwhile
+    holding = False
 
     def __init__(self, max_entries: int, *, max_ttl: int = 86400, min_ttl: int = 0,
                  temporary_failure_ttl: int = 60, max_negative_ttl: int = 3600,
@@ -276,6 +295,7 @@ class PacketCache:
         self._pending_qlens: tuple[list[int], list[int]] = ([], [])   # their names' lengths
         self._room = self._shard_capacity
         self._stored = 0      # entries, both transports (sum of the counts and pending keys)
+        self._held: list[tuple] = []      # store() arguments waiting for the batch's end
         # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
         # implied; each spread over a few dicts by Python's hash of the key (see _parts_for).
         self._nparts = _parts_for(max_entries)
@@ -303,6 +323,8 @@ class PacketCache:
 
     def items(self, udp: bool | int) -> Iterator[tuple[CacheKey, _Entry]]:
         """Every (key, entry) of the transport."""
+        if self._held:
+            self._store_held()
         for part in self._parts[udp]:
             yield from part.items()
 
@@ -527,6 +549,8 @@ class PacketCache:
         (RD and CD come back from them). ``exact=False`` keeps this hit out of the exact level
         (for packet paths whose rules may rewrite the query).
         """
+        if self._held:
+            self._store_held()
         key = self.make_key(query, qname_end)
         if key is None:
             return None, None
@@ -700,12 +724,16 @@ class PacketCache:
 
     def store(self, udp: bool, key: CacheKey, response: bytes | bytearray, added: int,
               validity: int, offsets: tuple[int, ...], ident: object,
-              now_s: int, qlen: int = 0) -> _Entry | None:
+              now_s: int, qlen: int = 0, shard_hash: int | None = None) -> _Entry | None:
         """Put one answer under ``key`` as dnsdist's insert does (shard capacity, an ECS
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
         ``response``), or None. `qlen`: the length of the key's name when known (saves a walk
-        of it when the shard is worked out)."""
+        of it when the shard is worked out); `shard_hash`: the key's dnsdist hash, worked out
+        already (_store_held). None also when the insert waits for the end of a batch
+        (`holding`), done then."""
+        if self._held and shard_hash is None:      # after one that waits, all do (order)
+            return self._hold((udp, key, response, added, validity, offsets, ident, now_s, qlen))
         cache = self._parts[udp][hash(key) % self._nparts]
         old = cache.get(key)
         if self._room <= 0:
@@ -714,8 +742,16 @@ class PacketCache:
             if self._room <= 0:     # some shard may be full: this key's decides
                 if self.is_full_everywhere():
                     return None     # whichever shard is this key's (no hash needed)
-                shard = self._pieces(key, bool(udp)) % self.number_of_shards \
-                    if old is None else old.meta[2]
+                if old is not None:
+                    shard = old.meta[2]
+                else:
+                    if shard_hash is None:
+                        if (PacketCache.holding and response.__class__ is bytes
+                                and self.second_level is None):
+                            return self._hold((udp, key, response, added, validity, offsets,
+                                               ident, now_s, qlen))
+                        shard_hash = self._pieces(key, bool(udp))
+                    shard = shard_hash % self.number_of_shards
                 if self._shard_counts[shard] >= self._shard_capacity:
                     return None
         if self._room > 0:          # no shard can be full: worked out later (_resolve)
@@ -751,6 +787,26 @@ class PacketCache:
         old.validity = 0
         cache[key] = new
         return new
+
+    def _hold(self, args: tuple) -> None:
+        """Keep an insert for the end of the batch (see `holding`)."""
+        if not self._held:
+            _HELD.append(self)
+        self._held.append(args)
+
+    def _store_held(self) -> None:
+        """The inserts kept during the batch, in their order, their keys hashed together."""
+        held, self._held = self._held, []
+        hashes = [0] * len(held)
+        for udp in (0, 1):
+            index = [i for i, args in enumerate(held) if bool(args[0]) == bool(udp)]
+            if index:
+                got = self._many_pieces([held[i][1] for i in index], bool(udp),
+                                        [held[i][8] for i in index])
+                for i, h in zip(index, got):
+                    hashes[i] = h
+        for args, h in zip(held, hashes):
+            self.store(*args, shard_hash=h)
 
     def is_full_everywhere(self) -> bool:
         """Every shard is full: an insert is refused whatever its key (no shard needed; the
@@ -858,6 +914,8 @@ class PacketCache:
     def resize(self, max_entries: int) -> None:
         """A hot reload gave this cache a new size (pydist/reload): the entries stay; a
         smaller size refuses inserts until cleaning and expiry bring each shard under it."""
+        if self._held:
+            self._store_held()
         self.max_entries = max(1, max_entries)
         self._shard_capacity = self.max_entries // self.number_of_shards
         self._resolve()      # the room left under the new capacity
@@ -868,6 +926,8 @@ class PacketCache:
     @property
     def entries(self) -> int:
         """Number of stored entries (both transports)."""
+        if self._held:
+            self._store_held()
         return sum(len(part) for parts in self._parts for part in parts)
 
     def is_full(self) -> bool:

@@ -270,3 +270,62 @@ def test_cut_and_walked_keys_of_one_shape_hashed_together() -> None:
     for udp in (True, False):
         assert cache._many_pieces([cut, walked, cut], udp) == \
             [cache._pieces(k, udp) for k in (cut, walked, cut)]
+
+
+def some_shard_full(cache: PacketCache) -> int:
+    """Names stored until a shard is full and another is not; how many were offered."""
+    i = 0
+    while not (cache._room <= 0 and not cache._pending[1]):
+        q = query(i)
+        cache.insert(None, q, len(q) - 4, True, answer(q), 1000.0)
+        i += 1
+    assert not cache.is_full_everywhere()
+    return i
+
+
+def test_held_inserts_store_what_one_by_one_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """During a backend batch (hold_inserts) the inserts that need their shard wait and are
+    done at its end, keys hashed together: the same entries kept and refused as deciding each
+    at once, none hashed alone, later ones (a second answer for a held key) kept in order."""
+    from pydist.cache import hold_inserts, release_inserts
+    entries, shards, count = 100, 4, 300
+    cache = PacketCache(entries, number_of_shards=shards)
+    first = some_shard_full(cache)        # from here every new key needs its shard
+    single = []
+    real_one = PacketCache._pieces
+    monkeypatch.setattr(PacketCache, "_pieces", lambda *a: single.append(1) or real_one(*a))
+    hold_inserts()
+    try:
+        for i in range(first, count):
+            q = query(i)
+            assert cache.insert(None, q, len(q) - 4, True, answer(q), 1000.0) is None
+            if i == first + 3:      # the same name again, later: stored after the first
+                cache.insert(None, q, len(q) - 4, True, answer(q), 1001.0)
+        assert single == [] and cache._held
+    finally:
+        release_inserts()
+    assert not cache._held and not PacketCache.holding
+    assert stored_keys(cache) == reference_stored(count, entries, shards)
+    again = query(first + 3)
+    entry = cache.entry_for(True, cache.make_key(again, len(again) - 4))
+    assert entry is None or entry.added == 1001      # the later answer replaced the first
+
+
+def test_a_held_insert_is_done_before_the_cache_is_read() -> None:
+    """Anything reading the cache mid-batch (a Lua rule's getStats) sees the held inserts."""
+    from pydist.cache import hold_inserts, release_inserts
+    cache, alike = PacketCache(100, number_of_shards=4), PacketCache(100, number_of_shards=4)
+    first = some_shard_full(cache)
+    fill(alike, first, 1000.0)
+    hold_inserts()
+    try:
+        for i in range(first, 200):
+            q = query(i)
+            cache.insert(None, q, len(q) - 4, True, answer(q), 1000.0)
+        assert cache._held
+        seen = cache.get_stats()["entries"]
+        assert not cache._held
+    finally:
+        release_inserts()
+    fill(alike, 200, 1000.0)
+    assert seen == alike.get_stats()["entries"] and stored_keys(cache) == stored_keys(alike)
