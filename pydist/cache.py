@@ -7,8 +7,9 @@ one dict per transport. That makes a lookup one C-speed dict probe and collision
 burtle key itself is computed only by ``dump()``, where users see it.
 
 Known differences from dnsdist 1.7.3 (all invisible on the wire):
-* shard assignment uses Python's ``hash(key)`` until a shard is 80 % full, then dnsdist's
-  ``burtle % shards`` (see _shard_of): the same entries are refused when a shard is full;
+* an entry's shard (dnsdist's ``burtle % shards``) is worked out late, for many entries at
+  once, while no shard can be full yet (see _resolve): the same entries are refused when a
+  shard is full;
 * true 32-bit hash collisions cannot happen, so ``lookup_collisions``/``insert_collisions`` only
   count an ECS subnet mismatch under an equal key (parseECS with the ECS option skipped);
 * the shard locks do not exist (one thread), so ``deferred_inserts``/``deferred_lookups`` stay 0.
@@ -17,11 +18,10 @@ Known differences from dnsdist 1.7.3 (all invisible on the wire):
 from __future__ import annotations
 
 import struct
-from itertools import islice
 from typing import Iterator, TypeVar, Union
 
 from pydist.dns.burtle import burtle
-from pydist.dns.burtle_many import burtle_many
+from pydist.dns.burtle_many import burtle_lanes, lanes_list
 from pydist.dns.ttl import age_ttls_at, set_ttls_at, ttl_offsets
 from pydist.dns.reader import (NO_TTL, labels_text, name_end, opt_after_question, options,
                                qname_end, qname_labels, ttl_walk)
@@ -70,6 +70,20 @@ def _parts_for(max_entries: int) -> int:
             best, best_bytes = parts, need
     return best
 _T = TypeVar("_T")
+_HELD: list["PacketCache"] = []     # the caches with inserts held (PacketCache.holding)
+
+
+def hold_inserts() -> None:
+    """A batch of backend answers starts: inserts that need a shard hash wait (see
+    PacketCache.holding)."""
+    PacketCache.holding = True
+
+
+def release_inserts() -> None:
+    """The batch ended: the held inserts are done (keys hashed together)."""
+    PacketCache.holding = False
+    while _HELD:
+        _HELD.pop()._store_held()
 
 
 _NO_PARTS: tuple[dict, ...] = ({},)     # exact_parts' answer for a cache it must not share
@@ -100,16 +114,17 @@ class _Entry(bytearray):
     __slots__ = ("validity", "stamp", "meta", "note")
     __hash__ = object.__hash__  # type: ignore[assignment]  # by identity: entries key dicts
     ident: object = None  # the query's ECS subnet (parseECS caches: _EcsEntry), else None
-
-    def __init__(self, response: bytes | bytearray, validity: int, stamp: int,
-                 meta: tuple[tuple[int, ...], int, int]) -> None:
-        super().__init__(response)
-        self.validity = validity  # set to 0 when removed, so exact-level records see it die
-        # The second the TTLs in the bytes are aged to (added, then later); stored as ~second
-        # (negative) until the bytes are a ready-to-send answer (PacketCache._prepare).
-        self.stamp = stamp
-        self.meta = meta      # (TTL offsets, second added, shard): see PacketCache._meta
-        self.note = NO_NOTE
+    # Made as bytearray makes it (the answer's bytes; no Python __init__: one frame less on
+    # every insert), its fields then set by PacketCache.store:
+    # validity: set to 0 when removed, so exact-level records see it die;
+    # stamp: the second the TTLs in the bytes are aged to (added, then later), stored as
+    #   ~second (negative) until the bytes are a ready-to-send answer (PacketCache._prepare);
+    # meta: (TTL offsets, second added, shard), see PacketCache._meta;
+    # note: NO_NOTE, until the packet path leaves one (see lookup_exact).
+    validity: int
+    stamp: int
+    meta: tuple[tuple[int, ...], int, int]
+    note: tuple
 
     @property
     def response(self) -> bytearray:
@@ -253,6 +268,11 @@ class PacketCache:
     # pydist's shared level (pydist/cache_redis.py), consulted by the packet path on a miss;
     # a class attribute, so a cache without pydist.cacheOptions pays one attribute read per miss
     second_level: object = None
+    # True while the batched UDP backend drain hands a batch of answers over (hold_inserts):
+    # an insert whose key's shard must be worked out (a shard may be full) then waits, with
+    # every later insert into the same cache, until the batch ends, when their keys are hashed
+    # together and the inserts done in their order (_store_held); no lookup runs meanwhile
+    holding = False
 
     def __init__(self, max_entries: int, *, max_ttl: int = 86400, min_ttl: int = 0,
                  temporary_failure_ttl: int = 60, max_negative_ttl: int = 3600,
@@ -288,12 +308,15 @@ class PacketCache:
             skipped.add(_OPT_COOKIE)
         self.skip_options = frozenset(skipped)
         self._shard_capacity = max_entries // number_of_shards
-        # see _shard_of: below this count in every Python-spread shard, no dnsdist shard can
-        # be full but with odds under 1e-4 (4 standard deviations of a shard's share)
-        self._exact_shards_from = self._shard_capacity - 4 * self._shard_capacity ** 0.5
         self._header_hashes: dict[bytes, int] = {}    # burtle of the key's header bytes
-        self._shard_counts = [0] * number_of_shards
-        self._dnsdist_shards = False      # see _shard_of
+        self._shard_counts = [0] * number_of_shards   # the entries whose shard is known
+        # [tcp, udp]: keys stored while no shard could be full, their shard not yet worked
+        # out; `_room` more may be, and still none can be (see _resolve)
+        self._pending: tuple[list[CacheKey], list[CacheKey]] = ([], [])
+        self._pending_qlens: tuple[list[int], list[int]] = ([], [])   # their names' lengths
+        self._room = self._shard_capacity
+        self._stored = 0      # entries, both transports (sum of the counts and pending keys)
+        self._held: list[tuple] = []      # store() arguments waiting for the batch's end
         # [tcp, udp]: the entries of each transport, so the UDP/TCP byte of dnsdist's key is
         # implied; each spread over a few dicts by Python's hash of the key (see _parts_for).
         self._nparts = _parts_for(max_entries)
@@ -321,6 +344,8 @@ class PacketCache:
 
     def items(self, udp: bool | int) -> Iterator[tuple[CacheKey, _Entry]]:
         """Every (key, entry) of the transport."""
+        if self._held:
+            self._store_held()
         for part in self._parts[udp]:
             yield from part.items()
 
@@ -371,30 +396,36 @@ class PacketCache:
         out.append(query[pos:])
         return b"".join(out)
 
-    def _shard_of(self, key: CacheKey, udp: bool | int) -> int:
-        """dnsdist's shard (its 32-bit key modulo the shards), which decides when a shard is
-        full. Its hash costs about 10 us in Python, and a shard can only be full once it holds
-        its share: until one shard (spread by Python's hash, as even as dnsdist's) comes within
-        4 standard deviations of its share (94 % of 5,000; at once for small shards), that
-        spread stands in, and the counts are redone the dnsdist way then."""
-        if self._dnsdist_shards:
-            return self._pieces(key, bool(udp)) % self.number_of_shards
-        shard = hash(key) % self.number_of_shards
-        if self._shard_counts[shard] + 1 < self._exact_shards_from:
-            return shard
-        self._dnsdist_shards = True
-        counts = [0] * self.number_of_shards
-        for side in (0, 1):
-            stored = self.items(side)
-            while items := list(islice(stored, 8192)):     # bounded temporaries (RSS)
-                hashes = self._many_pieces([k for k, _ in items], bool(side))
-                for (_, entry), h in zip(items, hashes):
-                    shard = h % self.number_of_shards
-                    offsets, added, _ = entry.meta
-                    entry.meta = self._share((offsets, added, shard))
+    def _resolve(self) -> None:
+        """Work out the shard of every pending entry, all at once (dnsdist's burtle key modulo
+        the shards: about 10 us for one key in Python, a fraction of that for many together,
+        pydist/dns/burtle_many.py). A shard can only refuse an insert once full, so while
+        the largest known count plus every pending entry stays under a shard's capacity, an
+        insert needs no shard: it is stored, its shard worked out with the next batch. The
+        batches start at a shard's capacity and shrink as the shards fill, so no insert
+        stalls the loop for long and most keys are hashed in large batches."""
+        counts = self._shard_counts
+        shards, nparts = self.number_of_shards, self._nparts
+        metas: dict[tuple[int, int], tuple[tuple[int, ...], int, int]] = {}
+        for udp, keys in enumerate(self._pending):
+            parts, qlens = self._parts[udp], self._pending_qlens[udp]
+            for start in range(0, len(keys), 8192):          # bounded temporaries (RSS)
+                chunk = keys[start:start + 8192]
+                hashes = self._many_pieces(chunk, bool(udp), qlens[start:start + 8192])
+                for key, h in zip(chunk, hashes):
+                    entry = parts[hash(key) % nparts].get(key)
+                    if entry is None:    # removed since (not by this class: it resolves first)
+                        continue
+                    shard = h % shards
+                    meta = entry.meta     # one shared meta per (pending meta, shard)
+                    new = metas.get((id(meta), shard))
+                    if new is None:
+                        new = metas[(id(meta), shard)] = self._meta(meta[0], meta[1], shard)
+                    entry.meta = new
                     counts[shard] += 1
-        self._shard_counts = counts
-        return self._shard_of(key, udp)
+            keys.clear()
+            qlens.clear()
+        self._room = self._shard_capacity - max(counts)
 
     def _options_walked(self, raw: bytes, rest: int) -> bool:
         """Whether hashAfterQname walks the key's EDNS options (skipped ones configured, one
@@ -410,25 +441,49 @@ class PacketCache:
             h = self._header_hashes[header] = burtle(header, 0)
         return h
 
-    def _many_pieces(self, keys: list[CacheKey], udp: bool) -> list[int]:
-        """[_pieces(k, udp) for k in keys], the keys of one shape (name length, size) hashed
-        together (pydist/dns/burtle_many.py: every stored key at once costs a tenth)."""
+    def _many_pieces(self, keys: list[CacheKey], udp: bool,
+                     qlens: list[int] | None = None) -> list[int]:
+        """[_pieces(k, udp) for k in keys], the keys of one shape (the same pieces, see
+        _layout, and size) hashed together (pydist/dns/burtle_many.py: a tenth of one by one),
+        each piece read in place from the shape's keys joined. `qlens`: each key's name length
+        when known (0: not known), the name's end then not walked again: the length of the
+        name in the query the key was made from (insert's qname_end - 12)."""
         out = [0] * len(keys)
-        shapes: dict[tuple[int, int], list[int]] = {}
+        shapes: dict[tuple, list[int]] = {}
+        walked = bool(self.skip_options)
         for i, key in enumerate(keys):
-            qlen = 0 if key.__class__ is tuple else _qname_len(key, 10)  # type: ignore[arg-type]
-            if not qlen or self._options_walked(key, len(key) - 10 - qlen):   # type: ignore
-                out[i] = self._pieces(key, udp)
+            qlen = qlens[i] if qlens else 0
+            if key.__class__ is tuple:
+                raw = key[0]
+                shape: tuple = (self._layout(key, qlen), len(raw))
             else:
-                shapes.setdefault((qlen, len(key)), []).append(i)
+                if not (qlen and len(key) >= 10 + qlen and key[9 + qlen] == 0):   # type: ignore
+                    qlen = name_end(key, 10) - 10       # type: ignore[arg-type]
+                size = len(key)
+                if (size - qlen > 25 and walked
+                        and self._options_walked(key, size - 10 - qlen)):  # type: ignore[arg-type]
+                    shape = (self._layout(key, qlen), size)
+                else:     # the usual key: the name, then what follows it in one piece
+                    shape = (qlen, size)
+            index = shapes.get(shape)
+            if index is None:
+                shapes[shape] = [i]
+            else:
+                index.append(i)
         last = b"\x01" if udp else b"\x00"
-        for (qlen, size), index in shapes.items():
-            raws: list[bytes] = [keys[i] for i in index]  # type: ignore[misc]
-            h = burtle_many([r[10:10 + qlen] for r in raws], [self._header_hash(r[:10])
-                                                                for r in raws])
-            if size > 10 + qlen:
-                h = burtle_many([r[10 + qlen:] for r in raws], h)
-            for i, value in zip(index, burtle_many([last] * len(raws), h)):
+        for (layout, size), index in shapes.items():
+            if layout.__class__ is int:
+                layout = ((10, 10 + layout), (10 + layout, size)) if size > 10 + layout \
+                    else ((10, 10 + layout),)
+            # (a cut key's bytes may share their pieces with a walked key's)
+            raws: list[bytes] = [k[0] if k.__class__ is tuple else k       # type: ignore
+                                 for k in map(keys.__getitem__, index)]
+            blob, count = b"".join(raws), len(raws)
+            h = burtle_lanes(blob, size, count, 0, 10, 0)        # the header bytes, then each
+            for piece_start, piece_end in layout:
+                h = burtle_lanes(blob, size, count, piece_start, piece_end - piece_start, h)
+            h = burtle_lanes(last * count, 1, count, 0, 1, h)
+            for i, value in zip(index, lanes_list(h, count)):
                 out[i] = value
         return out
 
@@ -452,46 +507,57 @@ class PacketCache:
 
     def _pieces(self, key: CacheKey, udp: bool) -> int:
         """dnsdist's 32-bit burtle key for a stored entry, rebuilt from its normalised key."""
-        raw = key[0] if isinstance(key, tuple) else key
-        qlen = _qname_len(raw, 10)
-        header, qname, rest = raw[:10], raw[10:10 + qlen], raw[10 + qlen:]
-        h = burtle(qname, self._header_hash(header))   # burtleCI: the name is lowercase
-        if rest:
-            if self._options_walked(raw, len(rest)) or isinstance(key, tuple):
-                h = self._hash_after_qname(b"\x00\x00" + header + qname + rest, 12 + qlen, h,
-                                           isinstance(key, tuple))
-            else:
-                h = burtle(rest, h)
+        raw = key[0] if key.__class__ is tuple else key
+        h = self._header_hash(raw[:10])                 # type: ignore[index]
+        for start, end in self._layout(key):           # burtleCI: the name is lowercase
+            h = burtle(raw[start:end], h)               # type: ignore[index]
         return burtle(b"\x01" if udp else b"\x00", h)
 
-    def _hash_after_qname(self, packet: bytes, pos: int, h: int, cut: bool) -> int:
-        """PacketCache::hashAfterQname over ``packet`` (skipped contents absent when ``cut``)."""
-        size = len(packet)
+    def _layout(self, key: CacheKey, qlen: int = 0) -> tuple[tuple[int, int], ...]:
+        """The pieces (start, end) of the key's bytes that dnsdist's hash chains after the
+        header bytes (0 to 10): the name, then what follows it, whole or as hashAfterQname
+        walks it (skipped options' contents absent from a cut key). `qlen`: the name's length
+        when known."""
+        raw: bytes = key[0] if key.__class__ is tuple else key     # type: ignore[assignment]
+        if not (qlen and len(raw) >= 10 + qlen and raw[9 + qlen] == 0):
+            qlen = _qname_len(raw, 10)
+        end, size = 10 + qlen, len(raw)
+        if size == end:
+            return ((10, end),)
+        cut = key.__class__ is tuple
+        if not (cut or self._options_walked(raw, size - end)):
+            return ((10, end), (end, size))
+        return ((10, end), *self._after_qname_pieces(raw, end, cut))
+
+    def _after_qname_pieces(self, raw: bytes, pos: int, cut: bool) -> list[tuple[int, int]]:
+        """PacketCache::hashAfterQname's pieces of what follows the name at ``pos`` in a key
+        (the packet after its ID; skipped options' contents absent when ``cut``)."""
+        size = len(raw)
         if not self.skip_options:
-            return burtle(packet[pos:], h)
-        if packet[4:12] != _ONE_QUESTION_ONE_ADDITIONAL or pos + 15 >= size:
-            return burtle(packet[pos:], h) if size > pos else h
-        h = burtle(packet[pos:pos + 15], h)
-        rdlen = _quirky_rdlen(packet[pos + 13], packet[pos + 14])
+            return [(pos, size)]
+        if raw[2:10] != _ONE_QUESTION_ONE_ADDITIONAL or pos + 15 >= size:
+            return [(pos, size)] if size > pos else []
+        out = [(pos, pos + 15)]
+        rdlen = _quirky_rdlen(raw[pos + 13], raw[pos + 14])
         pos += 15
         if rdlen > size - pos and not cut:
-            return burtle(packet[pos:], h) if pos < size else h
+            return out + [(pos, size)] if pos < size else out
         read = 0
         while pos < size and read < rdlen and rdlen - read >= 4:
-            code = (packet[pos] << 8) | packet[pos + 1]
-            olen = (packet[pos + 2] << 8) | packet[pos + 3]
+            code = (raw[pos] << 8) | raw[pos + 1]
+            olen = (raw[pos + 2] << 8) | raw[pos + 3]
             if olen > rdlen - read - 4:
-                return burtle(packet[pos:], h) if size > pos else h
+                return out + [(pos, size)]
             if code in self.skip_options:
-                h = burtle(packet[pos:pos + 4], h)
+                out.append((pos, min(pos + 4, size)))
                 pos += 4 if cut else 4 + olen
             else:
-                h = burtle(packet[pos:pos + 4 + olen], h)
+                out.append((pos, min(pos + 4 + olen, size)))
                 pos += 4 + olen
             read += 4 + olen
         if pos < size:
-            h = burtle(packet[pos:], h)
-        return h
+            out.append((pos, size))
+        return out
 
     # ------------------------------------------------------------------ hot path
 
@@ -504,6 +570,8 @@ class PacketCache:
         (RD and CD come back from them). ``exact=False`` keeps this hit out of the exact level
         (for packet paths whose rules may rewrite the query).
         """
+        if self._held:
+            self._store_held()
         key = self.make_key(query, qname_end)
         if key is None:
             return None, None
@@ -691,7 +759,7 @@ class PacketCache:
         size = len(response)
         if size < 12 or size > MAX_ENTRY_SIZE:
             return None
-        if not self.min_ttl and self.is_full_everywhere():
+        if not self.min_ttl and self._room <= 0 and self.is_full_everywhere():
             return None     # refused by store() anyway; no TTL to count as too short
         rcode = response[3] & 0x0F
         if rcode == _RCODE_SERVFAIL or rcode == _RCODE_REFUSED:
@@ -719,39 +787,66 @@ class PacketCache:
         now_s = int(now)
         validity = now_s + lifetime
         ident = _client_subnet(query, qname_end) if self.parse_ecs else None
-        return self.store(udp, key, response, now_s, validity, offsets, ident, now_s)
+        return self.store(udp, key, response, now_s, validity, offsets, ident, now_s,
+                          qname_end - 12)
 
     def store(self, udp: bool, key: CacheKey, response: bytes | bytearray, added: int,
               validity: int, offsets: tuple[int, ...], ident: object,
-              now_s: int) -> _Entry | None:
+              now_s: int, qlen: int = 0, shard_hash: int | None = None) -> _Entry | None:
         """Put one answer under ``key`` as dnsdist's insert does (shard capacity, an ECS
         collision, a longer-lived entry kept); also how a snapshot or the shared level brings
         an entry in with its own times. Returns the entry stored (which holds a copy of
-        ``response``), or None."""
-        if self.is_full_everywhere():
-            return None     # whichever shard is this key's (no hash needed)
-        counts = self._shard_counts
-        shard = hash(key) % self.number_of_shards    # _shard_of's usual outcome, then it
-        if self._dnsdist_shards or counts[shard] + 1 >= self._exact_shards_from:
-            shard = self._shard_of(key, udp)
-            counts = self._shard_counts
-        if counts[shard] >= self._shard_capacity:
-            return None
+        ``response``), or None. `qlen`: the length of the key's name when known (saves a walk
+        of it when the shard is worked out); `shard_hash`: the key's dnsdist hash, worked out
+        already (_store_held). None also when the insert waits for the end of a batch
+        (`holding`), done then."""
+        if self._held and shard_hash is None:      # after one that waits, all do (order)
+            return self._hold((udp, key, response, added, validity, offsets, ident, now_s, qlen))
+        cache = self._parts[udp][hash(key) % self._nparts]
+        old = cache.get(key)
+        if self._room <= 0:
+            if self._pending[0] or self._pending[1]:
+                self._resolve()
+            if self._room <= 0:     # some shard may be full: this key's decides
+                if self.is_full_everywhere():
+                    return None     # whichever shard is this key's (no hash needed)
+                if old is not None:
+                    shard = old.meta[2]
+                else:
+                    if shard_hash is None:
+                        if (PacketCache.holding and response.__class__ is bytes
+                                and self.second_level is None):
+                            return self._hold((udp, key, response, added, validity, offsets,
+                                               ident, now_s, qlen))
+                        shard_hash = self._pieces(key, bool(udp))
+                    shard = shard_hash % self.number_of_shards
+                if self._shard_counts[shard] >= self._shard_capacity:
+                    return None
+        if self._room > 0:          # no shard can be full: worked out later (_resolve)
+            shard = -1 if old is None else old.meta[2]
         second = self._second
         if second[0] != added:      # a new second: its two shared ints (see _share)
             second = self._second = (added, self._share(added), self._share(~added))
         added = second[1]
         meta = self._pool.get((offsets, added, shard))    # what _meta() would find
-        new = (_Entry if ident is None else _EcsEntry)(
-            response, self._share(validity), second[2],
-            meta if meta is not None else self._meta(offsets, added, shard))
-        if ident is not None:
+        if ident is None:
+            new = _Entry(response)
+        else:
+            new = _EcsEntry(response)
             new.ident = ident
-        cache = self._parts[udp][hash(key) % self._nparts]
-        old = cache.get(key)
+        new.validity = self._share(validity)
+        new.stamp = second[2]
+        new.meta = meta if meta is not None else self._meta(offsets, added, shard)
+        new.note = NO_NOTE
         if old is None:
             cache[key] = new
-            counts[shard] += 1
+            self._stored += 1
+            if shard < 0:
+                self._pending[udp].append(key)
+                self._pending_qlens[udp].append(qlen)
+                self._room -= 1
+            else:
+                self._shard_counts[shard] += 1
             return new
         if old.validity > now_s and old.ident != ident:
             self.insert_collisions += 1
@@ -762,10 +857,31 @@ class PacketCache:
         cache[key] = new
         return new
 
+    def _hold(self, args: tuple) -> None:
+        """Keep an insert for the end of the batch (see `holding`)."""
+        if not self._held:
+            _HELD.append(self)
+        self._held.append(args)
+
+    def _store_held(self) -> None:
+        """The inserts kept during the batch, in their order, their keys hashed together."""
+        held, self._held = self._held, []
+        hashes = [0] * len(held)
+        for udp in (0, 1):
+            index = [i for i, args in enumerate(held) if bool(args[0]) == bool(udp)]
+            if index:
+                got = self._many_pieces([held[i][1] for i in index], bool(udp),
+                                        [held[i][8] for i in index])
+                for i, h in zip(index, got):
+                    hashes[i] = h
+        for args, h in zip(held, hashes):
+            self.store(*args, shard_hash=h)
+
     def is_full_everywhere(self) -> bool:
-        """Every shard is full: an insert is refused whatever its key (the shard counts sum
-        to the entries, and cost less to add up than the dicts' lengths)."""
-        return sum(self._shard_counts) >= self._shard_capacity * self.number_of_shards
+        """Every shard is full: an insert is refused whatever its key (no shard needed; the
+        entries are counted as stored and removed, the test runs on every miss of a full
+        cache)."""
+        return self._stored >= self._shard_capacity * self.number_of_shards
 
     def _ident_of(self, query: bytes, qname_end: int) -> object:
         """What dnsdist compares beyond the key: only the ECS subnet (parseECS), else None.
@@ -782,15 +898,20 @@ class PacketCache:
     # ------------------------------------------------------------------ maintenance
 
     def _entries_by_shard(self):
-        """Every (transport, key, entry, shard) in a stable order."""
+        """Every (transport, key, entry, shard) in a stable order (every shard worked out
+        first); once all are read, the room for inserts that need no shard is what the
+        removals left."""
+        self._resolve()
         for udp in (0, 1):
             for key, entry in list(self.items(udp)):
                 yield udp, key, entry, entry.shard
+        self._room = self._shard_capacity - max(self._shard_counts)
 
     def _remove(self, udp: int, key: CacheKey, shard: int) -> None:
         entry = self._parts[udp][hash(key) % self._nparts].pop(key)
         entry.validity = 0
         self._shard_counts[shard] -= 1
+        self._stored -= 1
 
     def purge_expired(self, upto: int, now: float) -> int:
         """Remove expired entries until each shard holds at most upto // shards; count them."""
@@ -862,8 +983,11 @@ class PacketCache:
     def resize(self, max_entries: int) -> None:
         """A hot reload gave this cache a new size (pydist/reload): the entries stay; a
         smaller size refuses inserts until cleaning and expiry bring each shard under it."""
+        if self._held:
+            self._store_held()
         self.max_entries = max(1, max_entries)
         self._shard_capacity = self.max_entries // self.number_of_shards
+        self._resolve()      # the room left under the new capacity
         self._exact_limit = self.max_entries
 
     # ------------------------------------------------------------------ inspection
@@ -871,6 +995,8 @@ class PacketCache:
     @property
     def entries(self) -> int:
         """Number of stored entries (both transports)."""
+        if self._held:
+            self._store_held()
         return sum(len(part) for parts in self._parts for part in parts)
 
     def is_full(self) -> bool:
@@ -913,9 +1039,12 @@ class PacketCache:
         now_s = int(now)
         rows = []
         for udp in (0, 1):
-            for key, entry in self.items(udp):
-                k = self._pieces(key, bool(udp))
-                rows.append((k % self.number_of_shards, k, udp, key, entry))
+            stored = list(self.items(udp))
+            for start in range(0, len(stored), 8192):     # hashed together (_many_pieces)
+                chunk = stored[start:start + 8192]
+                for (key, entry), k in zip(chunk, self._many_pieces([c[0] for c in chunk],
+                                                                      bool(udp))):
+                    rows.append((k % self.number_of_shards, k, udp, key, entry))
         rows.sort(key=lambda r: r[0])
         lines = ["; dnsdist's packet cache dump follows\n", ";\n"]
         for _shard, k, udp, key, entry in rows:

@@ -21,6 +21,8 @@ from pydist.rules.responses import apply_response_rules
 from pydist.transport import DATAGRAM, DNSCRYPT, DO53_UDP, DOH, DOT, UDP_PATH, Transport
 from pydist.verdict import DROP, NO_DOWNSTREAM, Deferred, QueryOrigin, Verdict, answer
 
+_new_object = object.__new__
+
 
 class PacketPath(RulePath):
     """The query and response steps, and the hot-path references the frontends read (so the
@@ -235,8 +237,21 @@ class PacketPath(RulePath):
         if not qps.passthrough:           # firstAvailable's token, spent on a query sent
             qps.check()
         if dq is None and not self.response_rules:
-            state = InFlight(data[:2], addr, fe, data[12:qname_end + 4], now, self.tick,
-                             cache, cache_key, data, qname_end, flags, transport)
+            # InFlight.__init__ written out (no frame of its own): every miss makes one
+            state = _new_object(InFlight)
+            state.orig_id = data[:2]
+            state.client = addr
+            state.frontend = fe
+            state.question = data[12:qname_end + 4]
+            state.sent = now
+            state.sent_tick = self.tick
+            state.cache = cache
+            state.cache_key = cache_key
+            state.query = data
+            state.qname_end = qname_end
+            state.flags = flags
+            state.transport = transport
+            state.sink = state.out = None
         else:
             state = self.rule_in_flight(data, addr, fe, now, cache, cache_key, qname_end, qtype,
                                         qclass, flags, transport, dq, udp, skip_cache)

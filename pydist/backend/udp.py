@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from pydist.backend.server import DownstreamState
+from pydist.cache import hold_inserts, release_inserts
 from pydist.dns.netmask import family_of
 from pydist.net import mmsg
 from pydist.transport import DO53_UDP, Transport
@@ -219,6 +220,13 @@ class BackendUDP:
         """recvmmsg until empty (bounded). Each answer's client ID and flags are put back in
         its slot before it is read out, so the bytes taken out are the ones to relay. The
         clock is read once per recvmmsg: every answer of it arrived by then."""
+        hold_inserts()      # cache inserts that need a shard hash: hashed together at the end
+        try:
+            self._drain_rounds(rx)
+        finally:
+            release_inserts()
+
+    def _drain_rounds(self, rx: mmsg.Receiver) -> None:
         buf, slot = rx.buf, rx.slot_size
         take = self._take
         server = self.server
