@@ -232,6 +232,7 @@ class BackendUDP:
         server = self.server
         on_response = self.on_response
         clock = time.time
+        full = rx.count
         budget = DRAIN_BUDGET
         while budget > 0:
             try:
@@ -255,6 +256,8 @@ class BackendUDP:
                 buf[off + 2] = (hi & 0xFE) | ((f >> 8) & 0x01)
                 buf[off + 3] = (lo & 0xEF) | (f & 0x10)
                 on_response(server, buf[off:off + n], st, (hi << 8) | lo, now)
+            if len(lens) < full:
+                return      # a short read emptied the socket: no second, empty recvmmsg
 
     def _take(self, buf: bytes | mmap, off: int, n: int) -> InFlight | None:
         """The answer at buf[off:off + n] as it came from the backend: its in-flight state,

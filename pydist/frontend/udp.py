@@ -223,13 +223,16 @@ class UDPFrontend:
                             stats.rdqueries += data[2] & 0x01
                             stats.count_rcode(resp[3] & 0x0F)
                             continue
-                    if queries or off > counted:  # the rules may read the counters: all count
+                    if queries:     # the rules may read the counters: all count (written out)
+                        stats.queries += queries
+                        fe.queries += queries
+                        queries = 0
+                    if off > counted:
                         self.count_copied(counted, off)
                         counted = off
-                        queries = self.count_queries(queries)
-                        if served:
-                            cache.hits += served   # type: ignore[union-attr]
-                            served = 0
+                    if served:
+                        cache.hits += served   # type: ignore[union-attr]
+                        served = 0
                     full_path(data, addr, out, now, local)
                 if len(batch) < RECV_BATCH:
                     break   # a short read emptied the socket: no second, empty recvmmsg

@@ -586,3 +586,25 @@ def test_a_short_read_ends_the_drain_without_an_empty_recvmmsg() -> None:
         reg.servers[0].udp.close()
         listener.close()
         client.close()
+
+
+def test_a_short_backend_read_ends_the_backend_drain() -> None:
+    """The backend side likewise: fewer answers than a recvmmsg holds, no second call."""
+    loop = RecordingLoop()
+    reg, engine = engine_with(loop)
+    server = reg.servers[0]
+
+    class ShortReads:
+        count, slot_size, buf = 32, 64, bytearray(64 * 32)
+        calls = 0
+
+        def recv(self) -> list[int]:
+            self.calls += 1
+            return [5, 5] if self.calls == 1 else []    # two runts (noncompliant), then empty
+
+    try:
+        rx = ShortReads()
+        server.udp._drain_rounds(rx)
+        assert rx.calls == 1 and reg.stats.noncompliant_responses == 2
+    finally:
+        server.udp.close()
