@@ -195,6 +195,11 @@ class UDPFrontend:
                                 resp[0] = data[0]
                                 resp[1] = data[1]
                                 served += 1
+                            elif (memo is not None and resp is not None
+                                    and resp.note[0] is not memo and key not in memo):
+                                # no verdict of this chain on the record nor waiting for
+                                # it (a LuaAction matched: never remembered): the full path
+                                resp = None
                             else:
                                 resp = cache.lookup_exact(data, True, now_s, memo)
                             if memo is not None and resp is not None:

@@ -49,8 +49,12 @@ def unsupported_parts(rule: Rule) -> list[str]:
 
 def is_pure_chain(rules: tuple[Rule, ...]) -> bool:
     """Every selector depends on the query bytes only: the chain's outcome for given bytes is
-    always the same, so a pass-through can be remembered (the fast cache path stays on)."""
-    return all(r.selector.pure for r in rules)
+    always the same, so a pass-through can be remembered (the fast cache path stays on).
+    Not when a rule matches every query with an action that is not pure (AllRule() and a
+    LuaAction, the usual way to run Lua on all traffic): no pass-through could ever be
+    remembered, so the cache hits would only pay for looking."""
+    return all(r.selector.pure for r in rules) and not any(
+        r.selector.__class__ is S.AllRule and not r.action.pure for r in rules)
 
 
 class ChainError(Exception):

@@ -163,3 +163,65 @@ def test_a_query_with_capitals_keeps_its_own_verdict() -> None:
     assert s.full == 2 and upper[2:] not in s.path.rule_memo
     assert s.send([query(1, 4)])[0][:2] == b"\x00\x04"     # lowercase: a verdict of its own
     assert s.full == 3 and s.rule("all") == 4
+
+
+def path_with(rules: str) -> PacketPath:
+    reg = Registry(log=lambda line: None)
+    LuaConfig(reg).run_code(f"""
+newServer{{address="127.0.0.1:9"}}
+pc = newPacketCache(1000, {{maxTTL=86400}})
+getPool(""):setCache(pc)
+function noop(dq) return DNSAction.None, "" end
+{rules}
+""", "chunk")
+    reg.rings = Rings(100)
+    return PacketPath(reg, None)
+
+
+def test_lua_on_every_query_turns_the_memo_and_the_fast_hit_off() -> None:
+    """AllRule() with a LuaAction: no pass-through can ever be remembered, so cache hits go
+    straight to the full path (which runs the Lua, then the exact level) instead of looking
+    for a verdict first."""
+    path = path_with('addAction(AllRule(), LuaAction(noop))')
+    assert path.rule_memo is None and path.fast_cache is None
+    assert path.cache_after_rules is not None
+    path = path_with('addAction(QTypeRule(DNSQType.TXT), LuaAction(noop))')
+    assert path.rule_memo is not None and path.fast_cache is not None
+
+
+def test_a_record_without_a_verdict_skips_the_exact_lookup() -> None:
+    """A hit whose record holds no verdict of the chain, with none waiting (its query matched
+    a LuaAction: never remembered), goes to the full path without asking lookup_exact."""
+    reg = Registry(log=lambda line: None)
+    LuaConfig(reg).run_code("""
+setLocal("127.0.0.1:53")
+newServer{address="127.0.0.1:9"}
+pc = newPacketCache(1000, {maxTTL=86400})
+getPool(""):setCache(pc)
+function noop(dq) return DNSAction.None, "" end
+addAction(QTypeRule(DNSQType.A), LuaAction(noop))
+""", "chunk")
+    engine = Engine(reg, FakeLoop())  # type: ignore[arg-type]
+    server = reg.servers[0]
+    engine.server_added(server)
+    for s in server.udp.socks:
+        s.close()
+    back = BackSock()
+    server.udp.socks = [back]
+    server.up_status = True
+    engine.path.refresh()
+    assert engine.path.rule_memo is not None
+    fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, FrontSock())
+    fe.sock.queue = [(query(1, 1), ("127.0.0.1", 4000))]
+    fe.readable()
+    back.answers = [answer(q) for q in back.sent]
+    server.udp._drain(back)
+    cache = engine.path.fast_cache
+    asked = []
+    real = cache.lookup_exact
+    # (the full path asks it too, after the rules, without the memo: that call is expected)
+    cache.lookup_exact = lambda *a: asked.append(len(a)) or real(*a)   # type: ignore[method-assign]
+    for ident in (2, 3):
+        fe.sock.queue = [(query(1, ident), ("127.0.0.1", 4000))]
+        fe.readable()
+    assert reg.stats.cache_hits == 2 and asked == [3, 3]
