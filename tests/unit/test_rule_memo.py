@@ -17,7 +17,8 @@ from pydist.packet_path import PacketPath
 from pydist.registry import FrontendDecl, Registry
 from pydist.rings import Rings
 from pydist.transport import Transport
-from tests.unit.test_udp_miss_path import BackSock, FakeLoop, FrontSock, answer, query
+from tests.unit.test_udp_miss_path import (BackSock, FakeLoop, FrontSock, answer,
+                                           engine_over_fakes, query)
 
 NOW = 1_000_000.0
 
@@ -165,51 +166,31 @@ def test_a_query_with_capitals_keeps_its_own_verdict() -> None:
     assert s.full == 3 and s.rule("all") == 4
 
 
-def path_with(rules: str) -> PacketPath:
-    reg = Registry(log=lambda line: None)
-    LuaConfig(reg).run_code(f"""
-newServer{{address="127.0.0.1:9"}}
-pc = newPacketCache(1000, {{maxTTL=86400}})
+LUA_CONF = """
+setLocal("127.0.0.1:53")
+newServer{address="127.0.0.1:9"}
+pc = newPacketCache(1000, {maxTTL=86400})
 getPool(""):setCache(pc)
 function noop(dq) return DNSAction.None, "" end
-{rules}
-""", "chunk")
-    reg.rings = Rings(100)
-    return PacketPath(reg, None)
+"""
 
 
 def test_lua_on_every_query_turns_the_memo_and_the_fast_hit_off() -> None:
     """AllRule() with a LuaAction: no pass-through can ever be remembered, so cache hits go
     straight to the full path (which runs the Lua, then the exact level) instead of looking
     for a verdict first."""
-    path = path_with('addAction(AllRule(), LuaAction(noop))')
+    path = engine_over_fakes(LUA_CONF + 'addAction(AllRule(), LuaAction(noop))')[1].path
     assert path.rule_memo is None and path.fast_cache is None
     assert path.cache_after_rules is not None
-    path = path_with('addAction(QTypeRule(DNSQType.TXT), LuaAction(noop))')
+    path = engine_over_fakes(LUA_CONF + 'addAction(QTypeRule(DNSQType.TXT), LuaAction(noop))')[1].path
     assert path.rule_memo is not None and path.fast_cache is not None
 
 
 def test_a_record_without_a_verdict_skips_the_exact_lookup() -> None:
     """A hit whose record holds no verdict of the chain, with none waiting (its query matched
     a LuaAction: never remembered), goes to the full path without asking lookup_exact."""
-    reg = Registry(log=lambda line: None)
-    LuaConfig(reg).run_code("""
-setLocal("127.0.0.1:53")
-newServer{address="127.0.0.1:9"}
-pc = newPacketCache(1000, {maxTTL=86400})
-getPool(""):setCache(pc)
-function noop(dq) return DNSAction.None, "" end
-addAction(QTypeRule(DNSQType.A), LuaAction(noop))
-""", "chunk")
-    engine = Engine(reg, FakeLoop())  # type: ignore[arg-type]
-    server = reg.servers[0]
-    engine.server_added(server)
-    for s in server.udp.socks:
-        s.close()
-    back = BackSock()
-    server.udp.socks = [back]
-    server.up_status = True
-    engine.path.refresh()
+    reg, engine, server, back = engine_over_fakes(
+        LUA_CONF + 'addAction(QTypeRule(DNSQType.A), LuaAction(noop))')
     assert engine.path.rule_memo is not None
     fe = UDPFrontend(engine.path, reg.frontends[0].udp_state, FrontSock())
     fe.sock.queue = [(query(1, 1), ("127.0.0.1", 4000))]

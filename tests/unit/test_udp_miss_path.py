@@ -88,10 +88,11 @@ def answer(q: bytes) -> bytes:
 Mangle = Callable[[int, bytes], "bytes | None"]
 
 
-def run_script() -> tuple[Registry, Any, Any, FrontSock]:
-    """Send the scripted traffic through a real PacketPath and BackendUDP."""
+def engine_over_fakes(conf: str) -> tuple[Registry, Any, Any, BackSock]:
+    """A real engine for `conf` (one server) whose backend socket is a BackSock:
+    (registry, engine, server, the backend socket)."""
     reg = Registry(log=lambda line: None)
-    LuaConfig(reg).run_code(CONF, "chunk")
+    LuaConfig(reg).run_code(conf, "chunk")
     engine = Engine(reg, FakeLoop())  # type: ignore[arg-type]
     server = reg.servers[0]
     engine.server_added(server)
@@ -101,6 +102,12 @@ def run_script() -> tuple[Registry, Any, Any, FrontSock]:
     server.udp.socks = [back]
     server.up_status = True
     engine.path.refresh()
+    return reg, engine, server, back
+
+
+def run_script() -> tuple[Registry, Any, Any, FrontSock]:
+    """Send the scripted traffic through a real PacketPath and BackendUDP."""
+    reg, engine, server, back = engine_over_fakes(CONF)
     fe = reg.frontends[0].udp_state
     front = FrontSock()
 
