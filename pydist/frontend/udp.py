@@ -228,7 +228,7 @@ class UDPFrontend:
                             stats.rdqueries += data[2] & 0x01
                             stats.count_rcode(resp[3] & 0x0F)
                             continue
-                    if queries:     # the rules may read the counters: all count (written out)
+                    if queries:     # the rules may read the counters: all count (count_queries)
                         stats.queries += queries
                         fe.queries += queries
                         queries = 0
@@ -254,12 +254,12 @@ class UDPFrontend:
             stats.cache_hits += hits      # (also when a full-path query flushed the others)
             stats.zero_latency_samples(hits)
 
-    def count_queries(self, queries: int) -> int:
-        """The drain loop's queries so far added to the stats; 0, for it to count on."""
+    def count_queries(self, queries: int) -> None:
+        """The drain loop's queries not yet counted added to the stats (at the round's end;
+        the loop writes this out before a full-path query, whose rules may read them)."""
         if queries:
             self.path.stats.queries += queries
             self.fe.queries += queries
-        return 0
 
     def count_copied(self, start: int, end: int) -> None:
         """The RD queries and rcodes of the hits copied into send slots `start`..`end`
